@@ -1,0 +1,31 @@
+# expsync — developer entry points. `make test` is the README's test command
+# and what .ci/run calls.
+SHELL := /bin/bash
+export GOTOOLCHAIN := local
+
+# Where the envtest binaries (kube-apiserver, etcd) built from the Go module
+# proxy are cached; hack/envtest/build.sh fills it once.
+ENVTEST_DIR ?= $(HOME)/.cache/expsync/envtest
+
+.PHONY: build test bench lint fuzz envtest quickstart
+
+build:
+	go build -o bin/expsync ./cmd/expsync
+
+envtest:
+	hack/envtest/build.sh "$(ENVTEST_DIR)"
+
+test: envtest
+	KUBEBUILDER_ASSETS="$(ENVTEST_DIR)/bin" go test -count=1 -timeout 20m ./...
+
+# Short fuzzing of every parser, as CI runs it; FUZZTIME=5m for a longer run.
+FUZZTIME ?= 10s
+fuzz:
+	hack/fuzz.sh "$(FUZZTIME)"
+
+bench:
+	go test -run '^$$' -bench . -benchmem -count 1 ./...
+
+lint:
+	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	go vet ./...
