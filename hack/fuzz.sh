@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the module for a short time each (CI uses the
+# default; `make fuzz FUZZTIME=5m` for a real session). Targets are listed as
+# package:FuzzName; add yours below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime="${1:-10s}"
+targets=(
+)
+for t in "${targets[@]}"; do
+  pkg="${t%%:*}" name="${t##*:}"
+  echo "== fuzz $pkg $name ($fuzztime)"
+  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+done
+echo "fuzzed ${#targets[@]} targets for $fuzztime each"
