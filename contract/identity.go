@@ -1,5 +1,14 @@
 package contract
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/gowebpki/jcs"
+)
+
 // IDVersion is the version of the run-ID recipe. Bump it only when the recipe
 // changes; a release that changes a default must not silently move IDs.
 const IDVersion = 1
@@ -33,4 +42,34 @@ type IdentityInput struct {
 	Name   string `json:"name"`
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
+}
+
+// Canonical returns the identity's RFC 8785 (JCS) canonical JSON: object keys
+// sorted by UTF-16 code units, no whitespace, numbers in ECMAScript form. It
+// is the exact byte string whose sha256 is the run ID, so anyone can
+// recompute an ID from a run.json with any JCS implementation.
+//
+// Param values must be JSON values (string, bool, float64, int and kin,
+// nil, []any, map[string]any); integers beyond ±2^53 lose precision as JSON
+// numbers and are refused by the loader before they get here.
+func (i Identity) Canonical() ([]byte, error) {
+	raw, err := json.Marshal(i)
+	if err != nil {
+		return nil, fmt.Errorf("encode run identity: %w", err)
+	}
+	canonical, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalise run identity: %w", err)
+	}
+	return canonical, nil
+}
+
+// ID returns the run ID: the lowercase hex sha256 of Canonical().
+func (i Identity) ID() (string, error) {
+	canonical, err := i.Canonical()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:]), nil
 }
