@@ -1,0 +1,11 @@
+//go:build tools
+
+// Package tools records the programs this module builds, so go.mod and go.sum
+// hold every module they need. The build tag keeps it out of any build; the
+// imports are main packages, which only tools files may name.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+)
