@@ -1,0 +1,241 @@
+// Package v1alpha1 defines the experiment file format (kind Experiment), the
+// repository configuration file (expsync.yaml, kind RepositoryConfig), their
+// defaults and their validation. Files are read only through a tree.Reader, so
+// the same code validates a working folder, a Git commit or an in-memory tree.
+package v1alpha1
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// APIVersion is the apiVersion of every document this package reads.
+const APIVersion = "expsync.dev/v1alpha1"
+
+// Kinds of the documents this package reads.
+const (
+	KindExperiment       = "Experiment"
+	KindRepositoryConfig = "RepositoryConfig"
+)
+
+// ConfigFile is the repository configuration's path at the repository root.
+const ConfigFile = "expsync.yaml"
+
+// HostImage as an experiment's image means "a process on the host": allowed
+// in local mode only.
+const HostImage = "host"
+
+// Mode is where runs execute; it decides what an image must look like and
+// what a run's identity records as its image.
+type Mode string
+
+const (
+	// ModeLocal executes every run as a host process, whatever its image says.
+	ModeLocal Mode = "local"
+	// ModeKubernetes executes every run as a Job of a digest-pinned image.
+	ModeKubernetes Mode = "kubernetes"
+)
+
+// Experiment is one document of kind Experiment.
+type Experiment struct {
+	APIVersion string         `json:"apiVersion" yaml:"apiVersion"`
+	Kind       string         `json:"kind" yaml:"kind"`
+	Metadata   ObjectMeta     `json:"metadata" yaml:"metadata"`
+	Spec       ExperimentSpec `json:"spec" yaml:"spec"`
+}
+
+// ObjectMeta names an experiment. Labels and annotations are free-form notes
+// for people and tools; they never enter a run's identity.
+type ObjectMeta struct {
+	// Name is unique per repository: a DNS-1123 label of at most
+	// MaxNameLength characters, so Job names built from it fit in 63.
+	Name        string            `json:"name" yaml:"name"`
+	Labels      map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty" yaml:"annotations,omitempty"`
+}
+
+// ExperimentSpec says what to run (image, command, env, context, params,
+// inputs, outputs), over which points (sweep, repeat), and how to schedule it
+// (resources, timeout, retries, queue, priority, placement). Only the first
+// group enters a run's identity.
+type ExperimentSpec struct {
+	// Template is a repository path (from the root) of a template file whose
+	// spec this one extends; see MergeTemplate for the rule.
+	Template string `json:"template,omitempty" yaml:"template,omitempty"`
+
+	// Image is a digest-pinned reference ("repo@sha256:<64 hex>"), or
+	// HostImage for experiments that only run on the host in local mode.
+	Image string `json:"image,omitempty" yaml:"image,omitempty"`
+	// Command is the program and its arguments; Args are appended to it.
+	// Both may use {{params.NAME}}.
+	Command []string `json:"command,omitempty" yaml:"command,omitempty"`
+	Args    []string `json:"args,omitempty" yaml:"args,omitempty"`
+	Env     []EnvVar `json:"env,omitempty" yaml:"env,omitempty"`
+	// Context is the repository subtree (from the root) that becomes the work
+	// folder; default: the experiment file's folder.
+	Context string `json:"context,omitempty" yaml:"context,omitempty"`
+	// Params are the default parameter values (strings, numbers, booleans);
+	// each sweep point overrides some of them.
+	Params map[string]any `json:"params,omitempty" yaml:"params,omitempty"`
+	Sweep  *Sweep         `json:"sweep,omitempty" yaml:"sweep,omitempty"`
+	// Repeat runs every point this many times (default 1); run i > 0 of a
+	// point has its own ID, so raising repeat adds runs and keeps the others.
+	Repeat  int      `json:"repeat,omitempty" yaml:"repeat,omitempty"`
+	Inputs  []Input  `json:"inputs,omitempty" yaml:"inputs,omitempty"`
+	Outputs []string `json:"outputs,omitempty" yaml:"outputs,omitempty"`
+	// Metrics is a flat JSON object of numbers, relative to the work folder.
+	Metrics string `json:"metrics,omitempty" yaml:"metrics,omitempty"`
+
+	Resources         Resources         `json:"resources,omitempty" yaml:"resources,omitempty"`
+	Timeout           Duration          `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	Retries           Retries           `json:"retries,omitempty" yaml:"retries,omitempty"`
+	Queue             string            `json:"queue,omitempty" yaml:"queue,omitempty"`
+	PriorityClassName string            `json:"priorityClassName,omitempty" yaml:"priorityClassName,omitempty"`
+	NodeSelector      map[string]string `json:"nodeSelector,omitempty" yaml:"nodeSelector,omitempty"`
+	Tolerations       []Toleration      `json:"tolerations,omitempty" yaml:"tolerations,omitempty"`
+}
+
+// EnvVar is a literal value or a secret reference, never both.
+type EnvVar struct {
+	Name      string     `json:"name" yaml:"name"`
+	Value     string     `json:"value,omitempty" yaml:"value,omitempty"`
+	SecretRef *SecretRef `json:"secretRef,omitempty" yaml:"secretRef,omitempty"`
+}
+
+// SecretRef names a Kubernetes Secret key (kube mode) or, in local mode, the
+// operator's environment variable EXPSYNC_SECRET_<NAME>_<KEY>; see the runner.
+type SecretRef struct {
+	Name string `json:"name" yaml:"name"`
+	Key  string `json:"key" yaml:"key"`
+}
+
+// Sweep expands an experiment into points: the cartesian product of Matrix,
+// minus every point that matches an Exclude entry, plus every Include entry
+// (an include entry is a point of its own, added after exclusion).
+type Sweep struct {
+	Matrix  map[string][]any `json:"matrix,omitempty" yaml:"matrix,omitempty"`
+	Include []map[string]any `json:"include,omitempty" yaml:"include,omitempty"`
+	Exclude []map[string]any `json:"exclude,omitempty" yaml:"exclude,omitempty"`
+}
+
+// Input is a file placed in the work folder before the command starts: fetched
+// from URI (then SHA256 is required), or a repository File (hashed from the
+// tree; SHA256, when given, must match it).
+type Input struct {
+	Name string `json:"name" yaml:"name"`
+	URI  string `json:"uri,omitempty" yaml:"uri,omitempty"`
+	// File is a repository path from the root.
+	File   string `json:"file,omitempty" yaml:"file,omitempty"`
+	SHA256 string `json:"sha256,omitempty" yaml:"sha256,omitempty"`
+	// Path is where the file lands, relative to the work folder; default
+	// "inputs/<name>".
+	Path string `json:"path,omitempty" yaml:"path,omitempty"`
+}
+
+// Resources are per-run requests (and limits, for memory and GPUs).
+type Resources struct {
+	CPU    string `json:"cpu,omitempty" yaml:"cpu,omitempty"`
+	Memory string `json:"memory,omitempty" yaml:"memory,omitempty"`
+	// GPU is a count of GPUResource (default "nvidia.com/gpu").
+	GPU              int    `json:"gpu,omitempty" yaml:"gpu,omitempty"`
+	GPUResource      string `json:"gpuResource,omitempty" yaml:"gpuResource,omitempty"`
+	EphemeralStorage string `json:"ephemeralStorage,omitempty" yaml:"ephemeralStorage,omitempty"`
+}
+
+// Retries says how often a failed attempt is retried and which exit codes
+// mean "transient"; infrastructure failures always retry.
+type Retries struct {
+	Limit       int     `json:"limit,omitempty" yaml:"limit,omitempty"`
+	OnExitCodes []int32 `json:"onExitCodes,omitempty" yaml:"onExitCodes,omitempty"`
+}
+
+// Toleration mirrors core/v1 Toleration.
+type Toleration struct {
+	Key               string `json:"key,omitempty" yaml:"key,omitempty"`
+	Operator          string `json:"operator,omitempty" yaml:"operator,omitempty"`
+	Value             string `json:"value,omitempty" yaml:"value,omitempty"`
+	Effect            string `json:"effect,omitempty" yaml:"effect,omitempty"`
+	TolerationSeconds *int64 `json:"tolerationSeconds,omitempty" yaml:"tolerationSeconds,omitempty"`
+}
+
+// RepositoryConfig is expsync.yaml at the repository root. Every field is
+// optional; a repository without the file gets the defaults.
+type RepositoryConfig struct {
+	APIVersion string `json:"apiVersion,omitempty" yaml:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty" yaml:"kind,omitempty"`
+	// Experiments is the folder (from the root) searched recursively for
+	// experiment files (*.yaml, *.yml); default "experiments".
+	Experiments string `json:"experiments,omitempty" yaml:"experiments,omitempty"`
+	// Results is the folder results are committed to; default "results". No
+	// experiment's context may contain it.
+	Results string `json:"results,omitempty" yaml:"results,omitempty"`
+	// Limits can only lower the built-in and the operator's limits.
+	Limits Limits `json:"limits,omitempty" yaml:"limits,omitempty"`
+	// Defaults are applied to every experiment's scheduling fields that it
+	// (and its template) leave empty.
+	Defaults *Defaults `json:"defaults,omitempty" yaml:"defaults,omitempty"`
+}
+
+// Defaults are repository-wide scheduling defaults; they never enter a run ID.
+type Defaults struct {
+	Resources         Resources `json:"resources,omitempty" yaml:"resources,omitempty"`
+	Timeout           Duration  `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	Queue             string    `json:"queue,omitempty" yaml:"queue,omitempty"`
+	PriorityClassName string    `json:"priorityClassName,omitempty" yaml:"priorityClassName,omitempty"`
+}
+
+// Limits bound what a repository may ask for. Zero means "not set" (the
+// tighter of the other sources applies).
+type Limits struct {
+	// MaxFileBytes bounds each YAML file read (config, experiments, templates).
+	MaxFileBytes int64 `json:"maxFileBytes,omitempty" yaml:"maxFileBytes,omitempty"`
+	// MaxDocuments bounds the YAML documents per file.
+	MaxDocuments int `json:"maxDocuments,omitempty" yaml:"maxDocuments,omitempty"`
+	// MaxYAMLNodes bounds the nodes of one file, aliases expanded.
+	MaxYAMLNodes int `json:"maxYAMLNodes,omitempty" yaml:"maxYAMLNodes,omitempty"`
+	// MaxAliases bounds the alias uses of one file.
+	MaxAliases int `json:"maxAliases,omitempty" yaml:"maxAliases,omitempty"`
+	// MaxFiles bounds the experiment files of a repository.
+	MaxFiles int `json:"maxFiles,omitempty" yaml:"maxFiles,omitempty"`
+	// MaxRunsPerExperiment bounds one experiment's points × repeat.
+	MaxRunsPerExperiment int `json:"maxRunsPerExperiment,omitempty" yaml:"maxRunsPerExperiment,omitempty"`
+	// MaxRuns bounds the runs of the whole repository.
+	MaxRuns int `json:"maxRuns,omitempty" yaml:"maxRuns,omitempty"`
+	// MaxRepeat bounds spec.repeat.
+	MaxRepeat int `json:"maxRepeat,omitempty" yaml:"maxRepeat,omitempty"`
+	// MaxTimeout bounds spec.timeout.
+	MaxTimeout Duration `json:"maxTimeout,omitempty" yaml:"maxTimeout,omitempty"`
+	// MaxRetries bounds spec.retries.limit.
+	MaxRetries int `json:"maxRetries,omitempty" yaml:"maxRetries,omitempty"`
+	// MaxGPUs bounds spec.resources.gpu.
+	MaxGPUs int `json:"maxGPUs,omitempty" yaml:"maxGPUs,omitempty"`
+	// MaxOutputBytes bounds a run's outputs; MaxLogBytes its captured log.
+	MaxOutputBytes int64 `json:"maxOutputBytes,omitempty" yaml:"maxOutputBytes,omitempty"`
+	MaxLogBytes    int64 `json:"maxLogBytes,omitempty" yaml:"maxLogBytes,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30m", "1h30m").
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + d.String() + `"`), nil
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// IsZero lets omitempty drop unset durations.
+func (d Duration) IsZero() bool { return d.Duration == 0 }

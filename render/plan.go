@@ -1,0 +1,72 @@
+// Package render turns a loaded repository into runs: it expands sweeps,
+// templates commands, computes each run's content-addressed ID and fills in
+// the contract a runner executes. It never talks to a cluster.
+package render
+
+import (
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/tree"
+)
+
+// PlanOptions are the caller's choices.
+type PlanOptions struct {
+	// Mode is local (every run on the host, identity image "host") or
+	// kubernetes (digest-pinned images only). Default local.
+	Mode v1alpha1.Mode
+	// StoreURL is written into every contract (for example
+	// "file:///var/lib/expsync/store").
+	StoreURL string
+	// Limits are the operator's; zero fields keep the built-in limits.
+	Limits v1alpha1.Limits
+}
+
+// PlanResult is everything a snapshot asks for.
+type PlanResult struct {
+	Config      v1alpha1.RepositoryConfig
+	Limits      v1alpha1.Limits
+	Experiments []*v1alpha1.Loaded
+	// Runs are ordered by experiment name, then sweep point order, then repeat.
+	Runs []Run
+}
+
+// Run is one point (and repeat) of one experiment.
+type Run struct {
+	// ID is the hex sha256 of Contract.Identity's canonical JSON.
+	ID         string
+	Experiment string
+	// SpecPath and SpecBlob are the experiment file's repository path and Git
+	// blob ID; Templates the template files merged into it.
+	SpecPath  string
+	SpecBlob  string
+	Templates []v1alpha1.FileRef
+	// Params are the point's parameters (defaults merged with the point).
+	Params map[string]any
+	// Repeat is the repeat index (0 for the first run of a point).
+	Repeat int
+	// Spec is the merged, defaulted spec of the experiment, shared by all its
+	// runs: read it, never modify it. Command and env in it are untemplated;
+	// the templated ones are in Contract.
+	Spec *v1alpha1.ExperimentSpec
+	// Meta is the experiment's metadata, shared like Spec.
+	Meta *v1alpha1.ObjectMeta
+	// Contract is what a runner executes; Contract.Identity hashes to ID.
+	Contract contract.Contract
+}
+
+// Plan loads the repository r and expands it into runs. A validation failure
+// is returned as a v1alpha1.ErrorList whose items carry file:line:col.
+func Plan(r tree.Reader, opts PlanOptions) (*PlanResult, error) {
+	return plan(r, opts)
+}
+
+// Contract returns a copy of the run's contract that the caller may modify.
+func Contract(run Run) contract.Contract {
+	c := run.Contract
+	c.Command = append([]string(nil), c.Command...)
+	c.Env = append([]contract.EnvVar(nil), c.Env...)
+	c.Inputs = append([]contract.Input(nil), c.Inputs...)
+	c.Outputs = append([]string(nil), c.Outputs...)
+	c.Retries.OnExitCodes = append([]int32(nil), c.Retries.OnExitCodes...)
+	return c
+}
