@@ -1,0 +1,158 @@
+package tree
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Dir is a working folder read as Git would record it if every file were
+// added: `.git` is skipped, nothing else is ignored (no .gitignore), symlinks
+// are recorded as links (blob of the target) and never followed, a file is
+// executable when its owner may execute it, empty folders and files that are
+// neither regular nor symlinks do not exist.
+//
+// A Dir caches what it lists; make a new one to see later changes.
+type Dir struct {
+	snapshot
+	root *os.Root
+	mu   sync.Mutex
+	dirs map[string][]Entry
+}
+
+// NewDir opens the folder at path. Close it when done.
+func NewDir(path string) (*Dir, error) {
+	root, err := os.OpenRoot(path)
+	if err != nil {
+		return nil, fmt.Errorf("open working folder: %w", err)
+	}
+	d := &Dir{root: root, dirs: map[string][]Entry{}}
+	d.snapshot = snapshot{l: d}
+	return d, nil
+}
+
+// Close releases the folder.
+func (d *Dir) Close() error { return d.root.Close() }
+
+func osPath(p string) string {
+	if p == "" {
+		return "."
+	}
+	return filepath.FromSlash(p)
+}
+
+func (d *Dir) listDir(dir string) ([]Entry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.list(dir)
+}
+
+func (d *Dir) list(dir string) ([]Entry, error) {
+	if entries, ok := d.dirs[dir]; ok {
+		return entries, nil
+	}
+	f, err := d.root.Open(osPath(dir))
+	if err != nil {
+		return nil, err
+	}
+	children, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]Entry, 0, len(children))
+	for _, c := range children {
+		if c.Name() == ".git" {
+			continue
+		}
+		e, ok, err := d.entry(Join(dir, c.Name()), c)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			entries = append(entries, e)
+		}
+	}
+	SortEntries(entries)
+	d.dirs[dir] = entries
+	return entries, nil
+}
+
+// entry hashes one child; ok is false for what Git would not record.
+func (d *Dir) entry(p string, c fs.DirEntry) (Entry, bool, error) {
+	e := Entry{Name: c.Name()}
+	switch t := c.Type(); {
+	case t&fs.ModeSymlink != 0:
+		target, err := d.root.Readlink(osPath(p))
+		if err != nil {
+			return e, false, err
+		}
+		e.Mode, e.Hash, e.Size = ModeSymlink, BlobID([]byte(filepath.ToSlash(target))), int64(len(target))
+	case t.IsDir():
+		sub, err := d.list(p)
+		if err != nil {
+			return e, false, err
+		}
+		if len(sub) == 0 {
+			return e, false, nil
+		}
+		e.Mode = ModeDir
+		if e.Hash, err = TreeID(sub); err != nil {
+			return e, false, err
+		}
+	case t.IsRegular():
+		info, err := d.root.Lstat(osPath(p))
+		if err != nil {
+			return e, false, err
+		}
+		e.Mode, e.Size = ModeFile, info.Size()
+		if info.Mode().Perm()&0o100 != 0 {
+			e.Mode = ModeExecutable
+		}
+		if e.Hash, err = d.hashFile(p, info.Size()); err != nil {
+			return e, false, err
+		}
+	default:
+		return e, false, nil // sockets, devices, pipes: Git records none
+	}
+	return e, true, nil
+}
+
+func (d *Dir) hashFile(p string, size int64) (Hash, error) {
+	f, err := d.root.Open(osPath(p))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return BlobIDReader(f, size)
+}
+
+func (d *Dir) readBlob(p string, e Entry, limit int64) ([]byte, error) {
+	f, err := d.root.Open(osPath(p))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !info.Mode().IsRegular() {
+		// Replaced by a symlink or folder after it was listed.
+		return nil, &fs.PathError{Op: "read", Path: p, Err: ErrSymlink}
+	}
+	max := e.Size
+	if limit > 0 && limit < max {
+		max = limit
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max || BlobID(data) != e.Hash {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: errors.New("file changed while reading; retry")}
+	}
+	return data, nil
+}
