@@ -1,0 +1,341 @@
+package results
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/expsync/expsync/tree"
+)
+
+// MergeOptions tune Merge.
+type MergeOptions struct {
+	// Trusted reports whether a run folder already in the head is genuine
+	// (its envelope verifies with a trusted key for that run ID). A trusted
+	// folder wins over ours (first writer wins); an untrusted one — a forged
+	// or copied envelope pushed by hand — is replaced by ours. Nil trusts
+	// every existing folder.
+	Trusted func(head tree.Reader, dir string) bool
+	// Plot chooses the plotted metric per experiment; missing entries use
+	// the default choice.
+	Plot map[string]PlotChoice
+	// MaxFileBytes bounds each run.json/metrics.json read back (0: 1 MiB).
+	MaxFileBytes int64
+}
+
+// MergeReport says what Merge did with each run folder of the batch.
+type MergeReport struct {
+	// Added run folders (repository paths) that the head did not have.
+	Added []string
+	// Identical folders the head already had with the same run.json.
+	Identical []string
+	// Kept folders where the head had a trusted, different result: the
+	// first writer wins and ours was dropped.
+	Kept []string
+	// Replaced folders where the head had an untrusted folder.
+	Replaced []string
+	// Experiments whose README was regenerated.
+	Experiments []string
+}
+
+// Changes is a set of file changes for one commit: a nil value deletes the
+// file at that path.
+type Changes map[string][]byte
+
+// Merge rebuilds a batch of run folders on top of a branch head: it adds the
+// folders the head lacks, keeps the head's own genuine folders, replaces
+// forged ones, and regenerates the README and plot of every experiment it
+// touched — plus the index — from the merged set of run folders, so nothing
+// another writer committed meanwhile is lost from the summaries.
+//
+// batch holds the files of run folders keyed by repository path (anything
+// else in it is ignored: summaries are always regenerated).
+func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptions) (Changes, MergeReport, error) {
+	var report MergeReport
+	folders, err := l.groupByFolder(batch)
+	if err != nil {
+		return nil, report, err
+	}
+	changes := Changes{}
+	affected := map[string]bool{}
+	dirs := make([]string, 0, len(folders))
+	for d := range folders {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	for _, dir := range dirs {
+		files := folders[dir]
+		exp := path.Base(path.Dir(dir))
+		existing, err := statDir(head, dir)
+		if err != nil {
+			return nil, report, err
+		}
+		if existing {
+			headRun, _ := head.ReadFile(path.Join(dir, RunFile), opts.maxBytes())
+			headEnv, _ := head.ReadFile(path.Join(dir, EnvelopeFile), opts.maxBytes())
+			if bytes.Equal(headRun, files[path.Join(dir, RunFile)]) && bytes.Equal(headEnv, files[path.Join(dir, EnvelopeFile)]) {
+				report.Identical = append(report.Identical, dir)
+				continue
+			}
+			if opts.Trusted == nil || opts.Trusted(head, dir) {
+				report.Kept = append(report.Kept, dir)
+				continue
+			}
+			// Remove what the forged folder holds beyond our files.
+			stale, err := listFiles(head, dir)
+			if err != nil {
+				return nil, report, err
+			}
+			for _, p := range stale {
+				if _, ours := files[p]; !ours {
+					changes[p] = nil
+				}
+			}
+			report.Replaced = append(report.Replaced, dir)
+		} else {
+			report.Added = append(report.Added, dir)
+		}
+		for p, data := range files {
+			changes[p] = data
+		}
+		affected[exp] = true
+	}
+	if len(affected) == 0 {
+		return changes, report, nil
+	}
+
+	merged := overlay{base: head, changes: changes}
+	for _, exp := range sortedKeys(affected) {
+		runs, err := l.ReadRuns(merged, exp, opts.maxBytes())
+		if err != nil {
+			return nil, report, err
+		}
+		page := RenderExperiment(exp, runs, opts.Plot[exp])
+		dir := l.ExperimentDir(exp)
+		changes[path.Join(dir, ReadmeFile)] = page.Readme
+		if page.Plot != nil {
+			changes[path.Join(dir, PlotFile)] = page.Plot
+		} else if _, err := head.Stat(path.Join(dir, PlotFile)); err == nil {
+			changes[path.Join(dir, PlotFile)] = nil
+		}
+		report.Experiments = append(report.Experiments, exp)
+	}
+	index, err := l.RenderIndexFrom(merged, opts.maxBytes())
+	if err != nil {
+		return nil, report, err
+	}
+	changes[path.Join(l.root(), ReadmeFile)] = index
+	return changes, report, nil
+}
+
+// ReadRuns reads every run folder of one experiment from a snapshot. Folders
+// whose run.json is missing or unreadable are skipped (a half-pushed or
+// hand-made folder must not break the summary of the others).
+func (l Layout) ReadRuns(r tree.Reader, experiment string, limit int64) ([]Run, error) {
+	dir := l.ExperimentDir(experiment)
+	entries, err := r.ReadDir(dir)
+	if errors.Is(err, tree.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read results of %s: %w", experiment, err)
+	}
+	var runs []Run
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		run, err := l.ReadRun(r, path.Join(dir, e.Name), limit)
+		if err != nil {
+			continue
+		}
+		runs = append(runs, run)
+	}
+	return runs, nil
+}
+
+// ReadRun reads one run folder's run.json and metrics.json.
+func (l Layout) ReadRun(r tree.Reader, dir string, limit int64) (Run, error) {
+	data, err := r.ReadFile(path.Join(dir, RunFile), limit)
+	if err != nil {
+		return Run{}, err
+	}
+	rec, err := ParseRecord(data)
+	if err != nil {
+		return Run{}, fmt.Errorf("%s: %w", path.Join(dir, RunFile), err)
+	}
+	run := Run{Record: rec}
+	if m, err := r.ReadFile(path.Join(dir, MetricsFile), limit); err == nil {
+		run.Metrics, run.MetricText, _ = ParseMetrics(m)
+	}
+	return run, nil
+}
+
+// RenderIndexFrom builds results/README.md from every experiment folder of
+// a snapshot.
+func (l Layout) RenderIndexFrom(r tree.Reader, limit int64) ([]byte, error) {
+	entries, err := r.ReadDir(l.root())
+	if err != nil && !errors.Is(err, tree.ErrNotExist) {
+		return nil, fmt.Errorf("read results root: %w", err)
+	}
+	var index []IndexEntry
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		runs, err := l.ReadRuns(r, e.Name, limit)
+		if err != nil {
+			return nil, err
+		}
+		if len(runs) == 0 {
+			continue
+		}
+		index = append(index, Summarize(e.Name, runs))
+	}
+	return RenderIndex(index), nil
+}
+
+// groupByFolder keys batch files by their run folder and checks each path
+// lies in <root>/<experiment>/<run-id>/.
+func (l Layout) groupByFolder(batch map[string][]byte) (map[string]map[string][]byte, error) {
+	out := map[string]map[string][]byte{}
+	prefix := l.root() + "/"
+	for p, data := range batch {
+		if !strings.HasPrefix(p, prefix) {
+			return nil, fmt.Errorf("merge results: %s is outside the results folder %s", p, l.root())
+		}
+		parts := strings.SplitN(strings.TrimPrefix(p, prefix), "/", 3)
+		if len(parts) < 3 {
+			continue // a summary file: regenerated below
+		}
+		if err := checkRelPath(p); err != nil {
+			return nil, fmt.Errorf("merge results: %s: %w", p, err)
+		}
+		dir := prefix + parts[0] + "/" + parts[1]
+		if out[dir] == nil {
+			out[dir] = map[string][]byte{}
+		}
+		out[dir][p] = data
+	}
+	return out, nil
+}
+
+func (o MergeOptions) maxBytes() int64 {
+	if o.MaxFileBytes > 0 {
+		return o.MaxFileBytes
+	}
+	return 1 << 20
+}
+
+func statDir(r tree.Reader, dir string) (bool, error) {
+	e, err := r.Stat(dir)
+	if errors.Is(err, tree.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", dir, err)
+	}
+	return e.IsDir(), nil
+}
+
+// listFiles lists every file under dir, recursively.
+func listFiles(r tree.Reader, dir string) ([]string, error) {
+	entries, err := r.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		p := path.Join(dir, e.Name)
+		if e.IsDir() {
+			sub, err := listFiles(r, p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// overlay reads the head with pending changes applied: changed files
+// replace the head's, nil changes delete, and new folders appear in
+// listings. Object IDs of overlaid entries are not computed (summaries
+// never need them).
+type overlay struct {
+	base    tree.Reader
+	changes Changes
+}
+
+func (o overlay) ReadFile(p string, limit int64) ([]byte, error) {
+	if data, ok := o.changes[p]; ok {
+		if data == nil {
+			return nil, fmt.Errorf("%s: %w", p, tree.ErrNotExist)
+		}
+		if limit > 0 && int64(len(data)) > limit {
+			return nil, fmt.Errorf("%s: %w", p, tree.ErrTooLarge)
+		}
+		return data, nil
+	}
+	return o.base.ReadFile(p, limit)
+}
+
+func (o overlay) Stat(p string) (tree.Entry, error) {
+	if data, ok := o.changes[p]; ok {
+		if data == nil {
+			return tree.Entry{}, fmt.Errorf("%s: %w", p, tree.ErrNotExist)
+		}
+		return tree.Entry{Name: path.Base(p), Mode: tree.ModeFile, Size: int64(len(data))}, nil
+	}
+	prefix := strings.TrimSuffix(p, "/") + "/"
+	for c, data := range o.changes {
+		if data != nil && strings.HasPrefix(c, prefix) {
+			return tree.Entry{Name: path.Base(p), Mode: tree.ModeDir}, nil
+		}
+	}
+	return o.base.Stat(p)
+}
+
+func (o overlay) ReadDir(p string) ([]tree.Entry, error) {
+	base, err := o.base.ReadDir(p)
+	if err != nil && !errors.Is(err, tree.ErrNotExist) {
+		return nil, err
+	}
+	byName := map[string]tree.Entry{}
+	for _, e := range base {
+		byName[e.Name] = e
+	}
+	prefix := strings.TrimSuffix(p, "/") + "/"
+	if p == "" || p == "." {
+		prefix = ""
+	}
+	for c, data := range o.changes {
+		if !strings.HasPrefix(c, prefix) {
+			continue
+		}
+		rest := strings.TrimPrefix(c, prefix)
+		name, _, isDir := strings.Cut(rest, "/")
+		switch {
+		case isDir && data != nil:
+			byName[name] = tree.Entry{Name: name, Mode: tree.ModeDir}
+		case !isDir && data != nil:
+			byName[name] = tree.Entry{Name: name, Mode: tree.ModeFile, Size: int64(len(data))}
+		case !isDir && data == nil:
+			delete(byName, name)
+		}
+	}
+	if len(byName) == 0 && err != nil {
+		return nil, err
+	}
+	out := make([]tree.Entry, 0, len(byName))
+	for _, e := range byName {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
