@@ -1,0 +1,158 @@
+package gitsource
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Auth holds the credentials of one repository. Its fields never appear in
+// an error or a log line: every message is scrubbed of them.
+type Auth struct {
+	// HTTPS basic authentication (a password or a personal access token).
+	Username, Password string
+	// BearerToken is sent as "Authorization: Bearer <token>" over HTTPS.
+	BearerToken string
+
+	// SSHUser defaults to the URL's user, then "git".
+	SSHUser string
+	// SSHPrivateKey is a PEM/OpenSSH private key; SSHPassphrase decrypts it.
+	SSHPrivateKey []byte
+	SSHPassphrase string
+	// KnownHosts is the content of a known_hosts file. SSH refuses to
+	// connect to a host whose key is not listed, unless
+	// InsecureIgnoreHostKey is set explicitly.
+	KnownHosts            []byte
+	InsecureIgnoreHostKey bool
+}
+
+func (a *Auth) secrets() []string {
+	if a == nil {
+		return nil
+	}
+	var s []string
+	for _, v := range []string{a.Password, a.BearerToken, a.SSHPassphrase} {
+		if v != "" {
+			s = append(s, v)
+		}
+	}
+	if len(a.SSHPrivateKey) > 0 {
+		s = append(s, string(a.SSHPrivateKey))
+	}
+	return s
+}
+
+// transportAuth converts Auth into go-git's method for the URL's protocol.
+func (a *Auth) transportAuth(rawURL string) (transport.AuthMethod, error) {
+	if a == nil {
+		return nil, nil
+	}
+	if isSSHURL(rawURL) {
+		if len(a.SSHPrivateKey) == 0 {
+			return nil, fmt.Errorf("%w: an ssh URL needs an SSH private key", ErrAuth)
+		}
+		user := a.SSHUser
+		if user == "" {
+			user = sshUserOf(rawURL)
+		}
+		keys, err := gitssh.NewPublicKeys(user, a.SSHPrivateKey, a.SSHPassphrase)
+		if err != nil {
+			// The parser's message never includes key material.
+			return nil, fmt.Errorf("%w: cannot read the SSH private key: %v", ErrAuth, err)
+		}
+		cb, algos, err := a.hostKeyCallback()
+		if err != nil {
+			return nil, err
+		}
+		// Pin the algorithms to the key types known_hosts lists, so a server
+		// offering several host keys is checked against one we know.
+		keys.HostKeyCallback = cb
+		keys.HostKeyAlgorithms = algos
+		return keys, nil
+	}
+	switch {
+	case a.BearerToken != "":
+		return &githttp.TokenAuth{Token: a.BearerToken}, nil
+	case a.Username != "" || a.Password != "":
+		return &githttp.BasicAuth{Username: a.Username, Password: a.Password}, nil
+	}
+	return nil, nil
+}
+
+func (a *Auth) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
+	if a.InsecureIgnoreHostKey {
+		return ssh.InsecureIgnoreHostKey(), nil, nil //nolint:gosec // explicit opt-out
+	}
+	if len(a.KnownHosts) == 0 {
+		return nil, nil, fmt.Errorf("%w: no known_hosts given (strict host key checking is the default)", ErrHostKey)
+	}
+	type known struct {
+		hosts []string
+		key   ssh.PublicKey
+	}
+	var entries []known
+	algos := map[string]bool{}
+	rest := a.KnownHosts
+	for len(rest) > 0 {
+		_, hosts, key, _, r, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			if err.Error() == "EOF" {
+				break
+			}
+			return nil, nil, fmt.Errorf("%w: known_hosts: %v", ErrHostKey, err)
+		}
+		entries = append(entries, known{hosts, key})
+		algos[key.Type()] = true
+		rest = r
+	}
+	if len(entries) == 0 {
+		return nil, nil, fmt.Errorf("%w: known_hosts has no entries", ErrHostKey)
+	}
+	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		want := knownhosts.Normalize(hostname)
+		for _, e := range entries {
+			for _, h := range e.hosts {
+				if knownhosts.Normalize(h) == want && e.key.Type() == key.Type() &&
+					string(e.key.Marshal()) == string(key.Marshal()) {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("%w: no matching key for %s (%s)", ErrHostKey, want, key.Type())
+	}
+	var list []string
+	for _, t := range []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521} {
+		if algos[t] {
+			list = append(list, t)
+		}
+	}
+	if algos[ssh.KeyAlgoRSA] {
+		list = append(list, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+	}
+	return cb, list, nil
+}
+
+func isSSHURL(raw string) bool {
+	l := strings.ToLower(raw)
+	if strings.HasPrefix(l, "ssh://") || strings.HasPrefix(l, "git+ssh://") || strings.HasPrefix(l, "ssh+git://") {
+		return true
+	}
+	return !strings.Contains(raw, "://") && scpLike.MatchString(raw)
+}
+
+func sshUserOf(raw string) string {
+	s := raw
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if at := strings.Index(s, "@"); at > 0 && !strings.ContainsAny(s[:at], "/:") {
+		return s[:at]
+	}
+	return "git"
+}

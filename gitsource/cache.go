@@ -1,0 +1,138 @@
+package gitsource
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+)
+
+// Cache layout, per repository:
+//
+//	<cacheRoot>/<hash>/git       bare repository fetched into (dropped on corruption)
+//	<cacheRoot>/<hash>/verified  commits that passed signature verification
+//
+// Fetched refs are stored as refs/expsync/<ref without "refs/">, so nothing
+// in the cache is mistaken for a local branch.
+
+const (
+	// objectCacheBytes bounds go-git's decoded-object LRU per open storage.
+	objectCacheBytes = 2 << 20
+	// largeObjectBytes: blobs above this are streamed from the pack, not
+	// loaded into memory.
+	largeObjectBytes = 1 << 20
+)
+
+func (s *Source) gitDir() string { return filepath.Join(s.dir, "git") }
+
+// cacheRef is where a fetched remote ref is kept in the cache.
+func cacheRef(ref string) plumbing.ReferenceName {
+	return plumbing.ReferenceName("refs/expsync/" + strings.TrimPrefix(ref, "refs/"))
+}
+
+// openStorage opens (creating if needed) the cache repository. The caller
+// must not keep it beyond one operation.
+func (s *Source) openStorage() (*filesystem.Storage, error) {
+	dir := s.gitDir()
+	_, statErr := os.Stat(filepath.Join(dir, "HEAD"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create cache folder: %w", err)
+	}
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(objectCacheBytes),
+		filesystem.Options{LargeObjectThreshold: largeObjectBytes})
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if _, err := git.Init(st, nil); err != nil && !errors.Is(err, git.ErrRepositoryAlreadyExists) {
+			return nil, fmt.Errorf("initialise cache repository: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// dropCache removes the cache repository (not the verified set), for
+// example after go-git found it inconsistent following a force-push. The
+// folder is renamed at once; it is deleted when no Snapshot reads it.
+func (s *Source) dropCache() error {
+	n := s.stats.drops.Add(1)
+	dir := s.gitDir()
+	trash := fmt.Sprintf("%s.old-%d", dir, n)
+	if err := os.Rename(dir, trash); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("drop cache: %w", err)
+	}
+	s.trashMu.Lock()
+	defer s.trashMu.Unlock()
+	s.trash = append(s.trash, trash)
+	if s.openSnapshots == 0 {
+		return s.emptyTrashLocked()
+	}
+	return nil
+}
+
+func (s *Source) emptyTrashLocked() error {
+	var first error
+	for _, t := range s.trash {
+		if err := os.RemoveAll(t); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.trash = nil
+	return first
+}
+
+func (s *Source) snapshotOpened() {
+	s.trashMu.Lock()
+	s.openSnapshots++
+	s.trashMu.Unlock()
+}
+
+func (s *Source) snapshotClosed() {
+	s.trashMu.Lock()
+	defer s.trashMu.Unlock()
+	s.openSnapshots--
+	if s.openSnapshots == 0 {
+		_ = s.emptyTrashLocked()
+	}
+}
+
+// cacheBytes is the size of the cache repository on disk.
+func (s *Source) cacheBytes() (int64, error) {
+	var total int64
+	err := filepath.WalkDir(s.gitDir(), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// isCorruption reports the errors go-git returns when a shallow cache no
+// longer matches the server (typically after a force-push).
+func isCorruption(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "object not found") || strings.Contains(msg, "reference delta not found") ||
+		strings.Contains(msg, "malformed pack") || strings.Contains(msg, "invalid checksum")
+}

@@ -1,0 +1,312 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/expsync/expsync/tree"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+)
+
+// CommitRequest is one set of files to commit to a branch.
+type CommitRequest struct {
+	// Branch receives the commit (short name, e.g. "main" or "results/pr-7").
+	Branch string
+	// Files maps slash-separated paths to contents; a nil content deletes
+	// the path (a file or a whole folder). Files are written with mode 0644.
+	Files map[string][]byte
+	// Base is the commit the caller computed Files against ("" if Files
+	// apply to any head). When the branch head differs from Base — at the
+	// first attempt or after losing a push race — the MergeFunc rebuilds
+	// Files on the new head.
+	Base string
+	// StartFrom is the ref a missing Branch is created from (for example
+	// the pull request head whose results it holds); "" creates the
+	// branch as a root commit holding only Files.
+	StartFrom string
+	// Message, Author and Committer of the commit (Committer defaults to
+	// Author; When defaults to now).
+	Message           string
+	Author, Committer Signature
+	// Signer signs the commit (PGPSigner or SSHSigner); nil leaves it unsigned.
+	Signer Signer
+	Retry  RetryPolicy
+}
+
+// RetryPolicy bounds the retries after a lost push race.
+type RetryPolicy struct {
+	MaxAttempts int           // default 8
+	BaseDelay   time.Duration // default 250ms; doubles each attempt
+	MaxDelay    time.Duration // default 5s
+}
+
+func (r RetryPolicy) withDefaults() RetryPolicy {
+	if r.MaxAttempts <= 0 {
+		r.MaxAttempts = 8
+	}
+	if r.BaseDelay <= 0 {
+		r.BaseDelay = 250 * time.Millisecond
+	}
+	if r.MaxDelay <= 0 {
+		r.MaxDelay = 5 * time.Second
+	}
+	return r
+}
+
+// delay is exponential backoff with full jitter for attempt (1-based).
+func (r RetryPolicy) delay(attempt int) time.Duration {
+	d := r.BaseDelay << min(attempt-1, 16)
+	if d > r.MaxDelay || d <= 0 {
+		d = r.MaxDelay
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// MergeFunc rebuilds a change on a new head: base is the head's tree, ours
+// the files the caller wants to write. It returns the files to write on
+// top of base (nil content deletes). It must be deterministic and must not
+// keep base after returning.
+type MergeFunc func(base tree.Reader, ours map[string][]byte) (map[string][]byte, error)
+
+// CommitResult reports a CommitBack.
+type CommitResult struct {
+	Commit          string // the pushed commit, or the head when there was nothing to commit
+	Parent          string // the head the commit was built on ("" for a new root)
+	Pushed          bool
+	NothingToCommit bool
+	Attempts        int
+}
+
+var errLostRace = errors.New("the branch moved while pushing")
+
+// CommitBack writes req.Files as one commit on req.Branch and pushes it.
+// If the push loses a race with another writer, it fetches the new head,
+// rebuilds the change through merge (nil merge: our files overwrite theirs
+// path by path) and retries with backoff, up to req.Retry.MaxAttempts. A
+// change that leaves the head's tree as it is is a success with
+// NothingToCommit set and nothing pushed.
+func (s *Source) CommitBack(ctx context.Context, req CommitRequest, merge MergeFunc) (CommitResult, error) {
+	op := "commit to " + req.Branch
+	if err := plumbing.NewBranchReferenceName(req.Branch).Validate(); err != nil || req.Branch == "" {
+		return CommitResult{}, s.newError(op, nil, "invalid branch name %q", req.Branch)
+	}
+	if req.Message == "" || req.Author.Name == "" || req.Author.Email == "" {
+		return CommitResult{}, s.newError(op, nil, "a commit needs a message and an author name and email")
+	}
+	edits, err := buildEdits(req.Files)
+	if err != nil {
+		return CommitResult{}, s.newError(op, nil, "%v", err)
+	}
+	retry := req.Retry.withDefaults()
+	var res CommitResult
+	for attempt := 1; attempt <= retry.MaxAttempts; attempt++ {
+		res, err = s.commitOnce(ctx, req, edits, merge, attempt)
+		res.Attempts = attempt
+		if !errors.Is(err, errLostRace) {
+			if err != nil {
+				return res, s.wrap(op, err)
+			}
+			return res, nil
+		}
+		if attempt == retry.MaxAttempts {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return res, s.wrap(op, ctx.Err())
+		case <-time.After(retry.delay(attempt)):
+		}
+	}
+	return res, s.newError(op, ErrRetriesExhausted, "%d attempts", retry.MaxAttempts)
+}
+
+// commitOnce is one attempt: find the head, rebuild if needed, commit, push.
+func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editNode, merge MergeFunc, attempt int) (CommitResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	branchRef := "refs/heads/" + req.Branch
+	head, err := s.remoteHead(ctx, branchRef)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	startRef := branchRef
+	if head.IsZero() && req.StartFrom != "" {
+		startRef = req.StartFrom
+		if head, err = s.remoteHead(ctx, startRef); err != nil {
+			return CommitResult{}, err
+		}
+		if head.IsZero() {
+			return CommitResult{}, fmt.Errorf("%w: %s (to start branch %s from)", ErrRefNotFound, startRef, req.Branch)
+		}
+	}
+	if !head.IsZero() {
+		if err := s.ensureCommit(ctx, startRef, head, 1); err != nil {
+			return CommitResult{}, err
+		}
+	}
+	st, err := s.openStorage()
+	if err != nil {
+		return CommitResult{}, err
+	}
+	defer st.Close()
+
+	var baseTree plumbing.Hash
+	if !head.IsZero() {
+		c, err := object.GetCommit(st, head)
+		if err != nil {
+			return CommitResult{}, err
+		}
+		baseTree = c.TreeHash
+	}
+	if merge != nil && !head.IsZero() && (attempt > 1 || head.String() != req.Base) {
+		if edits, err = s.rebuild(st, head, req.Files, merge); err != nil {
+			return CommitResult{}, err
+		}
+	}
+	newTree, err := applyEdits(st, baseTree, edits)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	res := CommitResult{Parent: zeroToEmpty(head)}
+	if !head.IsZero() && newTree == baseTree {
+		res.Commit, res.NothingToCommit = head.String(), true
+		return res, nil
+	}
+	commit, err := writeCommit(st, req, newTree, head)
+	if err != nil {
+		return res, err
+	}
+	res.Commit = commit.String()
+	if err := s.push(ctx, st, req.Branch, head, commit); err != nil {
+		return res, err
+	}
+	res.Pushed = true
+	// Keep the cache's view of the branch current for the next snapshot.
+	_ = st.SetReference(plumbing.NewHashReference(cacheRef(branchRef), commit))
+	return res, nil
+}
+
+func zeroToEmpty(h plumbing.Hash) string {
+	if h.IsZero() {
+		return ""
+	}
+	return h.String()
+}
+
+// remoteHead lists the server's refs and returns ref's head (ZeroHash if absent).
+func (s *Source) remoteHead(ctx context.Context, ref string) (plumbing.Hash, error) {
+	refs, err := s.listRefs(ctx)
+	if err != nil {
+		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return plumbing.ZeroHash, nil
+		}
+		return plumbing.ZeroHash, err
+	}
+	for _, r := range refs {
+		if r.Name().String() == ref && r.Type() == plumbing.HashReference {
+			return r.Hash(), nil
+		}
+	}
+	return plumbing.ZeroHash, nil
+}
+
+// rebuild runs merge over the head's tree and returns the resulting edits.
+func (s *Source) rebuild(st *filesystem.Storage, head plumbing.Hash, ours map[string][]byte, merge MergeFunc) (*editNode, error) {
+	snap, err := openSnapshot(st, head, s.limits.MaxFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	files, err := merge(snap, ours)
+	snap.st = nil // st belongs to the caller
+	if err != nil {
+		return nil, fmt.Errorf("merge onto %s: %w", head, err)
+	}
+	return buildEdits(files)
+}
+
+func writeCommit(st *filesystem.Storage, req CommitRequest, treeHash, parent plumbing.Hash) (plumbing.Hash, error) {
+	now := time.Now()
+	sig := func(s Signature) object.Signature {
+		if s.When.IsZero() {
+			s.When = now
+		}
+		return object.Signature{Name: s.Name, Email: s.Email, When: s.When}
+	}
+	committer := req.Committer
+	if committer.Name == "" {
+		committer = req.Author
+	}
+	c := &object.Commit{Author: sig(req.Author), Committer: sig(committer), Message: req.Message, TreeHash: treeHash}
+	if !parent.IsZero() {
+		c.ParentHashes = []plumbing.Hash{parent}
+	}
+	if req.Signer != nil {
+		payload := &plumbing.MemoryObject{}
+		if err := c.EncodeWithoutSignature(payload); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		r, err := payload.Reader()
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		sigBytes, err := req.Signer.Sign(r)
+		r.Close()
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("sign commit: %w", err)
+		}
+		c.PGPSignature = string(sigBytes)
+	}
+	obj := st.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return st.SetEncodedObject(obj)
+}
+
+// push sends commit to branch, expecting the server's head to be old. Any
+// failure after which the server's head is no longer old is a lost race.
+func (s *Source) push(ctx context.Context, st *filesystem.Storage, branch string, old, commit plumbing.Hash) error {
+	auth, err := s.repo.Auth.transportAuth(s.repo.URL)
+	if err != nil {
+		return err
+	}
+	local := plumbing.ReferenceName("refs/expsync/push/" + branch)
+	if err := st.SetReference(plumbing.NewHashReference(local, commit)); err != nil {
+		return err
+	}
+	defer func() { _ = st.RemoveReference(local) }()
+	s.stats.pushes.Add(1)
+	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
+	dst := "refs/heads/" + branch
+	opts := &git.PushOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", local, dst))},
+		Auth:       auth,
+	}
+	if !old.IsZero() {
+		// The push's update command carries the advertised head as the
+		// old value and the server swaps only if it still matches; this
+		// makes sure the advertised head is the one we built on.
+		opts.RequireRemoteRefs = []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", old, dst))}
+	}
+	pushErr := remote.PushContext(ctx, opts)
+	if pushErr == nil || errors.Is(pushErr, git.NoErrAlreadyUpToDate) {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return pushErr
+	}
+	now, err := s.remoteHead(ctx, dst)
+	if err == nil && now != old {
+		return fmt.Errorf("%w (%v)", errLostRace, pushErr)
+	}
+	return fmt.Errorf("%w: %v", ErrPushRejected, pushErr)
+}

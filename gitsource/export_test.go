@@ -1,0 +1,5 @@
+package gitsource
+
+import "github.com/expsync/expsync/tree"
+
+type treeEntry = tree.Entry

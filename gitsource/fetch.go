@@ -1,0 +1,127 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+const remoteName = "origin"
+
+// listRefs lists the server's refs: the whole cost of polling an unchanged
+// repository (like `git ls-remote`).
+func (s *Source) listRefs(ctx context.Context) ([]*plumbing.Reference, error) {
+	auth, err := s.repo.Auth.transportAuth(s.repo.URL)
+	if err != nil {
+		return nil, err
+	}
+	s.stats.lists.Add(1)
+	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		return nil, err
+	}
+	return refs, nil
+}
+
+// fetchRef fetches ref into the cache (under cacheRef(ref)) with the given
+// depth (1: shallow; 0: everything not reachable from what the cache has),
+// without tags. It returns the fetched head. The caller holds s.mu.
+func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, depth int) (plumbing.Hash, error) {
+	auth, err := s.repo.Auth.transportAuth(s.repo.URL)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	s.stats.fetches.Add(1)
+	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, cacheRef(ref)))
+	err = remote.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{spec},
+		Depth:      depth,
+		Tags:       git.NoTags,
+		Auth:       auth,
+		Force:      true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		return plumbing.ZeroHash, err
+	}
+	r, err := st.Reference(cacheRef(ref))
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("fetched ref is missing from the cache: %w", err)
+	}
+	return r.Hash(), nil
+}
+
+// ensureCommit makes commit (the head of ref at the last poll) available in
+// the cache: a shallow fetch of ref, which also recovers from a cache that a
+// force-push made inconsistent by dropping it and fetching again. depth is
+// passed to fetchRef. The caller holds s.mu.
+func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.Hash, depth int) error {
+	op := "fetch " + ref
+	attempt := func() (bool, error) {
+		st, err := s.openStorage()
+		if err != nil {
+			return false, err
+		}
+		defer st.Close()
+		if !commit.IsZero() && hasCommit(st, commit) && depth == 1 {
+			return true, nil // already cached by an earlier fetch
+		}
+		head, err := s.fetchRef(ctx, st, ref, depth)
+		if err != nil {
+			return false, err
+		}
+		if !commit.IsZero() && head != commit && !hasCommit(st, commit) {
+			return false, fmt.Errorf("%w: asked for %s, the ref is now at %s", ErrCommitNotFound, commit, head)
+		}
+		// A shallow fetch must have brought the commit's whole tree.
+		if c, err := getCommit(st, head); err != nil {
+			return false, err
+		} else if _, err := c.Tree(); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	_, err := attempt()
+	if isCorruption(err) {
+		// go-git cannot reconcile a shallow cache with a rewritten history
+		// ("object not found"): start the cache afresh, once.
+		if derr := s.dropCache(); derr != nil {
+			return s.wrap(op, derr)
+		}
+		_, err = attempt()
+	}
+	if err != nil {
+		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return s.newError(op, ErrEmptyRepository, "")
+		}
+		return s.wrap(op, err)
+	}
+	return s.checkCacheSize(op)
+}
+
+func (s *Source) checkCacheSize(op string) error {
+	n, err := s.cacheBytes()
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if n > s.limits.MaxRepoBytes {
+		_ = s.dropCache()
+		return s.newError(op, ErrRepoTooLarge, "%d bytes fetched, limit %d bytes", n, s.limits.MaxRepoBytes)
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// RefChange is one watched ref that appeared, moved or disappeared since
+// the previous Poll.
+type RefChange struct {
+	Ref string // full ref name, e.g. refs/heads/main
+	Old string // last observed commit ("" when the ref is new)
+	New string // current commit ("" when the ref was deleted)
+	// Trusted is the ref pattern's trust.
+	Trusted bool
+	// Runnable says whether the new commit may run: trusted refs without
+	// required verification always; others only when every new commit is
+	// signed by an allowed key.
+	Runnable bool
+	// Reason explains Runnable (which commits were verified and by whom,
+	// or why the commit was refused).
+	Reason string
+	// ResultsBranch is where results of this ref's commits go ("" for a
+	// ref that is neither a branch nor has a results branch).
+	ResultsBranch string
+}
+
+// Deleted reports whether the ref disappeared.
+func (c RefChange) Deleted() bool { return c.New == "" }
+
+// Poll lists the server's refs once and reports the watched refs that
+// changed since the previous Poll (or since SetObserved). An unchanged
+// repository costs exactly one ref listing and no fetch. Changed refs that
+// need verification are fetched into the cache and verified here, so a
+// RefChange is Runnable only after its commits passed verification.
+func (s *Source) Poll(ctx context.Context) ([]RefChange, error) {
+	refs, err := s.listRefs(ctx)
+	if err != nil {
+		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return nil, s.newError("poll", ErrEmptyRepository, "")
+		}
+		return nil, s.wrap("poll", err)
+	}
+	current := map[string]string{}
+	for _, r := range refs {
+		if r.Type() != plumbing.HashReference {
+			continue
+		}
+		name := r.Name().String()
+		if _, ok := s.repo.PolicyFor(name); ok {
+			current[name] = r.Hash().String()
+		}
+	}
+	changes := s.diffObserved(current)
+	for i := range changes {
+		c := &changes[i]
+		p, _ := s.repo.PolicyFor(c.Ref)
+		c.Trusted = p.Trusted
+		c.ResultsBranch, _ = s.repo.ResultsBranchFor(c.Ref)
+		switch {
+		case c.Deleted():
+			c.Reason = "ref deleted"
+		case !s.repo.needsVerification(p):
+			c.Runnable, c.Reason = true, "trusted ref"
+		default:
+			c.Runnable, c.Reason = s.verifyChange(ctx, c)
+		}
+		s.stateMu.Lock()
+		if c.Deleted() {
+			delete(s.observed, c.Ref)
+		} else {
+			s.observed[c.Ref] = c.New
+		}
+		s.stateMu.Unlock()
+	}
+	return changes, nil
+}
+
+// diffObserved compares the listed refs with the observed ones, sorted by ref.
+func (s *Source) diffObserved(current map[string]string) []RefChange {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	var out []RefChange
+	for ref, h := range current {
+		if old := s.observed[ref]; old != h {
+			out = append(out, RefChange{Ref: ref, Old: old, New: h})
+		}
+	}
+	for ref, old := range s.observed {
+		if _, ok := current[ref]; !ok {
+			out = append(out, RefChange{Ref: ref, Old: old})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out
+}
+
+// verifyChange fetches the new commits of c and verifies each one.
+func (s *Source) verifyChange(ctx context.Context, c *RefChange) (bool, string) {
+	res, err := s.VerifyRef(ctx, c.Ref, c.New)
+	if err != nil {
+		return false, "refused: " + err.Error()
+	}
+	if len(res.Checked) == 0 {
+		return true, fmt.Sprintf("commit %s was verified before", c.New)
+	}
+	return true, fmt.Sprintf("%d new commit(s) verified, head signed by %s", len(res.Checked), res.Signers[0])
+}
+
+// VerifyRef fetches ref up to commit and verifies every commit not verified
+// before (see verifyRange for where the walk stops). Verified commits are
+// remembered on disk.
+func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResult, error) {
+	op := "verify " + ref
+	if s.repo.Verify == nil {
+		return VerifyResult{}, s.newError(op, ErrUnverified, "verification needed but no keys are configured (set Verify on the repository)")
+	}
+	ks, err := s.repo.Verify.keys()
+	if err != nil {
+		return VerifyResult{}, s.wrap(op, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	verified, order, err := s.loadVerified()
+	if err != nil {
+		return VerifyResult{}, s.wrap(op, err)
+	}
+	head := plumbing.NewHash(commit)
+	if verified[head] {
+		return VerifyResult{}, nil
+	}
+	// Stop the walk at what is already trusted: verified commits and the
+	// cached heads of trusted refs that need no verification.
+	stop := map[plumbing.Hash]bool{}
+	for h := range verified {
+		stop[h] = true
+	}
+	depth := 1
+	if st, err := s.openStorage(); err == nil {
+		if iter, err := st.IterReferences(); err == nil {
+			_ = iter.ForEach(func(r *plumbing.Reference) error {
+				if r.Type() != plumbing.HashReference || !isCacheRef(r.Name()) {
+					return nil
+				}
+				depth = 0 // the cache has history: fetch only what is new
+				if p, ok := s.repo.PolicyFor(remoteRefOf(r.Name())); ok && !s.repo.needsVerification(p) {
+					stop[r.Hash()] = true
+				}
+				return nil
+			})
+		}
+		st.Close()
+	}
+	if err := s.ensureCommit(ctx, ref, head, depth); err != nil {
+		return VerifyResult{}, err
+	}
+	st, err := s.openStorage()
+	if err != nil {
+		return VerifyResult{}, s.wrap(op, err)
+	}
+	defer st.Close()
+	res, err := verifyRange(st, ks, head, stop, s.limits.MaxVerifyCommits)
+	if err != nil {
+		return res, s.newError(op, ErrUnverified, "%v", err)
+	}
+	if err := s.saveVerified(order, res.Checked); err != nil {
+		return res, s.wrap(op, err)
+	}
+	return res, nil
+}
+
+func isCacheRef(n plumbing.ReferenceName) bool {
+	return len(n) > len("refs/expsync/") && n[:len("refs/expsync/")] == "refs/expsync/"
+}
+
+// remoteRefOf maps a cache ref back to the server's ref name.
+func remoteRefOf(n plumbing.ReferenceName) string {
+	return "refs/" + string(n[len("refs/expsync/"):])
+}

@@ -1,0 +1,347 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/expsync/expsync/tree"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+)
+
+// Snapshot is one commit's tree, read from the cache without a work tree.
+// It implements tree.Reader. Close it when done; it holds a few open files
+// and a small object cache, nothing else.
+type Snapshot struct {
+	Repo   string    // redacted URL
+	Ref    string    // full ref name the commit was fetched from
+	Commit string    // commit ID
+	Tree   tree.Hash // root tree ID
+	Info   CommitInfo
+
+	st       *filesystem.Storage
+	root     *object.Tree
+	maxBytes int64
+	release  func()
+}
+
+// CommitInfo is the commit's metadata.
+type CommitInfo struct {
+	Author, Committer Signature
+	Message           string
+	Parents           []string
+	Signed            bool
+}
+
+// Signature names a person and a time, as Git records them.
+type Signature struct {
+	Name, Email string
+	When        time.Time
+}
+
+var _ tree.Reader = (*Snapshot)(nil)
+
+// Snapshot fetches commit (the head of ref seen by Poll; "" for the ref's
+// current head) shallowly into the cache and opens its tree.
+func (s *Source) Snapshot(ctx context.Context, ref, commit string) (*Snapshot, error) {
+	if !strings.HasPrefix(ref, "refs/") {
+		ref = "refs/heads/" + ref
+	}
+	op := "snapshot " + ref
+	var want plumbing.Hash
+	if commit != "" {
+		if !plumbing.IsHash(commit) {
+			return nil, s.newError(op, nil, "%q is not a commit ID", commit)
+		}
+		want = plumbing.NewHash(commit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.ensureCommit(ctx, ref, want, 1); err != nil {
+		return nil, err
+	}
+	st, err := s.openStorage()
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	if want.IsZero() {
+		r, err := st.Reference(cacheRef(ref))
+		if err != nil {
+			st.Close()
+			return nil, s.wrap(op, err)
+		}
+		want = r.Hash()
+	}
+	snap, err := openSnapshot(st, want, s.limits.MaxFileBytes)
+	if err != nil {
+		st.Close()
+		return nil, s.wrap(op, err)
+	}
+	snap.Repo, snap.Ref = s.redacted, ref
+	s.snapshotOpened()
+	snap.release = s.snapshotClosed
+	return snap, nil
+}
+
+func openSnapshot(st *filesystem.Storage, commit plumbing.Hash, maxBytes int64) (*Snapshot, error) {
+	c, err := object.GetCommit(st, commit)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", commit, err)
+	}
+	root, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("read tree of commit %s: %w", commit, err)
+	}
+	info := CommitInfo{
+		Author:    Signature{c.Author.Name, c.Author.Email, c.Author.When},
+		Committer: Signature{c.Committer.Name, c.Committer.Email, c.Committer.When},
+		Message:   c.Message,
+		Signed:    c.PGPSignature != "",
+	}
+	for _, p := range c.ParentHashes {
+		info.Parents = append(info.Parents, p.String())
+	}
+	return &Snapshot{Commit: commit.String(), Tree: tree.Hash(root.Hash.String()), Info: info,
+		st: st, root: root, maxBytes: maxBytes}, nil
+}
+
+// Close releases the snapshot's files.
+func (sn *Snapshot) Close() error {
+	if sn.st == nil {
+		return nil
+	}
+	err := sn.st.Close()
+	sn.st = nil
+	if sn.release != nil {
+		sn.release()
+	}
+	return err
+}
+
+// cleanPath checks a caller's path and splits it into segments.
+func cleanPath(p string) ([]string, error) {
+	if p == "" || p == "." {
+		return nil, nil
+	}
+	if strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
+		return nil, fmt.Errorf("%q: %w", p, tree.ErrEscapes)
+	}
+	var segs []string
+	for _, seg := range strings.Split(p, "/") {
+		switch seg {
+		case "", ".":
+			continue
+		case "..":
+			return nil, fmt.Errorf("%q: %w", p, tree.ErrEscapes)
+		}
+		segs = append(segs, seg)
+	}
+	return segs, nil
+}
+
+// safeName refuses tree entries a hostile tree could use to escape a folder
+// when the tree is written out (Git itself refuses to check them out).
+func safeName(treeID plumbing.Hash, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00\\") {
+		return fmt.Errorf("tree %s has an unsafe entry name %q: %w", treeID, name, tree.ErrEscapes)
+	}
+	return nil
+}
+
+// lookup walks to the entry at segs. It returns the entry (Mode ModeDir for
+// the root) and, for folders, the tree.
+func (sn *Snapshot) lookup(p string) (tree.Entry, *object.Tree, error) {
+	if sn.st == nil {
+		return tree.Entry{}, nil, errors.New("snapshot is closed")
+	}
+	segs, err := cleanPath(p)
+	if err != nil {
+		return tree.Entry{}, nil, err
+	}
+	cur := sn.root
+	entry := tree.Entry{Mode: tree.ModeDir, Hash: tree.Hash(cur.Hash.String())}
+	for i, seg := range segs {
+		if cur == nil {
+			return tree.Entry{}, nil, fmt.Errorf("%q: %s is not a folder: %w", p, strings.Join(segs[:i], "/"), tree.ErrNotExist)
+		}
+		var found *object.TreeEntry
+		for j := range cur.Entries {
+			if cur.Entries[j].Name == seg {
+				found = &cur.Entries[j]
+				break
+			}
+		}
+		if found == nil {
+			return tree.Entry{}, nil, fmt.Errorf("%q in commit %s: %w", p, sn.Commit, tree.ErrNotExist)
+		}
+		if err := safeName(cur.Hash, found.Name); err != nil {
+			return tree.Entry{}, nil, err
+		}
+		if found.Mode == filemode.Symlink && i < len(segs)-1 {
+			return tree.Entry{}, nil, fmt.Errorf("%q: %s: %w", p, strings.Join(segs[:i+1], "/"), tree.ErrSymlink)
+		}
+		entry, err = sn.entry(*found)
+		if err != nil {
+			return tree.Entry{}, nil, err
+		}
+		cur = nil
+		if found.Mode == filemode.Dir {
+			cur, err = object.GetTree(sn.st, found.Hash)
+			if err != nil {
+				return tree.Entry{}, nil, fmt.Errorf("read tree %s at %q: %w", found.Hash, p, err)
+			}
+		}
+	}
+	return entry, cur, nil
+}
+
+func (sn *Snapshot) entry(e object.TreeEntry) (tree.Entry, error) {
+	out := tree.Entry{Name: e.Name, Mode: tree.Mode(e.Mode), Hash: tree.Hash(e.Hash.String())}
+	if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
+		return out, nil
+	}
+	obj, err := sn.st.EncodedObject(plumbing.BlobObject, e.Hash)
+	if err != nil {
+		return tree.Entry{}, fmt.Errorf("read blob %s (%s): %w", e.Hash, e.Name, err)
+	}
+	out.Size = obj.Size()
+	return out, nil
+}
+
+// Stat implements tree.Reader.
+func (sn *Snapshot) Stat(p string) (tree.Entry, error) {
+	e, _, err := sn.lookup(p)
+	return e, err
+}
+
+// TreeID returns the Git tree ID of the folder at p ("" for the root).
+func (sn *Snapshot) TreeID(p string) (tree.Hash, error) {
+	e, _, err := sn.lookup(p)
+	if err != nil {
+		return "", err
+	}
+	if !e.IsDir() {
+		return "", fmt.Errorf("%q in commit %s is not a folder", p, sn.Commit)
+	}
+	return e.Hash, nil
+}
+
+// ReadDir implements tree.Reader: entries in Git's tree order.
+func (sn *Snapshot) ReadDir(p string) ([]tree.Entry, error) {
+	e, t, err := sn.lookup(p)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		if e.Mode == tree.ModeSymlink {
+			return nil, fmt.Errorf("%q: %w", p, tree.ErrSymlink)
+		}
+		return nil, fmt.Errorf("%q in commit %s is not a folder", p, sn.Commit)
+	}
+	out := make([]tree.Entry, 0, len(t.Entries))
+	for _, te := range t.Entries {
+		if err := safeName(t.Hash, te.Name); err != nil {
+			return nil, err
+		}
+		ent, err := sn.entry(te)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ent)
+	}
+	return out, nil
+}
+
+// ReadFile implements tree.Reader. The limit is capped by the repository's
+// MaxFileBytes; the blob's size is checked before it is read.
+func (sn *Snapshot) ReadFile(p string, limit int64) ([]byte, error) {
+	e, _, err := sn.lookup(p)
+	if err != nil {
+		return nil, err
+	}
+	switch e.Mode {
+	case tree.ModeSymlink:
+		return nil, fmt.Errorf("%q: %w", p, tree.ErrSymlink)
+	case tree.ModeFile, tree.ModeExecutable:
+	default:
+		return nil, fmt.Errorf("%q in commit %s is not a regular file (mode %o)", p, sn.Commit, e.Mode)
+	}
+	max := sn.maxBytes
+	if limit > 0 && (max <= 0 || limit < max) {
+		max = limit
+	}
+	if max > 0 && e.Size > max {
+		return nil, fmt.Errorf("%q in commit %s is %d bytes, limit %d: %w", p, sn.Commit, e.Size, max, tree.ErrTooLarge)
+	}
+	obj, err := sn.st.EncodedObject(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
+	if err != nil {
+		return nil, fmt.Errorf("read blob of %q: %w", p, err)
+	}
+	r, err := obj.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, e.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", p, err)
+	}
+	return data, nil
+}
+
+// ReadLink returns a symlink's target as data (it is never followed).
+func (sn *Snapshot) ReadLink(p string) (string, error) {
+	e, _, err := sn.lookup(p)
+	if err != nil {
+		return "", err
+	}
+	if e.Mode != tree.ModeSymlink {
+		return "", fmt.Errorf("%q is not a symlink", p)
+	}
+	b, err := sn.readBlob(e)
+	return string(b), err
+}
+
+func (sn *Snapshot) readBlob(e tree.Entry) ([]byte, error) {
+	obj, err := sn.st.EncodedObject(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
+	if err != nil {
+		return nil, err
+	}
+	r, err := obj.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(io.LimitReader(r, 1<<16))
+}
+
+// Walk calls fn for every entry under p (depth first, Git order) with its
+// slash-separated path. Folders are visited before their contents.
+func (sn *Snapshot) Walk(p string, fn func(path string, e tree.Entry) error) error {
+	entries, err := sn.ReadDir(p)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		full := e.Name
+		if segs, _ := cleanPath(p); len(segs) > 0 {
+			full = path.Join(strings.Join(segs, "/"), e.Name)
+		}
+		if err := fn(full, e); err != nil {
+			return err
+		}
+		if e.IsDir() {
+			if err := sn.Walk(full, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package gitsource
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// ErrUnsafeURL is wrapped by every URL refusal.
+var ErrUnsafeURL = errors.New("unsafe repository URL")
+
+// URLPolicy says which URL forms a deployment accepts.
+type URLPolicy struct {
+	// ControllerMode refuses file:// URLs and bare local paths: in a cluster a
+	// repository URL comes from a user's object and must not read the
+	// controller's own file system.
+	ControllerMode bool
+	// AllowHTTP permits plain http:// (tests and private networks).
+	AllowHTTP bool
+}
+
+// remoteHelperSyntax matches Git's "<transport>::<address>" form (ext::,
+// fd::, ...), which makes git run arbitrary commands.
+var remoteHelperSyntax = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*::`)
+
+// scpLike matches "user@host:path" (SSH without a scheme).
+var scpLike = regexp.MustCompile(`^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+:[^/\\]`)
+
+// ValidateURL refuses URLs that could run commands, be read as options,
+// read local files in controller mode, or carry a password inline.
+func ValidateURL(raw string, p URLPolicy) error {
+	refuse := func(why string) error {
+		return fmt.Errorf("%w %q: %s", ErrUnsafeURL, RedactURL(raw), why)
+	}
+	switch {
+	case raw == "":
+		return refuse("empty URL")
+	case strings.TrimSpace(raw) != raw:
+		return refuse("leading or trailing white space")
+	case strings.HasPrefix(raw, "-"):
+		return refuse("a URL starting with '-' would be read as a command-line option")
+	case strings.ContainsAny(raw, "\x00\r\n\t"):
+		return refuse("control characters are not allowed")
+	case remoteHelperSyntax.MatchString(raw):
+		return refuse("remote-helper syntax ('<transport>::') such as ext:: can run commands; use https:// or ssh://")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || len(u.Scheme) == 1 /* C:\ on Windows */ {
+		if scpLike.MatchString(raw) && !strings.HasPrefix(raw, "/") {
+			return nil // user@host:path is SSH
+		}
+		if p.ControllerMode {
+			return refuse("local paths are refused in controller mode; use https:// or ssh://")
+		}
+		return nil
+	}
+	if u.Opaque != "" && scpLike.MatchString(raw) {
+		return nil // host:path is SSH
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https", "ssh", "git":
+	case "http":
+		if !p.AllowHTTP {
+			return refuse("plain http:// sends credentials unencrypted; use https:// (or allow http explicitly)")
+		}
+	case "file":
+		if p.ControllerMode {
+			return refuse("file:// URLs are refused in controller mode; use https:// or ssh://")
+		}
+	default:
+		return refuse(fmt.Sprintf("scheme %q is not supported; use https:// or ssh://", u.Scheme))
+	}
+	if _, has := u.User.Password(); has {
+		return refuse("credentials inside the URL are refused; configure them as authentication instead")
+	}
+	if u.Host == "" && strings.ToLower(u.Scheme) != "file" {
+		return refuse("no host")
+	}
+	if strings.HasPrefix(u.Host, "-") {
+		return refuse("a host starting with '-' would be read as an option")
+	}
+	return nil
+}
+
+// RedactURL returns raw without passwords, tokens (userinfo of http(s) URLs,
+// query strings, fragments). It never fails: an unparsable URL is reduced to
+// what is certainly safe. Every error, log line and status in this package
+// names a repository through RedactURL.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		// scp-like or a local path: drop anything before an '@' that
+		// contains a ':' (user:password@host:path).
+		if at := strings.LastIndex(raw, "@"); at >= 0 && strings.Contains(raw[:at], ":") {
+			return "<redacted>@" + raw[at+1:]
+		}
+		if err != nil && strings.Contains(raw, "@") {
+			return "<unparsable URL>"
+		}
+		return raw
+	}
+	if u.User != nil {
+		switch strings.ToLower(u.Scheme) {
+		case "ssh", "git+ssh", "ssh+git":
+			u.User = url.User(u.User.Username()) // a login name, not a secret
+		default:
+			u.User = nil
+		}
+	}
+	u.RawQuery = ""
+	u.ForceQuery = false
+	u.Fragment = ""
+	u.RawFragment = ""
+	return u.String()
+}
+
+// redactor removes known secrets and any userinfo from free text, for
+// messages that come back from servers or from go-git.
+type redactor struct{ secrets []string }
+
+var userinfoInText = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@`)
+
+func (r redactor) clean(s string) string {
+	for _, sec := range r.secrets {
+		if len(sec) >= 3 {
+			s = strings.ReplaceAll(s, sec, "<redacted>")
+		}
+	}
+	return userinfoInText.ReplaceAllString(s, "${1}<redacted>@")
+}

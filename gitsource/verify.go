@@ -1,0 +1,217 @@
+package gitsource
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// VerifyPolicy says which keys may sign commits.
+type VerifyPolicy struct {
+	// Required verifies commits on trusted refs too (untrusted refs are
+	// always verified).
+	Required bool
+	// PGPKeys are ASCII-armored public keys (or key rings) whose
+	// signatures are accepted.
+	PGPKeys []string
+	// SSHKeys are authorized_keys lines ("ssh-ed25519 AAAA... comment")
+	// whose Git SSH signatures (namespace "git") are accepted.
+	SSHKeys []string
+	// OwnKeys are expsync's own results-signing keys (armored PGP or
+	// authorized_keys lines), so its results commits pass verification.
+	OwnKeys []string
+}
+
+func (p *VerifyPolicy) validate() error {
+	_, err := p.keys()
+	return err
+}
+
+// keySet is a parsed VerifyPolicy.
+type keySet struct {
+	pgp openpgp.EntityList
+	ssh []sshKey
+}
+
+func (p *VerifyPolicy) keys() (*keySet, error) {
+	ks := &keySet{}
+	add := func(where string, i int, k string) error {
+		k = strings.TrimSpace(k)
+		if strings.HasPrefix(k, "-----BEGIN PGP") {
+			list, err := openpgp.ReadArmoredKeyRing(strings.NewReader(k))
+			if err != nil {
+				return fmt.Errorf("verification %s[%d]: not a readable armored PGP key: %w", where, i, err)
+			}
+			ks.pgp = append(ks.pgp, list...)
+			return nil
+		}
+		sk, err := parseSSHAuthorizedKey(k)
+		if err != nil {
+			return fmt.Errorf("verification %s[%d]: %w", where, i, err)
+		}
+		ks.ssh = append(ks.ssh, sk)
+		return nil
+	}
+	for i, k := range p.PGPKeys {
+		if !strings.HasPrefix(strings.TrimSpace(k), "-----BEGIN PGP") {
+			return nil, fmt.Errorf("verification pgpKeys[%d]: expected an armored key (-----BEGIN PGP PUBLIC KEY BLOCK-----)", i)
+		}
+		if err := add("pgpKeys", i, k); err != nil {
+			return nil, err
+		}
+	}
+	for i, k := range p.SSHKeys {
+		if err := add("sshKeys", i, k); err != nil {
+			return nil, err
+		}
+	}
+	for i, k := range p.OwnKeys {
+		if err := add("ownKeys", i, k); err != nil {
+			return nil, err
+		}
+	}
+	if len(ks.pgp) == 0 && len(ks.ssh) == 0 {
+		return nil, fmt.Errorf("verification is configured but lists no keys")
+	}
+	return ks, nil
+}
+
+// verifyCommit checks one commit's signature and names the key that made it.
+func (ks *keySet) verifyCommit(c *object.Commit) (string, error) {
+	sig := strings.TrimSpace(c.PGPSignature)
+	if sig == "" {
+		return "", fmt.Errorf("commit %s by %s <%s> is not signed", c.Hash, c.Author.Name, c.Author.Email)
+	}
+	payload, err := signedPayload(c)
+	if err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(sig, "-----BEGIN SSH SIGNATURE-----") {
+		fp, err := verifySSHSignature(ks.ssh, payload, []byte(sig), "git")
+		if err != nil {
+			return "", fmt.Errorf("commit %s: %w", c.Hash, err)
+		}
+		return fp, nil
+	}
+	if len(ks.pgp) == 0 {
+		return "", fmt.Errorf("commit %s has a PGP signature but no PGP keys are allowed", c.Hash)
+	}
+	signer, err := openpgp.CheckArmoredDetachedSignature(ks.pgp, strings.NewReader(string(payload)), strings.NewReader(sig), nil)
+	if err != nil {
+		return "", fmt.Errorf("commit %s: PGP signature not made by an allowed key: %v", c.Hash, err)
+	}
+	return fmt.Sprintf("PGP %X", signer.PrimaryKey.Fingerprint), nil
+}
+
+// signedPayload is the commit without its signature: the bytes that were signed.
+func signedPayload(c *object.Commit) ([]byte, error) {
+	enc := &plumbing.MemoryObject{}
+	if err := c.EncodeWithoutSignature(enc); err != nil {
+		return nil, fmt.Errorf("encode commit %s: %w", c.Hash, err)
+	}
+	r, err := enc.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// VerifyResult reports one verification walk.
+type VerifyResult struct {
+	Checked []string // commits verified, newest first
+	Signers []string // who signed each (same order)
+}
+
+// verifyRange verifies every commit reachable from head that is not in
+// stop (already verified, or the head of a trusted ref) and is present in
+// the cache. The walk stops at commits the cache does not hold: the server
+// leaves out commits reachable from what the cache already had, so the
+// boundary is the history that was already accepted (or, on a first sight
+// of a ref fetched shallow, the head alone).
+func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, stop map[plumbing.Hash]bool, max int) (VerifyResult, error) {
+	var res VerifyResult
+	seen := map[plumbing.Hash]bool{}
+	queue := []plumbing.Hash{head}
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		if seen[h] || stop[h] {
+			continue
+		}
+		seen[h] = true
+		c, err := object.GetCommit(st, h)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			if h == head {
+				return res, fmt.Errorf("commit %s is not in the cache", h)
+			}
+			continue // history boundary
+		}
+		if err != nil {
+			return res, err
+		}
+		if len(res.Checked) >= max {
+			return res, fmt.Errorf("more than %d new commits to verify; raise the limit or verify a shorter range", max)
+		}
+		who, err := ks.verifyCommit(c)
+		if err != nil {
+			return res, err
+		}
+		res.Checked = append(res.Checked, h.String())
+		res.Signers = append(res.Signers, who)
+		queue = append(queue, c.ParentHashes...)
+	}
+	return res, nil
+}
+
+// The verified set persists across restarts and cache drops.
+
+const maxVerifiedKept = 20000
+
+func (s *Source) verifiedPath() string { return filepath.Join(s.dir, "verified") }
+
+func (s *Source) loadVerified() (map[plumbing.Hash]bool, []string, error) {
+	f, err := os.Open(s.verifiedPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return map[plumbing.Hash]bool{}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	set := map[plumbing.Hash]bool{}
+	var order []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if plumbing.IsHash(line) {
+			set[plumbing.NewHash(line)] = true
+			order = append(order, line)
+		}
+	}
+	return set, order, sc.Err()
+}
+
+func (s *Source) saveVerified(order []string, added []string) error {
+	order = append(order, added...)
+	if len(order) > maxVerifiedKept {
+		order = order[len(order)-maxVerifiedKept:]
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return err
+	}
+	tmp := s.verifiedPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(order, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.verifiedPath())
+}
