@@ -1,0 +1,618 @@
+package render
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/expsync/expsync/api/v1alpha1"
+)
+
+// What a rendered pod looks like — the interface between render.Job and
+// `expsync exec`, which both sides must keep in step:
+//
+//   - Init container "prepare" (JobOptions.RunnerImage) runs
+//     `<RunnerBinary> exec --contract /etc/expsync/contract.json --run-id ID
+//     --work /work --copy-self-to /expsync/expsync --verify-inputs-only
+//     --termination-message /dev/expsync-prepare`: it copies its own (static)
+//     binary into the shared "expsync-bin" volume, refuses a contract whose
+//     identity does not hash to ID, materialises the context and inputs in
+//     /work and checks every digest. Its termination message is its own, so
+//     what the controller attests about inputs is not self-reported by the
+//     code under test. A digest mismatch exits ExitInputMismatch (the Job
+//     fails at once); any other failure (a store or URL unreachable) retries.
+//   - Container "run" (the run's image) runs `/expsync/expsync exec
+//     --contract ... --run-id ID --work /work --outputs /outputs
+//     --termination-message /dev/termination-log`: the command with a clean
+//     environment plus the declared variables, the per-attempt timeout on
+//     the whole process group, then outputs hashed into /outputs. Its exit
+//     code is the command's, so spec.retries.onExitCodes can name it.
+//   - The contract comes from a ConfigMap named like the Job (JobObjects
+//     returns it; it is immutable). Create the Job first and then the
+//     ConfigMap with an owner reference to the Job (SetContractOwner), so
+//     deleting the Job deletes it; the pod waits for the volume meanwhile.
+const (
+	InitContainerName = "prepare"
+	MainContainerName = "run"
+
+	ContractDir      = "/etc/expsync"
+	ContractFileName = "contract.json"
+	ContractPath     = ContractDir + "/" + ContractFileName
+	RunnerDir        = "/expsync"
+	RunnerInPod      = RunnerDir + "/expsync"
+	WorkDir          = "/work"
+	TmpDir           = "/tmp"
+	OutputsDir       = "/outputs"
+
+	// PrepareTerminationMessagePath is the init container's termination
+	// message: the input verification report.
+	PrepareTerminationMessagePath = "/dev/expsync-prepare"
+	// RunTerminationMessagePath is the main container's: the run result.
+	RunTerminationMessagePath = "/dev/termination-log"
+
+	// DefaultRunnerBinary is where the runner image keeps a static expsync.
+	DefaultRunnerBinary = "/usr/local/bin/expsync"
+	// DefaultRunAsUser is the UID and GID pods run as unless JobOptions says
+	// otherwise: 65532, "nonroot" in distroless images; any image whose
+	// programs do not need to be root (python, busybox, ...) works.
+	DefaultRunAsUser int64 = 65532
+	// DefaultTimeout stands in for an experiment without a timeout when the
+	// Job's backstop deadline is computed (the runner applies its own).
+	DefaultTimeout = time.Hour
+	// deadlineSlack is added to the backstop for image pulls, input
+	// fetching and output upload, which the per-attempt timeout excludes.
+	deadlineSlack = 10 * time.Minute
+	// maxConfigMapBytes is the API server's limit on a ConfigMap's data.
+	maxConfigMapBytes = 1 << 20
+)
+
+// Exit codes of the runner that the Job's podFailurePolicy knows.
+const (
+	// ExitInputMismatch (EX_DATAERR): an input's digest is not the declared
+	// one. Retrying cannot help, so the Job fails at once.
+	ExitInputMismatch int32 = 65
+	// ExitRunnerInfrastructure: the runner itself could not finish (for
+	// example the store was unreachable while uploading outputs). It counts
+	// as a retry whatever the experiment declares. The runner reports a
+	// command that exits with this code as exit code 1 instead.
+	ExitRunnerInfrastructure int32 = 222
+)
+
+// JobOptions are the operator's choices for every Job.
+type JobOptions struct {
+	// Namespace of the Job and ConfigMap; empty leaves it to the client.
+	Namespace string
+	// RunnerImage holds a static expsync binary at RunnerBinary; it should
+	// be digest-pinned like every run image. Required.
+	RunnerImage string
+	// RunnerBinary defaults to DefaultRunnerBinary.
+	RunnerBinary string
+	// Repository is the repository URL (label hash and annotation) and
+	// Commit the commit planned from; both optional (a working folder has
+	// neither).
+	Repository string
+	Commit     string
+	// RunAsUser is the pod's UID and GID; 0 means DefaultRunAsUser. Pods
+	// never run as root: runAsNonRoot is always set.
+	RunAsUser int64
+	// ServiceAccountName for the pod; empty is the namespace's default. Its
+	// token is never mounted: the code under test needs no API access.
+	ServiceAccountName string
+	// ImagePullSecrets are Secret names for private registries.
+	ImagePullSecrets []string
+}
+
+// JobObjects are what one run needs in the cluster.
+type JobObjects struct {
+	Job *batchv1.Job
+	// Contract is the ConfigMap holding the run contract.
+	Contract *corev1.ConfigMap
+}
+
+// Job renders the batch/v1 Job of a run; see JobObjects for the ConfigMap
+// the Job mounts.
+func Job(run Run, opts JobOptions) (*batchv1.Job, error) {
+	objs, err := RenderJobObjects(run, opts)
+	if err != nil {
+		return nil, err
+	}
+	return objs.Job, nil
+}
+
+// RenderJobObjects renders the Job and the contract ConfigMap of a run in
+// kubernetes mode. The output depends only on the run and opts.
+func RenderJobObjects(run Run, opts JobOptions) (JobObjects, error) {
+	objs, err := renderJobObjects(run, opts)
+	if err != nil {
+		return JobObjects{}, fmt.Errorf("render the Job of experiment %s (%s) run %s: %w", run.Experiment, run.SpecPath, shortID(run.ID), err)
+	}
+	return objs, nil
+}
+
+func shortID(id string) string {
+	if len(id) > jobNameIDChars {
+		return id[:jobNameIDChars]
+	}
+	return id
+}
+
+func renderJobObjects(run Run, opts JobOptions) (JobObjects, error) {
+	if opts.RunnerImage == "" {
+		return JobObjects{}, errors.New("no runner image: set the image that holds the expsync binary (--runner-image)")
+	}
+	if run.Spec == nil {
+		return JobObjects{}, errors.New("run has no spec")
+	}
+	if run.Contract.Image == "" || run.Contract.Image == v1alpha1.HostImage {
+		return JobObjects{}, fmt.Errorf("image %q cannot run as a Job: kubernetes mode needs a digest-pinned image (repo@sha256:...)", run.Contract.Image)
+	}
+	name, err := JobName(run.Experiment, run.ID)
+	if err != nil {
+		return JobObjects{}, err
+	}
+	labels, err := jobLabels(run, opts)
+	if err != nil {
+		return JobObjects{}, err
+	}
+	annotations, err := jobAnnotations(run, opts)
+	if err != nil {
+		return JobObjects{}, err
+	}
+	cm, err := contractConfigMap(run, opts, name, labels, annotations)
+	if err != nil {
+		return JobObjects{}, err
+	}
+	resources, err := containerResources(run.Spec.Resources)
+	if err != nil {
+		return JobObjects{}, err
+	}
+	failurePolicy, err := podFailurePolicy(run.Contract.Retries.OnExitCodes)
+	if err != nil {
+		return JobObjects{}, err
+	}
+
+	podLabels := map[string]string{}
+	for _, k := range []string{LabelRunID, LabelExperiment, LabelRepository, LabelManagedBy} {
+		if v, ok := labels[k]; ok {
+			podLabels[k] = v
+		}
+	}
+	jobLabels := labels
+	if q := run.Spec.Queue; q != "" {
+		jobLabels = cloneMap(labels)
+		jobLabels[LabelKueueQueue] = q
+	}
+
+	job := &batchv1.Job{
+		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Namespace:   opts.Namespace,
+			Labels:      jobLabels,
+			Annotations: annotations,
+		},
+		Spec: batchv1.JobSpec{
+			Parallelism:           ptr.To[int32](1),
+			Completions:           ptr.To[int32](1),
+			BackoffLimit:          ptr.To(int32(max(0, run.Contract.Retries.Limit))),
+			PodFailurePolicy:      failurePolicy,
+			PodReplacementPolicy:  ptr.To(batchv1.Failed),
+			ActiveDeadlineSeconds: ptr.To(activeDeadlineSeconds(run)),
+			// Kueue admits a queued Job by unsuspending it; creating it
+			// suspended means it never starts before admission, even if
+			// Kueue's webhook has not seen it yet.
+			Suspend: suspendFor(run.Spec.Queue),
+			// Deliberately no TTLSecondsAfterFinished: the controller deletes
+			// a Job after it collected the result, never the API server
+			// before.
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec:       podSpec(run, opts, name, resources),
+			},
+		},
+	}
+	return JobObjects{Job: job, Contract: cm}, nil
+}
+
+func suspendFor(queue string) *bool {
+	if queue == "" {
+		return nil
+	}
+	return ptr.To(true)
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func jobLabels(run Run, opts JobOptions) (map[string]string, error) {
+	runID, err := RunIDLabelValue(run.ID)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{
+		LabelRunID:      runID,
+		LabelExperiment: run.Experiment,
+		LabelManagedBy:  ManagedBy,
+	}
+	if opts.Repository != "" {
+		labels[LabelRepository] = RepositoryHash(opts.Repository)
+	}
+	return labels, nil
+}
+
+func jobAnnotations(run Run, opts JobOptions) (map[string]string, error) {
+	a := map[string]string{
+		AnnotationRunID:    run.ID,
+		AnnotationSpecPath: run.SpecPath,
+	}
+	if run.SpecBlob != "" {
+		a[AnnotationSpecBlob] = run.SpecBlob
+	}
+	if opts.Repository != "" {
+		a[AnnotationRepository] = opts.Repository
+	}
+	if opts.Commit != "" {
+		a[AnnotationCommit] = opts.Commit
+	}
+	if len(run.Params) > 0 {
+		params, err := json.Marshal(run.Params)
+		if err != nil {
+			return nil, fmt.Errorf("encode params: %w", err)
+		}
+		a[AnnotationParams] = string(params)
+	}
+	if run.Repeat != 0 {
+		a[AnnotationRepeat] = strconv.Itoa(run.Repeat)
+	}
+	return a, nil
+}
+
+func contractConfigMap(run Run, opts JobOptions, name string, labels, annotations map[string]string) (*corev1.ConfigMap, error) {
+	data, err := json.MarshalIndent(run.Contract, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode the run contract: %w", err)
+	}
+	if len(data) > maxConfigMapBytes {
+		return nil, fmt.Errorf("the run contract is %d bytes; a ConfigMap holds at most %d (fewer or shorter env values, inputs or outputs)", len(data), maxConfigMapBytes)
+	}
+	return &corev1.ConfigMap{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Namespace:   opts.Namespace,
+			Labels:      cloneMap(labels),
+			Annotations: map[string]string{AnnotationRunID: annotations[AnnotationRunID]},
+		},
+		Immutable: ptr.To(true),
+		Data:      map[string]string{ContractFileName: string(data)},
+	}, nil
+}
+
+// SetContractOwner makes the created Job the owner of its contract
+// ConfigMap, so the garbage collector deletes the ConfigMap with the Job.
+func SetContractOwner(cm *corev1.ConfigMap, job *batchv1.Job) {
+	cm.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion:         "batch/v1",
+		Kind:               "Job",
+		Name:               job.Name,
+		UID:                job.UID,
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(true),
+	}}
+}
+
+// containerResources turns spec.resources into requests and limits. Limits
+// equal requests for CPU and memory: a run that sets both gets the
+// Guaranteed QoS class (evicted last, timings comparable between runs), and
+// Kueue's quota counts exactly what the run can use. GPUs and ephemeral
+// storage are limited to what is requested too.
+func containerResources(r v1alpha1.Resources) (corev1.ResourceRequirements, error) {
+	var req corev1.ResourceRequirements
+	set := func(field string, name corev1.ResourceName, value string) error {
+		if value == "" {
+			return nil
+		}
+		q, err := resource.ParseQuantity(value)
+		if err != nil {
+			return fmt.Errorf("spec.resources.%s %q is not a Kubernetes quantity (for example \"500m\", \"2\", \"512Mi\")", field, value)
+		}
+		if q.Sign() <= 0 {
+			return fmt.Errorf("spec.resources.%s %q must be positive", field, value)
+		}
+		if req.Requests == nil {
+			req.Requests, req.Limits = corev1.ResourceList{}, corev1.ResourceList{}
+		}
+		req.Requests[name] = q
+		req.Limits[name] = q
+		return nil
+	}
+	if err := set("cpu", corev1.ResourceCPU, r.CPU); err != nil {
+		return req, err
+	}
+	if err := set("memory", corev1.ResourceMemory, r.Memory); err != nil {
+		return req, err
+	}
+	if err := set("ephemeralStorage", corev1.ResourceEphemeralStorage, r.EphemeralStorage); err != nil {
+		return req, err
+	}
+	if r.GPU < 0 {
+		return req, fmt.Errorf("spec.resources.gpu %d must not be negative", r.GPU)
+	}
+	if r.GPU > 0 {
+		name := r.GPUResource
+		if name == "" {
+			name = "nvidia.com/gpu"
+		}
+		if err := set("gpu", corev1.ResourceName(name), strconv.Itoa(r.GPU)); err != nil {
+			return req, err
+		}
+	}
+	return req, nil
+}
+
+// podFailurePolicy retries what is transient and nothing else. Rules apply in
+// order, the first match wins; a failure that matches none counts against
+// backoffLimit (a retry).
+//
+//  1. The pod was disrupted (preempted, evicted, its node drained): Ignore —
+//     an infrastructure failure retries without using up a retry.
+//  2. The init container found an input whose digest is wrong: FailJob.
+//  3. The command exited with a code the experiment declares transient, or
+//     the runner's own infrastructure code: Count (retry).
+//  4. The main container exited with any other non-zero code: FailJob.
+//
+// Other init container failures (a store or URL unreachable) match nothing
+// and retry.
+func podFailurePolicy(transient []int32) (*batchv1.PodFailurePolicy, error) {
+	retryCodes := []int32{ExitRunnerInfrastructure}
+	for _, c := range transient {
+		if c <= 0 || c > 255 {
+			return nil, fmt.Errorf("spec.retries.onExitCodes: %d is not an exit code (1-255)", c)
+		}
+		retryCodes = append(retryCodes, c)
+	}
+	slices.Sort(retryCodes)
+	retryCodes = slices.Compact(retryCodes)
+	return &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+		{
+			Action:          batchv1.PodFailurePolicyActionIgnore,
+			OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
+		},
+		{
+			Action: batchv1.PodFailurePolicyActionFailJob,
+			OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+				ContainerName: ptr.To(InitContainerName),
+				Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
+				Values:        []int32{ExitInputMismatch},
+			},
+		},
+		{
+			Action: batchv1.PodFailurePolicyActionCount,
+			OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+				ContainerName: ptr.To(MainContainerName),
+				Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
+				Values:        retryCodes,
+			},
+		},
+		{
+			Action: batchv1.PodFailurePolicyActionFailJob,
+			OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+				ContainerName: ptr.To(MainContainerName),
+				Operator:      batchv1.PodFailurePolicyOnExitCodesOpNotIn,
+				Values:        []int32{0},
+			},
+		},
+	}}, nil
+}
+
+// activeDeadlineSeconds is a generous backstop, never the timeout itself
+// (the runner enforces that per attempt): every allowed attempt at 1.5 times
+// its timeout, plus slack for pulls, inputs and uploads.
+func activeDeadlineSeconds(run Run) int64 {
+	timeout := run.Spec.Timeout.Duration
+	if timeout <= 0 {
+		timeout = run.Contract.Limits.Timeout.Duration
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	attempts := float64(max(0, run.Contract.Retries.Limit) + 1)
+	seconds := attempts*timeout.Seconds()*1.5 + deadlineSlack.Seconds()
+	if seconds > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int64(math.Ceil(seconds))
+}
+
+func podSpec(run Run, opts JobOptions, name string, resources corev1.ResourceRequirements) corev1.PodSpec {
+	uid := opts.RunAsUser
+	if uid == 0 {
+		uid = DefaultRunAsUser
+	}
+	runner := opts.RunnerBinary
+	if runner == "" {
+		runner = DefaultRunnerBinary
+	}
+	common := []string{"exec", "--contract", ContractPath, "--run-id", run.ID, "--work", WorkDir}
+	spec := corev1.PodSpec{
+		RestartPolicy:                corev1.RestartPolicyNever,
+		ServiceAccountName:           opts.ServiceAccountName,
+		AutomountServiceAccountToken: ptr.To(false),
+		// No service variables: the command's environment is what the
+		// experiment declares, nothing the namespace happens to contain.
+		EnableServiceLinks: ptr.To(false),
+		PriorityClassName:  run.Spec.PriorityClassName,
+		NodeSelector:       cloneOrNil(run.Spec.NodeSelector),
+		Tolerations:        tolerations(run.Spec.Tolerations),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To(uid),
+			RunAsGroup:     ptr.To(uid),
+			FSGroup:        ptr.To(uid),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		ImagePullSecrets: pullSecrets(opts.ImagePullSecrets),
+		Volumes:          volumes(run, name),
+		InitContainers: []corev1.Container{{
+			Name:    InitContainerName,
+			Image:   opts.RunnerImage,
+			Command: []string{runner},
+			Args: append(slices.Clone(common),
+				"--copy-self-to", RunnerInPod,
+				"--verify-inputs-only",
+				"--termination-message", PrepareTerminationMessagePath),
+			// The pod's requests are the larger of the init container's and
+			// the main container's, so giving prepare the run's resources
+			// costs no quota and lets it hash large inputs at full speed.
+			Resources:                *resources.DeepCopy(),
+			VolumeMounts:             mounts(true),
+			TerminationMessagePath:   PrepareTerminationMessagePath,
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			ImagePullPolicy:          corev1.PullIfNotPresent,
+			SecurityContext:          containerSecurityContext(),
+		}},
+		Containers: []corev1.Container{{
+			Name:    MainContainerName,
+			Image:   run.Contract.Image,
+			Command: []string{RunnerInPod},
+			Args: append(slices.Clone(common),
+				"--outputs", OutputsDir,
+				"--termination-message", RunTerminationMessagePath),
+			WorkingDir:               WorkDir,
+			Env:                      secretEnv(run),
+			Resources:                resources,
+			VolumeMounts:             mounts(false),
+			TerminationMessagePath:   RunTerminationMessagePath,
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			ImagePullPolicy:          corev1.PullIfNotPresent,
+			SecurityContext:          containerSecurityContext(),
+		}},
+	}
+	return spec
+}
+
+// containerSecurityContext is the "restricted" Pod Security Standard and a
+// read-only root file system; everything writable is an emptyDir.
+func containerSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		Privileged:               ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		RunAsNonRoot:             ptr.To(true),
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// Volume names.
+const (
+	volumeRunner   = "expsync-bin"
+	volumeContract = "contract"
+	volumeWork     = "work"
+	volumeTmp      = "tmp"
+	volumeOutputs  = "outputs"
+)
+
+func volumes(run Run, configMapName string) []corev1.Volume {
+	outputs := &corev1.EmptyDirVolumeSource{}
+	if n := run.Contract.Limits.MaxOutputBytes; n > 0 {
+		// The kubelet evicts the pod when outputs outgrow the limit the
+		// runner would refuse anyway.
+		outputs.SizeLimit = resource.NewQuantity(n, resource.BinarySI)
+	}
+	return []corev1.Volume{
+		{Name: volumeRunner, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: volumeContract, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: configMapName},
+			DefaultMode:          ptr.To[int32](0o444),
+		}}},
+		{Name: volumeWork, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: volumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: volumeOutputs, VolumeSource: corev1.VolumeSource{EmptyDir: outputs}},
+	}
+}
+
+// mounts: prepare writes the runner binary and the work folder; the run
+// container gets the binary read-only and writes work, tmp and outputs.
+func mounts(prepare bool) []corev1.VolumeMount {
+	m := []corev1.VolumeMount{
+		{Name: volumeRunner, MountPath: RunnerDir, ReadOnly: !prepare},
+		{Name: volumeContract, MountPath: ContractDir, ReadOnly: true},
+		{Name: volumeWork, MountPath: WorkDir},
+		{Name: volumeTmp, MountPath: TmpDir},
+	}
+	if !prepare {
+		m = append(m, corev1.VolumeMount{Name: volumeOutputs, MountPath: OutputsDir})
+	}
+	return m
+}
+
+// secretEnv exposes each secret reference under its declared name; the
+// runner passes it on to the command and never records its value. Literal
+// values reach the command through the contract only, so they cannot change
+// how the runner itself behaves.
+func secretEnv(run Run) []corev1.EnvVar {
+	var env []corev1.EnvVar
+	for _, e := range run.Contract.Env {
+		if e.SecretRef == nil {
+			continue
+		}
+		env = append(env, corev1.EnvVar{Name: e.Name, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: e.SecretRef.Name},
+				Key:                  e.SecretRef.Key,
+			},
+		}})
+	}
+	return env
+}
+
+func tolerations(in []v1alpha1.Toleration) []corev1.Toleration {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.Toleration, len(in))
+	for i, t := range in {
+		out[i] = corev1.Toleration{
+			Key:               t.Key,
+			Operator:          corev1.TolerationOperator(t.Operator),
+			Value:             t.Value,
+			Effect:            corev1.TaintEffect(t.Effect),
+			TolerationSeconds: t.TolerationSeconds,
+		}
+	}
+	return out
+}
+
+func pullSecrets(names []string) []corev1.LocalObjectReference {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make([]corev1.LocalObjectReference, len(names))
+	for i, n := range names {
+		out[i] = corev1.LocalObjectReference{Name: n}
+	}
+	return out
+}
+
+func cloneOrNil(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return cloneMap(m)
+}
