@@ -1,0 +1,331 @@
+package attest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+
+	"github.com/expsync/expsync/contract"
+)
+
+// FolderOptions is the policy for verifying a results folder.
+type FolderOptions struct {
+	Keys Verifiers
+	VerifyOptions
+	// Store finds a subject that is not in the folder (an output too large
+	// to commit) by its sha256: the path of a local copy. Nil: none.
+	Store func(sha256 string) (path string, ok bool)
+	// RequireAll fails subjects that are neither in the folder nor in the
+	// store; without it they are reported as not checked.
+	RequireAll bool
+	// RunID is the run ID the folder must attest; "" means the folder's name.
+	RunID string
+}
+
+// VerifyFolder checks that a results folder (results/<experiment>/<run-id>/)
+// is what a trusted key attested: the envelope in provenance.intoto.jsonl
+// verifies, its invocation ID is the folder's run ID, every subject matches
+// its file in the folder (or the store), no file in the folder is left
+// unattested, and the identity recorded in run.json hashes to the run ID.
+//
+// The planner calls it to decide that a run in a branch is done; the error
+// is nil exactly when the report has no failed check.
+func VerifyFolder(dir string, opts FolderOptions) (*Report, error) {
+	r := &Report{Path: dir, RunID: opts.RunID}
+	if r.RunID == "" {
+		r.RunID = filepath.Base(filepath.Clean(dir))
+	}
+	v := verifyFolderEnvelope(r, filepath.Join(dir, EnvelopeFile), opts.Keys, opts.VerifyOptions)
+	if v == nil {
+		return r, r.Err()
+	}
+	checkInvocationID(r, v)
+	checkSubjects(r, dir, v, opts)
+	checkUnattested(r, dir, v)
+	checkRecordedIdentity(r, dir, v)
+	return r, r.Err()
+}
+
+// VerifyEnvelopeFile checks an envelope on its own (PATH given as a file):
+// signature, types and builder; subjects are checked against the files
+// beside it when the file is a results folder's provenance.intoto.jsonl.
+func VerifyEnvelopeFile(file string, opts FolderOptions) (*Report, error) {
+	if filepath.Base(file) == EnvelopeFile {
+		return VerifyFolder(filepath.Dir(file), opts)
+	}
+	r := &Report{Path: file}
+	if v := verifyFolderEnvelope(r, file, opts.Keys, opts.VerifyOptions); v != nil {
+		r.RunID = v.InvocationID
+		r.notChecked("subjects", "envelope verified on its own; give its results folder to check the files")
+	}
+	return r, r.Err()
+}
+
+func verifyFolderEnvelope(r *Report, file string, keys Verifiers, opts VerifyOptions) *Verified {
+	data, err := readLimited(file, MaxEnvelopeBytes)
+	if err != nil {
+		r.fail("envelope", err.Error())
+		return nil
+	}
+	v, err := VerifyEnvelope(data, keys, opts)
+	if err != nil {
+		r.fail(checkName(err), err.Error())
+		return nil
+	}
+	names := make([]string, len(v.Keys))
+	for i, k := range v.Keys {
+		names[i] = k.Name
+	}
+	r.ok("signature", fmt.Sprintf("signed by %d trusted key(s): %v", len(v.Keys), names))
+	r.ok("statement", "in-toto Statement v1, SLSA Provenance v1")
+	r.ok("builder", v.BuilderID)
+	r.Verified = v
+	return v
+}
+
+// checkName maps a VerifyEnvelope error to the check that failed.
+func checkName(err error) string {
+	switch {
+	case errors.Is(err, ErrMalformedEnvelope):
+		return "envelope"
+	case errors.Is(err, ErrNoSignatures), errors.Is(err, ErrSignature):
+		return "signature"
+	case errors.Is(err, ErrPayloadType):
+		return "payloadType"
+	case errors.Is(err, ErrPredicateType):
+		return "predicateType"
+	case errors.Is(err, ErrBuilderID):
+		return "builder"
+	case errors.Is(err, ErrUsage):
+		return "policy"
+	default:
+		return "statement"
+	}
+}
+
+func checkInvocationID(r *Report, v *Verified) {
+	if v.InvocationID != r.RunID {
+		r.fail("invocationID", fmt.Sprintf("envelope attests run %s, but the folder is run %s (an envelope copied from another run?)", v.InvocationID, r.RunID))
+		return
+	}
+	r.ok("invocationID", v.InvocationID)
+}
+
+func checkSubjects(r *Report, dir string, v *Verified, opts FolderOptions) {
+	for _, s := range v.Subjects {
+		name := "subject " + s.Name
+		file := filepath.Join(dir, filepath.FromSlash(s.Name))
+		got, err := hashRegularFile(file)
+		where := "folder"
+		if errors.Is(err, fs.ErrNotExist) && opts.Store != nil {
+			if p, ok := opts.Store(s.SHA256); ok {
+				got, err = hashRegularFile(p)
+				where = "store"
+			}
+		}
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if opts.RequireAll {
+				r.fail(name, "absent from the folder and the store (--require-all)")
+			} else {
+				r.notChecked(name, "absent from the folder and the store")
+			}
+		case err != nil:
+			r.fail(name, err.Error())
+		case got != s.SHA256:
+			r.fail(name, fmt.Sprintf("sha256 %s in the %s, attested %s (edited after signing)", got, where, s.SHA256))
+		default:
+			r.ok(name, "sha256 "+s.SHA256+" ("+where+")")
+		}
+	}
+}
+
+// checkUnattested fails files in the folder that no subject covers: anyone
+// can push files next to a signed envelope, and a reader must not mistake
+// them for attested results.
+func checkUnattested(r *Report, dir string, v *Verified) {
+	attested := map[string]bool{EnvelopeFile: true}
+	for _, s := range v.Subjects {
+		attested[s.Name] = true
+	}
+	var extra []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if rel = filepath.ToSlash(rel); !attested[rel] {
+			extra = append(extra, rel)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		r.fail("unattested files", err.Error())
+	case len(extra) > 0:
+		sort.Strings(extra)
+		r.fail("unattested files", fmt.Sprintf("not covered by the attestation: %v", extra))
+	default:
+		r.ok("unattested files", "none")
+	}
+}
+
+// checkRecordedIdentity recomputes the run ID from the identity document in
+// run.json (already checked against its subject digest) and compares it and
+// its context tree with what the statement attests.
+func checkRecordedIdentity(r *Report, dir string, v *Verified) {
+	id, err := RecordedIdentity(filepath.Join(dir, RunFile))
+	if err != nil {
+		r.notChecked("runID", err.Error())
+		return
+	}
+	CheckIdentity(r, id, v)
+}
+
+// RecordedIdentity reads the identity document from a run.json.
+func RecordedIdentity(file string) (*contract.Identity, error) {
+	data, err := readLimited(file, MaxEnvelopeBytes)
+	if err != nil {
+		return nil, err
+	}
+	var rec struct {
+		Identity *contract.Identity `json:"identity"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&rec); err != nil {
+		return nil, fmt.Errorf("%s: %v", RunFile, err)
+	}
+	if rec.Identity == nil {
+		return nil, fmt.Errorf("%s has no identity document", RunFile)
+	}
+	return rec.Identity, nil
+}
+
+// CheckIdentity adds the checks that id hashes to the attested invocation
+// ID and names the attested context tree.
+func CheckIdentity(r *Report, id *contract.Identity, v *Verified) {
+	recomputed, err := id.ID()
+	switch {
+	case err != nil:
+		r.fail("runID", "recompute from run.json identity: "+err.Error())
+	case recomputed != v.InvocationID:
+		r.fail("runID", fmt.Sprintf("run.json identity hashes to %s, attested %s", recomputed, v.InvocationID))
+	default:
+		r.ok("runID", "recomputed from run.json identity")
+	}
+	trees := v.Dependencies("gitTree")
+	switch {
+	case len(trees) != 1:
+		r.fail("contextTree", fmt.Sprintf("statement has %d gitTree dependencies, want 1", len(trees)))
+	case trees[0].GetDigest()["gitTree"] != id.ContextTree:
+		r.fail("contextTree", fmt.Sprintf("run.json identity names tree %s, attested %s", id.ContextTree, trees[0].GetDigest()["gitTree"]))
+	default:
+		r.ok("contextTree", id.ContextTree)
+	}
+}
+
+// hashRegularFile hashes a regular file; symlinks are refused, never followed.
+func hashRegularFile(file string) (string, error) {
+	info, err := os.Lstat(file)
+	if err != nil {
+		return "", err
+	}
+	if !info.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file (%s); symlinks are not followed", filepath.Base(file), info.Mode().Type())
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", file, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func readLimited(file string, limit int64) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s exceeds %d bytes", file, limit)
+	}
+	return data, nil
+}
+
+// HashFolder lists every regular file under dir (but the envelope) as a
+// subject named by its slash path relative to dir. Symlinks are an error:
+// a results folder holds files only.
+func HashFolder(dir string) ([]Subject, error) {
+	var out []Subject
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == EnvelopeFile {
+			return nil
+		}
+		sum, err := hashRegularFile(p)
+		if err != nil {
+			return err
+		}
+		out = append(out, Subject{Name: path.Clean(rel), SHA256: sum})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hash results folder %s: %w", dir, err)
+	}
+	return out, nil
+}
+
+// StoreDir returns a FolderOptions.Store over a local content-addressed
+// store laid out as <root>/sha256/<aa>/<hex> (expsync's store), falling back
+// to <root>/sha256/<hex>.
+func StoreDir(root string) func(string) (string, bool) {
+	return func(sum string) (string, bool) {
+		if !isHex(sum, 64) {
+			return "", false
+		}
+		for _, p := range []string{
+			filepath.Join(root, "sha256", sum[:2], sum),
+			filepath.Join(root, "sha256", sum),
+		} {
+			if _, err := os.Lstat(p); err == nil {
+				return p, true
+			}
+		}
+		return "", false
+	}
+}
