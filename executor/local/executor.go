@@ -1,0 +1,383 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/store"
+)
+
+// Options configure an Executor. Store and StateDir are required.
+type Options struct {
+	Store store.Store
+	// StateDir holds the journal and the executor's lock.
+	StateDir string
+	// CPUs is the CPU capacity (default runtime.NumCPU()).
+	CPUs float64
+	// MemoryBytes is the memory capacity (default MemAvailable at New).
+	MemoryBytes int64
+	// MaxConcurrent bounds the runs in flight whatever their requests
+	// (0: no bound beyond CPU and memory).
+	MaxConcurrent int
+	// DefaultCPUMilli is the request of a run that states none (default
+	// 1000: one core); DefaultMemoryBytes likewise (default 0).
+	DefaultCPUMilli    int64
+	DefaultMemoryBytes int64
+	// Runner are the runner's options; the executor sets Store and OnStart.
+	Runner runner.Options
+	// OnEvent receives progress events, serially, from the executor's
+	// goroutines; it must not block for long or call back into the executor.
+	OnEvent func(Event)
+}
+
+// EventKind is a step of a run's life in the executor.
+type EventKind string
+
+const (
+	EventQueued   EventKind = "queued"
+	EventStarted  EventKind = "started"
+	EventFinished EventKind = "finished"
+)
+
+// Event reports one step and the counts after it.
+type Event struct {
+	Kind  EventKind
+	RunID string
+	// Result is set for EventFinished (nil when the runner failed outright;
+	// Err says why).
+	Result *runner.Result
+	Err    error
+	Counts Counts
+}
+
+// Counts are the executor's totals since New.
+type Counts struct {
+	Submitted, Queued, Running, Finished int
+	// Succeeded and Cached are subsets of Finished.
+	Succeeded, Cached int
+}
+
+// ErrShutdown is returned by Submit after Shutdown.
+var ErrShutdown = errors.New("executor is shutting down")
+
+// Executor runs contracts as local process groups.
+type Executor struct {
+	opts     Options
+	capacity request
+	journal  *journal
+	lockFile *os.File
+
+	mu      sync.Mutex
+	queue   []*Job
+	jobs    map[string]*Job // queued or running
+	used    request
+	running int
+	counts  Counts
+	closing bool
+	idle    *sync.Cond
+	eventMu sync.Mutex
+}
+
+// Job is a submitted run.
+type Job struct {
+	RunID    string
+	Contract contract.Contract
+	Meta     map[string]string
+
+	req    request
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	result *runner.Result
+	err    error
+}
+
+// Done is closed when the job finished.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+// Result returns the job's result once Done is closed.
+func (j *Job) Result() (*runner.Result, error) {
+	<-j.done
+	return j.result, j.err
+}
+
+// Wait waits for the job or ctx.
+func (j *Job) Wait(ctx context.Context) (*runner.Result, error) {
+	select {
+	case <-j.done:
+		return j.result, j.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// New opens the state folder (taking its lock) and returns an executor.
+func New(opts Options) (*Executor, error) {
+	if opts.Store == nil {
+		return nil, errors.New("local executor: no store")
+	}
+	if opts.StateDir == "" {
+		return nil, errors.New("local executor: no state folder")
+	}
+	if opts.CPUs <= 0 {
+		opts.CPUs = float64(runtime.NumCPU())
+	}
+	if opts.MemoryBytes <= 0 {
+		m, err := MemAvailable()
+		if err != nil {
+			return nil, fmt.Errorf("local executor: memory capacity: %w (set it explicitly)", err)
+		}
+		opts.MemoryBytes = m
+	}
+	if opts.DefaultCPUMilli <= 0 {
+		opts.DefaultCPUMilli = 1000
+	}
+	if err := os.MkdirAll(filepath.Join(opts.StateDir, "journal"), 0o700); err != nil {
+		return nil, fmt.Errorf("local executor: state folder: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(opts.StateDir, "executor.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("local executor: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("local executor: state folder %s is in use by another expsync process: %w", opts.StateDir, err)
+	}
+	e := &Executor{
+		opts:     opts,
+		capacity: request{cpuMilli: int64(opts.CPUs * 1000), memBytes: opts.MemoryBytes},
+		journal:  &journal{dir: filepath.Join(opts.StateDir, "journal")},
+		lockFile: lock,
+		jobs:     map[string]*Job{},
+	}
+	e.idle = sync.NewCond(&e.mu)
+	return e, nil
+}
+
+// Submit queues a run. A run already queued or running returns its Job.
+// meta is kept in the journal and returned by Recover (for example the
+// repository and experiment the run belongs to).
+func (e *Executor) Submit(c contract.Contract, meta map[string]string) (*Job, error) {
+	if err := runner.Validate(c); err != nil {
+		return nil, err
+	}
+	req, err := e.requestOf(c)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	if j, ok := e.jobs[c.RunID]; ok {
+		e.mu.Unlock()
+		return j, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	j := &Job{RunID: c.RunID, Contract: c, Meta: meta, req: req, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	e.jobs[c.RunID] = j
+	e.queue = append(e.queue, j)
+	e.counts.Submitted++
+	e.counts.Queued++
+	counts := e.counts
+	e.mu.Unlock()
+	e.emit(Event{Kind: EventQueued, RunID: c.RunID, Counts: counts})
+	e.dispatch()
+	return j, nil
+}
+
+// dispatch starts queued jobs, first in first out, while they fit.
+func (e *Executor) dispatch() {
+	for {
+		e.mu.Lock()
+		if len(e.queue) == 0 || e.closing {
+			e.mu.Unlock()
+			return
+		}
+		j := e.queue[0]
+		if !e.fits(j.req) {
+			e.mu.Unlock()
+			return
+		}
+		e.queue = e.queue[1:]
+		e.used.cpuMilli += j.req.cpuMilli
+		e.used.memBytes += j.req.memBytes
+		e.running++
+		e.counts.Queued--
+		e.counts.Running++
+		counts := e.counts
+		e.mu.Unlock()
+		e.emit(Event{Kind: EventStarted, RunID: j.RunID, Counts: counts})
+		go e.execute(j)
+	}
+}
+
+func (e *Executor) fits(r request) bool {
+	if e.opts.MaxConcurrent > 0 && e.running >= e.opts.MaxConcurrent {
+		return false
+	}
+	if e.running == 0 {
+		return true // requests were checked against capacity at Submit
+	}
+	return e.used.cpuMilli+r.cpuMilli <= e.capacity.cpuMilli && e.used.memBytes+r.memBytes <= e.capacity.memBytes
+}
+
+func (e *Executor) execute(j *Job) {
+	res, err := e.runJob(j)
+	e.mu.Lock()
+	e.used.cpuMilli -= j.req.cpuMilli
+	e.used.memBytes -= j.req.memBytes
+	e.running--
+	e.counts.Running--
+	e.finishLocked(j, res, err)
+	counts := e.counts
+	e.mu.Unlock()
+	e.emit(Event{Kind: EventFinished, RunID: j.RunID, Result: res, Err: err, Counts: counts})
+	close(j.done)
+	e.dispatch()
+}
+
+func (e *Executor) finishLocked(j *Job, res *runner.Result, err error) {
+	j.result, j.err = res, err
+	j.cancel()
+	delete(e.jobs, j.RunID)
+	e.counts.Finished++
+	if res != nil && res.Status == runner.Succeeded {
+		e.counts.Succeeded++
+	}
+	if res != nil && res.Cached {
+		e.counts.Cached++
+	}
+	e.idle.Broadcast()
+}
+
+// runJob journals the run, runs it through the run cache and removes the
+// record once the result is stored.
+func (e *Executor) runJob(j *Job) (*runner.Result, error) {
+	rec := record{RunID: j.RunID, Contract: j.Contract, Meta: j.Meta, SubmittedAt: time.Now().UTC()}
+	if err := e.journal.write(rec); err != nil {
+		return nil, fmt.Errorf("journal run %s: %w", j.RunID, err)
+	}
+	opts := e.opts.Runner
+	opts.Store = e.opts.Store
+	userOnStart := opts.OnStart
+	opts.OnStart = func(s runner.Started) {
+		rec.PGID, rec.StartTicks, rec.Attempt, rec.StartedAt = s.PID, s.StartTicks, s.Attempt, time.Now().UTC()
+		// A failed update leaves the record without a group: Recover then
+		// cannot end the group, but still returns the run.
+		_ = e.journal.write(rec)
+		if userOnStart != nil {
+			userOnStart(s)
+		}
+	}
+	res, err := runner.RunCached(j.ctx, j.Contract, opts)
+	// This process saw the run end, so its process group is gone: the
+	// record has served its purpose whatever the outcome.
+	e.journal.remove(j.RunID)
+	return res, err
+}
+
+// Cancel cancels a queued or running run; it reports whether there was one.
+func (e *Executor) Cancel(runID string) bool {
+	e.mu.Lock()
+	j, ok := e.jobs[runID]
+	if !ok {
+		e.mu.Unlock()
+		return false
+	}
+	for i, q := range e.queue {
+		if q == j {
+			e.queue = append(e.queue[:i], e.queue[i+1:]...)
+			e.counts.Queued--
+			res := cancelledResult(j)
+			e.finishLocked(j, res, nil)
+			counts := e.counts
+			e.mu.Unlock()
+			e.emit(Event{Kind: EventFinished, RunID: runID, Result: res, Counts: counts})
+			close(j.done)
+			e.dispatch()
+			return true
+		}
+	}
+	e.mu.Unlock()
+	j.cancel() // running: the runner ends the process group
+	return true
+}
+
+func cancelledResult(j *Job) *runner.Result {
+	now := time.Now().UTC()
+	return &runner.Result{RunID: j.RunID, Status: runner.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now, Error: "cancelled before it started"}
+}
+
+// CancelAll cancels every queued and running run.
+func (e *Executor) CancelAll() {
+	e.mu.Lock()
+	ids := make([]string, 0, len(e.jobs))
+	for id := range e.jobs {
+		ids = append(ids, id)
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		e.Cancel(id)
+	}
+}
+
+// Counts returns the current totals.
+func (e *Executor) Counts() Counts {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.counts
+}
+
+// Shutdown stops admitting runs, cancels the queued ones, and waits for the
+// running ones; when ctx ends first it cancels them (SIGTERM, then SIGKILL
+// after the runner's grace) and waits for them to end. It releases the state
+// folder.
+func (e *Executor) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closing = true
+	queued := append([]*Job(nil), e.queue...)
+	e.mu.Unlock()
+	for _, j := range queued {
+		e.Cancel(j.RunID)
+	}
+	allDone := make(chan struct{})
+	go func() {
+		e.mu.Lock()
+		for e.running > 0 {
+			e.idle.Wait()
+		}
+		e.mu.Unlock()
+		close(allDone)
+	}()
+	var err error
+	select {
+	case <-allDone:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: cancelled the runs still running: %w", ctx.Err())
+		e.CancelAll()
+		<-allDone
+	}
+	e.lockFile.Close()
+	return err
+}
+
+func (e *Executor) emit(ev Event) {
+	if e.opts.OnEvent == nil {
+		return
+	}
+	e.eventMu.Lock()
+	defer e.eventMu.Unlock()
+	e.opts.OnEvent(ev)
+}

@@ -1,0 +1,79 @@
+package local
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/expsync/expsync/contract"
+)
+
+// request is what one run holds while it runs.
+type request struct {
+	cpuMilli int64
+	memBytes int64
+}
+
+func (e *Executor) requestOf(c contract.Contract) (request, error) {
+	req := request{cpuMilli: e.opts.DefaultCPUMilli, memBytes: e.opts.DefaultMemoryBytes}
+	if c.Limits.CPU != "" {
+		q, err := resource.ParseQuantity(c.Limits.CPU)
+		if err != nil || q.Sign() < 0 {
+			return req, fmt.Errorf("run %s: cpu request %q is not a quantity such as \"1\" or \"500m\"", c.RunID, c.Limits.CPU)
+		}
+		req.cpuMilli = q.MilliValue()
+	}
+	if c.Limits.Memory != "" {
+		q, err := resource.ParseQuantity(c.Limits.Memory)
+		if err != nil || q.Sign() < 0 {
+			return req, fmt.Errorf("run %s: memory request %q is not a quantity such as \"512Mi\"", c.RunID, c.Limits.Memory)
+		}
+		req.memBytes = q.Value()
+	}
+	if req.cpuMilli > e.capacity.cpuMilli {
+		return req, fmt.Errorf("run %s requests %s CPUs but this executor has %s: lower resources.cpu or raise the executor's CPUs", c.RunID, milli(req.cpuMilli), milli(e.capacity.cpuMilli))
+	}
+	if req.memBytes > e.capacity.memBytes {
+		return req, fmt.Errorf("run %s requests %d bytes of memory but this executor has %d: lower resources.memory or raise the executor's memory", c.RunID, req.memBytes, e.capacity.memBytes)
+	}
+	return req, nil
+}
+
+func milli(m int64) string {
+	return strconv.FormatFloat(float64(m)/1000, 'f', -1, 64)
+}
+
+// MemAvailable returns the machine's available memory from /proc/meminfo.
+func MemAvailable() (int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	var total int64
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kib, err := strconv.ParseInt(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch fields[0] {
+		case "MemAvailable:":
+			return kib * 1024, nil
+		case "MemTotal:":
+			total = kib * 1024
+		}
+	}
+	if total > 0 {
+		return total, nil
+	}
+	return 0, fmt.Errorf("/proc/meminfo: no MemAvailable or MemTotal")
+}

@@ -1,0 +1,98 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/store"
+)
+
+// ResultFile is the run cache file holding a run's Result.
+const ResultFile = "result.json"
+
+// LoadResult reads a run's result from the run cache; store.ErrNotFound
+// when there is none.
+func LoadResult(ctx context.Context, st store.Store, runID string) (*Result, error) {
+	data, err := st.RunFile(ctx, runID, ResultFile)
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("run cache %s: corrupt %s: %w", runID, ResultFile, err)
+	}
+	if r.RunID != runID {
+		return nil, fmt.Errorf("run cache %s: %s records run %s", runID, ResultFile, r.RunID)
+	}
+	r.Cached = true
+	return &r, nil
+}
+
+// Cached returns the cached result that stands for c, if any: a success
+// always does; a failure only while the contract's limits and retries are
+// unchanged (changing them retries a failed run, never a successful one).
+func Cached(ctx context.Context, st store.Store, c contract.Contract) (*Result, bool, error) {
+	r, err := LoadResult(ctx, st, c.RunID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case r.Status == Succeeded:
+		return r, true, nil
+	case r.Status.Cacheable() && r.SchedulingDigest == SchedulingDigest(c):
+		return r, true, nil
+	}
+	return nil, false, nil
+}
+
+// StoreResult records a result in the run cache (cacheable statuses only).
+func StoreResult(ctx context.Context, st store.Store, r *Result) error {
+	if !r.Status.Cacheable() {
+		return nil
+	}
+	data, err := MarshalResult(r)
+	if err != nil {
+		return err
+	}
+	return st.PutRunFile(ctx, r.RunID, ResultFile, data)
+}
+
+// RunCached runs c unless the run cache has a result standing for it. It
+// holds the store's per-run lock while it runs, and re-checks the cache
+// after taking it, so concurrent callers (other goroutines or processes on
+// the same store) execute a run once.
+func RunCached(ctx context.Context, c contract.Contract, opts Options) (*Result, error) {
+	if err := Validate(c); err != nil {
+		return nil, err
+	}
+	st, err := openStore(c, opts)
+	if err != nil {
+		return nil, err
+	}
+	opts.Store = st
+	if r, ok, err := Cached(ctx, st, c); err != nil || ok {
+		return r, err
+	}
+	unlock, err := st.LockRun(ctx, c.RunID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if r, ok, err := Cached(ctx, st, c); err != nil || ok {
+		return r, err
+	}
+	r, err := Run(ctx, c, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := StoreResult(ctx, st, r); err != nil {
+		return r, fmt.Errorf("run %s finished (%s) but its result could not be cached: %w", c.RunID, r.Status, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,352 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/store"
+)
+
+// InputMismatchError names an input whose bytes differ from its digest.
+type InputMismatchError struct {
+	What      string // for example `input "data" (https://example.org/x.csv)`
+	Want, Got string
+}
+
+func (e *InputMismatchError) Error() string {
+	return fmt.Sprintf("%s: expected sha256 %s, got %s; the command was not started", e.What, e.Want, e.Got)
+}
+
+// Materialise places the contract's context and inputs into work (which
+// must not exist yet) and checks every file against its sha256, rehashing
+// store objects too. It is what a pod's init container runs (expsync exec
+// --verify-inputs-only). A mismatch is an *InputMismatchError.
+func Materialise(ctx context.Context, c contract.Contract, opts Options, work string) error {
+	opts = opts.withDefaults()
+	opts.VerifyStoreObjects = true
+	if err := Validate(c); err != nil {
+		return err
+	}
+	st, err := openStore(c, opts)
+	if err != nil {
+		return err
+	}
+	if err := materialiseContext(ctx, st, c.Context.Tree, work, true); err != nil {
+		return err
+	}
+	return placeInputs(ctx, st, opts, c.Inputs, work)
+}
+
+// transientError marks a failure worth retrying (network, 5xx, 429).
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+var defaultHTTPClient = &http.Client{
+	Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		MaxIdleConnsPerHost:   4,
+	},
+}
+
+// materialiseContext places the files of the context tree's manifest under
+// work, which must not exist yet.
+func materialiseContext(ctx context.Context, st store.Store, treeID, work string, verify bool) error {
+	if err := os.Mkdir(work, 0o755); err != nil {
+		return err
+	}
+	if treeID == "" {
+		return nil
+	}
+	m, err := st.Tree(ctx, treeID)
+	if err != nil {
+		return fmt.Errorf("context tree %s: %w (export it with store.ExportTree before running)", treeID, err)
+	}
+	dirs := map[string]bool{"": true}
+	for _, e := range m.Entries {
+		rel, err := cleanRel(e.Path)
+		if err != nil {
+			return fmt.Errorf("context tree %s: entry %q: %w", treeID, e.Path, err)
+		}
+		if err := mkdirs(work, parentOf(rel), dirs); err != nil {
+			return fmt.Errorf("context %s: %w", rel, err)
+		}
+		dst := filepath.Join(work, filepath.FromSlash(rel))
+		switch e.Mode {
+		case store.ModeSymlink:
+			target, err := readSmall(ctx, st, e.SHA256, 4096)
+			if err != nil {
+				return fmt.Errorf("context %s: %w", rel, err)
+			}
+			if err := os.Symlink(string(target), dst); err != nil {
+				return fmt.Errorf("context %s: %w", rel, err)
+			}
+		case store.ModeFile, store.ModeExecutable:
+			if err := placeObject(ctx, st, e.SHA256, dst, e.Mode == store.ModeExecutable); err != nil {
+				return fmt.Errorf("context %s: %w", rel, err)
+			}
+			if verify {
+				if err := verifyFile(dst, e.SHA256, "context file "+rel); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("context tree %s: entry %q has unsupported mode %s", treeID, e.Path, e.Mode)
+		}
+	}
+	return nil
+}
+
+// placeInputs places every input at its path, fetching URL inputs into the
+// store first, and checks each against its sha256.
+func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []contract.Input, work string) error {
+	if len(inputs) == 0 {
+		return nil
+	}
+	dirs := map[string]bool{"": true}
+	for _, in := range inputs {
+		rel, _ := cleanRel(in.Path) // checked by Validate
+		what := describeInput(in)
+		has, err := st.Has(ctx, in.SHA256)
+		if err != nil {
+			return &transientError{fmt.Errorf("%s: %w", what, err)}
+		}
+		if !has {
+			if in.URI == "" {
+				return fmt.Errorf("%s: sha256 %s is not in the store and the input has no URI to fetch it from", what, in.SHA256)
+			}
+			if err := fetch(ctx, st, opts, in, what); err != nil {
+				return err
+			}
+		}
+		if err := mkdirs(work, parentOf(rel), dirs); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		dst := filepath.Join(work, filepath.FromSlash(rel))
+		if fi, err := os.Lstat(dst); err == nil {
+			if fi.IsDir() {
+				return fmt.Errorf("%s: path %s is a folder of the context", what, in.Path)
+			}
+			// The input replaces the context's file of the same path.
+			if err := os.Remove(dst); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		if err := placeObject(ctx, st, in.SHA256, dst, false); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if opts.VerifyStoreObjects {
+			if err := verifyFile(dst, in.SHA256, what); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func describeInput(in contract.Input) string {
+	switch {
+	case in.URI != "":
+		return fmt.Sprintf("input %q (%s)", in.Name, redactURL(in.URI))
+	case in.RepoPath != "":
+		return fmt.Sprintf("input %q (repository file %s)", in.Name, in.RepoPath)
+	}
+	return fmt.Sprintf("input %q", in.Name)
+}
+
+// redactURL drops credentials and the query from a URL for messages.
+func redactURL(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	if i := strings.Index(u, "://"); i >= 0 {
+		if at := strings.LastIndex(u[i+3:], "@"); at >= 0 && !strings.Contains(u[i+3:i+3+at], "/") {
+			u = u[:i+3] + u[i+3+at+1:]
+		}
+	}
+	return u
+}
+
+// fetch downloads a URL input into the store, verified against its sha256.
+func fetch(ctx context.Context, st store.Store, opts Options, in contract.Input, what string) error {
+	if !strings.HasPrefix(in.URI, "https://") && !strings.HasPrefix(in.URI, "http://") {
+		return fmt.Errorf("%s: only http(s) URIs can be fetched", what)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.URI, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	resp, err := opts.HTTPClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &transientError{fmt.Errorf("%s: fetch: %s", what, strings.ReplaceAll(err.Error(), in.URI, redactURL(in.URI)))}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		err := fmt.Errorf("%s: fetch: HTTP %s", what, resp.Status)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
+			return &transientError{err}
+		}
+		return err
+	}
+	if resp.ContentLength > opts.MaxInputBytes {
+		return fmt.Errorf("%s: %d bytes exceed the input limit of %d bytes", what, resp.ContentLength, opts.MaxInputBytes)
+	}
+	body := &limitedReader{r: resp.Body, n: opts.MaxInputBytes}
+	_, err = st.Put(ctx, body, in.SHA256)
+	var mm *store.MismatchError
+	switch {
+	case body.exceeded:
+		return fmt.Errorf("%s: exceeds the input limit of %d bytes", what, opts.MaxInputBytes)
+	case errors.As(err, &mm):
+		return &InputMismatchError{What: what, Want: mm.Want, Got: mm.Got}
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return &transientError{fmt.Errorf("%s: fetch: %v", what, err)}
+	}
+	return nil
+}
+
+// limitedReader fails once more than n bytes were read.
+type limitedReader struct {
+	r        io.Reader
+	n        int64
+	exceeded bool
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		l.exceeded = true
+		return 0, errors.New("size limit exceeded")
+	}
+	if int64(len(p)) > l.n+1 {
+		p = p[:l.n+1]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	if l.n < 0 {
+		l.exceeded = true
+		return n, errors.New("size limit exceeded")
+	}
+	return n, err
+}
+
+// placeObject puts a blob at dst: linked when the store can, copied otherwise.
+func placeObject(ctx context.Context, st store.Store, sha, dst string, executable bool) error {
+	if l, ok := st.(store.Linker); ok {
+		return l.LinkTo(ctx, sha, dst, executable)
+	}
+	rc, err := st.Open(ctx, sha)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	mode := os.FileMode(0o644)
+	if executable {
+		mode = 0o755
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func readSmall(ctx context.Context, st store.Store, sha string, limit int64) ([]byte, error) {
+	rc, err := st.Open(ctx, sha)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("object %s exceeds %d bytes", sha, limit)
+	}
+	return b, nil
+}
+
+// verifyFile rehashes a placed file.
+func verifyFile(path, want, what string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return &InputMismatchError{What: what, Want: want, Got: got}
+	}
+	return nil
+}
+
+func parentOf(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
+}
+
+// mkdirs creates the folder rel under root, one component at a time,
+// refusing to go through a symlink (which could lead out of the work folder).
+func mkdirs(root, rel string, made map[string]bool) error {
+	if made[rel] {
+		return nil
+	}
+	if err := mkdirs(root, parentOf(rel), made); err != nil {
+		return err
+	}
+	p := filepath.Join(root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("folder %s is a symlink; refusing to write through it", rel)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is a file, not a folder", rel)
+	}
+	made[rel] = true
+	return nil
+}
+
+func chmodDirsWritable(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,123 @@
+package runner
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/expsync/expsync/store"
+)
+
+// Options are the operator's settings for running contracts. The zero value
+// works: every field has a default.
+type Options struct {
+	// Store holds the context, inputs, outputs and logs; nil opens the
+	// contract's Store location.
+	Store store.Store
+	// WorkRoot is where attempt folders are made (default
+	// $TMPDIR/expsync-work). Put it on the store's file system so the
+	// context can be hard-linked instead of copied.
+	WorkRoot string
+	// KeepWork keeps attempt folders after the run, for debugging.
+	KeepWork bool
+
+	// DefaultTimeout applies when the contract has none (default 24h).
+	DefaultTimeout time.Duration
+	// KillGrace is the time between SIGTERM and SIGKILL of the process
+	// group on timeout or cancellation (default 10s).
+	KillGrace time.Duration
+	// MaxLogBytes bounds the stored log (default 64 MiB); the contract may
+	// lower it. Beyond it the log keeps its head and its last 4 KiB.
+	MaxLogBytes int64
+	// MaxOutputBytes bounds the total size of the outputs (default 10 GiB);
+	// the contract may lower it.
+	MaxOutputBytes int64
+	// MaxInputBytes bounds each fetched input (default 10 GiB).
+	MaxInputBytes int64
+	// MaxMetricsBytes bounds the metrics file (default 1 MiB).
+	MaxMetricsBytes int64
+	// VerifyStoreObjects rehashes every object placed in the work folder
+	// (for stores other processes can write, as in a pod). Off by default:
+	// the local store verifies each object when it is written.
+	VerifyStoreObjects bool
+
+	// HTTPClient fetches URL inputs (default: a client with a 30s
+	// connection timeout and no overall timeout, bounded by ctx).
+	HTTPClient *http.Client
+
+	// Secrets resolves secretRef variables; default: EnvSecrets, then
+	// SecretsFile when set.
+	Secrets SecretSource
+	// SecretsFile is a YAML file `{<secret name>: {<key>: <value>}}`.
+	SecretsFile string
+	// PATH is the command's PATH (default: this process's PATH).
+	PATH string
+
+	// InfraRetries bounds retries after infrastructure failures (default 3);
+	// the contract's Retries.Limit bounds retries after transient exit codes.
+	InfraRetries int
+	// Backoff is the first retry's delay (default 1s), doubled per retry up
+	// to MaxBackoff (default 30s).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+
+	// OnStart is called once per attempt right after the process started,
+	// before it is waited for (the executor journals the process group).
+	OnStart func(Started)
+}
+
+// Started describes a started attempt.
+type Started struct {
+	RunID   string
+	Attempt int
+	// PID is the direct child; it leads its own process group (PGID == PID).
+	PID int
+	// StartTicks is the process's start time in clock ticks since boot
+	// (field 22 of /proc/<pid>/stat), which tells a reused PID apart.
+	StartTicks uint64
+	WorkDir    string
+}
+
+func (o Options) withDefaults() Options {
+	if o.WorkRoot == "" {
+		o.WorkRoot = filepath.Join(os.TempDir(), "expsync-work")
+	}
+	if o.DefaultTimeout <= 0 {
+		o.DefaultTimeout = 24 * time.Hour
+	}
+	if o.KillGrace <= 0 {
+		o.KillGrace = 10 * time.Second
+	}
+	if o.MaxLogBytes <= 0 {
+		o.MaxLogBytes = 64 << 20
+	}
+	if o.MaxOutputBytes <= 0 {
+		o.MaxOutputBytes = 10 << 30
+	}
+	if o.MaxInputBytes <= 0 {
+		o.MaxInputBytes = 10 << 30
+	}
+	if o.MaxMetricsBytes <= 0 {
+		o.MaxMetricsBytes = 1 << 20
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = defaultHTTPClient
+	}
+	if o.PATH == "" {
+		o.PATH = os.Getenv("PATH")
+		if o.PATH == "" {
+			o.PATH = "/usr/local/bin:/usr/bin:/bin"
+		}
+	}
+	if o.InfraRetries <= 0 {
+		o.InfraRetries = 3
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	return o
+}

@@ -1,0 +1,221 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type processSpec struct {
+	dir, logPath string
+	env          []string
+	timeout      time.Duration
+	attempt      int
+}
+
+// processResult is what the process did; log is the captured output.
+type processResult struct {
+	exitCode  int
+	signal    string
+	timedOut  bool
+	cancelled bool
+	usage     Usage
+	log       *logCapture
+	startKind outcomeKind // when the command did not start: infra or fatal
+}
+
+// runProcess starts the command as the leader of a new process group, waits
+// for it under the timeout, and then kills whatever is left of the group.
+func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (processResult, error) {
+	res := processResult{exitCode: -1}
+	logw, err := newLogCapture(spec.logPath, r.logLimit())
+	if err != nil {
+		res.startKind = outcomeInfra
+		return res, fmt.Errorf("%w: create log: %v", errNotStarted, err)
+	}
+	res.log = logw
+	prog, err := lookPath(r.c.Command[0], spec.dir, r.opts.PATH)
+	if err != nil {
+		fmt.Fprintf(logw, "expsync: %v\n", err)
+		logw.close()
+		res.startKind = outcomeFatal
+		res.exitCode = 127
+		return res, fmt.Errorf("%w: %v", errNotStarted, err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		logw.close()
+		res.startKind = outcomeInfra
+		return res, fmt.Errorf("%w: pipe: %v", errNotStarted, err)
+	}
+	cmd := &exec.Cmd{
+		Path:   prog,
+		Args:   r.c.Command,
+		Dir:    spec.dir,
+		Env:    spec.env,
+		Stdout: pw,
+		Stderr: pw,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid: true,
+			// The direct child dies with this process (its thread, in fact:
+			// Go keeps threads alive unless LockOSThread'ed goroutines exit).
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(logw, pr)
+	}()
+	start := time.Now()
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		<-copied
+		logw.close()
+		res.startKind = outcomeInfra
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOEXEC) {
+			res.startKind = outcomeFatal
+		}
+		return res, fmt.Errorf("%w: start %s: %v", errNotStarted, r.c.Command[0], err)
+	}
+	pgid := cmd.Process.Pid
+	if r.opts.OnStart != nil {
+		ticks, _ := ProcessStartTicks(pgid)
+		r.opts.OnStart(Started{RunID: r.c.RunID, Attempt: spec.attempt, PID: pgid, StartTicks: ticks, WorkDir: spec.dir})
+	}
+
+	waited := make(chan struct{})
+	var timedOut, cancelled bool
+	killerDone := make(chan struct{})
+	go func() {
+		defer close(killerDone)
+		timer := time.NewTimer(spec.timeout)
+		defer timer.Stop()
+		select {
+		case <-waited:
+			return
+		case <-timer.C:
+			timedOut = true
+		case <-ctx.Done():
+			cancelled = true
+		}
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		grace := time.NewTimer(r.opts.KillGrace)
+		defer grace.Stop()
+		select {
+		case <-waited:
+		case <-grace.C:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}()
+	werr := cmd.Wait()
+	close(waited)
+	<-killerDone
+	// Whatever the leader left behind in its group goes with it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	res.usage.WallSeconds = time.Since(start).Seconds()
+	res.timedOut, res.cancelled = timedOut, cancelled && !timedOut
+
+	// A process that left the group (setsid) may still hold the pipe: stop
+	// reading after the grace period rather than hang.
+	select {
+	case <-copied:
+	case <-time.After(r.opts.KillGrace):
+		pr.Close()
+		<-copied
+	}
+	pr.Close()
+	logw.close()
+
+	state := cmd.ProcessState
+	if state == nil {
+		return res, fmt.Errorf("wait for %s: %v", r.c.Command[0], werr)
+	}
+	if ru, ok := state.SysUsage().(*syscall.Rusage); ok && ru != nil {
+		res.usage.CPUSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
+		res.usage.MaxRSSBytes = ru.Maxrss * 1024 // Linux reports KiB
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		res.signal = ws.Signal().String()
+		res.exitCode = -1
+	} else {
+		res.exitCode = state.ExitCode()
+	}
+	return res, nil
+}
+
+func tvSeconds(tv syscall.Timeval) float64 {
+	return float64(tv.Sec) + float64(tv.Usec)/1e6
+}
+
+// lookPath resolves the program like a shell would, but against the run's
+// PATH and work folder instead of this process's.
+func lookPath(prog, dir, path string) (string, error) {
+	if strings.Contains(prog, "/") {
+		full := prog
+		if !filepath.IsAbs(prog) {
+			full = filepath.Join(dir, prog)
+		}
+		if err := executable(full); err != nil {
+			return "", fmt.Errorf("command %q: %w", prog, err)
+		}
+		return full, nil
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" || !filepath.IsAbs(d) {
+			continue
+		}
+		full := filepath.Join(d, prog)
+		if executable(full) == nil {
+			return full, nil
+		}
+	}
+	return "", fmt.Errorf("command %q not found in PATH %s", prog, path)
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+// ProcessStartTicks returns a process's start time in clock ticks since boot
+// (field 22 of /proc/<pid>/stat): with the PID it identifies a process, since
+// a reused PID has a later start time.
+func ProcessStartTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may contain spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state); starttime is field 22.
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks uint64
+	if _, err := fmt.Sscanf(fields[19], "%d", &ticks); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return ticks, nil
+}

@@ -1,0 +1,270 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/store"
+	"github.com/expsync/expsync/tree"
+)
+
+// Run executes c with retries and returns its result. The error is non-nil
+// only when no result can be recorded (an invalid contract, an unusable
+// store); every failure of the run itself is a Result.
+func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error) {
+	opts = opts.withDefaults()
+	if err := Validate(c); err != nil {
+		return nil, err
+	}
+	st, err := openStore(c, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{
+		RunID:            c.RunID,
+		ExitCode:         -1,
+		StartedAt:        time.Now().UTC(),
+		Requests:         Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory},
+		SchedulingDigest: SchedulingDigest(c),
+	}
+	finish := func(status Status, msg string) (*Result, error) {
+		res.Status, res.Error = status, msg
+		res.FinishedAt = time.Now().UTC()
+		return res, nil
+	}
+	if ctx.Err() != nil {
+		return finish(Cancelled, "cancelled before start")
+	}
+	env, secrets, err := buildEnv(c, opts)
+	if err != nil {
+		return finish(Errored, err.Error())
+	}
+	r := &attemptRunner{c: c, opts: opts, st: st, env: env, secrets: secrets}
+	infraRetries, exitRetries := 0, 0
+	for attempt := 1; ; attempt++ {
+		res.Attempts = attempt
+		out := r.attempt(ctx, attempt, res)
+		switch {
+		case out.kind == outcomeInfra && infraRetries < opts.InfraRetries && ctx.Err() == nil:
+			infraRetries++
+		case out.kind == outcomeExit && isTransient(c, res.ExitCode) && exitRetries < c.Retries.Limit && ctx.Err() == nil:
+			exitRetries++
+		default:
+			return finish(out.status(), out.msg)
+		}
+		if !sleepCtx(ctx, backoff(opts, infraRetries+exitRetries)) {
+			return finish(Cancelled, "cancelled while waiting to retry after: "+out.msg)
+		}
+	}
+}
+
+// Validate checks what the runner relies on: the version, the run ID, a
+// command, and paths that stay inside the work folder.
+func Validate(c contract.Contract) error {
+	if c.Version != contract.Version {
+		return fmt.Errorf("contract version %q: this runner executes %q", c.Version, contract.Version)
+	}
+	if len(c.RunID) < 16 || strings.Trim(c.RunID, "0123456789abcdef") != "" {
+		return fmt.Errorf("contract run ID %q: want lowercase hex", c.RunID)
+	}
+	if len(c.Command) == 0 || c.Command[0] == "" {
+		return fmt.Errorf("contract %s: empty command", c.RunID)
+	}
+	for _, in := range c.Inputs {
+		if _, err := cleanRel(in.Path); err != nil {
+			return fmt.Errorf("contract %s: input %q: path %w", c.RunID, in.Name, err)
+		}
+		if !store.ValidSHA256(in.SHA256) {
+			return fmt.Errorf("contract %s: input %q: invalid sha256 %q", c.RunID, in.Name, in.SHA256)
+		}
+	}
+	for _, o := range c.Outputs {
+		if _, err := cleanRel(strings.TrimSuffix(o, "/")); err != nil {
+			return fmt.Errorf("contract %s: output %q: %w", c.RunID, o, err)
+		}
+	}
+	if c.Metrics != "" {
+		if _, err := cleanRel(c.Metrics); err != nil {
+			return fmt.Errorf("contract %s: metrics %q: %w", c.RunID, c.Metrics, err)
+		}
+	}
+	for _, e := range c.Env {
+		if e.Name == "" || strings.ContainsAny(e.Name, "=\x00") {
+			return fmt.Errorf("contract %s: invalid variable name %q", c.RunID, e.Name)
+		}
+	}
+	return nil
+}
+
+// cleanRel cleans a slash path relative to the work folder and refuses the
+// root, absolute paths and "..".
+func cleanRel(p string) (string, error) {
+	clean, err := tree.Clean(p)
+	if err != nil {
+		return "", err
+	}
+	if clean == "" {
+		return "", fmt.Errorf("%q names the work folder itself", p)
+	}
+	return clean, nil
+}
+
+// SchedulingDigest is the sha256 of the contract's limits and retries: the
+// fields outside the run ID that decide whether a failure is retried.
+func SchedulingDigest(c contract.Contract) string {
+	b, _ := json.Marshal(struct {
+		L contract.Limits  `json:"limits"`
+		R contract.Retries `json:"retries"`
+	}{c.Limits, c.Retries})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func openStore(c contract.Contract, opts Options) (store.Store, error) {
+	if opts.Store != nil {
+		return opts.Store, nil
+	}
+	st, err := store.Open(c.Store)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", c.RunID, err)
+	}
+	return st, nil
+}
+
+// buildEnv returns the command's environment: a clean base plus the
+// declared variables, and the secret values to redact.
+func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
+	source := opts.Secrets
+	if source == nil {
+		source = EnvSecrets
+		if opts.SecretsFile != "" {
+			file, err := FileSecrets(opts.SecretsFile)
+			if err != nil {
+				return nil, nil, err
+			}
+			source = chainSecrets(EnvSecrets, file)
+		}
+	}
+	vars := map[string]string{
+		"PATH":            opts.PATH,
+		"LANG":            "C.UTF-8",
+		"EXPSYNC_RUN_ID":  c.RunID,
+		"EXPSYNC_ATTEMPT": "", // set per attempt
+	}
+	var secrets []string
+	for _, e := range c.Env {
+		if e.SecretRef == nil {
+			vars[e.Name] = e.Value
+			continue
+		}
+		v, ok, err := source(e.SecretRef.Name, e.SecretRef.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("variable %s: secret %s/%s: %w", e.Name, e.SecretRef.Name, e.SecretRef.Key, err)
+		}
+		if !ok {
+			where := "environment variable " + SecretEnvName(e.SecretRef.Name, e.SecretRef.Key)
+			if opts.SecretsFile != "" {
+				where += " or secrets file " + opts.SecretsFile
+			}
+			return nil, nil, fmt.Errorf("variable %s: secret %s key %s is not set: set the %s", e.Name, e.SecretRef.Name, e.SecretRef.Key, where)
+		}
+		vars[e.Name] = v
+		if v != "" {
+			secrets = append(secrets, v)
+		}
+	}
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	// Longest first, so a secret containing another is redacted whole.
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	return env, secrets, nil
+}
+
+func isTransient(c contract.Contract, code int) bool {
+	for _, t := range c.Retries.OnExitCodes {
+		if int(t) == code {
+			return true
+		}
+	}
+	return false
+}
+
+func backoff(opts Options, retry int) time.Duration {
+	d := opts.Backoff
+	for i := 1; i < retry && d < opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, opts.MaxBackoff)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// outcome is how one attempt ended, before retry policy applies.
+type outcome struct {
+	kind outcomeKind
+	msg  string
+}
+
+type outcomeKind int
+
+const (
+	outcomeExit      outcomeKind = iota // the command ran and exited (ExitCode set)
+	outcomeInfra                        // transient infrastructure failure: retry
+	outcomeFatal                        // a permanent error before or around the command
+	outcomeMismatch                     // an input's digest differs
+	outcomeTimeout                      // the attempt's timeout fired
+	outcomeCancelled                    // the caller's context ended
+	outcomeOutputs                      // exit 0 but outputs missing or too large
+)
+
+func (o outcome) status() Status {
+	switch o.kind {
+	case outcomeExit:
+		if o.msg == "" {
+			return Succeeded
+		}
+		return Failed
+	case outcomeOutputs:
+		return Failed
+	case outcomeMismatch:
+		return InputMismatch
+	case outcomeTimeout:
+		return TimedOut
+	case outcomeCancelled:
+		return Cancelled
+	default:
+		return Errored
+	}
+}
+
+var errNotStarted = errors.New("command did not start")
+
+func removeAll(dir string) {
+	if err := os.RemoveAll(dir); err == nil {
+		return
+	}
+	// A run may leave read-only folders behind: make them writable and retry.
+	_ = chmodDirsWritable(dir)
+	_ = os.RemoveAll(dir)
+}
