@@ -168,4 +168,3 @@ func (l *loader) readTemplate(path string, from Position, seen []string) *templa
 	}
 	return t
 }
-
