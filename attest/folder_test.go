@@ -1,0 +1,237 @@
+package attest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/google/go-cmp/cmp"
+)
+
+// statuses returns each check's status by name, for cmp.Diff.
+func statuses(r *Report) map[string]Status {
+	out := map[string]Status{}
+	for _, c := range r.Checks {
+		out[c.Name] = c.Status
+	}
+	return out
+}
+
+func TestVerifyFolderAcceptsSignedFolder(t *testing.T) {
+	dir, key := signedFolder(t)
+	r, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Status{
+		"signature": StatusOK, "statement": StatusOK, "builder": StatusOK, "invocationID": StatusOK,
+		"subject " + RunFile: StatusOK, "subject " + MetricsFile: StatusOK, "subject " + LogFile: StatusOK,
+		"subject outputs/out/estimate.json": StatusOK, "unattested files": StatusOK, "runID": StatusOK, "contextTree": StatusOK,
+	}
+	if diff := cmp.Diff(want, statuses(r)); diff != "" {
+		t.Errorf("checks (-want +got):\n%s", diff)
+	}
+	if r.RunID != filepath.Base(dir) || r.Verified == nil {
+		t.Errorf("report run ID %q, verified %v", r.RunID, r.Verified != nil)
+	}
+}
+
+// expectFolderFailure verifies dir and wants check to have failed with a
+// detail containing detail.
+func expectFolderFailure(t *testing.T, dir string, opts FolderOptions, check, detail string) {
+	t.Helper()
+	r, err := VerifyFolder(dir, opts)
+	if err == nil {
+		t.Fatalf("folder verified; want %s to fail", check)
+	}
+	if !errors.Is(err, ErrNotVerified) {
+		t.Errorf("error %v does not wrap ErrNotVerified", err)
+	}
+	for _, c := range r.Failures() {
+		if c.Name == check && strings.Contains(c.Detail, detail) {
+			return
+		}
+	}
+	t.Fatalf("want failed check %q mentioning %q; failures: %+v", check, detail, r.Failures())
+}
+
+func TestRejectFlippedOutputByte(t *testing.T) {
+	dir, key := signedFolder(t)
+	p := filepath.Join(dir, "outputs", "out", "estimate.json")
+	b := readFile(t, p)
+	b[3] ^= 0x01
+	writeFile(t, p, b)
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "subject outputs/out/estimate.json", "edited after signing")
+}
+
+func TestRejectEditedRunJSON(t *testing.T) {
+	dir, key := signedFolder(t)
+	p := filepath.Join(dir, RunFile)
+	writeFile(t, p, []byte(strings.Replace(string(readFile(t, p)), "Succeeded", "Failed", 1)))
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "subject "+RunFile, "edited after signing")
+}
+
+func TestRejectEditedMetricsJSON(t *testing.T) {
+	dir, key := signedFolder(t)
+	writeFile(t, filepath.Join(dir, MetricsFile), []byte(`{"pi":3.2}`+"\n"))
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "subject "+MetricsFile, "edited after signing")
+}
+
+func TestRejectEnvelopeCopiedIntoAnotherRunsFolder(t *testing.T) {
+	s := testSigner(t, KeyECDSA)
+	root := t.TempDir()
+	idA, idB := testIdentity(1), testIdentity(2)
+	dirA := writeRunFolder(t, root, idA, testRun(t, idA), s)
+	dirB := writeRunFolder(t, root, idB, testRun(t, idB), s)
+	// Make B's files identical to A's too, so only the run ID can tell.
+	for _, name := range []string{RunFile, MetricsFile, LogFile, "outputs/out/estimate.json", EnvelopeFile} {
+		writeFile(t, filepath.Join(dirB, filepath.FromSlash(name)), readFile(t, filepath.Join(dirA, filepath.FromSlash(name))))
+	}
+	expectFolderFailure(t, dirB, FolderOptions{Keys: Verifiers{keyOf(t, s)}}, "invocationID", "copied from another run")
+}
+
+func TestRejectFolderSignedByDifferentKey(t *testing.T) {
+	dir, _ := signedFolder(t)
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{keyOf(t, freshSigner(t, KeyECDSA))}}, "signature", "0 of 1")
+}
+
+func TestRejectTruncatedEnvelopeFile(t *testing.T) {
+	dir, key := signedFolder(t)
+	p := filepath.Join(dir, EnvelopeFile)
+	b := readFile(t, p)
+	writeFile(t, p, b[:len(b)-20])
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "envelope", "malformed")
+}
+
+func TestMissingEnvelopeFails(t *testing.T) {
+	dir, key := signedFolder(t)
+	if err := os.Remove(filepath.Join(dir, EnvelopeFile)); err != nil {
+		t.Fatal(err)
+	}
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "envelope", "no such file")
+}
+
+func TestMissingSubjectNotCheckedWithoutRequireAll(t *testing.T) {
+	dir, key := signedFolder(t)
+	if err := os.Remove(filepath.Join(dir, "outputs", "out", "estimate.json")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}})
+	if err != nil {
+		t.Fatalf("missing subject without --require-all failed: %v", err)
+	}
+	if got := statuses(r)["subject outputs/out/estimate.json"]; got != StatusNotChecked {
+		t.Errorf("missing subject status = %q, want %q", got, StatusNotChecked)
+	}
+}
+
+func TestRejectMissingSubjectWithRequireAll(t *testing.T) {
+	dir, key := signedFolder(t)
+	if err := os.Remove(filepath.Join(dir, "outputs", "out", "estimate.json")); err != nil {
+		t.Fatal(err)
+	}
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true}, "subject outputs/out/estimate.json", "absent")
+}
+
+func TestMissingSubjectFoundInStore(t *testing.T) {
+	dir, key := signedFolder(t)
+	out := filepath.Join(dir, "outputs", "out", "estimate.json")
+	data := readFile(t, out)
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	}
+	store := t.TempDir()
+	sum, err := hashRegularFile(writeTemp(t, data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(store, "sha256", sum[:2], sum)
+	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, blob, data)
+	r, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true, Store: StoreDir(store)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := statuses(r)["subject outputs/out/estimate.json"]; c != StatusOK {
+		t.Errorf("store subject status %q", c)
+	}
+	// A store copy that differs is a failure, not a pass.
+	writeFile(t, blob, append(data, 'x'))
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}, Store: StoreDir(store)}, "subject outputs/out/estimate.json", "in the store")
+}
+
+func writeTemp(t *testing.T, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	writeFile(t, p, data)
+	return p
+}
+
+func TestRejectUnattestedFile(t *testing.T) {
+	dir, key := signedFolder(t)
+	writeFile(t, filepath.Join(dir, "outputs", "extra.json"), []byte("{}"))
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "unattested files", "outputs/extra.json")
+}
+
+func TestRejectSymlinkedSubject(t *testing.T) {
+	dir, key := signedFolder(t)
+	p := filepath.Join(dir, MetricsFile)
+	target := writeTemp(t, readFile(t, p))
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
+	}
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "subject "+MetricsFile, "symlinks are not followed")
+}
+
+// TestRejectIdentityNotMatchingRunID: a run signed under an ID its recorded
+// identity does not hash to (a signer bug, or a forged run.json signed by a
+// careless pipeline) is caught by recomputing the ID.
+func TestRejectIdentityNotMatchingRunID(t *testing.T) {
+	s := testSigner(t, KeyECDSA)
+	id := testIdentity(1)
+	run := testRun(t, id)
+	recorded := testIdentity(1, func(i *contract.Identity) { i.Command = append(i.Command, "--fast") })
+	dir := writeRunFolder(t, t.TempDir(), recorded, run, s)
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{keyOf(t, s)}}, "runID", "hashes to")
+}
+
+func TestRejectIdentityWithOtherContextTree(t *testing.T) {
+	s := testSigner(t, KeyECDSA)
+	recorded := testIdentity(1, func(i *contract.Identity) { i.ContextTree = testSpecBlob })
+	run := testRun(t, recorded)
+	run.ContextTree = testContextTree // statement attests another tree
+	dir := writeRunFolder(t, t.TempDir(), recorded, run, s)
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{keyOf(t, s)}}, "contextTree", "attested "+testContextTree)
+}
+
+func TestVerifyEnvelopeFileOnItsOwn(t *testing.T) {
+	dir, key := signedFolder(t)
+	loose := filepath.Join(t.TempDir(), "att.json")
+	writeFile(t, loose, readFile(t, filepath.Join(dir, EnvelopeFile)))
+	r, err := VerifyEnvelopeFile(loose, FolderOptions{Keys: Verifiers{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if statuses(r)["subjects"] != StatusNotChecked || r.RunID != filepath.Base(dir) {
+		t.Errorf("loose envelope report: %+v", r)
+	}
+}
+
+func TestHashFolderRefusesSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, RunFile), []byte("{}"))
+	if err := os.Symlink("/etc/hostname", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := HashFolder(dir); err == nil || !strings.Contains(err.Error(), "symlinks") {
+		t.Fatalf("HashFolder with a symlink: %v", err)
+	}
+}
