@@ -79,7 +79,9 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		}
 		defer st.Close()
 		if !commit.IsZero() && hasCommit(st, commit) && depth == 1 {
-			return true, nil // already cached by an earlier fetch
+			// Cached by an earlier fetch; an incomplete tree (an
+			// interrupted fetch, a lost object) counts as corruption.
+			return true, treeComplete(st, commit)
 		}
 		head, err := s.fetchRef(ctx, st, ref, depth)
 		if err != nil {
@@ -88,10 +90,14 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		if !commit.IsZero() && head != commit && !hasCommit(st, commit) {
 			return false, fmt.Errorf("%w: asked for %s, the ref is now at %s", ErrCommitNotFound, commit, head)
 		}
-		// A shallow fetch must have brought the commit's whole tree.
-		if c, err := getCommit(st, head); err != nil {
-			return false, err
-		} else if _, err := c.Tree(); err != nil {
+		// The commit's whole tree must be present: go-git's shallow fetch
+		// can leave objects out after a force-push (the server assumes we
+		// hold what our old refs reach).
+		check := head
+		if !commit.IsZero() {
+			check = commit
+		}
+		if err := treeComplete(st, check); err != nil {
 			return false, err
 		}
 		return true, nil

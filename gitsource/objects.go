@@ -1,7 +1,10 @@
 package gitsource
 
 import (
+	"fmt"
+
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
@@ -12,4 +15,36 @@ func hasCommit(st storer.EncodedObjectStorer, h plumbing.Hash) bool {
 
 func getCommit(st storer.EncodedObjectStorer, h plumbing.Hash) (*object.Commit, error) {
 	return object.GetCommit(st, h)
+}
+
+// treeComplete checks that the commit, every tree under it and every blob
+// it names are in the store (index lookups only; blobs are not read).
+func treeComplete(st storer.EncodedObjectStorer, commit plumbing.Hash) error {
+	c, err := object.GetCommit(st, commit)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", commit, err)
+	}
+	return subtreeComplete(st, c.TreeHash)
+}
+
+func subtreeComplete(st storer.EncodedObjectStorer, h plumbing.Hash) error {
+	t, err := object.GetTree(st, h)
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", h, err)
+	}
+	for _, e := range t.Entries {
+		switch {
+		case e.Mode == filemode.Dir:
+			if err := subtreeComplete(st, e.Hash); err != nil {
+				return err
+			}
+		case e.Mode == filemode.Submodule:
+			// a submodule's commit lives in another repository
+		default:
+			if err := st.HasEncodedObject(e.Hash); err != nil {
+				return fmt.Errorf("blob %s (%s): %w", e.Hash, e.Name, err)
+			}
+		}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"time"
 
@@ -125,25 +124,13 @@ func (sn *Snapshot) Close() error {
 	return err
 }
 
-// cleanPath checks a caller's path and splits it into segments.
+// cleanPath checks a caller's path (tree.Clean) and splits it into segments.
 func cleanPath(p string) ([]string, error) {
-	if p == "" || p == "." {
-		return nil, nil
+	c, err := tree.Clean(p)
+	if err != nil || c == "" {
+		return nil, err
 	}
-	if strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
-		return nil, fmt.Errorf("%q: %w", p, tree.ErrEscapes)
-	}
-	var segs []string
-	for _, seg := range strings.Split(p, "/") {
-		switch seg {
-		case "", ".":
-			continue
-		case "..":
-			return nil, fmt.Errorf("%q: %w", p, tree.ErrEscapes)
-		}
-		segs = append(segs, seg)
-	}
-	return segs, nil
+	return strings.Split(c, "/"), nil
 }
 
 // safeName refuses tree entries a hostile tree could use to escape a folder
@@ -322,26 +309,5 @@ func (sn *Snapshot) readBlob(e tree.Entry) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r, 1<<16))
 }
 
-// Walk calls fn for every entry under p (depth first, Git order) with its
-// slash-separated path. Folders are visited before their contents.
-func (sn *Snapshot) Walk(p string, fn func(path string, e tree.Entry) error) error {
-	entries, err := sn.ReadDir(p)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		full := e.Name
-		if segs, _ := cleanPath(p); len(segs) > 0 {
-			full = path.Join(strings.Join(segs, "/"), e.Name)
-		}
-		if err := fn(full, e); err != nil {
-			return err
-		}
-		if e.IsDir() {
-			if err := sn.Walk(full, fn); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
+// Walk calls fn for every entry under p (depth first, Git order); see tree.Walk.
+func (sn *Snapshot) Walk(p string, fn tree.WalkFunc) error { return tree.Walk(sn, p, fn) }
