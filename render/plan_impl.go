@@ -1,11 +1,362 @@
 package render
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"sort"
+	"strings"
 
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
+// MaxRepoInputBytes bounds a repository file used as an input: it is hashed
+// in memory while planning.
+const MaxRepoInputBytes = 512 << 20
+
 func plan(r tree.Reader, opts PlanOptions) (*PlanResult, error) {
-	return nil, errors.New("render.Plan: not implemented yet")
+	if opts.Mode == "" {
+		opts.Mode = v1alpha1.ModeLocal
+	}
+	if opts.Mode != v1alpha1.ModeLocal && opts.Mode != v1alpha1.ModeKubernetes {
+		return nil, fmt.Errorf("unknown mode %q: use %q or %q", opts.Mode, v1alpha1.ModeLocal, v1alpha1.ModeKubernetes)
+	}
+	repo, err := v1alpha1.Load(r, v1alpha1.LoadOptions{Mode: opts.Mode, Limits: opts.Limits})
+	var errs v1alpha1.ErrorList
+	if err != nil && !errors.As(err, &errs) {
+		return nil, err
+	}
+	if repo == nil {
+		return nil, errs.Err()
+	}
+	bad := map[string]bool{} // files with load errors: their experiments are not expanded
+	for _, e := range errs {
+		bad[e.Pos.File] = true
+	}
+	p := &planner{r: r, opts: opts, repo: repo, errs: errs, sha: map[string]string{}}
+	res := &PlanResult{Config: repo.Config, Limits: repo.Limits, Experiments: repo.Experiments}
+	for _, e := range repo.Experiments {
+		if bad[e.Source.Path] || anyBad(bad, e.Templates) {
+			continue
+		}
+		runs, err := p.experiment(e)
+		if err != nil {
+			return nil, err
+		}
+		res.Runs = append(res.Runs, runs...)
+		if max := repo.Limits.MaxRuns; max > 0 && len(res.Runs) > max {
+			p.errs = append(p.errs, &v1alpha1.Error{Pos: e.Pos("metadata.name"),
+				Message: fmt.Sprintf("the repository plans more than %d runs (limits.maxRuns) with this experiment", max)})
+			res.Runs = nil
+			break
+		}
+	}
+	if err := p.errs.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func anyBad(bad map[string]bool, refs []v1alpha1.FileRef) bool {
+	for _, r := range refs {
+		if bad[r.Path] {
+			return true
+		}
+	}
+	return false
+}
+
+type planner struct {
+	r    tree.Reader
+	opts PlanOptions
+	repo *v1alpha1.Repository
+	errs v1alpha1.ErrorList
+	sha  map[string]string // blob ID → sha256 of repository inputs
+}
+
+func (p *planner) errorf(e *v1alpha1.Loaded, field, format string, args ...any) {
+	p.errs = append(p.errs, &v1alpha1.Error{Pos: e.Pos(field), Message: field + ": " + fmt.Sprintf(format, args...)})
+}
+
+// experimentParts are what every run of one experiment shares.
+type experimentParts struct {
+	image       string
+	contextTree string
+	inputs      []contract.Input
+	idInputs    []contract.IdentityInput
+	outputs     []string
+}
+
+func (p *planner) experiment(e *v1alpha1.Loaded) ([]Run, error) {
+	before := len(p.errs)
+	parts := experimentParts{image: contract.HostImage, outputs: normalizedOutputs(e.Spec.Outputs)}
+	if p.opts.Mode == v1alpha1.ModeKubernetes {
+		parts.image = e.Spec.Image
+	}
+	ctxTree, err := tree.TreeHash(p.r, e.Spec.Context)
+	if err != nil {
+		if !errors.Is(err, tree.ErrNotExist) && !errors.Is(err, tree.ErrSymlink) {
+			return nil, fmt.Errorf("hash context of %s: %w", e.Metadata.Name, err)
+		}
+		p.errorf(e, "spec.context", "folder %q not found: %v", e.Spec.Context, err)
+	}
+	parts.contextTree = string(ctxTree)
+	if err := p.inputs(e, &parts); err != nil {
+		return nil, err
+	}
+	p.checkTemplates(e)
+	if len(p.errs) > before {
+		return nil, nil
+	}
+	return p.runs(e, parts), nil
+}
+
+func normalizedOutputs(outputs []string) []string {
+	out := make([]string, 0, len(outputs))
+	for _, o := range outputs {
+		clean, _ := tree.Clean(o)
+		if strings.HasSuffix(o, "/") {
+			clean += "/"
+		}
+		out = append(out, clean)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// inputs resolves every input to its digest; repository files are hashed
+// from the tree (and checked against a declared sha256).
+func (p *planner) inputs(e *v1alpha1.Loaded, parts *experimentParts) error {
+	for i, in := range e.Spec.Inputs {
+		field := fmt.Sprintf("spec.inputs[%d]", i)
+		path, _ := tree.Clean(in.Path)
+		ci := contract.Input{Name: in.Name, Path: path, SHA256: in.SHA256, URI: in.URI}
+		if in.File != "" {
+			file, _ := tree.Clean(in.File)
+			sum, blob, err := p.hashRepoFile(file)
+			if err != nil {
+				if errors.Is(err, tree.ErrNotExist) || errors.Is(err, tree.ErrSymlink) || errors.Is(err, tree.ErrTooLarge) || errors.Is(err, errNotRegular) {
+					p.errorf(e, field+".file", "%q: %v", in.File, err)
+					continue
+				}
+				return err
+			}
+			if in.SHA256 != "" && in.SHA256 != sum {
+				p.errorf(e, field+".sha256", "%s does not match %q, whose sha256 is %s", in.SHA256, in.File, sum)
+				continue
+			}
+			ci.SHA256, ci.RepoPath, ci.GitBlob = sum, file, blob
+		}
+		parts.inputs = append(parts.inputs, ci)
+	}
+	sort.Slice(parts.inputs, func(i, j int) bool { return parts.inputs[i].Name < parts.inputs[j].Name })
+	for _, in := range parts.inputs {
+		parts.idInputs = append(parts.idInputs, contract.IdentityInput{Name: in.Name, Path: in.Path, SHA256: in.SHA256})
+	}
+	return nil
+}
+
+var errNotRegular = errors.New("not a regular file")
+
+func (p *planner) hashRepoFile(path string) (sum, blob string, err error) {
+	e, err := p.r.Stat(path)
+	if err != nil {
+		return "", "", err
+	}
+	if e.Mode != tree.ModeFile && e.Mode != tree.ModeExecutable {
+		if e.Mode == tree.ModeSymlink {
+			return "", "", tree.ErrSymlink
+		}
+		return "", "", errNotRegular
+	}
+	if s, ok := p.sha[string(e.Hash)]; ok {
+		return s, string(e.Hash), nil
+	}
+	data, err := p.r.ReadFile(path, MaxRepoInputBytes)
+	if err != nil {
+		return "", "", err
+	}
+	h := sha256.Sum256(data)
+	s := hex.EncodeToString(h[:])
+	p.sha[string(e.Hash)] = s
+	return s, string(e.Hash), nil
+}
+
+// checkTemplates checks every {{...}} once per field, against the names the
+// params and the sweep define, before any run is expanded.
+func (p *planner) checkTemplates(e *v1alpha1.Loaded) {
+	known := map[string]bool{}
+	for k := range e.Spec.Params {
+		known[k] = true
+	}
+	if s := e.Spec.Sweep; s != nil {
+		for k := range s.Matrix {
+			known[k] = true
+		}
+		for _, inc := range s.Include {
+			for k := range inc {
+				known[k] = true
+			}
+		}
+	}
+	check := func(field, s string) {
+		names, err := templateRefs(s)
+		if err != nil {
+			p.errorf(e, field, "%v", err)
+			return
+		}
+		for _, n := range names {
+			if !known[n] {
+				p.errorf(e, field, "{{params.%s}}: no parameter %q (params and sweep define %s)", n, n, knownNames(boolKeys(known)))
+			}
+		}
+	}
+	for i, s := range e.Spec.Command {
+		check(fmt.Sprintf("spec.command[%d]", i), s)
+	}
+	for i, s := range e.Spec.Args {
+		check(fmt.Sprintf("spec.args[%d]", i), s)
+	}
+	for i, v := range e.Spec.Env {
+		if v.SecretRef == nil {
+			check(fmt.Sprintf("spec.env[%d].value", i), v.Value)
+		}
+	}
+}
+
+func boolKeys(m map[string]bool) map[string]any {
+	out := make(map[string]any, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+// runs expands the sweep and repeat into runs with their IDs and contracts.
+func (p *planner) runs(e *v1alpha1.Loaded, parts experimentParts) []Run {
+	points := expandSweep(e.Spec.Sweep)
+	seen := make(map[string]string, len(points))
+	runs := make([]Run, 0, len(points)*e.Spec.Repeat)
+	for _, pt := range points {
+		params := make(map[string]any, len(e.Spec.Params)+len(pt.values))
+		for k, v := range e.Spec.Params {
+			params[k] = v
+		}
+		for k, v := range pt.values {
+			params[k] = v
+		}
+		key := pointKey(params)
+		if prev, dup := seen[key]; dup {
+			p.errorf(e, pt.field, "this point (%s) is already planned by %s; every point must be distinct", strings.TrimSuffix(key, ";"), prev)
+			continue
+		}
+		seen[key] = pt.field
+		command, env, err := templated(e.Spec, params)
+		if err != nil {
+			p.errorf(e, pt.field, "%v", err)
+			continue
+		}
+		for rep := 0; rep < e.Spec.Repeat; rep++ {
+			run, err := p.run(e, parts, params, command, env, rep)
+			if err != nil {
+				p.errorf(e, pt.field, "%v", err)
+				break
+			}
+			runs = append(runs, run)
+		}
+	}
+	return runs
+}
+
+func templated(spec v1alpha1.ExperimentSpec, params map[string]any) ([]string, []contract.EnvVar, error) {
+	command := make([]string, 0, len(spec.Command)+len(spec.Args))
+	for _, s := range append(spec.Command[:len(spec.Command):len(spec.Command)], spec.Args...) {
+		t, err := Template(s, params)
+		if err != nil {
+			return nil, nil, err
+		}
+		command = append(command, t)
+	}
+	env := make([]contract.EnvVar, 0, len(spec.Env))
+	for _, v := range spec.Env {
+		ev := contract.EnvVar{Name: v.Name}
+		if v.SecretRef != nil {
+			ev.SecretRef = &contract.SecretRef{Name: v.SecretRef.Name, Key: v.SecretRef.Key}
+		} else {
+			t, err := Template(v.Value, params)
+			if err != nil {
+				return nil, nil, err
+			}
+			ev.Value = t
+		}
+		env = append(env, ev)
+	}
+	sort.Slice(env, func(i, j int) bool { return env[i].Name < env[j].Name })
+	return command, env, nil
+}
+
+func (p *planner) run(e *v1alpha1.Loaded, parts experimentParts, params map[string]any, command []string, env []contract.EnvVar, repeat int) (Run, error) {
+	id := contract.Identity{
+		IDVersion:   contract.IDVersion,
+		Experiment:  e.Metadata.Name,
+		Image:       parts.image,
+		Command:     command,
+		Env:         env,
+		Params:      params,
+		ContextTree: parts.contextTree,
+		Inputs:      parts.idInputs,
+		Outputs:     parts.outputs,
+		Metrics:     cleanOrEmpty(e.Spec.Metrics),
+		Repeat:      repeat,
+	}
+	runID, err := id.ID()
+	if err != nil {
+		return Run{}, err
+	}
+	spec := &e.Spec
+	return Run{
+		ID:         runID,
+		Experiment: e.Metadata.Name,
+		SpecPath:   e.Source.Path,
+		SpecBlob:   e.Source.Blob,
+		Templates:  e.Templates,
+		Params:     params,
+		Repeat:     repeat,
+		Spec:       spec,
+		Meta:       &e.Metadata,
+		Contract: contract.Contract{
+			Version:    contract.Version,
+			RunID:      runID,
+			Experiment: e.Metadata.Name,
+			Identity:   id,
+			Image:      parts.image,
+			Command:    command,
+			Env:        env,
+			Context:    contract.Context{Path: spec.Context, Tree: parts.contextTree},
+			Inputs:     parts.inputs,
+			Outputs:    parts.outputs,
+			Metrics:    id.Metrics,
+			Limits: contract.Limits{
+				Timeout:        contract.Duration{Duration: spec.Timeout.Duration},
+				CPU:            spec.Resources.CPU,
+				Memory:         spec.Resources.Memory,
+				GPU:            spec.Resources.GPU,
+				MaxOutputBytes: p.repo.Limits.MaxOutputBytes,
+				MaxLogBytes:    p.repo.Limits.MaxLogBytes,
+			},
+			Retries: contract.Retries{Limit: spec.Retries.Limit, OnExitCodes: spec.Retries.OnExitCodes},
+			Store:   p.opts.StoreURL,
+		},
+	}, nil
+}
+
+func cleanOrEmpty(p string) string {
+	if p == "" {
+		return ""
+	}
+	c, _ := tree.Clean(p)
+	return c
 }
