@@ -76,6 +76,35 @@ type OutputFile struct {
 	Open func() ([]byte, error)
 }
 
+// FolderFromFiles rebuilds a folder from its files (names relative to the
+// folder, as the run cache keeps them); run.json gives the record.
+func FolderFromFiles(layout Layout, files map[string][]byte) (*Folder, error) {
+	rec, err := ParseRecord(files[RunFile])
+	if err != nil {
+		return nil, err
+	}
+	f := &Folder{Dir: layout.RunDir(rec.Experiment, rec.RunID), Record: rec, files: map[string][]byte{}}
+	for name, data := range files {
+		if err := checkRelPath(name); err != nil {
+			return nil, fmt.Errorf("run %s: file %q: %w", rec.RunID, name, err)
+		}
+		f.files[name] = data
+	}
+	if _, ok := f.files[MetricsFile]; !ok {
+		return nil, fmt.Errorf("run %s: %s is missing", rec.RunID, MetricsFile)
+	}
+	return f, nil
+}
+
+// RelFiles returns the folder's files keyed by their name in the folder.
+func (f *Folder) RelFiles() map[string][]byte {
+	out := make(map[string][]byte, len(f.files))
+	for name, data := range f.files {
+		out[name] = data
+	}
+	return out
+}
+
 // Folder is one run's results folder before and after signing.
 type Folder struct {
 	Dir    string
@@ -86,9 +115,11 @@ type Folder struct {
 // BuildFolder decides what of a run is committed, fills the record's
 // Outputs and log fields accordingly, and encodes run.json and metrics.json.
 // metrics is the raw metrics file the run wrote (nil when none); it is
-// re-encoded deterministically. The envelope is added later with
+// re-encoded deterministically. log (nil when none) is committed as log.txt
+// when it fits MaxLogBytes, else recorded by digest only (its Path is
+// ignored). The envelope is added later with
 // SetEnvelope, after signing the Subjects.
-func BuildFolder(layout Layout, rec *Record, metrics, log []byte, outputs []OutputFile, limits Limits) (*Folder, error) {
+func BuildFolder(layout Layout, rec *Record, metrics []byte, log *OutputFile, outputs []OutputFile, limits Limits) (*Folder, error) {
 	if rec.RunID == "" || rec.Experiment == "" {
 		return nil, fmt.Errorf("build results folder: run ID and experiment are required")
 	}
@@ -126,12 +157,19 @@ func BuildFolder(layout Layout, rec *Record, metrics, log []byte, outputs []Outp
 	}
 	sort.Slice(rec.Outputs, func(i, j int) bool { return rec.Outputs[i].Path < rec.Outputs[j].Path })
 
+	rec.LogSHA256, rec.LogSize, rec.LogCommitted = "", 0, false
 	if log != nil {
-		rec.LogSHA256 = sha256Hex(log)
-		rec.LogSize = int64(len(log))
-		rec.LogCommitted = int64(len(log)) <= limits.MaxLogBytes
-		if rec.LogCommitted {
-			f.files[LogFile] = log
+		rec.LogSHA256, rec.LogSize = log.SHA256, log.Size
+		if log.Size <= limits.MaxLogBytes && log.Open != nil {
+			data, err := log.Open()
+			if err != nil {
+				return nil, fmt.Errorf("build results folder of run %s: read log: %w", rec.RunID, err)
+			}
+			if got := sha256Hex(data); got != log.SHA256 {
+				return nil, fmt.Errorf("build results folder of run %s: log has sha256 %s, its result says %s", rec.RunID, got, log.SHA256)
+			}
+			f.files[LogFile] = data
+			rec.LogCommitted = true
 		}
 	}
 

@@ -13,12 +13,11 @@ import (
 
 // MergeOptions tune Merge.
 type MergeOptions struct {
-	// Trusted reports whether a run folder already in the head is genuine
-	// (its envelope verifies with a trusted key for that run ID). A trusted
-	// folder wins over ours (first writer wins); an untrusted one — a forged
-	// or copied envelope pushed by hand — is replaced by ours. Nil trusts
-	// every existing folder.
-	Trusted func(head tree.Reader, dir string) bool
+	// Replace reports whether a run folder already in the head gives way to
+	// ours: it is not genuine (a forged or copied envelope pushed by hand) or
+	// it is a failure that ours retried. Otherwise the first writer wins.
+	// Nil never replaces.
+	Replace func(head tree.Reader, dir string) bool
 	// Plot chooses the plotted metric per experiment; missing entries use
 	// the default choice.
 	Plot map[string]PlotChoice
@@ -32,10 +31,10 @@ type MergeReport struct {
 	Added []string
 	// Identical folders the head already had with the same run.json.
 	Identical []string
-	// Kept folders where the head had a trusted, different result: the
+	// Kept folders where the head had a genuine, different result: the
 	// first writer wins and ours was dropped.
 	Kept []string
-	// Replaced folders where the head had an untrusted folder.
+	// Replaced folders where the head's folder gave way (see Replace).
 	Replaced []string
 	// Experiments whose README was regenerated.
 	Experiments []string
@@ -80,7 +79,7 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 				report.Identical = append(report.Identical, dir)
 				continue
 			}
-			if opts.Trusted == nil || opts.Trusted(head, dir) {
+			if opts.Replace == nil || !opts.Replace(head, dir) {
 				report.Kept = append(report.Kept, dir)
 				continue
 			}

@@ -59,8 +59,11 @@ type Record struct {
 	Usage      Usage     `json:"usage"`
 	Requests   Requests  `json:"requests"`
 	Executor   string    `json:"executor"`
-	LogSHA256  string    `json:"logSHA256,omitempty"`
-	LogSize    int64     `json:"logSize,omitempty"`
+	// Scheduling is the digest of the limits and retries the run had: a
+	// recorded failure stands only while they are unchanged.
+	Scheduling string `json:"scheduling,omitempty"`
+	LogSHA256  string `json:"logSHA256,omitempty"`
+	LogSize    int64  `json:"logSize,omitempty"`
 	// LogCommitted tells whether log.txt is in the folder (small logs) or
 	// only in the store by LogSHA256.
 	LogCommitted bool              `json:"logCommitted,omitempty"`

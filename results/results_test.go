@@ -161,7 +161,9 @@ func TestBuildFolder(t *testing.T) {
 		{Path: "out/estimate.json", SHA256: sha256Hex(small), Size: int64(len(small)), Open: func() ([]byte, error) { return small, nil }},
 	}
 	limits := Limits{MaxOutputFileBytes: 1024, MaxRunOutputBytes: 4096, MaxLogBytes: 10}
-	f, err := BuildFolder(Layout{}, rec, []byte(`{"b":2,"a":1.50}`), []byte("a long log line\n"), outputs, limits)
+	logData := []byte("a long log line\n")
+	log := &OutputFile{SHA256: sha256Hex(logData), Size: int64(len(logData)), Open: func() ([]byte, error) { return logData, nil }}
+	f, err := BuildFolder(Layout{}, rec, []byte(`{"b":2,"a":1.50}`), log, outputs, limits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,15 +265,15 @@ func TestMerge(t *testing.T) {
 	batch := map[string][]byte{}
 	for _, files := range []map[string][]byte{
 		folderOf(t, ours, `{"m": 2}`, `{"sig":"ours"}`),
-		folderOf(t, theirs, `{"m": 1}`, `{"sig":"theirs"}`),                          // identical
+		folderOf(t, theirs, `{"m": 1}`, `{"sig":"theirs"}`),                                       // identical
 		folderOf(t, aRun("pi", map[string]any{"seed": 3}).record(), `{"m": 3}`, `{"sig":"real"}`), // replaces forged
 	} {
 		for p, d := range files {
 			batch[p] = d
 		}
 	}
-	trusted := func(_ tree.Reader, dir string) bool { return !strings.HasSuffix(dir, forged.RunID) }
-	changes, report, err := Layout{}.Merge(head, batch, MergeOptions{Trusted: trusted})
+	replace := func(_ tree.Reader, dir string) bool { return strings.HasSuffix(dir, forged.RunID) }
+	changes, report, err := Layout{}.Merge(head, batch, MergeOptions{Replace: replace})
 	if err != nil {
 		t.Fatal(err)
 	}

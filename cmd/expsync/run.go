@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/reconcile"
+)
+
+// runOptions is `expsync run`: one reconcile of one branch.
+type runOptions struct {
+	Repo          string
+	Branch        string
+	Key           string
+	TrustedKeys   []string
+	Store         string
+	State         string
+	BatchInterval time.Duration
+	Jobs          int
+	// VerifyCommits treats the branch as untrusted: its commits run only
+	// when signed by one of CommitKeys.
+	VerifyCommits bool
+	CommitKeys    []string
+	Progress      string // auto, bar, plain, none
+}
+
+func init() {
+	commands = append(commands, func() *cobra.Command {
+		o := &runOptions{}
+		cmd := &cobra.Command{
+			Use:   "run [REPO]",
+			Short: "Run what is new on a branch, attest it and commit the results back",
+			Long: `Run one reconcile of a branch: plan its experiments, skip the runs whose
+signed results are already in the branch, re-commit those whose results are in
+the run cache, run the rest on this machine, attest each run and commit the
+results back in batches.
+
+REPO is a remote URL, a bare repository, or a clone (default "."), whose
+origin remote is then used: expsync never pushes into a checked-out branch.
+
+Exit codes: 0 done (failed experiments are results too), 1 some runs could not
+be executed or committed, or the commit may not run; 2 usage.`,
+			Args: cobra.MaximumNArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				if len(args) == 1 {
+					o.Repo = args[0]
+				}
+				return o.Exec(c.Context(), c.OutOrStdout(), c.ErrOrStderr())
+			},
+		}
+		f := cmd.Flags()
+		f.StringVarP(&o.Branch, "branch", "b", "", "branch to reconcile (default: the clone's current branch or the remote's default)")
+		f.StringVar(&o.Key, "key", os.Getenv("EXPSYNC_KEY"), "signing key file or KMS URI (env EXPSYNC_KEY; passphrase from EXPSYNC_PASSWORD)")
+		f.StringSliceVar(&o.TrustedKeys, "trusted-key", nil, "public key whose signed results count as done (repeatable; the signing key always counts)")
+		f.StringVar(&o.Store, "store", defaultStoreDir(), "store folder (outputs, logs and the run cache)")
+		f.StringVar(&o.State, "state", defaultStateDir(), "state folder (Git cache, journal, work folders)")
+		f.DurationVar(&o.BatchInterval, "batch-interval", 10*time.Second, "commit finished runs this often")
+		f.IntVarP(&o.Jobs, "jobs", "j", 0, "runs at once (default: as many as CPU and memory requests allow)")
+		f.BoolVar(&o.VerifyCommits, "verify-commits", false, "run the branch only if every new commit is signed by a --commit-key")
+		f.StringSliceVar(&o.CommitKeys, "commit-key", nil, "file with an armored PGP key or authorized_keys lines allowed to sign commits")
+		f.StringVar(&o.Progress, "progress", "auto", "progress display: auto, bar, plain or none")
+		return cmd
+	})
+}
+
+// Exec runs the reconcile and prints its progress and outcome.
+func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if o.Key == "" {
+		return &exitError{2, errors.New("--key is required (make one with `expsync keygen`)")}
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	target, err := reconcile.ResolveRepository(o.Repo, o.Branch)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	repo := gitsource.Repository{URL: target.URL, Refs: []gitsource.RefPolicy{{Pattern: target.Branch, Trusted: !o.VerifyCommits}}}
+	if o.VerifyCommits {
+		if repo.Verify, err = commitVerifyPolicy(o.CommitKeys); err != nil {
+			return &exitError{2, err}
+		}
+	}
+	prog := newProgress(o.Progress, stderr)
+	l, _, err := reconcile.OpenLocal(ctx, reconcile.LocalOptions{
+		StoreDir: o.Store, StateDir: o.State, Key: o.Key, TrustedKeys: o.TrustedKeys,
+		Concurrency: o.Jobs, BatchInterval: o.BatchInterval, Events: prog.event,
+	})
+	if l == nil {
+		return &exitError{2, err}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "expsync: warning:", err)
+	}
+	defer l.Close(context.Background())
+
+	src, err := l.Source(repo)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	fmt.Fprintf(stdout, "repository %s (%s), branch %s\n", src.URL(), target.Via, target.Branch)
+	changes, err := src.Poll(ctx)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	var change *gitsource.RefChange
+	for i := range changes {
+		if changes[i].Ref == "refs/heads/"+target.Branch && !changes[i].Deleted() {
+			change = &changes[i]
+		}
+	}
+	if change == nil {
+		return &exitError{1, fmt.Errorf("branch %s not found in %s", target.Branch, src.URL())}
+	}
+	rep, err := l.ReconcileRef(ctx, src, *change)
+	prog.finish()
+	printReport(stdout, target.Branch, rep)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	return nil
+}
+
+func printReport(w io.Writer, branch string, rep *reconcile.Report) {
+	if rep == nil {
+		return
+	}
+	if rep.Planned == 0 && rep.Commit != "" {
+		fmt.Fprintf(w, "commit %s plans no runs\n", short12(rep.Commit))
+		return
+	}
+	if rep.NothingToDo() {
+		fmt.Fprintf(w, "nothing to do: all %d runs of commit %s are already committed and verified\n", rep.Planned, short12(rep.Commit))
+		return
+	}
+	fmt.Fprintf(w, "commit %s: %d runs planned, %d already done, %d executed, %d recovered from the run cache (%d succeeded, %d failed",
+		short12(rep.Commit), rep.Planned, rep.Done, rep.Executed, rep.Recovered, rep.Succeeded, rep.Failed)
+	if rep.Cancelled > 0 {
+		fmt.Fprintf(w, ", %d not finished", rep.Cancelled)
+	}
+	fmt.Fprintln(w, ")")
+	for _, u := range rep.Untrusted {
+		fmt.Fprintf(w, "  %s did not verify (forged, copied or edited): replaced\n", u)
+	}
+	switch len(rep.Commits) {
+	case 0:
+		fmt.Fprintln(w, "no results commit (nothing changed on the branch)")
+	default:
+		for _, c := range rep.Commits[:len(rep.Commits)-1] {
+			fmt.Fprintf(w, "results commit %s\n", c)
+		}
+		fmt.Fprintf(w, "results commit %s pushed to %s\n", rep.Commits[len(rep.Commits)-1], branch)
+	}
+}
+
+// commitVerifyPolicy reads the keys allowed to sign commits.
+func commitVerifyPolicy(files []string) (*gitsource.VerifyPolicy, error) {
+	if len(files) == 0 {
+		return nil, errors.New("--verify-commits needs at least one --commit-key")
+	}
+	p := &gitsource.VerifyPolicy{Required: true}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("commit key: %w", err)
+		}
+		text := string(data)
+		if strings.Contains(text, "BEGIN PGP PUBLIC KEY") {
+			p.PGPKeys = append(p.PGPKeys, text)
+			continue
+		}
+		for _, line := range strings.Split(text, "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				p.SSHKeys = append(p.SSHKeys, line)
+			}
+		}
+	}
+	return p, nil
+}
+
+func defaultStoreDir() string {
+	if v := os.Getenv("EXPSYNC_STORE"); v != "" {
+		return v
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "expsync", "store")
+}
+
+func defaultStateDir() string {
+	if v := os.Getenv("EXPSYNC_STATE"); v != "" {
+		return v
+	}
+	if v := os.Getenv("XDG_STATE_HOME"); v != "" {
+		return filepath.Join(v, "expsync")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "expsync-state")
+	}
+	return filepath.Join(home, ".local", "state", "expsync")
+}
+
+func short12(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// progress shows finished runs: a bar on a terminal, plain lines otherwise.
+type progress struct {
+	w     io.Writer
+	mode  string
+	bar   *progressbar.ProgressBar
+	total int
+	done  int
+}
+
+func newProgress(mode string, w io.Writer) *progress {
+	if mode == "auto" {
+		mode = "plain"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			mode = "bar"
+		}
+	}
+	return &progress{w: w, mode: mode}
+}
+
+func (p *progress) event(e reconcile.Event) {
+	if p.mode == "none" {
+		return
+	}
+	switch e.Kind {
+	case reconcile.EventPlanned:
+		p.total = e.Recover + e.Execute
+		fmt.Fprintf(p.w, "commit %s: %d runs planned, %d already done, %d to recover from the run cache, %d to run\n",
+			short12(e.Commit), e.Planned, e.Done, e.Recover, e.Execute)
+		if p.mode == "bar" && p.total > 0 {
+			p.bar = progressbar.NewOptions(p.total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription("running"),
+				progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
+				progressbar.OptionThrottle(100*time.Millisecond))
+		}
+	case reconcile.EventRunFinished:
+		p.done++
+		how := e.Status
+		if e.Recovered {
+			how += " (from the run cache)"
+		}
+		if p.bar != nil {
+			p.bar.Describe(fmt.Sprintf("%s %s", e.Experiment, how))
+			_ = p.bar.Add(1)
+			if e.Reason != "" && e.Status != "Succeeded" {
+				_ = p.bar.Clear()
+				fmt.Fprintf(p.w, "run %s of %s: %s: %s\n", short12(e.RunID), e.Experiment, e.Status, oneLine(e.Reason))
+			}
+			return
+		}
+		line := fmt.Sprintf("[%d/%d] %s %s %s", p.done, p.total, short12(e.RunID), e.Experiment, how)
+		if e.Duration > 0 {
+			line += " " + e.Duration.Round(time.Millisecond).String()
+		}
+		if e.Reason != "" && e.Status != "Succeeded" {
+			line += ": " + oneLine(e.Reason)
+		}
+		fmt.Fprintln(p.w, line)
+	case reconcile.EventCommitted:
+		if p.bar != nil {
+			_ = p.bar.Clear()
+		}
+		if e.ResultsCommit != "" {
+			fmt.Fprintf(p.w, "committed %d runs: %s\n", e.Runs, e.ResultsCommit)
+		}
+	case reconcile.EventCommitFailed:
+		if p.bar != nil {
+			_ = p.bar.Clear()
+		}
+		fmt.Fprintf(p.w, "commit of %d runs failed, retrying with the next batch: %v\n", e.Runs, e.Err)
+	}
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,83 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/executor/local"
+	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/tree"
+)
+
+// LocalExecutor adapts executor/local to Executor: submit, wait, and cancel
+// the run when ctx ends.
+type LocalExecutor struct {
+	Executor *local.Executor
+	// Meta is journalled with each run (repository, experiment...).
+	Meta func(c contract.Contract) map[string]string
+}
+
+// Execute implements Executor.
+func (l LocalExecutor) Execute(ctx context.Context, c contract.Contract) (*runner.Result, error) {
+	var meta map[string]string
+	if l.Meta != nil {
+		meta = l.Meta(c)
+	}
+	job, err := l.Executor.Submit(c, meta)
+	if err != nil {
+		return nil, err
+	}
+	res, err := job.Wait(ctx)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		l.Executor.Cancel(c.RunID)
+		return job.Result()
+	}
+	return res, err
+}
+
+// GitPusher commits to one branch of a gitsource.Source.
+type GitPusher struct {
+	Source *gitsource.Source
+	// Branch receives the results (short name); StartFrom is the ref a
+	// missing results branch starts from.
+	Branch, StartFrom string
+	Author            gitsource.Signature
+	Signer            gitsource.Signer
+}
+
+// CommitBack implements Pusher. The merge always runs on the head the push
+// goes to (Base is left empty), so summaries reflect every run folder there.
+func (p GitPusher) CommitBack(ctx context.Context, message string, files map[string][]byte, merge MergeFunc) (string, error) {
+	req := gitsource.CommitRequest{
+		Branch: p.Branch, Files: files, StartFrom: p.StartFrom,
+		Message: message, Author: p.Author, Signer: p.Signer,
+	}
+	res, err := p.Source.CommitBack(ctx, req, func(base tree.Reader, ours map[string][]byte) (map[string][]byte, error) {
+		changes, err := merge(base, ours)
+		return map[string][]byte(changes), err
+	})
+	if err != nil {
+		return "", err
+	}
+	if res.NothingToCommit || !res.Pushed {
+		return "", nil
+	}
+	return res.Commit, nil
+}
+
+// MergeFunc rebuilds a batch on a head (see results.Layout.Merge).
+type MergeFunc func(head tree.Reader, ours map[string][]byte) (results.Changes, error)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -1,0 +1,173 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/tree"
+)
+
+// batcher collects finished run folders and commits them every interval
+// and at the end. A batch whose push fails stays pending and goes with the
+// next one.
+type batcher struct {
+	r      *Reconciler
+	t      Target
+	layout results.Layout
+
+	mu      sync.Mutex
+	pending map[string][]byte // repository path -> content
+	runs    map[string]*results.Record
+	commits []string
+	lastErr error
+
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newBatcher(r *Reconciler, t Target, layout results.Layout) *batcher {
+	return &batcher{r: r, t: t, layout: layout, pending: map[string][]byte{}, runs: map[string]*results.Record{},
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// add queues one run folder.
+func (b *batcher) add(dir string, rec *results.Record, files map[string][]byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for name, data := range files {
+		b.pending[path.Join(dir, name)] = data
+	}
+	b.runs[dir] = rec
+}
+
+// start commits every interval until stop.
+func (b *batcher) start(ctx context.Context) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		tick := time.NewTicker(b.r.batchInterval())
+		defer tick.Stop()
+		for {
+			select {
+			case <-b.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				_ = b.flush(ctx)
+			}
+		}
+	}()
+}
+
+// stop ends the ticker and commits what is left. It commits even when ctx
+// is already cancelled (a shutdown must not lose finished results), within
+// a bounded grace period.
+func (b *batcher) stop(ctx context.Context) ([]string, error) {
+	close(b.done)
+	b.wg.Wait()
+	flushCtx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		flushCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+	}
+	err := b.flush(flushCtx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.commits...), err
+}
+
+// flush commits the pending folders as one commit.
+func (b *batcher) flush(ctx context.Context) error {
+	b.mu.Lock()
+	if len(b.runs) == 0 {
+		b.mu.Unlock()
+		return nil
+	}
+	files := maps.Clone(b.pending)
+	runs := maps.Clone(b.runs)
+	b.mu.Unlock()
+
+	msg := commitMessage(b.t, runs)
+	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (results.Changes, error) {
+		changes, _, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs)})
+		return changes, err
+	})
+	if err != nil {
+		b.r.emit(Event{Kind: EventCommitFailed, Commit: b.t.Commit, Runs: len(runs), Err: err})
+		return fmt.Errorf("commit results of %d runs: %w", len(runs), err)
+	}
+	b.mu.Lock()
+	for p := range files {
+		delete(b.pending, p)
+	}
+	for d := range runs {
+		delete(b.runs, d)
+	}
+	if commit != "" {
+		b.commits = append(b.commits, commit)
+	}
+	b.mu.Unlock()
+	b.r.emit(Event{Kind: EventCommitted, Commit: b.t.Commit, ResultsCommit: commit, Runs: len(runs)})
+	return nil
+}
+
+// replace lets our folder replace one in the head that is not genuine, or
+// that is a genuine failure our run retried under new scheduling fields.
+func (b *batcher) replace(ours map[string]*results.Record) func(tree.Reader, string) bool {
+	return func(head tree.Reader, dir string) bool {
+		mine := ours[dir]
+		if mine == nil {
+			return false
+		}
+		theirs, err := VerifyFolder(head, dir, mine.RunID, b.r.Trusted)
+		if err != nil {
+			return true
+		}
+		return theirs.Status != results.Succeeded && theirs.Scheduling != mine.Scheduling
+	}
+}
+
+// commitMessage summarises a batch: a subject line and one line per
+// experiment.
+func commitMessage(t Target, runs map[string]*results.Record) string {
+	type tally struct{ ok, failed int }
+	per := map[string]*tally{}
+	for _, rec := range runs {
+		tl := per[rec.Experiment]
+		if tl == nil {
+			tl = &tally{}
+			per[rec.Experiment] = tl
+		}
+		if rec.Status == results.Succeeded {
+			tl.ok++
+		} else {
+			tl.failed++
+		}
+	}
+	names := make([]string, 0, len(per))
+	for n := range per {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	noun := "runs"
+	if len(runs) == 1 {
+		noun = "run"
+	}
+	fmt.Fprintf(&b, "expsync: results of %d %s for %s\n\n", len(runs), noun, short(t.Commit))
+	for _, n := range names {
+		fmt.Fprintf(&b, "- %s: %d succeeded, %d failed\n", n, per[n].ok, per[n].failed)
+	}
+	fmt.Fprintf(&b, "\nExpsync-Source-Commit: %s\n", t.Commit)
+	return b.String()
+}

@@ -1,0 +1,44 @@
+package reconcile
+
+import "time"
+
+// EventKind names a progress event.
+type EventKind string
+
+const (
+	// EventPlanned: the commit was planned and classified.
+	EventPlanned EventKind = "planned"
+	// EventRunFinished: a run finished (or was recovered from the cache).
+	EventRunFinished EventKind = "run-finished"
+	// EventCommitted: a batch of results was committed and pushed.
+	EventCommitted EventKind = "committed"
+	// EventCommitFailed: a batch could not be pushed yet; it is retried.
+	EventCommitFailed EventKind = "commit-failed"
+)
+
+// Event is one progress report of a reconcile.
+type Event struct {
+	Kind   EventKind
+	Commit string // the commit being reconciled
+	// Planned: counts of the plan.
+	Planned, Done, Recover, Execute int
+	// RunFinished.
+	RunID, Experiment string
+	Status            string
+	Recovered         bool
+	Duration          time.Duration
+	Reason            string
+	// Committed: the results commit and how many run folders it carries.
+	ResultsCommit string
+	Runs          int
+	Err           error
+}
+
+func (r *Reconciler) emit(e Event) {
+	if r.Events == nil {
+		return
+	}
+	r.eventsMu.Lock()
+	defer r.eventsMu.Unlock()
+	r.Events(e)
+}

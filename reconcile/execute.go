@@ -1,0 +1,168 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/render"
+	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/store"
+	"github.com/expsync/expsync/tree"
+)
+
+// Executor runs one contract to its result, waiting for capacity as needed.
+// A cancelled ctx ends the run (its result then has status Cancelled).
+type Executor interface {
+	Execute(ctx context.Context, c contract.Contract) (*runner.Result, error)
+}
+
+// recoverRuns commits cached folders without running anything.
+func (r *Reconciler) recoverRuns(ctx context.Context, list []recovered, b *batcher, rep *Report) {
+	for _, rc := range list {
+		b.add(b.layout.RunDir(rc.run.Experiment, rc.run.ID), rc.record, rc.files)
+		rep.Recovered++
+		if rc.record.Status == results.Succeeded {
+			rep.Succeeded++
+		} else {
+			rep.Failed++
+		}
+		r.emit(Event{Kind: EventRunFinished, Commit: b.t.Commit, RunID: rc.run.ID, Experiment: rc.run.Experiment,
+			Status: string(rc.record.Status), Recovered: true, Duration: rc.record.Duration()})
+	}
+}
+
+// execute prepares the store (context trees and repository inputs), runs
+// every run through the executor and queues each signed folder as it
+// finishes. Runs that were cancelled or hit an infrastructure error are not
+// committed; the next reconcile tries them again.
+func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layout, runs []render.Run, b *batcher, rep *Report) error {
+	prep := &preparer{st: r.Store, snap: t.Tree, trees: map[string]error{}}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, run := range runs {
+		runCtx, cancel := context.WithCancel(ctx)
+		r.track(run.ID, cancel)
+		wg.Add(1)
+		go func(run render.Run) {
+			defer wg.Done()
+			defer cancel()
+			defer r.untrack(run.ID)
+			res, err := r.runOne(runCtx, prep, run)
+			if err == nil && res.Status.Cacheable() {
+				var folder *results.Folder
+				folder, err = r.buildFolder(ctx, t, layout, run, res)
+				if err == nil {
+					err = r.cacheFolder(context.WithoutCancel(ctx), run.ID, folder)
+					b.add(folder.Dir, folder.Record, folder.RelFiles())
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ev := Event{Kind: EventRunFinished, Commit: t.Commit, RunID: run.ID, Experiment: run.Experiment}
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("run %s of %s: %w", short(run.ID), run.Experiment, err))
+				ev.Status, ev.Reason = string(runner.Errored), err.Error()
+				rep.Cancelled++
+			case !res.Status.Cacheable():
+				ev.Status, ev.Reason = string(res.Status), res.Error
+				rep.Cancelled++
+				if res.Status == runner.Errored {
+					errs = append(errs, fmt.Errorf("run %s of %s: %s", short(run.ID), run.Experiment, res.Error))
+				}
+			default:
+				rep.Executed++
+				if res.Status == runner.Succeeded {
+					rep.Succeeded++
+				} else {
+					rep.Failed++
+				}
+				ev.Status, ev.Reason, ev.Duration = string(res.Status), res.Error, res.FinishedAt.Sub(res.StartedAt)
+			}
+			r.emit(ev)
+		}(run)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// runOne puts what the run reads into the store, then executes it. A
+// repository input whose bytes do not match its declared digest ends the
+// run as InputMismatch before anything starts.
+func (r *Reconciler) runOne(ctx context.Context, prep *preparer, run render.Run) (*runner.Result, error) {
+	c := render.Contract(run)
+	if err := prep.context(ctx, c.Context); err != nil {
+		return nil, err
+	}
+	if mismatch, err := prep.inputs(ctx, c); err != nil {
+		return nil, err
+	} else if mismatch != "" {
+		now := time.Now().UTC()
+		return &runner.Result{RunID: run.ID, Status: runner.InputMismatch, ExitCode: -1, Attempts: 0,
+			StartedAt: now, FinishedAt: now, Error: mismatch, SchedulingDigest: runner.SchedulingDigest(c),
+			Requests: runner.Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory}}, nil
+	}
+	return r.Executor.Execute(ctx, c)
+}
+
+// preparer exports each context tree and repository input to the store
+// once per reconcile.
+type preparer struct {
+	st   store.Store
+	snap tree.Reader
+	mu   sync.Mutex
+	// trees holds the export outcome per context tree ID.
+	trees map[string]error
+}
+
+func (p *preparer) context(ctx context.Context, cc contract.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err, ok := p.trees[cc.Tree]; ok {
+		return err
+	}
+	id, err := store.ExportTree(ctx, p.st, p.snap, cc.Path)
+	if err == nil && string(id) != cc.Tree {
+		err = fmt.Errorf("context %q has tree %s in the snapshot, the contract says %s", cc.Path, id, cc.Tree)
+	}
+	if err != nil {
+		err = fmt.Errorf("export context %q to the store: %w", cc.Path, err)
+	}
+	p.trees[cc.Tree] = err
+	return err
+}
+
+// inputs puts the repository files among c's inputs into the store and
+// returns a message naming the input and both digests when one does not
+// match.
+func (p *preparer) inputs(ctx context.Context, c contract.Contract) (string, error) {
+	for _, in := range c.Inputs {
+		if in.RepoPath == "" {
+			continue // fetched and checked by the runner
+		}
+		if has, err := p.st.Has(ctx, in.SHA256); err == nil && has {
+			continue
+		}
+		data, err := p.snap.ReadFile(in.RepoPath, 0)
+		if err != nil {
+			return "", fmt.Errorf("input %q: read repository file %s: %w", in.Name, in.RepoPath, err)
+		}
+		if _, err := p.st.Put(ctx, bytesReader(data), in.SHA256); err != nil {
+			var mm *store.MismatchError
+			if errors.As(err, &mm) {
+				return fmt.Sprintf("input %q (repository file %s): declared sha256 %s, the file has sha256 %s; the command was not started",
+					in.Name, in.RepoPath, in.SHA256, sha256Hex(data)), nil
+			}
+			return "", fmt.Errorf("input %q: store repository file %s: %w", in.Name, in.RepoPath, err)
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,174 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/executor/local"
+	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/render"
+	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/store"
+)
+
+// LocalOptions configure the embedded default: a local store, the local
+// executor and a signing key file.
+type LocalOptions struct {
+	// StoreDir is the content-addressed store and run cache.
+	StoreDir string
+	// StateDir holds the Git caches, the executor's journal and the work
+	// folders.
+	StateDir string
+	// Key is the signing key (a key file or KMS URI); its public key is
+	// always trusted.
+	Key string
+	// TrustedKeys are further public key files whose signed results folders
+	// count as done.
+	TrustedKeys []string
+	BuilderID   string
+	// Concurrency bounds the runs at once (0: as many as the CPU and memory
+	// requests allow).
+	Concurrency   int
+	BatchInterval time.Duration
+	// Author of results commits (default expsync <expsync@localhost>).
+	Author gitsource.Signature
+	// CommitSigner signs results commits (optional).
+	CommitSigner gitsource.Signer
+	Events       func(Event)
+	// ExecutorEvents receives the executor's own events (queued, started).
+	ExecutorEvents func(local.Event)
+	// Runner tunes the runner (timeouts, secrets); Store and WorkRoot are set here.
+	Runner runner.Options
+}
+
+// Local is an open embedded deployment.
+type Local struct {
+	Reconciler *Reconciler
+	Executor   *local.Executor
+	Store      *store.Local
+	opts       LocalOptions
+}
+
+// OpenLocal opens the store, loads the key, takes the state folder's lock
+// and recovers what a killed predecessor left running: stale process groups
+// are ended, and their runs are rerun or recovered by the next reconcile
+// (runs are keyed by ID, so none is duplicated).
+func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, []local.Recovered, error) {
+	if opts.StoreDir == "" || opts.StateDir == "" {
+		return nil, nil, errors.New("a store folder and a state folder are required")
+	}
+	if opts.Key == "" {
+		return nil, nil, errors.New("a signing key is required (--key; make one with `expsync keygen`)")
+	}
+	st, err := store.OpenLocal(opts.StoreDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open store %s: %w", opts.StoreDir, err)
+	}
+	signer, err := attest.LoadSigner(ctx, opts.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	own, err := attest.NewKey(opts.Key, signer.Public())
+	if err != nil {
+		return nil, nil, err
+	}
+	trusted := attest.Verifiers{own}
+	for _, ref := range opts.TrustedKeys {
+		k, err := attest.LoadVerifierKey(ctx, ref)
+		if err != nil {
+			return nil, nil, fmt.Errorf("trusted key %s: %w", ref, err)
+		}
+		trusted = append(trusted, k)
+	}
+	runOpts := opts.Runner
+	runOpts.Store = st
+	if runOpts.WorkRoot == "" {
+		runOpts.WorkRoot = filepath.Join(opts.StateDir, "work")
+	}
+	if err := os.MkdirAll(runOpts.WorkRoot, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("state folder: %w", err)
+	}
+	ex, err := local.New(local.Options{Store: st, StateDir: filepath.Join(opts.StateDir, "executor"),
+		MaxConcurrent: opts.Concurrency, Runner: runOpts, OnEvent: opts.ExecutorEvents})
+	if err != nil {
+		return nil, nil, err
+	}
+	recovered, err := ex.Recover(ctx)
+	if err != nil {
+		// Recovery problems are reported, not fatal: the runs are planned
+		// again from the branch anyway.
+		err = fmt.Errorf("recover runs of a previous expsync: %w", err)
+	}
+	builder := opts.BuilderID
+	if builder == "" {
+		builder = attest.DefaultBuilderID
+	}
+	l := &Local{Executor: ex, Store: st, opts: opts}
+	l.Reconciler = &Reconciler{
+		Store: st, Signer: signer, Trusted: trusted, BuilderID: builder, ExecutorName: "local",
+		Executor: LocalExecutor{Executor: ex, Meta: func(c contract.Contract) map[string]string {
+			return map[string]string{"experiment": c.Experiment}
+		}},
+		Plan:          render.PlanOptions{StoreURL: "file://" + st.Root()},
+		Limits:        results.DefaultLimits,
+		BatchInterval: opts.BatchInterval,
+		Events:        opts.Events,
+	}
+	return l, recovered, err
+}
+
+// Close stops the executor: queued runs are cancelled, running ones get
+// until ctx ends to finish.
+func (l *Local) Close(ctx context.Context) error {
+	return l.Executor.Shutdown(ctx)
+}
+
+// Source opens a repository with its Git cache under the state folder.
+func (l *Local) Source(repo gitsource.Repository) (*gitsource.Source, error) {
+	return gitsource.New(repo, filepath.Join(l.opts.StateDir, "git"))
+}
+
+// ErrNotRunnable is returned for a commit that may not run (an untrusted
+// ref whose commits are not signed by an allowed key).
+var ErrNotRunnable = errors.New("commit may not run")
+
+// ReconcileRef reconciles the commit a poll reported for one ref.
+func (l *Local) ReconcileRef(ctx context.Context, src *gitsource.Source, ch gitsource.RefChange) (*Report, error) {
+	if ch.Deleted() {
+		return &Report{}, nil
+	}
+	if !ch.Runnable {
+		return &Report{Commit: ch.New}, fmt.Errorf("%w: %s at %s: %s", ErrNotRunnable, ch.Ref, short(ch.New), ch.Reason)
+	}
+	branch := ch.ResultsBranch
+	startFrom := ""
+	if branch == "" {
+		if !strings.HasPrefix(ch.Ref, "refs/heads/") {
+			return &Report{Commit: ch.New}, fmt.Errorf("%s is not a branch and has no results branch configured", ch.Ref)
+		}
+		branch = strings.TrimPrefix(ch.Ref, "refs/heads/")
+	} else if "refs/heads/"+branch != ch.Ref {
+		startFrom = ch.Ref
+	}
+	snap, err := src.Snapshot(ctx, ch.Ref, ch.New)
+	if err != nil {
+		return &Report{Commit: ch.New}, err
+	}
+	defer snap.Close()
+	author := l.opts.Author
+	if author.Name == "" {
+		author = gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}
+	}
+	return l.Reconciler.Reconcile(ctx, Target{
+		Repository: src.URL(), Ref: ch.Ref, Commit: ch.New, Tree: snap,
+		Pusher: GitPusher{Source: src, Branch: branch, StartFrom: startFrom, Author: author, Signer: l.opts.CommitSigner},
+	})
+}

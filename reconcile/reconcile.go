@@ -1,0 +1,233 @@
+// Package reconcile ties the parts of expsync together for one branch: it
+// snapshots a commit, plans its runs, skips the ones whose results are
+// already in the branch (signed by a trusted key), recovers the ones whose
+// results are in the run cache, executes the rest, attests each result and
+// commits the results back in batches.
+//
+// It is idempotent and restartable: everything it decides is derived from
+// the branch and the store, so running it again with nothing new does
+// nothing, and a process killed half-way loses at most the runs in flight.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/render"
+	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/store"
+	"github.com/expsync/expsync/tree"
+)
+
+// Target is one commit of one branch to reconcile.
+type Target struct {
+	// Repository is the repository's URL as recorded in results (credentials
+	// are stripped before anything is written).
+	Repository string
+	// Ref is the full ref name the commit was seen on (refs/heads/main).
+	Ref string
+	// Commit is the commit ID and Tree its snapshot.
+	Commit string
+	Tree   tree.Reader
+	// Pusher commits results back (to Ref's branch or its results branch).
+	Pusher Pusher
+}
+
+// Pusher writes a batch of files as one commit on top of the branch head.
+// merge is called with the head's tree — again after each lost push race,
+// with the new head — and returns the changes to commit; no change means
+// nothing to commit. It returns the new commit ("" when nothing was
+// committed).
+type Pusher interface {
+	CommitBack(ctx context.Context, message string, files map[string][]byte, merge MergeFunc) (string, error)
+}
+
+// Reconciler holds what stays the same across reconciles.
+type Reconciler struct {
+	Store store.Store
+	// Executor runs contracts (normally executor/local).
+	Executor Executor
+	// Signer signs every run's statement; Trusted are the keys whose
+	// signatures make a results folder count as done (include the signer's
+	// own public key).
+	Signer    *attest.Signer
+	Trusted   attest.Verifiers
+	BuilderID string
+	// ExecutorName is recorded in run.json ("local").
+	ExecutorName string
+
+	Plan   render.PlanOptions
+	Limits results.Limits
+	// BatchInterval is how often finished runs are committed (0: 10s).
+	BatchInterval time.Duration
+	// Events receives progress; nil discards it. It is called from several
+	// goroutines, one event at a time.
+	Events func(Event)
+
+	mu       sync.Mutex
+	inflight map[string]context.CancelFunc // run ID -> cancel
+	eventsMu sync.Mutex
+}
+
+// Report says what one reconcile did.
+type Report struct {
+	Commit string
+	// Planned runs, and how each was handled.
+	Planned   int
+	Done      int // already in the branch, verified
+	Recovered int // result from the run cache, committed without a rerun
+	Executed  int
+	Succeeded int // of Executed and Recovered
+	Failed    int
+	Cancelled int // cancelled by a newer commit or shutdown: not committed
+	// Commits made on the branch, oldest first.
+	Commits []string
+	// Forged folders found in the branch that did not verify.
+	Untrusted []string
+}
+
+// NothingToDo reports whether the reconcile found every run done.
+func (r *Report) NothingToDo() bool {
+	return r.Recovered == 0 && r.Executed == 0 && r.Cancelled == 0 && len(r.Commits) == 0
+}
+
+// Reconcile runs the named steps of one reconcile of one commit.
+func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
+	rep := &Report{Commit: t.Commit}
+	plan, err := r.plan(t)
+	if err != nil {
+		return rep, err
+	}
+	rep.Planned = len(plan.Runs)
+	layout := results.Layout{Root: plan.Config.Results}
+	work, err := r.classify(ctx, t, layout, plan.Runs, rep)
+	if err != nil {
+		return rep, err
+	}
+	r.emit(Event{Kind: EventPlanned, Commit: t.Commit, Planned: rep.Planned, Done: rep.Done,
+		Recover: len(work.recover), Execute: len(work.execute)})
+	if len(work.recover) == 0 && len(work.execute) == 0 {
+		return rep, nil
+	}
+	b := newBatcher(r, t, layout)
+	b.start(ctx)
+	r.recoverRuns(ctx, work.recover, b, rep)
+	execErr := r.execute(ctx, t, layout, work.execute, b, rep)
+	commits, flushErr := b.stop(ctx)
+	rep.Commits = commits
+	return rep, errors.Join(execErr, flushErr)
+}
+
+// plan loads and plans the snapshot in local mode.
+func (r *Reconciler) plan(t Target) (*render.PlanResult, error) {
+	opts := r.Plan
+	if opts.Mode == "" {
+		opts.Mode = v1alpha1.ModeLocal
+	}
+	plan, err := render.Plan(t.Tree, opts)
+	if err != nil {
+		return nil, fmt.Errorf("plan commit %s: %w", short(t.Commit), err)
+	}
+	return plan, nil
+}
+
+type workList struct {
+	recover []recovered
+	execute []render.Run
+}
+
+// classify splits the plan into done runs (a verified folder in the
+// branch), runs whose signed folder is in the run cache, and runs to
+// execute.
+func (r *Reconciler) classify(ctx context.Context, t Target, layout results.Layout, runs []render.Run, rep *Report) (workList, error) {
+	var w workList
+	for _, run := range runs {
+		dir := layout.RunDir(run.Experiment, run.ID)
+		state, err := r.folderState(t.Tree, dir, run)
+		if err != nil {
+			return w, err
+		}
+		switch state {
+		case folderDone:
+			rep.Done++
+			continue
+		case folderUntrusted:
+			rep.Untrusted = append(rep.Untrusted, dir)
+		}
+		if files, rec, ok := r.cachedFolder(ctx, layout, run); ok {
+			w.recover = append(w.recover, recovered{run: run, files: files, record: rec})
+			continue
+		}
+		w.execute = append(w.execute, run)
+	}
+	return w, nil
+}
+
+// CancelExcept cancels the in-flight runs whose IDs are not in keep: a new
+// commit edited or deleted their experiment.
+func (r *Reconciler) CancelExcept(keep map[string]bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for id, cancel := range r.inflight {
+		if !keep[id] {
+			cancel()
+			n++
+		}
+	}
+	return n
+}
+
+// InFlight lists the run IDs executing now, sorted.
+func (r *Reconciler) InFlight() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.inflight))
+	for id := range r.inflight {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (r *Reconciler) track(id string, cancel context.CancelFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight == nil {
+		r.inflight = map[string]context.CancelFunc{}
+	}
+	r.inflight[id] = cancel
+}
+
+func (r *Reconciler) untrack(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.inflight, id)
+}
+
+func (r *Reconciler) batchInterval() time.Duration {
+	if r.BatchInterval > 0 {
+		return r.BatchInterval
+	}
+	return 10 * time.Second
+}
+
+func (r *Reconciler) limits() results.Limits {
+	if r.Limits == (results.Limits{}) {
+		return results.DefaultLimits
+	}
+	return r.Limits
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,131 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// RepoTarget is where `expsync run REPO` reads commits and pushes results.
+type RepoTarget struct {
+	// URL is a remote URL or the absolute path of a bare repository.
+	URL string
+	// Branch is the branch to reconcile (short name).
+	Branch string
+	// Via says how REPO was read ("remote URL", "bare repository", "origin
+	// of the clone at ...").
+	Via string
+}
+
+var scpLikeURL = regexp.MustCompile(`^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+:[^/\\]`)
+
+// ResolveRepository turns `expsync run`'s REPO argument into a URL: a remote
+// URL is used as it is; a local bare repository by its path; a clone by its
+// origin remote — never the clone itself, so expsync never pushes into a
+// checked-out branch. branch "" picks the clone's current branch, or the
+// remote's default branch.
+func ResolveRepository(arg, branch string) (RepoTarget, error) {
+	if arg == "" {
+		arg = "."
+	}
+	if strings.Contains(arg, "://") || (scpLikeURL.MatchString(arg) && !fileExists(arg)) {
+		t := RepoTarget{URL: arg, Branch: branch, Via: "remote URL"}
+		return withDefaultBranch(t)
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return RepoTarget{}, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return RepoTarget{}, fmt.Errorf("repository %s: %w", arg, err)
+	}
+	repo, err := git.PlainOpenWithOptions(abs, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return RepoTarget{}, fmt.Errorf("%s is neither a Git repository nor a URL: %w", arg, err)
+	}
+	cfg, err := repo.Config()
+	if err != nil {
+		return RepoTarget{}, fmt.Errorf("read the configuration of %s: %w", arg, err)
+	}
+	if cfg.Core.IsBare {
+		t := RepoTarget{URL: abs, Branch: branch, Via: "bare repository"}
+		if t.Branch == "" {
+			if head, err := repo.Reference(plumbing.HEAD, false); err == nil && head.Type() == plumbing.SymbolicReference {
+				t.Branch = head.Target().Short()
+			}
+		}
+		return withDefaultBranch(t)
+	}
+	origin, ok := cfg.Remotes["origin"]
+	if !ok || len(origin.URLs) == 0 {
+		return RepoTarget{}, fmt.Errorf("%s is a clone without an origin remote; expsync never pushes into a checked-out branch: "+
+			"pass the URL of its remote, or a bare repository (git clone --bare)", arg)
+	}
+	url := origin.URLs[0]
+	root := abs
+	if wt, err := repo.Worktree(); err == nil {
+		root = wt.Filesystem.Root()
+	}
+	if !strings.Contains(url, "://") && !scpLikeURL.MatchString(url) && !filepath.IsAbs(url) {
+		url = filepath.Join(root, url) // a relative path is relative to the clone
+	}
+	t := RepoTarget{URL: url, Branch: branch, Via: "origin of the clone at " + root}
+	if t.Branch == "" {
+		if head, err := repo.Head(); err == nil && head.Name().IsBranch() {
+			t.Branch = head.Name().Short()
+		}
+	}
+	return withDefaultBranch(t)
+}
+
+// withDefaultBranch asks the remote for its default branch when none was
+// given.
+func withDefaultBranch(t RepoTarget) (RepoTarget, error) {
+	if t.Branch != "" {
+		return t, nil
+	}
+	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{t.URL}})
+	refs, err := remote.List(&git.ListOptions{})
+	if err != nil {
+		return t, fmt.Errorf("find the default branch of %s (pass --branch): %w", t.URL, err)
+	}
+	var headHash plumbing.Hash
+	branches := map[string]plumbing.Hash{}
+	for _, r := range refs {
+		switch {
+		case r.Name() == plumbing.HEAD && r.Type() == plumbing.SymbolicReference:
+			t.Branch = r.Target().Short()
+			return t, nil
+		case r.Name() == plumbing.HEAD:
+			headHash = r.Hash()
+		case r.Name().IsBranch():
+			branches[r.Name().Short()] = r.Hash()
+		}
+	}
+	for _, name := range []string{"main", "master"} {
+		if h, ok := branches[name]; ok && (headHash.IsZero() || h == headHash) {
+			t.Branch = name
+			return t, nil
+		}
+	}
+	for name, h := range branches {
+		if h == headHash {
+			t.Branch = name
+			return t, nil
+		}
+	}
+	return t, errors.New("cannot tell the default branch of " + t.URL + ": pass --branch")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
