@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/render"
+	"github.com/expsync/expsync/tree"
+)
+
+// validateOptions checks experiment repositories (working folders) without
+// running anything: every file is loaded, every sweep expanded and every run
+// ID computed, exactly as the controller would for a commit of them.
+type validateOptions struct {
+	Mode   string
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+func init() {
+	commands = append(commands, func() *cobra.Command {
+		o := &validateOptions{}
+		c := &cobra.Command{
+			Use:   "validate [PATH...]",
+			Short: "Check the experiment files of repository folders (default .) and count their runs",
+			Long: "validate loads expsync.yaml and every experiment file of each repository folder, expands the sweeps\n" +
+				"and computes the run IDs. It prints one summary line per folder and exits 0, or prints every problem\n" +
+				"as file:line:col: message and exits 1.",
+			RunE: func(c *cobra.Command, args []string) error {
+				o.Stdout, o.Stderr = c.OutOrStdout(), c.ErrOrStderr()
+				return o.Exec(c.Context(), args)
+			},
+		}
+		c.Flags().StringVar(&o.Mode, "mode", string(v1alpha1.ModeLocal), "execution mode the files must be valid for: local or kubernetes")
+		return c
+	})
+}
+
+func (o *validateOptions) Exec(ctx context.Context, paths []string) error {
+	mode := v1alpha1.Mode(o.Mode)
+	if mode != v1alpha1.ModeLocal && mode != v1alpha1.ModeKubernetes {
+		return &exitError{code: 2, err: fmt.Errorf("--mode %q: use local or kubernetes", o.Mode)}
+	}
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	failed := false
+	for _, p := range paths {
+		ok, err := o.validate(p, mode)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		failed = failed || !ok
+	}
+	if failed {
+		return &exitError{code: 1, err: errors.New("")}
+	}
+	return nil
+}
+
+// validate checks one folder; ok is false when it printed problems.
+func (o *validateOptions) validate(path string, mode v1alpha1.Mode) (bool, error) {
+	dir, err := tree.NewDir(path)
+	if err != nil {
+		return false, err
+	}
+	defer dir.Close()
+	res, err := render.Plan(dir, render.PlanOptions{Mode: mode})
+	var list v1alpha1.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			e.Pos.File = displayFile(path, e.Pos.File)
+			fmt.Fprintln(o.Stderr, e.Error())
+		}
+		fmt.Fprintf(o.Stderr, "%s: %d problem(s)\n", path, len(list))
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Fprintf(o.Stdout, "%s: valid: %d experiment(s), %d run(s) in %s mode\n", path, len(res.Experiments), len(res.Runs), mode)
+	return true, nil
+}
+
+// displayFile makes a repository path usable from where the command runs.
+func displayFile(root, file string) string {
+	if root == "." || root == "" {
+		return file
+	}
+	return filepath.Join(root, filepath.FromSlash(file))
+}
