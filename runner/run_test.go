@@ -1,0 +1,524 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/store"
+)
+
+func TestRunSucceeds(t *testing.T) {
+	f := newFixture(t)
+	ctxTree := f.exportContext(map[string]string{
+		"train.sh*":    "#!/bin/sh\nmkdir -p out/plots\ncat data/in.txt > out/copy.txt\necho \"$GREETING\" > out/plots/b.txt\necho z > out/plots/a.txt\necho '{\"loss\": 0.25, \"acc\": 1}' > metrics.json\necho done\n",
+		"data/in.txt":  "input data\n",
+		"unused/x.txt": "x",
+	})
+	c := newContract("./train.sh").context(ctxTree).env("GREETING", "hi").
+		outputs("out/copy.txt", "out/plots/").metrics("metrics.json").
+		limits(func(l *contract.Limits) { l.CPU, l.Memory = "1", "64Mi" }).build()
+	res := f.run(c)
+	if res.Status != Succeeded {
+		t.Fatalf("status %s (%s); log:\n%s", res.Status, res.Error, res.LogTail)
+	}
+	want := []store.Entry{
+		{Path: "out/copy.txt", Mode: store.ModeFile, SHA256: shaOf("input data\n"), Size: 11},
+		{Path: "out/plots/a.txt", Mode: store.ModeFile, SHA256: shaOf("z\n"), Size: 2},
+		{Path: "out/plots/b.txt", Mode: store.ModeFile, SHA256: shaOf("hi\n"), Size: 3},
+	}
+	if diff := cmp.Diff(want, res.Outputs); diff != "" {
+		t.Errorf("outputs (-want +got):\n%s", diff)
+	}
+	for _, o := range want {
+		if got := f.blob(o.SHA256); shaOf(got) != o.SHA256 {
+			t.Errorf("output %s in the store hashes differently", o.Path)
+		}
+	}
+	if diff := cmp.Diff(map[string]float64{"loss": 0.25, "acc": 1}, res.Metrics); diff != "" {
+		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+	if res.MetricsSHA256 != shaOf("{\"loss\": 0.25, \"acc\": 1}\n") {
+		t.Errorf("metrics digest %s", res.MetricsSHA256)
+	}
+	if got := f.blob(res.LogSHA256); got != "done\n" {
+		t.Errorf("stored log = %q, want %q", got, "done\n")
+	}
+	if res.LogTail != "done\n" || res.ExitCode != 0 || res.Attempts != 1 {
+		t.Errorf("tail %q exit %d attempts %d", res.LogTail, res.ExitCode, res.Attempts)
+	}
+	if res.Usage.MaxRSSBytes <= 0 || res.Usage.WallSeconds <= 0 || res.Usage.SelfReported {
+		t.Errorf("usage not measured: %+v", res.Usage)
+	}
+	if diff := cmp.Diff(Requests{CPU: "1", Memory: "64Mi"}, res.Requests); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	if !res.FinishedAt.After(res.StartedAt) {
+		t.Errorf("timings %v .. %v", res.StartedAt, res.FinishedAt)
+	}
+	if entries, _ := os.ReadDir(f.opts.WorkRoot); len(entries) != 0 {
+		t.Errorf("attempt folders left behind: %v", entries)
+	}
+}
+
+func TestRunMeasuresCPU(t *testing.T) {
+	f := newFixture(t)
+	// A grandchild's CPU counts too: sh waits for it.
+	res := f.run(shell(`sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'`).build())
+	if res.Status != Succeeded {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	if res.Usage.CPUSeconds < 0.05 {
+		t.Errorf("CPUSeconds = %v for a busy loop, want > 0.05", res.Usage.CPUSeconds)
+	}
+}
+
+func TestRunEnvironmentIsClean(t *testing.T) {
+	f := newFixture(t)
+	t.Setenv("EXPSYNC_TEST_LEAK", "leaked")
+	res := f.run(shell(`env | sort > env.txt`).outputs("env.txt").env("DECLARED", "yes").build())
+	if res.Status != Succeeded {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	env := f.blob(res.Outputs[0].SHA256)
+	if strings.Contains(env, "EXPSYNC_TEST_LEAK") {
+		t.Errorf("the operator's environment leaked into the run:\n%s", env)
+	}
+	for _, want := range []string{"DECLARED=yes", "EXPSYNC_RUN_ID=", "EXPSYNC_ATTEMPT=1", "HOME=", "PATH="} {
+		if !strings.Contains(env, want) {
+			t.Errorf("environment lacks %s:\n%s", want, env)
+		}
+	}
+}
+
+func TestRunFailureIsAResult(t *testing.T) {
+	f := newFixture(t)
+	res := f.run(shell(`echo "bad things" >&2; exit 3`).outputs("never.txt").build())
+	if diff := cmp.Diff(&Result{Status: Failed, ExitCode: 3, Attempts: 1, LogTail: "bad things\n", Error: "exit code 3"}, res,
+		cmpopts.IgnoreFields(Result{}, "RunID", "StartedAt", "FinishedAt", "LogSHA256", "LogSize", "Usage", "SchedulingDigest")); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if res.LogSHA256 == "" {
+		t.Errorf("a failed run's log was not stored")
+	}
+}
+
+func TestRunMissingOutputFails(t *testing.T) {
+	f := newFixture(t)
+	res := f.run(shell(`true`).outputs("result.json").build())
+	if res.Status != Failed || !strings.Contains(res.Error, "declared output result.json was not produced") {
+		t.Errorf("status %s error %q; want Failed naming the output", res.Status, res.Error)
+	}
+}
+
+func TestRunCommandNotFound(t *testing.T) {
+	f := newFixture(t)
+	res := f.run(newContract("no-such-program-expsync").retries(3, 127).build())
+	if res.Status != Errored || res.Attempts != 1 || !strings.Contains(res.Error, `"no-such-program-expsync" not found`) {
+		t.Errorf("status %s attempts %d error %q", res.Status, res.Attempts, res.Error)
+	}
+}
+
+func TestTimeoutKillsWholeProcessGroup(t *testing.T) {
+	f := newFixture(t)
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	// The grandchild ignores SIGTERM, so only the SIGKILL after the grace
+	// period ends it.
+	script := `sh -c 'trap "" TERM; echo $$ > "$PIDFILE"; while :; do sleep 1; done' & wait`
+	start := time.Now()
+	res := f.run(shell(script).env("PIDFILE", pidFile).timeout(300 * time.Millisecond).build())
+	elapsed := time.Since(start)
+	if res.Status != TimedOut || !strings.Contains(res.Error, "timeout of 300ms") {
+		t.Errorf("status %s error %q; want TimedOut", res.Status, res.Error)
+	}
+	pid := readPID(t, pidFile)
+	if !waitGone(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("grandchild %d survived the timeout", pid)
+	}
+	if elapsed > 5*time.Second {
+		t.Errorf("timeout took %v", elapsed)
+	}
+}
+
+func TestLeftoverBackgroundProcessIsKilled(t *testing.T) {
+	f := newFixture(t)
+	pidFile := filepath.Join(t.TempDir(), "bg.pid")
+	res := f.run(shell(`sleep 300 >/dev/null 2>&1 & echo $! > "$PIDFILE"; exit 0`).env("PIDFILE", pidFile).build())
+	if res.Status != Succeeded {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	if pid := readPID(t, pidFile); !waitGone(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("background process %d outlived its run", pid)
+	}
+}
+
+func TestCancelEndsRun(t *testing.T) {
+	f := newFixture(t)
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		readPID(t, pidFile)
+		cancel()
+	}()
+	res, err := Run(ctx, shell(`sleep 300 & echo $! > "$PIDFILE"; wait`).env("PIDFILE", pidFile).build(), f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != Cancelled {
+		t.Errorf("status %s, want Cancelled", res.Status)
+	}
+	if pid := readPID(t, pidFile); !waitGone(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("process %d survived cancellation", pid)
+	}
+}
+
+func TestTransientExitCodeRetriedThenSucceeds(t *testing.T) {
+	f := newFixture(t)
+	counter := filepath.Join(t.TempDir(), "attempts")
+	script := `echo x >> "$COUNTER"; n=$(wc -l < "$COUNTER"); echo "attempt $n $EXPSYNC_ATTEMPT"; [ "$n" -ge 3 ] || exit 75`
+	res := f.run(shell(script).env("COUNTER", counter).retries(3, 75).build())
+	if res.Status != Succeeded || res.Attempts != 3 || res.ExitCode != 0 {
+		t.Errorf("status %s attempts %d exit %d; want Succeeded after 3 attempts", res.Status, res.Attempts, res.ExitCode)
+	}
+	if res.LogTail != "attempt 3 3\n" {
+		t.Errorf("log tail %q, want the last attempt's log", res.LogTail)
+	}
+}
+
+func TestTransientRetriesAreBounded(t *testing.T) {
+	f := newFixture(t)
+	res := f.run(shell(`exit 75`).retries(2, 75).build())
+	if res.Status != Failed || res.Attempts != 3 || res.ExitCode != 75 {
+		t.Errorf("status %s attempts %d exit %d; want Failed after 3 attempts", res.Status, res.Attempts, res.ExitCode)
+	}
+}
+
+func TestNonTransientExitNotRetried(t *testing.T) {
+	f := newFixture(t)
+	counter := filepath.Join(t.TempDir(), "attempts")
+	res := f.run(shell(`echo x >> "$COUNTER"; exit 1`).env("COUNTER", counter).retries(5, 75).build())
+	data, _ := os.ReadFile(counter)
+	if res.Status != Failed || res.Attempts != 1 || strings.Count(string(data), "x") != 1 {
+		t.Errorf("status %s attempts %d, command ran %d times; want one attempt", res.Status, res.Attempts, strings.Count(string(data), "x"))
+	}
+}
+
+func TestURLInputs(t *testing.T) {
+	var hits atomic.Int32
+	var fail atomic.Int32
+	fail.Store(1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/flaky" && fail.Add(-1) >= 0 {
+			http.Error(w, "try later", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("served bytes\n"))
+	}))
+	defer srv.Close()
+
+	t.Run("fetched, verified, cached in the store", func(t *testing.T) {
+		f := newFixture(t)
+		in := contract.Input{Name: "data", Path: "inputs/x.csv", SHA256: shaOf("served bytes\n"), URI: srv.URL + "/x.csv?token=abc"}
+		hits.Store(0)
+		for range 2 {
+			res := f.run(shell(`cat inputs/x.csv`).input(in).build())
+			if res.Status != Succeeded || res.LogTail != "served bytes\n" {
+				t.Fatalf("status %s (%s) log %q", res.Status, res.Error, res.LogTail)
+			}
+		}
+		if hits.Load() != 1 {
+			t.Errorf("fetched %d times, want once (then from the store)", hits.Load())
+		}
+	})
+	t.Run("transient fetch error retried", func(t *testing.T) {
+		f := newFixture(t)
+		in := contract.Input{Name: "data", Path: "x", SHA256: shaOf("served bytes\n"), URI: srv.URL + "/flaky"}
+		res := f.run(shell(`cat x`).input(in).build())
+		if res.Status != Succeeded || res.Attempts != 2 {
+			t.Errorf("status %s (%s) attempts %d; want success on the second attempt", res.Status, res.Error, res.Attempts)
+		}
+	})
+	t.Run("404 is not retried", func(t *testing.T) {
+		f := newFixture(t)
+		in := contract.Input{Name: "data", Path: "x", SHA256: shaOf("served bytes\n"), URI: srv.URL + "/missing"}
+		res := f.run(shell(`cat x`).input(in).build())
+		if res.Status != Errored || res.Attempts != 1 || !strings.Contains(res.Error, "404") {
+			t.Errorf("status %s attempts %d error %q", res.Status, res.Attempts, res.Error)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		f := newFixture(t)
+		f.opts.MaxInputBytes = 4
+		in := contract.Input{Name: "data", Path: "x", SHA256: shaOf("served bytes\n"), URI: srv.URL + "/x"}
+		res := f.run(shell(`cat x`).input(in).build())
+		if res.Status != Errored || !strings.Contains(res.Error, "input limit of 4 bytes") {
+			t.Errorf("status %s error %q", res.Status, res.Error)
+		}
+	})
+}
+
+func TestInputWithWrongDigestNeverStarts(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("tampered\n"))
+	}))
+	defer srv.Close()
+	f := newFixture(t)
+	marker := filepath.Join(t.TempDir(), "started")
+	want := shaOf("original\n")
+	in := contract.Input{Name: "dataset", Path: "d.csv", SHA256: want, URI: srv.URL + "/d.csv"}
+	res := f.run(shell(`touch "$MARKER"`).env("MARKER", marker).input(in).retries(3, 1).build())
+	if res.Status != InputMismatch || res.Attempts != 1 {
+		t.Errorf("status %s attempts %d; want InputMismatch without retries", res.Status, res.Attempts)
+	}
+	for _, part := range []string{`input "dataset"`, want, shaOf("tampered\n")} {
+		if !strings.Contains(res.Error, part) {
+			t.Errorf("error %q does not name %s", res.Error, part)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the command ran although an input mismatched")
+	}
+	if ok, _ := f.st.Has(context.Background(), shaOf("tampered\n")); ok {
+		t.Errorf("mismatched bytes were kept in the store")
+	}
+}
+
+func TestRepositoryInputFromStore(t *testing.T) {
+	f := newFixture(t)
+	obj, err := f.st.PutBytes(context.Background(), []byte("table\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := contract.Input{Name: "table", Path: "data/t.csv", SHA256: obj.SHA256, RepoPath: "data/t.csv"}
+	res := f.run(shell(`cat data/t.csv`).input(in).build())
+	if res.Status != Succeeded || res.LogTail != "table\n" {
+		t.Errorf("status %s (%s) log %q", res.Status, res.Error, res.LogTail)
+	}
+	missing := contract.Input{Name: "gone", Path: "g", SHA256: shaOf("absent"), RepoPath: "g"}
+	res = f.run(shell(`true`).input(missing).build())
+	if res.Status != Errored || !strings.Contains(res.Error, `input "gone" (repository file g)`) {
+		t.Errorf("status %s error %q", res.Status, res.Error)
+	}
+}
+
+func TestContextMaterialisation(t *testing.T) {
+	f := newFixture(t)
+	tr := f.exportContext(map[string]string{"bin/tool*": "#!/bin/sh\necho tool ran\n", "data.txt": "d\n"})
+	// Whatever the run does to its context files (even as root, who can
+	// write read-only files), the store's objects stay as they were.
+	res := f.run(newContract("sh", "-c", `bin/tool; echo changed > data.txt 2>/dev/null || echo refused; cat data.txt >/dev/null`).context(tr).build())
+	if res.Status != Succeeded {
+		t.Fatalf("status %s: %s\n%s", res.Status, res.Error, res.LogTail)
+	}
+	if res.LogTail != "tool ran\n" && res.LogTail != "tool ran\nrefused\n" {
+		t.Errorf("log %q", res.LogTail)
+	}
+	if got := f.blob(shaOf("d\n")); got != "d\n" {
+		t.Errorf("store object changed to %q", got)
+	}
+}
+
+func TestSecretsNeverRecorded(t *testing.T) {
+	const secret = "s3cr3t-value-91f2"
+	check := func(t *testing.T, f *fixture, res *Result) {
+		t.Helper()
+		data, _ := json.Marshal(res)
+		if strings.Contains(string(data), secret) {
+			t.Errorf("secret in the result: %s", data)
+		}
+		if res.LogSHA256 == "" {
+			t.Fatalf("no log stored")
+		}
+		log := f.blob(res.LogSHA256)
+		if strings.Contains(log, secret) {
+			t.Errorf("secret in the stored log: %q", log)
+		}
+		if !strings.Contains(log, "token=[REDACTED]") {
+			t.Errorf("log %q: the command did not see the secret", log)
+		}
+	}
+	script := `echo "token=$API_TOKEN"; echo "token=$API_TOKEN" >&2; exit 2`
+	t.Run("from the operator's environment", func(t *testing.T) {
+		f := newFixture(t)
+		f.opts.Secrets = nil
+		t.Setenv("EXPSYNC_SECRET_LAB_TOKENS_API", secret)
+		res := f.run(shell(script).secret("API_TOKEN", "lab-tokens", "api").build())
+		if res.Status != Failed {
+			t.Fatalf("status %s: %s", res.Status, res.Error)
+		}
+		check(t, f, res)
+	})
+	t.Run("from a secrets file", func(t *testing.T) {
+		f := newFixture(t)
+		f.opts.Secrets = nil
+		f.opts.SecretsFile = filepath.Join(t.TempDir(), "secrets.yaml")
+		os.WriteFile(f.opts.SecretsFile, []byte("lab-tokens:\n  api: "+secret+"\n"), 0o600)
+		res := f.run(shell(script).secret("API_TOKEN", "lab-tokens", "api").build())
+		check(t, f, res)
+	})
+	t.Run("log truncated around the secret", func(t *testing.T) {
+		f := newFixture(t)
+		f.opts.Secrets = func(string, string) (string, bool, error) { return secret, true, nil }
+		f.opts.MaxLogBytes = 20
+		res := f.run(shell(`i=0; while [ $i -lt 500 ]; do echo "token=$API_TOKEN"; i=$((i+1)); done`).secret("API_TOKEN", "a", "b").build())
+		check(t, f, res)
+		if strings.Contains(res.LogTail, secret[:8]) {
+			t.Errorf("a secret prefix is in the tail: %q", res.LogTail)
+		}
+	})
+	t.Run("missing secret names where to set it", func(t *testing.T) {
+		f := newFixture(t)
+		f.opts.Secrets = nil
+		res := f.run(shell(`true`).secret("API_TOKEN", "lab-tokens", "api").build())
+		if res.Status != Errored || !strings.Contains(res.Error, "EXPSYNC_SECRET_LAB_TOKENS_API") {
+			t.Errorf("status %s error %q", res.Status, res.Error)
+		}
+	})
+	t.Run("bad secrets file does not echo its content", func(t *testing.T) {
+		f := newFixture(t)
+		f.opts.Secrets = nil
+		f.opts.SecretsFile = filepath.Join(t.TempDir(), "secrets.yaml")
+		os.WriteFile(f.opts.SecretsFile, []byte("- "+secret+"\n"), 0o600)
+		res := f.run(shell(`true`).secret("API_TOKEN", "lab-tokens", "api").build())
+		if res.Status != Errored || strings.Contains(res.Error, secret) {
+			t.Errorf("status %s error %q", res.Status, res.Error)
+		}
+	})
+}
+
+func TestOutputsHashedDeterministically(t *testing.T) {
+	f := newFixture(t)
+	// Same files, created in opposite orders and with different timestamps.
+	a := f.run(shell(`mkdir -p o/s; echo 1 > o/s/z; echo 2 > o/a; echo 3 > o/m; echo r > r.txt`).outputs("r.txt", "o/").build())
+	time.Sleep(10 * time.Millisecond)
+	b := f.run(shell(`mkdir -p o/s; echo 3 > o/m; echo 2 > o/a; echo r > r.txt; echo 1 > o/s/z`).outputs("o/", "r.txt").build())
+	if a.Status != Succeeded || b.Status != Succeeded {
+		t.Fatalf("status %s %s", a.Status, b.Status)
+	}
+	if diff := cmp.Diff(a.Outputs, b.Outputs); diff != "" {
+		t.Errorf("manifests differ (-a +b):\n%s", diff)
+	}
+	var paths []string
+	for _, o := range a.Outputs {
+		paths = append(paths, o.Path)
+	}
+	if diff := cmp.Diff([]string{"o/a", "o/m", "o/s/z", "r.txt"}, paths); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+}
+
+func TestSymlinksNeverFollowedOutOfTheWorkFolder(t *testing.T) {
+	f := newFixture(t)
+	outside := filepath.Join(t.TempDir(), "private.txt")
+	const private = "private content 7c1d\n"
+	os.WriteFile(outside, []byte(private), 0o600)
+	res := f.run(shell(`mkdir out; ln -s "$OUTSIDE" out/leak; ln -s "$(dirname "$OUTSIDE")" viadir`).
+		env("OUTSIDE", outside).outputs("out/", "viadir/private.txt").build())
+	if ok, _ := f.st.Has(context.Background(), shaOf(private)); ok {
+		t.Errorf("the content behind a symlink leaked into the store")
+	}
+	want := []store.Entry{{Path: "out/leak", Mode: store.ModeSymlink, SHA256: shaOf(outside), Size: int64(len(outside))}}
+	if diff := cmp.Diff(want, res.Outputs); diff != "" {
+		t.Errorf("outputs (-want +got):\n%s", diff)
+	}
+	if res.Status != Failed || !strings.Contains(res.Error, "viadir is a symlink") {
+		t.Errorf("status %s error %q; want a failure naming the symlinked folder", res.Status, res.Error)
+	}
+}
+
+func TestOutputSizeLimit(t *testing.T) {
+	f := newFixture(t)
+	res := f.run(shell(`head -c 600 /dev/zero > a; head -c 600 /dev/zero > b`).outputs("a", "b").
+		limits(func(l *contract.Limits) { l.MaxOutputBytes = 1000 }).build())
+	if res.Status != Failed || !strings.Contains(res.Error, "outputs exceed the limit") || !strings.Contains(res.Error, "b alone has 600 bytes") {
+		t.Errorf("status %s error %q", res.Status, res.Error)
+	}
+}
+
+func TestLogSizeLimit(t *testing.T) {
+	f := newFixture(t)
+	f.opts.MaxLogBytes = 1000
+	res := f.run(shell(`i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done; echo LAST`).build())
+	if res.Status != Succeeded || !res.LogTruncated {
+		t.Fatalf("status %s truncated %v", res.Status, res.LogTruncated)
+	}
+	log := f.blob(res.LogSHA256)
+	if !strings.HasPrefix(log, "line 0\n") || !strings.HasSuffix(log, "LAST\n") || !strings.Contains(log, "log truncated") {
+		t.Errorf("truncated log lacks its head, marker or end (%d bytes)", len(log))
+	}
+	if len(log) > 1000+200+tailBytes {
+		t.Errorf("stored log has %d bytes, limit 1000 + tail", len(log))
+	}
+	if !strings.HasSuffix(res.LogTail, "LAST\n") || len(res.LogTail) > tailBytes {
+		t.Errorf("tail of %d bytes ends %q", len(res.LogTail), res.LogTail[max(0, len(res.LogTail)-20):])
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string
+		want          map[string]float64
+		wantErr       string
+	}{
+		{"flat numbers", `{"a": 1, "b": -2.5e-3}`, map[string]float64{"a": 1, "b": -0.0025}, ""},
+		{"nested", `{"a": {"b": 1}}`, nil, `metric "a" is map[string]interface {}, want a number`},
+		{"string", `{"a": "1"}`, nil, `metric "a" is string`},
+		{"not json", `loss=1`, nil, "not a JSON object"},
+		{"array", `[1]`, nil, "not a JSON object"},
+		{"trailing", `{"a": 1} {}`, nil, "trailing data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			res := f.run(shell(`printf '%s' "$M" > m.json`).env("M", tc.content).metrics("m.json").build())
+			if res.Status != Succeeded {
+				t.Fatalf("invalid metrics changed the status to %s", res.Status)
+			}
+			if diff := cmp.Diff(tc.want, res.Metrics); diff != "" {
+				t.Errorf("metrics (-want +got):\n%s", diff)
+			}
+			if tc.wantErr == "" && res.MetricsError != "" || !strings.Contains(res.MetricsError, tc.wantErr) {
+				t.Errorf("metrics error %q, want %q", res.MetricsError, tc.wantErr)
+			}
+		})
+	}
+	f := newFixture(t)
+	res := f.run(shell(`true`).metrics("m.json").build())
+	if !strings.Contains(res.MetricsError, "metrics file m.json") {
+		t.Errorf("missing metrics file: error %q", res.MetricsError)
+	}
+}
+
+func TestValidateRefusesEscapingPaths(t *testing.T) {
+	for _, c := range []contract.Contract{
+		newContract("true").outputs("../x").build(),
+		newContract("true").outputs("/etc/passwd").build(),
+		newContract("true").input(contract.Input{Name: "a", Path: "../a", SHA256: shaOf("a")}).build(),
+		newContract("true").metrics("../m.json").build(),
+		newContract().build(),
+		func() contract.Contract { c := newContract("true").build(); c.Version = "v0"; return c }(),
+	} {
+		if _, err := Run(context.Background(), c, newFixture(t).opts); err == nil {
+			t.Errorf("Run accepted an invalid contract: %+v", c)
+		}
+	}
+}
