@@ -19,24 +19,25 @@ import (
 )
 
 // What a rendered pod looks like — the interface between render.Job and
-// `expsync exec`, which both sides must keep in step:
+// `expsync exec` (cmd/expsync/exec.go), which both sides must keep in step:
 //
 //   - Init container "prepare" (JobOptions.RunnerImage) runs
-//     `<RunnerBinary> exec --contract /etc/expsync/contract.json --run-id ID
-//     --work /work --copy-self-to /expsync/expsync --verify-inputs-only
-//     --termination-message /dev/expsync-prepare`: it copies its own (static)
-//     binary into the shared "expsync-bin" volume, refuses a contract whose
-//     identity does not hash to ID, materialises the context and inputs in
-//     /work and checks every digest. Its termination message is its own, so
-//     what the controller attests about inputs is not self-reported by the
-//     code under test. A digest mismatch exits ExitInputMismatch (the Job
-//     fails at once); any other failure (a store or URL unreachable) retries.
+//     `<RunnerBinary> exec --contract /etc/expsync/contract.json
+//     --verify-inputs-only --work-dir /work/context --copy-self-to
+//     /expsync/expsync --termination-message /dev/expsync-prepare`: it copies
+//     its own static binary into the shared "expsync-bin" volume,
+//     materialises the context and inputs and checks every digest. Its
+//     termination message is its own, so what the controller attests about
+//     inputs is not self-reported by the code under test. A digest mismatch
+//     must exit ExitInputMismatch (the Job fails at once); any other failure
+//     (a store or URL unreachable) retries.
 //   - Container "run" (the run's image) runs `/expsync/expsync exec
-//     --contract ... --run-id ID --work /work --outputs /outputs
+//     --contract ... --work-root /work/attempts --result /outputs/result.json
 //     --termination-message /dev/termination-log`: the command with a clean
 //     environment plus the declared variables, the per-attempt timeout on
-//     the whole process group, then outputs hashed into /outputs. Its exit
-//     code is the command's, so spec.retries.onExitCodes can name it.
+//     the whole process group, outputs hashed into the store. Its exit code
+//     must be the command's, so spec.retries.onExitCodes can name it, or
+//     ExitRunnerInfrastructure when the runner itself failed.
 //   - The contract comes from a ConfigMap named like the Job (JobObjects
 //     returns it; it is immutable). Create the Job first and then the
 //     ConfigMap with an owner reference to the Job (SetContractOwner), so
@@ -51,8 +52,15 @@ const (
 	RunnerDir        = "/expsync"
 	RunnerInPod      = RunnerDir + "/expsync"
 	WorkDir          = "/work"
-	TmpDir           = "/tmp"
-	OutputsDir       = "/outputs"
+	// ContextDir is where prepare materialises and verifies the context
+	// and inputs; AttemptsDir where the run container makes the attempt's
+	// work folder.
+	ContextDir  = WorkDir + "/context"
+	AttemptsDir = WorkDir + "/attempts"
+	TmpDir      = "/tmp"
+	// OutputsDir holds the result manifest (ResultPath) the run writes.
+	OutputsDir = "/outputs"
+	ResultPath = OutputsDir + "/result.json"
 
 	// PrepareTerminationMessagePath is the init container's termination
 	// message: the input verification report.
@@ -448,7 +456,6 @@ func podSpec(run Run, opts JobOptions, name string, resources corev1.ResourceReq
 	if runner == "" {
 		runner = DefaultRunnerBinary
 	}
-	common := []string{"exec", "--contract", ContractPath, "--run-id", run.ID, "--work", WorkDir}
 	spec := corev1.PodSpec{
 		RestartPolicy:                corev1.RestartPolicyNever,
 		ServiceAccountName:           opts.ServiceAccountName,
@@ -467,15 +474,15 @@ func podSpec(run Run, opts JobOptions, name string, resources corev1.ResourceReq
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		ImagePullSecrets: pullSecrets(opts.ImagePullSecrets),
-		Volumes:          volumes(run, name),
+		Volumes:          volumes(name),
 		InitContainers: []corev1.Container{{
 			Name:    InitContainerName,
 			Image:   opts.RunnerImage,
 			Command: []string{runner},
-			Args: append(slices.Clone(common),
+			Args: []string{"exec", "--contract", ContractPath,
+				"--verify-inputs-only", "--work-dir", ContextDir,
 				"--copy-self-to", RunnerInPod,
-				"--verify-inputs-only",
-				"--termination-message", PrepareTerminationMessagePath),
+				"--termination-message", PrepareTerminationMessagePath},
 			// The pod's requests are the larger of the init container's and
 			// the main container's, so giving prepare the run's resources
 			// costs no quota and lets it hash large inputs at full speed.
@@ -490,9 +497,10 @@ func podSpec(run Run, opts JobOptions, name string, resources corev1.ResourceReq
 			Name:    MainContainerName,
 			Image:   run.Contract.Image,
 			Command: []string{RunnerInPod},
-			Args: append(slices.Clone(common),
-				"--outputs", OutputsDir,
-				"--termination-message", RunTerminationMessagePath),
+			Args: []string{"exec", "--contract", ContractPath,
+				"--work-root", AttemptsDir,
+				"--result", ResultPath,
+				"--termination-message", RunTerminationMessagePath},
 			WorkingDir:               WorkDir,
 			Env:                      secretEnv(run),
 			Resources:                resources,
@@ -528,13 +536,7 @@ const (
 	volumeOutputs  = "outputs"
 )
 
-func volumes(run Run, configMapName string) []corev1.Volume {
-	outputs := &corev1.EmptyDirVolumeSource{}
-	if n := run.Contract.Limits.MaxOutputBytes; n > 0 {
-		// The kubelet evicts the pod when outputs outgrow the limit the
-		// runner would refuse anyway.
-		outputs.SizeLimit = resource.NewQuantity(n, resource.BinarySI)
-	}
+func volumes(configMapName string) []corev1.Volume {
 	return []corev1.Volume{
 		{Name: volumeRunner, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: volumeContract, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
@@ -543,7 +545,7 @@ func volumes(run Run, configMapName string) []corev1.Volume {
 		}}},
 		{Name: volumeWork, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: volumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		{Name: volumeOutputs, VolumeSource: corev1.VolumeSource{EmptyDir: outputs}},
+		{Name: volumeOutputs, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 }
 

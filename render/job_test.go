@@ -352,7 +352,6 @@ func TestJobPodIsHardened(t *testing.T) {
 			{Name: "OMP_NUM_THREADS", Value: "1"},
 			{Name: "API_TOKEN", SecretRef: &contract.SecretRef{Name: "lab-tokens", Key: "api"}},
 		}
-		r.Contract.Limits.MaxOutputBytes = 64 << 20
 	})
 	pod := mustRender(t, run, testOptions()).Job.Spec.Template.Spec
 
@@ -397,13 +396,13 @@ func TestJobPodIsHardened(t *testing.T) {
 	if initC.Name != InitContainerName || initC.Image != testRunner || initC.TerminationMessagePath == main.TerminationMessagePath {
 		t.Errorf("init container %s image %s message path %s (main %s)", initC.Name, initC.Image, initC.TerminationMessagePath, main.TerminationMessagePath)
 	}
-	wantInit := []string{"/usr/local/bin/expsync", "exec", "--contract", "/etc/expsync/contract.json", "--run-id", testID, "--work", "/work",
-		"--copy-self-to", "/expsync/expsync", "--verify-inputs-only", "--termination-message", "/dev/expsync-prepare"}
+	wantInit := []string{"/usr/local/bin/expsync", "exec", "--contract", "/etc/expsync/contract.json",
+		"--verify-inputs-only", "--work-dir", "/work/context", "--copy-self-to", "/expsync/expsync", "--termination-message", "/dev/expsync-prepare"}
 	if diff := cmp.Diff(wantInit, append(initC.Command, initC.Args...)); diff != "" {
 		t.Errorf("init command (-want +got):\n%s", diff)
 	}
-	wantMain := []string{"/expsync/expsync", "exec", "--contract", "/etc/expsync/contract.json", "--run-id", testID, "--work", "/work",
-		"--outputs", "/outputs", "--termination-message", "/dev/termination-log"}
+	wantMain := []string{"/expsync/expsync", "exec", "--contract", "/etc/expsync/contract.json",
+		"--work-root", "/work/attempts", "--result", "/outputs/result.json", "--termination-message", "/dev/termination-log"}
 	if diff := cmp.Diff(wantMain, append(main.Command, main.Args...)); diff != "" {
 		t.Errorf("main command (-want +got):\n%s", diff)
 	}
@@ -418,8 +417,8 @@ func TestJobPodIsHardened(t *testing.T) {
 		t.Errorf("main env (-want +got):\n%s", diff)
 	}
 	for _, v := range pod.Volumes {
-		if v.Name == volumeOutputs && (v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.Value() != 64<<20) {
-			t.Errorf("outputs volume %+v, want an emptyDir limited to 64Mi", v)
+		if (v.Name == volumeOutputs || v.Name == volumeWork || v.Name == volumeTmp) && v.EmptyDir == nil {
+			t.Errorf("volume %+v is not an emptyDir", v)
 		}
 		if v.Name == volumeContract && (v.ConfigMap == nil || v.ConfigMap.Name != "pi-montecarlo-3f9c0a1b2c3d4e5f") {
 			t.Errorf("contract volume %+v does not mount the Job's ConfigMap", v)
