@@ -74,7 +74,7 @@ func newServer(t testing.TB) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Auth(testUser, testPassword).AutoCreate()
+	srv.Auth(testUser, testPassword)
 	if err := srv.StartHTTP(); err != nil {
 		t.Fatal(err)
 	}
