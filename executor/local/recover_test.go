@@ -1,0 +1,193 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/store"
+)
+
+// TestMain lets the test binary act as an expsync process running runs, so
+// a test can SIGKILL it in the middle of a run.
+func TestMain(m *testing.M) {
+	if os.Getenv("EXPSYNC_EXECUTOR_HELPER") == "1" {
+		os.Exit(helperExecutor())
+	}
+	os.Exit(m.Run())
+}
+
+func helperExecutor() int {
+	var c contract.Contract
+	data, err := os.ReadFile(os.Getenv("EXPSYNC_HELPER_CONTRACT"))
+	if err == nil {
+		err = json.Unmarshal(data, &c)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	st, err := store.OpenLocal(os.Getenv("EXPSYNC_HELPER_STORE"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	ex, err := New(Options{Store: st, StateDir: os.Getenv("EXPSYNC_HELPER_STATE"), Runner: runner.Options{WorkRoot: os.Getenv("EXPSYNC_HELPER_WORK")}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	j, err := ex.Submit(c, map[string]string{"repo": "r1"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	j.Wait(context.Background()) // killed before this returns
+	return 0
+}
+
+func TestRecoverAfterSIGKILL(t *testing.T) {
+	st, err := store.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, dir := t.TempDir(), t.TempDir()
+	// First attempt: a leader and a grandchild that both wait forever.
+	// After recovery the same contract finishes at once.
+	c := shellContract(`if [ -e "$D/first" ]; then echo ok > o.txt; exit 0; fi
+touch "$D/first"
+echo $$ > "$D/leader.pid"
+sleep 300 & echo $! > "$D/grandchild.pid"
+wait`, "D", dir)
+	c.Outputs = []string{"o.txt"}
+	contractFile := filepath.Join(t.TempDir(), "c.json")
+	data, _ := json.Marshal(c)
+	os.WriteFile(contractFile, data, 0o644)
+
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), "EXPSYNC_EXECUTOR_HELPER=1", "EXPSYNC_HELPER_CONTRACT="+contractFile,
+		"EXPSYNC_HELPER_STORE="+st.Root(), "EXPSYNC_HELPER_STATE="+state, "EXPSYNC_HELPER_WORK="+t.TempDir())
+	var out strings.Builder
+	helper.Stdout, helper.Stderr = &out, &out
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leader := waitPID(t, filepath.Join(dir, "leader.pid"))
+	grandchild := waitPID(t, filepath.Join(dir, "grandchild.pid"))
+	t.Cleanup(func() { syscall.Kill(grandchild, syscall.SIGKILL); syscall.Kill(leader, syscall.SIGKILL) })
+	// The journal has the process group before we kill the helper.
+	waitJournalPGID(t, state, c.RunID)
+	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	helper.Wait()
+
+	// Pdeathsig ends the leader; the grandchild stays in the orphaned group
+	// until Recover ends it.
+	if !waitGone(leader) {
+		t.Errorf("run's leader %d survived its parent's SIGKILL (Pdeathsig)", leader)
+	}
+	if !alive(grandchild) {
+		t.Fatalf("grandchild %d died on its own; the test cannot show Recover ends it", grandchild)
+	}
+
+	ex, err := New(Options{Store: st, StateDir: state, CPUs: 2, MemoryBytes: 1 << 30, Runner: runner.Options{WorkRoot: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Shutdown(context.Background())
+	recovered, err := ex.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recovered) != 1 || recovered[0].Contract.RunID != c.RunID || !recovered[0].Ended || recovered[0].Result != nil || recovered[0].Meta["repo"] != "r1" {
+		t.Fatalf("recovered %+v, want the one run, its group ended, no result, its meta", recovered)
+	}
+	if alive(grandchild) {
+		t.Errorf("grandchild %d alive after Recover", grandchild)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "journal")); len(entries) != 0 {
+		t.Errorf("journal not emptied: %v", entries)
+	}
+	// Rerun it: exactly one result.
+	j, err := ex.Submit(recovered[0].Contract, recovered[0].Meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := wait(t, j); res.Status != runner.Succeeded || len(res.Outputs) != 1 {
+		t.Fatalf("rerun: %s %s", res.Status, res.Error)
+	}
+	if again, _ := ex.Recover(context.Background()); len(again) != 0 {
+		t.Errorf("second Recover returned %d runs", len(again))
+	}
+}
+
+func waitJournalPGID(t *testing.T, state, runID string) {
+	t.Helper()
+	for range 500 {
+		data, err := os.ReadFile(filepath.Join(state, "journal", runID+".json"))
+		var rec record
+		if err == nil && json.Unmarshal(data, &rec) == nil && rec.PGID > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("journal never recorded the process group of %s", runID)
+}
+
+func TestRecoverReturnsCachedResultAndSparesReusedPIDs(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	// A run that finished and was cached, but whose record outlived a crash.
+	done := shellContract(`true`)
+	if _, err := runner.RunCached(ctx, done, runner.Options{Store: h.st, WorkRoot: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	// A record whose PGID now belongs to an unrelated process group (ours),
+	// with a different start time: it must not be killed.
+	bystander := exec.Command("sleep", "30")
+	bystander.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer bystander.Process.Kill()
+	ticks, err := runner.ProcessStartTicks(bystander.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reused := shellContract(`true`)
+	for _, rec := range []record{
+		{RunID: done.RunID, Contract: done, PGID: 0},
+		{RunID: reused.RunID, Contract: reused, PGID: bystander.Process.Pid, StartTicks: ticks - 1},
+	} {
+		if err := h.ex.journal.write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recovered, err := h.ex.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]Recovered{}
+	for _, r := range recovered {
+		byID[r.Contract.RunID] = r
+	}
+	if r := byID[done.RunID]; r.Result == nil || r.Result.Status != runner.Succeeded {
+		t.Errorf("finished run not recovered from the cache: %+v", r)
+	}
+	if r := byID[reused.RunID]; r.Ended || r.Result != nil {
+		t.Errorf("reused-PID record: %+v", r)
+	}
+	if !alive(bystander.Process.Pid) {
+		t.Errorf("Recover killed an unrelated process whose PID matched a stale record")
+	}
+}
