@@ -133,23 +133,19 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	branchRef := "refs/heads/" + req.Branch
-	head, err := s.remoteHead(ctx, branchRef)
+	// Fetch the branch as it is now; its head is what we build on. The
+	// push later requires the server's branch to still be there.
+	branchHead, err := s.fetchHead(ctx, branchRef)
 	if err != nil {
 		return CommitResult{}, err
 	}
-	startRef := branchRef
+	head := branchHead
 	if head.IsZero() && req.StartFrom != "" {
-		startRef = req.StartFrom
-		if head, err = s.remoteHead(ctx, startRef); err != nil {
+		if head, err = s.fetchHead(ctx, req.StartFrom); err != nil {
 			return CommitResult{}, err
 		}
 		if head.IsZero() {
-			return CommitResult{}, fmt.Errorf("%w: %s (to start branch %s from)", ErrRefNotFound, startRef, req.Branch)
-		}
-	}
-	if !head.IsZero() {
-		if err := s.ensureCommit(ctx, startRef, head, 1); err != nil {
-			return CommitResult{}, err
+			return CommitResult{}, fmt.Errorf("%w: %s (to start branch %s from)", ErrRefNotFound, req.StartFrom, req.Branch)
 		}
 	}
 	st, err := s.openStorage()
@@ -185,7 +181,7 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 		return res, err
 	}
 	res.Commit = commit.String()
-	if err := s.push(ctx, st, req.Branch, head, commit); err != nil {
+	if err := s.push(ctx, st, req.Branch, branchHead, commit); err != nil {
 		return res, err
 	}
 	res.Pushed = true
@@ -199,6 +195,29 @@ func zeroToEmpty(h plumbing.Hash) string {
 		return ""
 	}
 	return h.String()
+}
+
+// fetchHead fetches ref's current head into the cache and returns it
+// (ZeroHash when the ref or the whole repository is absent). The caller
+// holds s.mu.
+func (s *Source) fetchHead(ctx context.Context, ref string) (plumbing.Hash, error) {
+	err := s.ensureCommit(ctx, ref, plumbing.ZeroHash, 1)
+	if errors.Is(err, ErrRefNotFound) || errors.Is(err, ErrEmptyRepository) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	st, err := s.openStorage()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	defer st.Close()
+	r, err := st.Reference(cacheRef(ref))
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return r.Hash(), nil
 }
 
 // remoteHead lists the server's refs and returns ref's head (ZeroHash if absent).

@@ -99,7 +99,7 @@ func (p RefPolicy) validate() error {
 }
 
 // PolicyFor returns the first policy that matches ref.
-func (r *Repository) PolicyFor(ref string) (RefPolicy, bool) {
+func (r Repository) PolicyFor(ref string) (RefPolicy, bool) {
 	for _, p := range r.Refs {
 		if p.Match(ref) {
 			return p, true
@@ -111,7 +111,7 @@ func (r *Repository) PolicyFor(ref string) (RefPolicy, bool) {
 // ResultsBranchFor names the branch that receives results of commits on ref:
 // the policy's ResultsBranch, or the ref's own branch. It fails for a ref
 // that is not a branch and has no results branch.
-func (r *Repository) ResultsBranchFor(ref string) (string, error) {
+func (r Repository) ResultsBranchFor(ref string) (string, error) {
 	p, ok := r.PolicyFor(ref)
 	if ok && p.ResultsBranch != "" {
 		return p.ResultsBranch, nil
@@ -123,6 +123,6 @@ func (r *Repository) ResultsBranchFor(ref string) (string, error) {
 }
 
 // needsVerification reports whether commits on ref must be verified.
-func (r *Repository) needsVerification(p RefPolicy) bool {
+func (r Repository) needsVerification(p RefPolicy) bool {
 	return !p.Trusted || (r.Verify != nil && r.Verify.Required)
 }
