@@ -149,8 +149,10 @@ func (l *loader) validateConfig(cfg *RepositoryConfig, root *yaml.Node) {
 		switch {
 		case err != nil:
 			l.errs.add(at(f.key), "%s: %q must be a relative path inside the repository", f.key, *f.val)
+			*f.val = "" // the default applies, so the rest can still be checked
 		case clean == "":
 			l.errs.add(at(f.key), "%s: must be a folder below the repository root, not the root", f.key)
+			*f.val = ""
 		default:
 			*f.val = clean
 		}

@@ -1,0 +1,98 @@
+package v1alpha1_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/tree"
+)
+
+// laughs is the billion-laughs document: nine levels of nine aliases of
+// the level below, 9^9 nodes once expanded, a few hundred bytes written.
+func laughs() string {
+	var b strings.Builder
+	b.WriteString("apiVersion: expsync.dev/v1alpha1\nkind: Experiment\nmetadata: {name: a}\nspec:\n  image: host\n  command: [x]\n  params:\n")
+	b.WriteString("    l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for i := 1; i <= 8; i++ {
+		refs := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", i-1), 9), ", ")
+		fmt.Fprintf(&b, "    l%d: &l%d [%s]\n", i, i, refs)
+	}
+	return b.String()
+}
+
+// bigLaughs is a 24 KiB alias document: each level is an anchored list of
+// as many aliases of the level below as fit.
+func bigLaughs() string {
+	var b strings.Builder
+	b.WriteString("a0: &a0 [" + strings.TrimSuffix(strings.Repeat("lol,", 200), ",") + "]\n")
+	for i := 1; b.Len() < 24<<10; i++ {
+		refs := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 200), ",")
+		fmt.Fprintf(&b, "a%d: &a%d [%s]\n", i, i, refs)
+	}
+	return b.String()
+}
+
+func TestLimitsRefuseHostileFiles(t *testing.T) {
+	many := strings.Repeat("---\napiVersion: expsync.dev/v1alpha1\nkind: ExperimentTemplate\nspec: {}\n", 101)
+	cases := []struct {
+		name string
+		file string
+		want string
+	}{
+		{"oversized file", "# " + strings.Repeat("x", 1<<20) + "\n", "experiments/a.yaml:1:1: file is 1048579 bytes; the limit is 1048576 (limits.maxFileBytes)"},
+		// The 101st document starts with the "---" of line 401.
+		{"too many documents", many, "experiments/a.yaml:401:1: more than 100 YAML documents in one file (limits.maxDocuments); split the file"},
+		{"billion laughs", laughs(), "experiments/a.yaml:1:1: more than 100000 YAML nodes in one file with aliases expanded (limits.maxYAMLNodes)"},
+		{"24 KiB alias bomb", bigLaughs(), "experiments/a.yaml:1:1: more than 100 YAML aliases in one file (limits.maxAliases); write the values out"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			files := map[string]string{"experiments/a.yaml": c.file}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			got := loadErrors(t, files, v1alpha1.ModeLocal)
+			elapsed := time.Since(start)
+			runtime.ReadMemStats(&after)
+			if diff := cmp.Diff([]string{c.want}, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+			// Refused before any real work: generous bounds for a noisy CI
+			// machine, far below what expanding the document would cost.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+				t.Errorf("refusing allocated %d MiB", alloc>>20)
+			}
+			if elapsed > time.Second {
+				t.Errorf("refusing took %s", elapsed)
+			}
+		})
+	}
+}
+
+func TestLimitsOnlyGoDown(t *testing.T) {
+	builtin := v1alpha1.BuiltinLimits()
+	op := builtin.Lower(v1alpha1.Limits{MaxRuns: 50, MaxFileBytes: 1 << 30, MaxTimeout: v1alpha1.Duration{Duration: time.Minute}})
+	if op.MaxRuns != 50 || op.MaxFileBytes != builtin.MaxFileBytes || op.MaxTimeout.Duration != time.Minute {
+		t.Errorf("Lower = %+v", op)
+	}
+	if op.MaxRetries != builtin.MaxRetries {
+		t.Errorf("an unset field changed: %d", op.MaxRetries)
+	}
+	// The operator lowered maxRuns to 50: a repository asking for 60 is refused.
+	files := map[string]string{
+		"expsync.yaml":       "limits:\n  maxRuns: 60\n",
+		"experiments/a.yaml": experiment("a", valid),
+	}
+	_, err := v1alpha1.Load(tree.MemoryOf(files), v1alpha1.LoadOptions{Limits: v1alpha1.Limits{MaxRuns: 50}})
+	want := "expsync.yaml:2:12: limits.maxRuns: 60 is above the operator's limit 50; a repository can only lower limits"
+	if err == nil || err.Error() != want {
+		t.Errorf("Load = %v, want %s", err, want)
+	}
+}
