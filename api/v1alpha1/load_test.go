@@ -97,11 +97,11 @@ func TestLoadValidationErrors(t *testing.T) {
 	}, {
 		name: "env",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
-			"  env:\n" +
-			"    - {name: A, value: x, secretRef: {name: s, key: k}}\n" +
-			"    - {name: A, value: y}\n" +
-			"    - {name: 1X, value: y}\n" +
-			"    - {name: T, secretRef: {name: Bad_Secret, key: k}}\n" +
+			"  env:\n"+
+			"    - {name: A, value: x, secretRef: {name: s, key: k}}\n"+
+			"    - {name: A, value: y}\n"+
+			"    - {name: 1X, value: y}\n"+
+			"    - {name: T, secretRef: {name: Bad_Secret, key: k}}\n"+
 			"    - {name: EXPSYNC_RUN_ID, value: y}\n")},
 		want: []string{
 			`experiments/a.yaml:9:7: spec.env[0]: set value or secretRef, not both`,
@@ -113,8 +113,8 @@ func TestLoadValidationErrors(t *testing.T) {
 	}, {
 		name: "sweep",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
-			"  sweep:\n" +
-			"    matrix: {seed: [1, 2, 1], lr: []}\n" +
+			"  sweep:\n"+
+			"    matrix: {seed: [1, 2, 1], lr: []}\n"+
 			"    exclude: [{sed: 1}]\n")},
 		want: []string{
 			`experiments/a.yaml:9:27: spec.sweep.matrix.seed[2]: value 1 repeats spec.sweep.matrix.seed[0]; every point must be distinct`,
@@ -124,19 +124,19 @@ func TestLoadValidationErrors(t *testing.T) {
 	}, {
 		name: "sweep too large, refused before expansion",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
-			"  repeat: 2\n" +
-			"  sweep:\n" +
+			"  repeat: 2\n"+
+			"  sweep:\n"+
 			"    matrix: {a: [1,2,3,4,5,6,7,8,9,10], b: [1,2,3,4,5,6,7,8,9,10], c: [1,2,3,4,5,6,7,8,9,10], d: [1,2,3,4,5,6]}\n")},
 		want: []string{`experiments/a.yaml:10:5: spec.sweep: expands to 12000 runs; the limit is 10000 (limits.maxRunsPerExperiment)`},
 	}, {
 		name: "inputs",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
-			"  inputs:\n" +
-			"    - {name: data, uri: https://example.org/x.csv}\n" +
-			"    - {name: creds, uri: \"https://user:pw@example.org/x\", sha256: " + strings.Repeat("a", 64) + "}\n" +
-			"    - {name: both, uri: https://example.org/y, file: data/y.csv, sha256: ABC}\n" +
-			"    - {name: esc, file: ../../etc/passwd, path: /tmp/x}\n" +
-			"    - {name: ftp, uri: ftp://example.org/z, sha256: " + strings.Repeat("b", 64) + "}\n" +
+			"  inputs:\n"+
+			"    - {name: data, uri: https://example.org/x.csv}\n"+
+			"    - {name: creds, uri: \"https://user:pw@example.org/x\", sha256: "+strings.Repeat("a", 64)+"}\n"+
+			"    - {name: both, uri: https://example.org/y, file: data/y.csv, sha256: ABC}\n"+
+			"    - {name: esc, file: ../../etc/passwd, path: /tmp/x}\n"+
+			"    - {name: ftp, uri: ftp://example.org/z, sha256: "+strings.Repeat("b", 64)+"}\n"+
 			"    - {file: data/x.csv}\n")},
 		want: []string{
 			`experiments/a.yaml:9:7: spec.inputs[0]: sha256: missing; an input fetched from a URI must declare its sha256`,
@@ -192,10 +192,10 @@ func TestLoadValidationErrors(t *testing.T) {
 	}, {
 		name: "scheduling fields",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
-			"  resources: {cpu: \"-1\", memory: 1Zz, gpu: 17}\n" +
-			"  retries: {limit: 11, onExitCodes: [0, 75, 75]}\n" +
-			"  queue: Research\n" +
-			"  timeout: 200h\n" +
+			"  resources: {cpu: \"-1\", memory: 1Zz, gpu: 17}\n"+
+			"  retries: {limit: 11, onExitCodes: [0, 75, 75]}\n"+
+			"  queue: Research\n"+
+			"  timeout: 200h\n"+
 			"  tolerations: [{key: gpu, operator: Maybe}, {operator: Exists, value: x}]\n")},
 		want: []string{
 			`experiments/a.yaml:8:20: spec.resources.cpu: "-1" must be a positive quantity such as 500m, 2, 512Mi or 4Gi`,
@@ -212,7 +212,7 @@ func TestLoadValidationErrors(t *testing.T) {
 	}, {
 		name: "params that would lose precision, YAML merge keys",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
-			"  params: {big: 9007199254740993, ok: 9007199254740991}\n" +
+			"  params: {big: 9007199254740993, ok: 9007199254740991}\n"+
 			"  nodeSelector: {<<: {a: b}}\n")},
 		want: []string{
 			`experiments/a.yaml:8:17: spec.params.big: integer 9007199254740993 is outside ±2^53 and would lose precision; quote it to make it a string`,
