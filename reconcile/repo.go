@@ -47,7 +47,7 @@ func ResolveRepository(arg, branch string) (RepoTarget, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return RepoTarget{}, fmt.Errorf("repository %s: %w", arg, err)
 	}
-	repo, err := git.PlainOpenWithOptions(abs, &git.PlainOpenOptions{DetectDotGit: true})
+	repo, err := git.PlainOpenWithOptions(abs, &git.PlainOpenOptions{DetectDotGit: !isBareDir(abs)})
 	if err != nil {
 		return RepoTarget{}, fmt.Errorf("%s is neither a Git repository nor a URL: %w", arg, err)
 	}
@@ -123,6 +123,13 @@ func withDefaultBranch(t RepoTarget) (RepoTarget, error) {
 		}
 	}
 	return t, errors.New("cannot tell the default branch of " + t.URL + ": pass --branch")
+}
+
+// isBareDir tells a bare repository by its layout (HEAD, objects/, refs/
+// at the top and no .git).
+func isBareDir(p string) bool {
+	return fileExists(filepath.Join(p, "HEAD")) && fileExists(filepath.Join(p, "objects")) &&
+		fileExists(filepath.Join(p, "refs")) && !fileExists(filepath.Join(p, ".git"))
 }
 
 func fileExists(p string) bool {

@@ -12,10 +12,10 @@ import (
 
 // DefaultPlot decides what a sweep's plot shows: the chosen parameter and
 // metric when they exist, otherwise the first numeric parameter that takes
-// at least two values and the first numeric metric (by name). ok is false
+// at least two values and the first numeric metric (by name) that varies. ok is false
 // when there is nothing worth plotting (not a sweep, or no numeric metric).
 func DefaultPlot(runs []Run, choice PlotChoice) (x, y string, ok bool) {
-	var xs, ys []string
+	var xs, ys, seeds []string
 	for _, p := range paramNames(runs) {
 		distinct := map[float64]bool{}
 		numeric := true
@@ -32,20 +32,42 @@ func DefaultPlot(runs []Run, choice PlotChoice) (x, y string, ok bool) {
 			distinct[f] = true
 		}
 		if numeric && len(distinct) >= 2 {
-			xs = append(xs, p)
-		}
-	}
-	for _, m := range metricNames(runs) {
-		for _, r := range runs {
-			if _, isNum := r.Metrics[m]; isNum && r.Record.Status == Succeeded {
-				ys = append(ys, m)
-				break
+			if isSeedName(p) {
+				seeds = append(seeds, p)
+			} else {
+				xs = append(xs, p)
 			}
 		}
 	}
+	// A seed is a poor x axis when there is a real parameter: it goes
+	// last, so a seed-only sweep still plots its spread.
+	xs = append(xs, seeds...)
+	// Metrics that vary come first: a flag that is 0 everywhere makes a
+	// dull default plot.
+	var constant []string
+	for _, m := range metricNames(runs) {
+		distinct := map[float64]bool{}
+		for _, r := range runs {
+			if v, isNum := r.Metrics[m]; isNum && r.Record.Status == Succeeded {
+				distinct[v] = true
+			}
+		}
+		switch {
+		case len(distinct) >= 2:
+			ys = append(ys, m)
+		case len(distinct) == 1:
+			constant = append(constant, m)
+		}
+	}
+	ys = append(ys, constant...)
 	x = pick(xs, choice.X)
 	y = pick(ys, choice.Y)
 	return x, y, x != "" && y != ""
+}
+
+func isSeedName(p string) bool {
+	p = strings.ToLower(p)
+	return p == "seed" || strings.HasSuffix(p, "_seed") || strings.HasSuffix(p, "seed") && len(p) <= 8 || p == "repeat" || p == "trial"
 }
 
 func pick(candidates []string, want string) string {
@@ -62,8 +84,8 @@ func pick(candidates []string, want string) string {
 
 // Geometry of the plot, in SVG user units.
 const (
-	plotW, plotH      = 720.0, 420.0
-	padLeft, padRight = 80.0, 210.0
+	plotW, plotH      = 780.0, 420.0
+	padLeft, padRight = 80.0, 250.0
 	padTop, padBottom = 48.0, 62.0
 	maxSeriesInLegend = 12
 	fontFamily        = "-apple-system,BlinkMacSystemFont,Segoe UI,Helvetica,Arial,sans-serif"
@@ -110,8 +132,29 @@ func PlotSVG(experiment string, runs []Run, x, y string) []byte {
 		}
 	} else {
 		xTicks, xLo, xHi = niceTicks(minX, maxX, 6)
+		if allIntegers(pts) && xHi-xLo <= 10 {
+			// Seeds and counts: one tick per integer, never 1.5.
+			xTicks, xLo, xHi = nil, math.Floor(minX), math.Ceil(maxX)
+			if xHi == xLo {
+				xLo, xHi = xLo-1, xHi+1
+			}
+			for v := xLo; v <= xHi; v++ {
+				xTicks = append(xTicks, v)
+			}
+		}
 	}
-	yTicks, yLo, yHi := niceTicks(minY, maxY, 5)
+	logY := minY > 0 && maxY/minY >= 1000
+	var yTicks []float64
+	var yLo, yHi float64
+	if logY {
+		yLo, yHi = math.Floor(math.Log10(minY)), math.Ceil(math.Log10(maxY))
+		step := math.Max(1, math.Ceil((yHi-yLo)/8))
+		for e := yLo; e <= yHi; e += step {
+			yTicks = append(yTicks, math.Pow(10, e))
+		}
+	} else {
+		yTicks, yLo, yHi = niceTicks(minY, maxY, 5)
+	}
 
 	left, right, top, bottom := padLeft, plotW-padRight, padTop, plotH-padBottom
 	sx := func(v float64) float64 {
@@ -120,7 +163,12 @@ func PlotSVG(experiment string, runs []Run, x, y string) []byte {
 		}
 		return left + (v-xLo)/(xHi-xLo)*(right-left)
 	}
-	sy := func(v float64) float64 { return bottom - (v-yLo)/(yHi-yLo)*(bottom-top) }
+	sy := func(v float64) float64 {
+		if logY {
+			v = math.Log10(v)
+		}
+		return bottom - (v-yLo)/(yHi-yLo)*(bottom-top)
+	}
 
 	// Grid and ticks.
 	b.WriteString(`<g stroke="#d0d7de" stroke-width="1">` + "\n")
@@ -146,7 +194,11 @@ func PlotSVG(experiment string, runs []Run, x, y string) []byte {
 		xLabel += " (log scale)"
 	}
 	fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle" fill="#24292f">%s</text>`+"\n", f2((left+right)/2), f2(plotH-18), esc(xLabel))
-	fmt.Fprintf(&b, `<text transform="translate(18 %s) rotate(-90)" text-anchor="middle" fill="#24292f">%s</text>`+"\n", f2((top+bottom)/2), esc(y))
+	yLabel := y
+	if logY {
+		yLabel += " (log scale)"
+	}
+	fmt.Fprintf(&b, `<text transform="translate(18 %s) rotate(-90)" text-anchor="middle" fill="#24292f">%s</text>`+"\n", f2((top+bottom)/2), esc(yLabel))
 
 	// Series: a line through the mean at each x, every run as a dot.
 	for i, s := range all {
@@ -181,7 +233,7 @@ func PlotSVG(experiment string, runs []Run, x, y string) []byte {
 			colour := palette[i%len(palette)]
 			fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2"/><circle cx="%s" cy="%s" r="3.5" fill="%s"/>`,
 				f2(lx), f2(ly), f2(lx+22), f2(ly), colour, f2(lx+11), f2(ly), colour)
-			fmt.Fprintf(&b, `<text x="%s" y="%s" fill="#24292f">%s</text>`+"\n", f2(lx+30), f2(ly+4), esc(truncate(s.label, 26)))
+			fmt.Fprintf(&b, `<text x="%s" y="%s" fill="#24292f">%s</text>`+"\n", f2(lx+30), f2(ly+4), esc(truncate(s.label, 30)))
 			ly += 20
 		}
 	}
@@ -206,6 +258,7 @@ func seriesOf(runs []Run, x, y string) []series {
 		}
 	}
 	byLabel := map[string]*series{}
+	keys := map[string][]any{}
 	var order []Run
 	for _, r := range runs {
 		if r.Record.Status == Succeeded {
@@ -221,8 +274,10 @@ func seriesOf(runs []Run, x, y string) []series {
 			continue
 		}
 		var parts []string
+		var key []any
 		for _, p := range varying {
 			parts = append(parts, p+"="+formatValue(r.Record.Params[p]))
+			key = append(key, r.Record.Params[p])
 		}
 		label := strings.Join(parts, ", ")
 		s, ok := byLabel[label]
@@ -230,14 +285,33 @@ func seriesOf(runs []Run, x, y string) []series {
 			s = &series{label: label}
 			byLabel[label] = s
 			labels = append(labels, label)
+			keys[label] = key
 		}
 		s.points = append(s.points, point{xv, yv})
 	}
+	sort.SliceStable(labels, func(i, j int) bool {
+		a, b := keys[labels[i]], keys[labels[j]]
+		for k := range a {
+			if c := compareValues(a[k], b[k]); c != 0 {
+				return c < 0
+			}
+		}
+		return false
+	})
 	out := make([]series, 0, len(labels))
 	for _, l := range labels {
 		out = append(out, *byLabel[l])
 	}
 	return out
+}
+
+func allIntegers(pts []point) bool {
+	for _, p := range pts {
+		if p.x != math.Trunc(p.x) {
+			return false
+		}
+	}
+	return true
 }
 
 func meanByX(pts []point) []point {
@@ -312,7 +386,9 @@ func tickLabel(v float64) string {
 	case a >= 1e3:
 		return trimFloat(v/1e3) + "k"
 	case a != 0 && a < 1e-3:
-		return strconv.FormatFloat(v, 'e', 1, 64)
+		// 1e-06 reads better as 1e-6.
+		s := strconv.FormatFloat(v, 'e', -1, 64)
+		return strings.Replace(strings.Replace(s, "e-0", "e-", 1), "e+0", "e+", 1)
 	}
 	return trimFloat(v)
 }

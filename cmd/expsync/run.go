@@ -35,6 +35,7 @@ type runOptions struct {
 	VerifyCommits bool
 	CommitKeys    []string
 	Progress      string // auto, bar, plain, none
+	AllowHTTP     bool
 }
 
 func init() {
@@ -72,6 +73,7 @@ be executed or committed, or the commit may not run; 2 usage.`,
 		f.BoolVar(&o.VerifyCommits, "verify-commits", false, "run the branch only if every new commit is signed by a --commit-key")
 		f.StringSliceVar(&o.CommitKeys, "commit-key", nil, "file with an armored PGP key or authorized_keys lines allowed to sign commits")
 		f.StringVar(&o.Progress, "progress", "auto", "progress display: auto, bar, plain or none")
+		f.BoolVar(&o.AllowHTTP, "allow-http", false, "allow plain http:// remotes (tests, private networks)")
 		return cmd
 	})
 }
@@ -91,7 +93,8 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	repo := gitsource.Repository{URL: target.URL, Refs: []gitsource.RefPolicy{{Pattern: target.Branch, Trusted: !o.VerifyCommits}}}
+	repo := gitsource.Repository{URL: target.URL, Auth: gitAuthFromEnv(), URLPolicy: gitsource.URLPolicy{AllowHTTP: o.AllowHTTP},
+		Refs: []gitsource.RefPolicy{{Pattern: target.Branch, Trusted: !o.VerifyCommits}}}
 	if o.VerifyCommits {
 		if repo.Verify, err = commitVerifyPolicy(o.CommitKeys); err != nil {
 			return &exitError{2, err}
@@ -194,6 +197,27 @@ func commitVerifyPolicy(files []string) (*gitsource.VerifyPolicy, error) {
 	return p, nil
 }
 
+// gitAuthFromEnv reads Git credentials from the environment, never from
+// flags (flags show up in process listings).
+func gitAuthFromEnv() *gitsource.Auth {
+	a := &gitsource.Auth{
+		Username:    os.Getenv("EXPSYNC_GIT_USERNAME"),
+		Password:    os.Getenv("EXPSYNC_GIT_PASSWORD"),
+		BearerToken: os.Getenv("EXPSYNC_GIT_TOKEN"),
+	}
+	if f := os.Getenv("EXPSYNC_GIT_SSH_KEY"); f != "" {
+		a.SSHPrivateKey, _ = os.ReadFile(f)
+		a.SSHPassphrase = os.Getenv("EXPSYNC_GIT_SSH_PASSPHRASE")
+	}
+	if f := os.Getenv("EXPSYNC_GIT_KNOWN_HOSTS"); f != "" {
+		a.KnownHosts, _ = os.ReadFile(f)
+	}
+	if a.Username == "" && a.Password == "" && a.BearerToken == "" && a.SSHPrivateKey == nil && a.KnownHosts == nil {
+		return nil
+	}
+	return a
+}
+
 func defaultStoreDir() string {
 	if v := os.Getenv("EXPSYNC_STORE"); v != "" {
 		return v
@@ -270,7 +294,7 @@ func (p *progress) event(e reconcile.Event) {
 			_ = p.bar.Add(1)
 			if e.Reason != "" && e.Status != "Succeeded" {
 				_ = p.bar.Clear()
-				fmt.Fprintf(p.w, "run %s of %s: %s: %s\n", short12(e.RunID), e.Experiment, e.Status, oneLine(e.Reason))
+				fmt.Fprintf(p.w, "run %s of %s: %s: %s\n", short12(e.RunID), e.Experiment, e.Status, firstLine(e.Reason))
 			}
 			return
 		}
@@ -279,7 +303,7 @@ func (p *progress) event(e reconcile.Event) {
 			line += " " + e.Duration.Round(time.Millisecond).String()
 		}
 		if e.Reason != "" && e.Status != "Succeeded" {
-			line += ": " + oneLine(e.Reason)
+			line += ": " + firstLine(e.Reason)
 		}
 		fmt.Fprintln(p.w, line)
 	case reconcile.EventCommitted:
@@ -303,7 +327,7 @@ func (p *progress) finish() {
 	}
 }
 
-func oneLine(s string) string {
+func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i] + " …"
