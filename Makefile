@@ -15,6 +15,11 @@ build:
 envtest:
 	hack/envtest/build.sh "$(ENVTEST_DIR)"
 
+# The README's main command: the whole loop on a scratch Git remote made from
+# examples/experiments (run, attest, commit back, verify).
+quickstart:
+	hack/quickstart.sh
+
 test: envtest
 	KUBEBUILDER_ASSETS="$(ENVTEST_DIR)/bin" go test -count=1 -timeout 20m ./...
 

@@ -276,6 +276,9 @@ func (p *progress) event(e reconcile.Event) {
 	switch e.Kind {
 	case reconcile.EventPlanned:
 		p.total = e.Recover + e.Execute
+		if p.total == 0 {
+			return // the summary says "nothing to do"
+		}
 		fmt.Fprintf(p.w, "commit %s: %d runs planned, %d already done, %d to recover from the run cache, %d to run\n",
 			short12(e.Commit), e.Planned, e.Done, e.Recover, e.Execute)
 		if p.mode == "bar" && p.total > 0 {
