@@ -34,13 +34,15 @@ type Report struct {
 	Verified *Verified `json:"-"`
 }
 
-func (r *Report) add(name string, status Status, detail string) {
+// Add records a check; callers with checks of their own (the repository
+// checks of `expsync verify --repo`) add them to the same report.
+func (r *Report) Add(name string, status Status, detail string) {
 	r.Checks = append(r.Checks, Check{Name: name, Status: status, Detail: detail})
 }
 
-func (r *Report) ok(name, detail string)         { r.add(name, StatusOK, detail) }
-func (r *Report) fail(name, detail string)       { r.add(name, StatusFailed, detail) }
-func (r *Report) notChecked(name, detail string) { r.add(name, StatusNotChecked, detail) }
+func (r *Report) ok(name, detail string)         { r.Add(name, StatusOK, detail) }
+func (r *Report) fail(name, detail string)       { r.Add(name, StatusFailed, detail) }
+func (r *Report) notChecked(name, detail string) { r.Add(name, StatusNotChecked, detail) }
 
 // OK reports whether no check failed.
 func (r *Report) OK() bool { return len(r.Failures()) == 0 }
