@@ -94,7 +94,7 @@ func TestTemplateMergeRule(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	files := map[string]string{
-		"expsync.yaml": "defaults:\n  resources: {cpu: 500m, memory: 1Gi}\n  queue: research\n",
+		"expsync.yaml":           "defaults:\n  resources: {cpu: 500m, memory: 1Gi}\n  queue: research\n",
 		"experiments/pi/pi.yaml": experiment("pi", valid+"  resources: {memory: 2Gi}\n  inputs: [{name: table, file: data/t.csv}]\n"),
 		"data/t.csv":             "a\n",
 	}
