@@ -28,7 +28,7 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 		return outcome{outcomeInfra, fmt.Sprintf("attempt %d: %v", n, err)}
 	}
 	if !r.opts.KeepWork {
-		defer removeAll(dir)
+		defer removeLater(dir)
 	}
 	work := filepath.Join(dir, "work")
 	if out, ok := r.prepare(ctx, work); !ok {
@@ -40,7 +40,7 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	}
 	// Declared variables override HOME and TMPDIR; nothing overrides the
 	// attempt number.
-	env := append([]string{"HOME=" + work, "TMPDIR=" + filepath.Join(dir, "tmp")}, r.env...)
+	env := append([]string{"HOME=" + work, "TMPDIR=" + dir}, r.env...)
 	env = append(env, "EXPSYNC_ATTEMPT="+strconv.Itoa(n))
 	env = dedupeEnv(env)
 	p, err := r.runProcess(ctx, processSpec{
@@ -82,9 +82,6 @@ func (r *attemptRunner) makeAttemptDir(n int) (string, error) {
 	}
 	dir, err := os.MkdirTemp(r.opts.WorkRoot, fmt.Sprintf("%.12s-a%d-", r.c.RunID, n))
 	if err != nil {
-		return "", err
-	}
-	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		return "", err
 	}
 	return dir, nil

@@ -106,8 +106,8 @@ func newContract(command ...string) *contractBuilder {
 func shell(script string) *contractBuilder { return newContract("sh", "-c", script) }
 
 func (b *contractBuilder) context(tree string) *contractBuilder { b.c.Context.Tree = tree; return b }
-func (b *contractBuilder) outputs(o ...string) *contractBuilder  { b.c.Outputs = o; return b }
-func (b *contractBuilder) metrics(p string) *contractBuilder     { b.c.Metrics = p; return b }
+func (b *contractBuilder) outputs(o ...string) *contractBuilder { b.c.Outputs = o; return b }
+func (b *contractBuilder) metrics(p string) *contractBuilder    { b.c.Metrics = p; return b }
 func (b *contractBuilder) env(name, value string) *contractBuilder {
 	b.c.Env = append(b.c.Env, contract.EnvVar{Name: name, Value: value})
 	return b
@@ -129,7 +129,7 @@ func (b *contractBuilder) retries(limit int, codes ...int32) *contractBuilder {
 	return b
 }
 func (b *contractBuilder) limits(f func(*contract.Limits)) *contractBuilder { f(&b.c.Limits); return b }
-func (b *contractBuilder) build() contract.Contract                      { return b.c }
+func (b *contractBuilder) build() contract.Contract                         { return b.c }
 
 // alive reports whether pid is a live (non-zombie) process.
 func alive(pid int) bool {

@@ -11,29 +11,30 @@ import (
 // tailBytes is how much of the log's end a Result carries.
 const tailBytes = 4096
 
-// logCapture writes the command's output to a file up to a limit and keeps
-// the last bytes in memory, so a truncated log still ends with the output's
-// real end.
+// logCapture keeps the command's output up to a limit: in memory while it
+// is small (most logs), spilled to a file beyond logMemMax. It also keeps
+// the last bytes, so a truncated log still ends with the output's real end.
 type logCapture struct {
 	mu        sync.Mutex
-	f         *os.File
+	mem       []byte
+	f         *os.File // nil until spilled
 	path      string
 	limit     int64
 	written   int64
 	total     int64
-	tail      []byte // ring of the last tailCap bytes
+	tail      []byte // the last tailCap bytes
 	truncated bool
 	closed    bool
+	err       error
 }
 
-const tailCap = 2 * tailBytes
+const (
+	tailCap   = 2 * tailBytes
+	logMemMax = 1 << 20
+)
 
 func newLogCapture(path string, limit int64) (*logCapture, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	return &logCapture{f: f, path: path, limit: limit}, nil
+	return &logCapture{path: path, limit: limit}, nil
 }
 
 func (l *logCapture) Write(p []byte) (int, error) {
@@ -45,8 +46,7 @@ func (l *logCapture) Write(p []byte) (int, error) {
 		if int64(len(chunk)) > room {
 			chunk = chunk[:room]
 		}
-		n, _ := l.f.Write(chunk)
-		l.written += int64(n)
+		l.keep(chunk)
 	}
 	if l.total > l.written {
 		l.truncated = true
@@ -60,18 +60,56 @@ func (l *logCapture) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+func (l *logCapture) keep(chunk []byte) {
+	if l.f == nil && l.written+int64(len(chunk)) > logMemMax {
+		f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			l.err = err
+			return
+		}
+		if _, err := f.Write(l.mem); err != nil {
+			l.err = err
+		}
+		l.f, l.mem = f, nil
+	}
+	if l.f != nil {
+		if _, err := l.f.Write(chunk); err != nil && l.err == nil {
+			l.err = err
+		}
+	} else {
+		l.mem = append(l.mem, chunk...)
+	}
+	l.written += int64(len(chunk))
+}
+
 func (l *logCapture) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
-	l.closed = true
 	if l.truncated {
 		// recordLog appends the (redacted) tail after this marker.
-		fmt.Fprintf(l.f, "\n[expsync: log truncated: %d of %d bytes kept; the last bytes follow]\n", l.written, l.total)
+		marker := fmt.Sprintf("\n[expsync: log truncated: %d of %d bytes kept; the last bytes follow]\n", l.written, l.total)
+		l.written = 0 // let the marker through the limit
+		l.limit = int64(len(marker))
+		l.keep([]byte(marker))
 	}
-	l.f.Close()
+	l.closed = true
+	if l.f != nil {
+		l.f.Close()
+	}
+}
+
+// bytes returns the kept log.
+func (l *logCapture) bytes() ([]byte, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	if l.f == nil {
+		return l.mem, nil
+	}
+	return os.ReadFile(l.path)
 }
 
 // recordLog redacts the secrets from the log, stores it and records its
@@ -80,7 +118,7 @@ func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *Res
 	if p.log == nil {
 		return
 	}
-	data, err := os.ReadFile(p.log.path)
+	data, err := p.log.bytes()
 	if err != nil {
 		res.Error = fmt.Sprintf("read log: %v", err)
 		return

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/expsync/expsync/contract"
@@ -259,6 +260,36 @@ func (o outcome) status() Status {
 }
 
 var errNotStarted = errors.New("command did not start")
+
+// Attempt folders are removed by a background goroutine, off the run's
+// critical path; cleanups counts the pending ones.
+var (
+	cleanups    sync.WaitGroup
+	cleanupOnce sync.Once
+	cleanupCh   chan string
+)
+
+func removeLater(dir string) {
+	cleanupOnce.Do(func() {
+		cleanupCh = make(chan string, 1024)
+		go func() {
+			for d := range cleanupCh {
+				removeAll(d)
+				cleanups.Done()
+			}
+		}()
+	})
+	cleanups.Add(1)
+	select {
+	case cleanupCh <- dir:
+	default: // backlog full: clean up here
+		removeAll(dir)
+		cleanups.Done()
+	}
+}
+
+// WaitCleanup waits until the attempt folders of finished runs are removed.
+func WaitCleanup() { cleanups.Wait() }
 
 func removeAll(dir string) {
 	if err := os.RemoveAll(dir); err == nil {

@@ -68,6 +68,7 @@ func TestRunSucceeds(t *testing.T) {
 	if !res.FinishedAt.After(res.StartedAt) {
 		t.Errorf("timings %v .. %v", res.StartedAt, res.FinishedAt)
 	}
+	WaitCleanup()
 	if entries, _ := os.ReadDir(f.opts.WorkRoot); len(entries) != 0 {
 		t.Errorf("attempt folders left behind: %v", entries)
 	}

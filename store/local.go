@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +24,45 @@ import (
 // Local is a Store in a folder of the local file system.
 type Local struct {
 	root string
+	// small caches the bytes of small objects: materialising a context
+	// then costs one create per file instead of an open, a read and a
+	// create. Objects are immutable, so the cache is never stale.
+	small smallCache
+	// noClone is set once FICLONE failed: the file system cannot clone.
+	noClone atomic.Bool
+	// trees caches parsed manifests: a tree ID names one manifest forever.
+	trees sync.Map
+}
+
+// smallMax is the largest object kept in memory (by Put and the cache).
+const smallMax = 64 << 10
+
+type smallCache struct {
+	mu    sync.Mutex
+	m     map[string][]byte
+	bytes int
+}
+
+const smallCacheBytes = 32 << 20
+
+func (c *smallCache) get(sha string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.m[sha]
+	return b, ok
+}
+
+func (c *smallCache) add(sha string, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || c.bytes+len(b) > smallCacheBytes {
+		// Bounded and simple: start over rather than track recency.
+		c.m, c.bytes = map[string][]byte{}, 0
+	}
+	if _, ok := c.m[sha]; !ok {
+		c.m[sha] = b
+		c.bytes += len(b)
+	}
 }
 
 var _ Store = (*Local)(nil)
@@ -64,27 +106,75 @@ func (s *Local) ObjectPath(sha string) string {
 	return filepath.Join(s.root, "sha256", sha[:2], sha)
 }
 
-// Put implements Store.
+// Put implements Store. Small contents are hashed in memory and written
+// once; larger ones stream through a temp file.
 func (s *Local) Put(ctx context.Context, r io.Reader, want string) (Object, error) {
 	if want != "" {
 		if err := checkSHA256(want); err != nil {
 			return Object{}, err
 		}
-		// Already present: drain nothing, trust the verified name.
-		if ok, _ := s.Has(ctx, want); ok {
-			if fi, err := os.Stat(s.ObjectPath(want)); err == nil {
-				return Object{SHA256: want, Size: fi.Size()}, nil
-			}
+		// Already present: the name was verified when it was written.
+		if fi, err := os.Lstat(s.ObjectPath(want)); err == nil {
+			return Object{SHA256: want, Size: fi.Size()}, nil
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "put-*")
+	buf := make([]byte, smallMax+1)
+	n, err := io.ReadFull(ctxReader{ctx, r}, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return s.putSmall(buf[:n], want)
+	case err != nil:
+		return Object{}, fmt.Errorf("store put: %w", err)
+	}
+	return s.putStream(ctx, io.MultiReader(bytes.NewReader(buf[:n]), r), want)
+}
+
+// PutBytes stores a byte slice.
+func (s *Local) PutBytes(ctx context.Context, b []byte) (Object, error) {
+	if len(b) <= smallMax {
+		return s.putSmall(b, "")
+	}
+	return s.putStream(ctx, bytes.NewReader(b), "")
+}
+
+func (s *Local) putSmall(data []byte, want string) (Object, error) {
+	sum := sha256.Sum256(data)
+	got := hex.EncodeToString(sum[:])
+	if want != "" && got != want {
+		return Object{}, &MismatchError{Want: want, Got: got}
+	}
+	obj := Object{SHA256: got, Size: int64(len(data))}
+	if _, err := os.Lstat(s.ObjectPath(got)); err == nil {
+		return obj, nil
+	}
+	tmp, f, err := s.createTemp(0o444)
 	if err != nil {
 		return Object{}, fmt.Errorf("store put: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
+	defer os.Remove(tmp) // no-op after the rename
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.rename(tmp, s.ObjectPath(got))
+	}
+	if err != nil {
+		return Object{}, fmt.Errorf("store put: %w", err)
+	}
+	s.small.add(got, append([]byte(nil), data...))
+	return obj, nil
+}
+
+func (s *Local) putStream(ctx context.Context, r io.Reader, want string) (Object, error) {
+	tmp, f, err := s.createTemp(0o444)
+	if err != nil {
+		return Object{}, fmt.Errorf("store put: %w", err)
+	}
+	defer os.Remove(tmp) // no-op after the rename
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
-	if cerr := tmp.Close(); err == nil {
+	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -94,34 +184,41 @@ func (s *Local) Put(ctx context.Context, r io.Reader, want string) (Object, erro
 	if want != "" && got != want {
 		return Object{}, &MismatchError{Want: want, Got: got}
 	}
-	if err := s.commit(tmp.Name(), got); err != nil {
-		return Object{}, err
+	dst := s.ObjectPath(got)
+	if _, err := os.Lstat(dst); err == nil {
+		return Object{SHA256: got, Size: n}, nil
+	}
+	if err := s.rename(tmp, dst); err != nil {
+		return Object{}, fmt.Errorf("store put: %w", err)
 	}
 	return Object{SHA256: got, Size: n}, nil
 }
 
-// PutBytes stores a small byte slice.
-func (s *Local) PutBytes(ctx context.Context, b []byte) (Object, error) {
-	return s.Put(ctx, bytes.NewReader(b), "")
+// createTemp creates a uniquely named file under tmp/ with its final
+// permission bits (a read-only mode does not stop this descriptor writing).
+func (s *Local) createTemp(mode os.FileMode) (string, *os.File, error) {
+	var b [12]byte
+	for {
+		_, _ = rand.Read(b[:])
+		name := filepath.Join(s.root, "tmp", hex.EncodeToString(b[:]))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return name, f, err
+	}
 }
 
-// commit moves a verified temp file to its object path, read-only. An
-// existing object wins: it has the same bytes.
-func (s *Local) commit(tmp, sha string) error {
-	dst := s.ObjectPath(sha)
-	if _, err := os.Lstat(dst); err == nil {
-		return nil
+// rename moves a temp file into place, creating the parent on first use.
+func (s *Local) rename(tmp, dst string) error {
+	err := os.Rename(tmp, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		err = os.Rename(tmp, dst)
 	}
-	if err := os.Chmod(tmp, 0o444); err != nil {
-		return fmt.Errorf("store put: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("store put: %w", err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("store put: %w", err)
-	}
-	return nil
+	return err
 }
 
 // Open implements Store.
@@ -149,14 +246,21 @@ func (s *Local) Has(_ context.Context, sha string) (bool, error) {
 }
 
 // LinkTo implements Linker. A run must never be able to change the store
-// through its work folder, so: a copy-on-write clone (FICLONE) where the
-// file system offers it; otherwise a copy for files under LinkThreshold and
-// for executables (a link would share the object's permission bits); a hard
-// link to the read-only object for larger files, except when running as
-// root, who can write read-only files.
+// through its work folder, so: small files are written from the in-memory
+// cache; others are cloned copy-on-write (FICLONE) where the file system
+// can, else hard-linked to the read-only object when larger than
+// LinkThreshold, not executable (a link shares the object's permission bits)
+// and not running as root (who can write read-only files), else copied.
 func (s *Local) LinkTo(_ context.Context, sha, dst string, executable bool) error {
 	if err := checkSHA256(sha); err != nil {
 		return err
+	}
+	mode := os.FileMode(0o644)
+	if executable {
+		mode = 0o755
+	}
+	if data, ok := s.small.get(sha); ok {
+		return writeNew(dst, data, mode)
 	}
 	src := s.ObjectPath(sha)
 	fi, err := os.Lstat(src)
@@ -166,26 +270,39 @@ func (s *Local) LinkTo(_ context.Context, sha, dst string, executable bool) erro
 	if err != nil {
 		return err
 	}
-	if !executable && fi.Size() >= LinkThreshold && os.Geteuid() != 0 {
+	if fi.Size() <= smallMax {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		s.small.add(sha, data)
+		return writeNew(dst, data, mode)
+	}
+	if !executable && fi.Size() >= LinkThreshold && os.Geteuid() != 0 && s.noClone.Load() {
 		if err := os.Link(src, dst); err == nil {
 			return nil
 		}
 	}
-	mode := os.FileMode(0o644)
-	if executable {
-		mode = 0o755
-	}
-	return copyFile(src, dst, mode, sha)
+	return s.copyFile(src, dst, mode)
 }
 
-// LinkThreshold is the size from which LinkTo hard-links instead of copying.
+// LinkThreshold is the size from which LinkTo may hard-link.
 const LinkThreshold = 1 << 20
 
-func copyFile(src, dst string, mode os.FileMode, sha string) error {
-	in, err := os.Open(src)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("blob %s: %w", sha, ErrNotFound)
+func writeNew(dst string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
 	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Local) copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
@@ -194,9 +311,12 @@ func copyFile(src, dst string, mode os.FileMode, sha string) error {
 	if err != nil {
 		return err
 	}
-	// A copy-on-write clone costs no data copy where the file system can.
-	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
-		return out.Close()
+	if !s.noClone.Load() {
+		// A copy-on-write clone costs no data copy where the file system can.
+		if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
+			return out.Close()
+		}
+		s.noClone.Store(true)
 	}
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
@@ -207,26 +327,19 @@ func copyFile(src, dst string, mode os.FileMode, sha string) error {
 
 // writeAtomic writes data to path via a temp file and rename.
 func (s *Local) writeAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "w-*")
+	tmp, f, err := s.createTemp(mode)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return s.rename(tmp, path)
 }
 
 // PutTree implements Store.
@@ -241,6 +354,7 @@ func (s *Local) PutTree(_ context.Context, treeID string, m Manifest) error {
 	if err := s.writeAtomic(filepath.Join(s.root, "trees", treeID+".json"), data, 0o444); err != nil {
 		return fmt.Errorf("store tree %s: %w", treeID, err)
 	}
+	s.trees.Store(treeID, m)
 	return nil
 }
 
@@ -248,6 +362,9 @@ func (s *Local) PutTree(_ context.Context, treeID string, m Manifest) error {
 func (s *Local) Tree(_ context.Context, treeID string) (Manifest, error) {
 	if !gitIDPattern.MatchString(treeID) {
 		return Manifest{}, fmt.Errorf("invalid Git tree ID %q", treeID)
+	}
+	if m, ok := s.trees.Load(treeID); ok {
+		return m.(Manifest), nil
 	}
 	data, err := os.ReadFile(filepath.Join(s.root, "trees", treeID+".json"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -260,6 +377,7 @@ func (s *Local) Tree(_ context.Context, treeID string) (Manifest, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return Manifest{}, fmt.Errorf("tree %s: corrupt manifest: %w", treeID, err)
 	}
+	s.trees.Store(treeID, m)
 	return m, nil
 }
 
