@@ -303,7 +303,10 @@ func TestSSHWithStrictKnownHosts(t *testing.T) {
 	}
 	// A key the server does not accept.
 	_, strangerKey := newSSHKey(t)
-	err = func() error { _, err := mk(&Auth{SSHPrivateKey: strangerKey, KnownHosts: knownHosts}).Poll(ctx); return err }()
+	err = func() error {
+		_, err := mk(&Auth{SSHPrivateKey: strangerKey, KnownHosts: knownHosts}).Poll(ctx)
+		return err
+	}()
 	if !errors.Is(err, ErrAuth) {
 		t.Errorf("unknown client key: err = %v, want ErrAuth", err)
 	}

@@ -90,14 +90,11 @@ func ValidateURL(raw string, p URLPolicy) error {
 // names a repository through RedactURL.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		// scp-like or a local path: drop anything before an '@' that
-		// contains a ':' (user:password@host:path).
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		// scp-like (user@host:path) or a local path: drop anything before
+		// an '@' that contains a ':' (user:password@host:path).
 		if at := strings.LastIndex(raw, "@"); at >= 0 && strings.Contains(raw[:at], ":") {
 			return "<redacted>@" + raw[at+1:]
-		}
-		if err != nil && strings.Contains(raw, "@") {
-			return "<unparsable URL>"
 		}
 		return raw
 	}

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime="${1:-10s}"
 targets=(
+  ./gitsource:FuzzRedactURL
+  ./gitsource:FuzzValidateURLRefusesHelpers
 )
 for t in "${targets[@]}"; do
   pkg="${t%%:*}" name="${t##*:}"
