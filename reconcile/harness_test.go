@@ -1,0 +1,317 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/gittestserver"
+
+	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/gitsource"
+)
+
+const (
+	gitUser     = "lab"
+	gitPassword = "pa55-w0rd-never-logged"
+)
+
+// harness is a real Git server on loopback (git's smart HTTP behind
+// gittestserver, with basic auth), a peer clone driven by the git CLI, a
+// signing key, and the store and state folders of one expsync deployment.
+type harness struct {
+	t                  *testing.T
+	srv                *gittestserver.GitServer
+	peer               string
+	key, pub           string
+	storeDir, stateDir string
+	batch              time.Duration
+	events             []Event
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Auth(gitUser, gitPassword)
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.StopHTTP(); os.RemoveAll(srv.Root()) })
+	h := &harness{t: t, srv: srv, storeDir: t.TempDir(), stateDir: t.TempDir(), batch: time.Hour}
+	h.git(srv.Root(), "init", "-q", "--bare", "-b", "main", "lab.git")
+	h.peer = t.TempDir()
+	h.git(h.peer, "init", "-q", "-b", "main")
+	h.git(h.peer, "remote", "add", "origin", srv.HTTPAddressWithCredentials()+"/lab.git")
+	h.key, h.pub = writeKeyPair(t, t.TempDir(), "expsync")
+	return h
+}
+
+// writeKeyPair makes a signing key without a passphrase.
+func writeKeyPair(t testing.TB, dir, name string) (key, pub string) {
+	t.Helper()
+	priv, err := attest.GenerateKey(attest.KeyECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := attest.EncodeKeyPair(priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, pub = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pub")
+	if err := os.WriteFile(key, kp.Private, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, kp.Public, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Setenv(attest.PasswordEnv, "")
+	return key, pub
+}
+
+func (h *harness) url() string { return h.srv.HTTPAddress() + "/lab.git" }
+
+func (h *harness) git(dir string, args ...string) string {
+	h.t.Helper()
+	out, err := gitCmd(dir, args...)
+	if err != nil {
+		h.t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func gitCmd(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0", "HOME="+os.TempDir(),
+		"GIT_AUTHOR_NAME=Peer", "GIT_AUTHOR_EMAIL=peer@example.org",
+		"GIT_COMMITTER_NAME=Peer", "GIT_COMMITTER_EMAIL=peer@example.org")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), &gitErr{err, stderr.String()}
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+type gitErr struct {
+	err    error
+	stderr string
+}
+
+func (e *gitErr) Error() string { return e.err.Error() + ": " + e.stderr }
+
+// commit writes files in the peer (nil content deletes), commits and pushes.
+func (h *harness) commit(msg string, files map[string]string) string {
+	h.t.Helper()
+	for name, content := range files {
+		full := filepath.Join(h.peer, filepath.FromSlash(name))
+		if content == "\x00delete" {
+			os.RemoveAll(full)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			h.t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	h.git(h.peer, "add", "-A")
+	h.git(h.peer, "commit", "-q", "--allow-empty", "-m", msg)
+	h.git(h.peer, "push", "-q", "origin", "HEAD:main")
+	return h.git(h.peer, "rev-parse", "HEAD")
+}
+
+// pull brings the peer up to date with the server (results commits).
+func (h *harness) pull() {
+	h.t.Helper()
+	h.git(h.peer, "pull", "-q", "--ff-only", "origin", "main")
+}
+
+// head is the server's main, as `git ls-remote` sees it.
+func (h *harness) head() string {
+	h.t.Helper()
+	out := h.git(h.peer, "ls-remote", "origin", "refs/heads/main")
+	return strings.Fields(out)[0]
+}
+
+// clone makes a fresh clone of the server's main.
+func (h *harness) clone() string {
+	h.t.Helper()
+	dir := filepath.Join(h.t.TempDir(), "clone")
+	h.git(filepath.Dir(dir), "clone", "-q", h.srv.HTTPAddressWithCredentials()+"/lab.git", dir)
+	return dir
+}
+
+// open opens the deployment as one `expsync run` invocation does.
+func (h *harness) open(ctx context.Context) *Local {
+	h.t.Helper()
+	l, _, err := OpenLocal(ctx, LocalOptions{
+		StoreDir: h.storeDir, StateDir: h.stateDir, Key: h.key, BatchInterval: h.batch, Concurrency: 2,
+		Events: func(e Event) { h.events = append(h.events, e) },
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return l
+}
+
+func (h *harness) source(l *Local) *gitsource.Source {
+	h.t.Helper()
+	src, err := l.Source(gitsource.Repository{
+		URL: h.url(), Auth: &gitsource.Auth{Username: gitUser, Password: gitPassword},
+		URLPolicy: gitsource.URLPolicy{AllowHTTP: true},
+		Refs:      []gitsource.RefPolicy{{Pattern: "main", Trusted: true}},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return src
+}
+
+// mainChange polls and returns main's change.
+func (h *harness) mainChange(ctx context.Context, src *gitsource.Source) gitsource.RefChange {
+	h.t.Helper()
+	changes, err := src.Poll(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Ref == "refs/heads/main" {
+			return c
+		}
+	}
+	h.t.Fatalf("main not reported by Poll: %+v", changes)
+	return gitsource.RefChange{}
+}
+
+// reconcile is one `expsync run` of main.
+func (h *harness) reconcile() *Report {
+	h.t.Helper()
+	rep, err := h.reconcileErr()
+	if err != nil {
+		h.t.Fatalf("reconcile: %v", err)
+	}
+	return rep
+}
+
+func (h *harness) reconcileErr() (*Report, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := h.open(ctx)
+	defer l.Close(context.Background())
+	src := h.source(l)
+	return l.ReconcileRef(ctx, src, h.mainChange(ctx, src))
+}
+
+// runFolders lists results/<exp>/<id> folders of a checkout.
+func runFolders(t testing.TB, dir, experiment string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "results", experiment))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, filepath.Join(dir, "results", experiment, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// verifyFolder runs attest's library check (what `expsync verify` runs).
+func (h *harness) verifyFolder(dir string) error {
+	h.t.Helper()
+	k, err := attest.LoadVerifierKey(context.Background(), h.pub)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	_, err = attest.VerifyFolder(dir, attest.FolderOptions{Keys: attest.Verifiers{k}})
+	return err
+}
+
+// markerLines counts the executions an experiment recorded in its marker.
+func markerLines(t testing.TB, file string) []string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(data))
+	sort.Strings(lines)
+	return lines
+}
+
+// squareExperiment is a sweep over x whose runs append x to marker (an
+// absolute path outside the work folder), so a test counts executions.
+//
+// The experiment file lives outside its context (code/square): the
+// context's tree hash is part of every run ID, so a file inside it would
+// move every ID when its sweep changes (see render's default context).
+func squareExperiment(marker string, xs string) map[string]string {
+	return map[string]string{
+		"experiments/square.yaml": `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: square
+spec:
+  image: host
+  command: ["sh", "square.sh", "{{params.x}}"]
+  context: code/square
+  env:
+    - {name: MARKER, value: "` + marker + `"}
+  sweep:
+    matrix:
+      x: [` + xs + `]
+  outputs: [out/result.txt]
+  metrics: out/metrics.json
+  resources: {cpu: 100m, memory: 16Mi}
+  timeout: 1m
+`,
+		"code/square/square.sh": `set -e
+echo "$1" >> "$MARKER"
+mkdir -p out
+echo $(($1 * $1)) > out/result.txt
+printf '{"square": %d, "x": %d}\n' $(($1 * $1)) "$1" > out/metrics.json
+echo "squared $1"
+`,
+	}
+}
+
+func failingExperiment() map[string]string {
+	return map[string]string{
+		"experiments/broken/broken.yaml": `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: broken
+spec:
+  image: host
+  command: ["sh", "-c", "echo boom >&2; exit 3"]
+  resources: {cpu: 100m}
+`,
+	}
+}
+
+func merge(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
