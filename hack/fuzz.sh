@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime="${1:-10s}"
 targets=(
+  ./api/v1alpha1:FuzzLoad
+  ./render:FuzzTemplate
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
 )
