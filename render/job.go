@@ -618,3 +618,17 @@ func cloneOrNil(m map[string]string) map[string]string {
 	}
 	return cloneMap(m)
 }
+
+// RenderJobs renders the Jobs and contract ConfigMaps of runs, in order. It
+// stops at the first run that cannot be rendered.
+func RenderJobs(runs []Run, opts JobOptions) ([]JobObjects, error) {
+	out := make([]JobObjects, 0, len(runs))
+	for _, run := range runs {
+		objs, err := RenderJobObjects(run, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs)
+	}
+	return out, nil
+}
