@@ -53,6 +53,14 @@ type IdentityInput struct {
 // nil, []any, map[string]any); integers beyond ±2^53 lose precision as JSON
 // numbers and are refused by the loader before they get here.
 func (i Identity) Canonical() ([]byte, error) {
+	if b, ok := appendCanonical(make([]byte, 0, 512), i); ok {
+		return b, nil
+	}
+	return i.canonicalJCS()
+}
+
+// canonicalJCS is the general path: encoding/json, then jcs.Transform.
+func (i Identity) canonicalJCS() ([]byte, error) {
 	raw, err := json.Marshal(i)
 	if err != nil {
 		return nil, fmt.Errorf("encode run identity: %w", err)
