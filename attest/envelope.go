@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // Limits on what the verifier reads, so a hostile file costs little.
@@ -42,13 +41,14 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeBytes {
 		return nil, fmt.Errorf("%w: %d bytes exceeds the %d byte limit", ErrMalformedEnvelope, len(data), MaxEnvelopeBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var env Envelope
-	if err := dec.Decode(&env); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedEnvelope, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the envelope (expected one JSON object per file)", ErrMalformedEnvelope)
+	env, ok := parseCompactEnvelope(data)
+	if !ok {
+		// json.Unmarshal refuses anything after the object but white space,
+		// so a file with two envelopes is malformed, not half-read.
+		env = &Envelope{}
+		if err := json.Unmarshal(data, env); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedEnvelope, err)
+		}
 	}
 	if env.PayloadType == "" {
 		return nil, fmt.Errorf("%w: no payloadType", ErrMalformedEnvelope)
@@ -59,7 +59,87 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 	if len(env.Signatures) > MaxSignatures {
 		return nil, fmt.Errorf("%w: %d signatures exceeds the limit of %d", ErrMalformedEnvelope, len(env.Signatures), MaxSignatures)
 	}
-	return &env, nil
+	return env, nil
+}
+
+// parseCompactEnvelope reads the compact form expsync, cosign and sigstore
+// write — {"payloadType":"…","payload":"…","signatures":[{"keyid":"…","sig":"…"},…]}
+// with keyid optional and every string plain printable ASCII — by scanning
+// for quotes, several times faster than encoding/json on a base64 payload.
+// Anything else (white space, other key orders, escapes, extra fields)
+// returns false and goes to encoding/json; FuzzParseEnvelope checks that the
+// two agree whenever this one accepts.
+func parseCompactEnvelope(data []byte) (*Envelope, bool) {
+	data = bytes.TrimRight(data, " \t\r\n")
+	var env Envelope
+	var ok bool
+	if data, ok = cutPrefix(data, `{"payloadType":"`); !ok {
+		return nil, false
+	}
+	if env.PayloadType, data, ok = plainString(data); !ok {
+		return nil, false
+	}
+	if data, ok = cutPrefix(data, `,"payload":"`); !ok {
+		return nil, false
+	}
+	if env.Payload, data, ok = plainString(data); !ok {
+		return nil, false
+	}
+	if data, ok = cutPrefix(data, `,"signatures":[`); !ok {
+		return nil, false
+	}
+	env.Signatures = []EnvelopeSignature{}
+	for len(data) > 0 && data[0] != ']' {
+		if len(env.Signatures) > 0 {
+			if data, ok = cutPrefix(data, `,`); !ok {
+				return nil, false
+			}
+		}
+		var sig EnvelopeSignature
+		if rest, ok := cutPrefix(data, `{"keyid":"`); ok {
+			if sig.KeyID, data, ok = plainString(rest); !ok {
+				return nil, false
+			}
+			if data, ok = cutPrefix(data, `,"sig":"`); !ok {
+				return nil, false
+			}
+		} else if data, ok = cutPrefix(data, `{"sig":"`); !ok {
+			return nil, false
+		}
+		if sig.Sig, data, ok = plainString(data); !ok {
+			return nil, false
+		}
+		if data, ok = cutPrefix(data, `}`); !ok {
+			return nil, false
+		}
+		env.Signatures = append(env.Signatures, sig)
+	}
+	if string(data) != "]}" {
+		return nil, false
+	}
+	return &env, true
+}
+
+func cutPrefix(data []byte, prefix string) ([]byte, bool) {
+	if len(data) < len(prefix) || string(data[:len(prefix)]) != prefix {
+		return data, false
+	}
+	return data[len(prefix):], true
+}
+
+// plainString reads a JSON string body up to its closing quote, accepting
+// only printable ASCII without escapes (which decodes to itself).
+func plainString(data []byte) (string, []byte, bool) {
+	end := bytes.IndexByte(data, '"')
+	if end < 0 {
+		return "", data, false
+	}
+	for _, c := range data[:end] {
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return "", data, false
+		}
+	}
+	return string(data[:end]), data[end+1:], true
 }
 
 // DecodePayload returns the payload bytes.

@@ -229,12 +229,12 @@ func CheckIdentity(r *Report, id *contract.Identity, v *Verified) {
 	default:
 		r.ok("runID", "recomputed from run.json identity")
 	}
-	trees := v.Dependencies("gitTree")
+	trees := v.DependenciesWith("gitTree")
 	switch {
 	case len(trees) != 1:
 		r.fail("contextTree", fmt.Sprintf("statement has %d gitTree dependencies, want 1", len(trees)))
-	case trees[0].GetDigest()["gitTree"] != id.ContextTree:
-		r.fail("contextTree", fmt.Sprintf("run.json identity names tree %s, attested %s", id.ContextTree, trees[0].GetDigest()["gitTree"]))
+	case trees[0].Digest.Get("gitTree") != id.ContextTree:
+		r.fail("contextTree", fmt.Sprintf("run.json identity names tree %s, attested %s", id.ContextTree, trees[0].Digest.Get("gitTree")))
 	default:
 		r.ok("contextTree", id.ContextTree)
 	}

@@ -116,7 +116,11 @@ func TestStatementOfFailedRunKeepsSubjectsAndExitStatus(t *testing.T) {
 	if len(v.Subjects) != 3 {
 		t.Errorf("failed run has %d subjects, want 3", len(v.Subjects))
 	}
-	ann := v.Provenance.GetRunDetails().GetByproducts()[0].GetAnnotations().AsMap()
+	_, prov, err := v.InToto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := prov.GetRunDetails().GetByproducts()[0].GetAnnotations().AsMap()
 	if diff := cmp.Diff(map[string]any{"status": "Failed", "exitCode": 3.0}, ann); diff != "" {
 		t.Errorf("result byproduct (-want +got):\n%s", diff)
 	}

@@ -9,12 +9,9 @@ import (
 	"slices"
 	"strings"
 
-	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
-	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Errors wrapped by VerifyEnvelope, one per kind of rejection.
@@ -89,37 +86,42 @@ type VerifyOptions struct {
 	BuilderIDs []string
 }
 
-// Verified is what a verified envelope attests.
-type Verified struct {
-	// Payload is the signed statement, exactly as signed.
-	Payload    []byte
-	Statement  *intoto.Statement
-	Provenance *slsa.Provenance
-	// Keys are the trusted keys whose signatures verified.
-	Keys         []*Key
-	BuilderID    string
-	InvocationID string
-	Subjects     []Subject
-}
-
-// Dependencies returns the resolved dependencies whose digest uses alg
-// ("gitCommit", "gitTree", "gitBlob", "sha256").
-func (v *Verified) Dependencies(alg string) []*intoto.ResourceDescriptor {
-	var out []*intoto.ResourceDescriptor
-	for _, d := range v.Provenance.GetBuildDefinition().GetResolvedDependencies() {
-		if _, ok := d.GetDigest()[alg]; ok {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 // VerifyEnvelope verifies a DSSE envelope against the trusted keys: the
-// signatures first (at least Threshold distinct keys; each key counts once
-// and a repeated signature counts once), and only then the payload: its
-// type, the in-toto statement and SLSA provenance it carries, and that the
-// builder ID is allowed for enough of the keys that signed.
+// signatures first (VerifyDSSE), and only then the payload: the in-toto
+// statement and SLSA provenance it carries, and that the builder ID is
+// allowed for enough of the keys that signed.
 func VerifyEnvelope(envelope []byte, keys Verifiers, opts VerifyOptions) (*Verified, error) {
+	d, err := VerifyDSSE(envelope, keys, opts)
+	if err != nil {
+		return nil, err
+	}
+	// From here on the payload is authentic: parse it.
+	v, err := ParseStatement(d.Payload)
+	if err != nil {
+		return nil, err
+	}
+	v.Keys = d.Keys
+	if err := checkBuilder(v.BuilderID, d.Keys, d.threshold, opts); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// DSSE is an envelope whose signatures verified.
+type DSSE struct {
+	// Payload is authentic: signed by Keys under PayloadType.
+	Payload []byte
+	Keys    []*Key
+
+	threshold int
+}
+
+// VerifyDSSE checks an envelope's signatures and payload type without
+// reading the payload: at least Threshold distinct trusted keys must have
+// signed (each key counts once, a repeated signature counts once, standard
+// and URL-safe base64 are both accepted), and the payload type must be
+// in-toto's.
+func VerifyDSSE(envelope []byte, keys Verifiers, opts VerifyOptions) (*DSSE, error) {
 	env, err := ParseEnvelope(envelope)
 	if err != nil {
 		return nil, err
@@ -132,19 +134,10 @@ func VerifyEnvelope(envelope []byte, keys Verifiers, opts VerifyOptions) (*Verif
 	if err != nil {
 		return nil, err
 	}
-	// From here on the payload is authentic: parse it.
 	if env.PayloadType != PayloadType {
 		return nil, fmt.Errorf("%w: %q, want %q", ErrPayloadType, env.PayloadType, PayloadType)
 	}
-	v, err := ParseStatement(payload)
-	if err != nil {
-		return nil, err
-	}
-	v.Keys = signers
-	if err := checkBuilder(v.BuilderID, signers, threshold, opts); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return &DSSE{Payload: payload, Keys: signers, threshold: threshold}, nil
 }
 
 // checkPolicy merges keys listed twice (a key counts once however often it
@@ -242,68 +235,4 @@ func checkBuilder(builderID string, signers []*Key, threshold int, opts VerifyOp
 		return fmt.Errorf("%w: %q is allowed for %d of the %d keys that signed, %d required", ErrBuilderID, builderID, allowed, len(signers), threshold)
 	}
 	return nil
-}
-
-// ParseStatement parses an in-toto Statement v1 carrying SLSA Provenance v1.
-// Call it only on a payload whose signature has been verified (VerifyEnvelope
-// does); it trusts nothing but checks the shape fully.
-func ParseStatement(payload []byte) (*Verified, error) {
-	st := &intoto.Statement{}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(payload, st); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrStatement, err)
-	}
-	if st.GetType() != StatementType {
-		return nil, fmt.Errorf("%w: _type %q, want %q", ErrStatement, st.GetType(), StatementType)
-	}
-	if st.GetPredicateType() != PredicateType {
-		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, st.GetPredicateType(), PredicateType)
-	}
-	if err := st.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrStatement, err)
-	}
-	prov, err := parseProvenance(st)
-	if err != nil {
-		return nil, err
-	}
-	v := &Verified{
-		Payload:      payload,
-		Statement:    st,
-		Provenance:   prov,
-		BuilderID:    prov.GetRunDetails().GetBuilder().GetId(),
-		InvocationID: prov.GetRunDetails().GetMetadata().GetInvocationId(),
-	}
-	if v.InvocationID == "" {
-		return nil, fmt.Errorf("%w: runDetails.metadata.invocationId is empty", ErrStatement)
-	}
-	seen := map[string]bool{}
-	for i, s := range st.GetSubject() {
-		sum := s.GetDigest()["sha256"]
-		if !isHex(sum, 64) {
-			return nil, fmt.Errorf("%w: subject %d (%q) has no sha256 digest", ErrStatement, i, s.GetName())
-		}
-		if err := checkSubjectName(s.GetName()); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrStatement, err)
-		}
-		if seen[s.GetName()] {
-			return nil, fmt.Errorf("%w: subject %q listed twice", ErrStatement, s.GetName())
-		}
-		seen[s.GetName()] = true
-		v.Subjects = append(v.Subjects, Subject{Name: s.GetName(), SHA256: sum})
-	}
-	return v, nil
-}
-
-func parseProvenance(st *intoto.Statement) (*slsa.Provenance, error) {
-	raw, err := protojson.Marshal(st.GetPredicate())
-	if err != nil {
-		return nil, fmt.Errorf("%w: predicate: %v", ErrStatement, err)
-	}
-	prov := &slsa.Provenance{}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, prov); err != nil {
-		return nil, fmt.Errorf("%w: predicate is not SLSA provenance v1: %v", ErrStatement, err)
-	}
-	if err := prov.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrStatement, err)
-	}
-	return prov, nil
 }

@@ -34,7 +34,7 @@ func decodeEnvelope(t testing.TB, b []byte) Envelope {
 	return e
 }
 
-func encodeEnvelope(t testing.TB, e Envelope) []byte {
+func encodeTestEnvelope(t testing.TB, e Envelope) []byte {
 	t.Helper()
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -125,7 +125,7 @@ func TestVerifyAcceptsBothBase64Alphabets(t *testing.T) {
 			"url-safe unpadded": {PayloadType: env.PayloadType, Payload: strings.TrimRight(urlPayload, "="),
 				Signatures: []EnvelopeSignature{{Sig: strings.TrimRight(urlSig, "=")}}},
 		} {
-			if _, err := VerifyEnvelope(encodeEnvelope(t, e), Verifiers{keyOf(t, s)}, VerifyOptions{}); err != nil {
+			if _, err := VerifyEnvelope(encodeTestEnvelope(t, e), Verifiers{keyOf(t, s)}, VerifyOptions{}); err != nil {
 				t.Errorf("%s base64: %v", name, err)
 			}
 		}
@@ -182,14 +182,14 @@ func TestRejectWrongPayloadType(t *testing.T) {
 	stmt := testStatement(t)
 	env := Envelope{PayloadType: "application/json", Payload: base64.StdEncoding.EncodeToString(stmt),
 		Signatures: []EnvelopeSignature{signRaw(t, s, "application/json", stmt)}}
-	expectRejected(t, encodeEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrPayloadType)
+	expectRejected(t, encodeTestEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrPayloadType)
 }
 
 func TestRejectPayloadTypeSwappedAfterSigning(t *testing.T) {
 	s := testSigner(t, KeyECDSA)
 	env := decodeEnvelope(t, mustSign(t, s, testStatement(t)))
 	env.PayloadType = "application/vnd.in-toto+json; swapped"
-	expectRejected(t, encodeEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrSignature)
+	expectRejected(t, encodeTestEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrSignature)
 }
 
 func TestRejectSignatureOverDifferentPayload(t *testing.T) {
@@ -197,7 +197,7 @@ func TestRejectSignatureOverDifferentPayload(t *testing.T) {
 	env := decodeEnvelope(t, mustSign(t, s, testStatement(t)))
 	other := decodeEnvelope(t, mustSign(t, s, []byte(`{"_type":"https://in-toto.io/Statement/v1"}`)))
 	env.Signatures = other.Signatures
-	expectRejected(t, encodeEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrSignature)
+	expectRejected(t, encodeTestEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrSignature)
 }
 
 func TestRejectPayloadEditedAfterSigning(t *testing.T) {
@@ -206,14 +206,14 @@ func TestRejectPayloadEditedAfterSigning(t *testing.T) {
 	payload := mustB64(t, env.Payload)
 	payload = bytes.Replace(payload, []byte(DefaultBuilderID), []byte("https://evil.example/builder"), 1)
 	env.Payload = base64.StdEncoding.EncodeToString(payload)
-	expectRejected(t, encodeEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrSignature)
+	expectRejected(t, encodeTestEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrSignature)
 }
 
 func TestRejectNoSignatures(t *testing.T) {
 	s := testSigner(t, KeyECDSA)
 	env := decodeEnvelope(t, mustSign(t, s, testStatement(t)))
 	env.Signatures = nil
-	expectRejected(t, encodeEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrNoSignatures)
+	expectRejected(t, encodeTestEnvelope(t, env), Verifiers{keyOf(t, s)}, VerifyOptions{}, ErrNoSignatures)
 }
 
 func TestRejectSameSignatureTwiceTowardThreshold(t *testing.T) {
@@ -222,12 +222,12 @@ func TestRejectSameSignatureTwiceTowardThreshold(t *testing.T) {
 	env := decodeEnvelope(t, mustSign(t, s, testStatement(t)))
 	env.Signatures = append(env.Signatures, env.Signatures[0])
 	keys := Verifiers{keyOf(t, s), keyOf(t, other)}
-	expectRejected(t, encodeEnvelope(t, env), keys, VerifyOptions{Threshold: 2}, ErrSignature)
+	expectRejected(t, encodeTestEnvelope(t, env), keys, VerifyOptions{Threshold: 2}, ErrSignature)
 
 	// The same signature re-encoded in the other alphabet is still the same.
 	urlSig := base64.URLEncoding.EncodeToString(mustB64(t, env.Signatures[0].Sig))
 	env.Signatures[1] = EnvelopeSignature{KeyID: "another-hint", Sig: urlSig}
-	expectRejected(t, encodeEnvelope(t, env), keys, VerifyOptions{Threshold: 2}, ErrSignature)
+	expectRejected(t, encodeTestEnvelope(t, env), keys, VerifyOptions{Threshold: 2}, ErrSignature)
 }
 
 func TestRejectTwoSignaturesBySameKeyTowardThreshold(t *testing.T) {
@@ -241,7 +241,7 @@ func TestRejectTwoSignaturesBySameKeyTowardThreshold(t *testing.T) {
 	if env.Signatures[0].Sig == env.Signatures[1].Sig {
 		t.Fatal("expected two distinct ECDSA signatures")
 	}
-	expectRejected(t, encodeEnvelope(t, env), Verifiers{keyOf(t, s), keyOf(t, other)}, VerifyOptions{Threshold: 2}, ErrSignature)
+	expectRejected(t, encodeTestEnvelope(t, env), Verifiers{keyOf(t, s), keyOf(t, other)}, VerifyOptions{Threshold: 2}, ErrSignature)
 }
 
 func TestKeyListedTwiceCountsOnce(t *testing.T) {

@@ -155,9 +155,9 @@ func (x *Index) walkTree(h plumbing.Hash) error {
 // otherwise reported as not checked when absent (a squash merge drops it).
 func CheckReport(r *attest.Report, v *attest.Verified, x *Index, requireCommit bool) {
 	at := " from " + x.Rev()[:12]
-	for _, d := range v.Dependencies("gitTree") {
-		id := d.GetDigest()["gitTree"]
-		name := "tree " + d.GetName()
+	for _, d := range v.DependenciesWith("gitTree") {
+		id := d.Digest.Get("gitTree")
+		name := "tree " + d.Name
 		switch ok, err := x.HasTree(id); {
 		case err != nil:
 			r.Add(name, attest.StatusFailed, err.Error())
@@ -167,9 +167,9 @@ func CheckReport(r *attest.Report, v *attest.Verified, x *Index, requireCommit b
 			r.Add(name, attest.StatusOK, id+" reachable"+at)
 		}
 	}
-	for _, d := range v.Dependencies("gitBlob") {
-		id := d.GetDigest()["gitBlob"]
-		name := "blob " + d.GetName()
+	for _, d := range v.DependenciesWith("gitBlob") {
+		id := d.Digest.Get("gitBlob")
+		name := "blob " + d.Name
 		switch ok, err := x.HasBlob(id); {
 		case err != nil:
 			r.Add(name, attest.StatusFailed, err.Error())
@@ -179,8 +179,8 @@ func CheckReport(r *attest.Report, v *attest.Verified, x *Index, requireCommit b
 			r.Add(name, attest.StatusOK, id+" reachable"+at)
 		}
 	}
-	for _, d := range v.Dependencies("gitCommit") {
-		id := d.GetDigest()["gitCommit"]
+	for _, d := range v.DependenciesWith("gitCommit") {
+		id := d.Digest.Get("gitCommit")
 		switch ok, err := x.HasCommit(id); {
 		case err != nil:
 			r.Add("commit", attest.StatusFailed, err.Error())
