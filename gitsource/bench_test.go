@@ -1,0 +1,328 @@
+package gitsource
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Benchmarks put expsync's gitsource and the git CLI side by side in one
+// run against the same server (git daemon, a separate process) and report
+// the ratio ours/git; ratios, not single times, are what to compare.
+//
+//	go test -run '^$' -bench . -benchtime 5x ./gitsource/
+//
+// They skip in -short. The 1,500-commit / 8,000-file repository is
+// generated once per run with git fast-import (about 6 s).
+
+var bigRepo struct {
+	once sync.Once
+	root string
+	err  error
+}
+
+const (
+	bigCommits = 1500
+	bigFiles   = 8000
+)
+
+// benchServer serves the generated repository ("big") over git://.
+func benchServer(b *testing.B) (url, root string) {
+	b.Helper()
+	if testing.Short() {
+		b.Skip("benchmarks against a generated 1,500-commit repository are skipped in -short")
+	}
+	bigRepo.once.Do(func() {
+		bigRepo.root, bigRepo.err = os.MkdirTemp("", "gitsource-bench")
+		if bigRepo.err == nil {
+			generateRepo(b, filepath.Join(bigRepo.root, "big.git"), bigCommits, bigFiles)
+		}
+	})
+	if bigRepo.err != nil {
+		b.Fatal(bigRepo.err)
+	}
+	return gitDaemon(b, bigRepo.root), bigRepo.root
+}
+
+func gitSource(b *testing.B, url, cache string) *Source {
+	src, err := New(Repository{URL: url, Refs: []RefPolicy{{Pattern: "main", Trusted: true}}}, cache)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return src
+}
+
+// runChild runs a command and returns its wall time and peak RSS in bytes.
+// The peak comes from /usr/bin/time (GNU time's %M) when it is installed:
+// a child started directly by Go inherits the parent's high-water RSS in
+// its rusage (Linux keeps the pre-exec mm's peak, and Go starts children
+// with vfork), so getrusage of our own child cannot go below our size.
+func runChild(b *testing.B, cmd *exec.Cmd) (time.Duration, int64) {
+	b.Helper()
+	if cmd.Env == nil {
+		cmd.Env = gitEnv(os.TempDir())
+	}
+	rssFile := filepath.Join(b.TempDir(), "rss")
+	timed := cmd
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		timed = exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rssFile}, cmd.Args...)...)
+		timed.Env, timed.Dir = cmd.Env, cmd.Dir
+	}
+	t0 := time.Now()
+	out, err := timed.CombinedOutput()
+	d := time.Since(t0)
+	if err != nil {
+		b.Fatalf("%v: %v: %s", cmd.Args, err, out)
+	}
+	if data, err := os.ReadFile(rssFile); err == nil {
+		kb, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		if err == nil {
+			return d, kb * 1024
+		}
+	}
+	ru := timed.ProcessState.SysUsage().(*syscall.Rusage)
+	return d, ru.Maxrss * 1024 // Linux reports KiB
+}
+
+func BenchmarkPollUnchangedVsLsRemote(b *testing.B) {
+	url, _ := benchServer(b)
+	src := gitSource(b, url+"/big.git", b.TempDir())
+	ctx := context.Background()
+	if _, err := src.Poll(ctx); err != nil {
+		b.Fatal(err)
+	}
+	before := src.Stats()
+	var ours, theirs time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		changes, err := src.Poll(ctx)
+		ours += time.Since(t0)
+		if err != nil || len(changes) != 0 {
+			b.Fatalf("unchanged poll = %v, %v", changes, err)
+		}
+		d, _ := runChild(b, exec.Command("git", "ls-remote", url+"/big.git"))
+		theirs += d
+	}
+	b.StopTimer()
+	after := src.Stats()
+	b.ReportMetric(float64(ours.Microseconds())/float64(b.N), "ours-µs/poll")
+	b.ReportMetric(float64(theirs.Microseconds())/float64(b.N), "git-ls-remote-µs")
+	b.ReportMetric(float64(ours)/float64(theirs), "ratio")
+	b.ReportMetric(float64(after.Fetches-before.Fetches)/float64(b.N), "fetches/poll")
+	b.ReportMetric(float64(after.Lists-before.Lists)/float64(b.N), "lists/poll")
+}
+
+// TestBenchChild is the body of the "ours" side of the shallow-fetch
+// benchmark, run in a child process so its peak RSS is measured the same
+// way as git's. It does nothing unless the benchmark starts it.
+func TestBenchChild(t *testing.T) {
+	url, cache, mode := os.Getenv("GITSOURCE_CHILD_URL"), os.Getenv("GITSOURCE_CHILD_CACHE"), os.Getenv("GITSOURCE_CHILD_MODE")
+	if url == "" {
+		t.Skip("only run as a child of BenchmarkShallowFetchVsGitClone")
+	}
+	src, err := New(Repository{URL: url, Refs: []RefPolicy{{Pattern: "main", Trusted: true}}}, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := src.Snapshot(context.Background(), "main", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	if mode != "read" {
+		return
+	}
+	n := 0
+	err = sn.Walk("", func(p string, e treeEntry) error {
+		if e.IsDir() {
+			return nil
+		}
+		if _, err := sn.ReadFile(p, 0); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != bigFiles {
+		t.Fatalf("read %d files: %v", n, err)
+	}
+}
+
+func BenchmarkShallowFetchVsGitClone(b *testing.B) {
+	url, _ := benchServer(b)
+	repoURL := url + "/big.git"
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	child := func(mode string) *exec.Cmd {
+		cmd := exec.Command(exe, "-test.run=^TestBenchChild$", "-test.count=1")
+		cmd.Env = append(gitEnv(os.TempDir()), "GITSOURCE_CHILD_URL="+repoURL,
+			"GITSOURCE_CHILD_CACHE="+b.TempDir(), "GITSOURCE_CHILD_MODE="+mode)
+		return cmd
+	}
+	// The child's baseline: the same test binary doing nothing.
+	baseTime, baseRSS := runChild(b, exec.Command(exe, "-test.run=^$"))
+	for _, c := range []struct {
+		name, mode string
+		gitArgs    []string
+	}{
+		// Fetch only: our snapshot (no work tree) vs a bare shallow clone.
+		{"fetch", "fetch", []string{"clone", "-q", "--bare", "--depth", "1", "--single-branch", "--no-tags"}},
+		// Fetch and read every file vs a shallow clone with checkout.
+		{"fetch+read-all", "read", []string{"clone", "-q", "--depth", "1", "--single-branch", "--no-tags"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var ours, theirs time.Duration
+			var oursRSS, gitRSS int64
+			for i := 0; i < b.N; i++ {
+				d, rss := runChild(b, child(c.mode))
+				ours += d
+				oursRSS = max(oursRSS, rss)
+				args := append(append([]string{}, c.gitArgs...), repoURL, filepath.Join(b.TempDir(), "clone"))
+				d, rss = runChild(b, exec.Command("git", args...))
+				theirs += d
+				gitRSS = max(gitRSS, rss)
+			}
+			b.ReportMetric(float64(ours.Milliseconds())/float64(b.N), "ours-ms")
+			b.ReportMetric(float64(theirs.Milliseconds())/float64(b.N), "git-ms")
+			b.ReportMetric(float64(ours)/float64(theirs), "time-ratio")
+			b.ReportMetric(float64(oursRSS)/(1<<20), "ours-maxrss-MiB")
+			b.ReportMetric(float64(gitRSS)/(1<<20), "git-maxrss-MiB")
+			b.ReportMetric(float64(oursRSS)/float64(gitRSS), "rss-ratio")
+			b.ReportMetric(float64(baseRSS)/(1<<20), "idle-test-binary-MiB")
+			b.ReportMetric(float64(baseTime.Milliseconds()), "idle-test-binary-ms")
+		})
+	}
+}
+
+func rssBytes() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func BenchmarkPoll1000UnchangedRepositories(b *testing.B) {
+	_, root := benchServer(b)
+	// 1,000 distinct repositories (symlinks to one small repository).
+	reposRoot := b.TempDir()
+	small := filepath.Join(reposRoot, "small.git")
+	generateRepo(b, small, 3, 20)
+	head := runGit(b, small, "rev-parse", "main")
+	const n = 1000
+	for i := 0; i < n; i++ {
+		if err := os.Symlink(small, filepath.Join(reposRoot, fmt.Sprintf("r%04d.git", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = root
+	url := gitDaemon(b, reposRoot)
+	cache := b.TempDir()
+	ctx := context.Background()
+	for iter := 0; iter < b.N; iter++ {
+		runtime.GC()
+		debug.FreeOSMemory()
+		rss0 := rssBytes()
+		var ms0 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		sources := make([]*Source, n)
+		for i := range sources {
+			sources[i] = gitSource(b, fmt.Sprintf("%s/r%04d.git", url, i), cache)
+			sources[i].SetObserved(map[string]string{"refs/heads/main": head})
+		}
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		var errs sync.Map
+		for i, s := range sources {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(i int, s *Source) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				changes, err := s.Poll(ctx)
+				if err != nil || len(changes) != 0 {
+					errs.Store(i, fmt.Sprint(changes, err))
+				}
+			}(i, s)
+		}
+		wg.Wait()
+		elapsed := time.Since(t0)
+		errs.Range(func(k, v any) bool { b.Fatalf("repo %v: %v", k, v); return false })
+		peakRSS := rssBytes()
+		runtime.GC()
+		var ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms1)
+		var fetches int64
+		for _, s := range sources {
+			fetches += s.Stats().Fetches
+		}
+		b.ReportMetric(float64(peakRSS-rss0)/(1<<20), "extra-rss-MiB")
+		b.ReportMetric(float64(int64(ms1.HeapInuse)-int64(ms0.HeapInuse))/(1<<20), "retained-heap-MiB")
+		b.ReportMetric(float64(int64(ms1.HeapInuse)-int64(ms0.HeapInuse))/n, "retained-B/repo")
+		b.ReportMetric(float64(elapsed.Milliseconds()), "ms/1000-polls")
+		b.ReportMetric(float64(fetches), "fetches")
+		runtime.KeepAlive(sources)
+	}
+}
+
+func BenchmarkCommitBack1000FilesVsGitCLI(b *testing.B) {
+	_, _ = benchServer(b) // -short skip and shared setup
+	root := b.TempDir()
+	bare := filepath.Join(root, "cb.git")
+	generateRepo(b, bare, 2, 100)
+	url := gitDaemon(b, root) + "/cb.git"
+	src := gitSource(b, url, b.TempDir())
+	work := b.TempDir()
+	runGit(b, work, "clone", "-q", url, "w")
+	work = filepath.Join(work, "w")
+	ctx := context.Background()
+	var ours, theirs time.Duration
+	for i := 0; i < b.N; i++ {
+		files := map[string][]byte{}
+		for f := 0; f < 1000; f++ {
+			files[fmt.Sprintf("results/ours-%d/run%04d/run.json", i, f)] = []byte(fmt.Sprintf(`{"run":%d,"iter":%d}`, f, i))
+		}
+		t0 := time.Now()
+		res, err := src.CommitBack(ctx, CommitRequest{Branch: "main", Files: files, Message: "results", Author: bot}, nil)
+		ours += time.Since(t0)
+		if err != nil || !res.Pushed {
+			b.Fatalf("commit back = %+v, %v", res, err)
+		}
+		// The git CLI: pull, write the same number of files, add, commit, push.
+		t0 = time.Now()
+		runGit(b, work, "pull", "-q", "--ff-only", "origin", "main")
+		for f := 0; f < 1000; f++ {
+			p := filepath.Join(work, "results", fmt.Sprintf("git-%d", i), fmt.Sprintf("run%04d", f))
+			os.MkdirAll(p, 0o755)
+			os.WriteFile(filepath.Join(p, "run.json"), []byte(fmt.Sprintf(`{"run":%d,"iter":%d}`, f, i)), 0o644)
+		}
+		runGit(b, work, "add", "-A")
+		runGit(b, work, "commit", "-q", "-m", "results")
+		runGit(b, work, "push", "-q", "origin", "main")
+		theirs += time.Since(t0)
+	}
+	b.ReportMetric(float64(ours.Milliseconds())/float64(b.N), "ours-ms")
+	b.ReportMetric(float64(theirs.Milliseconds())/float64(b.N), "git-ms")
+	b.ReportMetric(float64(ours)/float64(theirs), "ratio")
+}

@@ -1,0 +1,104 @@
+package gitsource
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// generateRepo writes a bare repository of `commits` commits whose head
+// holds `files` files (100 per folder, ~300 bytes each), through
+// `git fast-import`: one process, a few seconds, affordable in CI. Every
+// commit after the first changes 5 files.
+func generateRepo(tb testing.TB, bare string, commits, files int) {
+	tb.Helper()
+	runGit(tb, filepath.Dir(bare), "init", "-q", "--bare", "-b", "main", filepath.Base(bare))
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir = bare
+	cmd.Env = gitEnv(os.TempDir())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	w := bufio.NewWriterSize(stdin, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	content := func(i, version int) []byte {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "file %d version %d\n", i, version)
+		for b.Len() < 300 {
+			fmt.Fprintf(&b, "%016x\n", rng.Uint64())
+		}
+		return b.Bytes()
+	}
+	path := func(i int) string { return fmt.Sprintf("dir%03d/file%04d.txt", i/100, i) }
+	when := int64(1700000000)
+	for c := 1; c <= commits; c++ {
+		msg := fmt.Sprintf("commit %d", c)
+		fmt.Fprintf(w, "commit refs/heads/main\ncommitter Gen <gen@example.org> %d +0000\ndata %d\n%s\n", when+int64(c), len(msg), msg)
+		n := 5
+		if c == 1 {
+			n = files
+		}
+		for k := 0; k < n; k++ {
+			i := k
+			if c > 1 {
+				i = rng.IntN(files)
+			}
+			data := content(i, c)
+			fmt.Fprintf(w, "M 100644 inline %s\ndata %d\n", path(i), len(data))
+			w.Write(data)
+			w.WriteString("\n")
+		}
+	}
+	if err := w.Flush(); err != nil {
+		cmd.Wait()
+		tb.Fatalf("git fast-import: %v: %s", err, stderr.String())
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		tb.Fatalf("git fast-import: %v: %s", err, stderr.String())
+	}
+	runGit(tb, bare, "repack", "-adq")
+}
+
+// gitDaemon serves root over git:// (smart protocol, pushes enabled) in a
+// separate process, so the server's memory is not counted as ours.
+func gitDaemon(tb testing.TB, root string) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
+		"--base-path="+root, "--listen=127.0.0.1", "--port="+strconv.Itoa(port), root)
+	cmd.Env = gitEnv(os.TempDir())
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return "git://" + addr
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatal("git daemon did not start")
+	return ""
+}
