@@ -49,12 +49,13 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 	)
 	for _, run := range runs {
 		runCtx, cancel := context.WithCancel(ctx)
-		r.track(run.ID, cancel)
+		key := TargetKey(t.Repository, t.Ref)
+		r.track(key, run.ID, cancel)
 		wg.Add(1)
 		go func(run render.Run) {
 			defer wg.Done()
 			defer cancel()
-			defer r.untrack(run.ID)
+			defer r.untrack(key, run.ID)
 			res, err := r.runOne(runCtx, prep, run)
 			if err == nil && res.Status.Cacheable() {
 				var folder *results.Folder

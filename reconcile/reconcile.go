@@ -71,7 +71,7 @@ type Reconciler struct {
 	Events func(Event)
 
 	mu       sync.Mutex
-	inflight map[string]context.CancelFunc // run ID -> cancel
+	inflight map[string]map[string]context.CancelFunc // target key -> run ID -> cancel
 	eventsMu sync.Mutex
 }
 
@@ -169,13 +169,14 @@ func (r *Reconciler) classify(ctx context.Context, t Target, layout results.Layo
 	return w, nil
 }
 
-// CancelExcept cancels the in-flight runs whose IDs are not in keep: a new
-// commit edited or deleted their experiment.
-func (r *Reconciler) CancelExcept(keep map[string]bool) int {
+// CancelExcept cancels the in-flight runs of target key (see Target.key)
+// whose IDs are not in keep: a new commit edited or deleted their
+// experiment. It returns how many it cancelled.
+func (r *Reconciler) CancelExcept(key string, keep map[string]bool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
-	for id, cancel := range r.inflight {
+	for id, cancel := range r.inflight[key] {
 		if !keep[id] {
 			cancel()
 			n++
@@ -184,32 +185,41 @@ func (r *Reconciler) CancelExcept(keep map[string]bool) int {
 	return n
 }
 
-// InFlight lists the run IDs executing now, sorted.
-func (r *Reconciler) InFlight() []string {
+// InFlight lists the run IDs of target key executing now, sorted.
+func (r *Reconciler) InFlight(key string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]string, 0, len(r.inflight))
-	for id := range r.inflight {
+	out := make([]string, 0, len(r.inflight[key]))
+	for id := range r.inflight[key] {
 		out = append(out, id)
 	}
 	sort.Strings(out)
 	return out
 }
 
-func (r *Reconciler) track(id string, cancel context.CancelFunc) {
+func (r *Reconciler) track(key, id string, cancel context.CancelFunc) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.inflight == nil {
-		r.inflight = map[string]context.CancelFunc{}
+		r.inflight = map[string]map[string]context.CancelFunc{}
 	}
-	r.inflight[id] = cancel
+	if r.inflight[key] == nil {
+		r.inflight[key] = map[string]context.CancelFunc{}
+	}
+	r.inflight[key][id] = cancel
 }
 
-func (r *Reconciler) untrack(id string) {
+func (r *Reconciler) untrack(key, id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.inflight, id)
+	delete(r.inflight[key], id)
+	if len(r.inflight[key]) == 0 {
+		delete(r.inflight, key)
+	}
 }
+
+// TargetKey names the runs of one ref of one repository, for CancelExcept.
+func TargetKey(repository, ref string) string { return repository + " " + ref }
 
 func (r *Reconciler) batchInterval() time.Duration {
 	if r.BatchInterval > 0 {

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/reconcile"
+)
+
+// serveConfig is the YAML file of `expsync serve --config FILE`.
+type serveConfig struct {
+	// Store, State and Key as for `expsync run`.
+	Store string `yaml:"store"`
+	State string `yaml:"state"`
+	Key   string `yaml:"key"`
+	// TrustedKeys are further public keys whose results count as done.
+	TrustedKeys []string `yaml:"trustedKeys"`
+	BuilderID   string   `yaml:"builderID"`
+	// Interval between polls; BatchInterval between results commits.
+	Interval      duration `yaml:"interval"`
+	BatchInterval duration `yaml:"batchInterval"`
+	// Concurrency bounds the runs at once (0: CPU and memory requests).
+	Concurrency  int                `yaml:"concurrency"`
+	Author       *authorConfig      `yaml:"author"`
+	Repositories []repositoryConfig `yaml:"repositories"`
+}
+
+type authorConfig struct {
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
+}
+
+type repositoryConfig struct {
+	URL       string      `yaml:"url"`
+	AllowHTTP bool        `yaml:"allowHTTP"`
+	Auth      *authConfig `yaml:"auth"`
+	Refs      []struct {
+		Pattern       string `yaml:"pattern"`
+		Trusted       bool   `yaml:"trusted"`
+		ResultsBranch string `yaml:"resultsBranch"`
+	} `yaml:"refs"`
+	Verify *struct {
+		Required    bool     `yaml:"required"`
+		PGPKeyFiles []string `yaml:"pgpKeyFiles"`
+		SSHKeyFiles []string `yaml:"sshKeyFiles"`
+	} `yaml:"verify"`
+}
+
+// authConfig names where credentials come from; the file never holds them.
+type authConfig struct {
+	UsernameEnv    string `yaml:"usernameEnv"`
+	PasswordEnv    string `yaml:"passwordEnv"`
+	TokenEnv       string `yaml:"tokenEnv"`
+	SSHKeyFile     string `yaml:"sshKeyFile"`
+	KnownHostsFile string `yaml:"knownHostsFile"`
+}
+
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (for example 30s or 5m)", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+type serveOptions struct {
+	Config string
+}
+
+func init() {
+	commands = append(commands, func() *cobra.Command {
+		o := &serveOptions{}
+		cmd := &cobra.Command{
+			Use:   "serve --config FILE",
+			Short: "Keep polling repositories and run, attest and commit back what is new",
+			Long: `Poll the repositories and refs of the configuration file, and reconcile each
+ref whose commit moved: run what is new, attest it, commit the results back.
+A new commit that edits or deletes an experiment cancels its in-flight runs.
+At start, runs left in flight by a killed expsync are ended and then rerun or
+recovered from the run cache, never duplicated.
+
+The configuration file (YAML):
+
+  store: /var/lib/expsync/store
+  state: /var/lib/expsync/state
+  key: /etc/expsync/expsync.key        # passphrase from EXPSYNC_PASSWORD
+  interval: 30s
+  batchInterval: 10s
+  concurrency: 4
+  repositories:
+    - url: https://git.example/lab/experiments.git
+      auth: {usernameEnv: GIT_USER, passwordEnv: GIT_TOKEN}
+      refs:
+        - {pattern: main, trusted: true}
+        - {pattern: "refs/pull/*/head", trusted: false, resultsBranch: expsync-results}
+      verify: {sshKeyFiles: [/etc/expsync/allowed_signers]}`,
+			Args: cobra.NoArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				return o.Exec(c.Context(), c.ErrOrStderr())
+			},
+		}
+		cmd.Flags().StringVar(&o.Config, "config", "", "configuration file (required)")
+		return cmd
+	})
+}
+
+// Exec serves until SIGINT or SIGTERM.
+func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if o.Config == "" {
+		return &exitError{2, errors.New("--config is required")}
+	}
+	cfg, err := loadServeConfig(o.Config)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(log, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	}
+	opts := reconcile.LocalOptions{
+		StoreDir: cfg.Store, StateDir: cfg.State, Key: cfg.Key, TrustedKeys: cfg.TrustedKeys, BuilderID: cfg.BuilderID,
+		Concurrency: cfg.Concurrency, BatchInterval: cfg.BatchInterval.Duration,
+		Events: func(e reconcile.Event) {
+			switch e.Kind {
+			case reconcile.EventRunFinished:
+				logf("run %s of %s: %s", short12(e.RunID), e.Experiment, e.Status)
+			case reconcile.EventCommitted:
+				if e.ResultsCommit != "" {
+					logf("committed %d runs of %s: %s", e.Runs, short12(e.Commit), e.ResultsCommit)
+				}
+			case reconcile.EventCommitFailed:
+				logf("commit of %d runs failed (retried): %v", e.Runs, e.Err)
+			}
+		},
+	}
+	if cfg.Author != nil {
+		opts.Author = gitsource.Signature{Name: cfg.Author.Name, Email: cfg.Author.Email}
+	}
+	l, recovered, err := reconcile.OpenLocal(ctx, opts)
+	if l == nil {
+		return &exitError{2, err}
+	}
+	if err != nil {
+		logf("warning: %v", err)
+	}
+	for _, r := range recovered {
+		what := "will run again"
+		if r.Result != nil {
+			what = "finished; its result is recovered from the run cache"
+		}
+		logf("run %s of %s was in flight when expsync stopped: %s", short12(r.Contract.RunID), r.Contract.Experiment, what)
+	}
+	var sources []*gitsource.Source
+	for i, rc := range cfg.Repositories {
+		repo, err := rc.repository()
+		if err != nil {
+			l.Close(context.Background())
+			return &exitError{2, fmt.Errorf("%s: repositories[%d]: %w", o.Config, i, err)}
+		}
+		src, err := l.Source(repo)
+		if err != nil {
+			l.Close(context.Background())
+			return &exitError{2, fmt.Errorf("%s: repositories[%d]: %w", o.Config, i, err)}
+		}
+		sources = append(sources, src)
+	}
+	logf("serving %d repositories, polling every %s (store %s, state %s)", len(sources), cfg.Interval.Duration, cfg.Store, cfg.State)
+	err = l.Serve(ctx, sources, reconcile.ServeOptions{Interval: cfg.Interval.Duration, Log: logf})
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if cerr := l.Close(shutdown); cerr != nil {
+		logf("shutdown: %v", cerr)
+	}
+	logf("stopped")
+	return err
+}
+
+func loadServeConfig(file string) (*serveConfig, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var cfg serveConfig
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	base := filepath.Dir(file)
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	if cfg.Store == "" {
+		cfg.Store = defaultStoreDir()
+	}
+	if cfg.State == "" {
+		cfg.State = defaultStateDir()
+	}
+	if cfg.Key == "" {
+		cfg.Key = os.Getenv("EXPSYNC_KEY")
+	}
+	cfg.Store, cfg.State, cfg.Key = rel(cfg.Store), rel(cfg.State), rel(cfg.Key)
+	for i := range cfg.TrustedKeys {
+		cfg.TrustedKeys[i] = rel(cfg.TrustedKeys[i])
+	}
+	if cfg.Key == "" {
+		return nil, fmt.Errorf("%s: key: a signing key is required (make one with `expsync keygen`)", file)
+	}
+	if cfg.Interval.Duration == 0 {
+		cfg.Interval.Duration = 30 * time.Second
+	}
+	if cfg.BatchInterval.Duration == 0 {
+		cfg.BatchInterval.Duration = 10 * time.Second
+	}
+	if len(cfg.Repositories) == 0 {
+		return nil, fmt.Errorf("%s: repositories: at least one repository is required", file)
+	}
+	for i, r := range cfg.Repositories {
+		if r.URL == "" {
+			return nil, fmt.Errorf("%s: repositories[%d].url is required", file, i)
+		}
+		if len(r.Refs) == 0 {
+			return nil, fmt.Errorf("%s: repositories[%d].refs: watch at least one ref, for example {pattern: main, trusted: true}", file, i)
+		}
+		if r.Verify != nil {
+			for j := range r.Verify.PGPKeyFiles {
+				r.Verify.PGPKeyFiles[j] = rel(r.Verify.PGPKeyFiles[j])
+			}
+			for j := range r.Verify.SSHKeyFiles {
+				r.Verify.SSHKeyFiles[j] = rel(r.Verify.SSHKeyFiles[j])
+			}
+		}
+		if r.Auth != nil {
+			r.Auth.SSHKeyFile, r.Auth.KnownHostsFile = rel(r.Auth.SSHKeyFile), rel(r.Auth.KnownHostsFile)
+		}
+	}
+	return &cfg, nil
+}
+
+// repository turns one entry into a gitsource.Repository; credentials come
+// from the environment variables the entry names.
+func (rc repositoryConfig) repository() (gitsource.Repository, error) {
+	repo := gitsource.Repository{URL: rc.URL, URLPolicy: gitsource.URLPolicy{AllowHTTP: rc.AllowHTTP}}
+	for _, r := range rc.Refs {
+		repo.Refs = append(repo.Refs, gitsource.RefPolicy{Pattern: r.Pattern, Trusted: r.Trusted, ResultsBranch: r.ResultsBranch})
+	}
+	if a := rc.Auth; a != nil {
+		repo.Auth = &gitsource.Auth{Username: os.Getenv(a.UsernameEnv), Password: os.Getenv(a.PasswordEnv), BearerToken: os.Getenv(a.TokenEnv)}
+		if a.UsernameEnv == "" {
+			repo.Auth.Username = ""
+		}
+		if a.SSHKeyFile != "" {
+			key, err := os.ReadFile(a.SSHKeyFile)
+			if err != nil {
+				return repo, fmt.Errorf("auth.sshKeyFile: %w", err)
+			}
+			repo.Auth.SSHPrivateKey = key
+		}
+		if a.KnownHostsFile != "" {
+			kh, err := os.ReadFile(a.KnownHostsFile)
+			if err != nil {
+				return repo, fmt.Errorf("auth.knownHostsFile: %w", err)
+			}
+			repo.Auth.KnownHosts = kh
+		}
+	}
+	if v := rc.Verify; v != nil {
+		files := append(append([]string(nil), v.PGPKeyFiles...), v.SSHKeyFiles...)
+		p, err := commitVerifyPolicy(files)
+		if err != nil {
+			return repo, fmt.Errorf("verify: %w", err)
+		}
+		p.Required = v.Required
+		repo.Verify = p
+	}
+	return repo, nil
+}
