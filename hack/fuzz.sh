@@ -8,6 +8,7 @@ fuzztime="${1:-10s}"
 targets=(
   ./api/v1alpha1:FuzzLoad
   ./render:FuzzTemplate
+  ./contract:FuzzCanonical
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
 )
