@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/render"
+	"github.com/expsync/expsync/tree"
+)
+
+// runnerImageEnv overrides the default of --runner-image.
+const runnerImageEnv = "EXPSYNC_RUNNER_IMAGE"
+
+// renderOptions is `expsync render`: print the Jobs (and contract
+// ConfigMaps) that kubernetes mode would create for repository folders, for
+// review in a pull request and for `kubectl apply --dry-run=server -f -`.
+type renderOptions struct {
+	Output      string
+	RunnerImage string
+	Namespace   string
+	Repository  string
+	Commit      string
+	Store       string
+	Stdout      io.Writer
+	Stderr      io.Writer
+}
+
+func defaultRunnerImage() string {
+	if img := os.Getenv(runnerImageEnv); img != "" {
+		return img
+	}
+	return "ghcr.io/expsync/expsync:" + version
+}
+
+func init() {
+	commands = append(commands, func() *cobra.Command {
+		o := &renderOptions{}
+		c := &cobra.Command{
+			Use:   "render [PATH...]",
+			Short: "Print the Kubernetes Jobs the experiments of repository folders (default .) would create",
+			Long: "render plans each repository folder in kubernetes mode (digest-pinned images only) and prints, per run,\n" +
+				"its contract ConfigMap and its batch/v1 Job: a YAML stream (-o yaml) or one v1 List (-o json), ready for\n" +
+				"`kubectl apply --dry-run=server -f -`. Invalid experiment files are printed as file:line:col: message\n" +
+				"(exit 1). The controller creates each Job first and then its ConfigMap, owned by the Job.",
+			RunE: func(c *cobra.Command, args []string) error {
+				o.Stdout, o.Stderr = c.OutOrStdout(), c.ErrOrStderr()
+				return o.Exec(c.Context(), args)
+			},
+		}
+		f := c.Flags()
+		f.StringVarP(&o.Output, "output", "o", "yaml", "output format: yaml (a stream of documents) or json (a v1 List)")
+		f.StringVar(&o.RunnerImage, "runner-image", defaultRunnerImage(), "image with the expsync binary for the init container (default from $"+runnerImageEnv+"); pin it by digest")
+		f.StringVarP(&o.Namespace, "namespace", "n", "", "namespace of the objects (default: none, kubectl's current namespace)")
+		f.StringVar(&o.Repository, "repository", "", "repository URL recorded in the expsync.dev/repository label and annotation")
+		f.StringVar(&o.Commit, "commit", "", "commit recorded in the expsync.dev/commit annotation")
+		f.StringVar(&o.Store, "store", "", "store URL written into every run contract (for example s3://bucket/prefix)")
+		return c
+	})
+}
+
+// Exec renders every folder of paths and prints all objects at once, so a
+// folder with errors prints nothing half-done.
+func (o *renderOptions) Exec(ctx context.Context, paths []string) error {
+	var write func(io.Writer, []render.JobObjects) error
+	switch o.Output {
+	case "yaml", "":
+		write = render.WriteYAML
+	case "json":
+		write = render.WriteJSONList
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("-o %q: use yaml or json", o.Output)}
+	}
+	if o.RunnerImage == "" {
+		return &exitError{code: 2, err: errors.New("--runner-image is empty: name the image that holds the expsync binary")}
+	}
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	opts := render.JobOptions{
+		Namespace:   o.Namespace,
+		RunnerImage: o.RunnerImage,
+		Repository:  o.Repository,
+		Commit:      o.Commit,
+	}
+	var all []render.JobObjects
+	failed := false
+	for _, p := range paths {
+		objs, ok, err := o.renderFolder(p, opts)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		failed = failed || !ok
+		all = append(all, objs...)
+	}
+	if failed {
+		return &exitError{code: 1, err: errors.New("")}
+	}
+	return write(o.Stdout, all)
+}
+
+// renderFolder plans and renders one folder; ok is false when it printed
+// validation problems.
+func (o *renderOptions) renderFolder(path string, opts render.JobOptions) ([]render.JobObjects, bool, error) {
+	dir, err := tree.NewDir(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer dir.Close()
+	plan, err := render.Plan(dir, render.PlanOptions{Mode: v1alpha1.ModeKubernetes, StoreURL: o.Store})
+	var list v1alpha1.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			e.Pos.File = displayFile(path, e.Pos.File)
+			fmt.Fprintln(o.Stderr, e.Error())
+		}
+		fmt.Fprintf(o.Stderr, "%s: %d problem(s)\n", path, len(list))
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", path, err)
+	}
+	objs, err := render.RenderJobs(plan.Runs, opts)
+	if err != nil {
+		fmt.Fprintf(o.Stderr, "%s: %v\n", path, err)
+		return nil, false, nil
+	}
+	fmt.Fprintf(o.Stderr, "%s: %d Job(s) from %d experiment(s)\n", path, len(objs), len(plan.Experiments))
+	return objs, true, nil
+}
