@@ -1,6 +1,7 @@
 package envtest_test
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"sort"
@@ -13,6 +14,10 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -265,5 +270,60 @@ func ensurePriorityClass(t *testing.T, ctx context.Context, client kubernetes.In
 	pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Value: 100}
 	if _, err := client.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create priority class %s: %v", name, err)
+	}
+}
+
+// TestRenderOutputAppliesWithServerDryRun sends `expsync render -o json`'s
+// exact bytes (render.WriteJSONList, which the CLI prints) to the API server
+// as `kubectl apply --server-side --dry-run=server -f -` would: every item of
+// the List, server-side applied in dry-run mode with strict field validation.
+func TestRenderOutputAppliesWithServerDryRun(t *testing.T) {
+	cfg := apiServer(t)
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	createRestrictedNamespace(t, ctx, client, "dry-run")
+	objs := renderRepository(t, filepath.Join("..", "..", "examples", "experiments"), "dry-run")
+	var out bytes.Buffer
+	if err := render.WriteJSONList(&out, objs); err != nil {
+		t.Fatal(err)
+	}
+	var list unstructured.UnstructuredList
+	if err := list.UnmarshalJSON(out.Bytes()); err != nil {
+		t.Fatalf("decode the List: %v", err)
+	}
+	if len(list.Items) != 2*len(objs) {
+		t.Fatalf("%d items for %d runs", len(list.Items), len(objs))
+	}
+	resources := map[string]schema.GroupVersionResource{
+		"Job":       {Group: "batch", Version: "v1", Resource: "jobs"},
+		"ConfigMap": {Version: "v1", Resource: "configmaps"},
+	}
+	for _, item := range list.Items {
+		gvr, ok := resources[item.GetKind()]
+		if !ok {
+			t.Fatalf("unexpected kind %s", item.GetKind())
+		}
+		data, err := item.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = dyn.Resource(gvr).Namespace(item.GetNamespace()).Patch(ctx, item.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
+			FieldManager: "kubectl", DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict",
+		})
+		if err != nil {
+			t.Errorf("%s %s refused: %v", item.GetKind(), item.GetName(), err)
+		}
+	}
+	// Dry run means nothing was stored.
+	jobs, err := client.BatchV1().Jobs("dry-run").List(ctx, metav1.ListOptions{})
+	if err != nil || len(jobs.Items) != 0 {
+		t.Errorf("after a dry run the namespace holds %d Jobs (%v)", len(jobs.Items), err)
 	}
 }
