@@ -32,15 +32,11 @@ func plan(r tree.Reader, opts PlanOptions) (*PlanResult, error) {
 	if repo == nil {
 		return nil, errs.Err()
 	}
-	bad := map[string]bool{} // files with load errors: their experiments are not expanded
-	for _, e := range errs {
-		bad[e.Pos.File] = true
-	}
 	p := &planner{r: r, opts: opts, repo: repo, errs: errs, sha: map[string]string{}}
 	res := &PlanResult{Config: repo.Config, Limits: repo.Limits, Experiments: repo.Experiments}
 	for _, e := range repo.Experiments {
-		if bad[e.Source.Path] || anyBad(bad, e.Templates) {
-			continue
+		if !e.Valid() {
+			continue // its errors are reported; expanding it could mislead
 		}
 		runs, err := p.experiment(e)
 		if err != nil {
@@ -58,15 +54,6 @@ func plan(r tree.Reader, opts PlanOptions) (*PlanResult, error) {
 		return res, err
 	}
 	return res, nil
-}
-
-func anyBad(bad map[string]bool, refs []v1alpha1.FileRef) bool {
-	for _, r := range refs {
-		if bad[r.Path] {
-			return true
-		}
-	}
-	return false
 }
 
 type planner struct {

@@ -53,12 +53,14 @@ func (l *loader) header(file string, root *yaml.Node, allowed ...string) (string
 	return "", false
 }
 
-func (l *loader) loadDocument(path string, blob tree.Hash, doc yamlDoc) *Loaded {
+func (l *loader) loadDocument(path string, blob tree.Hash, doc yamlDoc) (loaded *Loaded) {
 	kind, ok := l.header(path, doc.node, KindExperiment, KindExperimentTemplate)
 	if !ok || kind == KindExperimentTemplate {
 		return nil // templates may sit next to experiments; they are read when used
 	}
-	loaded := &Loaded{
+	before := len(l.errs)
+	defer func() { loaded.invalid = len(l.errs) > before }()
+	loaded = &Loaded{
 		Source:   FileRef{Path: path, Blob: string(blob)},
 		Document: doc.index,
 		pos:      map[string]Position{},

@@ -29,7 +29,14 @@ type Loaded struct {
 	// pos records where fields were written ("spec.context",
 	// "spec.inputs[0].file", ...), for errors found after loading.
 	pos map[string]Position
+	// invalid is set when loading it reported an error.
+	invalid bool
 }
+
+// Valid reports whether the experiment loaded without errors; render.Plan
+// expands only valid experiments, so one bad experiment does not hide the
+// problems of the others in the same file.
+func (l *Loaded) Valid() bool { return !l.invalid }
 
 // Pos returns where field (a path such as "spec.context") was written, or
 // the document's position when it was not written (defaulted fields).
