@@ -11,6 +11,9 @@ targets=(
   ./contract:FuzzCanonical
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
+  ./attest:FuzzVerifyEnvelope
+  ./attest:FuzzParseEnvelope
+  ./attest:FuzzParseStatement
 )
 for t in "${targets[@]}"; do
   pkg="${t%%:*}" name="${t##*:}"
