@@ -42,6 +42,9 @@ type Run struct {
 	Templates []v1alpha1.FileRef
 	// Params are the point's parameters (defaults merged with the point).
 	Params map[string]any
+	// Point is the sweep point alone (matrix values or an include entry);
+	// empty without a sweep. Shared: read it, never modify it.
+	Point map[string]any
 	// Repeat is the repeat index (0 for the first run of a point).
 	Repeat int
 	// Spec is the merged, defaulted spec of the experiment, shared by all its

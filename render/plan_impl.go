@@ -81,6 +81,9 @@ func (p *planner) experiment(e *v1alpha1.Loaded) ([]Run, error) {
 	before := len(p.errs)
 	parts := experimentParts{image: contract.HostImage, outputs: normalizedOutputs(e.Spec.Outputs)}
 	if p.opts.Mode == v1alpha1.ModeKubernetes {
+		// The reference as written, tag included: IDs published with
+		// idVersion 1 record it so. (Dropping a cosmetic tag would be a
+		// recipe change, for a future idVersion.)
 		parts.image = e.Spec.Image
 	}
 	ctxTree, err := tree.TreeHash(p.r, e.Spec.Context)
@@ -241,6 +244,7 @@ func (p *planner) runs(e *v1alpha1.Loaded, parts experimentParts) []Run {
 			continue
 		}
 		seen[key] = pt.field
+		point := pt.values
 		command, env, err := templated(e.Spec, params)
 		if err != nil {
 			p.errorf(e, pt.field, "%v", err)
@@ -248,6 +252,7 @@ func (p *planner) runs(e *v1alpha1.Loaded, parts experimentParts) []Run {
 		}
 		for rep := 0; rep < e.Spec.Repeat; rep++ {
 			run, err := p.run(e, parts, params, command, env, rep)
+			run.Point = point
 			if err != nil {
 				p.errorf(e, pt.field, "%v", err)
 				break

@@ -364,3 +364,16 @@ func diffSets(before, after []string) (added, removed []string) {
 	sort.Strings(removed)
 	return added, removed
 }
+
+func TestRunPoint(t *testing.T) {
+	res, err := render.Plan(tree.MemoryOf(repoFiles()), render.PlanOptions{Mode: v1alpha1.ModeKubernetes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]any{"seed": int64(1)}, res.Runs[0].Point); diff != "" {
+		t.Errorf("point (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]any{"seed": int64(1), "samples": int64(1000)}, res.Runs[0].Params); diff != "" {
+		t.Errorf("params (-want +got):\n%s", diff)
+	}
+}
