@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"reflect"
 	"sort"
 	"strings"
@@ -157,6 +158,15 @@ func (l *loader) validateConfig(cfg *RepositoryConfig, root *yaml.Node) {
 			*f.val = clean
 		}
 	}
+	for i, pattern := range cfg.Ignore {
+		if _, err := path.Match(pattern, ""); err != nil {
+			n := valueOf(root, "ignore")
+			if n != nil && i < len(n.Content) {
+				n = n.Content[i]
+			}
+			l.errs.add(pos(ConfigFile, orRoot(n, root)), "ignore[%d]: %q is not a valid glob pattern: %v", i, pattern, err)
+		}
+	}
 	for _, raise := range l.limits.exceeded(cfg.Limits) {
 		l.errs.add(at("limits."+raise.field), "limits.%s: %v is above the operator's limit %v; a repository can only lower limits",
 			raise.field, raise.asked, raise.allowed)
@@ -176,6 +186,12 @@ func (l *loader) experimentFiles() ([]string, error) {
 	}
 	var files []string
 	err := tree.Walk(l.r, root, func(p string, e tree.Entry) error {
+		if l.ignored(p) {
+			if e.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
 		if e.IsDir() {
 			if tree.Contains(l.config.Results, p) {
 				return fs.SkipDir
@@ -203,6 +219,22 @@ func (l *loader) experimentFiles() ([]string, error) {
 }
 
 var errTooManyFiles = errors.New("too many files")
+
+func (l *loader) ignored(p string) bool {
+	for _, pattern := range l.config.Ignore {
+		if ok, _ := path.Match(pattern, p); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func orRoot(n, root *yaml.Node) *yaml.Node {
+	if n == nil {
+		return root
+	}
+	return n
+}
 
 // checkUniqueNames reports every experiment whose name an earlier file (in
 // path order) already used, naming both places, and drops it.

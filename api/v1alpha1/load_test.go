@@ -252,6 +252,20 @@ func TestLoadValidationErrors(t *testing.T) {
 			`expsync.yaml:3:14: experiments: "../x" must be a relative path inside the repository`,
 		},
 	}, {
+		name: "ignored files are not experiment files; a bad pattern is an error",
+		files: map[string]string{
+			"expsync.yaml":                    "ignore: [\"experiments/*/config\", \"experiments/notes.yaml\", \"[\"]\n",
+			"experiments/a.yaml":              experiment("a", valid),
+			"experiments/notes.yaml":          "todo: [write]\n",
+			"experiments/train/config/m.yaml": "layers: 3\n",
+			"experiments/train/other.yml":     "layers: 3\n",
+		},
+		want: []string{
+			`experiments/train/other.yml:1:1: apiVersion: missing; set it to "expsync.dev/v1alpha1"`,
+			`experiments/train/other.yml:1:1: kind: missing; must be one of Experiment, ExperimentTemplate`,
+			`expsync.yaml:1:60: ignore[2]: "[" is not a valid glob pattern: syntax error in pattern`,
+		},
+	}, {
 		name: "lowered repository limits apply",
 		files: map[string]string{
 			"expsync.yaml":       "limits: {maxRetries: 1, maxRunsPerExperiment: 2}\n",

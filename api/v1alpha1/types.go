@@ -170,6 +170,11 @@ type RepositoryConfig struct {
 	// Results is the folder results are committed to; default "results". No
 	// experiment's context may contain it.
 	Results string `json:"results,omitempty" yaml:"results,omitempty"`
+	// Ignore lists glob patterns (path.Match syntax, from the repository
+	// root, for example "experiments/*/config/*") of files and folders under
+	// the experiments folder that are not experiment files, such as YAML the
+	// experiments' code reads.
+	Ignore []string `json:"ignore,omitempty" yaml:"ignore,omitempty"`
 	// Limits can only lower the built-in and the operator's limits.
 	Limits Limits `json:"limits,omitempty" yaml:"limits,omitempty"`
 	// Defaults are applied to every experiment's scheduling fields that it
