@@ -83,6 +83,7 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 			// interrupted fetch, a lost object) counts as corruption.
 			return true, treeComplete(st, commit)
 		}
+		incremental := hasRefs(st)
 		head, err := s.fetchRef(ctx, st, ref, depth)
 		if err != nil {
 			return false, err
@@ -92,7 +93,11 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		}
 		// The commit's whole tree must be present: go-git's shallow fetch
 		// can leave objects out after a force-push (the server assumes we
-		// hold what our old refs reach).
+		// hold what our old refs reach). A fetch into an empty cache sends
+		// no "have" and is complete by construction.
+		if !incremental {
+			return true, nil
+		}
 		check := head
 		if !commit.IsZero() {
 			check = commit

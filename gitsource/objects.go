@@ -48,3 +48,20 @@ func subtreeComplete(st storer.EncodedObjectStorer, h plumbing.Hash) error {
 	}
 	return nil
 }
+
+// hasRefs reports whether the cache holds any fetched ref.
+func hasRefs(st storer.ReferenceStorer) bool {
+	iter, err := st.IterReferences()
+	if err != nil {
+		return true // unknown: be careful
+	}
+	found := false
+	_ = iter.ForEach(func(r *plumbing.Reference) error {
+		if isCacheRef(r.Name()) {
+			found = true
+			return storer.ErrStop
+		}
+		return nil
+	})
+	return found
+}
