@@ -221,9 +221,17 @@ func TestLoadValidationErrors(t *testing.T) {
 	}, {
 		name:  "YAML syntax error",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+"  outputs: [a, b\n")},
-		// yaml.v3 reports the 0-based line of the open "[" (line 8) for
-		// parser errors; its message carries no column.
-		want: []string{`experiments/a.yaml:7:1: invalid YAML: did not find expected ',' or ']'`},
+		// The parser reports the line of the open "["; no column.
+		want: []string{`experiments/a.yaml:8:1: invalid YAML: did not find expected ',' or ']'`},
+	}, {
+		name:  "YAML scanner error",
+		files: map[string]string{"experiments/a.yaml": experiment("a", valid+"  queue: a: b\n")},
+		want:  []string{`experiments/a.yaml:8:1: invalid YAML: mapping values are not allowed in this context`},
+	}, {
+		name:  "YAML parser error without context",
+		files: map[string]string{"experiments/a.yaml": experiment("a", valid+"  - x\n")},
+		// yaml.v3 names the start of the mapping the bad line is in.
+		want: []string{`experiments/a.yaml:6:1: invalid YAML: did not find expected key`},
 	}, {
 		name: "templates: missing, invalid, cycle",
 		files: map[string]string{

@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -73,9 +74,20 @@ func yamlError(file string, err error) *Error {
 	msg := err.Error()
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if isParserProblem(m[2]) {
+			// yaml.v3 prints parser (not scanner) errors with a 0-based line.
+			line++
+		}
 		return &Error{Pos: Position{File: file, Line: line, Column: 1}, Message: "invalid YAML: " + m[2]}
 	}
 	return &Error{Pos: Position{File: file, Line: 1, Column: 1}, Message: "invalid YAML: " + msg}
+}
+
+// isParserProblem recognises the problems yaml.v3's parser (as opposed to
+// its scanner) reports; parserc.go is their only source.
+func isParserProblem(msg string) bool {
+	return strings.HasPrefix(msg, "did not find expected ") || strings.HasPrefix(msg, "found duplicate %") ||
+		msg == "found incompatible YAML document" || msg == "found undefined tag handle"
 }
 
 func pos(file string, n *yaml.Node) Position {
