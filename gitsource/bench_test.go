@@ -39,9 +39,7 @@ const (
 // benchServer serves the generated repository ("big") over git://.
 func benchServer(b *testing.B) (url, root string) {
 	b.Helper()
-	if testing.Short() {
-		b.Skip("benchmarks against a generated 1,500-commit repository are skipped in -short")
-	}
+	skipShort(b)
 	bigRepo.once.Do(func() {
 		bigRepo.root, bigRepo.err = os.MkdirTemp("", "gitsource-bench")
 		if bigRepo.err == nil {
@@ -52,6 +50,12 @@ func benchServer(b *testing.B) (url, root string) {
 		b.Fatal(bigRepo.err)
 	}
 	return gitDaemon(b, bigRepo.root), bigRepo.root
+}
+
+func skipShort(b *testing.B) {
+	if testing.Short() {
+		b.Skip("benchmarks that generate repositories and start git daemon are skipped in -short")
+	}
 }
 
 func gitSource(b *testing.B, url, cache string) *Source {
@@ -206,7 +210,7 @@ func rssBytes() int64 {
 }
 
 func BenchmarkPoll1000UnchangedRepositories(b *testing.B) {
-	_, root := benchServer(b)
+	skipShort(b)
 	// 1,000 distinct repositories (symlinks to one small repository).
 	reposRoot := b.TempDir()
 	small := filepath.Join(reposRoot, "small.git")
@@ -218,7 +222,6 @@ func BenchmarkPoll1000UnchangedRepositories(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	_ = root
 	url := gitDaemon(b, reposRoot)
 	cache := b.TempDir()
 	ctx := context.Background()
@@ -270,7 +273,7 @@ func BenchmarkPoll1000UnchangedRepositories(b *testing.B) {
 }
 
 func BenchmarkCommitBack1000FilesVsGitCLI(b *testing.B) {
-	_, _ = benchServer(b) // -short skip and shared setup
+	skipShort(b)
 	root := b.TempDir()
 	bare := filepath.Join(root, "cb.git")
 	generateRepo(b, bare, 2, 100)

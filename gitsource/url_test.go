@@ -55,7 +55,7 @@ func TestValidateURL(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	cases := map[string]string{
 		"https://user:hunter2@git.example/x.git":          "https://git.example/x.git",
-		"https://x-access-token:ghs_abc@github.com/o/r":    "https://github.com/o/r",
+		"https://x-access-token:ghs_abc@github.com/o/r":   "https://github.com/o/r",
 		"https://git.example/x.git?private_token=glpat-1": "https://git.example/x.git",
 		"ssh://git@git.example/x.git":                     "ssh://git@git.example/x.git",
 		"ssh://git:pw@git.example/x.git":                  "ssh://git@git.example/x.git",
