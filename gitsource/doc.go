@@ -1,0 +1,98 @@
+// Package gitsource watches Git repositories, reads commits and writes
+// results back, on go-git, without ever checking out a work tree. It knows
+// nothing about experiments: it moves refs, commits, trees and files.
+//
+// # Polling
+//
+// A Repository lists the refs to watch as RefPolicy patterns — branch names,
+// branch globs ("exp/*") or full ref globs ("refs/pull/*/head"), each trusted
+// or untrusted, each with an optional ResultsBranch for refs that cannot be
+// pushed to. New(repo, cacheRoot) returns its Source. Source.Poll lists the
+// server's refs once (go-git Remote.List, the cost of `git ls-remote`) and
+// returns a RefChange for every watched ref that appeared, moved or
+// disappeared; an unchanged repository costs that one listing and no fetch
+// (Source.Stats counts them). The last observed commit per ref lives in
+// memory; Observed/SetObserved let a caller persist it across restarts.
+//
+// A RefChange is Runnable when its ref is trusted, or when every new commit
+// passed verification (below); Reason says why or why not, naming the
+// commit and its author when one is refused.
+//
+// # Snapshots
+//
+// Source.Snapshot(ctx, ref, commit) fetches the ref shallowly (depth 1,
+// single ref, no tags) into the repository's cache folder and opens the
+// commit's tree. Later fetches go into the same cache, so the server sends
+// only objects the cache lacks. A cache that go-git cannot reconcile with
+// the server ("object not found", typically after a force-push) is
+// detected — the commit's tree must be complete — dropped and fetched again,
+// once. A *Snapshot implements tree.Reader: ReadFile, Stat and ReadDir read
+// blobs and trees straight from the object store; TreeID gives the Git tree
+// ID of any folder; ReadLink returns a symlink's target as data (symlinks
+// are never followed); paths that are absolute or contain ".." and tree
+// entries named "..", "." or containing '/' are refused with
+// tree.ErrEscapes. Limits cap one file (MaxFileBytes, checked before a blob
+// is read), the cache on disk (MaxRepoBytes) and the commits one
+// verification walks (MaxVerifyCommits).
+//
+// Memory: a Source holds a few hundred bytes; Git storage is opened per
+// operation with a 2 MiB object cache and closed afterwards, and blobs over
+// 1 MiB are streamed from the pack. Close every Snapshot.
+//
+// # Committing back
+//
+// Source.CommitBack(ctx, CommitRequest, MergeFunc) writes a set of files
+// (nil content deletes a file or folder) as one commit on a branch: it
+// fetches the branch head, edits the head's tree with plumbing (unchanged
+// sub-trees are reused), and pushes with a compare-and-swap on the head it
+// built on. If the result equals the head's tree, nothing is pushed and the
+// result says NothingToCommit — a success. When the branch moved (before
+// the commit or during the push), the MergeFunc rebuilds the change on the
+// new head's tree (expsync adds run folders — first writer wins — and
+// regenerates summaries), and the push is retried with exponential backoff
+// and jitter, at most RetryPolicy.MaxAttempts times (then
+// ErrRetriesExhausted). A missing branch is created from StartFrom (for
+// example a pull request head) or as a root commit. Commits can be signed
+// with a PGPSigner or an SSHSigner.
+//
+// # Authentication and URLs
+//
+// Auth holds HTTPS basic credentials or a bearer token, or an SSH private
+// key checked against known_hosts (strict by default: no known_hosts, no
+// connection; InsecureIgnoreHostKey must be set explicitly). ValidateURL,
+// applied by New, refuses remote-helper URLs ("ext::", "fd::"), URLs and
+// hosts starting with '-', control characters, passwords inside the URL,
+// plain http unless allowed, and file:// URLs and local paths in controller
+// mode. go-git drops credentials when a redirect leaves the origin.
+//
+// Every error is a *RepoError naming the repository by RedactURL (no
+// userinfo, query or fragment) and the operation, wrapping a kind —
+// ErrAuth, ErrHostKey, ErrRepositoryNotFound, ErrEmptyRepository,
+// ErrRefNotFound, ErrCommitNotFound, ErrUnreachable, ErrTimeout,
+// ErrRepoTooLarge, ErrUnverified, ErrPushRejected, ErrRetriesExhausted —
+// for errors.Is. Its text is scrubbed of the configured secrets and of any
+// URL userinfo, and the underlying error is kept for unwrapping only when
+// its own text is already clean.
+//
+// # Commit verification
+//
+// A VerifyPolicy lists allowed PGP keys (armored), SSH keys (authorized_keys
+// lines; Git's "sshsig" signatures in namespace "git", RSA only with
+// SHA-2) and expsync's own results-signing keys. Commits on untrusted refs
+// are always verified, on trusted refs when Required is set. Verification
+// fetches the new commits (everything the cache does not hold yet, when it
+// has history; the head alone on a first sight with an empty cache) and
+// checks every commit from the new head back to commits verified before,
+// to heads of trusted refs, or to the fetched history's boundary. One
+// unsigned or unknown commit refuses the change. Verified commits are
+// remembered in the cache folder (capped), so a ref that returns to a
+// verified commit costs nothing.
+//
+// # Cache layout
+//
+//	<cacheRoot>/<sha256(URL)[:20 hex]>/git       bare, shallow repository (refs under refs/expsync/)
+//	<cacheRoot>/<sha256(URL)[:20 hex]>/verified  verified commit IDs
+//
+// One Source per repository and cache folder; its operations on the cache
+// are serialised. Separate processes must not share a cache folder.
+package gitsource
