@@ -172,6 +172,18 @@ func (l *loader) validateConfig(cfg *RepositoryConfig, root *yaml.Node) {
 			raise.field, raise.asked, raise.allowed)
 	}
 	l.limits = l.limits.Lower(cfg.Limits)
+	if d := cfg.Defaults; d != nil {
+		// The defaults are checked as a spec holding only them would be.
+		probe := &Loaded{Source: FileRef{Path: ConfigFile}, pos: map[string]Position{}}
+		walkPositions(valueOf(root, "defaults"), "spec", probe.pos)
+		probe.Spec = ExperimentSpec{Resources: d.Resources, Timeout: d.Timeout, Queue: d.Queue, PriorityClassName: d.PriorityClassName}
+		var errs ErrorList
+		checker{e: probe, errs: &errs, lim: l.limits}.scheduling()
+		for _, e := range errs {
+			e.Message = "defaults." + strings.TrimPrefix(e.Message, "spec.")
+		}
+		l.errs = append(l.errs, errs...)
+	}
 	if cfg.Experiments != "" && cfg.Results != "" && tree.Contains(cfg.Results, cfg.Experiments) {
 		l.errs.add(at("experiments"), "experiments: %q lies inside the results folder %q", cfg.Experiments, cfg.Results)
 	}
@@ -227,6 +239,26 @@ func (l *loader) ignored(p string) bool {
 		}
 	}
 	return false
+}
+
+// walkPositions records the position of every field below n as decode
+// would, for checks that run on values decoded elsewhere.
+func walkPositions(n *yaml.Node, path string, out map[string]Position) {
+	n = deref(n)
+	if n == nil {
+		return
+	}
+	out[path] = pos(ConfigFile, n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			walkPositions(n.Content[i+1], path+"."+n.Content[i].Value, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			walkPositions(c, fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	}
 }
 
 func orRoot(n, root *yaml.Node) *yaml.Node {

@@ -274,6 +274,17 @@ func TestLoadValidationErrors(t *testing.T) {
 			`expsync.yaml:1:60: ignore[2]: "[" is not a valid glob pattern: syntax error in pattern`,
 		},
 	}, {
+		name: "repository defaults are checked",
+		files: map[string]string{
+			"expsync.yaml":       "defaults:\n  resources: {cpu: lots}\n  timeout: 1000h\n  queue: Q\n",
+			"experiments/a.yaml": experiment("a", valid),
+		},
+		want: []string{
+			`expsync.yaml:2:20: defaults.resources.cpu: "lots" must be a positive quantity such as 500m, 2, 512Mi or 4Gi`,
+			`expsync.yaml:3:12: defaults.timeout: 1000h0m0s is above the limit 168h0m0s (limits.maxTimeout)`,
+			`expsync.yaml:4:10: defaults.queue: "Q": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`,
+		},
+	}, {
 		name: "lowered repository limits apply",
 		files: map[string]string{
 			"expsync.yaml":       "limits: {maxRetries: 1, maxRunsPerExperiment: 2}\n",
