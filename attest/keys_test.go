@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -160,5 +162,50 @@ func TestKeyIDIsStable(t *testing.T) {
 	}
 	if filepath.Base(k.Name) == "" {
 		t.Error("key has no name")
+	}
+}
+
+// TestKMSKeyThroughSigstorePlugin signs and verifies with a KMS URI through
+// sigstore's KMS support: no cloud provider is compiled in, so sigstore runs
+// its CLI plugin for the scheme (sigstore-kms-hashivault), here a test
+// plugin built from testdata/kmsplugin with sigstore's plugin handler.
+func TestKMSKeyThroughSigstorePlugin(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is needed to build the test KMS plugin")
+	}
+	bin := t.TempDir()
+	build := exec.Command(goBin, "build", "-o", filepath.Join(bin, "sigstore-kms-hashivault"), "./testdata/kmsplugin")
+	build.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build test KMS plugin: %v\n%s", err, out)
+	}
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalECPrivateKey(priv)
+	keyFile := filepath.Join(t.TempDir(), "kms.pem")
+	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+	t.Setenv("EXPSYNC_TEST_KMS_KEY", keyFile)
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	const ref = "hashivault://expsync-test"
+	signer, err := LoadSigner(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cryptoutils.EqualKeys(signer.Public(), priv.Public()); err != nil {
+		t.Fatalf("KMS signer has another public key: %v", err)
+	}
+	id := testIdentity(1)
+	dir := writeRunFolder(t, t.TempDir(), id, testRun(t, id), signer)
+	kmsKey, err := LoadVerifierKey(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{kmsKey}, RequireAll: true}); err != nil {
+		t.Fatalf("verify with the KMS key: %v", err)
+	}
+	fileKey, _ := NewKey("pub", priv.Public())
+	if _, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{fileKey}, RequireAll: true}); err != nil {
+		t.Fatalf("verify with the exported public key: %v", err)
 	}
 }
