@@ -31,6 +31,11 @@ fuzz:
 bench:
 	go test -run '^$$' -bench . -benchmem -count 1 ./...
 
+# Linters: gofmt, go vet and staticcheck (pinned in hack/tools/lint, built
+# once into TOOLS_DIR; the Go build cache makes later builds instant).
+TOOLS_DIR ?= $(HOME)/.cache/expsync/tools
 lint:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	go vet ./...
+	cd hack/tools/lint && GOWORK=off GOFLAGS=-mod=mod go build -o "$(TOOLS_DIR)/staticcheck" honnef.co/go/tools/cmd/staticcheck
+	"$(TOOLS_DIR)/staticcheck" ./...
