@@ -33,6 +33,9 @@ func (d *decoder) at(n *yaml.Node) Position {
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	if d.errs.full() {
+		return
+	}
 	msg := fmt.Sprintf(format, args...)
 	if path != "" {
 		msg = path + ": " + msg
@@ -164,6 +167,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		idx, known := fields.index[key]
+		if !known && d.errs.full() {
+			continue
+		}
 		if !known {
 			d.errorf(k, path, "unknown field %q%s", key, hint(key, fields.names))
 			continue

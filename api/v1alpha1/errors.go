@@ -71,7 +71,21 @@ func (l ErrorList) Err() error {
 	return l
 }
 
-// add appends an error at pos.
+// MaxErrors bounds the problems one Load records: a hostile or badly broken
+// file must not cost time and memory in proportion to its mistakes.
+const MaxErrors = 200
+
+// add appends an error at pos; past MaxErrors it records one last note and
+// then nothing.
 func (l *ErrorList) add(pos Position, format string, args ...any) {
-	*l = append(*l, &Error{Pos: pos, Message: fmt.Sprintf(format, args...)})
+	switch {
+	case len(*l) < MaxErrors:
+		*l = append(*l, &Error{Pos: pos, Message: fmt.Sprintf(format, args...)})
+	case len(*l) == MaxErrors:
+		*l = append(*l, &Error{Pos: pos, Message: fmt.Sprintf("more than %d problems; stopped checking here", MaxErrors)})
+	}
 }
+
+// full reports whether add would drop errors, so callers can skip work
+// (such as finding a hint) whose result would be dropped.
+func (l ErrorList) full() bool { return len(l) > MaxErrors }

@@ -96,3 +96,24 @@ func TestLimitsOnlyGoDown(t *testing.T) {
 		t.Errorf("Load = %v, want %s", err, want)
 	}
 }
+
+// TestErrorsAreBounded: a file of 30,000 mistakes costs no more than a
+// file of 200.
+func TestErrorsAreBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(experiment("a", valid))
+	for i := 0; i < 30_000; i++ {
+		fmt.Fprintf(&b, "  unknownfield%d: 1\n", i)
+	}
+	start := time.Now()
+	got := loadErrors(t, map[string]string{"experiments/a.yaml": b.String()}, v1alpha1.ModeLocal)
+	if elapsed := time.Since(start); elapsed > 500*time.Millisecond {
+		t.Errorf("took %s", elapsed)
+	}
+	if len(got) != v1alpha1.MaxErrors+1 {
+		t.Fatalf("%d errors, want %d", len(got), v1alpha1.MaxErrors+1)
+	}
+	if want := "experiments/a.yaml:208:3: more than 200 problems; stopped checking here"; got[len(got)-1] != want {
+		t.Errorf("last error %q, want %q", got[len(got)-1], want)
+	}
+}
