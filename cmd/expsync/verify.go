@@ -25,6 +25,7 @@ import (
 type verifyOptions struct {
 	Paths         []string
 	Keys          []string
+	KeyBuilders   []string
 	Threshold     int
 	Repo          string
 	Rev           string
@@ -47,7 +48,9 @@ provenance.intoto.jsonl), or an envelope file.
 
 For each: the DSSE signatures are checked against the trusted --key files
 before anything in the payload is read (--threshold distinct keys must have
-signed), then the payload and predicate types, the builder ID (--builder-id),
+signed), then the payload and predicate types, the builder ID (--builder-id
+for all keys, --key-builder-id KEY=ID to bind a key to the builders it may
+vouch for),
 that the invocation ID is the folder's run ID, that every subject matches its
 file in the folder or in --store (absent files are "not checked", failures
 with --require-all), that no file in the folder is unattested, and that the
@@ -66,6 +69,7 @@ reason), 2 usage.`,
 		}
 		f := cmd.Flags()
 		f.StringArrayVar(&o.Keys, "key", nil, "trusted public key file or KMS URI (repeatable)")
+		f.StringArrayVar(&o.KeyBuilders, "key-builder-id", nil, "KEY=BUILDER_ID: the key given as --key KEY may vouch only for these builder IDs (repeatable)")
 		f.IntVar(&o.Threshold, "threshold", 1, "how many distinct trusted keys must have signed")
 		f.StringVar(&o.Repo, "repo", "", "local Git repository to check tree and blob reachability in")
 		f.StringVar(&o.Rev, "rev", "", "with --repo: the revision the objects must be reachable from (default HEAD)")
@@ -130,12 +134,21 @@ func (o *verifyOptions) policy(ctx context.Context) (attest.FolderOptions, *reac
 	case o.Repo == "" && (o.Rev != "" || o.RequireCommit):
 		return opts, nil, errors.New("--rev and --require-commit need --repo")
 	}
+	bindings, err := o.keyBuilderIDs()
+	if err != nil {
+		return opts, nil, err
+	}
 	for _, ref := range o.Keys {
 		k, err := attest.LoadVerifierKey(ctx, ref)
 		if err != nil {
 			return opts, nil, err
 		}
+		k.BuilderIDs = bindings[ref]
+		delete(bindings, ref)
 		opts.Keys = append(opts.Keys, k)
+	}
+	for ref := range bindings {
+		return opts, nil, fmt.Errorf("--key-builder-id names %s, which is not given with --key", ref)
 	}
 	distinct := map[string]bool{}
 	for _, k := range opts.Keys {
@@ -161,6 +174,19 @@ func (o *verifyOptions) policy(ctx context.Context) (attest.FolderOptions, *reac
 		}
 	}
 	return opts, index, nil
+}
+
+// keyBuilderIDs parses --key-builder-id KEY=ID flags into IDs per key.
+func (o *verifyOptions) keyBuilderIDs() (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, kv := range o.KeyBuilders {
+		key, id, ok := strings.Cut(kv, "=")
+		if !ok || key == "" || id == "" {
+			return nil, fmt.Errorf("--key-builder-id %q: want KEY=BUILDER_ID", kv)
+		}
+		out[key] = append(out[key], id)
+	}
+	return out, nil
 }
 
 type target struct {

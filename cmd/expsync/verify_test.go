@@ -18,11 +18,11 @@ import (
 
 // gitRepo is a repository made with the git CLI, as a user makes one.
 type gitRepo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
-func newGitRepo(t *testing.T) *gitRepo {
+func newGitRepo(t testing.TB) *gitRepo {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git CLI not installed")
@@ -63,7 +63,7 @@ func (r *gitRepo) commit(msg string) string {
 }
 
 // experimentRepo commits an experiment with its code; content varies the code.
-func experimentRepo(t *testing.T, message, code string) *gitRepo {
+func experimentRepo(t testing.TB, message, code string) *gitRepo {
 	r := newGitRepo(t)
 	r.write("code/pi/estimate.py", code)
 	r.write("experiments/pi.yaml", "apiVersion: expsync.dev/v1alpha1\nkind: Experiment\nmetadata: {name: pi}\n")
@@ -77,7 +77,7 @@ type gitRun struct {
 	run      attest.Run
 }
 
-func runFromRepo(t *testing.T, r *gitRepo, seed int) gitRun {
+func runFromRepo(t testing.TB, r *gitRepo, seed int) gitRun {
 	t.Helper()
 	id := contract.Identity{
 		IDVersion: contract.IDVersion, Experiment: "pi", Image: contract.HostImage,
@@ -98,7 +98,7 @@ func runFromRepo(t *testing.T, r *gitRepo, seed int) gitRun {
 }
 
 // writeSignedRun writes results/<exp>/<runID>/ under root and signs it.
-func writeSignedRun(t *testing.T, root string, gr gitRun, signers ...*attest.Signer) string {
+func writeSignedRun(t testing.TB, root string, gr gitRun, signers ...*attest.Signer) string {
 	t.Helper()
 	dir := filepath.Join(root, "results", gr.run.Experiment, gr.run.RunID)
 	rec, _ := json.Marshal(map[string]any{"runID": gr.run.RunID, "experiment": gr.run.Experiment, "identity": gr.identity})
@@ -132,7 +132,7 @@ func writeSignedRun(t *testing.T, root string, gr gitRun, signers ...*attest.Sig
 
 // keyFiles makes a key pair with keygen and returns the loaded signer and
 // the public key file.
-func keyFiles(t *testing.T, dir, prefix string) (*attest.Signer, string) {
+func keyFiles(t testing.TB, dir, prefix string) (*attest.Signer, string) {
 	t.Helper()
 	o := &keygenOptions{KeyPrefix: filepath.Join(dir, prefix), Type: "ecdsa",
 		Passphrase: func() ([]byte, error) { return []byte("pw"), nil }}
@@ -297,6 +297,13 @@ func TestVerifyCLIThresholdAndBuilderID(t *testing.T) {
 	expectExit(t, verifyOptions{Paths: []string{dir}, Keys: []string{pubA, pubA}, Threshold: 2}, 2, "distinct keys")
 	expectExit(t, verifyOptions{Paths: []string{dir}, Keys: []string{pubA}, BuilderIDs: []string{"https://expsync.dev/builder/kubernetes/pod"}}, 1,
 		"failed builder")
+	// Key b may only vouch for the pod builder: with threshold 2 the local
+	// run lacks a second key allowed for its builder.
+	podOnly := []string{pubB + "=https://expsync.dev/builder/kubernetes/pod"}
+	expectExit(t, verifyOptions{Paths: []string{dir}, Keys: []string{pubA, pubB}, KeyBuilders: podOnly, Threshold: 2}, 1,
+		"allowed for 1 of the 2 keys")
+	expectExit(t, verifyOptions{Paths: []string{dir}, Keys: []string{pubA, pubB}, KeyBuilders: podOnly, Threshold: 1}, 0)
+	expectExit(t, verifyOptions{Paths: []string{dir}, Keys: []string{pubA}, KeyBuilders: []string{pubC + "=x"}}, 2, "not given with --key")
 }
 
 func TestVerifyCLIUsageErrors(t *testing.T) {
