@@ -156,6 +156,10 @@ func appendScalar(b []byte, v any) ([]byte, bool) {
 // U+FFFD, as encoding/json would make it.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	if plainASCII(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	for _, r := range s {
 		switch {
 		case r == '"' || r == '\\':
@@ -177,6 +181,16 @@ func appendString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// plainASCII reports whether s is printable ASCII needing no escape.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // lessUTF16 orders strings by UTF-16 code units, as RFC 8785 sorts keys.

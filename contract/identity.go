@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/gowebpki/jcs"
 )
@@ -53,7 +54,7 @@ type IdentityInput struct {
 // nil, []any, map[string]any); integers beyond ±2^53 lose precision as JSON
 // numbers and are refused by the loader before they get here.
 func (i Identity) Canonical() ([]byte, error) {
-	if b, ok := appendCanonical(make([]byte, 0, 512), i); ok {
+	if b, ok := appendCanonical(make([]byte, 0, 1024), i); ok {
 		return b, nil
 	}
 	return i.canonicalJCS()
@@ -72,9 +73,20 @@ func (i Identity) canonicalJCS() ([]byte, error) {
 	return canonical, nil
 }
 
+// canonicalBuffers recycles ID's scratch space: planning a large sweep
+// hashes one identity per run.
+var canonicalBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // ID returns the run ID: the lowercase hex sha256 of Canonical().
 func (i Identity) ID() (string, error) {
-	canonical, err := i.Canonical()
+	buf := canonicalBuffers.Get().(*[]byte)
+	defer canonicalBuffers.Put(buf)
+	if b, ok := appendCanonical((*buf)[:0], i); ok {
+		*buf = b
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:]), nil
+	}
+	canonical, err := i.canonicalJCS()
 	if err != nil {
 		return "", err
 	}
