@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -140,7 +141,28 @@ func Job(run Run, opts JobOptions) (*batchv1.Job, error) {
 // RenderJobObjects renders the Job and the contract ConfigMap of a run in
 // kubernetes mode. The output depends only on the run and opts.
 func RenderJobObjects(run Run, opts JobOptions) (JobObjects, error) {
-	objs, err := renderJobObjects(run, opts)
+	return newJobRenderer(opts).render(run)
+}
+
+// jobRenderer renders many runs with one JobOptions, parsing what runs of
+// one experiment share (their resources) once.
+type jobRenderer struct {
+	opts      JobOptions
+	resources map[v1alpha1.Resources]parsedResources
+}
+
+type parsedResources struct {
+	names      []corev1.ResourceName
+	quantities []resource.Quantity
+	err        error
+}
+
+func newJobRenderer(opts JobOptions) *jobRenderer {
+	return &jobRenderer{opts: opts, resources: map[v1alpha1.Resources]parsedResources{}}
+}
+
+func (jr *jobRenderer) render(run Run) (JobObjects, error) {
+	objs, err := jr.renderJobObjects(run)
 	if err != nil {
 		return JobObjects{}, fmt.Errorf("render the Job of experiment %s (%s) run %s: %w", run.Experiment, run.SpecPath, shortID(run.ID), err)
 	}
@@ -154,7 +176,8 @@ func shortID(id string) string {
 	return id
 }
 
-func renderJobObjects(run Run, opts JobOptions) (JobObjects, error) {
+func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
+	opts := jr.opts
 	if opts.RunnerImage == "" {
 		return JobObjects{}, errors.New("no runner image: set the image that holds the expsync binary (--runner-image)")
 	}
@@ -180,9 +203,13 @@ func renderJobObjects(run Run, opts JobOptions) (JobObjects, error) {
 	if err != nil {
 		return JobObjects{}, err
 	}
-	resources, err := containerResources(run.Spec.Resources)
-	if err != nil {
-		return JobObjects{}, err
+	parsed, ok := jr.resources[run.Spec.Resources]
+	if !ok {
+		parsed = parseResources(run.Spec.Resources)
+		jr.resources[run.Spec.Resources] = parsed
+	}
+	if parsed.err != nil {
+		return JobObjects{}, parsed.err
 	}
 	failurePolicy, err := podFailurePolicy(run.Contract.Retries.OnExitCodes)
 	if err != nil {
@@ -225,7 +252,7 @@ func renderJobObjects(run Run, opts JobOptions) (JobObjects, error) {
 			// before.
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
-				Spec:       podSpec(run, opts, name, resources),
+				Spec:       podSpec(run, opts, name, parsed),
 			},
 		},
 	}
@@ -291,7 +318,9 @@ func jobAnnotations(run Run, opts JobOptions) (map[string]string, error) {
 }
 
 func contractConfigMap(run Run, opts JobOptions, name string, labels, annotations map[string]string) (*corev1.ConfigMap, error) {
-	data, err := json.MarshalIndent(run.Contract, "", "  ")
+	// Compact JSON: the contract of every run of a 10,000-point sweep is
+	// held and sent at once, so every byte counts (jq reads it fine).
+	data, err := json.Marshal(run.Contract)
 	if err != nil {
 		return nil, fmt.Errorf("encode the run contract: %w", err)
 	}
@@ -307,7 +336,8 @@ func contractConfigMap(run Run, opts JobOptions, name string, labels, annotation
 			Annotations: map[string]string{AnnotationRunID: annotations[AnnotationRunID]},
 		},
 		Immutable: ptr.To(true),
-		Data:      map[string]string{ContractFileName: string(data)},
+		// data is never written again, so the string can share its bytes.
+		Data: map[string]string{ContractFileName: unsafe.String(unsafe.SliceData(data), len(data))},
 	}, nil
 }
 
@@ -324,14 +354,14 @@ func SetContractOwner(cm *corev1.ConfigMap, job *batchv1.Job) {
 	}}
 }
 
-// containerResources turns spec.resources into requests and limits. Limits
-// equal requests for CPU and memory: a run that sets both gets the
-// Guaranteed QoS class (evicted last, timings comparable between runs), and
-// Kueue's quota counts exactly what the run can use. GPUs and ephemeral
-// storage are limited to what is requested too.
-func containerResources(r v1alpha1.Resources) (corev1.ResourceRequirements, error) {
-	var req corev1.ResourceRequirements
-	set := func(field string, name corev1.ResourceName, value string) error {
+// parseResources reads spec.resources. Limits equal requests for CPU and
+// memory: a run that sets both gets the Guaranteed QoS class (evicted last,
+// timings comparable between runs), and Kueue's quota counts exactly what
+// the run can use. GPUs and ephemeral storage are limited to what is
+// requested too.
+func parseResources(r v1alpha1.Resources) parsedResources {
+	var p parsedResources
+	add := func(field string, name corev1.ResourceName, value string) error {
 		if value == "" {
 			return nil
 		}
@@ -342,35 +372,48 @@ func containerResources(r v1alpha1.Resources) (corev1.ResourceRequirements, erro
 		if q.Sign() <= 0 {
 			return fmt.Errorf("spec.resources.%s %q must be positive", field, value)
 		}
-		if req.Requests == nil {
-			req.Requests, req.Limits = corev1.ResourceList{}, corev1.ResourceList{}
-		}
-		req.Requests[name] = q
-		req.Limits[name] = q
+		p.names = append(p.names, name)
+		p.quantities = append(p.quantities, q)
 		return nil
 	}
-	if err := set("cpu", corev1.ResourceCPU, r.CPU); err != nil {
-		return req, err
+	if p.err = add("cpu", corev1.ResourceCPU, r.CPU); p.err != nil {
+		return p
 	}
-	if err := set("memory", corev1.ResourceMemory, r.Memory); err != nil {
-		return req, err
+	if p.err = add("memory", corev1.ResourceMemory, r.Memory); p.err != nil {
+		return p
 	}
-	if err := set("ephemeralStorage", corev1.ResourceEphemeralStorage, r.EphemeralStorage); err != nil {
-		return req, err
+	if p.err = add("ephemeralStorage", corev1.ResourceEphemeralStorage, r.EphemeralStorage); p.err != nil {
+		return p
 	}
 	if r.GPU < 0 {
-		return req, fmt.Errorf("spec.resources.gpu %d must not be negative", r.GPU)
+		p.err = fmt.Errorf("spec.resources.gpu %d must not be negative", r.GPU)
+		return p
 	}
 	if r.GPU > 0 {
 		name := r.GPUResource
 		if name == "" {
 			name = "nvidia.com/gpu"
 		}
-		if err := set("gpu", corev1.ResourceName(name), strconv.Itoa(r.GPU)); err != nil {
-			return req, err
-		}
+		p.err = add("gpu", corev1.ResourceName(name), strconv.Itoa(r.GPU))
 	}
-	return req, nil
+	return p
+}
+
+// requirements returns fresh maps (objects of different containers and Jobs
+// never share one) holding copies of the parsed quantities.
+func (p parsedResources) requirements() corev1.ResourceRequirements {
+	if len(p.names) == 0 {
+		return corev1.ResourceRequirements{}
+	}
+	req := corev1.ResourceRequirements{
+		Requests: make(corev1.ResourceList, len(p.names)),
+		Limits:   make(corev1.ResourceList, len(p.names)),
+	}
+	for i, name := range p.names {
+		req.Requests[name] = p.quantities[i].DeepCopy()
+		req.Limits[name] = p.quantities[i].DeepCopy()
+	}
+	return req
 }
 
 // podFailurePolicy retries what is transient and nothing else. Rules apply in
@@ -447,7 +490,7 @@ func activeDeadlineSeconds(run Run) int64 {
 	return int64(math.Ceil(seconds))
 }
 
-func podSpec(run Run, opts JobOptions, name string, resources corev1.ResourceRequirements) corev1.PodSpec {
+func podSpec(run Run, opts JobOptions, name string, resources parsedResources) corev1.PodSpec {
 	uid := opts.RunAsUser
 	if uid == 0 {
 		uid = DefaultRunAsUser
@@ -486,7 +529,7 @@ func podSpec(run Run, opts JobOptions, name string, resources corev1.ResourceReq
 			// The pod's requests are the larger of the init container's and
 			// the main container's, so giving prepare the run's resources
 			// costs no quota and lets it hash large inputs at full speed.
-			Resources:                *resources.DeepCopy(),
+			Resources:                resources.requirements(),
 			VolumeMounts:             mounts(true),
 			TerminationMessagePath:   PrepareTerminationMessagePath,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -503,7 +546,7 @@ func podSpec(run Run, opts JobOptions, name string, resources corev1.ResourceReq
 				"--termination-message", RunTerminationMessagePath},
 			WorkingDir:               WorkDir,
 			Env:                      secretEnv(run),
-			Resources:                resources,
+			Resources:                resources.requirements(),
 			VolumeMounts:             mounts(false),
 			TerminationMessagePath:   RunTerminationMessagePath,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -552,12 +595,13 @@ func volumes(configMapName string) []corev1.Volume {
 // mounts: prepare writes the runner binary and the work folder; the run
 // container gets the binary read-only and writes work, tmp and outputs.
 func mounts(prepare bool) []corev1.VolumeMount {
-	m := []corev1.VolumeMount{
+	m := make([]corev1.VolumeMount, 0, 5)
+	m = append(m, []corev1.VolumeMount{
 		{Name: volumeRunner, MountPath: RunnerDir, ReadOnly: !prepare},
 		{Name: volumeContract, MountPath: ContractDir, ReadOnly: true},
 		{Name: volumeWork, MountPath: WorkDir},
 		{Name: volumeTmp, MountPath: TmpDir},
-	}
+	}...)
 	if !prepare {
 		m = append(m, corev1.VolumeMount{Name: volumeOutputs, MountPath: OutputsDir})
 	}
@@ -623,12 +667,48 @@ func cloneOrNil(m map[string]string) map[string]string {
 // stops at the first run that cannot be rendered.
 func RenderJobs(runs []Run, opts JobOptions) ([]JobObjects, error) {
 	out := make([]JobObjects, 0, len(runs))
-	for _, run := range runs {
-		objs, err := RenderJobObjects(run, opts)
-		if err != nil {
-			return nil, err
-		}
+	err := RenderJobsFunc(runs, opts, func(objs JobObjects) error {
 		out = append(out, objs)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// CheckJobs renders the first run of every experiment of runs and reports
+// the first error, so a caller that streams with RenderJobsFunc learns
+// before printing anything whether the experiments can run as Jobs at all.
+func CheckJobs(runs []Run, opts JobOptions) error {
+	jr := newJobRenderer(opts)
+	seen := map[*v1alpha1.ExperimentSpec]bool{}
+	for _, run := range runs {
+		if seen[run.Spec] {
+			continue
+		}
+		seen[run.Spec] = true
+		if _, err := jr.render(run); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RenderJobsFunc renders runs one at a time and hands each run's objects to
+// yield, so a caller that sends or prints them never holds more than one: a
+// 10,000-run sweep needs the memory of its plan, not of 10,000 Jobs. It
+// stops at the first error of rendering or of yield.
+func RenderJobsFunc(runs []Run, opts JobOptions, yield func(JobObjects) error) error {
+	jr := newJobRenderer(opts)
+	for _, run := range runs {
+		objs, err := jr.render(run)
+		if err != nil {
+			return err
+		}
+		if err := yield(objs); err != nil {
+			return err
+		}
+	}
+	return nil
 }

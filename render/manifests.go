@@ -46,43 +46,89 @@ func prune(m map[string]any) {
 	}
 }
 
-// WriteYAML writes objects as a YAML stream ("---" before each document).
-func WriteYAML(w io.Writer, objs []JobObjects) error {
-	manifests, err := Manifests(objs)
+// ManifestWriter prints rendered objects as they come, as a YAML stream or
+// as one v1 List in JSON, so printing 10,000 Jobs never holds them all.
+type ManifestWriter struct {
+	w     io.Writer
+	json  bool
+	items int
+	err   error
+}
+
+// NewYAMLWriter writes a YAML stream ("---" before each document).
+func NewYAMLWriter(w io.Writer) *ManifestWriter { return &ManifestWriter{w: w} }
+
+// NewJSONListWriter writes one indented v1 List, which `kubectl apply -f -`
+// accepts like a stream; Close ends it.
+func NewJSONListWriter(w io.Writer) *ManifestWriter {
+	mw := &ManifestWriter{w: w, json: true}
+	_, mw.err = io.WriteString(w, "{\n  \"apiVersion\": \"v1\",\n  \"items\": [")
+	return mw
+}
+
+// Write prints the objects of one run (see Manifests for their order).
+func (mw *ManifestWriter) Write(objs JobObjects) error {
+	if mw.err != nil {
+		return mw.err
+	}
+	manifests, err := Manifests([]JobObjects{objs})
 	if err != nil {
 		return err
 	}
 	for _, m := range manifests {
-		data, err := yaml.Marshal(m)
-		if err != nil {
-			return fmt.Errorf("encode YAML: %w", err)
+		if mw.json {
+			data, err := json.MarshalIndent(m, "    ", "  ")
+			if err != nil {
+				return fmt.Errorf("encode JSON: %w", err)
+			}
+			sep := ",\n    "
+			if mw.items == 0 {
+				sep = "\n    "
+			}
+			_, mw.err = fmt.Fprintf(mw.w, "%s%s", sep, data)
+		} else {
+			data, err := yaml.Marshal(m)
+			if err != nil {
+				return fmt.Errorf("encode YAML: %w", err)
+			}
+			_, mw.err = fmt.Fprintf(mw.w, "---\n%s", data)
 		}
-		if _, err := fmt.Fprintf(w, "---\n%s", data); err != nil {
-			return err
+		if mw.err != nil {
+			return mw.err
 		}
+		mw.items++
 	}
 	return nil
 }
 
-// WriteJSONList writes objects as one indented v1 List, which `kubectl
-// apply -f -` accepts like a stream.
+// Close ends a JSON List; for YAML it only reports an earlier write error.
+func (mw *ManifestWriter) Close() error {
+	if mw.err != nil || !mw.json {
+		return mw.err
+	}
+	end := "\n  ],\n  \"kind\": \"List\"\n}\n"
+	if mw.items == 0 {
+		end = "],\n  \"kind\": \"List\"\n}\n"
+	}
+	_, mw.err = io.WriteString(mw.w, end)
+	return mw.err
+}
+
+// WriteYAML writes objects as a YAML stream.
+func WriteYAML(w io.Writer, objs []JobObjects) error {
+	return writeAll(NewYAMLWriter(w), objs)
+}
+
+// WriteJSONList writes objects as one v1 List.
 func WriteJSONList(w io.Writer, objs []JobObjects) error {
-	manifests, err := Manifests(objs)
-	if err != nil {
-		return err
+	return writeAll(NewJSONListWriter(w), objs)
+}
+
+func writeAll(mw *ManifestWriter, objs []JobObjects) error {
+	for _, o := range objs {
+		if err := mw.Write(o); err != nil {
+			return err
+		}
 	}
-	items := make([]any, len(manifests))
-	for i, m := range manifests {
-		items[i] = m
-	}
-	data, err := json.MarshalIndent(map[string]any{
-		"apiVersion": "v1",
-		"kind":       "List",
-		"items":      items,
-	}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode JSON: %w", err)
-	}
-	_, err = w.Write(append(data, '\n'))
-	return err
+	return mw.Close()
 }

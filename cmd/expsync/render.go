@@ -64,15 +64,16 @@ func init() {
 	})
 }
 
-// Exec renders every folder of paths and prints all objects at once, so a
-// folder with errors prints nothing half-done.
+// Exec plans and checks every folder first, so invalid files print
+// nothing half-done; then it renders run by run straight to the output,
+// never holding more than one run's objects.
 func (o *renderOptions) Exec(ctx context.Context, paths []string) error {
-	var write func(io.Writer, []render.JobObjects) error
+	var w *render.ManifestWriter
 	switch o.Output {
 	case "yaml", "":
-		write = render.WriteYAML
+		w = render.NewYAMLWriter(o.Stdout)
 	case "json":
-		write = render.WriteJSONList
+		// Opened below, once every folder checked out.
 	default:
 		return &exitError{code: 2, err: fmt.Errorf("-o %q: use yaml or json", o.Output)}
 	}
@@ -88,25 +89,33 @@ func (o *renderOptions) Exec(ctx context.Context, paths []string) error {
 		Repository:  o.Repository,
 		Commit:      o.Commit,
 	}
-	var all []render.JobObjects
+	var runs [][]render.Run
 	failed := false
 	for _, p := range paths {
-		objs, ok, err := o.renderFolder(p, opts)
+		planned, ok, err := o.planFolder(p, opts)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		failed = failed || !ok
-		all = append(all, objs...)
+		runs = append(runs, planned)
 	}
 	if failed {
 		return &exitError{code: 1, err: errors.New("")}
 	}
-	return write(o.Stdout, all)
+	if w == nil {
+		w = render.NewJSONListWriter(o.Stdout)
+	}
+	for _, r := range runs {
+		if err := render.RenderJobsFunc(r, opts, w.Write); err != nil {
+			return err
+		}
+	}
+	return w.Close()
 }
 
-// renderFolder plans and renders one folder; ok is false when it printed
-// validation problems.
-func (o *renderOptions) renderFolder(path string, opts render.JobOptions) ([]render.JobObjects, bool, error) {
+// planFolder plans one folder and checks that its experiments render as
+// Jobs; ok is false when it printed problems.
+func (o *renderOptions) planFolder(path string, opts render.JobOptions) ([]render.Run, bool, error) {
 	dir, err := tree.NewDir(path)
 	if err != nil {
 		return nil, false, err
@@ -125,11 +134,10 @@ func (o *renderOptions) renderFolder(path string, opts render.JobOptions) ([]ren
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", path, err)
 	}
-	objs, err := render.RenderJobs(plan.Runs, opts)
-	if err != nil {
+	if err := render.CheckJobs(plan.Runs, opts); err != nil {
 		fmt.Fprintf(o.Stderr, "%s: %v\n", path, err)
 		return nil, false, nil
 	}
-	fmt.Fprintf(o.Stderr, "%s: %d Job(s) from %d experiment(s)\n", path, len(objs), len(plan.Experiments))
-	return objs, true, nil
+	fmt.Fprintf(o.Stderr, "%s: %d Job(s) from %d experiment(s)\n", path, len(plan.Runs), len(plan.Experiments))
+	return plan.Runs, true, nil
 }
