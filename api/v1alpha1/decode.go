@@ -23,6 +23,9 @@ type decoder struct {
 	errs   *ErrorList
 	// pos records where each field path was written.
 	pos map[string]Position
+	// bad records the field paths that failed to decode, so validation does
+	// not report their zero values as a second, misleading problem.
+	bad map[string]bool
 }
 
 func (d *decoder) at(n *yaml.Node) Position {
@@ -35,6 +38,9 @@ func (d *decoder) at(n *yaml.Node) Position {
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	if d.errs.full() {
 		return
+	}
+	if d.bad != nil {
+		d.bad[path] = true
 	}
 	msg := fmt.Sprintf(format, args...)
 	if path != "" {

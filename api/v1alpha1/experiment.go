@@ -64,6 +64,7 @@ func (l *loader) loadDocument(path string, blob tree.Hash, doc yamlDoc) (loaded 
 		Source:   FileRef{Path: path, Blob: string(blob)},
 		Document: doc.index,
 		pos:      map[string]Position{},
+		bad:      map[string]bool{},
 	}
 	fileOf := map[*yaml.Node]string{}
 	root := doc.node
@@ -79,7 +80,7 @@ func (l *loader) loadDocument(path string, blob tree.Hash, doc yamlDoc) (loaded 
 			}
 		}
 	}
-	d := decoder{file: path, fileOf: fileOf, errs: &l.errs, pos: loaded.pos}
+	d := decoder{file: path, fileOf: fileOf, errs: &l.errs, pos: loaded.pos, bad: loaded.bad}
 	d.decode(root, reflect.ValueOf(&loaded.Experiment).Elem(), "")
 	loaded.pos[""] = pos(path, doc.node)
 	l.validateExperiment(loaded)

@@ -29,6 +29,8 @@ type Loaded struct {
 	// pos records where fields were written ("spec.context",
 	// "spec.inputs[0].file", ...), for errors found after loading.
 	pos map[string]Position
+	// bad holds the field paths that failed to decode.
+	bad map[string]bool
 	// invalid is set when loading it reported an error.
 	invalid bool
 }

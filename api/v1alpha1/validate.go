@@ -32,14 +32,19 @@ type checker struct {
 	errs *ErrorList
 	lim  Limits
 	mode Mode
+	// results is the repository's results folder.
+	results string
 }
 
 func (c checker) errorf(field, format string, args ...any) {
+	if c.e.bad[field] {
+		return // already reported as undecodable
+	}
 	c.errs.add(c.e.Pos(field), "%s: %s", field, fmt.Sprintf(format, args...))
 }
 
 func (l *loader) validateExperiment(e *Loaded) {
-	c := checker{e: e, errs: &l.errs, lim: l.limits, mode: l.opts.Mode}
+	c := checker{e: e, errs: &l.errs, lim: l.limits, mode: l.opts.Mode, results: l.config.Results}
 	c.metadata()
 	c.image()
 	c.command()
@@ -56,6 +61,7 @@ func (l *loader) validateExperiment(e *Loaded) {
 func (c checker) metadata() {
 	m := c.e.Metadata
 	switch {
+	case m.Name == "" && c.e.bad["metadata.name"]:
 	case m.Name == "":
 		c.errs.add(c.e.Pos(""), "metadata.name: missing; every experiment needs a name unique in the repository")
 	case len(m.Name) > MaxNameLength:
@@ -81,7 +87,7 @@ func (c checker) metadata() {
 func (c checker) image() {
 	img := c.e.Spec.Image
 	switch {
-	case img == "":
+	case img == "" && !c.e.bad["spec.image"]:
 		c.errs.add(c.e.Pos("spec"), "spec.image: missing; set a digest-pinned image (name@sha256:<64 hex>) or %q for local runs only", HostImage)
 	case img == HostImage:
 		if c.mode == ModeKubernetes {
@@ -99,6 +105,9 @@ func (c checker) image() {
 func (c checker) command() {
 	s := c.e.Spec
 	if len(s.Command) == 0 {
+		if c.e.bad["spec.command"] {
+			return
+		}
 		c.errs.add(c.e.Pos("spec"), "spec.command: missing; give the program and its arguments as a list")
 		return
 	}
@@ -276,7 +285,9 @@ func (c checker) inputs() {
 				c.errorf(f, "sha256: missing; an input fetched from a URI must declare its sha256")
 			}
 		case in.File != "":
-			c.relPath(f+".file", in.File)
+			if p, ok := c.relPath(f+".file", in.File); ok && tree.Contains(c.results, p) {
+				c.errorf(f+".file", "%q lies in the results folder %q, which every results commit changes; inputs must not", in.File, c.results)
+			}
 		}
 		if in.SHA256 != "" && !sha256Hex.MatchString(in.SHA256) {
 			c.errorf(f+".sha256", "%q must be 64 lowercase hex digits", in.SHA256)
