@@ -37,7 +37,7 @@ func TestLoadValidationErrorsMore(t *testing.T) {
 	}, {
 		name: "names of params, sweep entries",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
-			"  params: {1x: 1, my-param: 2}\n" +
+			"  params: {1x: 1, my-param: 2}\n"+
 			"  sweep: {matrix: {a: [1]}, include: [{}], exclude: [{}]}\n")},
 		want: []string{
 			`experiments/a.yaml:8:16: spec.params.1x: parameter name "1x" must be letters, digits and '_', not starting with a digit`,
@@ -58,9 +58,9 @@ func TestLoadValidationErrorsMore(t *testing.T) {
 	}, {
 		name: "inputs: long name, URI without host, file in the results folder",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
-			"  inputs:\n" +
-			"    - {name: " + strings.Repeat("n", 64) + ", file: data/x}\n" +
-			"    - {name: nohost, uri: \"https:///x\", sha256: " + strings.Repeat("c", 64) + "}\n" +
+			"  inputs:\n"+
+			"    - {name: "+strings.Repeat("n", 64)+", file: data/x}\n"+
+			"    - {name: nohost, uri: \"https:///x\", sha256: "+strings.Repeat("c", 64)+"}\n"+
 			"    - {name: res, file: results/pi/run.json}\n")},
 		want: []string{
 			`experiments/a.yaml:9:14: spec.inputs[0].name: "` + strings.Repeat("n", 64) + `" must be lowercase letters, digits, '-', '_' or '.'`,
@@ -124,7 +124,7 @@ func TestLoadValidationErrorsMore(t *testing.T) {
 		},
 		want: []string{`expsync.yaml:1:10: results: must be a folder below the repository root, not the root`},
 	}, {
-		name: "booleans and strings where lists are expected",
+		name:  "booleans and strings where lists are expected",
 		files: map[string]string{"experiments/a.yaml": experiment("a", "  image: host\n  command: python train.py\n  env: {A: 1}\n")},
 		want: []string{
 			`experiments/a.yaml:7:12: spec.command: must be a list, got str "python train.py"`,
