@@ -162,7 +162,7 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 		}
 		baseTree = c.TreeHash
 	}
-	if merge != nil && !head.IsZero() && (attempt > 1 || head.String() != req.Base) {
+	if merge != nil && !head.IsZero() && (attempt > 1 || (req.Base != "" && head.String() != req.Base)) {
 		if edits, err = s.rebuild(st, head, req.Files, merge); err != nil {
 			return CommitResult{}, err
 		}

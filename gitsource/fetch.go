@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -107,7 +108,17 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		}
 		return true, nil
 	}
+	_, statErr := os.Stat(s.gitDir())
+	fresh := statErr != nil
 	_, err := attempt()
+	if err == nil && !fresh && s.overLimit() {
+		// The cache grew over the limit across many fetches: start afresh
+		// before deciding that the repository itself is too large.
+		if derr := s.dropCache(); derr != nil {
+			return s.wrap(op, derr)
+		}
+		_, err = attempt()
+	}
 	if isCorruption(err) {
 		// go-git cannot reconcile a shallow cache with a rewritten history
 		// ("object not found"): start the cache afresh, once.
@@ -123,6 +134,11 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		return s.wrap(op, err)
 	}
 	return s.checkCacheSize(op)
+}
+
+func (s *Source) overLimit() bool {
+	n, err := s.cacheBytes()
+	return err == nil && n > s.limits.MaxRepoBytes
 }
 
 func (s *Source) checkCacheSize(op string) error {

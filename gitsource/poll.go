@@ -40,10 +40,15 @@ func (c RefChange) Deleted() bool { return c.New == "" }
 // RefChange is Runnable only after its commits passed verification.
 func (s *Source) Poll(ctx context.Context) ([]RefChange, error) {
 	refs, err := s.listRefs(ctx)
-	if err != nil {
-		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		// An empty repository is an error to report, unless refs we
+		// observed have gone: then their deletion is the news.
+		if len(s.Observed()) == 0 {
 			return nil, s.newError("poll", ErrEmptyRepository, "")
 		}
+		refs, err = nil, nil
+	}
+	if err != nil {
 		return nil, s.wrap("poll", err)
 	}
 	current := map[string]string{}
@@ -68,7 +73,11 @@ func (s *Source) Poll(ctx context.Context) ([]RefChange, error) {
 		case !s.repo.needsVerification(p):
 			c.Runnable, c.Reason = true, "trusted ref"
 		default:
-			c.Runnable, c.Reason = s.verifyChange(ctx, c)
+			var retry bool
+			c.Runnable, c.Reason, retry = s.verifyChange(ctx, c)
+			if retry {
+				continue // not observed: the next Poll verifies again
+			}
 		}
 		s.stateMu.Lock()
 		if c.Deleted() {
@@ -100,16 +109,20 @@ func (s *Source) diffObserved(current map[string]string) []RefChange {
 	return out
 }
 
-// verifyChange fetches the new commits of c and verifies each one.
-func (s *Source) verifyChange(ctx context.Context, c *RefChange) (bool, string) {
+// verifyChange fetches the new commits of c and verifies each one. retry
+// is true when verification could not run (network, server): the change is
+// not runnable now and is verified again at the next Poll.
+func (s *Source) verifyChange(ctx context.Context, c *RefChange) (runnable bool, reason string, retry bool) {
 	res, err := s.VerifyRef(ctx, c.Ref, c.New)
-	if err != nil {
-		return false, "refused: " + err.Error()
+	switch {
+	case errors.Is(err, ErrUnverified):
+		return false, "refused: " + err.Error(), false
+	case err != nil:
+		return false, "verification could not run (retried at the next poll): " + err.Error(), true
+	case len(res.Checked) == 0:
+		return true, fmt.Sprintf("commit %s was verified before", c.New), false
 	}
-	if len(res.Checked) == 0 {
-		return true, fmt.Sprintf("commit %s was verified before", c.New)
-	}
-	return true, fmt.Sprintf("%d new commit(s) verified, head signed by %s", len(res.Checked), res.Signers[0])
+	return true, fmt.Sprintf("%d new commit(s) verified, head signed by %s", len(res.Checked), res.Signers[0]), false
 }
 
 // VerifyRef fetches ref up to commit and verifies every commit not verified

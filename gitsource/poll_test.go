@@ -1,6 +1,7 @@
 package gitsource
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -89,5 +90,32 @@ func TestPollPullRequestRefsGoToResultsBranch(t *testing.T) {
 	}
 	if _, err := (&Repository{Refs: []RefPolicy{{Pattern: "refs/pull/*/head"}}}).ResultsBranchFor("refs/pull/7/head"); err == nil {
 		t.Fatal("a pull request ref without a results branch must be refused")
+	}
+}
+
+func TestPollWhenTheLastBranchIsDeleted(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	runGit(t, srv.barePath("exps"), "config", "receive.denyDeleteCurrent", "ignore")
+	p := newPeer(t, srv.peerURL("exps"))
+	c1 := p.commit("first", map[string]string{"a.txt": "a"})
+	p.push("main")
+	src := newSource(t, srv, "exps")
+	ctx := testCtx(t)
+	if _, err := src.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.push(":main") // the repository is empty again
+	got, err := src.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []RefChange{{Ref: "refs/heads/main", Old: c1, Trusted: true, Reason: "ref deleted", ResultsBranch: "main"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
+	}
+	// Nothing observed any more: an empty repository is now an error again.
+	if _, err := src.Poll(ctx); !errors.Is(err, ErrEmptyRepository) {
+		t.Fatalf("poll of an empty repository: err = %v", err)
 	}
 }
