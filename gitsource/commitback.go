@@ -23,10 +23,10 @@ type CommitRequest struct {
 	// Files maps slash-separated paths to contents; a nil content deletes
 	// the path (a file or a whole folder). Files are written with mode 0644.
 	Files map[string][]byte
-	// Base is the commit the caller computed Files against ("" if Files
-	// apply to any head). When the branch head differs from Base — at the
+	// Base is the commit the caller computed Files against. When the
+	// branch head is not Base ("" counts as unknown, so always) — at the
 	// first attempt or after losing a push race — the MergeFunc rebuilds
-	// Files on the new head.
+	// Files on the head; a nil MergeFunc writes Files as they are.
 	Base string
 	// StartFrom is the ref a missing Branch is created from (for example
 	// the pull request head whose results it holds); "" creates the
@@ -162,7 +162,7 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 		}
 		baseTree = c.TreeHash
 	}
-	if merge != nil && !head.IsZero() && (attempt > 1 || (req.Base != "" && head.String() != req.Base)) {
+	if merge != nil && !head.IsZero() && (attempt > 1 || head.String() != req.Base) {
 		if edits, err = s.rebuild(st, head, req.Files, merge); err != nil {
 			return CommitResult{}, err
 		}
