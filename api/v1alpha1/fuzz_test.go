@@ -10,22 +10,26 @@ import (
 )
 
 // FuzzLoad feeds arbitrary bytes as an experiment file (and as a template it
-// names): Load never panics, never returns anything but a result or an
+// names) and as expsync.yaml: Load never panics, never returns anything but a result or an
 // ErrorList, and every error names a position in a file of the repository.
 func FuzzLoad(f *testing.F) {
-	f.Add(experiment("a", valid))
-	f.Add(experiment("a", valid+"  template: t.yaml\n  sweep: {matrix: {x: [1, 2]}, include: [{x: 3}], exclude: [{x: 1}]}\n"))
-	f.Add(laughs())
-	f.Add("a: &a [*a]\n")
-	f.Add("--- !!binary\n---\n- [\n")
-	f.Add("apiVersion: expsync.dev/v1alpha1\nkind: Experiment\nmetadata: {name: a, <<: {x: 1}}\nspec: {params: {x: 1e400}}\n")
-	f.Fuzz(func(t *testing.T, doc string) {
+	config := "limits: {maxRuns: 10, maxAliases: 3}\ndefaults: {queue: q, timeout: 1h}\nignore: [\"experiments/x*\"]\n"
+	f.Add(experiment("a", valid), "")
+	f.Add(experiment("a", valid+"  template: t.yaml\n  sweep: {matrix: {x: [1, 2]}, include: [{x: 3}], exclude: [{x: 1}]}\n"), config)
+	f.Add(laughs(), "")
+	f.Add("a: &a [*a]\n", "a: &a [*a]\n")
+	f.Add("--- !!binary\n---\n- [\n", "experiments: ../x\nresults: .\n")
+	f.Add("apiVersion: expsync.dev/v1alpha1\nkind: Experiment\nmetadata: {name: a, <<: {x: 1}}\nspec: {params: {x: 1e400}}\n", config)
+	f.Fuzz(func(t *testing.T, doc, config string) {
 		files := map[string]string{
 			"experiments/a.yaml": doc,
 			"t.yaml":             "apiVersion: expsync.dev/v1alpha1\nkind: ExperimentTemplate\nspec:\n  queue: q\n",
 		}
 		if strings.Contains(doc, "ExperimentTemplate") {
 			files["t.yaml"] = doc
+		}
+		if config != "" {
+			files["expsync.yaml"] = config
 		}
 		repo, err := v1alpha1.Load(tree.MemoryOf(files), v1alpha1.LoadOptions{Mode: v1alpha1.ModeKubernetes})
 		if err == nil {

@@ -193,11 +193,18 @@ func (l *loader) validateConfig(cfg *RepositoryConfig, root *yaml.Node) {
 // (excluding the results folder), sorted.
 func (l *loader) experimentFiles() ([]string, error) {
 	root := l.config.Experiments
-	if _, err := l.r.Stat(root); errors.Is(err, tree.ErrNotExist) {
+	e, err := l.r.Stat(root)
+	switch {
+	case errors.Is(err, tree.ErrNotExist):
 		return nil, nil // a repository without experiments plans no runs
+	case errors.Is(err, tree.ErrSymlink) || err == nil && !e.IsDir():
+		l.errs.add(Position{File: ConfigFile, Line: 1, Column: 1}, "experiments: %q is not a folder of the repository", root)
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("list experiment files: %w", err)
 	}
 	var files []string
-	err := tree.Walk(l.r, root, func(p string, e tree.Entry) error {
+	err = tree.Walk(l.r, root, func(p string, e tree.Entry) error {
 		if l.ignored(p) {
 			if e.IsDir() {
 				return fs.SkipDir

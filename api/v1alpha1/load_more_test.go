@@ -118,6 +118,13 @@ func TestLoadValidationErrorsMore(t *testing.T) {
 			`expsync.yaml:5:1: expsync.yaml holds one document, found 2`,
 		},
 	}, {
+		name: "config: experiments is a file",
+		files: map[string]string{
+			"expsync.yaml": "experiments: README.md\n",
+			"README.md":    "hi\n",
+		},
+		want: []string{`expsync.yaml:1:1: experiments: "README.md" is not a folder of the repository`},
+	}, {
 		name: "config: the root as a folder",
 		files: map[string]string{
 			"expsync.yaml": "results: .\n",
