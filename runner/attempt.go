@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/expsync/expsync/contract"
@@ -30,8 +30,9 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	if !r.opts.KeepWork {
 		defer removeLater(dir)
 	}
-	work := filepath.Join(dir, "work")
-	if out, ok := r.prepare(ctx, work); !ok {
+	work := dir
+	var linked []linkedObject
+	if out, ok := r.prepare(ctx, work, &linked); !ok {
 		return out
 	}
 	timeout := r.c.Limits.Timeout.Duration
@@ -40,15 +41,27 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	}
 	// Declared variables override HOME and TMPDIR; nothing overrides the
 	// attempt number.
-	env := append([]string{"HOME=" + work, "TMPDIR=" + dir}, r.env...)
+	env := append([]string{"HOME=" + work, "TMPDIR=" + work}, r.env...)
 	env = append(env, "EXPSYNC_ATTEMPT="+strconv.Itoa(n))
 	env = dedupeEnv(env)
+	release := func() {}
+	if r.opts.Admit != nil {
+		rel, err := r.opts.Admit(ctx)
+		if err != nil {
+			return outcome{outcomeCancelled, fmt.Sprintf("not admitted: %v", err)}
+		}
+		release = rel
+	}
 	p, err := r.runProcess(ctx, processSpec{
-		dir: work, logPath: filepath.Join(dir, "log"), env: env, timeout: timeout, attempt: n,
+		dir: work, logPath: dir + ".log", env: env, timeout: timeout, attempt: n,
 	})
+	// The process group is gone: its resources are free for the next run
+	// while this one's outputs are hashed.
+	release()
 	res.ExitCode, res.Signal = p.exitCode, p.signal
 	res.Usage = p.usage
 	r.recordLog(ctx, p, res)
+	tampered := r.tampered(linked)
 	switch {
 	case err != nil && errors.Is(err, errNotStarted):
 		return outcome{p.startKind, err.Error()}
@@ -70,26 +83,57 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 		}
 		return outcome{outcomeExit, msg}
 	}
+	if tampered != "" {
+		return outcome{outcomeOutputs, tampered}
+	}
 	if oerr != nil {
 		return outcome{outcomeOutputs, oerr.Error()}
 	}
 	return outcome{outcomeExit, ""}
 }
 
+// makeAttemptDir makes the attempt's work folder (also its TMPDIR; a log
+// too large for memory spills next to it as <folder>.log).
 func (r *attemptRunner) makeAttemptDir(n int) (string, error) {
-	if err := os.MkdirAll(r.opts.WorkRoot, 0o755); err != nil {
-		return "", err
+	if dir, ok := pooledDir(r.opts.WorkRoot); ok {
+		return dir, nil
 	}
-	dir, err := os.MkdirTemp(r.opts.WorkRoot, fmt.Sprintf("%.12s-a%d-", r.c.RunID, n))
-	if err != nil {
-		return "", err
+	prefix := fmt.Sprintf("%.12s-a%d-", r.c.RunID, n)
+	dir, err := os.MkdirTemp(r.opts.WorkRoot, prefix)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(r.opts.WorkRoot, 0o755); err != nil {
+			return "", err
+		}
+		dir, err = os.MkdirTemp(r.opts.WorkRoot, prefix)
 	}
-	return dir, nil
+	return dir, err
+}
+
+// tampered checks that the run did not write to the store objects linked
+// into its work folder (read-only files stop everyone but root): a file that
+// is still the object's inode must have its size and mtime. A changed object
+// is dropped from the store.
+func (r *attemptRunner) tampered(linked []linkedObject) string {
+	l, ok := r.st.(store.Linker)
+	if !ok {
+		return ""
+	}
+	for _, o := range linked {
+		fi, err := os.Lstat(o.dst)
+		if err != nil || !os.SameFile(fi, o.was) {
+			continue // removed or replaced: the object was not touched
+		}
+		if fi.Size() != o.was.Size() || !fi.ModTime().Equal(o.was.ModTime()) {
+			l.Drop(o.sha)
+			return fmt.Sprintf("the run wrote to %s in place; context and input files are shared read-only with the store (copy a file before changing it)", o.path)
+		}
+	}
+	return ""
 }
 
 // prepare materialises the context and the inputs into work.
-func (r *attemptRunner) prepare(ctx context.Context, work string) (outcome, bool) {
-	if err := materialiseContext(ctx, r.st, r.c.Context.Tree, work, r.opts.VerifyStoreObjects); err != nil {
+func (r *attemptRunner) prepare(ctx context.Context, work string, linked *[]linkedObject) (outcome, bool) {
+	if err := materialiseContext(ctx, r.st, r.c.Context.Tree, work, r.opts.VerifyStoreObjects, linked); err != nil {
 		kind := outcomeFatal
 		var mm *InputMismatchError
 		if errors.As(err, &mm) {
@@ -97,7 +141,7 @@ func (r *attemptRunner) prepare(ctx context.Context, work string) (outcome, bool
 		}
 		return outcome{kind, err.Error()}, false
 	}
-	if err := placeInputs(ctx, r.st, r.opts, r.c.Inputs, work); err != nil {
+	if err := placeInputs(ctx, r.st, r.opts, r.c.Inputs, work, linked); err != nil {
 		var mm *InputMismatchError
 		var tr *transientError
 		switch {

@@ -25,7 +25,7 @@ func BenchmarkRunnerOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := tree.MemoryOf(map[string]string{"run.py": "print(1)\n", "conf/a.yaml": "a: 1\n", "README.md": "# exp\n"})
+	m := tree.MemoryOf(map[string]string{"run.py": "print(1)\n", "experiment.yaml": "kind: Experiment\n", "README.md": "# exp\n"})
 	ctxTree, err := store.ExportTree(context.Background(), st, m, "")
 	if err != nil {
 		b.Fatal(err)

@@ -34,8 +34,6 @@ func (e *InputMismatchError) Error() string {
 // store objects too. It is what a pod's init container runs (expsync exec
 // --verify-inputs-only). A mismatch is an *InputMismatchError.
 func Materialise(ctx context.Context, c contract.Contract, opts Options, work string) error {
-	opts = opts.withDefaults()
-	opts.VerifyStoreObjects = true
 	if err := Validate(c); err != nil {
 		return err
 	}
@@ -43,10 +41,16 @@ func Materialise(ctx context.Context, c contract.Contract, opts Options, work st
 	if err != nil {
 		return err
 	}
-	if err := materialiseContext(ctx, st, c.Context.Tree, work, true); err != nil {
+	opts.Store = st
+	opts = opts.withDefaults()
+	opts.VerifyStoreObjects = true
+	if err := os.Mkdir(work, 0o755); err != nil {
+		return fmt.Errorf("work folder: %w", err)
+	}
+	if err := materialiseContext(ctx, st, c.Context.Tree, work, true, nil); err != nil {
 		return err
 	}
-	return placeInputs(ctx, st, opts, c.Inputs, work)
+	return placeInputs(ctx, st, opts, c.Inputs, work, nil)
 }
 
 // transientError marks a failure worth retrying (network, 5xx, 429).
@@ -67,10 +71,7 @@ var defaultHTTPClient = &http.Client{
 
 // materialiseContext places the files of the context tree's manifest under
 // work, which must not exist yet.
-func materialiseContext(ctx context.Context, st store.Store, treeID, work string, verify bool) error {
-	if err := os.Mkdir(work, 0o755); err != nil {
-		return err
-	}
+func materialiseContext(ctx context.Context, st store.Store, treeID, work string, verify bool, linked *[]linkedObject) error {
 	if treeID == "" {
 		return nil
 	}
@@ -98,7 +99,7 @@ func materialiseContext(ctx context.Context, st store.Store, treeID, work string
 				return fmt.Errorf("context %s: %w", rel, err)
 			}
 		case store.ModeFile, store.ModeExecutable:
-			if err := placeObject(ctx, st, e.SHA256, dst, e.Mode == store.ModeExecutable); err != nil {
+			if err := placeObject(ctx, st, e.SHA256, dst, e.Mode == store.ModeExecutable, rel, linked); err != nil {
 				return fmt.Errorf("context %s: %w", rel, err)
 			}
 			if verify {
@@ -115,7 +116,7 @@ func materialiseContext(ctx context.Context, st store.Store, treeID, work string
 
 // placeInputs places every input at its path, fetching URL inputs into the
 // store first, and checks each against its sha256.
-func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []contract.Input, work string) error {
+func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []contract.Input, work string, linked *[]linkedObject) error {
 	if len(inputs) == 0 {
 		return nil
 	}
@@ -148,7 +149,7 @@ func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []con
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
-		if err := placeObject(ctx, st, in.SHA256, dst, false); err != nil {
+		if err := placeObject(ctx, st, in.SHA256, dst, false, in.Path, linked); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		if opts.VerifyStoreObjects {
@@ -250,10 +251,27 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// placeObject puts a blob at dst: linked when the store can, copied otherwise.
-func placeObject(ctx context.Context, st store.Store, sha, dst string, executable bool) error {
-	if l, ok := st.(store.Linker); ok {
-		return l.LinkTo(ctx, sha, dst, executable)
+// linkedObject is a work-folder file that is a hard link to a store object.
+type linkedObject struct {
+	path, sha string
+	dst       string
+	was       os.FileInfo
+}
+
+// placeObject puts a blob at dst: linked when the store can (and recorded
+// in linked, so the run can be checked for writing to it), copied
+// otherwise. A nil linked asks for a copy.
+func placeObject(ctx context.Context, st store.Store, sha, dst string, executable bool, rel string, linked *[]linkedObject) error {
+	if l, ok := st.(store.Linker); ok && linked != nil {
+		ok, err := l.LinkTo(ctx, sha, dst, executable)
+		if ok {
+			fi, serr := os.Lstat(dst)
+			if serr != nil {
+				return serr
+			}
+			*linked = append(*linked, linkedObject{path: rel, sha: sha, dst: dst, was: fi})
+		}
+		return err
 	}
 	rc, err := st.Open(ctx, sha)
 	if err != nil {

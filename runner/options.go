@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,9 +16,9 @@ type Options struct {
 	// Store holds the context, inputs, outputs and logs; nil opens the
 	// contract's Store location.
 	Store store.Store
-	// WorkRoot is where attempt folders are made (default
-	// $TMPDIR/expsync-work). Put it on the store's file system so the
-	// context can be hard-linked instead of copied.
+	// WorkRoot is where attempt folders are made (default: <store>/work for
+	// a local store, so context files can be hard-linked from it and
+	// outputs linked into it; $TMPDIR/expsync-work otherwise).
 	WorkRoot string
 	// KeepWork keeps attempt folders after the run, for debugging.
 	KeepWork bool
@@ -62,6 +63,14 @@ type Options struct {
 	Backoff    time.Duration
 	MaxBackoff time.Duration
 
+	// Admit, when set, is called before each attempt's process starts, after
+	// its work folder is ready; the process starts once it returns, and
+	// release is called as soon as the process group has ended (before the
+	// outputs are hashed). An error (ctx ended, shutdown) cancels the run.
+	// The executor admits by resources here, so preparing and hashing,
+	// which are I/O, overlap with other runs' processes.
+	Admit func(ctx context.Context) (release func(), err error)
+
 	// OnStart is called once per attempt right after the process started,
 	// before it is waited for (the executor journals the process group).
 	OnStart func(Started)
@@ -81,7 +90,11 @@ type Started struct {
 
 func (o Options) withDefaults() Options {
 	if o.WorkRoot == "" {
-		o.WorkRoot = filepath.Join(os.TempDir(), "expsync-work")
+		if l, ok := o.Store.(*store.Local); ok {
+			o.WorkRoot = filepath.Join(l.Root(), "work")
+		} else {
+			o.WorkRoot = filepath.Join(os.TempDir(), "expsync-work")
+		}
 	}
 	if o.DefaultTimeout <= 0 {
 		o.DefaultTimeout = 24 * time.Hour

@@ -113,6 +113,21 @@ func hashOutput(ctx context.Context, st store.Store, work, rel string, fi fs.Fil
 		if fi.Size() > room {
 			return store.Entry{}, tooLarge(fi.Size())
 		}
+		mode := store.ModeFile
+		if fi.Mode()&0o100 != 0 {
+			mode = store.ModeExecutable
+		}
+		if fp, ok := st.(store.FilePutter); ok {
+			// The run is over: move the file into the store by a link.
+			obj, err := fp.PutFile(ctx, filepath.Join(work, filepath.FromSlash(rel)), room)
+			if errors.Is(err, store.ErrTooLarge) {
+				return store.Entry{}, tooLarge(room + 1)
+			}
+			if err != nil {
+				return store.Entry{}, fmt.Errorf("store output %s: %w", rel, err)
+			}
+			return store.Entry{Path: rel, Mode: mode, SHA256: obj.SHA256, Size: obj.Size}, nil
+		}
 		f, err := os.OpenFile(filepath.Join(work, filepath.FromSlash(rel)), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
 			return store.Entry{}, fmt.Errorf("output %s: %w", rel, err)
@@ -125,10 +140,6 @@ func hashOutput(ctx context.Context, st store.Store, work, rel string, fi fs.Fil
 		}
 		if err != nil {
 			return store.Entry{}, fmt.Errorf("store output %s: %w", rel, err)
-		}
-		mode := store.ModeFile
-		if fi.Mode()&0o100 != 0 {
-			mode = store.ModeExecutable
 		}
 		return store.Entry{Path: rel, Mode: mode, SHA256: obj.SHA256, Size: obj.Size}, nil
 	default:

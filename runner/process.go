@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -61,6 +62,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		Args:   r.c.Command,
 		Dir:    spec.dir,
 		Env:    spec.env,
+		Stdin:  devNull(),
 		Stdout: pw,
 		Stderr: pw,
 		SysProcAttr: &syscall.SysProcAttr{
@@ -154,6 +156,23 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	return res, nil
 }
 
+var (
+	devNullOnce sync.Once
+	devNullFile *os.File
+)
+
+// devNull is the runs' standard input, opened once (os/exec would open it
+// for every run).
+func devNull() *os.File {
+	devNullOnce.Do(func() {
+		devNullFile, _ = os.Open(os.DevNull)
+	})
+	return devNullFile
+}
+
+// lookCache remembers where bare program names were found in a PATH.
+var lookCache sync.Map // prog + "\x00" + PATH → full path
+
 func tvSeconds(tv syscall.Timeval) float64 {
 	return float64(tv.Sec) + float64(tv.Usec)/1e6
 }
@@ -171,12 +190,17 @@ func lookPath(prog, dir, path string) (string, error) {
 		}
 		return full, nil
 	}
+	key := prog + "\x00" + path
+	if full, ok := lookCache.Load(key); ok && executable(full.(string)) == nil {
+		return full.(string), nil
+	}
 	for _, d := range filepath.SplitList(path) {
 		if d == "" || !filepath.IsAbs(d) {
 			continue
 		}
 		full := filepath.Join(d, prog)
 		if executable(full) == nil {
+			lookCache.Store(key, full)
 			return full, nil
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -22,7 +23,6 @@ import (
 // only when no result can be recorded (an invalid contract, an unusable
 // store); every failure of the run itself is a Result.
 func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error) {
-	opts = opts.withDefaults()
 	if err := Validate(c); err != nil {
 		return nil, err
 	}
@@ -30,6 +30,8 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	opts.Store = st
+	opts = opts.withDefaults()
 	res := &Result{
 		RunID:            c.RunID,
 		ExitCode:         -1,
@@ -261,20 +263,26 @@ func (o outcome) status() Status {
 
 var errNotStarted = errors.New("command did not start")
 
-// Attempt folders are removed by a background goroutine, off the run's
-// critical path; cleanups counts the pending ones.
+// Attempt folders are emptied by a background goroutine, off the run's
+// critical path, and kept (a few per work root) for the next attempts:
+// creating a folder costs about as much as the rest of a trivial run's
+// bookkeeping on some file systems. cleanups counts the pending ones.
 var (
 	cleanups    sync.WaitGroup
 	cleanupOnce sync.Once
 	cleanupCh   chan string
+	poolMu      sync.Mutex
+	pools       = map[string][]string{} // work root → empty attempt folders
 )
+
+const poolSize = 64
 
 func removeLater(dir string) {
 	cleanupOnce.Do(func() {
 		cleanupCh = make(chan string, 1024)
 		go func() {
 			for d := range cleanupCh {
-				removeAll(d)
+				recycle(d)
 				cleanups.Done()
 			}
 		}()
@@ -283,13 +291,88 @@ func removeLater(dir string) {
 	select {
 	case cleanupCh <- dir:
 	default: // backlog full: clean up here
-		removeAll(dir)
+		recycle(dir)
 		cleanups.Done()
 	}
 }
 
-// WaitCleanup waits until the attempt folders of finished runs are removed.
+// recycle empties an attempt folder into the pool, or removes it.
+func recycle(dir string) {
+	_ = os.Remove(dir + ".log")
+	root := filepath.Dir(dir)
+	poolMu.Lock()
+	full := len(pools[root]) >= poolSize
+	poolMu.Unlock()
+	if full || !empty(dir) {
+		removeAll(dir)
+		return
+	}
+	poolMu.Lock()
+	pools[root] = append(pools[root], dir)
+	poolMu.Unlock()
+}
+
+// empty removes a folder's content without ever leaving it, even if the
+// run replaced parts of it by symlinks.
+func empty(dir string) bool {
+	before, err := os.Lstat(dir)
+	if err != nil || !before.IsDir() {
+		return false
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	if fi, err := r.Stat("."); err != nil || !os.SameFile(fi, before) {
+		return false
+	}
+	if err := r.Chmod(".", 0o755); err != nil {
+		return false
+	}
+	f, err := r.Open(".")
+	if err != nil {
+		return false
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return false
+	}
+	for _, name := range names {
+		if err := r.RemoveAll(name); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// pooledDir takes an empty attempt folder of root, if any.
+func pooledDir(root string) (string, bool) {
+	poolMu.Lock()
+	defer poolMu.Unlock()
+	p := pools[root]
+	if len(p) == 0 {
+		return "", false
+	}
+	dir := p[len(p)-1]
+	pools[root] = p[:len(p)-1]
+	return dir, true
+}
+
+// WaitCleanup waits until the attempt folders of finished runs are emptied.
 func WaitCleanup() { cleanups.Wait() }
+
+// DropPool removes the empty attempt folders kept for reuse under root.
+func DropPool(root string) {
+	poolMu.Lock()
+	p := pools[root]
+	delete(pools, root)
+	poolMu.Unlock()
+	for _, d := range p {
+		_ = os.Remove(d)
+	}
+}
 
 func removeAll(dir string) {
 	if err := os.RemoveAll(dir); err == nil {

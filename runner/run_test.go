@@ -69,6 +69,7 @@ func TestRunSucceeds(t *testing.T) {
 		t.Errorf("timings %v .. %v", res.StartedAt, res.FinishedAt)
 	}
 	WaitCleanup()
+	DropPool(f.opts.WorkRoot)
 	if entries, _ := os.ReadDir(f.opts.WorkRoot); len(entries) != 0 {
 		t.Errorf("attempt folders left behind: %v", entries)
 	}
@@ -324,18 +325,32 @@ func TestRepositoryInputFromStore(t *testing.T) {
 
 func TestContextMaterialisation(t *testing.T) {
 	f := newFixture(t)
-	tr := f.exportContext(map[string]string{"bin/tool*": "#!/bin/sh\necho tool ran\n", "data.txt": "d\n"})
-	// Whatever the run does to its context files (even as root, who can
-	// write read-only files), the store's objects stay as they were.
-	res := f.run(newContract("sh", "-c", `bin/tool; echo changed > data.txt 2>/dev/null || echo refused; cat data.txt >/dev/null`).context(tr).build())
-	if res.Status != Succeeded {
-		t.Fatalf("status %s: %s\n%s", res.Status, res.Error, res.LogTail)
+	files := map[string]string{"bin/tool*": "#!/bin/sh\necho tool ran\n", "data.txt": "d\n", "conf/x.yaml": "x: 1\n"}
+	tr := f.exportContext(files)
+	res := f.run(newContract("sh", "-c", `bin/tool; cat conf/x.yaml; [ -x bin/tool ] && [ ! -x data.txt ] && echo modes ok`).context(tr).build())
+	if res.Status != Succeeded || res.LogTail != "tool ran\nx: 1\nmodes ok\n" {
+		t.Fatalf("status %s (%s), log %q", res.Status, res.Error, res.LogTail)
 	}
-	if res.LogTail != "tool ran\n" && res.LogTail != "tool ran\nrefused\n" {
-		t.Errorf("log %q", res.LogTail)
+
+	// Context files are hard links to read-only store objects. Root can
+	// write through them anyway: the run fails, and the changed object
+	// leaves the store instead of serving wrong bytes under its digest.
+	res = f.run(newContract("sh", "-c", `chmod u+w data.txt; echo changed > data.txt`).context(tr).build())
+	if res.Status != Failed || !strings.Contains(res.Error, "the run wrote to data.txt in place") {
+		t.Errorf("status %s error %q; want Failed naming data.txt", res.Status, res.Error)
+	}
+	if ok, _ := f.st.Has(context.Background(), shaOf("d\n")); ok && f.blob(shaOf("d\n")) != "d\n" {
+		t.Fatalf("the store serves changed bytes under the old digest")
+	}
+	// Exporting the tree again restores the object; runs that replace a
+	// file instead of writing through it are fine.
+	f.exportContext(files)
+	res = f.run(newContract("sh", "-c", `rm data.txt; echo new > data.txt; cat data.txt`).context(tr).build())
+	if res.Status != Succeeded || res.LogTail != "new\n" {
+		t.Errorf("status %s (%s), log %q", res.Status, res.Error, res.LogTail)
 	}
 	if got := f.blob(shaOf("d\n")); got != "d\n" {
-		t.Errorf("store object changed to %q", got)
+		t.Errorf("store object = %q after re-export", got)
 	}
 }
 
@@ -521,5 +536,40 @@ func TestValidateRefusesEscapingPaths(t *testing.T) {
 		if _, err := Run(context.Background(), c, newFixture(t).opts); err == nil {
 			t.Errorf("Run accepted an invalid contract: %+v", c)
 		}
+	}
+}
+
+func TestCleanupNeverLeavesTheWorkFolder(t *testing.T) {
+	f := newFixture(t)
+	outside := t.TempDir()
+	keep := filepath.Join(outside, "keep.txt")
+	os.WriteFile(keep, []byte("keep"), 0o644)
+	for _, script := range []string{
+		`mkdir sub; ln -s "$OUTSIDE" sub/link; ln -s "$OUTSIDE" top`,
+		// The run replaces its own work folder by a symlink to elsewhere.
+		`d=$(pwd); cd ..; rm -rf "$d"; ln -s "$OUTSIDE" "$d"`,
+		`mkdir ro; touch ro/f; chmod 0500 ro; chmod 0500 .`,
+	} {
+		res := f.run(shell(script).env("OUTSIDE", outside).build())
+		if res.Status != Succeeded {
+			t.Fatalf("%s: status %s (%s)", script, res.Status, res.Error)
+		}
+		WaitCleanup()
+		if _, err := os.Stat(keep); err != nil {
+			t.Fatalf("after %q, cleanup deleted a file outside the work folder: %v", script, err)
+		}
+	}
+	// Folders kept for reuse are empty.
+	poolMu.Lock()
+	pooled := append([]string(nil), pools[f.opts.WorkRoot]...)
+	poolMu.Unlock()
+	for _, d := range pooled {
+		if entries, _ := os.ReadDir(d); len(entries) != 0 {
+			t.Errorf("pooled folder %s not empty: %v", d, entries)
+		}
+	}
+	DropPool(f.opts.WorkRoot)
+	if entries, _ := os.ReadDir(f.opts.WorkRoot); len(entries) != 0 {
+		t.Errorf("left in the work root: %v", entries)
 	}
 }

@@ -33,7 +33,7 @@ func ExportTree(ctx context.Context, s Store, r tree.Reader, path string) (tree.
 }
 
 func exportDir(ctx context.Context, s Store, r tree.Reader, dir string, id tree.Hash) (Manifest, error) {
-	if m, err := s.Tree(ctx, string(id)); err == nil {
+	if m, err := s.Tree(ctx, string(id)); err == nil && complete(ctx, s, m) {
 		return m, nil
 	}
 	entries, err := r.ReadDir(dir)
@@ -122,4 +122,15 @@ func statObject(s *Local, sha string) (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// complete reports whether every blob of a manifest is in the store (a
+// blob may have been dropped after a run wrote to it).
+func complete(ctx context.Context, s Store, m Manifest) bool {
+	for _, e := range m.Entries {
+		if ok, err := s.Has(ctx, e.SHA256); !ok || err != nil {
+			return false
+		}
+	}
+	return true
 }

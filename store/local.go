@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,15 @@ func (c *smallCache) get(sha string) ([]byte, bool) {
 	return b, ok
 }
 
+func (c *smallCache) drop(sha string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.m[sha]; ok {
+		c.bytes -= len(b)
+		delete(c.m, sha)
+	}
+}
+
 func (c *smallCache) add(sha string, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -67,6 +77,7 @@ func (c *smallCache) add(sha string, b []byte) {
 
 var _ Store = (*Local)(nil)
 var _ Linker = (*Local)(nil)
+var _ FilePutter = (*Local)(nil)
 
 // OpenLocal opens (creating when needed) a store rooted at dir.
 func OpenLocal(dir string) (*Local, error) {
@@ -245,49 +256,113 @@ func (s *Local) Has(_ context.Context, sha string) (bool, error) {
 	return err == nil, err
 }
 
-// LinkTo implements Linker. A run must never be able to change the store
-// through its work folder, so: small files are written from the in-memory
-// cache; others are cloned copy-on-write (FICLONE) where the file system
-// can, else hard-linked to the read-only object when larger than
-// LinkThreshold, not executable (a link shares the object's permission bits)
-// and not running as root (who can write read-only files), else copied.
-func (s *Local) LinkTo(_ context.Context, sha, dst string, executable bool) error {
+// LinkTo implements Linker. Plain files are hard-linked to the read-only
+// object (no inode to allocate: by far the cheapest way to build a work
+// folder), executables are copied (a link would share the object's
+// permission bits), and so is everything when linking fails (another file
+// system). Small objects are copied from memory, larger ones cloned
+// copy-on-write where the file system can.
+//
+// Read-only objects stop accidental writes except by root; the runner
+// detects writes after the fact (the object's mtime or size moves) and
+// drops the object.
+func (s *Local) LinkTo(_ context.Context, sha, dst string, executable bool) (bool, error) {
 	if err := checkSHA256(sha); err != nil {
-		return err
+		return false, err
+	}
+	src := s.ObjectPath(sha)
+	if !executable {
+		err := os.Link(src, dst)
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Lstat(src); serr != nil {
+				return false, fmt.Errorf("blob %s: %w", sha, ErrNotFound)
+			}
+		}
 	}
 	mode := os.FileMode(0o644)
 	if executable {
 		mode = 0o755
 	}
 	if data, ok := s.small.get(sha); ok {
-		return writeNew(dst, data, mode)
+		return false, writeNew(dst, data, mode)
 	}
-	src := s.ObjectPath(sha)
 	fi, err := os.Lstat(src)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("blob %s: %w", sha, ErrNotFound)
+		return false, fmt.Errorf("blob %s: %w", sha, ErrNotFound)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if fi.Size() <= smallMax {
 		data, err := os.ReadFile(src)
 		if err != nil {
-			return err
+			return false, err
 		}
 		s.small.add(sha, data)
-		return writeNew(dst, data, mode)
+		return false, writeNew(dst, data, mode)
 	}
-	if !executable && fi.Size() >= LinkThreshold && os.Geteuid() != 0 && s.noClone.Load() {
-		if err := os.Link(src, dst); err == nil {
-			return nil
-		}
-	}
-	return s.copyFile(src, dst, mode)
+	return false, s.copyFile(src, dst, mode)
 }
 
-// LinkThreshold is the size from which LinkTo may hard-link.
-const LinkThreshold = 1 << 20
+// Drop implements Linker.
+func (s *Local) Drop(sha string) {
+	if !ValidSHA256(sha) {
+		return
+	}
+	_ = os.Remove(s.ObjectPath(sha))
+	s.small.drop(sha)
+}
+
+// PutFile implements FilePutter: it hashes the file (refusing more than
+// limit bytes when limit > 0) and hard-links it into the store, making it
+// read-only; it copies when linking fails.
+func (s *Local) PutFile(ctx context.Context, path string, limit int64) (Object, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return Object{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	var r io.Reader = ctxReader{ctx, f}
+	if limit > 0 {
+		r = io.LimitReader(r, limit+1)
+	}
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return Object{}, err
+	}
+	if limit > 0 && n > limit {
+		return Object{}, fmt.Errorf("%s: %w", path, ErrTooLarge)
+	}
+	obj := Object{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
+	dst := s.ObjectPath(obj.SHA256)
+	if _, err := os.Lstat(dst); err == nil {
+		return obj, nil
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	tmp := filepath.Join(s.root, "tmp", hex.EncodeToString(b[:]))
+	if err := os.Link(path, tmp); err != nil {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return Object{}, err
+		}
+		return s.Put(ctx, f, obj.SHA256)
+	}
+	defer os.Remove(tmp) // no-op after the rename
+	if err := os.Chmod(tmp, 0o444); err != nil {
+		return Object{}, err
+	}
+	if err := s.rename(tmp, dst); err != nil {
+		return Object{}, fmt.Errorf("store put: %w", err)
+	}
+	return obj, nil
+}
+
+// ErrTooLarge is wrapped by PutFile for files over its limit.
+var ErrTooLarge = errors.New("file exceeds the size limit")
 
 func writeNew(dst string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
@@ -408,6 +483,12 @@ func (s *Local) putGitBlobSHA256(blob, sha string) {
 	_ = s.writeAtomic(filepath.Join(s.root, "gitblobs", blob[:2], blob), []byte(sha), 0o444)
 }
 
+// runFilePath is runs/<aa>/<runID>.<name>: flat, so caching a result
+// costs no folder per run.
+func (s *Local) runFilePath(runID, name string) string {
+	return filepath.Join(s.root, "runs", runID[:2], runID+"."+name)
+}
+
 // PutRunFile implements Store.
 func (s *Local) PutRunFile(_ context.Context, runID, name string, data []byte) error {
 	if err := checkRunID(runID); err != nil {
@@ -416,7 +497,7 @@ func (s *Local) PutRunFile(_ context.Context, runID, name string, data []byte) e
 	if !runFilePattern.MatchString(name) {
 		return fmt.Errorf("invalid run file name %q", name)
 	}
-	if err := s.writeAtomic(filepath.Join(s.root, "runs", runID, name), data, 0o644); err != nil {
+	if err := s.writeAtomic(s.runFilePath(runID, name), data, 0o644); err != nil {
 		return fmt.Errorf("store run %s file %s: %w", runID, name, err)
 	}
 	return nil
@@ -430,30 +511,35 @@ func (s *Local) RunFile(_ context.Context, runID, name string) ([]byte, error) {
 	if !runFilePattern.MatchString(name) {
 		return nil, fmt.Errorf("invalid run file name %q", name)
 	}
-	data, err := os.ReadFile(filepath.Join(s.root, "runs", runID, name))
+	data, err := os.ReadFile(s.runFilePath(runID, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("run %s file %s: %w", runID, name, ErrNotFound)
 	}
 	return data, err
 }
 
-// LockRun implements Store with flock(2) on locks/<runID>.lock. The kernel
-// drops the lock when its holder dies, so a crashed run never blocks others.
+// LockRun implements Store with an open file description lock (fcntl
+// F_OFD_SETLK) on one byte of locks/runs.lock chosen by the run ID: no file
+// per run, exclusive between processes and between goroutines (each call
+// opens its own description), and released by the kernel when its holder
+// dies, so a crashed run never blocks others.
 func (s *Local) LockRun(ctx context.Context, runID string) (func() error, error) {
 	if err := checkRunID(runID); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(s.root, "locks", runID+".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.root, "locks", "runs.lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock run %s: %w", runID, err)
 	}
+	offset, _ := strconv.ParseInt(runID[:15], 16, 64) // 60 bits: never negative
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: offset, Len: 1}
 	wait := time.Millisecond
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINTR) {
 			f.Close()
 			return nil, fmt.Errorf("lock run %s: %w", runID, err)
 		}
@@ -468,7 +554,7 @@ func (s *Local) LockRun(ctx context.Context, runID string) (func() error, error)
 		}
 	}
 	return func() error {
-		// Closing the descriptor releases the flock.
+		// Closing the description releases its lock.
 		return f.Close()
 	}, nil
 }

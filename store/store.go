@@ -9,8 +9,8 @@
 //	<root>/sha256/<aa>/<hex>        blobs, read-only, written via temp+rename
 //	<root>/trees/<treeid>.json      tree manifests (see Manifest)
 //	<root>/gitblobs/<aa>/<blobid>   Git blob ID -> sha256 (so re-exports skip unchanged files)
-//	<root>/runs/<runID>/<name>      the run cache: result.json and files the caller adds
-//	<root>/locks/<runID>.lock       per-run flock, held while a run executes
+//	<root>/runs/<aa>/<runID>.<name> the run cache: result.json and files the caller adds
+//	<root>/locks/runs.lock          per-run locks (one byte each), held while a run executes
 //	<root>/tmp/                     temp files, same file system as the rest
 //
 // Writes are atomic against crashes of the writing process (temp + rename)
@@ -61,10 +61,21 @@ type Store interface {
 }
 
 // Linker is implemented by stores on the local file system: it places a
-// blob at dst as cheaply as it can (a hard link to the read-only object when
-// possible, a copy otherwise), with the given permission bits.
+// blob at dst as cheaply as it can, with the given permission bits. linked
+// reports a hard link to the store's read-only object: the caller must
+// check that nothing wrote to it, and Drop the object if something did.
 type Linker interface {
-	LinkTo(ctx context.Context, sha256, dst string, executable bool) error
+	LinkTo(ctx context.Context, sha256, dst string, executable bool) (linked bool, err error)
+	// Drop removes an object whose bytes were changed behind the store's
+	// back, so nothing uses them under the old digest.
+	Drop(sha256 string)
+}
+
+// FilePutter is implemented by stores that can take a file by moving it
+// (a hard link) instead of copying its bytes; the file must not change
+// afterwards (its writer is gone, and it becomes read-only).
+type FilePutter interface {
+	PutFile(ctx context.Context, path string, limit int64) (Object, error)
 }
 
 // ErrNotFound is wrapped by errors for absent blobs, trees and run files.

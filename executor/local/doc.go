@@ -15,9 +15,9 @@
 // store's run cache is not executed again, and two executors sharing a store
 // execute a run once.
 //
-// The journal (<StateDir>/journal/<runID>.json) holds a record per run in
-// flight: written before the process starts, updated with its process group
-// and start time once it runs, removed after its result is stored. Recover
+// The journal (<StateDir>/journal.jsonl, append-only) holds a record per run
+// in flight: written before the process starts, updated with its process
+// group and start time once it runs, ended after its result is stored. Recover
 // ends the process groups of records left by a killed executor (after
 // checking that the group's leader, if alive, has the recorded start time,
 // so a reused PID is never killed) and returns the runs that were in flight,

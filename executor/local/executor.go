@@ -26,9 +26,12 @@ type Options struct {
 	CPUs float64
 	// MemoryBytes is the memory capacity (default MemAvailable at New).
 	MemoryBytes int64
-	// MaxConcurrent bounds the runs in flight whatever their requests
-	// (0: no bound beyond CPU and memory).
+	// MaxConcurrent bounds the runs running at once whatever their
+	// requests (0: no bound beyond CPU and memory).
 	MaxConcurrent int
+	// Pipeline bounds the runs being prepared or finished besides those
+	// running (default 2 x NumCPU).
+	Pipeline int
 	// DefaultCPUMilli is the request of a run that states none (default
 	// 1000: one core); DefaultMemoryBytes likewise (default 0).
 	DefaultCPUMilli    int64
@@ -71,6 +74,13 @@ type Counts struct {
 var ErrShutdown = errors.New("executor is shutting down")
 
 // Executor runs contracts as local process groups.
+//
+// A run goes through three stages: queued (waiting for a worker), active
+// (its work folder is prepared, then it waits for admission), running (it
+// holds its CPU and memory request while its process group lives), and
+// finishing (outputs hashed into the store, result cached). Only running
+// counts against capacity: preparing and finishing are I/O and overlap with
+// other runs' processes, bounded by Options.Pipeline.
 type Executor struct {
 	opts     Options
 	capacity request
@@ -78,10 +88,12 @@ type Executor struct {
 	lockFile *os.File
 
 	mu      sync.Mutex
-	queue   []*Job
-	jobs    map[string]*Job // queued or running
+	queue   []*Job          // not yet active, first in first out
+	waiting []*Job          // active, waiting for admission, in order
+	jobs    map[string]*Job // queued, active or running
 	used    request
 	running int
+	active  int // jobs with a goroutine: preparing, waiting, running, finishing
 	counts  Counts
 	closing bool
 	idle    *sync.Cond
@@ -94,12 +106,13 @@ type Job struct {
 	Contract contract.Contract
 	Meta     map[string]string
 
-	req    request
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	result *runner.Result
-	err    error
+	req     request
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	result  *runner.Result
+	err     error
+	started bool // admitted once: counted as running, no longer as queued
 }
 
 // Done is closed when the job finished.
@@ -139,10 +152,13 @@ func New(opts Options) (*Executor, error) {
 		}
 		opts.MemoryBytes = m
 	}
+	if opts.Pipeline <= 0 {
+		opts.Pipeline = 2 * runtime.NumCPU()
+	}
 	if opts.DefaultCPUMilli <= 0 {
 		opts.DefaultCPUMilli = 1000
 	}
-	if err := os.MkdirAll(filepath.Join(opts.StateDir, "journal"), 0o700); err != nil {
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("local executor: state folder: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(opts.StateDir, "executor.lock"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -153,10 +169,15 @@ func New(opts Options) (*Executor, error) {
 		lock.Close()
 		return nil, fmt.Errorf("local executor: state folder %s is in use by another expsync process: %w", opts.StateDir, err)
 	}
+	jr, err := openJournal(filepath.Join(opts.StateDir, "journal.jsonl"))
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("local executor: journal: %w", err)
+	}
 	e := &Executor{
 		opts:     opts,
 		capacity: request{cpuMilli: int64(opts.CPUs * 1000), memBytes: opts.MemoryBytes},
-		journal:  &journal{dir: filepath.Join(opts.StateDir, "journal")},
+		journal:  jr,
 		lockFile: lock,
 		jobs:     map[string]*Job{},
 	}
@@ -197,29 +218,74 @@ func (e *Executor) Submit(c contract.Contract, meta map[string]string) (*Job, er
 	return j, nil
 }
 
-// dispatch starts queued jobs, first in first out, while they fit.
+// dispatch gives queued jobs a goroutine while the pipeline has room.
 func (e *Executor) dispatch() {
-	for {
-		e.mu.Lock()
-		if len(e.queue) == 0 || e.closing {
-			e.mu.Unlock()
-			return
-		}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for len(e.queue) > 0 && !e.closing && e.active-e.running < e.opts.Pipeline {
 		j := e.queue[0]
-		if !e.fits(j.req) {
-			e.mu.Unlock()
-			return
-		}
 		e.queue = e.queue[1:]
+		e.active++
+		go e.execute(j)
+	}
+}
+
+// admit blocks until j is first among the waiting jobs and its request
+// fits, then holds its resources until release.
+func (e *Executor) admit(j *Job) func(ctx context.Context) (func(), error) {
+	return func(ctx context.Context) (func(), error) {
+		e.mu.Lock()
+		e.waiting = append(e.waiting, j)
+		stop := context.AfterFunc(ctx, func() {
+			e.mu.Lock()
+			e.idle.Broadcast()
+			e.mu.Unlock()
+		})
+		defer stop()
+		for !(e.waiting[0] == j && e.fits(j.req)) && ctx.Err() == nil && !e.closing {
+			e.idle.Wait()
+		}
+		e.removeWaiting(j)
+		if err := ctx.Err(); err != nil || e.closing {
+			e.idle.Broadcast() // the next waiter may be first now
+			e.mu.Unlock()
+			if err == nil {
+				err = ErrShutdown
+			}
+			return nil, err
+		}
 		e.used.cpuMilli += j.req.cpuMilli
 		e.used.memBytes += j.req.memBytes
 		e.running++
 		e.counts.Queued--
 		e.counts.Running++
+		j.started = true
 		counts := e.counts
+		e.idle.Broadcast()
 		e.mu.Unlock()
 		e.emit(Event{Kind: EventStarted, RunID: j.RunID, Counts: counts})
-		go e.execute(j)
+		e.dispatch() // a pipeline place is free
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				e.mu.Lock()
+				e.used.cpuMilli -= j.req.cpuMilli
+				e.used.memBytes -= j.req.memBytes
+				e.running--
+				e.counts.Running--
+				e.idle.Broadcast()
+				e.mu.Unlock()
+			})
+		}, nil
+	}
+}
+
+func (e *Executor) removeWaiting(j *Job) {
+	for i, w := range e.waiting {
+		if w == j {
+			e.waiting = append(e.waiting[:i], e.waiting[i+1:]...)
+			return
+		}
 	}
 }
 
@@ -236,10 +302,12 @@ func (e *Executor) fits(r request) bool {
 func (e *Executor) execute(j *Job) {
 	res, err := e.runJob(j)
 	e.mu.Lock()
-	e.used.cpuMilli -= j.req.cpuMilli
-	e.used.memBytes -= j.req.memBytes
-	e.running--
-	e.counts.Running--
+	e.active--
+	if !j.started {
+		// Finished without running: cached, failed before its process
+		// started, or cancelled while waiting.
+		e.counts.Queued--
+	}
 	e.finishLocked(j, res, err)
 	counts := e.counts
 	e.mu.Unlock()
@@ -262,21 +330,21 @@ func (e *Executor) finishLocked(j *Job, res *runner.Result, err error) {
 	e.idle.Broadcast()
 }
 
-// runJob journals the run, runs it through the run cache and removes the
+// runJob journals the run, runs it through the run cache and ends the
 // record once the result is stored.
 func (e *Executor) runJob(j *Job) (*runner.Result, error) {
 	rec := record{RunID: j.RunID, Contract: j.Contract, Meta: j.Meta, SubmittedAt: time.Now().UTC()}
-	if err := e.journal.write(rec); err != nil {
+	if err := e.journal.run(rec); err != nil {
 		return nil, fmt.Errorf("journal run %s: %w", j.RunID, err)
 	}
 	opts := e.opts.Runner
 	opts.Store = e.opts.Store
+	opts.Admit = e.admit(j)
 	userOnStart := opts.OnStart
 	opts.OnStart = func(s runner.Started) {
-		rec.PGID, rec.StartTicks, rec.Attempt, rec.StartedAt = s.PID, s.StartTicks, s.Attempt, time.Now().UTC()
 		// A failed update leaves the record without a group: Recover then
 		// cannot end the group, but still returns the run.
-		_ = e.journal.write(rec)
+		_ = e.journal.started(j.RunID, s.PID, s.StartTicks, s.Attempt)
 		if userOnStart != nil {
 			userOnStart(s)
 		}
@@ -284,7 +352,7 @@ func (e *Executor) runJob(j *Job) (*runner.Result, error) {
 	res, err := runner.RunCached(j.ctx, j.Contract, opts)
 	// This process saw the run end, so its process group is gone: the
 	// record has served its purpose whatever the outcome.
-	e.journal.remove(j.RunID)
+	_ = e.journal.end(j.RunID)
 	return res, err
 }
 
@@ -347,6 +415,7 @@ func (e *Executor) Counts() Counts {
 func (e *Executor) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.closing = true
+	e.idle.Broadcast() // runs waiting for admission give up
 	queued := append([]*Job(nil), e.queue...)
 	e.mu.Unlock()
 	for _, j := range queued {
@@ -355,7 +424,7 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	allDone := make(chan struct{})
 	go func() {
 		e.mu.Lock()
-		for e.running > 0 {
+		for e.active > 0 {
 			e.idle.Wait()
 		}
 		e.mu.Unlock()
@@ -369,6 +438,7 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 		e.CancelAll()
 		<-allDone
 	}
+	e.journal.close()
 	e.lockFile.Close()
 	return err
 }

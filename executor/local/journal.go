@@ -1,14 +1,15 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 	"github.com/expsync/expsync/runner"
 )
 
-// record is a journal entry of a run in flight.
+// record is what the journal knows about a run in flight.
 type record struct {
 	RunID       string            `json:"runID"`
 	Contract    contract.Contract `json:"contract"`
@@ -29,56 +30,156 @@ type record struct {
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 }
 
-type journal struct{ dir string }
-
-func (j *journal) path(runID string) string { return filepath.Join(j.dir, runID+".json") }
-
-// write records rec. It is not fsynced: the journal protects against the
-// expsync process dying, which leaves the page cache intact.
-func (j *journal) write(rec record) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	tmp := j.path(rec.RunID) + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, j.path(rec.RunID))
+// entry is one line of the journal file.
+type entry struct {
+	Op string `json:"op"` // "run" (before start), "start" (process group known), "end"
+	record
 }
 
-func (j *journal) remove(runID string) { _ = os.Remove(j.path(runID)) }
+// journal is an append-only JSON-lines file: one write(2) per event, no
+// file created per run. A line cut short by a crash is ignored on replay.
+// It is compacted (rewritten with the runs in flight) when it grows past
+// compactBytes, and emptied whenever no run is in flight.
+type journal struct {
+	path     string
+	mu       sync.Mutex
+	f        *os.File
+	size     int64
+	inflight map[string]*record
+}
 
-func (j *journal) list() ([]record, []error) {
-	entries, err := os.ReadDir(j.dir)
+const compactBytes = 4 << 20
+
+func openJournal(path string) (*journal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, []error{err}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &journal{path: path, f: f, size: fi.Size(), inflight: map[string]*record{}}, nil
+}
+
+// append writes one event. It is not fsynced: the journal protects against
+// the expsync process dying, which leaves the page cache intact.
+func (j *journal) append(op string, rec record) error {
+	line, err := json.Marshal(entry{Op: op, record: rec})
+	if err != nil {
+		return err
+	}
+	line = append(line, '\n')
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch op {
+	case "run":
+		r := rec
+		j.inflight[rec.RunID] = &r
+	case "start":
+		if r, ok := j.inflight[rec.RunID]; ok {
+			r.PGID, r.StartTicks, r.Attempt, r.StartedAt = rec.PGID, rec.StartTicks, rec.Attempt, rec.StartedAt
+		}
+	case "end":
+		delete(j.inflight, rec.RunID)
+	}
+	if op == "end" && len(j.inflight) == 0 {
+		// Nothing in flight: the journal's history is worthless.
+		if err := j.f.Truncate(0); err == nil {
+			j.size = 0
+			return nil
+		}
+	}
+	n, err := j.f.Write(line)
+	j.size += int64(n)
+	if err != nil {
+		return err
+	}
+	if j.size > compactBytes {
+		return j.compactLocked()
+	}
+	return nil
+}
+
+func (j *journal) run(rec record) error { return j.append("run", rec) }
+
+func (j *journal) started(runID string, pgid int, ticks uint64, attempt int) error {
+	return j.append("start", record{RunID: runID, PGID: pgid, StartTicks: ticks, Attempt: attempt, StartedAt: time.Now().UTC()})
+}
+
+func (j *journal) end(runID string) error { return j.append("end", record{RunID: runID}) }
+
+// compactLocked rewrites the journal with the runs in flight only.
+func (j *journal) compactLocked() error {
+	var buf []byte
+	for _, r := range j.inflight {
+		line, err := json.Marshal(entry{Op: "run", record: *r})
+		if err != nil {
+			return err
+		}
+		buf = append(append(buf, line...), '\n')
+	}
+	tmp := j.path + ".tmp"
+	if err := os.WriteFile(tmp, buf, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, j.path); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	j.f.Close()
+	j.f, j.size = f, int64(len(buf))
+	return nil
+}
+
+// replay reads the runs the file says are in flight and empties it.
+func (j *journal) replay() ([]record, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	data, err := os.ReadFile(j.path)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*record{}
+	var order []string
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var e entry
+		if len(line) == 0 || json.Unmarshal(line, &e) != nil || e.RunID == "" {
+			continue // a line cut short by a crash
+		}
+		switch e.Op {
+		case "run":
+			r := e.record
+			if _, ok := byID[e.RunID]; !ok {
+				order = append(order, e.RunID)
+			}
+			byID[e.RunID] = &r
+		case "start":
+			if r, ok := byID[e.RunID]; ok {
+				r.PGID, r.StartTicks, r.Attempt, r.StartedAt = e.PGID, e.StartTicks, e.Attempt, e.StartedAt
+			}
+		case "end":
+			delete(byID, e.RunID)
+		}
 	}
 	var recs []record
-	var errs []error
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") {
-			_ = os.Remove(filepath.Join(j.dir, name))
-			continue
+	for _, id := range order {
+		if r, ok := byID[id]; ok {
+			recs = append(recs, *r)
 		}
-		if !strings.HasSuffix(name, ".json") {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(j.dir, name))
-		var rec record
-		if err == nil {
-			err = json.Unmarshal(data, &rec)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("journal %s: %w (removed)", name, err))
-			_ = os.Remove(filepath.Join(j.dir, name))
-			continue
-		}
-		recs = append(recs, rec)
 	}
-	return recs, errs
+	if err := j.f.Truncate(0); err != nil {
+		return recs, err
+	}
+	j.size = 0
+	return recs, nil
 }
+
+func (j *journal) close() { j.f.Close() }
 
 // Recovered is a run that was in flight when a previous executor died.
 type Recovered struct {
@@ -97,7 +198,11 @@ type Recovered struct {
 // after New, before Submit. Errors about single records are joined into the
 // error while the other runs are still returned.
 func (e *Executor) Recover(ctx context.Context) ([]Recovered, error) {
-	recs, errs := e.journal.list()
+	recs, err := e.journal.replay()
+	var errs []error
+	if err != nil {
+		errs = append(errs, fmt.Errorf("journal: %w", err))
+	}
 	var out []Recovered
 	for _, rec := range recs {
 		r := Recovered{Contract: rec.Contract, Meta: rec.Meta}
@@ -116,7 +221,6 @@ func (e *Executor) Recover(ctx context.Context) ([]Recovered, error) {
 			r.Result = res
 		}
 		out = append(out, r)
-		e.journal.remove(rec.RunID)
 	}
 	return out, errors.Join(errs...)
 }

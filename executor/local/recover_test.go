@@ -115,8 +115,8 @@ wait`, "D", dir)
 	if alive(grandchild) {
 		t.Errorf("grandchild %d alive after Recover", grandchild)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(state, "journal")); len(entries) != 0 {
-		t.Errorf("journal not emptied: %v", entries)
+	if fi, err := os.Stat(filepath.Join(state, "journal.jsonl")); err != nil || fi.Size() != 0 {
+		t.Errorf("journal not emptied (%v)", err)
 	}
 	// Rerun it: exactly one result.
 	j, err := ex.Submit(recovered[0].Contract, recovered[0].Meta)
@@ -134,10 +134,12 @@ wait`, "D", dir)
 func waitJournalPGID(t *testing.T, state, runID string) {
 	t.Helper()
 	for range 500 {
-		data, err := os.ReadFile(filepath.Join(state, "journal", runID+".json"))
-		var rec record
-		if err == nil && json.Unmarshal(data, &rec) == nil && rec.PGID > 0 {
-			return
+		data, _ := os.ReadFile(filepath.Join(state, "journal.jsonl"))
+		for _, line := range strings.Split(string(data), "\n") {
+			var e entry
+			if json.Unmarshal([]byte(line), &e) == nil && e.Op == "start" && e.RunID == runID && e.PGID > 0 {
+				return
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -165,14 +167,17 @@ func TestRecoverReturnsCachedResultAndSparesReusedPIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	reused := shellContract(`true`)
-	for _, rec := range []record{
-		{RunID: done.RunID, Contract: done, PGID: 0},
-		{RunID: reused.RunID, Contract: reused, PGID: bystander.Process.Pid, StartTicks: ticks - 1},
-	} {
-		if err := h.ex.journal.write(rec); err != nil {
-			t.Fatal(err)
-		}
+	if err := h.ex.journal.run(record{RunID: done.RunID, Contract: done}); err != nil {
+		t.Fatal(err)
 	}
+	if err := h.ex.journal.run(record{RunID: reused.RunID, Contract: reused}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ex.journal.started(reused.RunID, bystander.Process.Pid, ticks-1, 1); err != nil {
+		t.Fatal(err)
+	}
+	// A line cut short by a crash is ignored.
+	h.ex.journal.f.Write([]byte(`{"op":"run","runID":"abc`))
 	recovered, err := h.ex.Recover(ctx)
 	if err != nil {
 		t.Fatal(err)
