@@ -8,6 +8,8 @@ fuzztime="${1:-10s}"
 targets=(
   ./api/v1alpha1:FuzzLoad
   ./render:FuzzTemplate
+  ./render:FuzzRenderJob
+  ./render:FuzzRunIDFromLabelValue
   ./contract:FuzzCanonical
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers

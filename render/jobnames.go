@@ -92,10 +92,12 @@ func RunIDLabelValue(runID string) (string, error) {
 	return runIDEncoding.EncodeToString(raw), nil
 }
 
-// RunIDFromLabelValue is the inverse of RunIDLabelValue.
+// RunIDFromLabelValue is the inverse of RunIDLabelValue. It refuses values
+// whose 4 unused trailing bits are not zero (encoding/base32 ignores them),
+// so each ID has exactly one label value.
 func RunIDFromLabelValue(value string) (string, error) {
 	raw, err := runIDEncoding.DecodeString(value)
-	if err != nil || len(raw) != sha256.Size {
+	if err != nil || len(raw) != sha256.Size || runIDEncoding.EncodeToString(raw) != value {
 		return "", fmt.Errorf("label value %q is not an encoded run ID", value)
 	}
 	return hex.EncodeToString(raw), nil
