@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/store"
+	"github.com/expsync/expsync/tree"
+)
+
+func execSHA(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// execFixture is a store with an exported context and a contract file.
+type execFixture struct {
+	st       *store.Local
+	contract contract.Contract
+	file     string
+}
+
+func newExecFixture(t *testing.T, script string, inputs ...contract.Input) *execFixture {
+	t.Helper()
+	st, err := store.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := store.ExportTree(context.Background(), st, tree.MemoryOf(map[string]string{"data.txt": "context data\n"}), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := contract.Contract{Version: contract.Version, RunID: execSHA(t.Name()), Experiment: "e", Image: contract.HostImage,
+		Command: []string{"sh", "-c", script}, Context: contract.Context{Tree: string(id)}, Inputs: inputs,
+		Outputs: []string{"out.txt"}, Store: "file://" + st.Root()}
+	f := &execFixture{st: st, contract: c, file: filepath.Join(t.TempDir(), "contract.json")}
+	data, _ := json.Marshal(c)
+	if err := os.WriteFile(f.file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestExecRunsAContract(t *testing.T) {
+	f := newExecFixture(t, `cat data.txt > out.txt`)
+	resultFile := filepath.Join(t.TempDir(), "result.json")
+	o := &execOptions{ContractFile: f.file, ResultFile: resultFile, WorkRoot: t.TempDir()}
+	if err := o.Exec(context.Background(), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var res runner.Result
+	data, _ := os.ReadFile(resultFile)
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Entry{{Path: "out.txt", Mode: store.ModeFile, SHA256: execSHA("context data\n"), Size: 13}}
+	if res.Status != runner.Succeeded || !cmp.Equal(want, res.Outputs) {
+		t.Errorf("result %s %s outputs %s", res.Status, res.Error, cmp.Diff(want, res.Outputs))
+	}
+	// The result is in the run cache too.
+	if cached, err := runner.LoadResult(context.Background(), f.st, f.contract.RunID); err != nil || cached.Status != runner.Succeeded {
+		t.Errorf("run cache: %v", err)
+	}
+}
+
+func TestExecFailedRunExitsOne(t *testing.T) {
+	f := newExecFixture(t, `exit 3`)
+	var out bytes.Buffer
+	err := (&execOptions{ContractFile: f.file, WorkRoot: t.TempDir()}).Exec(context.Background(), &out)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "Failed") {
+		t.Errorf("Exec = %v, want exit 1 naming the status", err)
+	}
+	var res runner.Result
+	if json.Unmarshal(out.Bytes(), &res) != nil || res.ExitCode != 3 {
+		t.Errorf("result on stdout: %s", out.String())
+	}
+}
+
+func TestExecBadContractIsUsageError(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(bad, []byte(`{"version":"other"}`), 0o644)
+	for _, file := range []string{bad, filepath.Join(t.TempDir(), "missing.json")} {
+		err := (&execOptions{ContractFile: file}).Exec(context.Background(), &bytes.Buffer{})
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("Exec(%s) = %v, want exit 2", file, err)
+		}
+	}
+}
+
+func TestExecVerifyInputsOnly(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("served\n"))
+	}))
+	defer srv.Close()
+
+	t.Run("verified", func(t *testing.T) {
+		in := contract.Input{Name: "d", Path: "in/d.txt", SHA256: execSHA("served\n"), URI: srv.URL + "/d"}
+		f := newExecFixture(t, `true`, in)
+		work, msg := filepath.Join(t.TempDir(), "work"), filepath.Join(t.TempDir(), "termination-log")
+		o := &execOptions{ContractFile: f.file, VerifyInputsOnly: true, WorkDir: work, TerminationMessage: msg}
+		if err := o.Exec(context.Background(), &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		var v verification
+		data, _ := os.ReadFile(msg)
+		if err := json.Unmarshal(data, &v); err != nil {
+			t.Fatal(err)
+		}
+		want := verification{RunID: f.contract.RunID, Verified: true, ContextTree: f.contract.Context.Tree,
+			Inputs: []verifiedFile{{Name: "d", SHA256: execSHA("served\n")}}}
+		if diff := cmp.Diff(want, v); diff != "" {
+			t.Errorf("termination message (-want +got):\n%s", diff)
+		}
+		for p, content := range map[string]string{"data.txt": "context data\n", "in/d.txt": "served\n"} {
+			if got, _ := os.ReadFile(filepath.Join(work, p)); string(got) != content {
+				t.Errorf("%s = %q", p, got)
+			}
+		}
+	})
+	t.Run("mismatch", func(t *testing.T) {
+		want := execSHA("expected\n")
+		in := contract.Input{Name: "d", Path: "d.txt", SHA256: want, URI: srv.URL + "/d"}
+		f := newExecFixture(t, `true`, in)
+		msg := filepath.Join(t.TempDir(), "termination-log")
+		o := &execOptions{ContractFile: f.file, VerifyInputsOnly: true, WorkDir: filepath.Join(t.TempDir(), "w"), TerminationMessage: msg}
+		err := o.Exec(context.Background(), &bytes.Buffer{})
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 1 {
+			t.Fatalf("Exec = %v, want exit 1", err)
+		}
+		var v verification
+		data, _ := os.ReadFile(msg)
+		if err := json.Unmarshal(data, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Verified || v.Mismatch == nil || v.Mismatch.Want != want || v.Mismatch.Got != execSHA("served\n") || !strings.Contains(v.Mismatch.Input, `input "d"`) {
+			t.Errorf("termination message %s", data)
+		}
+		if len(data) > maxTerminationMessage {
+			t.Errorf("termination message has %d bytes, Kubernetes keeps %d", len(data), maxTerminationMessage)
+		}
+	})
+	t.Run("store object changed behind the store's back", func(t *testing.T) {
+		f := newExecFixture(t, `true`)
+		obj := f.st.ObjectPath(execSHA("context data\n"))
+		os.Chmod(obj, 0o644)
+		os.WriteFile(obj, []byte("tampered\n"), 0o644)
+		msg := filepath.Join(t.TempDir(), "termination-log")
+		o := &execOptions{ContractFile: f.file, VerifyInputsOnly: true, WorkDir: filepath.Join(t.TempDir(), "w"), TerminationMessage: msg}
+		if err := o.Exec(context.Background(), &bytes.Buffer{}); err == nil {
+			t.Fatalf("a changed store object verified")
+		}
+		data, _ := os.ReadFile(msg)
+		if !strings.Contains(string(data), execSHA("tampered\n")) || !strings.Contains(string(data), "context file data.txt") {
+			t.Errorf("termination message %s", data)
+		}
+	})
+}
