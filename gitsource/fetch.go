@@ -90,7 +90,12 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 			return false, err
 		}
 		if !commit.IsZero() && head != commit && !hasCommit(st, commit) {
-			return false, fmt.Errorf("%w: asked for %s, the ref is now at %s", ErrCommitNotFound, commit, head)
+			// The ref moved on since the poll. Servers that allow it
+			// (uploadpack.allowReachableSHA1InWant, GitHub) still give the
+			// commit by ID; others cannot.
+			if err := s.fetchCommit(ctx, st, commit); err != nil || !hasCommit(st, commit) {
+				return false, fmt.Errorf("%w: asked for %s, the ref is now at %s", ErrCommitNotFound, commit, head)
+			}
 		}
 		// The commit's whole tree must be present: go-git's shallow fetch
 		// can leave objects out after a force-push (the server assumes we
@@ -150,5 +155,25 @@ func (s *Source) checkCacheSize(op string) error {
 		_ = s.dropCache()
 		return s.newError(op, ErrRepoTooLarge, "%d bytes fetched, limit %d bytes", n, s.limits.MaxRepoBytes)
 	}
+	return nil
+}
+
+// fetchCommit fetches one commit by ID (depth 1) when the server allows
+// wanting a commit that is not a ref tip.
+func (s *Source) fetchCommit(ctx context.Context, st storage.Storer, commit plumbing.Hash) error {
+	auth, err := s.repo.Auth.transportAuth(s.repo.URL)
+	if err != nil {
+		return err
+	}
+	s.stats.fetches.Add(1)
+	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
+	spec := config.RefSpec(fmt.Sprintf("+%s:refs/expsync/commits/%s", commit, commit))
+	err = remote.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec},
+		Depth: 1, Tags: git.NoTags, Auth: auth, Force: true})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return err
+	}
+	// The ref only served the fetch; the commit stays in the cache.
+	_ = st.RemoveReference(plumbing.ReferenceName("refs/expsync/commits/" + commit.String()))
 	return nil
 }

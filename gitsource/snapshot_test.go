@@ -307,3 +307,29 @@ func TestSnapshotRecoversFromInconsistentCache(t *testing.T) {
 		t.Errorf("cache drops = %d, want 1", got)
 	}
 }
+
+func TestSnapshotOfACommitBehindTheRefHead(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	c1 := p.commit("c1", map[string]string{"a.txt": "1"})
+	p.commit("c2", map[string]string{"a.txt": "2"})
+	p.push("main")
+	// Without the server's permission, a commit that is no ref's tip
+	// cannot be fetched by ID: a clear error.
+	if _, err := newSource(t, srv, "exps").Snapshot(testCtx(t), "main", c1); !errors.Is(err, ErrCommitNotFound) {
+		t.Fatalf("err = %v, want ErrCommitNotFound", err)
+	}
+	runGit(t, srv.barePath("exps"), "config", "uploadpack.allowReachableSHA1InWant", "true")
+	sn, err := newSource(t, srv, "exps").Snapshot(testCtx(t), "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	if sn.Commit != c1 {
+		t.Fatalf("snapshot of %s, want %s", sn.Commit, c1)
+	}
+	if d := cmp.Diff(map[string]string{"a.txt": "1"}, readAll(t, sn)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
