@@ -2,7 +2,9 @@ package gitsource
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -92,39 +94,48 @@ func (a *Auth) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
 	if len(a.KnownHosts) == 0 {
 		return nil, nil, fmt.Errorf("%w: no known_hosts given (strict host key checking is the default)", ErrHostKey)
 	}
-	type known struct {
-		hosts []string
-		key   ssh.PublicKey
-	}
-	var entries []known
+	// Parse once for the key types (to pin the algorithms), then let
+	// x/crypto's knownhosts do the matching: hashed host names, patterns,
+	// ports, @revoked markers. It reads the file when it is created.
 	algos := map[string]bool{}
 	rest := a.KnownHosts
 	for len(rest) > 0 {
-		_, hosts, key, _, r, err := ssh.ParseKnownHosts(rest)
+		marker, _, key, _, r, err := ssh.ParseKnownHosts(rest)
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
-			if err.Error() == "EOF" {
-				break
-			}
 			return nil, nil, fmt.Errorf("%w: known_hosts: %v", ErrHostKey, err)
 		}
-		entries = append(entries, known{hosts, key})
-		algos[key.Type()] = true
+		if marker != "revoked" {
+			algos[key.Type()] = true
+		}
 		rest = r
 	}
-	if len(entries) == 0 {
+	if len(algos) == 0 {
 		return nil, nil, fmt.Errorf("%w: known_hosts has no entries", ErrHostKey)
 	}
+	f, err := os.CreateTemp("", "known_hosts")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.Remove(f.Name())
+	_, werr := f.Write(a.KnownHosts)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, nil, werr
+	}
+	check, err := knownhosts.New(f.Name())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: known_hosts: %v", ErrHostKey, err)
+	}
 	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		want := knownhosts.Normalize(hostname)
-		for _, e := range entries {
-			for _, h := range e.hosts {
-				if knownhosts.Normalize(h) == want && e.key.Type() == key.Type() &&
-					string(e.key.Marshal()) == string(key.Marshal()) {
-					return nil
-				}
-			}
+		if err := check(hostname, remote, key); err != nil {
+			return fmt.Errorf("%w: %s (%s): %v", ErrHostKey, knownhosts.Normalize(hostname), key.Type(), err)
 		}
-		return fmt.Errorf("%w: no matching key for %s (%s)", ErrHostKey, want, key.Type())
+		return nil
 	}
 	var list []string
 	for _, t := range []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521} {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -289,6 +290,20 @@ func TestSSHWithStrictKnownHosts(t *testing.T) {
 	}
 	if got := reclone(t, srv.peerURL("exps"), "main"); got.head(t) != res.Commit || got.files(t)["results/r.txt"] != "done" {
 		t.Fatalf("server after SSH push: head %s, files %v", got.head(t), got.files(t))
+	}
+
+	// A hashed known_hosts (ssh-keygen -H), as OpenSSH writes by default.
+	khFile := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(khFile, knownHosts, 0o600)
+	if out, err := exec.Command("ssh-keygen", "-H", "-f", khFile).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -H: %v: %s", err, out)
+	}
+	hashed, _ := os.ReadFile(khFile)
+	if !strings.HasPrefix(string(hashed), "|1|") {
+		t.Fatalf("known_hosts not hashed: %s", hashed)
+	}
+	if _, err := mk(&Auth{SSHPrivateKey: clientKey, KnownHosts: hashed}).Poll(ctx); err != nil {
+		t.Errorf("hashed known_hosts: %v", err)
 	}
 
 	// No known_hosts: refused before connecting. Wrong host key: refused.
