@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // Dir is a working folder read as Git would record it if every file were
@@ -123,7 +124,7 @@ func (d *Dir) entry(p string, c fs.DirEntry) (Entry, bool, error) {
 }
 
 func (d *Dir) hashFile(p string, size int64) (Hash, error) {
-	f, err := d.root.Open(osPath(p))
+	f, err := d.openRegular(p)
 	if err != nil {
 		return "", err
 	}
@@ -131,18 +132,31 @@ func (d *Dir) hashFile(p string, size int64) (Hash, error) {
 	return BlobIDReader(f, size)
 }
 
+// openRegular opens p without blocking (a file swapped for a named pipe
+// after it was listed must not hang the reader) and checks it is still a
+// regular file.
+func (d *Dir) openRegular(p string) (*os.File, error) {
+	f, err := d.root.OpenFile(osPath(p), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = &fs.PathError{Op: "read", Path: p, Err: errors.New("changed from a regular file while reading; retry")}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 func (d *Dir) readBlob(p string, e Entry, limit int64) ([]byte, error) {
-	f, err := d.root.Open(osPath(p))
+	f, err := d.openRegular(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if info, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !info.Mode().IsRegular() {
-		// Replaced by a symlink or folder after it was listed.
-		return nil, &fs.PathError{Op: "read", Path: p, Err: ErrSymlink}
-	}
 	max := e.Size
 	if limit > 0 && limit < max {
 		max = limit

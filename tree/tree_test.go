@@ -270,3 +270,24 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestDirSkipsSpecialFiles: a named pipe is not recorded (Git records none)
+// and listing a folder holding one never blocks on it.
+func TestDirSkipsSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644))
+	if err := syscallMkfifo(filepath.Join(dir, "pipe")); err != nil {
+		t.Skipf("cannot make a named pipe here: %v", err)
+	}
+	d, err := tree.NewDir(dir)
+	must(t, err)
+	defer d.Close()
+	entries, err := d.ReadDir("")
+	must(t, err)
+	if len(entries) != 1 || entries[0].Name != "a.txt" {
+		t.Errorf("entries = %+v, want only a.txt", entries)
+	}
+	if _, err := d.ReadFile("pipe", 0); !errors.Is(err, tree.ErrNotExist) {
+		t.Errorf("ReadFile(pipe) = %v, want ErrNotExist", err)
+	}
+}

@@ -1,0 +1,5 @@
+package tree_test
+
+import "syscall"
+
+func syscallMkfifo(path string) error { return syscall.Mkfifo(path, 0o644) }
