@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/expsync/expsync/tree"
@@ -29,6 +30,29 @@ type Snapshot struct {
 	root     *object.Tree
 	maxBytes int64
 	release  func()
+	treesMu  sync.Mutex
+	trees    map[plumbing.Hash]*object.Tree // decoded folders, bounded
+}
+
+// maxCachedTrees bounds the decoded folders a Snapshot keeps; walks read
+// each folder once per file below it, so a few hundred cover most trees.
+const maxCachedTrees = 256
+
+func (sn *Snapshot) tree(h plumbing.Hash) (*object.Tree, error) {
+	sn.treesMu.Lock()
+	defer sn.treesMu.Unlock()
+	if t, ok := sn.trees[h]; ok {
+		return t, nil
+	}
+	t, err := object.GetTree(sn.st, h)
+	if err != nil {
+		return nil, err
+	}
+	if sn.trees == nil || len(sn.trees) >= maxCachedTrees {
+		sn.trees = map[plumbing.Hash]*object.Tree{}
+	}
+	sn.trees[h] = t
+	return t, nil
 }
 
 // CommitInfo is the commit's metadata.
@@ -180,7 +204,7 @@ func (sn *Snapshot) lookup(p string) (tree.Entry, *object.Tree, error) {
 		}
 		cur = nil
 		if found.Mode == filemode.Dir {
-			cur, err = object.GetTree(sn.st, found.Hash)
+			cur, err = sn.tree(found.Hash)
 			if err != nil {
 				return tree.Entry{}, nil, fmt.Errorf("read tree %s at %q: %w", found.Hash, p, err)
 			}
