@@ -16,6 +16,9 @@ targets=(
   ./attest:FuzzVerifyEnvelope
   ./attest:FuzzParseEnvelope
   ./attest:FuzzParseStatement
+  ./runner:FuzzParseMetrics
+  ./runner:FuzzRedact
+  ./executor/local:FuzzJournalReplay
 )
 for t in "${targets[@]}"; do
   pkg="${t%%:*}" name="${t##*:}"

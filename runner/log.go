@@ -140,14 +140,46 @@ func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *Res
 	res.LogTail = string(bytes.ToValidUTF8(tail, []byte("\uFFFD")))
 }
 
-// redact replaces every secret value with a marker. Secrets are sorted
-// longest first, so one containing another is replaced whole.
+// redactMarker replaces secret values in logs.
+const redactMarker = "[REDACTED]"
+
+// redact replaces every occurrence of every secret in b (overlapping ones
+// included) with one marker per run of secret bytes. It finds all
+// occurrences in the original bytes first, so no replacement can hide or
+// create a match for another secret.
 func redact(b []byte, secrets []string) []byte {
+	var mask []bool
 	for _, s := range secrets {
 		if s == "" {
 			continue
 		}
-		b = bytes.ReplaceAll(b, []byte(s), []byte("[REDACTED]"))
+		for from := 0; from <= len(b)-len(s); {
+			i := bytes.Index(b[from:], []byte(s))
+			if i < 0 {
+				break
+			}
+			if mask == nil {
+				mask = make([]bool, len(b))
+			}
+			for k := from + i; k < from+i+len(s); k++ {
+				mask[k] = true
+			}
+			from += i + 1
+		}
 	}
-	return b
+	if mask == nil {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if !mask[i] {
+			out = append(out, b[i])
+			continue
+		}
+		out = append(out, redactMarker...)
+		for i+1 < len(b) && mask[i+1] {
+			i++
+		}
+	}
+	return out
 }
