@@ -48,7 +48,7 @@ type journal struct {
 	inflight map[string]*record
 }
 
-const compactBytes = 4 << 20
+var compactBytes int64 = 4 << 20 // a variable so tests can lower it
 
 func openJournal(path string) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)

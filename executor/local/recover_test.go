@@ -196,3 +196,39 @@ func TestRecoverReturnsCachedResultAndSparesReusedPIDs(t *testing.T) {
 		t.Errorf("Recover killed an unrelated process whose PID matched a stale record")
 	}
 }
+
+func TestJournalCompactsWhileRunsStayInFlight(t *testing.T) {
+	old := compactBytes
+	compactBytes = 4096
+	defer func() { compactBytes = old }()
+	path := filepath.Join(t.TempDir(), "journal.jsonl")
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	long := shellContract(`sleep 1`)
+	if err := j.run(record{RunID: long.RunID, Contract: long}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.started(long.RunID, 4242, 7, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Many short runs pass while the long one stays in flight.
+	for range 200 {
+		c := shellContract(`true`)
+		j.run(record{RunID: c.RunID, Contract: c})
+		j.end(c.RunID)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Size() > 2*compactBytes {
+		t.Errorf("journal grew to %d bytes; compaction keeps it near %d", fi.Size(), compactBytes)
+	}
+	recs, err := j.replay()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].RunID != long.RunID || recs[0].PGID != 4242 || recs[0].StartTicks != 7 {
+		t.Errorf("replay after compaction = %+v, want the long run with its process group", recs)
+	}
+}
