@@ -235,7 +235,7 @@ func sshServer(t *testing.T, srv *server, clientKey ssh.PublicKey) (url string, 
 	return gs.SSHAddress(), []byte("[" + host + "]:" + port + " " + string(hostPub))
 }
 
-func newSSHKey(t *testing.T) (ssh.PublicKey, []byte) {
+func newSSHKey(t testing.TB) (ssh.PublicKey, []byte) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -13,6 +13,7 @@ targets=(
   ./contract:FuzzCanonical
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
+  ./gitsource:FuzzVerifySSHSignature
   ./attest:FuzzVerifyEnvelope
   ./attest:FuzzParseEnvelope
   ./attest:FuzzParseStatement
