@@ -1,12 +1,14 @@
 package render
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -184,6 +186,9 @@ func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
 	if run.Spec == nil {
 		return JobObjects{}, errors.New("run has no spec")
 	}
+	if run.Contract.RunID != run.ID {
+		return JobObjects{}, fmt.Errorf("the run's contract is for run %s, not %s", shortID(run.Contract.RunID), shortID(run.ID))
+	}
 	if run.Contract.Image == "" || run.Contract.Image == v1alpha1.HostImage {
 		return JobObjects{}, fmt.Errorf("image %q cannot run as a Job: kubernetes mode needs a digest-pinned image (repo@sha256:...)", run.Contract.Image)
 	}
@@ -216,12 +221,9 @@ func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
 		return JobObjects{}, err
 	}
 
-	podLabels := map[string]string{}
-	for _, k := range []string{LabelRunID, LabelExperiment, LabelRepository, LabelManagedBy} {
-		if v, ok := labels[k]; ok {
-			podLabels[k] = v
-		}
-	}
+	// Pods carry the same labels (the experiment's own ones included, for
+	// cost attribution); the queue label belongs to the Job alone.
+	podLabels := cloneMap(labels)
 	jobLabels := labels
 	if q := run.Spec.Queue; q != "" {
 		jobLabels = cloneMap(labels)
@@ -279,22 +281,43 @@ func jobLabels(run Run, opts JobOptions) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	labels := map[string]string{
-		LabelRunID:      runID,
-		LabelExperiment: run.Experiment,
-		LabelManagedBy:  ManagedBy,
+	labels := map[string]string{}
+	// The experiment's own labels (validated as Kubernetes labels by the
+	// loader) go first; expsync's keys are reserved.
+	if run.Meta != nil {
+		for k, v := range run.Meta.Labels {
+			if reservedKey(k) {
+				return nil, fmt.Errorf("metadata.labels: %q is reserved for expsync (set spec.queue for Kueue); remove it", k)
+			}
+			labels[k] = v
+		}
 	}
+	labels[LabelRunID] = runID
+	labels[LabelExperiment] = run.Experiment
+	labels[LabelManagedBy] = ManagedBy
 	if opts.Repository != "" {
 		labels[LabelRepository] = RepositoryHash(opts.Repository)
 	}
 	return labels, nil
 }
 
+// reservedKey reports label and annotation keys that only expsync sets.
+func reservedKey(k string) bool {
+	return strings.HasPrefix(k, "expsync.dev/") || strings.HasPrefix(k, "kueue.x-k8s.io/") || k == LabelManagedBy
+}
+
 func jobAnnotations(run Run, opts JobOptions) (map[string]string, error) {
-	a := map[string]string{
-		AnnotationRunID:    run.ID,
-		AnnotationSpecPath: run.SpecPath,
+	a := map[string]string{}
+	if run.Meta != nil {
+		for k, v := range run.Meta.Annotations {
+			if reservedKey(k) {
+				return nil, fmt.Errorf("metadata.annotations: %q is reserved for expsync; remove it", k)
+			}
+			a[k] = v
+		}
 	}
+	a[AnnotationRunID] = run.ID
+	a[AnnotationSpecPath] = run.SpecPath
 	if run.SpecBlob != "" {
 		a[AnnotationSpecBlob] = run.SpecBlob
 	}
@@ -319,11 +342,15 @@ func jobAnnotations(run Run, opts JobOptions) (map[string]string, error) {
 
 func contractConfigMap(run Run, opts JobOptions, name string, labels, annotations map[string]string) (*corev1.ConfigMap, error) {
 	// Compact JSON: the contract of every run of a 10,000-point sweep is
-	// held and sent at once, so every byte counts (jq reads it fine).
-	data, err := json.Marshal(run.Contract)
-	if err != nil {
+	// held and sent at once, so every byte counts (jq reads it fine). No
+	// HTML escaping, so a reviewer reads "&&" and ">" in commands as written.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(run.Contract); err != nil {
 		return nil, fmt.Errorf("encode the run contract: %w", err)
 	}
+	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(data) > maxConfigMapBytes {
 		return nil, fmt.Errorf("the run contract is %d bytes; a ConfigMap holds at most %d (fewer or shorter env values, inputs or outputs)", len(data), maxConfigMapBytes)
 	}

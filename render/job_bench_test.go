@@ -147,19 +147,3 @@ func BenchmarkPlanAndStream10k(b *testing.B) {
 	}
 	b.ReportMetric(peak, "peak-live-MiB")
 }
-
-// TestPlanAndRender10kBudget holds the bound for planning and
-// rendering 10,000 Jobs: under 1 s (3 s here, for a loaded CI machine) and a
-// live heap under 100 MiB while streaming.
-func TestPlanAndRender10kBudget(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the 10,000-Job render is a budget check, not a unit test")
-	}
-	start := time.Now()
-	jobs, peak := planAndStream(t)
-	elapsed := time.Since(start)
-	t.Logf("planned and rendered %d Jobs in %s, peak live heap %.1f MiB", jobs, elapsed, peak)
-	if jobs != 10_000 || elapsed > 3*time.Second || peak > 100 {
-		t.Errorf("%d Jobs in %s with a %.1f MiB peak; budget 10,000 in 1 s (3 s on CI) under 100 MiB", jobs, elapsed, peak)
-	}
-}

@@ -239,6 +239,35 @@ func TestJobMetadata(t *testing.T) {
 	}
 }
 
+func TestJobCarriesTheExperimentsLabelsAndAnnotations(t *testing.T) {
+	meta := &v1alpha1.ObjectMeta{
+		Name:        "pi-montecarlo",
+		Labels:      map[string]string{"team": "vision", "cost-center": "c42"},
+		Annotations: map[string]string{"owner": "ada@example.org"},
+	}
+	objs := mustRender(t, testRun(func(r *Run) { r.Meta = meta }), testOptions())
+	for what, labels := range map[string]map[string]string{"job": objs.Job.Labels, "pod": objs.Job.Spec.Template.Labels, "configmap": objs.Contract.Labels} {
+		if labels["team"] != "vision" || labels["cost-center"] != "c42" || labels[LabelExperiment] != "pi-montecarlo" {
+			t.Errorf("%s labels %v lack the experiment's labels or expsync's", what, labels)
+		}
+	}
+	if objs.Job.Annotations["owner"] != "ada@example.org" || objs.Job.Annotations[AnnotationRunID] != testID {
+		t.Errorf("job annotations %v", objs.Job.Annotations)
+	}
+
+	for _, bad := range []*v1alpha1.ObjectMeta{
+		{Labels: map[string]string{"expsync.dev/run-id": "x"}},
+		{Labels: map[string]string{"kueue.x-k8s.io/queue-name": "sneaky"}},
+		{Labels: map[string]string{"app.kubernetes.io/managed-by": "me"}},
+		{Annotations: map[string]string{"expsync.dev/commit": "0"}},
+	} {
+		_, err := RenderJobObjects(testRun(func(r *Run) { r.Meta = bad }), testOptions())
+		if err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("metadata %+v: error %v, want a reserved-key refusal", bad, err)
+		}
+	}
+}
+
 func TestJobQueueSuspendsAndLabels(t *testing.T) {
 	job := mustRender(t, testRun(withSpec(func(s *v1alpha1.ExperimentSpec) { s.Queue = "research" })), testOptions()).Job
 	if got := job.Labels[LabelKueueQueue]; got != "research" {
@@ -437,7 +466,8 @@ func TestJobRefusesWhatCannotRun(t *testing.T) {
 		{"host image", testRun(func(r *Run) { r.Contract.Image = "host" }), nil, "digest-pinned"},
 		{"bad cpu", testRun(withSpec(func(s *v1alpha1.ExperimentSpec) { s.Resources.CPU = "lots" })), nil, `spec.resources.cpu "lots"`},
 		{"zero memory", testRun(withSpec(func(s *v1alpha1.ExperimentSpec) { s.Resources.Memory = "0" })), nil, "spec.resources.memory"},
-		{"short ID", testRun(func(r *Run) { r.ID = "abc" }), nil, "run ID"},
+		{"short ID", testRun(func(r *Run) { r.ID, r.Contract.RunID = "abc", "abc" }), nil, "run ID"},
+		{"contract of another run", testRun(func(r *Run) { r.Contract.RunID = strings.Repeat("0", 64) }), nil, "contract is for run 0000000000000000"},
 		{"huge contract", testRun(func(r *Run) {
 			r.Contract.Env = []contract.EnvVar{{Name: "BIG", Value: strings.Repeat("x", 1<<20)}}
 		}), nil, "ConfigMap holds at most"},
