@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -15,11 +16,17 @@ func BlobID(content []byte) Hash {
 	return Hash(plumbing.ComputeHash(plumbing.BlobObject, content).String())
 }
 
+// copyBuffers recycles hashing buffers: a working folder has many files.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // BlobIDReader is the Git blob ID of size bytes read from r, streamed so a
 // large file is never held in memory.
 func BlobIDReader(r io.Reader, size int64) (Hash, error) {
 	h := plumbing.NewHasher(plumbing.BlobObject, size)
-	n, err := io.Copy(h, r)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	// Both sides wrapped: *os.File.WriteTo would bring its own buffer.
+	n, err := io.CopyBuffer(struct{ io.Writer }{h}, struct{ io.Reader }{r}, *buf)
 	if err != nil {
 		return "", err
 	}
