@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -345,6 +346,19 @@ func (s *Local) PutFile(ctx context.Context, path string, limit int64) (Object, 
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	tmp := filepath.Join(s.root, "tmp", hex.EncodeToString(b[:]))
+	// Only a file with no other name may become an object: a second name
+	// (outside the work folder, say) could change it later.
+	fi, err := f.Stat()
+	if err != nil {
+		return Object{}, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Nlink != 1 {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return Object{}, err
+		}
+		return s.Put(ctx, f, obj.SHA256)
+	}
 	if err := os.Link(path, tmp); err != nil {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return Object{}, err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -313,5 +314,43 @@ func TestManifestRejectsDuplicates(t *testing.T) {
 	m := Manifest{Entries: []Entry{{Path: "a"}, {Path: "a"}}}
 	if _, err := m.Marshal(); err == nil {
 		t.Errorf("Marshal of duplicate paths succeeded")
+	}
+}
+
+func TestPutFileLinksOnlySingleNameFiles(t *testing.T) {
+	ctx := context.Background()
+	s := newLocal(t)
+	dir := t.TempDir()
+	single, shared, other := filepath.Join(dir, "single"), filepath.Join(dir, "shared"), filepath.Join(dir, "other-name")
+	os.WriteFile(single, []byte("one name"), 0o644)
+	os.WriteFile(shared, []byte("two names"), 0o644)
+	if err := os.Link(shared, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{single, shared} {
+		obj, err := s.PutFile(ctx, p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(p)
+		objFi, _ := os.Stat(s.ObjectPath(obj.SHA256))
+		linked := os.SameFile(fi, objFi)
+		if want := p == single; linked != want {
+			t.Errorf("%s: linked into the store = %v, want %v", p, linked, want)
+		}
+	}
+	// Writing through the other name cannot change the stored object.
+	os.WriteFile(other, []byte("changed!!"), 0o644)
+	if rc, err := s.Open(ctx, shaOf("two names")); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != "two names" {
+			t.Errorf("object changed to %q", b)
+		}
+	}
+	if _, err := s.PutFile(ctx, single, 3); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("PutFile over the limit = %v", err)
 	}
 }
