@@ -259,3 +259,43 @@ func TestOwnResultsCommitsPassVerification(t *testing.T) {
 		t.Errorf("git verify-commit of our PGP-signed commit: %v %s", err, out)
 	}
 }
+
+// A pull request on top of an unsigned trusted main: only the pull
+// request's own commits are verified, not main's history.
+func TestVerificationStopsAtTrustedHistory(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	p.commit("m1", map[string]string{"a.txt": "1"})
+	main := p.commit("m2", map[string]string{"a.txt": "2"})
+	p.push("main")
+	_, keyFile, _ := sshSigningKey(t)
+	pub, _ := os.ReadFile(keyFile + ".pub")
+	src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), URLPolicy: URLPolicy{AllowHTTP: true},
+		Refs:   []RefPolicy{{Pattern: "main", Trusted: true}, {Pattern: "refs/pull/*/head", ResultsBranch: "results"}},
+		Verify: &VerifyPolicy{SSHKeys: []string{string(pub)}}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	if _, err := src.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := src.Snapshot(ctx, "main", main) // the reconciler snapshots main
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+	signed := func(msg string) string {
+		return p.commitWith(nil, msg, map[string]string{msg + ".txt": msg},
+			"commit.gpgsign=true", "gpg.format=ssh", "user.signingkey="+keyFile)
+	}
+	signed("pr1")
+	head := signed("pr2")
+	p.push("--force", head+":refs/heads/scratch")
+	runGit(t, srv.barePath("exps"), "update-ref", "refs/pull/9/head", head)
+	ch, err := src.Poll(ctx)
+	if err != nil || len(ch) != 1 || !ch[0].Runnable || !strings.Contains(ch[0].Reason, "2 new commit(s) verified") {
+		t.Fatalf("pull request over unsigned trusted main: %+v, %v", ch, err)
+	}
+}
