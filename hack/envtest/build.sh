@@ -48,10 +48,14 @@ version_pkg=k8s.io/component-base/version
 kube_ldflags="-s -X $version_pkg.gitVersion=$kube_version -X $version_pkg.gitMajor=1 -X $version_pkg.gitMinor=$minor -X $version_pkg.gitTreeState=clean"
 
 build() { # build OUTPUT PACKAGE LDFLAGS
-	local started=$SECONDS
+	local started=$SECONDS tmp
 	echo "building $1 from $2 ..."
-	go build -trimpath -ldflags="$3" -o "$dest/bin/.$1.tmp" "$2"
-	mv -f "$dest/bin/.$1.tmp" "$dest/bin/$1"
+	# A private temporary name and a rename: two builds running at once
+	# (parallel CI jobs sharing a cache) never see a half-written binary.
+	tmp=$(mktemp "$dest/bin/.$1.XXXXXX")
+	go build -trimpath -ldflags="$3" -o "$tmp" "$2"
+	chmod 0755 "$tmp"
+	mv -f "$tmp" "$dest/bin/$1"
 	echo "built $dest/bin/$1 in $((SECONDS - started))s"
 }
 
@@ -60,5 +64,6 @@ build etcd go.etcd.io/etcd/server/v3 "-s"
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 "$dest/bin/etcd" --version | head -1
 "$dest/bin/kube-apiserver" --version
-echo "$stamp" >"$dest/stamp"
+echo "$stamp" >"$dest/.stamp.$$"
+mv -f "$dest/.stamp.$$" "$dest/stamp"
 echo "envtest binaries ready: KUBEBUILDER_ASSETS=$dest/bin"
