@@ -11,6 +11,7 @@ targets=(
   ./render:FuzzRenderJob
   ./render:FuzzRunIDFromLabelValue
   ./contract:FuzzCanonical
+  ./tree:FuzzClean
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
   ./gitsource:FuzzVerifySSHSignature

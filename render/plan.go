@@ -58,7 +58,9 @@ type Run struct {
 }
 
 // Plan loads the repository r and expands it into runs. A validation failure
-// is returned as a v1alpha1.ErrorList whose items carry file:line:col.
+// is returned as a v1alpha1.ErrorList whose items carry file:line:col; the
+// result is then still returned, holding the runs of the experiments that
+// are valid (callers decide whether a partly invalid commit runs anything).
 func Plan(r tree.Reader, opts PlanOptions) (*PlanResult, error) {
 	return plan(r, opts)
 }
