@@ -120,6 +120,7 @@ func TestErrorsNameTheRepositoryAndHideSecrets(t *testing.T) {
 				t.Errorf("error does not name the repository %s: %v", c.url, err)
 			}
 			assertNoSecret(t, err, testPassword, wrongPassword)
+			t.Logf("%v", err)
 		})
 	}
 }

@@ -77,7 +77,7 @@ func (s *Source) wrap(op string, err error) error {
 	}
 	red := s.redactor()
 	text := red.clean(err.Error())
-	re := &RepoError{Repo: s.redacted, Op: op, Kind: classify(err), msg: text}
+	re := &RepoError{Repo: s.redacted, Op: op, Kind: classify(err), msg: strings.TrimSuffix(strings.TrimSpace(text), ":")}
 	if text == err.Error() {
 		re.cause = err
 	}
