@@ -2,13 +2,11 @@ package v1alpha1
 
 import (
 	"fmt"
-	"math"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/expsync/expsync/tree"
@@ -153,104 +151,6 @@ func (c checker) params() {
 	}
 }
 
-// SweepSize is the number of points a sweep expands to before exclusions:
-// the product of the matrix lists plus the includes (at least 1: an
-// experiment without a sweep has one point). It saturates at math.MaxInt.
-func SweepSize(s *Sweep) int {
-	if s == nil {
-		return 1
-	}
-	product := 1
-	if len(s.Matrix) == 0 {
-		product = 0
-		if len(s.Include) == 0 {
-			product = 1
-		}
-	}
-	for _, values := range s.Matrix {
-		if len(values) == 0 {
-			return len(s.Include)
-		}
-		if product > math.MaxInt/len(values) {
-			return math.MaxInt
-		}
-		product *= len(values)
-	}
-	if product > math.MaxInt-len(s.Include) {
-		return math.MaxInt
-	}
-	return product + len(s.Include)
-}
-
-func (c checker) sweep() {
-	s := c.e.Spec.Sweep
-	if c.e.Spec.Repeat < 0 {
-		c.errorf("spec.repeat", "must be at least 1, got %d", c.e.Spec.Repeat)
-	} else if c.lim.MaxRepeat > 0 && c.e.Spec.Repeat > c.lim.MaxRepeat {
-		c.errorf("spec.repeat", "%d is above the limit %d (limits.maxRepeat)", c.e.Spec.Repeat, c.lim.MaxRepeat)
-	}
-	if s == nil {
-		return
-	}
-	for _, k := range sortedKeys(s.Matrix) {
-		f := "spec.sweep.matrix." + k
-		if !paramName.MatchString(k) {
-			c.errorf(f, "parameter name %q must be letters, digits and '_', not starting with a digit", k)
-		}
-		values := s.Matrix[k]
-		if len(values) == 0 {
-			c.errorf(f, "needs at least one value")
-		}
-		seen := map[string]int{}
-		for i, v := range values {
-			key := fmt.Sprintf("%T:%v", v, v)
-			if j, dup := seen[key]; dup {
-				c.errorf(fmt.Sprintf("%s[%d]", f, i), "value %v repeats %s[%d]; every point must be distinct", v, f, j)
-			}
-			seen[key] = i
-		}
-	}
-	for i, inc := range s.Include {
-		f := fmt.Sprintf("spec.sweep.include[%d]", i)
-		if len(inc) == 0 {
-			c.errorf(f, "an include entry needs at least one parameter")
-		}
-		for _, k := range sortedKeys(inc) {
-			if !paramName.MatchString(k) {
-				c.errorf(f+"."+k, "parameter name %q must be letters, digits and '_', not starting with a digit", k)
-			}
-		}
-	}
-	for i, ex := range s.Exclude {
-		f := fmt.Sprintf("spec.sweep.exclude[%d]", i)
-		if len(ex) == 0 {
-			c.errorf(f, "an exclude entry needs at least one parameter")
-		}
-		for _, k := range sortedKeys(ex) {
-			if _, ok := s.Matrix[k]; !ok {
-				c.errorf(f+"."+k, "%q is not a matrix parameter%s", k, hint(k, sortedKeys(s.Matrix)))
-			}
-		}
-	}
-	size := SweepSize(s)
-	repeat := max(c.e.Spec.Repeat, 1)
-	if size <= math.MaxInt/repeat {
-		size *= repeat
-	} else {
-		size = math.MaxInt
-	}
-	if c.lim.MaxRunsPerExperiment > 0 && size > c.lim.MaxRunsPerExperiment {
-		c.errorf("spec.sweep", "expands to %s runs; the limit is %d (limits.maxRunsPerExperiment)", countString(size), c.lim.MaxRunsPerExperiment)
-	}
-}
-
-func countString(n int) string {
-	if n == math.MaxInt {
-		return "more than 2^63"
-	}
-	return fmt.Sprint(n)
-}
-
 // relPath checks a path relative to the work folder or the repository.
 func (c checker) relPath(field, p string) (string, bool) {
 	clean, err := tree.Clean(strings.TrimSuffix(p, "/"))
@@ -340,138 +240,6 @@ func (c checker) outputs() {
 		}
 		c.relPath("spec.metrics", m)
 	}
-}
-
-func (c checker) scheduling() {
-	s := c.e.Spec
-	for _, q := range []struct{ field, val string }{{"spec.resources.cpu", s.Resources.CPU}, {"spec.resources.memory", s.Resources.Memory}, {"spec.resources.ephemeralStorage", s.Resources.EphemeralStorage}} {
-		if q.val == "" {
-			continue
-		}
-		v, err := resource.ParseQuantity(q.val)
-		if err != nil || v.Sign() <= 0 {
-			c.errorf(q.field, "%q must be a positive quantity such as 500m, 2, 512Mi or 4Gi", q.val)
-		}
-	}
-	if s.Resources.GPU < 0 {
-		c.errorf("spec.resources.gpu", "must not be negative")
-	} else if c.lim.MaxGPUs > 0 && s.Resources.GPU > c.lim.MaxGPUs {
-		c.errorf("spec.resources.gpu", "%d is above the limit %d (limits.maxGPUs)", s.Resources.GPU, c.lim.MaxGPUs)
-	}
-	if g := s.Resources.GPUResource; g != "" && len(validation.IsQualifiedName(g)) > 0 {
-		c.errorf("spec.resources.gpuResource", "%q must be a resource name such as nvidia.com/gpu", g)
-	}
-	if c.lim.MaxTimeout.Duration > 0 && s.Timeout.Duration > c.lim.MaxTimeout.Duration {
-		c.errorf("spec.timeout", "%s is above the limit %s (limits.maxTimeout)", s.Timeout.Duration, c.lim.MaxTimeout.Duration)
-	}
-	if s.Retries.Limit < 0 {
-		c.errorf("spec.retries.limit", "must not be negative")
-	} else if c.lim.MaxRetries > 0 && s.Retries.Limit > c.lim.MaxRetries {
-		c.errorf("spec.retries.limit", "%d is above the limit %d (limits.maxRetries)", s.Retries.Limit, c.lim.MaxRetries)
-	}
-	codes := map[int32]bool{}
-	for i, code := range s.Retries.OnExitCodes {
-		f := fmt.Sprintf("spec.retries.onExitCodes[%d]", i)
-		switch {
-		case code < 1 || code > 255:
-			c.errorf(f, "%d is not an exit code meaning failure (1-255)", code)
-		case codes[code]:
-			c.errorf(f, "%d is listed twice", code)
-		}
-		codes[code] = true
-	}
-	if q := s.Queue; q != "" {
-		for _, msg := range validation.IsDNS1123Label(q) {
-			c.errorf("spec.queue", "%q: %s", q, msg)
-		}
-	}
-	if p := s.PriorityClassName; p != "" {
-		for _, msg := range validation.IsDNS1123Subdomain(p) {
-			c.errorf("spec.priorityClassName", "%q: %s", p, msg)
-		}
-	}
-	for _, k := range sortedKeys(s.NodeSelector) {
-		for _, msg := range validation.IsQualifiedName(k) {
-			c.errorf("spec.nodeSelector."+k, "key %q: %s", k, msg)
-		}
-		for _, msg := range validation.IsValidLabelValue(s.NodeSelector[k]) {
-			c.errorf("spec.nodeSelector."+k, "%s", msg)
-		}
-	}
-	for i, t := range s.Tolerations {
-		f := fmt.Sprintf("spec.tolerations[%d]", i)
-		switch t.Operator {
-		case "", "Equal":
-			if t.Key == "" {
-				c.errorf(f, "operator Equal needs a key; use operator Exists to tolerate every taint")
-			}
-		case "Exists":
-			if t.Value != "" {
-				c.errorf(f+".value", "must be empty when operator is Exists")
-			}
-		default:
-			c.errorf(f+".operator", "%q must be Equal or Exists", t.Operator)
-		}
-		if t.Key != "" {
-			for _, msg := range validation.IsQualifiedName(t.Key) {
-				c.errorf(f+".key", "%q: %s", t.Key, msg)
-			}
-		}
-		switch t.Effect {
-		case "", "NoSchedule", "PreferNoSchedule", "NoExecute":
-		default:
-			c.errorf(f+".effect", "%q must be NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
-		}
-		if t.TolerationSeconds != nil && t.Effect != "NoExecute" {
-			c.errorf(f+".tolerationSeconds", "only applies with effect NoExecute")
-		}
-	}
-}
-
-// context checks the context folder: inside the repository, present, and
-// not holding the results folder (a results commit must never change an ID).
-func (c checker) context(r tree.Reader, cfg RepositoryConfig) {
-	field, ctx := "spec.context", c.e.Spec.Context
-	if ctx == "" {
-		field, ctx = "", dirOf(c.e.Source.Path)
-	} else {
-		clean, err := tree.Clean(ctx)
-		if err != nil {
-			c.errorf(field, "%q must be a folder of the repository, from its root (no '..', not absolute)", ctx)
-			return
-		}
-		ctx = clean
-	}
-	at := func(format string, args ...any) {
-		if field == "" {
-			c.errs.add(c.e.Pos(""), "spec.context (default: the experiment file's folder %q): %s", ctx, fmt.Sprintf(format, args...))
-			return
-		}
-		c.errorf(field, format, args...)
-	}
-	if tree.Contains(ctx, cfg.Results) {
-		at("%q contains the results folder %q; set a context that does not, so results commits never change run IDs", displayPath(ctx), cfg.Results)
-		return
-	}
-	e, err := r.Stat(ctx)
-	switch {
-	case err != nil:
-		at("folder %q not found in the repository (contexts are paths from the repository root)", displayPath(ctx))
-	case !e.IsDir():
-		at("%q is not a folder", displayPath(ctx))
-	}
-}
-
-func dirOf(p string) string {
-	d, _ := tree.Split(p)
-	return d
-}
-
-func displayPath(p string) string {
-	if p == "" {
-		return "."
-	}
-	return p
 }
 
 func sortedKeys[V any](m map[string]V) []string {
