@@ -26,6 +26,9 @@ type Options struct {
 	CPUs float64
 	// MemoryBytes is the memory capacity (default MemAvailable at New).
 	MemoryBytes int64
+	// GPUs is the number of GPUs runs may request in total (default 0:
+	// a run requesting a GPU is refused).
+	GPUs int
 	// MaxConcurrent bounds the runs running at once whatever their
 	// requests (0: no bound beyond CPU and memory).
 	MaxConcurrent int
@@ -176,7 +179,7 @@ func New(opts Options) (*Executor, error) {
 	}
 	e := &Executor{
 		opts:     opts,
-		capacity: request{cpuMilli: int64(opts.CPUs * 1000), memBytes: opts.MemoryBytes},
+		capacity: request{cpuMilli: int64(opts.CPUs * 1000), memBytes: opts.MemoryBytes, gpus: opts.GPUs},
 		journal:  jr,
 		lockFile: lock,
 		jobs:     map[string]*Job{},
@@ -256,6 +259,7 @@ func (e *Executor) admit(j *Job) func(ctx context.Context) (func(), error) {
 		}
 		e.used.cpuMilli += j.req.cpuMilli
 		e.used.memBytes += j.req.memBytes
+		e.used.gpus += j.req.gpus
 		e.running++
 		e.counts.Queued--
 		e.counts.Running++
@@ -271,6 +275,7 @@ func (e *Executor) admit(j *Job) func(ctx context.Context) (func(), error) {
 				e.mu.Lock()
 				e.used.cpuMilli -= j.req.cpuMilli
 				e.used.memBytes -= j.req.memBytes
+				e.used.gpus -= j.req.gpus
 				e.running--
 				e.counts.Running--
 				e.idle.Broadcast()
@@ -296,7 +301,8 @@ func (e *Executor) fits(r request) bool {
 	if e.running == 0 {
 		return true // requests were checked against capacity at Submit
 	}
-	return e.used.cpuMilli+r.cpuMilli <= e.capacity.cpuMilli && e.used.memBytes+r.memBytes <= e.capacity.memBytes
+	return e.used.cpuMilli+r.cpuMilli <= e.capacity.cpuMilli && e.used.memBytes+r.memBytes <= e.capacity.memBytes &&
+		e.used.gpus+r.gpus <= e.capacity.gpus
 }
 
 func (e *Executor) execute(j *Job) {

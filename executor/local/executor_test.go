@@ -136,6 +136,7 @@ func TestAdmissionNeverExceedsCapacity(t *testing.T) {
 		{"cpu: 2 cores, 500m each", nil, "500m", "", 4},
 		{"memory: 1Gi, 600Mi each", func(o *Options) { o.MemoryBytes = 1 << 30 }, "100m", "600Mi", 1},
 		{"max concurrency 3", func(o *Options) { o.CPUs = 100; o.MaxConcurrent = 3 }, "1", "", 3},
+		{"gpus: 2, 1 each", func(o *Options) { o.CPUs = 100; o.GPUs = 2 }, "1", "gpu", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.configure)
@@ -144,6 +145,9 @@ func TestAdmissionNeverExceedsCapacity(t *testing.T) {
 			for range 8 {
 				c := shellContract(timedScript, "DIR", dir)
 				c.Limits.CPU, c.Limits.Memory = tc.cpu, tc.memory
+				if tc.memory == "gpu" {
+					c.Limits.Memory, c.Limits.GPU = "", 1
+				}
 				j, err := h.ex.Submit(c, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -180,6 +184,11 @@ func TestSubmitRefusesWhatCannotFit(t *testing.T) {
 	if _, err := h.ex.Submit(c, nil); err == nil || !strings.Contains(err.Error(), "requests 64 CPUs but this executor has 2") {
 		t.Errorf("Submit = %v", err)
 	}
+	c.Limits.CPU, c.Limits.GPU = "1", 1
+	if _, err := h.ex.Submit(c, nil); err == nil || !strings.Contains(err.Error(), "requests 1 GPUs but this executor has 0") {
+		t.Errorf("Submit = %v", err)
+	}
+	c.Limits.GPU = 0
 	c.Limits.CPU = "lots"
 	if _, err := h.ex.Submit(c, nil); err == nil || !strings.Contains(err.Error(), `cpu request "lots"`) {
 		t.Errorf("Submit = %v", err)

@@ -16,6 +16,7 @@ import (
 type request struct {
 	cpuMilli int64
 	memBytes int64
+	gpus     int
 }
 
 func (e *Executor) requestOf(c contract.Contract) (request, error) {
@@ -33,6 +34,10 @@ func (e *Executor) requestOf(c contract.Contract) (request, error) {
 			return req, fmt.Errorf("run %s: memory request %q is not a quantity such as \"512Mi\"", c.RunID, c.Limits.Memory)
 		}
 		req.memBytes = q.Value()
+	}
+	req.gpus = c.Limits.GPU
+	if req.gpus > e.capacity.gpus {
+		return req, fmt.Errorf("run %s requests %d GPUs but this executor has %d: set the executor's GPUs (local runs see every GPU of the machine; expsync only counts them)", c.RunID, req.gpus, e.capacity.gpus)
 	}
 	if req.cpuMilli > e.capacity.cpuMilli {
 		return req, fmt.Errorf("run %s requests %s CPUs but this executor has %s: lower resources.cpu or raise the executor's CPUs", c.RunID, milli(req.cpuMilli), milli(e.capacity.cpuMilli))
