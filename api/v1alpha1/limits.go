@@ -10,6 +10,7 @@ import (
 func BuiltinLimits() Limits {
 	return Limits{
 		MaxFileBytes:         1 << 20,
+		MaxTotalBytes:        32 << 20,
 		MaxDocuments:         100,
 		MaxYAMLNodes:         100_000,
 		MaxAliases:           100,

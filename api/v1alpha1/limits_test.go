@@ -117,3 +117,15 @@ func TestErrorsAreBounded(t *testing.T) {
 		t.Errorf("last error %q, want %q", got[len(got)-1], want)
 	}
 }
+
+func TestMaxTotalBytes(t *testing.T) {
+	files := map[string]string{"expsync.yaml": "limits: {maxTotalBytes: 300}\n"}
+	for _, n := range []string{"a", "b", "c"} {
+		files["experiments/"+n+".yaml"] = experiment(n, valid) // 122 bytes each
+	}
+	got := loadErrors(t, files, v1alpha1.ModeLocal)
+	want := []string{"experiments/c.yaml:1:1: the repository's YAML files exceed 300 bytes together (limits.maxTotalBytes); not read"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}

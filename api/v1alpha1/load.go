@@ -37,6 +37,8 @@ type loader struct {
 	config    RepositoryConfig
 	errs      ErrorList
 	templates map[string]*templateFile
+	// bytesRead counts the YAML bytes read, against MaxTotalBytes.
+	bytesRead int64
 }
 
 func (l *loader) load() (*Repository, error) {
@@ -78,6 +80,11 @@ func (l *loader) readYAML(path string) (docs []yamlDoc, blob tree.Hash, ok bool,
 		l.errs.add(Position{File: path, Line: 1, Column: 1}, "file is %d bytes; the limit is %d (limits.maxFileBytes)", e.Size, l.limits.MaxFileBytes)
 		return nil, e.Hash, true, nil
 	}
+	if max := l.limits.MaxTotalBytes; max > 0 && l.bytesRead+e.Size > max {
+		l.errs.add(Position{File: path, Line: 1, Column: 1}, "the repository's YAML files exceed %d bytes together (limits.maxTotalBytes); not read", max)
+		return nil, e.Hash, true, nil
+	}
+	l.bytesRead += e.Size
 	data, err := l.r.ReadFile(path, l.limits.MaxFileBytes)
 	if err != nil {
 		if errors.Is(err, tree.ErrTooLarge) {

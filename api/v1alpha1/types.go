@@ -195,6 +195,8 @@ type Defaults struct {
 type Limits struct {
 	// MaxFileBytes bounds each YAML file read (config, experiments, templates).
 	MaxFileBytes int64 `json:"maxFileBytes,omitempty" yaml:"maxFileBytes,omitempty"`
+	// MaxTotalBytes bounds all YAML files read for one repository together.
+	MaxTotalBytes int64 `json:"maxTotalBytes,omitempty" yaml:"maxTotalBytes,omitempty"`
 	// MaxDocuments bounds the YAML documents per file.
 	MaxDocuments int `json:"maxDocuments,omitempty" yaml:"maxDocuments,omitempty"`
 	// MaxYAMLNodes bounds the nodes of one file, aliases expanded.
