@@ -7,7 +7,7 @@ export GOTOOLCHAIN := local
 # proxy are cached; hack/envtest/build.sh fills it once.
 ENVTEST_DIR ?= $(HOME)/.cache/expsync/envtest
 
-.PHONY: build test bench lint fuzz envtest quickstart
+.PHONY: build test bench bench-e2e lint fuzz envtest quickstart
 
 build:
 	go build -o bin/expsync ./cmd/expsync
@@ -34,6 +34,12 @@ bench:
 # Linters: gofmt, go vet and staticcheck (pinned in hack/tools/lint, built
 # once into TOOLS_DIR; the Go build cache makes later builds instant).
 TOOLS_DIR ?= $(HOME)/.cache/expsync/tools
+# 1,000 trivial sweep runs end to end (`expsync run`: plan, run, hash, sign,
+# commit, push) next to `xargs -P <cores>` running them bare, and the peak
+# memory of `expsync run`; part of `make bench` too.
+bench-e2e:
+	go test -run '^$$' -bench SweepEndToEnd -benchtime 1x ./cmd/expsync
+
 lint:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	go vet ./...

@@ -25,6 +25,9 @@ type batcher struct {
 	mu      sync.Mutex
 	pending map[string][]byte // repository path -> content
 	runs    map[string]*results.Record
+	// known are run folders whose content is known to be in the branch
+	// (verified at planning, or committed by this batcher).
+	known   map[string]results.Run
 	commits []string
 	lastErr error
 
@@ -33,9 +36,12 @@ type batcher struct {
 	wg   sync.WaitGroup
 }
 
-func newBatcher(r *Reconciler, t Target, layout results.Layout) *batcher {
+func newBatcher(r *Reconciler, t Target, layout results.Layout, known map[string]results.Run) *batcher {
+	if known == nil {
+		known = map[string]results.Run{}
+	}
 	return &batcher{r: r, t: t, layout: layout, pending: map[string][]byte{}, runs: map[string]*results.Record{},
-		kick: make(chan struct{}, 1), done: make(chan struct{})}
+		known: known, kick: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // add queues one run folder.
@@ -98,8 +104,11 @@ func (b *batcher) flush(ctx context.Context) error {
 	b.mu.Unlock()
 
 	msg := commitMessage(b.t, runs)
+	known := b.knownFunc()
+	var report results.MergeReport
 	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (results.Changes, error) {
-		changes, _, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs)})
+		changes, rep, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs), Known: known})
+		report = rep
 		return changes, err
 	})
 	if err != nil {
@@ -113,12 +122,33 @@ func (b *batcher) flush(ctx context.Context) error {
 	for d := range runs {
 		delete(b.runs, d)
 	}
+	// What we wrote is now in the branch; what the head kept is not ours.
+	for _, group := range [][]string{report.Added, report.Replaced, report.Identical} {
+		for _, d := range group {
+			if rec := runs[d]; rec != nil {
+				run := results.Run{Record: rec}
+				run.Metrics, run.MetricText, _ = results.ParseMetrics(files[path.Join(d, results.MetricsFile)])
+				b.known[d] = run
+			}
+		}
+	}
 	if commit != "" {
 		b.commits = append(b.commits, commit)
 	}
 	b.mu.Unlock()
 	b.r.emit(Event{Kind: EventCommitted, Commit: b.t.Commit, ResultsCommit: commit, Runs: len(runs)})
 	return nil
+}
+
+// knownFunc snapshots the known folders for one merge.
+func (b *batcher) knownFunc() func(string) (results.Run, bool) {
+	b.mu.Lock()
+	known := maps.Clone(b.known)
+	b.mu.Unlock()
+	return func(dir string) (results.Run, bool) {
+		run, ok := known[dir]
+		return run, ok
+	}
 }
 
 // replace lets our folder replace one in the head that is not genuine, or

@@ -115,7 +115,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	if len(work.recover) == 0 && len(work.execute) == 0 {
 		return rep, nil
 	}
-	b := newBatcher(r, t, layout)
+	b := newBatcher(r, t, layout, work.known)
 	b.start(ctx)
 	r.recoverRuns(ctx, work.recover, b, rep)
 	execErr := r.execute(ctx, t, layout, work.execute, b, rep)
@@ -140,22 +140,34 @@ func (r *Reconciler) plan(t Target) (*render.PlanResult, error) {
 type workList struct {
 	recover []recovered
 	execute []render.Run
+	// known are the verified folders of the branch, for the summaries.
+	known map[string]results.Run
 }
 
 // classify splits the plan into done runs (a verified folder in the
 // branch), runs whose signed folder is in the run cache, and runs to
 // execute.
 func (r *Reconciler) classify(ctx context.Context, t Target, layout results.Layout, runs []render.Run, rep *Report) (workList, error) {
-	var w workList
+	w := workList{known: map[string]results.Run{}}
+	present := map[string]map[string]bool{}
 	for _, run := range runs {
 		dir := layout.RunDir(run.Experiment, run.ID)
-		state, err := r.folderState(t.Tree, dir, run)
+		names, ok := present[run.Experiment]
+		if !ok {
+			var err error
+			if names, err = runFolderNames(t.Tree, layout.ExperimentDir(run.Experiment)); err != nil {
+				return w, err
+			}
+			present[run.Experiment] = names
+		}
+		state, known, err := r.folderState(t.Tree, names, dir, run)
 		if err != nil {
 			return w, err
 		}
 		switch state {
 		case folderDone:
 			rep.Done++
+			w.known[dir] = known
 			continue
 		case folderUntrusted:
 			rep.Untrusted = append(rep.Untrusted, dir)

@@ -23,6 +23,10 @@ type MergeOptions struct {
 	Plot map[string]PlotChoice
 	// MaxFileBytes bounds each run.json/metrics.json read back (0: 1 MiB).
 	MaxFileBytes int64
+	// Known returns run folders the caller already read (or wrote) with
+	// their content, so regenerating a summary does not read every folder
+	// of a large sweep back from the head at every commit. Nil: read all.
+	Known func(dir string) (Run, bool)
 }
 
 // MergeReport says what Merge did with each run folder of the batch.
@@ -65,14 +69,29 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 		dirs = append(dirs, d)
 	}
 	sort.Strings(dirs)
+	// One listing per experiment tells which of our folders the head has;
+	// only those are read (a path lookup decodes every tree on the way).
+	inHead := map[string]map[string]bool{}
+	for _, dir := range dirs {
+		expDir := path.Dir(dir)
+		if inHead[expDir] != nil {
+			continue
+		}
+		inHead[expDir] = map[string]bool{}
+		entries, err := head.ReadDir(expDir)
+		if err != nil && !errors.Is(err, tree.ErrNotExist) {
+			return nil, report, fmt.Errorf("merge results: list %s: %w", expDir, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				inHead[expDir][e.Name] = true
+			}
+		}
+	}
 	for _, dir := range dirs {
 		files := folders[dir]
 		exp := path.Base(path.Dir(dir))
-		existing, err := statDir(head, dir)
-		if err != nil {
-			return nil, report, err
-		}
-		if existing {
+		if inHead[path.Dir(dir)][path.Base(dir)] {
 			headRun, _ := head.ReadFile(path.Join(dir, RunFile), opts.maxBytes())
 			headEnv, _ := head.ReadFile(path.Join(dir, EnvelopeFile), opts.maxBytes())
 			if bytes.Equal(headRun, files[path.Join(dir, RunFile)]) && bytes.Equal(headEnv, files[path.Join(dir, EnvelopeFile)]) {
@@ -108,7 +127,7 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 
 	merged := overlay{base: head, changes: changes}
 	for _, exp := range sortedKeys(affected) {
-		runs, err := l.ReadRuns(merged, exp, opts.maxBytes())
+		runs, err := l.readRuns(merged, exp, opts.maxBytes(), opts.Known)
 		if err != nil {
 			return nil, report, err
 		}
@@ -122,7 +141,7 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 		}
 		report.Experiments = append(report.Experiments, exp)
 	}
-	index, err := l.RenderIndexFrom(merged, opts.maxBytes())
+	index, err := l.renderIndexFrom(merged, opts.maxBytes(), opts.Known)
 	if err != nil {
 		return nil, report, err
 	}
@@ -134,6 +153,10 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 // whose run.json is missing or unreadable are skipped (a half-pushed or
 // hand-made folder must not break the summary of the others).
 func (l Layout) ReadRuns(r tree.Reader, experiment string, limit int64) ([]Run, error) {
+	return l.readRuns(r, experiment, limit, nil)
+}
+
+func (l Layout) readRuns(r tree.Reader, experiment string, limit int64, known func(string) (Run, bool)) ([]Run, error) {
 	dir := l.ExperimentDir(experiment)
 	entries, err := r.ReadDir(dir)
 	if errors.Is(err, tree.ErrNotExist) {
@@ -147,7 +170,14 @@ func (l Layout) ReadRuns(r tree.Reader, experiment string, limit int64) ([]Run, 
 		if !e.IsDir() {
 			continue
 		}
-		run, err := l.ReadRun(r, path.Join(dir, e.Name), limit)
+		runDir := path.Join(dir, e.Name)
+		if known != nil {
+			if run, ok := known(runDir); ok {
+				runs = append(runs, run)
+				continue
+			}
+		}
+		run, err := l.ReadRun(r, runDir, limit)
 		if err != nil {
 			continue
 		}
@@ -176,6 +206,10 @@ func (l Layout) ReadRun(r tree.Reader, dir string, limit int64) (Run, error) {
 // RenderIndexFrom builds results/README.md from every experiment folder of
 // a snapshot.
 func (l Layout) RenderIndexFrom(r tree.Reader, limit int64) ([]byte, error) {
+	return l.renderIndexFrom(r, limit, nil)
+}
+
+func (l Layout) renderIndexFrom(r tree.Reader, limit int64, known func(string) (Run, bool)) ([]byte, error) {
 	entries, err := r.ReadDir(l.root())
 	if err != nil && !errors.Is(err, tree.ErrNotExist) {
 		return nil, fmt.Errorf("read results root: %w", err)
@@ -185,7 +219,7 @@ func (l Layout) RenderIndexFrom(r tree.Reader, limit int64) ([]byte, error) {
 		if !e.IsDir() {
 			continue
 		}
-		runs, err := l.ReadRuns(r, e.Name, limit)
+		runs, err := l.readRuns(r, e.Name, limit, known)
 		if err != nil {
 			return nil, err
 		}
@@ -227,17 +261,6 @@ func (o MergeOptions) maxBytes() int64 {
 		return o.MaxFileBytes
 	}
 	return 1 << 20
-}
-
-func statDir(r tree.Reader, dir string) (bool, error) {
-	e, err := r.Stat(dir)
-	if errors.Is(err, tree.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("stat %s: %w", dir, err)
-	}
-	return e.IsDir(), nil
 }
 
 // listFiles lists every file under dir, recursively.

@@ -44,12 +44,12 @@ func expsyncBinary(t testing.TB) string {
 // lab is a real Git server on loopback with one repository, lab.git, and a
 // peer clone driven by the git CLI.
 type lab struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *gittestserver.GitServer
 	peer string
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	srv, err := gittestserver.NewTempGitServer()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -88,6 +89,13 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if file := os.Getenv("EXPSYNC_CPUPROFILE"); file != "" {
+		// For performance work: a CPU profile of the whole reconcile.
+		if f, err := os.Create(file); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 
 	target, err := reconcile.ResolveRepository(o.Repo, o.Branch)
 	if err != nil {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// trivialSweep is one experiment of n trivial runs: each writes its
+// parameter to an output file.
+func trivialSweep(n int) map[string]string {
+	xs := make([]string, n)
+	for i := range xs {
+		xs[i] = strconv.Itoa(i + 1)
+	}
+	return map[string]string{
+		"experiments/trivial.yaml": `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: trivial
+spec:
+  image: host
+  command: ["sh", "-c", "mkdir -p out && echo $0 > out/v.txt", "{{params.i}}"]
+  context: code/trivial
+  sweep:
+    matrix:
+      i: [` + strings.Join(xs, ", ") + `]
+  outputs: [out/v.txt]
+  resources: {cpu: 100m}
+`,
+		"code/trivial/README.md": "A trivial sweep for the end-to-end benchmark.\n",
+	}
+}
+
+// BenchmarkSweepEndToEnd runs `expsync run` (the real binary, against a real
+// Git server on loopback) over a sweep of 1,000 trivial runs — plan, run,
+// hash, store, sign, commit, push — and, side by side in the same
+// iteration, `xargs -P <cores>` running the same commands bare. It reports
+// both throughputs, their ratio (target: at least 0.5) and the peak
+// resident memory of `expsync run`. EXPSYNC_BENCH_RUNS changes the sweep
+// size.
+func BenchmarkSweepEndToEnd(b *testing.B) {
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("EXPSYNC_BENCH_RUNS")); err == nil && v > 0 {
+		n = v
+	}
+	bin := expsyncBinary(b)
+	b.Setenv("EXPSYNC_PASSWORD", "")
+	key, _ := labKeyPair(b)
+	cores := runtime.NumCPU()
+	var ours, bare time.Duration
+	var peakRSS int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		lab := newLab(b)
+		files := trivialSweep(n)
+		lab.commit("trivial sweep", files)
+		work := b.TempDir()
+		b.StartTimer()
+
+		// xargs -P <cores>, bare.
+		bareDir := filepath.Join(work, "bare")
+		start := time.Now()
+		xargs := exec.Command("sh", "-c", fmt.Sprintf(`seq %d | xargs -P %d -I{} sh -c 'mkdir -p %s/{}/out && echo {} > %s/{}/out/v.txt'`, n, cores, bareDir, bareDir))
+		if out, err := xargs.CombinedOutput(); err != nil {
+			b.Fatalf("xargs: %v\n%s", err, out)
+		}
+		bare += time.Since(start)
+
+		// expsync run, end to end.
+		cmd := exec.Command(bin, "run", lab.url(), "--allow-http", "--key", key, "--store", filepath.Join(work, "store"),
+			"--state", filepath.Join(work, "state"), "-j", strconv.Itoa(cores), "--progress", "none")
+		cmd.Env = append(os.Environ(), "EXPSYNC_PASSWORD=")
+		start = time.Now()
+		out, err := cmd.CombinedOutput()
+		ours += time.Since(start)
+		if err != nil || !strings.Contains(string(out), fmt.Sprintf("%d executed", n)) {
+			b.Fatalf("expsync run: %v\n%s", err, out)
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss*1024 > peakRSS {
+			peakRSS = ru.Maxrss * 1024 // Linux reports KiB
+		}
+	}
+	b.StopTimer()
+	runs := float64(n * b.N)
+	b.ReportMetric(runs/ours.Seconds(), "expsync-runs/s")
+	b.ReportMetric(runs/bare.Seconds(), "xargs-runs/s")
+	b.ReportMetric(bare.Seconds()/ours.Seconds(), "expsync/xargs")
+	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-RSS-MiB")
+}
