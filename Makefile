@@ -31,15 +31,15 @@ fuzz:
 bench:
 	go test -run '^$$' -bench . -benchmem -count 1 ./...
 
-# Linters: gofmt, go vet and staticcheck (pinned in hack/tools/lint, built
-# once into TOOLS_DIR; the Go build cache makes later builds instant).
-TOOLS_DIR ?= $(HOME)/.cache/expsync/tools
 # 1,000 trivial sweep runs end to end (`expsync run`: plan, run, hash, sign,
 # commit, push) next to `xargs -P <cores>` running them bare, and the peak
 # memory of `expsync run`; part of `make bench` too.
 bench-e2e:
 	go test -run '^$$' -bench SweepEndToEnd -benchtime 1x ./cmd/expsync
 
+# Linters: gofmt, go vet and staticcheck (pinned in hack/tools/lint, built
+# once into TOOLS_DIR; the Go build cache makes later builds instant).
+TOOLS_DIR ?= $(HOME)/.cache/expsync/tools
 lint:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	go vet ./...
