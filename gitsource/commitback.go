@@ -13,7 +13,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // CommitRequest is one set of files to commit to a branch.
@@ -148,11 +147,12 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 			return CommitResult{}, fmt.Errorf("%w: %s (to start branch %s from)", ErrRefNotFound, req.StartFrom, req.Branch)
 		}
 	}
-	st, err := s.openStorage()
+	fsStorage, err := s.openStorage()
 	if err != nil {
 		return CommitResult{}, err
 	}
-	defer st.Close()
+	defer fsStorage.Close()
+	st := newOverlay(fsStorage)
 
 	var baseTree plumbing.Hash
 	if !head.IsZero() {
@@ -185,8 +185,6 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 		return res, err
 	}
 	res.Pushed = true
-	// Keep the cache's view of the branch current for the next snapshot.
-	_ = st.SetReference(plumbing.NewHashReference(cacheRef(branchRef), commit))
 	return res, nil
 }
 
@@ -238,8 +236,8 @@ func (s *Source) remoteHead(ctx context.Context, ref string) (plumbing.Hash, err
 }
 
 // rebuild runs merge over the head's tree and returns the resulting edits.
-func (s *Source) rebuild(st *filesystem.Storage, head plumbing.Hash, ours map[string][]byte, merge MergeFunc) (*editNode, error) {
-	snap, err := openSnapshot(st, head, s.limits.MaxFileBytes)
+func (s *Source) rebuild(st *overlay, head plumbing.Hash, ours map[string][]byte, merge MergeFunc) (*editNode, error) {
+	snap, err := openSnapshot(st.Storage, head, s.limits.MaxFileBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +249,7 @@ func (s *Source) rebuild(st *filesystem.Storage, head plumbing.Hash, ours map[st
 	return buildEdits(files)
 }
 
-func writeCommit(st *filesystem.Storage, req CommitRequest, treeHash, parent plumbing.Hash) (plumbing.Hash, error) {
+func writeCommit(st *overlay, req CommitRequest, treeHash, parent plumbing.Hash) (plumbing.Hash, error) {
 	now := time.Now()
 	sig := func(s Signature) object.Signature {
 		if s.When.IsZero() {
@@ -292,23 +290,19 @@ func writeCommit(st *filesystem.Storage, req CommitRequest, treeHash, parent plu
 
 // push sends commit to branch, expecting the server's head to be old. Any
 // failure after which the server's head is no longer old is a lost race.
-func (s *Source) push(ctx context.Context, st *filesystem.Storage, branch string, old, commit plumbing.Hash) error {
+func (s *Source) push(ctx context.Context, st *overlay, branch string, old, commit plumbing.Hash) error {
 	auth, err := s.repo.Auth.transportAuth(s.repo.URL)
 	if err != nil {
 		return err
 	}
-	local := plumbing.ReferenceName("refs/expsync/push/" + branch)
-	if err := st.SetReference(plumbing.NewHashReference(local, commit)); err != nil {
-		return err
-	}
-	defer func() { _ = st.RemoveReference(local) }()
 	s.stats.pushes.Add(1)
 	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
 	dst := "refs/heads/" + branch
 	opts := &git.PushOptions{
 		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", local, dst))},
-		Auth:       auth,
+		// Pushed by ID: the commit lives in the overlay, not in a local ref.
+		RefSpecs: []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", commit, dst))},
+		Auth:     auth,
 	}
 	if !old.IsZero() {
 		// The push's update command carries the advertised head as the
