@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -52,7 +54,11 @@ Exit codes: 0 the run succeeded (or the inputs verified), 1 it did not,
 2 usage or an unreadable contract.`,
 			Args: cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
-				return o.Exec(c.Context(), c.OutOrStdout())
+				// SIGTERM (a pod being deleted) cancels the run: its process
+				// group gets SIGTERM, then SIGKILL after the grace period.
+				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+				defer stop()
+				return o.Exec(ctx, c.OutOrStdout())
 			},
 		}
 		f := cmd.Flags()
