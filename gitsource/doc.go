@@ -46,8 +46,9 @@
 // fetches the branch head, edits the head's tree with plumbing (unchanged
 // sub-trees are reused; new objects stay in memory and go straight into
 // the push's pack, nothing is written to the cache), and pushes by commit
-// ID with a compare-and-swap on the head it built on. If the result equals the head's tree, nothing is pushed and the
-// result says NothingToCommit — a success. When the branch moved (before
+// ID with a compare-and-swap on the head it built on. If the result
+// equals the head's tree, nothing is pushed and the result says
+// NothingToCommit — a success. When the branch moved (before
 // the commit or during the push), the MergeFunc rebuilds the change on the
 // new head's tree (expsync adds run folders — first writer wins — and
 // regenerates summaries), and the push is retried with exponential backoff
