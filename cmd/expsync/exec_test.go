@@ -7,12 +7,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -171,4 +175,55 @@ func TestExecVerifyInputsOnly(t *testing.T) {
 			t.Errorf("termination message %s", data)
 		}
 	})
+}
+
+// TestExecBinarySIGTERM: deleting a pod sends SIGTERM to `expsync exec`;
+// the run is recorded as cancelled and leaves no process behind.
+func TestExecBinarySIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the expsync binary")
+	}
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	f := newExecFixture(t, `sleep 300 & echo $! > "$P"; wait`)
+	f.contract.Env = []contract.EnvVar{{Name: "P", Value: pidFile}}
+	data, _ := json.Marshal(f.contract)
+	os.WriteFile(f.file, data, 0o644)
+	resultFile := filepath.Join(t.TempDir(), "result.json")
+	cmd := exec.Command(expsyncBinary(t), "exec", "--contract", f.file, "--result", resultFile, "--work-root", t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for range 1000 {
+		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
+			fmt.Sscan(string(b), &pid)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pid == 0 {
+		cmd.Process.Kill()
+		t.Fatalf("the run never started: %s", stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("expsync exec after SIGTERM: %v (stderr %s)", err, stderr.String())
+	}
+	var res runner.Result
+	raw, _ := os.ReadFile(resultFile)
+	if json.Unmarshal(raw, &res) != nil || res.Status != runner.Cancelled {
+		t.Errorf("result %s", raw)
+	}
+	for range 200 {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Errorf("the run's child %d outlived expsync exec", pid)
 }
