@@ -23,6 +23,10 @@ type attemptRunner struct {
 // attempt runs one attempt and records its facts in res (exit code, log,
 // outputs, usage); the returned outcome drives the retry policy.
 func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome {
+	// A result describes the last attempt only.
+	res.ExitCode, res.Signal, res.Usage, res.Outputs = -1, "", Usage{}, nil
+	res.Metrics, res.MetricsSHA256, res.MetricsError = nil, "", ""
+	res.LogSHA256, res.LogSize, res.LogTruncated, res.LogTail = "", 0, false, ""
 	dir, err := r.makeAttemptDir(n)
 	if err != nil {
 		return outcome{outcomeInfra, fmt.Sprintf("attempt %d: %v", n, err)}

@@ -573,3 +573,17 @@ func TestCleanupNeverLeavesTheWorkFolder(t *testing.T) {
 		t.Errorf("left in the work root: %v", entries)
 	}
 }
+
+func TestRetryRecordsOnlyTheLastAttempt(t *testing.T) {
+	f := newFixture(t)
+	counter := filepath.Join(t.TempDir(), "n")
+	// The first attempt writes an output and exits 75; the second times out.
+	script := `echo x >> "$C"; if [ "$(wc -l < "$C")" -eq 1 ]; then echo first > o.txt; echo '{"m":1}' > m.json; exit 75; fi; sleep 30`
+	res := f.run(shell(script).env("C", counter).outputs("o.txt").metrics("m.json").retries(1, 75).timeout(300 * time.Millisecond).build())
+	if res.Status != TimedOut || res.Attempts != 2 {
+		t.Fatalf("status %s attempts %d", res.Status, res.Attempts)
+	}
+	if res.Outputs != nil || res.Metrics != nil || res.ExitCode != -1 {
+		t.Errorf("the first attempt's outputs %v, metrics %v or exit code %d leaked into the result", res.Outputs, res.Metrics, res.ExitCode)
+	}
+}
