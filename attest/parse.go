@@ -1,8 +1,7 @@
 package attest
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -121,83 +120,56 @@ func (v *Verified) InToto() (*intoto.Statement, *slsa.Provenance, error) {
 	return st, prov, nil
 }
 
-// The statement as JSON carries it, limited to what verification reads.
-// encoding/json is used rather than protojson on this path: it is several
-// times faster, which keeps verification within reach of raw signature
-// checks (see BenchmarkVerifyVsRaw); FuzzParseStatement checks that it never
-// accepts what the in-toto types reject.
-type wireStatement struct {
-	Type          string          `json:"_type"`
-	Subject       []Dependency    `json:"subject"`
-	PredicateType string          `json:"predicateType"`
-	Predicate     *wireProvenance `json:"predicate"`
-}
-
-type wireProvenance struct {
-	BuildDefinition *struct {
-		BuildType            string          `json:"buildType"`
-		ExternalParameters   json.RawMessage `json:"externalParameters"`
-		ResolvedDependencies []Dependency    `json:"resolvedDependencies"`
-	} `json:"buildDefinition"`
-	RunDetails *struct {
-		Builder *struct {
-			ID string `json:"id"`
-		} `json:"builder"`
-		Metadata *struct {
-			InvocationID string     `json:"invocationId"`
-			StartedOn    *time.Time `json:"startedOn"`
-			FinishedOn   *time.Time `json:"finishedOn"`
-		} `json:"metadata"`
-	} `json:"runDetails"`
-}
-
 // ParseStatement parses an in-toto Statement v1 carrying SLSA Provenance v1.
 // Call it only on a payload whose signature has been verified (VerifyEnvelope
-// does); it trusts nothing but checks the shape fully.
+// does); it trusts nothing but checks the shape fully. It reads only what
+// verification needs, with jsonScanner; InToto gives the rest.
 func ParseStatement(payload []byte) (*Verified, error) {
-	var st wireStatement
-	if err := json.Unmarshal(payload, &st); err != nil {
-		var head struct {
-			PredicateType string `json:"predicateType"`
+	if !validJSON(payload) {
+		return nil, fmt.Errorf("%w: not valid JSON", ErrStatement)
+	}
+	v := &Verified{Payload: payload}
+	var stType, predType string
+	var subjects []Dependency
+	var predicate []byte
+	s := &jsonScanner{data: payload}
+	o := objectState{name: "statement", known: []string{"_type", "subject", "predicateType", "predicate"}, aliases: []string{"type", "predicate_type"}}
+	err := s.enterObject(&o)
+	for err == nil {
+		var key string
+		var ok bool
+		if key, ok, err = s.nextKey(&o); !ok || err != nil {
+			break
 		}
-		if json.Unmarshal(payload, &head) == nil && head.PredicateType != PredicateType {
-			return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, head.PredicateType, PredicateType)
+		switch key {
+		case "_type":
+			stType, err = s.str("_type")
+		case "predicateType":
+			predType, err = s.str("predicateType")
+		case "subject":
+			subjects, err = s.descriptors("subject")
+		case "predicate":
+			start := s.pos
+			s.skip()
+			predicate = payload[start:s.pos]
 		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStatement, err)
 	}
-	if st.Type != StatementType {
-		return nil, fmt.Errorf("%w: _type %q, want %q", ErrStatement, st.Type, StatementType)
+	if stType != StatementType {
+		return nil, fmt.Errorf("%w: _type %q, want %q", ErrStatement, stType, StatementType)
 	}
-	if st.PredicateType != PredicateType {
-		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, st.PredicateType, PredicateType)
+	if predType != PredicateType {
+		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, predType, PredicateType)
 	}
-	p := st.Predicate
-	switch {
-	case p == nil:
+	if predicate == nil {
 		return nil, fmt.Errorf("%w: no predicate", ErrStatement)
-	case p.BuildDefinition == nil || p.BuildDefinition.BuildType == "":
-		return nil, fmt.Errorf("%w: buildDefinition.buildType is required", ErrStatement)
-	case !isJSONObject(p.BuildDefinition.ExternalParameters):
-		return nil, fmt.Errorf("%w: buildDefinition.externalParameters must be a non-empty object", ErrStatement)
-	case p.RunDetails == nil || p.RunDetails.Builder == nil || p.RunDetails.Builder.ID == "":
-		return nil, fmt.Errorf("%w: runDetails.builder.id is required", ErrStatement)
-	case p.RunDetails.Metadata == nil || p.RunDetails.Metadata.InvocationID == "":
-		return nil, fmt.Errorf("%w: runDetails.metadata.invocationId is required", ErrStatement)
 	}
-	v := &Verified{
-		Payload:      payload,
-		BuildType:    p.BuildDefinition.BuildType,
-		BuilderID:    p.RunDetails.Builder.ID,
-		InvocationID: p.RunDetails.Metadata.InvocationID,
-		Dependencies: p.BuildDefinition.ResolvedDependencies,
+	if err := v.readProvenance(&jsonScanner{data: predicate}); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStatement, err)
 	}
-	if t := p.RunDetails.Metadata.StartedOn; t != nil {
-		v.StartedOn = *t
-	}
-	if t := p.RunDetails.Metadata.FinishedOn; t != nil {
-		v.FinishedOn = *t
-	}
-	if err := v.setSubjects(st.Subject); err != nil {
+	if err := v.setSubjects(subjects); err != nil {
 		return nil, err
 	}
 	for i, d := range v.Dependencies {
@@ -211,6 +183,203 @@ func ParseStatement(payload []byte) (*Verified, error) {
 	return v, nil
 }
 
+// The objects of the provenance predicate that verification reads.
+var (
+	predicateKeys  = []string{"buildDefinition", "runDetails"}
+	predicateAlias = []string{"build_definition", "run_details"}
+	definitionKeys = []string{"buildType", "externalParameters", "resolvedDependencies"}
+	definitionAlia = []string{"build_type", "external_parameters", "resolved_dependencies"}
+	detailsKeys    = []string{"builder", "metadata"}
+	builderKeys    = []string{"id"}
+	metadataKeys   = []string{"invocationId", "startedOn", "finishedOn"}
+	metadataAlias  = []string{"invocation_id", "started_on", "finished_on"}
+	descriptorKeys = []string{"name", "uri", "digest"}
+	descriptorAlia = []string{"download_location", "media_type"}
+)
+
+func (v *Verified) readProvenance(s *jsonScanner) error {
+	var hasDefinition, hasDetails, hasExternal, hasBuilder, hasMetadata bool
+	pred := objectState{name: "predicate", known: predicateKeys, aliases: predicateAlias}
+	err := s.enterObject(&pred)
+	for err == nil {
+		key, ok, kerr := s.nextKey(&pred)
+		if err = kerr; !ok || err != nil {
+			break
+		}
+		switch key {
+		case "buildDefinition":
+			hasDefinition = s.peek() == '{'
+			hasExternal, err = v.readDefinition(s)
+		case "runDetails":
+			hasDetails = s.peek() == '{'
+			hasBuilder, hasMetadata, err = v.readDetails(s)
+		}
+	}
+	switch {
+	case err != nil:
+		return err
+	case !hasDefinition || v.BuildType == "":
+		return errors.New("buildDefinition.buildType is required")
+	case !hasExternal:
+		return errors.New("buildDefinition.externalParameters must be a non-empty object")
+	case !hasDetails || !hasBuilder || v.BuilderID == "":
+		return errors.New("runDetails.builder.id is required")
+	case !hasMetadata || v.InvocationID == "":
+		return errors.New("runDetails.metadata.invocationId is required")
+	}
+	return nil
+}
+
+func (v *Verified) readDefinition(s *jsonScanner) (hasExternal bool, err error) {
+	o := objectState{name: "buildDefinition", known: definitionKeys, aliases: definitionAlia}
+	err = s.enterObject(&o)
+	for err == nil {
+		key, ok, kerr := s.nextKey(&o)
+		if err = kerr; !ok || err != nil {
+			break
+		}
+		switch key {
+		case "buildType":
+			v.BuildType, err = s.str("buildType")
+		case "externalParameters":
+			hasExternal = s.nonEmptyObject()
+		case "resolvedDependencies":
+			v.Dependencies, err = s.descriptors("resolvedDependencies")
+		}
+	}
+	return hasExternal, err
+}
+
+func (v *Verified) readDetails(s *jsonScanner) (hasBuilder, hasMetadata bool, err error) {
+	o := objectState{name: "runDetails", known: detailsKeys}
+	err = s.enterObject(&o)
+	for err == nil {
+		key, ok, kerr := s.nextKey(&o)
+		if err = kerr; !ok || err != nil {
+			break
+		}
+		switch key {
+		case "builder":
+			hasBuilder = s.peek() == '{'
+			b := objectState{name: "builder", known: builderKeys}
+			err = s.enterObject(&b)
+			for err == nil {
+				_, ok, kerr := s.nextKey(&b)
+				if err = kerr; !ok || err != nil {
+					break
+				}
+				v.BuilderID, err = s.str("builder.id")
+			}
+		case "metadata":
+			hasMetadata = s.peek() == '{'
+			err = v.readMetadata(s)
+		}
+	}
+	return hasBuilder, hasMetadata, err
+}
+
+func (v *Verified) readMetadata(s *jsonScanner) error {
+	o := objectState{name: "metadata", known: metadataKeys, aliases: metadataAlias}
+	err := s.enterObject(&o)
+	for err == nil {
+		key, ok, kerr := s.nextKey(&o)
+		if err = kerr; !ok || err != nil {
+			break
+		}
+		switch key {
+		case "invocationId":
+			v.InvocationID, err = s.str("invocationId")
+		case "startedOn":
+			v.StartedOn, err = s.timestamp("startedOn")
+		case "finishedOn":
+			v.FinishedOn, err = s.timestamp("finishedOn")
+		}
+	}
+	return err
+}
+
+// descriptors reads an array of resource descriptors (name, uri, digest).
+func (s *jsonScanner) descriptors(field string) ([]Dependency, error) {
+	more, err := s.enterArray(field)
+	if err != nil || !more {
+		return nil, err
+	}
+	var out []Dependency
+	for s.nextItem() {
+		var d Dependency
+		o := objectState{name: field, known: descriptorKeys, aliases: descriptorAlia}
+		err := s.enterObject(&o)
+		for err == nil {
+			key, ok, kerr := s.nextKey(&o)
+			if err = kerr; !ok || err != nil {
+				break
+			}
+			switch key {
+			case "name":
+				d.Name, err = s.str("name")
+			case "uri":
+				d.URI, err = s.str("uri")
+			case "digest":
+				err = s.digestSet(&d.Digest)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+var digestAlgorithms = []string{"sha256", "sha384", "sha512", "sha1", "gitBlob", "gitTree", "gitCommit", "gitTag"}
+
+// digestSet reads a digest object; algorithms other than the known ones are
+// skipped.
+func (s *jsonScanner) digestSet(d *DigestSet) error {
+	o := objectState{name: "digest", known: digestAlgorithms}
+	err := s.enterObject(&o)
+	for err == nil {
+		alg, ok, kerr := s.nextKey(&o)
+		if err = kerr; !ok || err != nil {
+			break
+		}
+		var value string
+		value, err = s.str("digest")
+		switch alg {
+		case "sha256":
+			d.SHA256 = value
+		case "sha384":
+			d.SHA384 = value
+		case "sha512":
+			d.SHA512 = value
+		case "sha1":
+			d.SHA1 = value
+		case "gitBlob":
+			d.GitBlob = value
+		case "gitTree":
+			d.GitTree = value
+		case "gitCommit":
+			d.GitCommit = value
+		case "gitTag":
+			d.GitTag = value
+		}
+	}
+	return err
+}
+
+// timestamp reads an RFC 3339 string exactly as time.Time's JSON decoding
+// does.
+func (s *jsonScanner) timestamp(field string) (time.Time, error) {
+	start := s.pos
+	if _, err := s.str(field); err != nil {
+		return time.Time{}, err
+	}
+	var t time.Time
+	if err := t.UnmarshalJSON(s.data[start:s.pos]); err != nil {
+		return time.Time{}, fmt.Errorf("%s: %v", field, err)
+	}
+	return t, nil
+}
 func (v *Verified) setSubjects(subjects []Dependency) error {
 	if len(subjects) == 0 {
 		return fmt.Errorf("%w: no subjects", ErrStatement)
@@ -235,9 +404,4 @@ func (v *Verified) setSubjects(subjects []Dependency) error {
 		v.Subjects = append(v.Subjects, Subject{Name: s.Name, SHA256: sum})
 	}
 	return nil
-}
-
-func isJSONObject(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) > 2 && raw[0] == '{' && !bytes.Equal(bytes.Join(bytes.Fields(raw), nil), []byte("{}"))
 }
