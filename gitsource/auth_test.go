@@ -328,3 +328,33 @@ func TestSSHWithStrictKnownHosts(t *testing.T) {
 	}
 	assertNoSecret(t, err, string(strangerKey), "PRIVATE KEY")
 }
+
+// A silent server cannot hang a poll even when the caller gives no deadline.
+func TestDefaultTimeoutBoundsAnOperation(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	for _, url := range []string{"http://" + silent.Addr().String() + "/x.git", "git://" + silent.Addr().String() + "/x.git"} {
+		src, err := New(Repository{URL: url, Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
+			URLPolicy: URLPolicy{AllowHTTP: true}, Limits: Limits{Timeout: 300 * time.Millisecond}}, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		_, err = src.Poll(context.Background())
+		if !errors.Is(err, ErrTimeout) || time.Since(t0) > 10*time.Second {
+			t.Errorf("%s: err = %v after %v, want ErrTimeout soon after 300ms", url, err, time.Since(t0))
+		}
+	}
+}

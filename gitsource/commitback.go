@@ -129,6 +129,8 @@ func (s *Source) CommitBack(ctx context.Context, req CommitRequest, merge MergeF
 
 // commitOnce is one attempt: find the head, rebuild if needed, commit, push.
 func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editNode, merge MergeFunc, attempt int) (CommitResult, error) {
+	ctx, cancel := s.limits.withTimeout(ctx)
+	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	branchRef := "refs/heads/" + req.Branch

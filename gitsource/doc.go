@@ -32,8 +32,9 @@
 // are never followed); paths that are absolute or contain ".." and tree
 // entries named "..", "." or containing '/' are refused with
 // tree.ErrEscapes. Limits cap one file (MaxFileBytes, checked before a blob
-// is read), the cache on disk (MaxRepoBytes) and the commits one
-// verification walks (MaxVerifyCommits).
+// is read), the cache on disk (MaxRepoBytes), the commits one
+// verification walks (MaxVerifyCommits) and the duration of one operation
+// when the caller's context has no earlier deadline (Timeout).
 //
 // Memory: a Source holds a few hundred bytes; Git storage is opened per
 // operation with a 2 MiB object cache and closed afterwards, and blobs over

@@ -39,6 +39,8 @@ func (c RefChange) Deleted() bool { return c.New == "" }
 // need verification are fetched into the cache and verified here, so a
 // RefChange is Runnable only after its commits passed verification.
 func (s *Source) Poll(ctx context.Context) ([]RefChange, error) {
+	ctx, cancel := s.limits.withTimeout(ctx)
+	defer cancel()
 	refs, err := s.listRefs(ctx)
 	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
 		// An empty repository is an error to report, unless refs we
@@ -129,6 +131,8 @@ func (s *Source) verifyChange(ctx context.Context, c *RefChange) (runnable bool,
 // before (see verifyRange for where the walk stops). Verified commits are
 // remembered on disk.
 func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResult, error) {
+	ctx, cancel := s.limits.withTimeout(ctx)
+	defer cancel()
 	op := "verify " + ref
 	if s.repo.Verify == nil {
 		return VerifyResult{}, s.newError(op, ErrUnverified, "verification needed but no keys are configured (set Verify on the repository)")

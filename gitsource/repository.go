@@ -1,9 +1,11 @@
 package gitsource
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -45,12 +47,17 @@ type Limits struct {
 	// MaxVerifyCommits caps how many new commits one verification walks
 	// (default 1000); more is refused rather than silently truncated.
 	MaxVerifyCommits int
+	// Timeout bounds one operation (a poll, a snapshot, one commit-back
+	// attempt) when the caller's context has no earlier deadline
+	// (default 5 minutes), so a silent server cannot hang a reconcile.
+	Timeout time.Duration
 }
 
 const (
 	defaultMaxFileBytes     = 32 << 20
 	defaultMaxRepoBytes     = 2 << 30
 	defaultMaxVerifyCommits = 1000
+	defaultTimeout          = 5 * time.Minute
 )
 
 func (l Limits) withDefaults() Limits {
@@ -62,6 +69,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxVerifyCommits <= 0 {
 		l.MaxVerifyCommits = defaultMaxVerifyCommits
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = defaultTimeout
 	}
 	return l
 }
@@ -125,4 +135,12 @@ func (r Repository) ResultsBranchFor(ref string) (string, error) {
 // needsVerification reports whether commits on ref must be verified.
 func (r Repository) needsVerification(p RefPolicy) bool {
 	return !p.Trusted || (r.Verify != nil && r.Verify.Required)
+}
+
+// withTimeout applies Limits.Timeout unless ctx ends earlier.
+func (l Limits) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= l.Timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.Timeout)
 }

@@ -74,6 +74,8 @@ var _ tree.Reader = (*Snapshot)(nil)
 // Snapshot fetches commit (the head of ref seen by Poll; "" for the ref's
 // current head) shallowly into the cache and opens its tree.
 func (s *Source) Snapshot(ctx context.Context, ref, commit string) (*Snapshot, error) {
+	ctx, cancel := s.limits.withTimeout(ctx)
+	defer cancel()
 	if !strings.HasPrefix(ref, "refs/") {
 		ref = "refs/heads/" + ref
 	}
