@@ -18,9 +18,14 @@ targets=(
   ./attest:FuzzVerifyEnvelope
   ./attest:FuzzParseEnvelope
   ./attest:FuzzParseStatement
+  ./attest:FuzzValidJSON
   ./runner:FuzzParseMetrics
   ./runner:FuzzRedact
   ./executor/local:FuzzJournalReplay
+  ./results:FuzzParseRecord
+  ./results:FuzzMetrics
+  ./results:FuzzRenderExperiment
+  ./cmd/expsync:FuzzServeConfig
 )
 for t in "${targets[@]}"; do
   pkg="${t%%:*}" name="${t##*:}"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -199,8 +200,17 @@ func loadServeConfig(file string) (*serveConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseServeConfig(file, data)
+}
+
+// parseServeConfig reads a configuration; relative paths in it are relative
+// to the file's folder.
+func parseServeConfig(file string, data []byte) (*serveConfig, error) {
+	if len(data) > 1<<20 {
+		return nil, fmt.Errorf("%s: larger than 1 MiB; this is not a configuration file", file)
+	}
 	var cfg serveConfig
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseServeConfig(t *testing.T) {
+	good := `store: store
+state: /var/lib/expsync
+key: keys/expsync.key
+interval: 45s
+repositories:
+  - url: https://git.example/lab/x.git
+    auth: {tokenEnv: LAB_TOKEN}
+    refs:
+      - {pattern: main, trusted: true}
+      - {pattern: "refs/pull/*/head", resultsBranch: expsync-results}
+`
+	cfg, err := parseServeConfig("/etc/expsync/serve.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{cfg.Store, cfg.State, cfg.Key, cfg.Interval.Duration, cfg.BatchInterval.Duration, len(cfg.Repositories[0].Refs)}
+	want := []any{"/etc/expsync/store", "/var/lib/expsync", "/etc/expsync/keys/expsync.key", 45 * time.Second, 10 * time.Second, 2}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	t.Setenv("LAB_TOKEN", "tok-123")
+	repo, err := cfg.Repositories[0].repository()
+	if err != nil || repo.Auth == nil || repo.Auth.BearerToken != "tok-123" || repo.Refs[1].ResultsBranch != "expsync-results" {
+		t.Errorf("repository: %+v, %v", repo, err)
+	}
+
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown field", "key: k\nrepos: []\n", "field repos not found"},
+		{"bad duration", "key: k\ninterval: soon\nrepositories: [{url: x, refs: [{pattern: main}]}]\n", "line 2: \"soon\" is not a duration"},
+		{"no repositories", "key: k\n", "at least one repository"},
+		{"no refs", "key: k\nrepositories: [{url: https://x}]\n", "repositories[0].refs"},
+		{"no url", "key: k\nrepositories: [{refs: [{pattern: main}]}]\n", "repositories[0].url is required"},
+		{"no key", "repositories: [{url: x, refs: [{pattern: main}]}]\n", "key: a signing key is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("EXPSYNC_KEY", "")
+			_, err := parseServeConfig("serve.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "serve.yaml") {
+				t.Errorf("error %v, want one naming serve.yaml and containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzServeConfig(f *testing.F) {
+	f.Add([]byte("key: k\nrepositories: [{url: x, refs: [{pattern: main}]}]\n"))
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parseServeConfig("serve.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "serve.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if cfg.Key == "" || len(cfg.Repositories) == 0 {
+			t.Fatalf("accepted an incomplete configuration: %+v", cfg)
+		}
+	})
+}
