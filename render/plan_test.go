@@ -377,3 +377,30 @@ func TestRunPoint(t *testing.T) {
 		t.Errorf("params (-want +got):\n%s", diff)
 	}
 }
+
+// TestPlanConcurrently plans one tree from several goroutines (a controller
+// reconciles repositories in parallel; readers and caches must be safe).
+// Run with -race to make it meaningful.
+func TestPlanConcurrently(t *testing.T) {
+	m := tree.MemoryOf(repoFiles())
+	want := planIDs(t, repoFiles(), v1alpha1.ModeKubernetes)
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			res, err := render.Plan(m, render.PlanOptions{Mode: v1alpha1.ModeKubernetes})
+			if err == nil {
+				for j, r := range res.Runs {
+					if r.ID != want[j] {
+						err = errors.New("IDs differ between concurrent plans")
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -107,7 +107,9 @@ func TestErrorsAreBounded(t *testing.T) {
 	}
 	start := time.Now()
 	got := loadErrors(t, map[string]string{"experiments/a.yaml": b.String()}, v1alpha1.ModeLocal)
-	if elapsed := time.Since(start); elapsed > 500*time.Millisecond {
+	// The count below is the check; the time only catches a gross
+	// regression (unbounded, this took ~1 s without -race on 2 cores).
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Errorf("took %s", elapsed)
 	}
 	if len(got) != v1alpha1.MaxErrors+1 {
