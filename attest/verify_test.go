@@ -344,3 +344,37 @@ func TestSignatureCheckedBeforePayloadParsed(t *testing.T) {
 	env := mustSign(t, untrusted, []byte("{not a statement"))
 	expectRejected(t, env, Verifiers{keyOf(t, testSigner(t, KeyECDSA))}, VerifyOptions{}, ErrSignature)
 }
+
+func TestParseStatementIsStrictAboutKeys(t *testing.T) {
+	good := string(testStatement(t))
+	if _, err := ParseStatement([]byte(good)); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		stmt string
+		want string
+	}{
+		"case variant":   {strings.Replace(good, `"predicateType"`, `"PredicateType"`, 1), "only in case"},
+		"protobuf name":  {strings.Replace(good, `"invocationId"`, `"invocation_id"`, 1), "protobuf field name"},
+		"duplicate key":  {strings.Replace(good, `{"_type":`, `{"_type":"x","_type":`, 1), "given twice"},
+		"escaped key":    {strings.Replace(good, `"subject"`, `"\u0073ubject"`, 1), "written with escapes"},
+		"not JSON":       {good[:len(good)-1], "not valid JSON"},
+		"subject string": {strings.Replace(good, `"subject":[`, `"subject":"x","s":[`, 1), "want an array"},
+		"no builder":     {strings.Replace(good, `"builder":`, `"b":`, 1), "builder.id is required"},
+		"empty params":   {strings.Replace(good, `"externalParameters":{`, `"externalParameters":{},"x":{`, 1), "externalParameters must be a non-empty object"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseStatement([]byte(tt.stmt))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+	// White space and escapes in values are fine.
+	spaced := strings.ReplaceAll(good, `,"`, ",\n  \"")
+	spaced = strings.Replace(spaced, `"pi-montecarlo"`, `"pi-monte\u0063arlo"`, 1)
+	if _, err := ParseStatement([]byte(spaced)); err != nil {
+		t.Errorf("indented statement: %v", err)
+	}
+}
