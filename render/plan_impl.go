@@ -63,6 +63,9 @@ type planner struct {
 }
 
 func (p *planner) errorf(e *v1alpha1.Loaded, field, format string, args ...any) {
+	if len(p.errs) >= v1alpha1.MaxErrors {
+		return // as Load: a bounded report, the first problems first
+	}
 	p.errs = append(p.errs, &v1alpha1.Error{Pos: e.Pos(field), Message: field + ": " + fmt.Sprintf(format, args...)})
 }
 
