@@ -59,8 +59,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if d.pos != nil {
 		d.pos[path] = d.at(n)
 	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return // an explicit null leaves the zero value
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && v.Kind() != reflect.Interface {
+		return // an explicit null leaves the zero value (a parameter value must be one)
 	}
 	switch {
 	case v.Type() == durationType:

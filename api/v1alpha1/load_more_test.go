@@ -46,6 +46,14 @@ func TestLoadValidationErrorsMore(t *testing.T) {
 			`experiments/a.yaml:9:54: spec.sweep.exclude[0]: an exclude entry needs at least one parameter`,
 		},
 	}, {
+		name:  "null parameter values",
+		files: map[string]string{"experiments/a.yaml": experiment("a", valid+"  params: {a: null}\n  sweep: {matrix: {b: [1, ~]}, include: [{c: null}]}\n")},
+		want: []string{
+			`experiments/a.yaml:8:15: spec.params.a: must be a string, number or boolean, got null`,
+			`experiments/a.yaml:9:27: spec.sweep.matrix.b[1]: must be a string, number or boolean, got null`,
+			`experiments/a.yaml:9:46: spec.sweep.include[0].c: must be a string, number or boolean, got null`,
+		},
+	}, {
 		name: "repeat, retries, integers out of range",
 		files: map[string]string{"experiments/a.yaml": experiment("a", valid+
 			"  repeat: -1\n  retries: {limit: -1, onExitCodes: [4294967296]}\n") + "---\n" + experiment("b", valid+"  repeat: 101\n")},
