@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +20,11 @@ import (
 // running anything: every file is loaded, every sweep expanded and every run
 // ID computed, exactly as the controller would for a commit of them.
 type validateOptions struct {
-	Mode   string
+	Mode string
+	// Format is how problems are printed: text (file:line:col: message),
+	// github (workflow commands, shown as annotations on a pull request) or
+	// json (one object per line: file, line, column, message).
+	Format string
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -38,6 +44,7 @@ func init() {
 			},
 		}
 		c.Flags().StringVar(&o.Mode, "mode", string(v1alpha1.ModeLocal), "execution mode the files must be valid for: local or kubernetes")
+		c.Flags().StringVar(&o.Format, "format", "text", "how problems are printed: text, github (pull-request annotations) or json (one object per line)")
 		return c
 	})
 }
@@ -46,6 +53,11 @@ func (o *validateOptions) Exec(ctx context.Context, paths []string) error {
 	mode := v1alpha1.Mode(o.Mode)
 	if mode != v1alpha1.ModeLocal && mode != v1alpha1.ModeKubernetes {
 		return &exitError{code: 2, err: fmt.Errorf("--mode %q: use local or kubernetes", o.Mode)}
+	}
+	switch o.Format {
+	case "", "text", "github", "json":
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("--format %q: use text, github or json", o.Format)}
 	}
 	if len(paths) == 0 {
 		paths = []string{"."}
@@ -76,7 +88,7 @@ func (o *validateOptions) validate(path string, mode v1alpha1.Mode) (bool, error
 	if errors.As(err, &list) {
 		for _, e := range list {
 			e.Pos.File = displayFile(path, e.Pos.File)
-			fmt.Fprintln(o.Stderr, e.Error())
+			o.printProblem(e)
 		}
 		fmt.Fprintf(o.Stderr, "%s: %d problem(s)\n", path, len(list))
 		return false, nil
@@ -94,4 +106,30 @@ func displayFile(root, file string) string {
 		return file
 	}
 	return filepath.Join(root, filepath.FromSlash(file))
+}
+
+func (o *validateOptions) printProblem(e *v1alpha1.Error) {
+	switch o.Format {
+	case "github":
+		// https://docs.github.com/actions/reference/workflow-commands-for-github-actions
+		fmt.Fprintf(o.Stderr, "::error file=%s,line=%d,col=%d::%s\n", githubEscapeProperty(e.Pos.File), e.Pos.Line, e.Pos.Column, githubEscapeData(e.Message))
+	case "json":
+		b, _ := json.Marshal(struct {
+			File    string `json:"file"`
+			Line    int    `json:"line"`
+			Column  int    `json:"column"`
+			Message string `json:"message"`
+		}{e.Pos.File, e.Pos.Line, e.Pos.Column, e.Message})
+		fmt.Fprintln(o.Stderr, string(b))
+	default:
+		fmt.Fprintln(o.Stderr, e.Error())
+	}
+}
+
+func githubEscapeData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+func githubEscapeProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }

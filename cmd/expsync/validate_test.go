@@ -96,3 +96,21 @@ func TestValidateUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateFormats(t *testing.T) {
+	repo := "../../testdata/validate/kubernetes/repo"
+	file := filepath.Join(repo, "experiments", "k.yaml")
+	code, out := runValidate(t, "--format", "github", repo)
+	want := "::error file=" + file + ",line=14,col=20::spec.retries.limit: 5 is above the limit 3 (limits.maxRetries)\n" + repo + ": 1 problem(s)\n"
+	if code != 1 || out != want {
+		t.Errorf("github: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+	code, out = runValidate(t, "--format", "json", repo)
+	want = `{"file":"` + file + `","line":14,"column":20,"message":"spec.retries.limit: 5 is above the limit 3 (limits.maxRetries)"}` + "\n" + repo + ": 1 problem(s)\n"
+	if code != 1 || out != want {
+		t.Errorf("json: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+	if code, _ := runValidate(t, "--format", "xml", repo); code != 2 {
+		t.Errorf("--format xml: exit %d, want 2", code)
+	}
+}
