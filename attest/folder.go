@@ -15,6 +15,7 @@ import (
 	"sort"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/tree"
 )
 
 // FolderOptions is the policy for verifying a results folder.
@@ -40,18 +41,34 @@ type FolderOptions struct {
 // The planner calls it to decide that a run in a branch is done; the error
 // is nil exactly when the report has no failed check.
 func VerifyFolder(dir string, opts FolderOptions) (*Report, error) {
-	r := &Report{Path: dir, RunID: opts.RunID}
+	return verifyFolderFrom(dirSource{dir: dir}, dir, filepath.Base(filepath.Clean(dir)), opts)
+}
+
+// VerifyTreeFolder is VerifyFolder for a results folder inside a snapshot (a
+// Git commit's tree, for the planner deciding that a run in a branch is
+// done): dir is the folder's slash path in the snapshot.
+func VerifyTreeFolder(snap tree.Reader, dir string, opts FolderOptions) (*Report, error) {
+	return verifyFolderFrom(treeSource{snap: snap, dir: dir}, dir, path.Base(path.Clean(dir)), opts)
+}
+
+func verifyFolderFrom(src folderSource, where, name string, opts FolderOptions) (*Report, error) {
+	r := &Report{Path: where, RunID: opts.RunID}
 	if r.RunID == "" {
-		r.RunID = filepath.Base(filepath.Clean(dir))
+		r.RunID = name
 	}
-	v := verifyFolderEnvelope(r, filepath.Join(dir, EnvelopeFile), opts.Keys, opts.VerifyOptions)
+	data, err := src.read(EnvelopeFile, MaxEnvelopeBytes)
+	if err != nil {
+		r.fail("envelope", err.Error())
+		return r, r.Err()
+	}
+	v := verifyEnvelopeInto(r, data, opts.Keys, opts.VerifyOptions)
 	if v == nil {
 		return r, r.Err()
 	}
 	checkInvocationID(r, v)
-	checkSubjects(r, dir, v, opts)
-	checkUnattested(r, dir, v)
-	checkRecordedIdentity(r, dir, v)
+	checkSubjects(r, src, v, opts)
+	checkUnattested(r, src, v)
+	checkRecordedIdentity(r, src, v)
 	return r, r.Err()
 }
 
@@ -76,6 +93,10 @@ func verifyFolderEnvelope(r *Report, file string, keys Verifiers, opts VerifyOpt
 		r.fail("envelope", err.Error())
 		return nil
 	}
+	return verifyEnvelopeInto(r, data, keys, opts)
+}
+
+func verifyEnvelopeInto(r *Report, data []byte, keys Verifiers, opts VerifyOptions) *Verified {
 	v, err := VerifyEnvelope(data, keys, opts)
 	if err != nil {
 		r.fail(checkName(err), err.Error())
@@ -120,11 +141,10 @@ func checkInvocationID(r *Report, v *Verified) {
 	r.ok("invocationID", v.InvocationID)
 }
 
-func checkSubjects(r *Report, dir string, v *Verified, opts FolderOptions) {
+func checkSubjects(r *Report, src folderSource, v *Verified, opts FolderOptions) {
 	for _, s := range v.Subjects {
 		name := "subject " + s.Name
-		file := filepath.Join(dir, filepath.FromSlash(s.Name))
-		got, err := hashRegularFile(file)
+		got, err := src.hash(s.Name)
 		where := "folder"
 		if errors.Is(err, fs.ErrNotExist) && opts.Store != nil {
 			if p, ok := opts.Store(s.SHA256); ok {
@@ -152,44 +172,40 @@ func checkSubjects(r *Report, dir string, v *Verified, opts FolderOptions) {
 // checkUnattested fails files in the folder that no subject covers: anyone
 // can push files next to a signed envelope, and a reader must not mistake
 // them for attested results.
-func checkUnattested(r *Report, dir string, v *Verified) {
+func checkUnattested(r *Report, src folderSource, v *Verified) {
 	attested := map[string]bool{EnvelopeFile: true}
 	for _, s := range v.Subjects {
 		attested[s.Name] = true
 	}
-	var extra []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if rel = filepath.ToSlash(rel); !attested[rel] {
-			extra = append(extra, rel)
-		}
-		return nil
-	})
-	switch {
-	case err != nil:
+	names, err := src.files()
+	if err != nil {
 		r.fail("unattested files", err.Error())
-	case len(extra) > 0:
+		return
+	}
+	var extra []string
+	for _, n := range names {
+		if !attested[n] {
+			extra = append(extra, n)
+		}
+	}
+	if len(extra) > 0 {
 		sort.Strings(extra)
 		r.fail("unattested files", fmt.Sprintf("not covered by the attestation: %v", extra))
-	default:
-		r.ok("unattested files", "none")
+		return
 	}
+	r.ok("unattested files", "none")
 }
 
 // checkRecordedIdentity recomputes the run ID from the identity document in
 // run.json (already checked against its subject digest) and compares it and
 // its context tree with what the statement attests.
-func checkRecordedIdentity(r *Report, dir string, v *Verified) {
-	id, err := RecordedIdentity(filepath.Join(dir, RunFile))
+func checkRecordedIdentity(r *Report, src folderSource, v *Verified) {
+	data, err := src.read(RunFile, MaxEnvelopeBytes)
+	if err != nil {
+		r.notChecked("runID", err.Error())
+		return
+	}
+	id, err := ParseRecordedIdentity(data)
 	if err != nil {
 		r.notChecked("runID", err.Error())
 		return
@@ -197,12 +213,17 @@ func checkRecordedIdentity(r *Report, dir string, v *Verified) {
 	CheckIdentity(r, id, v)
 }
 
-// RecordedIdentity reads the identity document from a run.json.
+// RecordedIdentity reads the identity document from a run.json file.
 func RecordedIdentity(file string) (*contract.Identity, error) {
 	data, err := readLimited(file, MaxEnvelopeBytes)
 	if err != nil {
 		return nil, err
 	}
+	return ParseRecordedIdentity(data)
+}
+
+// ParseRecordedIdentity reads the identity document of a run.json.
+func ParseRecordedIdentity(data []byte) (*contract.Identity, error) {
 	var rec struct {
 		Identity *contract.Identity `json:"identity"`
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/tree"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -233,5 +234,43 @@ func TestHashFolderRefusesSymlinks(t *testing.T) {
 	}
 	if _, err := HashFolder(dir); err == nil || !strings.Contains(err.Error(), "symlinks") {
 		t.Fatalf("HashFolder with a symlink: %v", err)
+	}
+}
+
+// TestVerifyTreeFolderMatchesVerifyFolder runs the same checks over a
+// snapshot (tree.Memory, as a Git commit's tree reads) of a signed folder.
+func TestVerifyTreeFolderMatchesVerifyFolder(t *testing.T) {
+	dir, key := signedFolder(t)
+	files := map[string]string{}
+	subjects, err := HashFolder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "results/pi-montecarlo/" + filepath.Base(dir)
+	for _, s := range append(subjects, Subject{Name: EnvelopeFile}) {
+		files[base+"/"+s.Name] = string(readFile(t, filepath.Join(dir, filepath.FromSlash(s.Name))))
+	}
+	opts := FolderOptions{Keys: Verifiers{key}, RequireAll: true}
+	fromDir, err := VerifyFolder(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromTree, err := VerifyTreeFolder(tree.MemoryOf(files), base, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(statuses(fromDir), statuses(fromTree)); diff != "" {
+		t.Errorf("tree and folder verification differ (-dir +tree):\n%s", diff)
+	}
+
+	files[base+"/"+MetricsFile] = `{"pi":4}`
+	files[base+"/outputs/extra.txt"] = "unsigned"
+	r, err := VerifyTreeFolder(tree.MemoryOf(files), base, opts)
+	if err == nil {
+		t.Fatal("edited snapshot verified")
+	}
+	got := statuses(r)
+	if got["subject "+MetricsFile] != StatusFailed || got["unattested files"] != StatusFailed {
+		t.Errorf("edited snapshot checks: %v", got)
 	}
 }
