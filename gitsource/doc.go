@@ -22,8 +22,9 @@
 //
 // Source.Snapshot(ctx, ref, commit) fetches the ref shallowly (depth 1,
 // single ref, no tags) into the repository's cache folder and opens the
-// commit's tree. Later fetches go into the same cache, so the server sends
-// only objects the cache lacks. A cache that go-git cannot reconcile with
+// commit's tree. Later fetches of a ref whose previous head is cached ask
+// for no depth, so the server sends only the commits since and the objects
+// they changed (a depth-1 fetch would send the whole tree again). A cache that go-git cannot reconcile with
 // the server ("object not found", typically after a force-push) is
 // detected — the commit's tree must be complete — dropped and fetched again,
 // once. A *Snapshot implements tree.Reader: ReadFile, Stat and ReadDir read

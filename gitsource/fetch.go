@@ -85,7 +85,14 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 			return true, treeComplete(st, commit)
 		}
 		incremental := hasRefs(st)
-		head, err := s.fetchRef(ctx, st, ref, depth)
+		fetchDepth := depth
+		if r, err := st.Reference(cacheRef(ref)); err == nil && depth == 1 && hasCommit(st, r.Hash()) {
+			// A depth-1 fetch re-sends the whole tree even when the cache
+			// holds the previous head. Without depth, the server sends only
+			// the commits since that head and the objects they changed.
+			fetchDepth = 0
+		}
+		head, err := s.fetchRef(ctx, st, ref, fetchDepth)
 		if err != nil {
 			return false, err
 		}

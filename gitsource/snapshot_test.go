@@ -3,6 +3,7 @@ package gitsource
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -331,5 +332,52 @@ func TestSnapshotOfACommitBehindTheRefHead(t *testing.T) {
 	}
 	if d := cmp.Diff(map[string]string{"a.txt": "1"}, readAll(t, sn)); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// Later snapshots fetch only what changed, not the whole tree again.
+func TestSnapshotFetchesIncrementally(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	files := map[string]string{}
+	for i := 0; i < 300; i++ {
+		noise := make([]byte, 600) // incompressible, so the first pack is sizeable
+		rand.Read(noise)
+		files[fmt.Sprintf("d%d/f%03d.txt", i%10, i)] = fmt.Sprintf("%x", noise)
+	}
+	c1 := p.commit("many files", files)
+	p.push("main")
+	src := newSource(t, srv, "exps")
+	ctx := testCtx(t)
+	packBytes := func() (n int64) {
+		packs, _ := filepath.Glob(filepath.Join(src.gitDir(), "objects", "pack", "*.pack"))
+		for _, f := range packs {
+			if fi, err := os.Stat(f); err == nil {
+				n += fi.Size()
+			}
+		}
+		return n
+	}
+	sn, err := src.Snapshot(ctx, "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+	first := packBytes()
+	p.commit("one change", map[string]string{"d3/f003.txt": "changed"})
+	c3 := p.commit("another", map[string]string{"new.txt": "new"})
+	p.push("main")
+	sn, err = src.Snapshot(ctx, "main", c3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, sn)
+	sn.Close()
+	if got["d3/f003.txt"] != "changed" || got["new.txt"] != "new" || len(got) != 301 {
+		t.Fatalf("snapshot after two commits: %d files, d3/f003.txt=%q", len(got), got["d3/f003.txt"])
+	}
+	if added := packBytes() - first; added*10 > first {
+		t.Errorf("second fetch added %d bytes to a %d-byte cache: not incremental", added, first)
 	}
 }
