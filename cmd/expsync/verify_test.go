@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -346,5 +348,38 @@ func TestVerifyCLIThroughCobra(t *testing.T) {
 	}
 	if code := run([]string{"verify", dir, "--key", otherPub}); code != 1 {
 		t.Errorf("different key: exit %d, want 1", code)
+	}
+}
+
+// TestVerifyCLIStoreAndRequireAll: an output kept only in the store is
+// checked there with --store; without it the subject is not checked, which
+// fails only with --require-all.
+func TestVerifyCLIStoreAndRequireAll(t *testing.T) {
+	repo := experimentRepo(t, "add pi", "print(3.14)\n")
+	signer, pub := keyFiles(t, t.TempDir(), "lab")
+	dir := writeSignedRun(t, t.TempDir(), runFromRepo(t, repo, 1), signer)
+	out := filepath.Join(dir, "outputs", "out", "estimate.json")
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "outputs")); err != nil {
+		t.Fatal(err)
+	}
+	store := t.TempDir()
+	sum := sha256.Sum256(data)
+	hexSum := hex.EncodeToString(sum[:])
+	blob := filepath.Join(store, "sha256", hexSum[:2], hexSum)
+	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, data, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	expectExit(t, verifyOptions{Paths: []string{dir}, Keys: []string{pub}}, 0, "not-checked subject outputs/out/estimate.json")
+	expectExit(t, verifyOptions{Paths: []string{dir}, Keys: []string{pub}, RequireAll: true}, 1, "absent from the folder and the store")
+	out2 := expectExit(t, verifyOptions{Paths: []string{dir}, Keys: []string{pub}, RequireAll: true, Store: store}, 0)
+	if strings.Contains(out2, "not-checked") {
+		t.Errorf("store copy not used:\n%s", out2)
 	}
 }
