@@ -15,6 +15,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/expsync/expsync/gitsource"
@@ -37,6 +38,9 @@ type runOptions struct {
 	CommitKeys    []string
 	Progress      string // auto, bar, plain, none
 	AllowHTTP     bool
+	// CommitSigningKey signs results commits (an SSH or armored PGP private
+	// key file; passphrase from EXPSYNC_COMMIT_KEY_PASSPHRASE).
+	CommitSigningKey string
 }
 
 func init() {
@@ -75,6 +79,7 @@ be executed or committed, or the commit may not run; 2 usage.`,
 		f.StringSliceVar(&o.CommitKeys, "commit-key", nil, "file with an armored PGP key or authorized_keys lines allowed to sign commits")
 		f.StringVar(&o.Progress, "progress", "auto", "progress display: auto, bar, plain or none")
 		f.BoolVar(&o.AllowHTTP, "allow-http", false, "allow plain http:// remotes (tests, private networks)")
+		f.StringVar(&o.CommitSigningKey, "commit-signing-key", "", "sign results commits with this SSH or PGP private key file (needed on branches run with --verify-commits)")
 		return cmd
 	})
 }
@@ -108,10 +113,17 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 			return &exitError{2, err}
 		}
 	}
+	commitSigner, ownKey, err := loadCommitSigner(o.CommitSigningKey)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	if repo.Verify != nil && ownKey != "" {
+		repo.Verify.OwnKeys = append(repo.Verify.OwnKeys, ownKey)
+	}
 	prog := newProgress(o.Progress, stderr)
 	l, _, err := reconcile.OpenLocal(ctx, reconcile.LocalOptions{
 		StoreDir: o.Store, StateDir: o.State, Key: o.Key, TrustedKeys: o.TrustedKeys,
-		Concurrency: o.Jobs, BatchInterval: o.BatchInterval, Events: prog.event,
+		Concurrency: o.Jobs, BatchInterval: o.BatchInterval, Events: prog.event, CommitSigner: commitSigner,
 	})
 	if l == nil {
 		return &exitError{2, err}
@@ -203,6 +215,33 @@ func commitVerifyPolicy(files []string) (*gitsource.VerifyPolicy, error) {
 		}
 	}
 	return p, nil
+}
+
+// loadCommitSigner reads a results-commit signing key: an OpenSSH/PEM
+// private key or an armored PGP private key. For SSH keys it also returns
+// the authorized_keys line, so expsync accepts its own results commits when
+// it verifies the branch's commits.
+func loadCommitSigner(file string) (gitsource.Signer, string, error) {
+	if file == "" {
+		return nil, "", nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("commit signing key: %w", err)
+	}
+	pass := os.Getenv("EXPSYNC_COMMIT_KEY_PASSPHRASE")
+	if strings.Contains(string(data), "BEGIN PGP PRIVATE KEY") {
+		s, err := gitsource.NewPGPSigner(string(data), pass)
+		if err != nil {
+			return nil, "", fmt.Errorf("commit signing key %s: %w", file, err)
+		}
+		return s, "", nil
+	}
+	s, err := gitsource.NewSSHSigner(data, pass)
+	if err != nil {
+		return nil, "", fmt.Errorf("commit signing key %s: %w", file, err)
+	}
+	return s, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.Signer.PublicKey()))), nil
 }
 
 // gitAuthFromEnv reads Git credentials from the environment, never from

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -100,5 +101,54 @@ func TestRunRefusesACloneWithoutOrigin(t *testing.T) {
 	code, _, stderr := labCLI(t, "run", dir, "--key", key, "--store", t.TempDir(), "--state", t.TempDir())
 	if code != 2 || !strings.Contains(stderr, "never pushes into a checked-out branch") {
 		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+// TestRunVerifiedCommits: with --verify-commits a branch runs only when its
+// commits are signed by an allowed key, and expsync's own signed results
+// commits are accepted on the next run.
+func TestRunVerifiedCommits(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen (OpenSSH) is needed to sign commits with the git CLI")
+	}
+	l := newLab(t)
+	key, _ := labKeyPair(t)
+	t.Setenv("EXPSYNC_PASSWORD", "")
+	dir := t.TempDir()
+	for _, name := range []string{"maintainer", "expsync"} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", filepath.Join(dir, name)).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v %s", err, out)
+		}
+	}
+	allowed := filepath.Join(dir, "maintainer.pub")
+	files := map[string]string{
+		"experiments/echo.yaml": "apiVersion: expsync.dev/v1alpha1\nkind: Experiment\nmetadata: {name: echo}\nspec:\n  image: host\n  command: [\"sh\", \"-c\", \"echo hi\"]\n  context: code\n",
+		"code/README.md":        "x\n",
+	}
+	for name, content := range files {
+		full := filepath.Join(l.peer, name)
+		_ = os.MkdirAll(filepath.Dir(full), 0o755)
+		_ = os.WriteFile(full, []byte(content), 0o644)
+	}
+	l.git(l.peer, "add", "-A")
+	l.git(l.peer, "-c", "gpg.format=ssh", "-c", "user.signingkey="+filepath.Join(dir, "maintainer"), "commit", "-q", "-S", "-m", "signed")
+	l.git(l.peer, "push", "-q", "origin", "HEAD:main")
+
+	base := []string{"run", l.url(), "--allow-http", "--key", key, "--store", t.TempDir(), "--state", t.TempDir(),
+		"--progress", "none", "--verify-commits", "--commit-key", allowed}
+	code, out, errOut := labCLI(t, append(base, "--commit-signing-key", filepath.Join(dir, "expsync"))...)
+	if code != 0 || !strings.Contains(out, "results commit") {
+		t.Fatalf("signed commit: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = labCLI(t, append(base, "--commit-signing-key", filepath.Join(dir, "expsync"))...)
+	if code != 0 || !strings.Contains(out, "nothing to do") {
+		t.Errorf("expsync's own signed results commit was refused: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	// An unsigned commit on top: nothing runs, exit 1 with the reason.
+	head := l.commitUnsigned("unsigned", map[string]string{"code/README.md": "changed\n"})
+	code, out, errOut = labCLI(t, base...)
+	if code != 1 || !strings.Contains(errOut, "may not run") || l.head() != head {
+		t.Errorf("unsigned commit: exit %d\n%s\n%s", code, out, errOut)
 	}
 }

@@ -33,9 +33,12 @@ type serveConfig struct {
 	Interval      duration `yaml:"interval"`
 	BatchInterval duration `yaml:"batchInterval"`
 	// Concurrency bounds the runs at once (0: CPU and memory requests).
-	Concurrency  int                `yaml:"concurrency"`
-	Author       *authorConfig      `yaml:"author"`
-	Repositories []repositoryConfig `yaml:"repositories"`
+	Concurrency int `yaml:"concurrency"`
+	// CommitSigningKey signs results commits (SSH or armored PGP private
+	// key file; passphrase from EXPSYNC_COMMIT_KEY_PASSPHRASE).
+	CommitSigningKey string             `yaml:"commitSigningKey"`
+	Author           *authorConfig      `yaml:"author"`
+	Repositories     []repositoryConfig `yaml:"repositories"`
 }
 
 type authorConfig struct {
@@ -156,6 +159,11 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	if cfg.Author != nil {
 		opts.Author = gitsource.Signature{Name: cfg.Author.Name, Email: cfg.Author.Email}
 	}
+	commitSigner, ownKey, err := loadCommitSigner(cfg.CommitSigningKey)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	opts.CommitSigner = commitSigner
 	l, recovered, err := reconcile.OpenLocal(ctx, opts)
 	if l == nil {
 		return &exitError{2, err}
@@ -176,6 +184,9 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 		if err != nil {
 			l.Close(context.Background())
 			return &exitError{2, fmt.Errorf("%s: repositories[%d]: %w", o.Config, i, err)}
+		}
+		if repo.Verify != nil && ownKey != "" {
+			repo.Verify.OwnKeys = append(repo.Verify.OwnKeys, ownKey)
 		}
 		src, err := l.Source(repo)
 		if err != nil {
@@ -232,6 +243,7 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 		cfg.Key = os.Getenv("EXPSYNC_KEY")
 	}
 	cfg.Store, cfg.State, cfg.Key = rel(cfg.Store), rel(cfg.State), rel(cfg.Key)
+	cfg.CommitSigningKey = rel(cfg.CommitSigningKey)
 	for i := range cfg.TrustedKeys {
 		cfg.TrustedKeys[i] = rel(cfg.TrustedKeys[i])
 	}
