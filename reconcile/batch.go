@@ -29,9 +29,7 @@ type batcher struct {
 	// (verified at planning, or committed by this batcher).
 	known   map[string]results.Run
 	commits []string
-	lastErr error
 
-	kick chan struct{}
 	done chan struct{}
 	wg   sync.WaitGroup
 }
@@ -41,7 +39,7 @@ func newBatcher(r *Reconciler, t Target, layout results.Layout, known map[string
 		known = map[string]results.Run{}
 	}
 	return &batcher{r: r, t: t, layout: layout, pending: map[string][]byte{}, runs: map[string]*results.Record{},
-		known: known, kick: make(chan struct{}, 1), done: make(chan struct{})}
+		known: known, done: make(chan struct{})}
 }
 
 // add queues one run folder.

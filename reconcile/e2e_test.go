@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -309,15 +308,6 @@ spec:
 	if err := h.verifyFolder(dirs[0]); err != nil {
 		t.Errorf("verify: %v", err)
 	}
-}
-
-func mustJSON(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // planIDs plans files as a repository and returns the run IDs.
