@@ -27,9 +27,10 @@ type Index struct {
 	rev  plumbing.Hash
 
 	mu      sync.Mutex
-	commits object.CommitIter // nil once the history is exhausted
+	history object.CommitIter // nil once the history is exhausted
 	trees   map[plumbing.Hash]struct{}
 	blobs   map[plumbing.Hash]struct{}
+	commits map[plumbing.Hash]bool // HasCommit answers
 	err     error
 }
 
@@ -52,8 +53,8 @@ func Open(dir, rev string) (*Index, error) {
 		return nil, fmt.Errorf("walk history of %s in %s: %w", rev, dir, err)
 	}
 	return &Index{
-		repo: repo, rev: *h, commits: iter,
-		trees: map[plumbing.Hash]struct{}{}, blobs: map[plumbing.Hash]struct{}{},
+		repo: repo, rev: *h, history: iter,
+		trees: map[plumbing.Hash]struct{}{}, blobs: map[plumbing.Hash]struct{}{}, commits: map[plumbing.Hash]bool{},
 	}, nil
 }
 
@@ -72,11 +73,21 @@ func (x *Index) HasCommit(id string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if found, ok := x.commits[h]; ok {
+		return found, nil
+	}
 	_, err := x.repo.CommitObject(h)
 	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		x.commits[h] = false
 		return false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	x.commits[h] = true
+	return true, nil
 }
 
 func parseHash(id string) (plumbing.Hash, bool) {
@@ -100,7 +111,7 @@ func (x *Index) has(id string, set map[plumbing.Hash]struct{}) (bool, error) {
 		if x.err != nil {
 			return false, x.err
 		}
-		if x.commits == nil {
+		if x.history == nil {
 			return false, nil
 		}
 		x.walkNextCommit()
@@ -109,10 +120,10 @@ func (x *Index) has(id string, set map[plumbing.Hash]struct{}) (bool, error) {
 
 // walkNextCommit adds the next commit's trees and blobs to the index.
 func (x *Index) walkNextCommit() {
-	c, err := x.commits.Next()
+	c, err := x.history.Next()
 	if err == io.EOF {
-		x.commits.Close()
-		x.commits = nil
+		x.history.Close()
+		x.history = nil
 		return
 	}
 	if err != nil {
