@@ -44,7 +44,7 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 		timeout = r.opts.DefaultTimeout
 	}
 	// Declared variables override HOME and TMPDIR; nothing overrides the
-	// attempt number.
+	// run ID and the attempt number.
 	env := append([]string{"HOME=" + work, "TMPDIR=" + work}, r.env...)
 	env = append(env, "EXPSYNC_ATTEMPT="+strconv.Itoa(n))
 	env = dedupeEnv(env)

@@ -158,10 +158,8 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
 		}
 	}
 	vars := map[string]string{
-		"PATH":            opts.PATH,
-		"LANG":            "C.UTF-8",
-		"EXPSYNC_RUN_ID":  c.RunID,
-		"EXPSYNC_ATTEMPT": "", // set per attempt
+		"PATH": opts.PATH,
+		"LANG": "C.UTF-8",
 	}
 	var secrets []string
 	for _, e := range c.Env {
@@ -185,6 +183,10 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
 			secrets = append(secrets, v)
 		}
 	}
+	// EXPSYNC_RUN_ID marks every process of the run (the executor's
+	// recovery finds the ones that left the process group by it): no
+	// declared variable overrides it.
+	vars["EXPSYNC_RUN_ID"] = c.RunID
 	env := make([]string, 0, len(vars))
 	for k, v := range vars {
 		env = append(env, k+"="+v)

@@ -204,6 +204,14 @@ func (e *Executor) Recover(ctx context.Context) ([]Recovered, error) {
 		errs = append(errs, fmt.Errorf("journal: %w", err))
 	}
 	var out []Recovered
+	var marked map[string][]int
+	if len(recs) > 0 {
+		ids := map[string]bool{}
+		for _, rec := range recs {
+			ids[rec.RunID] = true
+		}
+		marked = markedProcesses(ids)
+	}
 	for _, rec := range recs {
 		r := Recovered{Contract: rec.Contract, Meta: rec.Meta}
 		if rec.PGID > 0 {
@@ -212,6 +220,17 @@ func (e *Executor) Recover(ctx context.Context) ([]Recovered, error) {
 				errs = append(errs, fmt.Errorf("run %s: %w", rec.RunID, err))
 			}
 			r.Ended = ended
+		}
+		// Processes that left the group (setsid), or started before the
+		// journal had the group, still carry EXPSYNC_RUN_ID. They are ours
+		// unless another expsync runs the same run now (it holds the
+		// run's lock).
+		if pids := marked[rec.RunID]; len(pids) > 0 {
+			if ended, err := e.endMarked(rec.RunID, pids); err != nil {
+				errs = append(errs, fmt.Errorf("run %s: %w", rec.RunID, err))
+			} else if ended {
+				r.Ended = true
+			}
 		}
 		res, ok, err := runner.Cached(ctx, e.opts.Store, rec.Contract)
 		if err != nil {
@@ -254,6 +273,54 @@ func endStaleGroup(ctx context.Context, pgid int, startTicks uint64) (bool, erro
 		}
 	}
 	return true, nil
+}
+
+// endMarked kills the processes marked with runID if no one holds the
+// run's lock.
+func (e *Executor) endMarked(runID string, pids []int) (bool, error) {
+	tried, cancel := context.WithCancel(context.Background())
+	cancel() // LockRun tries once before it looks at the context
+	unlock, err := e.opts.Store.LockRun(tried, runID)
+	if err != nil {
+		return false, nil // running elsewhere right now: not ours to end
+	}
+	defer unlock()
+	ended := false
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			ended = true
+		}
+	}
+	return ended, nil
+}
+
+// markedProcesses finds the live processes whose environment has
+// EXPSYNC_RUN_ID set to one of ids (only processes of this user are
+// readable, which are the only ones a run can have started).
+func markedProcesses(ids map[string]bool) map[string][]int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	out := map[string][]int{}
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if id, ok := bytes.CutPrefix(kv, []byte("EXPSYNC_RUN_ID=")); ok && ids[string(id)] {
+				out[string(id)] = append(out[string(id)], pid)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // groupMembers lists the live (not zombie) processes of group pgid.

@@ -67,6 +67,7 @@ func TestRecoverAfterSIGKILL(t *testing.T) {
 touch "$D/first"
 echo $$ > "$D/leader.pid"
 sleep 300 & echo $! > "$D/grandchild.pid"
+setsid sleep 301 & echo $! > "$D/escaped.pid"
 wait`, "D", dir)
 	c.Outputs = []string{"o.txt"}
 	contractFile := filepath.Join(t.TempDir(), "c.json")
@@ -83,7 +84,12 @@ wait`, "D", dir)
 	}
 	leader := waitPID(t, filepath.Join(dir, "leader.pid"))
 	grandchild := waitPID(t, filepath.Join(dir, "grandchild.pid"))
-	t.Cleanup(func() { syscall.Kill(grandchild, syscall.SIGKILL); syscall.Kill(leader, syscall.SIGKILL) })
+	escaped := waitPID(t, filepath.Join(dir, "escaped.pid"))
+	t.Cleanup(func() {
+		for _, p := range []int{grandchild, leader, escaped} {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	})
 	// The journal has the process group before we kill the helper.
 	waitJournalPGID(t, state, c.RunID)
 	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
@@ -96,8 +102,8 @@ wait`, "D", dir)
 	if !waitGone(leader) {
 		t.Errorf("run's leader %d survived its parent's SIGKILL (Pdeathsig)", leader)
 	}
-	if !alive(grandchild) {
-		t.Fatalf("grandchild %d died on its own; the test cannot show Recover ends it", grandchild)
+	if !alive(grandchild) || !alive(escaped) {
+		t.Fatalf("grandchild %d or setsid'd process %d died on its own; the test cannot show Recover ends them", grandchild, escaped)
 	}
 
 	ex, err := New(Options{Store: st, StateDir: state, CPUs: 2, MemoryBytes: 1 << 30, Runner: runner.Options{WorkRoot: t.TempDir()}})
@@ -114,6 +120,10 @@ wait`, "D", dir)
 	}
 	if alive(grandchild) {
 		t.Errorf("grandchild %d alive after Recover", grandchild)
+	}
+	// A process that left the group with setsid is found by its run ID.
+	if !waitGone(escaped) {
+		t.Errorf("setsid'd process %d alive after Recover", escaped)
 	}
 	if fi, err := os.Stat(filepath.Join(state, "journal.jsonl")); err != nil || fi.Size() != 0 {
 		t.Errorf("journal not emptied (%v)", err)
