@@ -312,3 +312,43 @@ func BenchmarkCommitBack1000FilesVsGitCLI(b *testing.B) {
 	b.ReportMetric(float64(theirs.Milliseconds())/float64(b.N), "git-ms")
 	b.ReportMetric(float64(ours)/float64(theirs), "ratio")
 }
+
+// BenchmarkIncrementalSnapshotVsGitFetch: after one new commit, our next
+// snapshot (fetch into the existing cache) vs `git fetch` in a shallow clone.
+func BenchmarkIncrementalSnapshotVsGitFetch(b *testing.B) {
+	_, root := benchServer(b)
+	copyRoot := b.TempDir()
+	if out, err := exec.Command("cp", "-r", filepath.Join(root, "big.git"), filepath.Join(copyRoot, "inc.git")).CombinedOutput(); err != nil {
+		b.Fatalf("cp: %v: %s", err, out)
+	}
+	url := gitDaemon(b, copyRoot) + "/inc.git"
+	src := gitSource(b, url, b.TempDir())
+	ctx := context.Background()
+	sn, err := src.Snapshot(ctx, "main", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sn.Close()
+	shallow := filepath.Join(b.TempDir(), "shallow")
+	runGit(b, filepath.Dir(shallow), "clone", "-q", "--bare", "--depth", "1", "--single-branch", "--no-tags", url, shallow)
+	writer := filepath.Join(b.TempDir(), "w")
+	runGit(b, filepath.Dir(writer), "clone", "-q", "--depth", "1", url, writer)
+	var ours, theirs time.Duration
+	for i := 0; i < b.N; i++ {
+		os.WriteFile(filepath.Join(writer, "dir000", "file0000.txt"), []byte(fmt.Sprintf("change %d\n", i)), 0o644)
+		runGit(b, writer, "commit", "-qam", fmt.Sprintf("change %d", i))
+		runGit(b, writer, "push", "-q", "origin", "main")
+		t0 := time.Now()
+		sn, err := src.Snapshot(ctx, "main", "")
+		ours += time.Since(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sn.Close()
+		d, _ := runChild(b, exec.Command("git", "-C", shallow, "fetch", "-q", "origin", "+main:main"), false)
+		theirs += d
+	}
+	b.ReportMetric(float64(ours.Milliseconds())/float64(b.N), "ours-ms")
+	b.ReportMetric(float64(theirs.Milliseconds())/float64(b.N), "git-fetch-ms")
+	b.ReportMetric(float64(ours)/float64(theirs), "ratio")
+}

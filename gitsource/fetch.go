@@ -82,11 +82,13 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		if !commit.IsZero() && hasCommit(st, commit) && depth == 1 {
 			// Cached by an earlier fetch; an incomplete tree (an
 			// interrupted fetch, a lost object) counts as corruption.
-			return true, treeComplete(st, commit)
+			return true, treeComplete(st, commit, plumbing.ZeroHash)
 		}
 		incremental := hasRefs(st)
 		fetchDepth := depth
+		var previous plumbing.Hash // this ref's last fetched head, checked complete then
 		if r, err := st.Reference(cacheRef(ref)); err == nil && depth == 1 && hasCommit(st, r.Hash()) {
+			previous = r.Hash()
 			// A depth-1 fetch re-sends the whole tree even when the cache
 			// holds the previous head. Without depth, the server sends only
 			// the commits since that head and the objects they changed.
@@ -115,7 +117,11 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		if !commit.IsZero() {
 			check = commit
 		}
-		if err := treeComplete(st, check); err != nil {
+		var known plumbing.Hash
+		if c, err := getCommit(st, previous); err == nil && !previous.IsZero() {
+			known = c.TreeHash
+		}
+		if err := treeComplete(st, check, known); err != nil {
 			return false, err
 		}
 		return true, nil

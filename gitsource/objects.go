@@ -19,15 +19,42 @@ func getCommit(st storer.EncodedObjectStorer, h plumbing.Hash) (*object.Commit, 
 
 // treeComplete checks that the commit, every tree under it and every blob
 // it names are in the store (index lookups only; blobs are not read).
-func treeComplete(st storer.EncodedObjectStorer, commit plumbing.Hash) error {
+// Sub-trees that also appear under known (a tree already checked, or
+// ZeroHash) are skipped: after an incremental fetch only what changed is
+// checked.
+func treeComplete(st storer.EncodedObjectStorer, commit plumbing.Hash, known plumbing.Hash) error {
 	c, err := object.GetCommit(st, commit)
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", commit, err)
 	}
-	return subtreeComplete(st, c.TreeHash)
+	skip := map[plumbing.Hash]bool{}
+	if !known.IsZero() {
+		collectTrees(st, known, skip)
+	}
+	return subtreeComplete(st, c.TreeHash, skip)
 }
 
-func subtreeComplete(st storer.EncodedObjectStorer, h plumbing.Hash) error {
+// collectTrees adds every tree ID under h to set (best effort).
+func collectTrees(st storer.EncodedObjectStorer, h plumbing.Hash, set map[plumbing.Hash]bool) {
+	if set[h] {
+		return
+	}
+	t, err := object.GetTree(st, h)
+	if err != nil {
+		return
+	}
+	set[h] = true
+	for _, e := range t.Entries {
+		if e.Mode == filemode.Dir {
+			collectTrees(st, e.Hash, set)
+		}
+	}
+}
+
+func subtreeComplete(st storer.EncodedObjectStorer, h plumbing.Hash, skip map[plumbing.Hash]bool) error {
+	if skip[h] {
+		return nil
+	}
 	t, err := object.GetTree(st, h)
 	if err != nil {
 		return fmt.Errorf("tree %s: %w", h, err)
@@ -35,7 +62,7 @@ func subtreeComplete(st storer.EncodedObjectStorer, h plumbing.Hash) error {
 	for _, e := range t.Entries {
 		switch {
 		case e.Mode == filemode.Dir:
-			if err := subtreeComplete(st, e.Hash); err != nil {
+			if err := subtreeComplete(st, e.Hash, skip); err != nil {
 				return err
 			}
 		case e.Mode == filemode.Submodule:
