@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/store"
@@ -81,6 +82,12 @@ func RunCached(ctx context.Context, c contract.Contract, opts Options) (*Result,
 	}
 	unlock, err := st.LockRun(ctx, c.RunID)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled while another process ran it: not a result.
+			now := time.Now().UTC()
+			return &Result{RunID: c.RunID, Status: Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now,
+				SchedulingDigest: SchedulingDigest(c), Error: "cancelled while waiting for the run's lock"}, nil
+		}
 		return nil, err
 	}
 	defer unlock()

@@ -129,3 +129,19 @@ func TestTwoProcessesExecuteOneRunOnce(t *testing.T) {
 	}
 	var _ store.Store = f.st
 }
+
+func TestRunCachedCancelledWhileLockedElsewhere(t *testing.T) {
+	f := newFixture(t)
+	c := shell(`true`).build()
+	unlock, err := f.st.LockRun(context.Background(), c.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	res, err := RunCached(ctx, c, f.opts)
+	if err != nil || res.Status != Cancelled {
+		t.Errorf("RunCached = %+v, %v; want a Cancelled result", res, err)
+	}
+}
