@@ -32,6 +32,17 @@ type Auth struct {
 	// InsecureIgnoreHostKey is set explicitly.
 	KnownHosts            []byte
 	InsecureIgnoreHostKey bool
+
+	// CABundle holds PEM certificates trusted for HTTPS in addition to the
+	// system's (a self-hosted server with its own certificate authority).
+	CABundle []byte
+}
+
+func (a *Auth) caBundle() []byte {
+	if a == nil {
+		return nil
+	}
+	return a.CABundle
 }
 
 func (a *Auth) secrets() []string {

@@ -305,6 +305,7 @@ func (s *Source) push(ctx context.Context, st *overlay, branch string, old, comm
 		// Pushed by ID: the commit lives in the overlay, not in a local ref.
 		RefSpecs: []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", commit, dst))},
 		Auth:     auth,
+		CABundle: s.repo.Auth.caBundle(),
 	}
 	if !old.IsZero() {
 		// The push's update command carries the advertised head as the

@@ -61,7 +61,8 @@
 //
 // # Authentication and URLs
 //
-// Auth holds HTTPS basic credentials or a bearer token, or an SSH private
+// Auth holds HTTPS basic credentials or a bearer token (and an optional CA
+// bundle for servers with a private certificate authority), or an SSH private
 // key checked against known_hosts (strict by default: no known_hosts, no
 // connection; InsecureIgnoreHostKey must be set explicitly). ValidateURL,
 // applied by New, refuses remote-helper URLs ("ext::", "fd::"), URLs and
@@ -71,7 +72,7 @@
 //
 // Every error is a *RepoError naming the repository by RedactURL (no
 // userinfo, query or fragment) and the operation, wrapping a kind —
-// ErrAuth, ErrHostKey, ErrRepositoryNotFound, ErrEmptyRepository,
+// ErrAuth, ErrHostKey, ErrCertificate, ErrRepositoryNotFound, ErrEmptyRepository,
 // ErrRefNotFound, ErrCommitNotFound, ErrUnreachable, ErrTimeout,
 // ErrRepoTooLarge, ErrUnverified, ErrPushRejected, ErrRetriesExhausted —
 // for errors.Is. Its text is scrubbed of the configured secrets and of any

@@ -24,6 +24,7 @@ var (
 	ErrUnreachable        = errors.New("server unreachable: check the host name, port and network")
 	ErrTimeout            = errors.New("timed out talking to the server")
 	ErrHostKey            = errors.New("SSH host key not trusted: add the server's key to known_hosts")
+	ErrCertificate        = errors.New("server certificate not trusted: add its certificate authority to the CA bundle")
 	ErrRepoTooLarge       = errors.New("repository exceeds the size limit")
 	ErrUnverified         = errors.New("commit signature not verified")
 	ErrPushRejected       = errors.New("push rejected by the server")
@@ -97,7 +98,7 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, ErrAuth), errors.Is(err, ErrRepositoryNotFound), errors.Is(err, ErrEmptyRepository),
 		errors.Is(err, ErrRefNotFound), errors.Is(err, ErrCommitNotFound), errors.Is(err, ErrUnreachable),
-		errors.Is(err, ErrTimeout), errors.Is(err, ErrHostKey), errors.Is(err, ErrRepoTooLarge),
+		errors.Is(err, ErrTimeout), errors.Is(err, ErrHostKey), errors.Is(err, ErrCertificate), errors.Is(err, ErrRepoTooLarge),
 		errors.Is(err, ErrUnverified), errors.Is(err, ErrPushRejected), errors.Is(err, ErrRetriesExhausted),
 		errors.Is(err, ErrUnsafeURL):
 		return nil // already carries its kind in the chain
@@ -107,6 +108,8 @@ func classify(err error) error {
 		return ErrAuth
 	case strings.Contains(msg, "knownhosts:"), strings.Contains(msg, "host key"):
 		return ErrHostKey
+	case strings.Contains(msg, "x509:"), strings.Contains(msg, "tls: failed to verify"):
+		return ErrCertificate
 	case errors.Is(err, transport.ErrRepositoryNotFound):
 		return ErrRepositoryNotFound
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):

@@ -25,7 +25,7 @@ func (s *Source) listRefs(ctx context.Context) ([]*plumbing.Reference, error) {
 	}
 	s.stats.lists.Add(1)
 	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: s.repo.Auth.caBundle()})
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
@@ -52,6 +52,7 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 		Depth:      depth,
 		Tags:       git.NoTags,
 		Auth:       auth,
+		CABundle:   s.repo.Auth.caBundle(),
 		Force:      true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
@@ -182,7 +183,7 @@ func (s *Source) fetchCommit(ctx context.Context, st storage.Storer, commit plum
 	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
 	spec := config.RefSpec(fmt.Sprintf("+%s:refs/expsync/commits/%s", commit, commit))
 	err = remote.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec},
-		Depth: 1, Tags: git.NoTags, Auth: auth, Force: true})
+		Depth: 1, Tags: git.NoTags, Auth: auth, CABundle: s.repo.Auth.caBundle(), Force: true})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return err
 	}
