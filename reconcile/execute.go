@@ -21,19 +21,37 @@ type Executor interface {
 	Execute(ctx context.Context, c contract.Contract) (*runner.Result, error)
 }
 
-// recoverRuns commits cached folders without running anything.
-func (r *Reconciler) recoverRuns(ctx context.Context, list []recovered, b *batcher, rep *Report) {
+// recovered is a run whose result the run cache holds.
+type recovered struct {
+	run render.Run
+	res *runner.Result
+}
+
+// recoverRuns attests and queues the cached results: a force-push that
+// dropped a results commit, or another branch that ran the same run, costs
+// a commit, never a rerun. The record and statement name this target (the
+// run ID, and so everything that determines the result, is the same), so
+// `expsync verify --repo` finds their trees and blobs on this branch.
+func (r *Reconciler) recoverRuns(ctx context.Context, t Target, layout results.Layout, list []recovered, b *batcher, rep *Report) error {
+	var errs []error
 	for _, rc := range list {
-		b.add(b.layout.RunDir(rc.run.Experiment, rc.run.ID), rc.record, rc.files)
+		folder, err := r.buildFolder(ctx, t, layout, rc.run, rc.res)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("recover run %s of %s: %w", short(rc.run.ID), rc.run.Experiment, err))
+			rep.Cancelled++
+			continue
+		}
+		b.add(folder.Dir, folder.Record, folder.RelFiles())
 		rep.Recovered++
-		if rc.record.Status == results.Succeeded {
+		if folder.Record.Status == results.Succeeded {
 			rep.Succeeded++
 		} else {
 			rep.Failed++
 		}
-		r.emit(Event{Kind: EventRunFinished, Commit: b.t.Commit, RunID: rc.run.ID, Experiment: rc.run.Experiment,
-			Status: string(rc.record.Status), Recovered: true, Duration: rc.record.Duration()})
+		r.emit(Event{Kind: EventRunFinished, Commit: t.Commit, RunID: rc.run.ID, Experiment: rc.run.Experiment,
+			Status: string(folder.Record.Status), Recovered: true, Duration: folder.Record.Duration()})
 	}
+	return errors.Join(errs...)
 }
 
 // execute prepares the store (context trees and repository inputs), runs
@@ -61,7 +79,6 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 				var folder *results.Folder
 				folder, err = r.buildFolder(ctx, t, layout, run, res)
 				if err == nil {
-					err = r.cacheFolder(context.WithoutCancel(ctx), run.ID, folder)
 					b.add(folder.Dir, folder.Record, folder.RelFiles())
 				}
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
 )
@@ -117,11 +118,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	}
 	b := newBatcher(r, t, layout, work.known)
 	b.start(ctx)
-	r.recoverRuns(ctx, work.recover, b, rep)
+	recErr := r.recoverRuns(ctx, t, layout, work.recover, b, rep)
 	execErr := r.execute(ctx, t, layout, work.execute, b, rep)
 	commits, flushErr := b.stop(ctx)
 	rep.Commits = commits
-	return rep, errors.Join(execErr, flushErr)
+	return rep, errors.Join(recErr, execErr, flushErr)
 }
 
 // plan loads and plans the snapshot in local mode.
@@ -145,8 +146,8 @@ type workList struct {
 }
 
 // classify splits the plan into done runs (a verified folder in the
-// branch), runs whose signed folder is in the run cache, and runs to
-// execute.
+// branch), runs whose result is in the run cache (recovered: attested and
+// committed for this target without running), and runs to execute.
 func (r *Reconciler) classify(ctx context.Context, t Target, layout results.Layout, runs []render.Run, rep *Report) (workList, error) {
 	w := workList{known: map[string]results.Run{}}
 	present := map[string]map[string]bool{}
@@ -172,8 +173,8 @@ func (r *Reconciler) classify(ctx context.Context, t Target, layout results.Layo
 		case folderUntrusted:
 			rep.Untrusted = append(rep.Untrusted, dir)
 		}
-		if files, rec, ok := r.cachedFolder(ctx, layout, run); ok {
-			w.recover = append(w.recover, recovered{run: run, files: files, record: rec})
+		if res, ok, err := runner.Cached(ctx, r.Store, run.Contract); err == nil && ok {
+			w.recover = append(w.recover, recovered{run: run, res: res})
 			continue
 		}
 		w.execute = append(w.execute, run)
