@@ -125,6 +125,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	return rep, errors.Join(recErr, execErr, flushErr)
 }
 
+// ErrPlan wraps the errors of a commit that does not plan (invalid
+// experiment files): trying again changes nothing until a new commit.
+var ErrPlan = errors.New("cannot plan commit")
+
 // plan loads and plans the snapshot in local mode.
 func (r *Reconciler) plan(t Target) (*render.PlanResult, error) {
 	opts := r.Plan
@@ -133,7 +137,7 @@ func (r *Reconciler) plan(t Target) (*render.PlanResult, error) {
 	}
 	plan, err := render.Plan(t.Tree, opts)
 	if err != nil {
-		return nil, fmt.Errorf("plan commit %s: %w", short(t.Commit), err)
+		return nil, fmt.Errorf("%w %s: %w", ErrPlan, short(t.Commit), err)
 	}
 	return plan, nil
 }

@@ -182,7 +182,7 @@ func (s *server) kick(ctx context.Context, w *refWorker) {
 			w.mu.Unlock()
 			rep, err := s.l.ReconcileRef(ctx, w.src, *ch)
 			s.report(w, *ch, rep, err)
-			if err != nil && !errors.Is(err, ErrNotRunnable) && ctx.Err() == nil {
+			if err != nil && !errors.Is(err, ErrNotRunnable) && !errors.Is(err, ErrPlan) && ctx.Err() == nil {
 				w.mu.Lock()
 				if w.latest == nil {
 					w.retry = ch

@@ -152,3 +152,16 @@ func TestRunVerifiedCommits(t *testing.T) {
 		t.Errorf("unsigned commit: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
+
+// TestRunInvalidExperimentNamesTheLine: a commit that does not plan runs
+// nothing, commits nothing and names the file, line and column.
+func TestRunInvalidExperimentNamesTheLine(t *testing.T) {
+	l := newLab(t)
+	key, _ := labKeyPair(t)
+	t.Setenv("EXPSYNC_PASSWORD", "")
+	head := l.commit("bad", map[string]string{"experiments/bad.yaml": "apiVersion: expsync.dev/v1alpha1\nkind: Experiment\nmetadata: {name: bad}\nspec:\n  image: host\n  comand: [\"true\"]\n"})
+	code, out, errOut := labCLI(t, "run", l.url(), "--allow-http", "--key", key, "--store", t.TempDir(), "--state", t.TempDir(), "--progress", "none")
+	if code != 1 || !strings.Contains(errOut, "experiments/bad.yaml:6:") || l.head() != head {
+		t.Errorf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
