@@ -131,8 +131,11 @@ func (s *Source) CommitBack(ctx context.Context, req CommitRequest, merge MergeF
 func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editNode, merge MergeFunc, attempt int) (CommitResult, error) {
 	ctx, cancel := s.limits.withTimeout(ctx)
 	defer cancel()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockCache(ctx)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	defer unlock()
 	branchRef := "refs/heads/" + req.Branch
 	// Fetch the branch as it is now; its head is what we build on. The
 	// push later requires the server's branch to still be there.

@@ -98,6 +98,6 @@
 //	<cacheRoot>/<sha256(URL)[:20 hex]>/git       bare, shallow repository (refs under refs/expsync/)
 //	<cacheRoot>/<sha256(URL)[:20 hex]>/verified  verified commit IDs
 //
-// One Source per repository and cache folder; its operations on the cache
-// are serialised. Separate processes must not share a cache folder.
+// Operations on a cache folder are serialised within the process and,
+// through an flock on <dir>/lock, across processes sharing the folder.
 package gitsource

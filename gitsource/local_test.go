@@ -53,3 +53,40 @@ func TestLocalPathRepositoryAndControllerMode(t *testing.T) {
 		})
 	}
 }
+
+// Two Sources (as two processes would) sharing a cache folder wait for
+// each other instead of corrupting it.
+func TestSourcesSharingACacheFolder(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	head := p.commit("first", map[string]string{"a.txt": "shared"})
+	p.push("main")
+	root := t.TempDir()
+	ctx := testCtx(t)
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), URLPolicy: URLPolicy{AllowHTTP: true},
+			Refs: []RefPolicy{{Pattern: "main", Trusted: true}}}, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			sn, err := src.Snapshot(ctx, "main", head)
+			if err == nil {
+				var data []byte
+				data, err = sn.ReadFile("a.txt", 0)
+				if err == nil && string(data) != "shared" {
+					err = fmt.Errorf("read %q", data)
+				}
+				sn.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

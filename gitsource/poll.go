@@ -141,8 +141,11 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 	if err != nil {
 		return VerifyResult{}, s.wrap(op, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockCache(ctx)
+	if err != nil {
+		return VerifyResult{}, s.wrap(op, err)
+	}
+	defer unlock()
 	verified, order, err := s.loadVerified()
 	if err != nil {
 		return VerifyResult{}, s.wrap(op, err)

@@ -87,8 +87,11 @@ func (s *Source) Snapshot(ctx context.Context, ref, commit string) (*Snapshot, e
 		}
 		want = plumbing.NewHash(commit)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lockCache(ctx)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	defer unlock()
 	if err := s.ensureCommit(ctx, ref, want, 1); err != nil {
 		return nil, err
 	}
