@@ -24,7 +24,7 @@ type attemptRunner struct {
 // outputs, usage); the returned outcome drives the retry policy.
 func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome {
 	// A result describes the last attempt only.
-	res.ExitCode, res.Signal, res.Usage, res.Outputs = -1, "", Usage{}, nil
+	res.ExitCode, res.Signal, res.SignalNumber, res.Usage, res.Outputs = -1, "", 0, Usage{}, nil
 	res.Metrics, res.MetricsSHA256, res.MetricsError = nil, "", ""
 	res.LogSHA256, res.LogSize, res.LogTruncated, res.LogTail = "", 0, false, ""
 	dir, err := r.makeAttemptDir(n)
@@ -62,9 +62,10 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	// The process group is gone: its resources are free for the next run
 	// while this one's outputs are hashed.
 	release()
-	res.ExitCode, res.Signal = p.exitCode, p.signal
+	res.ExitCode, res.Signal, res.SignalNumber = p.exitCode, p.signal, p.signalNumber
 	res.Usage = p.usage
-	r.recordLog(ctx, p, res)
+	// The log is kept even when the run was cancelled.
+	r.recordLog(context.WithoutCancel(ctx), p, res)
 	tampered := r.tampered(linked)
 	switch {
 	case err != nil && errors.Is(err, errNotStarted):

@@ -55,6 +55,9 @@ type Options struct {
 	// PATH is the command's PATH (default: this process's PATH).
 	PATH string
 
+	// SingleAttempt runs one attempt and leaves retries to the caller (a
+	// Kubernetes Job's podFailurePolicy, through the exit code).
+	SingleAttempt bool
 	// InfraRetries bounds retries after infrastructure failures (default 3);
 	// the contract's Retries.Limit bounds retries after transient exit codes.
 	InfraRetries int

@@ -24,13 +24,14 @@ type processSpec struct {
 
 // processResult is what the process did; log is the captured output.
 type processResult struct {
-	exitCode  int
-	signal    string
-	timedOut  bool
-	cancelled bool
-	usage     Usage
-	log       *logCapture
-	startKind outcomeKind // when the command did not start: infra or fatal
+	exitCode     int
+	signal       string
+	signalNumber int
+	timedOut     bool
+	cancelled    bool
+	usage        Usage
+	log          *logCapture
+	startKind    outcomeKind // when the command did not start: infra or fatal
 }
 
 // runProcess starts the command as the leader of a new process group, waits
@@ -148,7 +149,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		res.usage.MaxRSSBytes = ru.Maxrss * 1024 // Linux reports KiB
 	}
 	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		res.signal = ws.Signal().String()
+		res.signal, res.signalNumber = ws.Signal().String(), int(ws.Signal())
 		res.exitCode = -1
 	} else {
 		res.exitCode = state.ExitCode()

@@ -46,8 +46,9 @@ type Result struct {
 	Status Status `json:"status"`
 	// ExitCode is the last attempt's exit code; -1 when the command did not
 	// start or was killed by a signal (Signal then names it).
-	ExitCode int    `json:"exitCode"`
-	Signal   string `json:"signal,omitempty"`
+	ExitCode     int    `json:"exitCode"`
+	Signal       string `json:"signal,omitempty"`
+	SignalNumber int    `json:"signalNumber,omitempty"`
 	// Attempts counts the attempts made (1 without retries).
 	Attempts   int       `json:"attempts"`
 	StartedAt  time.Time `json:"startedAt"`

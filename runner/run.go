@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/expsync/expsync/contract"
@@ -57,6 +58,8 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 		res.Attempts = attempt
 		out := r.attempt(ctx, attempt, res)
 		switch {
+		case opts.SingleAttempt:
+			return finish(out.status(), out.msg)
 		case out.kind == outcomeInfra && infraRetries < opts.InfraRetries && ctx.Err() == nil:
 			infraRetries++
 		case out.kind == outcomeExit && isTransient(c, res.ExitCode) && exitRetries < c.Retries.Limit && ctx.Err() == nil:
@@ -196,6 +199,42 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
 	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
 	return env, secrets, nil
 }
+
+// ExitCode is the exit status a process running the run would report, for
+// callers whose exit code carries the outcome (expsync exec in a pod):
+// 0 succeeded; the command's own code when it failed (reserved codes become
+// 1); 128+n when killed by signal n; 1 when the command succeeded but its
+// outputs did not; 124 timed out; 143 cancelled; 65 an input mismatched;
+// 222 an infrastructure error.
+func ExitCode(r *Result) int {
+	switch r.Status {
+	case Succeeded:
+		return 0
+	case TimedOut:
+		return ExitTimedOut
+	case Cancelled:
+		return 128 + int(syscall.SIGTERM)
+	case InputMismatch:
+		return ExitInputMismatch
+	case Errored:
+		return ExitInfrastructure
+	}
+	switch {
+	case r.SignalNumber > 0:
+		return 128 + r.SignalNumber
+	case r.ExitCode == ExitInfrastructure || r.ExitCode <= 0 || r.ExitCode > 255:
+		return 1
+	}
+	return r.ExitCode
+}
+
+// Exit codes with a meaning of their own (see ExitCode); render's Job
+// podFailurePolicy knows ExitInputMismatch and ExitInfrastructure.
+const (
+	ExitInputMismatch  = 65  // EX_DATAERR: retrying cannot help
+	ExitTimedOut       = 124 // as coreutils timeout(1)
+	ExitInfrastructure = 222 // the runner could not finish: retry
+)
 
 func isTransient(c contract.Contract, code int) bool {
 	for _, t := range c.Retries.OnExitCodes {

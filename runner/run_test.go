@@ -180,8 +180,8 @@ func TestCancelEndsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != Cancelled {
-		t.Errorf("status %s, want Cancelled", res.Status)
+	if res.Status != Cancelled || res.LogSHA256 == "" {
+		t.Errorf("status %s log %q, want Cancelled with its log kept", res.Status, res.LogSHA256)
 	}
 	if pid := readPID(t, pidFile); !waitGone(pid) {
 		syscall.Kill(pid, syscall.SIGKILL)

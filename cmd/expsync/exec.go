@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,6 +37,9 @@ type execOptions struct {
 	TerminationMessage string
 	SecretsFile        string
 	WorkRoot           string
+	CopySelfTo         string
+	Retry              bool
+	Cache              bool
 }
 
 func init() {
@@ -44,14 +49,23 @@ func init() {
 			Use:   "exec --contract FILE",
 			Short: "Execute one run contract (what a Kubernetes pod runs)",
 			Long: `Execute one run contract: materialise and verify the context and inputs,
-run the command, hash the outputs into the store and write the result JSON.
+run the command, hash the outputs into the store and write the result JSON
+(to --result and, as a blob, to the store) and a short JSON termination
+message (to /dev/termination-log when present). This is a Kubernetes pod's
+main container: one attempt (retries are the Job's, by exit code; --retry
+applies the contract's retries here instead).
 
-With --verify-inputs-only it only materialises and verifies the context and
-inputs into --work-dir and writes a short JSON termination message (to
-/dev/termination-log when present): the Kubernetes init container.
+With --verify-inputs-only it only materialises the context and inputs into
+--work-dir, rehashing every file, and writes a short JSON termination
+message: the pod's init container (--copy-self-to copies this binary into a
+volume the run's image mounts).
 
-Exit codes: 0 the run succeeded (or the inputs verified), 1 it did not,
-2 usage or an unreadable contract.`,
+Exit codes are what the Job's podFailurePolicy reads: 0 succeeded (or the
+inputs verified); the command's own exit code when it failed (128+n when
+killed by signal n; 1 when it exited 0 but its outputs failed); 124 timed
+out; 143 cancelled (SIGTERM); 65 an input's digest is wrong; 222 the runner
+itself failed (a store or URL unreachable: retry); 2 usage or an unreadable
+contract.`,
 			Args: cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
 				// SIGTERM (a pod being deleted) cancels the run: its process
@@ -69,7 +83,10 @@ Exit codes: 0 the run succeeded (or the inputs verified), 1 it did not,
 		f.StringVar(&o.ResultFile, "result", "", "write the result JSON to this file (default: standard output)")
 		f.StringVar(&o.TerminationMessage, "termination-message", "", "termination message file (default /dev/termination-log when it exists)")
 		f.StringVar(&o.SecretsFile, "secrets-file", "", "YAML file {secret: {key: value}} for secretRef variables (default: EXPSYNC_SECRET_<NAME>_<KEY> variables)")
-		f.StringVar(&o.WorkRoot, "work-root", "", "where attempt folders are made (default $TMPDIR/expsync-work)")
+		f.StringVar(&o.WorkRoot, "work-root", "", "where attempt folders are made (default <store>/work)")
+		f.StringVar(&o.CopySelfTo, "copy-self-to", "", "first copy this binary to this path (mode 0755), for a pod's run container")
+		f.BoolVar(&o.Retry, "retry", false, "apply the contract's retries here (default: one attempt; the caller retries by exit code)")
+		f.BoolVar(&o.Cache, "cache", false, "also record the result in the store's run cache (trusted, local use only)")
 		_ = cmd.MarkFlagRequired("contract")
 		return cmd
 	})
@@ -79,6 +96,11 @@ Exit codes: 0 the run succeeded (or the inputs verified), 1 it did not,
 func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if o.CopySelfTo != "" {
+		if err := copySelf(o.CopySelfTo); err != nil {
+			return &exitError{code: runner.ExitInfrastructure, err: err}
+		}
 	}
 	c, err := readContract(o.ContractFile)
 	if err != nil {
@@ -92,7 +114,7 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	opts := runner.Options{Store: st, SecretsFile: o.SecretsFile, WorkRoot: o.WorkRoot}
+	opts := runner.Options{Store: st, SecretsFile: o.SecretsFile, WorkRoot: o.WorkRoot, SingleAttempt: !o.Retry}
 	if o.VerifyInputsOnly {
 		return o.verifyInputs(ctx, c, opts)
 	}
@@ -100,18 +122,95 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if err := runner.StoreResult(ctx, st, res); err != nil {
-		fmt.Fprintln(os.Stderr, "expsync: warning:", err)
-	}
 	data, err := runner.MarshalResult(res)
 	if err != nil {
-		return err
+		return &exitError{code: runner.ExitInfrastructure, err: err}
+	}
+	// The full result is a blob of the store, named in the termination
+	// message, so a controller can read it without the pod's files. It is
+	// recorded even when a SIGTERM cancelled the run.
+	ctx = context.WithoutCancel(ctx)
+	obj, err := st.Put(ctx, bytes.NewReader(data), "")
+	if err != nil {
+		return &exitError{code: runner.ExitInfrastructure, err: fmt.Errorf("store the result: %w", err)}
+	}
+	if o.Cache {
+		if err := runner.StoreResult(ctx, st, res); err != nil {
+			return &exitError{code: runner.ExitInfrastructure, err: err}
+		}
 	}
 	if err := writeOut(o.ResultFile, out, append(data, '\n')); err != nil {
-		return err
+		return &exitError{code: runner.ExitInfrastructure, err: err}
 	}
-	if res.Status != runner.Succeeded {
-		return &exitError{code: 1, err: fmt.Errorf("run %s: %s: %s", res.RunID, res.Status, res.Error)}
+	if err := o.writeTermination(runSummary(res, obj.SHA256)); err != nil {
+		return &exitError{code: runner.ExitInfrastructure, err: err}
+	}
+	if code := runner.ExitCode(res); code != 0 {
+		return &exitError{code: code, err: fmt.Errorf("run %s: %s: %s", res.RunID, res.Status, res.Error)}
+	}
+	return nil
+}
+
+// summary is the main container's termination message: the verdict and
+// the digest of the full result in the store.
+type summary struct {
+	RunID        string        `json:"runID"`
+	Status       runner.Status `json:"status"`
+	ExitCode     int           `json:"exitCode"`
+	Signal       string        `json:"signal,omitempty"`
+	Attempts     int           `json:"attempts"`
+	StartedAt    string        `json:"startedAt"`
+	FinishedAt   string        `json:"finishedAt"`
+	LogSHA256    string        `json:"logSHA256,omitempty"`
+	ResultSHA256 string        `json:"resultSHA256"`
+	Error        string        `json:"error,omitempty"`
+}
+
+func runSummary(r *runner.Result, resultSHA string) summary {
+	return summary{RunID: r.RunID, Status: r.Status, ExitCode: r.ExitCode, Signal: r.Signal, Attempts: r.Attempts,
+		StartedAt: r.StartedAt.Format(time.RFC3339Nano), FinishedAt: r.FinishedAt.Format(time.RFC3339Nano),
+		LogSHA256: r.LogSHA256, ResultSHA256: resultSHA, Error: shorten(r.Error, 1024)}
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// copySelf copies the running binary to dst, atomically, executable.
+func copySelf(dst string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("copy self: %w", err)
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		return fmt.Errorf("copy self: %w", err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("copy self: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".expsync-*")
+	if err != nil {
+		return fmt.Errorf("copy self: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return fmt.Errorf("copy self: %w", err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return fmt.Errorf("copy self: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("copy self: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("copy self: %w", err)
 	}
 	return nil
 }
@@ -157,34 +256,40 @@ func (o *execOptions) verifyInputs(ctx context.Context, c contract.Contract, opt
 		v.Error = err.Error()
 	}
 	if werr := o.writeTermination(v); werr != nil {
-		return werr
+		return &exitError{code: runner.ExitInfrastructure, err: werr}
 	}
-	if err != nil {
-		return &exitError{code: 1, err: err}
+	switch {
+	case err == nil:
+		return nil
+	case v.Mismatch != nil:
+		return &exitError{code: runner.ExitInputMismatch, err: err}
+	default:
+		// A store or URL unreachable: the Job retries.
+		return &exitError{code: runner.ExitInfrastructure, err: err}
 	}
-	return nil
 }
 
-// writeTermination writes the message, shortened to Kubernetes' limit.
-func (o *execOptions) writeTermination(v verification) error {
+// writeTermination writes a termination message (nowhere when there is no
+// --termination-message and no /dev/termination-log).
+func (o *execOptions) writeTermination(msg any) error {
 	path := o.TerminationMessage
 	if path == "" {
 		if _, err := os.Stat(defaultTerminationLog); err != nil {
-			path = "-"
-		} else {
-			path = defaultTerminationLog
+			return nil
 		}
+		path = defaultTerminationLog
 	}
-	data, _ := json.Marshal(v)
-	if len(data) > maxTerminationMessage {
+	data, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	if v, ok := msg.(verification); ok && len(data) > maxTerminationMessage {
 		v.Inputs = nil // the contract lists them; keep the verdict
-		if len(v.Error) > 1024 {
-			v.Error = v.Error[:1024] + "…"
-		}
+		v.Error = shorten(v.Error, 1024)
 		data, _ = json.Marshal(v)
 	}
 	if path == "-" {
-		_, err := fmt.Fprintln(os.Stdout, string(data))
+		_, err := fmt.Fprintln(os.Stderr, string(data))
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)

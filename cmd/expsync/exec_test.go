@@ -61,8 +61,8 @@ func newExecFixture(t *testing.T, script string, inputs ...contract.Input) *exec
 
 func TestExecRunsAContract(t *testing.T) {
 	f := newExecFixture(t, `cat data.txt > out.txt`)
-	resultFile := filepath.Join(t.TempDir(), "result.json")
-	o := &execOptions{ContractFile: f.file, ResultFile: resultFile, WorkRoot: t.TempDir()}
+	resultFile, msgFile := filepath.Join(t.TempDir(), "result.json"), filepath.Join(t.TempDir(), "termination-log")
+	o := &execOptions{ContractFile: f.file, ResultFile: resultFile, WorkRoot: t.TempDir(), TerminationMessage: msgFile, Cache: true}
 	if err := o.Exec(context.Background(), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
@@ -75,19 +75,77 @@ func TestExecRunsAContract(t *testing.T) {
 	if res.Status != runner.Succeeded || !cmp.Equal(want, res.Outputs) {
 		t.Errorf("result %s %s outputs %s", res.Status, res.Error, cmp.Diff(want, res.Outputs))
 	}
-	// The result is in the run cache too.
+	// With --cache the result is in the run cache too.
 	if cached, err := runner.LoadResult(context.Background(), f.st, f.contract.RunID); err != nil || cached.Status != runner.Succeeded {
 		t.Errorf("run cache: %v", err)
 	}
+	// The termination message names the full result, a blob of the store.
+	var sum summary
+	raw, _ := os.ReadFile(msgFile)
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Status != runner.Succeeded || sum.ResultSHA256 != execSHA(string(data[:len(data)-1])) {
+		t.Errorf("termination message %s", raw)
+	}
+	if ok, _ := f.st.Has(context.Background(), sum.ResultSHA256); !ok {
+		t.Errorf("result blob %s not in the store", sum.ResultSHA256)
+	}
 }
 
-func TestExecFailedRunExitsOne(t *testing.T) {
+func TestExecCopySelf(t *testing.T) {
+	f := newExecFixture(t, `true`)
+	dst := filepath.Join(t.TempDir(), "bin", "expsync")
+	o := &execOptions{ContractFile: f.file, VerifyInputsOnly: true, WorkDir: filepath.Join(t.TempDir(), "w"),
+		TerminationMessage: filepath.Join(t.TempDir(), "msg"), CopySelfTo: dst}
+	if err := o.Exec(context.Background(), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	want, _ := os.ReadFile(self)
+	got, err := os.ReadFile(dst)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("copied binary differs from the running one (%v)", err)
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o755 {
+		t.Errorf("copied binary mode %v", fi.Mode())
+	}
+}
+
+// TestExecExitCodes pins what the Job's podFailurePolicy reads.
+func TestExecExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		timeout      time.Duration
+		want         int
+	}{
+		{"command's own code", `exit 3`, 0, 3},
+		{"reserved infrastructure code becomes 1", `exit 222`, 0, 1},
+		{"killed by a signal", `kill -USR1 $$`, 0, 128 + int(syscall.SIGUSR1)},
+		{"exit 0 but no output", `true`, 0, 1},
+		{"timed out", `sleep 30`, 200 * time.Millisecond, 124},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newExecFixture(t, tc.script)
+			f.contract.Limits.Timeout = contract.Duration{Duration: tc.timeout}
+			data, _ := json.Marshal(f.contract)
+			os.WriteFile(f.file, data, 0o644)
+			err := (&execOptions{ContractFile: f.file, WorkRoot: t.TempDir()}).Exec(context.Background(), &bytes.Buffer{})
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != tc.want {
+				t.Errorf("Exec = %v, want exit %d", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestExecFailedRunExitsWithTheCommandsCode(t *testing.T) {
 	f := newExecFixture(t, `exit 3`)
 	var out bytes.Buffer
 	err := (&execOptions{ContractFile: f.file, WorkRoot: t.TempDir()}).Exec(context.Background(), &out)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "Failed") {
-		t.Errorf("Exec = %v, want exit 1 naming the status", err)
+	if !errors.As(err, &ee) || ee.code != 3 || !strings.Contains(err.Error(), "Failed") {
+		t.Errorf("Exec = %v, want the command's exit code 3 and the status", err)
 	}
 	var res runner.Result
 	if json.Unmarshal(out.Bytes(), &res) != nil || res.ExitCode != 3 {
@@ -145,8 +203,8 @@ func TestExecVerifyInputsOnly(t *testing.T) {
 		o := &execOptions{ContractFile: f.file, VerifyInputsOnly: true, WorkDir: filepath.Join(t.TempDir(), "w"), TerminationMessage: msg}
 		err := o.Exec(context.Background(), &bytes.Buffer{})
 		var ee *exitError
-		if !errors.As(err, &ee) || ee.code != 1 {
-			t.Fatalf("Exec = %v, want exit 1", err)
+		if !errors.As(err, &ee) || ee.code != 65 {
+			t.Fatalf("Exec = %v, want exit 65 (the Job fails at once)", err)
 		}
 		var v verification
 		data, _ := os.ReadFile(msg)
@@ -167,8 +225,9 @@ func TestExecVerifyInputsOnly(t *testing.T) {
 		os.WriteFile(obj, []byte("tampered\n"), 0o644)
 		msg := filepath.Join(t.TempDir(), "termination-log")
 		o := &execOptions{ContractFile: f.file, VerifyInputsOnly: true, WorkDir: filepath.Join(t.TempDir(), "w"), TerminationMessage: msg}
-		if err := o.Exec(context.Background(), &bytes.Buffer{}); err == nil {
-			t.Fatalf("a changed store object verified")
+		var ee *exitError
+		if err := o.Exec(context.Background(), &bytes.Buffer{}); !errors.As(err, &ee) || ee.code != 65 {
+			t.Fatalf("a changed store object: Exec = %v, want exit 65", err)
 		}
 		data, _ := os.ReadFile(msg)
 		if !strings.Contains(string(data), execSHA("tampered\n")) || !strings.Contains(string(data), "context file data.txt") {
@@ -210,8 +269,8 @@ func TestExecBinarySIGTERM(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	err := cmd.Wait()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("expsync exec after SIGTERM: %v (stderr %s)", err, stderr.String())
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Errorf("expsync exec after SIGTERM: %v, want exit 143 (stderr %s)", err, stderr.String())
 	}
 	var res runner.Result
 	raw, _ := os.ReadFile(resultFile)
