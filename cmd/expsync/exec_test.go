@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
@@ -285,4 +286,12 @@ func TestExecBinarySIGTERM(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	t.Errorf("the run's child %d outlived expsync exec", pid)
+}
+
+// The runner's exit codes are the ones render's podFailurePolicy names.
+func TestExecExitCodesMatchRender(t *testing.T) {
+	if runner.ExitInputMismatch != int(render.ExitInputMismatch) || runner.ExitInfrastructure != int(render.ExitRunnerInfrastructure) {
+		t.Errorf("runner exits %d/%d, render's podFailurePolicy expects %d/%d", runner.ExitInputMismatch, runner.ExitInfrastructure,
+			render.ExitInputMismatch, render.ExitRunnerInfrastructure)
+	}
 }
