@@ -52,6 +52,10 @@ type Options struct {
 	Secrets SecretSource
 	// SecretsFile is a YAML file `{<secret name>: {<key>: <value>}}`.
 	SecretsFile string
+	// SecretsFromVariables also reads a secretRef variable from this
+	// process's variable of the same name, as Kubernetes injects a
+	// secretKeyRef into a pod (expsync exec sets it).
+	SecretsFromVariables bool
 	// PATH is the command's PATH (default: this process's PATH).
 	PATH string
 

@@ -174,8 +174,14 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("variable %s: secret %s/%s: %w", e.Name, e.SecretRef.Name, e.SecretRef.Key, err)
 		}
+		if !ok && opts.SecretsFromVariables {
+			v, ok = os.LookupEnv(e.Name)
+		}
 		if !ok {
 			where := "environment variable " + SecretEnvName(e.SecretRef.Name, e.SecretRef.Key)
+			if opts.SecretsFromVariables {
+				where += " or " + e.Name
+			}
 			if opts.SecretsFile != "" {
 				where += " or secrets file " + opts.SecretsFile
 			}

@@ -114,7 +114,11 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	opts := runner.Options{Store: st, SecretsFile: o.SecretsFile, WorkRoot: o.WorkRoot, SingleAttempt: !o.Retry}
+	// In a pod, Kubernetes injects each secretRef under the variable's own
+	// name (render's secretKeyRef); the command still sees only what the
+	// contract declares.
+	opts := runner.Options{Store: st, SecretsFile: o.SecretsFile, WorkRoot: o.WorkRoot, SingleAttempt: !o.Retry,
+		SecretsFromVariables: true}
 	if o.VerifyInputsOnly {
 		return o.verifyInputs(ctx, c, opts)
 	}

@@ -295,3 +295,21 @@ func TestExecExitCodesMatchRender(t *testing.T) {
 			render.ExitInputMismatch, render.ExitRunnerInfrastructure)
 	}
 }
+
+// In a pod the secret arrives as the variable itself (render's
+// secretKeyRef); the runner passes it to the command and redacts it.
+func TestExecSecretFromPodVariable(t *testing.T) {
+	const secret = "pod-secret-5e1a"
+	t.Setenv("API_TOKEN", secret)
+	f := newExecFixture(t, `echo "got $API_TOKEN"; echo "$API_TOKEN" > out.txt`)
+	f.contract.Env = []contract.EnvVar{{Name: "API_TOKEN", SecretRef: &contract.SecretRef{Name: "lab", Key: "api"}}}
+	data, _ := json.Marshal(f.contract)
+	os.WriteFile(f.file, data, 0o644)
+	var out bytes.Buffer
+	if err := (&execOptions{ContractFile: f.file, WorkRoot: t.TempDir()}).Exec(context.Background(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), secret) || !strings.Contains(out.String(), "got [REDACTED]") {
+		t.Errorf("result %s", out.String())
+	}
+}
