@@ -27,18 +27,21 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	res.ExitCode, res.Signal, res.SignalNumber, res.Usage, res.Outputs = -1, "", 0, Usage{}, nil
 	res.Metrics, res.MetricsSHA256, res.MetricsError = nil, "", ""
 	res.LogSHA256, res.LogSize, res.LogTruncated, res.LogTail = "", 0, false, ""
-	dir, err := r.makeAttemptDir(n)
-	if err != nil {
-		return outcome{outcomeInfra, fmt.Sprintf("attempt %d: %v", n, err)}
-	}
-	if !r.opts.KeepWork {
-		defer removeLater(dir)
+	var linked []linkedObject
+	dir := r.opts.PreparedWork
+	if n > 1 || dir == "" {
+		var err error
+		if dir, err = r.makeAttemptDir(n); err != nil {
+			return outcome{outcomeInfra, fmt.Sprintf("attempt %d: %v", n, err)}
+		}
+		if !r.opts.KeepWork {
+			defer removeLater(dir)
+		}
+		if out, ok := r.prepare(ctx, dir, &linked); !ok {
+			return out
+		}
 	}
 	work := dir
-	var linked []linkedObject
-	if out, ok := r.prepare(ctx, work, &linked); !ok {
-		return out
-	}
 	timeout := r.c.Limits.Timeout.Duration
 	if timeout <= 0 {
 		timeout = r.opts.DefaultTimeout

@@ -22,6 +22,10 @@ type Options struct {
 	WorkRoot string
 	// KeepWork keeps attempt folders after the run, for debugging.
 	KeepWork bool
+	// PreparedWork is a work folder Materialise already filled and
+	// verified (a pod's init container): the first attempt runs in it as
+	// it is, and it is left in place afterwards.
+	PreparedWork string
 
 	// DefaultTimeout applies when the contract has none (default 24h).
 	DefaultTimeout time.Duration

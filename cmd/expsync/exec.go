@@ -38,6 +38,7 @@ type execOptions struct {
 	SecretsFile        string
 	WorkRoot           string
 	CopySelfTo         string
+	PreparedDir        string
 	Retry              bool
 	Cache              bool
 }
@@ -85,6 +86,7 @@ contract.`,
 		f.StringVar(&o.SecretsFile, "secrets-file", "", "YAML file {secret: {key: value}} for secretRef variables (default: EXPSYNC_SECRET_<NAME>_<KEY> variables)")
 		f.StringVar(&o.WorkRoot, "work-root", "", "where attempt folders are made (default <store>/work)")
 		f.StringVar(&o.CopySelfTo, "copy-self-to", "", "first copy this binary to this path (mode 0755), for a pod's run container")
+		f.StringVar(&o.PreparedDir, "prepared-dir", "", "run in this folder, already filled and verified by --verify-inputs-only (the pod's init container)")
 		f.BoolVar(&o.Retry, "retry", false, "apply the contract's retries here (default: one attempt; the caller retries by exit code)")
 		f.BoolVar(&o.Cache, "cache", false, "also record the result in the store's run cache (trusted, local use only)")
 		_ = cmd.MarkFlagRequired("contract")
@@ -118,7 +120,7 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	// name (render's secretKeyRef); the command still sees only what the
 	// contract declares.
 	opts := runner.Options{Store: st, SecretsFile: o.SecretsFile, WorkRoot: o.WorkRoot, SingleAttempt: !o.Retry,
-		SecretsFromVariables: true}
+		SecretsFromVariables: true, PreparedWork: o.PreparedDir}
 	if o.VerifyInputsOnly {
 		return o.verifyInputs(ctx, c, opts)
 	}

@@ -313,3 +313,25 @@ func TestExecSecretFromPodVariable(t *testing.T) {
 		t.Errorf("result %s", out.String())
 	}
 }
+
+// The pod's main container can run in the folder its init container
+// verified, instead of materialising the context again.
+func TestExecInPreparedFolder(t *testing.T) {
+	f := newExecFixture(t, `cat data.txt extra.txt > out.txt`)
+	work := filepath.Join(t.TempDir(), "context")
+	prep := &execOptions{ContractFile: f.file, VerifyInputsOnly: true, WorkDir: work, TerminationMessage: filepath.Join(t.TempDir(), "m")}
+	if err := prep.Exec(context.Background(), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	// Proof that the run uses this very folder.
+	os.WriteFile(filepath.Join(work, "extra.txt"), []byte("from the prepared folder\n"), 0o644)
+	var out bytes.Buffer
+	if err := (&execOptions{ContractFile: f.file, PreparedDir: work, WorkRoot: t.TempDir()}).Exec(context.Background(), &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var res runner.Result
+	json.Unmarshal(out.Bytes(), &res)
+	if len(res.Outputs) != 1 || res.Outputs[0].SHA256 != execSHA("context data\nfrom the prepared folder\n") {
+		t.Errorf("outputs %+v", res.Outputs)
+	}
+}
