@@ -29,8 +29,8 @@ func (e *InputMismatchError) Error() string {
 	return fmt.Sprintf("%s: expected sha256 %s, got %s; the command was not started", e.What, e.Want, e.Got)
 }
 
-// Materialise places the contract's context and inputs into work (which
-// must not exist yet) and checks every file against its sha256, rehashing
+// Materialise places the contract's context and inputs into work (made, or
+// emptied when it exists) and checks every file against its sha256, rehashing
 // store objects too. It is what a pod's init container runs (expsync exec
 // --verify-inputs-only). A mismatch is an *InputMismatchError.
 func Materialise(ctx context.Context, c contract.Contract, opts Options, work string) error {
@@ -45,7 +45,10 @@ func Materialise(ctx context.Context, c contract.Contract, opts Options, work st
 	opts = opts.withDefaults()
 	opts.VerifyStoreObjects = true
 	if err := os.Mkdir(work, 0o755); err != nil {
-		return fmt.Errorf("work folder: %w", err)
+		// A restarted init container finds its earlier attempt: start over.
+		if !errors.Is(err, fs.ErrExist) || !empty(work) {
+			return fmt.Errorf("work folder: %w", err)
+		}
 	}
 	if err := materialiseContext(ctx, st, c.Context.Tree, work, true, nil); err != nil {
 		return err

@@ -335,3 +335,21 @@ func TestExecInPreparedFolder(t *testing.T) {
 		t.Errorf("outputs %+v", res.Outputs)
 	}
 }
+
+func TestExecVerifyInputsTwiceStartsOver(t *testing.T) {
+	f := newExecFixture(t, `true`)
+	work := filepath.Join(t.TempDir(), "context")
+	for i := range 2 {
+		if i == 1 {
+			os.WriteFile(filepath.Join(work, "leftover"), []byte("x"), 0o644)
+		}
+		o := &execOptions{ContractFile: f.file, VerifyInputsOnly: true, WorkDir: work, TerminationMessage: filepath.Join(t.TempDir(), "m")}
+		if err := o.Exec(context.Background(), &bytes.Buffer{}); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
+	entries, _ := os.ReadDir(work)
+	if len(entries) != 1 || entries[0].Name() != "data.txt" {
+		t.Errorf("work folder after a second verification: %v", entries)
+	}
+}
