@@ -2,6 +2,7 @@ package gitsource
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,5 +298,42 @@ func TestVerificationStopsAtTrustedHistory(t *testing.T) {
 	ch, err := src.Poll(ctx)
 	if err != nil || len(ch) != 1 || !ch[0].Runnable || !strings.Contains(ch[0].Reason, "2 new commit(s) verified") {
 		t.Fatalf("pull request over unsigned trusted main: %+v, %v", ch, err)
+	}
+}
+
+// More new commits than MaxVerifyCommits are refused, not silently cut.
+func TestVerificationRefusesTooManyNewCommits(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	p.commit("base", map[string]string{"a.txt": "a"})
+	p.push("main")
+	_, keyFile, _ := sshSigningKey(t)
+	pub, _ := os.ReadFile(keyFile + ".pub")
+	src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), URLPolicy: URLPolicy{AllowHTTP: true},
+		Refs:   []RefPolicy{{Pattern: "main", Trusted: true}, {Pattern: "refs/pull/*/head", ResultsBranch: "results"}},
+		Verify: &VerifyPolicy{SSHKeys: []string{string(pub)}}, Limits: Limits{MaxVerifyCommits: 3}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	if _, err := src.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := src.Snapshot(ctx, "main", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+	var head string
+	for i := 0; i < 5; i++ {
+		head = p.commitWith(nil, fmt.Sprintf("c%d", i), map[string]string{fmt.Sprintf("%d.txt", i): "x"},
+			"commit.gpgsign=true", "gpg.format=ssh", "user.signingkey="+keyFile)
+	}
+	p.push("--force", head+":refs/heads/scratch")
+	runGit(t, srv.barePath("exps"), "update-ref", "refs/pull/1/head", head)
+	ch, err := src.Poll(ctx)
+	if err != nil || len(ch) != 1 || ch[0].Runnable || !strings.Contains(ch[0].Reason, "more than 3 new commits") {
+		t.Fatalf("5 new commits with a limit of 3: %+v, %v", ch, err)
 	}
 }
