@@ -394,24 +394,27 @@ func empty(dir string) bool {
 	return true
 }
 
-// pooledDir takes an empty attempt folder of root, if any.
+// pooledDir takes an empty attempt folder of root, if any is still there.
 func pooledDir(root string) (string, bool) {
 	poolMu.Lock()
 	defer poolMu.Unlock()
-	p := pools[root]
-	if len(p) == 0 {
-		return "", false
+	for p := pools[root]; len(p) > 0; p = pools[root] {
+		dir := p[len(p)-1]
+		pools[root] = p[:len(p)-1]
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			return dir, true
+		}
 	}
-	dir := p[len(p)-1]
-	pools[root] = p[:len(p)-1]
-	return dir, true
+	return "", false
 }
 
 // WaitCleanup waits until the attempt folders of finished runs are emptied.
 func WaitCleanup() { cleanups.Wait() }
 
-// DropPool removes the empty attempt folders kept for reuse under root.
+// DropPool waits for pending cleanups and removes the empty attempt
+// folders kept for reuse under root.
 func DropPool(root string) {
+	WaitCleanup()
 	poolMu.Lock()
 	p := pools[root]
 	delete(pools, root)

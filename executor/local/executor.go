@@ -155,6 +155,11 @@ func New(opts Options) (*Executor, error) {
 		}
 		opts.MemoryBytes = m
 	}
+	if opts.Runner.WorkRoot == "" {
+		if l, ok := opts.Store.(*store.Local); ok {
+			opts.Runner.WorkRoot = filepath.Join(l.Root(), "work")
+		}
+	}
 	if opts.Pipeline <= 0 {
 		opts.Pipeline = 2 * runtime.NumCPU()
 	}
@@ -443,6 +448,10 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("shutdown: cancelled the runs still running: %w", ctx.Err())
 		e.CancelAll()
 		<-allDone
+	}
+	// The empty work folders kept for reuse go too.
+	if e.opts.Runner.WorkRoot != "" {
+		runner.DropPool(e.opts.Runner.WorkRoot)
 	}
 	e.journal.close()
 	e.lockFile.Close()

@@ -259,6 +259,9 @@ func TestShutdown(t *testing.T) {
 		if _, err := h.ex.Submit(shellContract(`true`), nil); !errors.Is(err, ErrShutdown) {
 			t.Errorf("Submit after Shutdown = %v", err)
 		}
+		if entries, _ := os.ReadDir(h.ex.opts.Runner.WorkRoot); len(entries) != 0 {
+			t.Errorf("work folders left after Shutdown: %v", entries)
+		}
 	})
 	t.Run("cancels them after the grace", func(t *testing.T) {
 		h := newHarness(t, nil)
