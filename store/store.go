@@ -12,10 +12,13 @@
 //	<root>/runs/<aa>/<runID>.<name> the run cache: result.json and files the caller adds
 //	<root>/locks/runs.lock          per-run locks (one byte each), held while a run executes
 //	<root>/tmp/                     temp files, same file system as the rest
+//	<root>/work/                    the runner's attempt folders by default
 //
-// Writes are atomic against crashes of the writing process (temp + rename)
-// but not fsynced: a power loss may lose the newest objects, never corrupt an
-// existing one, because every object is verified by its name when written.
+// Every object is hashed as it is written and renamed into place under its
+// digest, so a crash of the writing process never leaves a wrong object.
+// Writes are not fsynced (a trivial run would pay more for it than for
+// everything else): after a power loss the newest objects may be missing or
+// truncated; readers that rehash (Materialise, expsync verify) notice.
 package store
 
 import (
