@@ -14,6 +14,8 @@ import (
 // ResultFile is the run cache file holding a run's Result.
 const ResultFile = "result.json"
 
+var errCorrupt = errors.New("corrupt")
+
 // LoadResult reads a run's result from the run cache; store.ErrNotFound
 // when there is none.
 func LoadResult(ctx context.Context, st store.Store, runID string) (*Result, error) {
@@ -23,10 +25,10 @@ func LoadResult(ctx context.Context, st store.Store, runID string) (*Result, err
 	}
 	var r Result
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("run cache %s: corrupt %s: %w", runID, ResultFile, err)
+		return nil, fmt.Errorf("run cache %s: %w %s: %v", runID, errCorrupt, ResultFile, err)
 	}
 	if r.RunID != runID {
-		return nil, fmt.Errorf("run cache %s: %s records run %s", runID, ResultFile, r.RunID)
+		return nil, fmt.Errorf("run cache %s: %w %s: it records run %s", runID, errCorrupt, ResultFile, r.RunID)
 	}
 	r.Cached = true
 	return &r, nil
@@ -37,7 +39,8 @@ func LoadResult(ctx context.Context, st store.Store, runID string) (*Result, err
 // unchanged (changing them retries a failed run, never a successful one).
 func Cached(ctx context.Context, st store.Store, c contract.Contract) (*Result, bool, error) {
 	r, err := LoadResult(ctx, st, c.RunID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errCorrupt) {
+		// A result cut short (a power loss) stands for nothing: run again.
 		return nil, false, nil
 	}
 	if err != nil {

@@ -145,3 +145,18 @@ func TestRunCachedCancelledWhileLockedElsewhere(t *testing.T) {
 		t.Errorf("RunCached = %+v, %v; want a Cancelled result", res, err)
 	}
 }
+
+func TestCorruptCachedResultRunsAgain(t *testing.T) {
+	f := newFixture(t)
+	c := shell(`true`).build()
+	if err := f.st.PutRunFile(context.Background(), c.RunID, ResultFile, []byte(`{"runID":"`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadResult(context.Background(), f.st, c.RunID); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("LoadResult of a truncated result = %v", err)
+	}
+	res, err := RunCached(context.Background(), c, f.opts)
+	if err != nil || res.Cached || res.Status != Succeeded {
+		t.Errorf("RunCached over a truncated result = %+v, %v; want a new run", res, err)
+	}
+}
