@@ -25,7 +25,7 @@ import (
 
 const (
 	// objectCacheBytes bounds go-git's decoded-object LRU per open storage.
-	objectCacheBytes = 2 << 20
+	objectCacheBytes = 512 << 10
 	// largeObjectBytes: blobs above this are streamed from the pack, not
 	// loaded into memory.
 	largeObjectBytes = 1 << 20
