@@ -25,7 +25,7 @@ func (s *Source) listRefs(ctx context.Context) ([]*plumbing.Reference, error) {
 	}
 	s.stats.lists.Add(1)
 	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: s.repo.Auth.caBundle()})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: s.repo.Auth.caBundle(), PeelingOption: git.AppendPeeled})
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
@@ -65,7 +65,7 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("fetched ref is missing from the cache: %w", err)
 	}
-	return r.Hash(), nil
+	return r.Hash(), nil // may be an annotated tag: callers peel
 }
 
 // ensureCommit makes commit (the head of ref at the last poll) available in
@@ -89,7 +89,7 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		fetchDepth := depth
 		var previous plumbing.Hash // this ref's last fetched head, checked complete then
 		if r, err := st.Reference(cacheRef(ref)); err == nil && depth == 1 && hasCommit(st, r.Hash()) {
-			previous = r.Hash()
+			previous = peel(st, r.Hash())
 			// A depth-1 fetch re-sends the whole tree even when the cache
 			// holds the previous head. Without depth, the server sends only
 			// the commits since that head and the objects they changed.
@@ -99,6 +99,7 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		if err != nil {
 			return false, err
 		}
+		head = peel(st, head) // an annotated tag names its commit
 		if !commit.IsZero() && head != commit && !hasCommit(st, commit) {
 			// The ref moved on since the poll. Servers that allow it
 			// (uploadpack.allowReachableSHA1InWant, GitHub) still give the

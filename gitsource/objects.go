@@ -92,3 +92,15 @@ func hasRefs(st storer.ReferenceStorer) bool {
 	})
 	return found
 }
+
+// peel follows annotated tags to the commit they name (at most 10 levels).
+func peel(st storer.EncodedObjectStorer, h plumbing.Hash) plumbing.Hash {
+	for i := 0; i < 10; i++ {
+		tag, err := object.GetTag(st, h)
+		if err != nil {
+			return h // not a tag (or absent): the caller reports what it finds
+		}
+		h = tag.Target
+	}
+	return h
+}

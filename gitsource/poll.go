@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -54,13 +55,23 @@ func (s *Source) Poll(ctx context.Context) ([]RefChange, error) {
 		return nil, s.wrap("poll", err)
 	}
 	current := map[string]string{}
+	peeled := map[string]string{} // annotated tag -> its commit
 	for _, r := range refs {
 		if r.Type() != plumbing.HashReference {
 			continue
 		}
 		name := r.Name().String()
+		if base, ok := strings.CutSuffix(name, "^{}"); ok {
+			peeled[base] = r.Hash().String()
+			continue
+		}
 		if _, ok := s.repo.PolicyFor(name); ok {
 			current[name] = r.Hash().String()
+		}
+	}
+	for name := range current {
+		if c, ok := peeled[name]; ok {
+			current[name] = c // report the commit, not the tag object
 		}
 	}
 	changes := s.diffObserved(current)

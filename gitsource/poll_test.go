@@ -119,3 +119,33 @@ func TestPollWhenTheLastBranchIsDeleted(t *testing.T) {
 		t.Fatalf("poll of an empty repository: err = %v", err)
 	}
 }
+
+// Annotated tags are reported and snapshotted as the commit they name.
+func TestWatchedAnnotatedTags(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	c1 := p.commit("first", map[string]string{"a.txt": "v1"})
+	runGit(t, p.dir, "tag", "-a", "v1", "-m", "release 1")
+	p.push("main", "v1")
+	src := newSource(t, srv, "exps", RefPolicy{Pattern: "refs/tags/v*", Trusted: true, ResultsBranch: "results"})
+	ctx := testCtx(t)
+	got, err := src.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []RefChange{{Ref: "refs/tags/v1", New: c1, Trusted: true, Runnable: true, Reason: "trusted ref", ResultsBranch: "results"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
+	}
+	for _, commit := range []string{c1, ""} {
+		sn, err := src.Snapshot(ctx, "refs/tags/v1", commit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sn.Commit != c1 {
+			t.Errorf("snapshot of tag v1 (commit %q) = %s, want %s", commit, sn.Commit, c1)
+		}
+		sn.Close()
+	}
+}

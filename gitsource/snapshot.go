@@ -105,7 +105,7 @@ func (s *Source) Snapshot(ctx context.Context, ref, commit string) (*Snapshot, e
 			st.Close()
 			return nil, s.wrap(op, err)
 		}
-		want = r.Hash()
+		want = peel(st, r.Hash())
 	}
 	snap, err := openSnapshot(st, want, s.limits.MaxFileBytes)
 	if err != nil {
