@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -256,4 +258,25 @@ func TestCommitBackGivesUpAfterBoundedRetries(t *testing.T) {
 	if !errors.Is(err, ErrRetriesExhausted) || res.Attempts != 3 || res.Pushed {
 		t.Fatalf("result = %+v, err = %v; want ErrRetriesExhausted after 3 attempts", res, err)
 	}
+}
+
+// A push the server refuses (a hook, a protected branch) is an error at
+// once, not a race to retry.
+func TestCommitBackReportsARejectedPush(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	p.commit("start", map[string]string{"a": "a"})
+	p.push("main")
+	hook := filepath.Join(srv.barePath("exps"), "hooks", "update")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho 'branch is protected' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := newSource(t, srv, "exps")
+	res, err := src.CommitBack(testCtx(t), CommitRequest{Branch: "main", Files: map[string][]byte{"r": []byte("1")},
+		Message: "m", Author: bot, Retry: RetryPolicy{MaxAttempts: 5, BaseDelay: time.Millisecond}}, nil)
+	if !errors.Is(err, ErrPushRejected) || res.Attempts != 1 || res.Pushed {
+		t.Fatalf("result = %+v, err = %v; want ErrPushRejected after one attempt", res, err)
+	}
+	t.Log(err)
 }
