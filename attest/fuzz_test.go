@@ -114,6 +114,20 @@ func FuzzParseStatement(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := ParseStatement(data)
 		ref, refErr := parseStatementReference(data)
+		// White space never changes the reading.
+		var compact bytes.Buffer
+		if json.Compact(&compact, data) == nil {
+			cv, cerr := ParseStatement(compact.Bytes())
+			if (err == nil) != (cerr == nil) {
+				t.Fatalf("compacting changed the verdict: %v vs %v", err, cerr)
+			}
+			if err == nil {
+				cv.Payload = v.Payload
+				if diff := cmp.Diff(v, cv, cmpopts.EquateEmpty()); diff != "" {
+					t.Fatalf("compacting changed the reading:\n%s", diff)
+				}
+			}
+		}
 		if err == nil && refErr == nil {
 			v.Payload, ref.Payload = nil, nil
 			if diff := cmp.Diff(ref, v, cmpopts.EquateEmpty()); diff != "" {

@@ -370,6 +370,7 @@ func (s *jsonScanner) digestSet(d *DigestSet) error {
 // timestamp reads an RFC 3339 string exactly as time.Time's JSON decoding
 // does.
 func (s *jsonScanner) timestamp(field string) (time.Time, error) {
+	s.peek()
 	start := s.pos
 	if _, err := s.str(field); err != nil {
 		return time.Time{}, err

@@ -371,7 +371,21 @@ func TestParseStatementIsStrictAboutKeys(t *testing.T) {
 			}
 		})
 	}
-	// White space and escapes in values are fine.
+	// White space anywhere (json.Indent) and escapes in values are fine, and
+	// read the same as the compact form.
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, []byte(good), " ", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	compactV, _ := ParseStatement([]byte(good))
+	indentedV, err := ParseStatement(indented.Bytes())
+	if err != nil {
+		t.Fatalf("indented statement: %v", err)
+	}
+	compactV.Payload, indentedV.Payload = nil, nil
+	if diff := cmp.Diff(compactV, indentedV); diff != "" {
+		t.Errorf("indented statement reads differently (-compact +indented):\n%s", diff)
+	}
 	spaced := strings.ReplaceAll(good, `,"`, ",\n  \"")
 	spaced = strings.Replace(spaced, `"pi-montecarlo"`, `"pi-monte\u0063arlo"`, 1)
 	if _, err := ParseStatement([]byte(spaced)); err != nil {
