@@ -41,6 +41,7 @@ type execOptions struct {
 	PreparedDir        string
 	Retry              bool
 	Cache              bool
+	KeepWork           bool
 }
 
 func init() {
@@ -80,7 +81,7 @@ contract.`,
 		f.StringVar(&o.ContractFile, "contract", "", "run contract JSON file (required)")
 		f.StringVar(&o.Store, "store", "", "store folder or file:// URL (default: the contract's store)")
 		f.BoolVar(&o.VerifyInputsOnly, "verify-inputs-only", false, "only materialise and verify the context and inputs into --work-dir")
-		f.StringVar(&o.WorkDir, "work-dir", "", "with --verify-inputs-only: the folder to materialise into (must not exist)")
+		f.StringVar(&o.WorkDir, "work-dir", "", "with --verify-inputs-only: the folder to materialise into (made, or emptied)")
 		f.StringVar(&o.ResultFile, "result", "", "write the result JSON to this file (default: standard output)")
 		f.StringVar(&o.TerminationMessage, "termination-message", "", "termination message file (default /dev/termination-log when it exists)")
 		f.StringVar(&o.SecretsFile, "secrets-file", "", "YAML file {secret: {key: value}} for secretRef variables (default: EXPSYNC_SECRET_<NAME>_<KEY> variables)")
@@ -88,6 +89,7 @@ contract.`,
 		f.StringVar(&o.CopySelfTo, "copy-self-to", "", "first copy this binary to this path (mode 0755), for a pod's run container")
 		f.StringVar(&o.PreparedDir, "prepared-dir", "", "run in this folder, already filled and verified by --verify-inputs-only (the pod's init container)")
 		f.BoolVar(&o.Retry, "retry", false, "apply the contract's retries here (default: one attempt; the caller retries by exit code)")
+		f.BoolVar(&o.KeepWork, "keep-work", false, "keep the attempt folders (under --work-root) for inspection")
 		f.BoolVar(&o.Cache, "cache", false, "also record the result in the store's run cache (trusted, local use only)")
 		_ = cmd.MarkFlagRequired("contract")
 		return cmd
@@ -120,7 +122,7 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	// name (render's secretKeyRef); the command still sees only what the
 	// contract declares.
 	opts := runner.Options{Store: st, SecretsFile: o.SecretsFile, WorkRoot: o.WorkRoot, SingleAttempt: !o.Retry,
-		SecretsFromVariables: true, PreparedWork: o.PreparedDir}
+		SecretsFromVariables: true, PreparedWork: o.PreparedDir, KeepWork: o.KeepWork}
 	if o.VerifyInputsOnly {
 		return o.verifyInputs(ctx, c, opts)
 	}
