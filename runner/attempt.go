@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/store"
@@ -118,25 +119,45 @@ func (r *attemptRunner) makeAttemptDir(n int) (string, error) {
 }
 
 // tampered checks that the run did not write to the store objects linked
-// into its work folder (read-only files stop everyone but root): a file that
-// is still the object's inode must have its size and mtime. A changed object
-// is dropped from the store.
+// into its work folder (read-only files stop everyone but root). A file that
+// is still the object's inode is rehashed when small; a larger one must
+// keep its size and mtime (not its ctime, which other runs' links to the
+// same object move). Changed objects are dropped from the store.
 func (r *attemptRunner) tampered(linked []linkedObject) string {
 	l, ok := r.st.(store.Linker)
 	if !ok {
 		return ""
 	}
+	var written []string
 	for _, o := range linked {
 		fi, err := os.Lstat(o.dst)
 		if err != nil || !os.SameFile(fi, o.was) {
 			continue // removed or replaced: the object was not touched
 		}
-		if fi.Size() != o.was.Size() || !fi.ModTime().Equal(o.was.ModTime()) {
+		if changed(o, fi) {
 			l.Drop(o.sha)
-			return fmt.Sprintf("the run wrote to %s in place; context and input files are shared read-only with the store (copy a file before changing it)", o.path)
+			written = append(written, o.path)
 		}
 	}
-	return ""
+	if len(written) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the run wrote to %s in place; context and input files are shared read-only with the store (copy a file before changing it)", strings.Join(written, ", "))
+}
+
+// rehashMax is the size up to which linked files are rehashed after a run.
+const rehashMax = 64 << 10
+
+func changed(o linkedObject, now os.FileInfo) bool {
+	if now.Size() != o.was.Size() || !now.ModTime().Equal(o.was.ModTime()) {
+		return true
+	}
+	if now.Size() > rehashMax {
+		return false
+	}
+	// Timestamps are coarse (a clock tick): a same-size write right after
+	// the link may keep them, so small files are rehashed.
+	return verifyFile(o.dst, o.sha, o.path) != nil
 }
 
 // prepare materialises the context and the inputs into work.

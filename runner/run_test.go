@@ -342,6 +342,13 @@ func TestContextMaterialisation(t *testing.T) {
 	if ok, _ := f.st.Has(context.Background(), shaOf("d\n")); ok && f.blob(shaOf("d\n")) != "d\n" {
 		t.Fatalf("the store serves changed bytes under the old digest")
 	}
+	// A same-size write right after the link (timestamps may not move) is
+	// caught too.
+	f.exportContext(files)
+	res = f.run(newContract("sh", "-c", `chmod u+w data.txt; printf 'X\n' > data.txt`).context(tr).build())
+	if res.Status != Failed || !strings.Contains(res.Error, "the run wrote to data.txt in place") {
+		t.Errorf("same-size write: status %s error %q", res.Status, res.Error)
+	}
 	// Exporting the tree again restores the object; runs that replace a
 	// file instead of writing through it are fine.
 	f.exportContext(files)
