@@ -85,10 +85,12 @@
 // lines; Git's "sshsig" signatures in namespace "git", RSA only with
 // SHA-2) and expsync's own results-signing keys. Commits on untrusted refs
 // are always verified, on trusted refs when Required is set. Verification
-// fetches the new commits (everything the cache does not hold yet, when it
-// has history; the head alone on a first sight with an empty cache) and
-// checks every commit from the new head back to commits verified before,
-// to heads of trusted refs, or to the fetched history's boundary. One
+// fetches the new commits — everything the cache does not hold yet; with an
+// empty cache the heads of (up to four) trusted refs are fetched first, so
+// the same holds on a first sight; with no trusted ref at all, only the
+// head is there to check — and checks every commit from the new head back
+// to commits verified before, to heads of trusted refs, or to the fetched
+// history's boundary (commits the trusted history already has). One
 // unsigned or unknown commit refuses the change. Verified commits are
 // remembered in the cache folder (capped), so a ref that returns to a
 // verified commit costs nothing.

@@ -172,20 +172,16 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 		stop[h] = true
 	}
 	depth := 1
-	if st, err := s.openStorage(); err == nil {
-		if iter, err := st.IterReferences(); err == nil {
-			_ = iter.ForEach(func(r *plumbing.Reference) error {
-				if r.Type() != plumbing.HashReference || !isCacheRef(r.Name()) {
-					return nil
-				}
-				depth = 0 // the cache has history: fetch only what is new
-				if p, ok := s.repo.PolicyFor(remoteRefOf(r.Name())); ok && !s.repo.needsVerification(p) {
-					stop[r.Hash()] = true
-				}
-				return nil
-			})
+	if !s.trustedHeads(stop) {
+		// First sight with an empty cache: fetch the trusted refs' heads
+		// (shallow) first, so the new ref's fetch brings exactly the
+		// commits they do not have, and every one of those is checked.
+		if err := s.seedTrustedHeads(ctx); err != nil {
+			return VerifyResult{}, err
 		}
-		st.Close()
+	}
+	if s.trustedHeads(stop) {
+		depth = 0 // the cache has history: fetch only what is new
 	}
 	if err := s.ensureCommit(ctx, ref, head, depth); err != nil {
 		return VerifyResult{}, err
@@ -203,6 +199,60 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 		return res, s.wrap(op, err)
 	}
 	return res, nil
+}
+
+// trustedHeads adds the cached heads of trusted refs that need no
+// verification to stop, and reports whether the cache holds any ref.
+func (s *Source) trustedHeads(stop map[plumbing.Hash]bool) (found bool) {
+	st, err := s.openStorage()
+	if err != nil {
+		return false
+	}
+	defer st.Close()
+	iter, err := st.IterReferences()
+	if err != nil {
+		return false
+	}
+	_ = iter.ForEach(func(r *plumbing.Reference) error {
+		if r.Type() != plumbing.HashReference || !isCacheRef(r.Name()) {
+			return nil
+		}
+		found = true
+		if p, ok := s.repo.PolicyFor(remoteRefOf(r.Name())); ok && !s.repo.needsVerification(p) {
+			stop[peel(st, r.Hash())] = true
+		}
+		return nil
+	})
+	return found
+}
+
+// maxSeededRefs bounds the trusted refs fetched to seed a verification.
+const maxSeededRefs = 4
+
+// seedTrustedHeads fetches, shallow, the heads of up to maxSeededRefs
+// server refs watched as trusted without verification.
+func (s *Source) seedTrustedHeads(ctx context.Context) error {
+	refs, err := s.listRefs(ctx)
+	if err != nil {
+		return s.wrap("list refs", err)
+	}
+	seeded := 0
+	for _, r := range refs {
+		name := r.Name().String()
+		if r.Type() != plumbing.HashReference || strings.HasSuffix(name, "^{}") {
+			continue
+		}
+		if p, ok := s.repo.PolicyFor(name); !ok || s.repo.needsVerification(p) {
+			continue
+		}
+		if err := s.ensureCommit(ctx, name, plumbing.ZeroHash, 1); err != nil {
+			return err
+		}
+		if seeded++; seeded == maxSeededRefs {
+			break
+		}
+	}
+	return nil
 }
 
 func isCacheRef(n plumbing.ReferenceName) bool {

@@ -337,3 +337,57 @@ func TestVerificationRefusesTooManyNewCommits(t *testing.T) {
 		t.Fatalf("5 new commits with a limit of 3: %+v, %v", ch, err)
 	}
 }
+
+// On first sight, with an empty cache, every commit of an untrusted ref
+// that the trusted refs do not have is checked, not only its head.
+func TestFirstVerificationChecksAllNewCommits(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	p.commit("m1", map[string]string{"a.txt": "1"})
+	main := p.commit("m2", map[string]string{"a.txt": "2"})
+	p.push("main")
+	_, keyFile, _ := sshSigningKey(t)
+	pub, _ := os.ReadFile(keyFile + ".pub")
+	signed := func(msg string) string {
+		return p.commitWith(nil, msg, map[string]string{msg + ".txt": msg},
+			"commit.gpgsign=true", "gpg.format=ssh", "user.signingkey="+keyFile)
+	}
+	hidden := p.commit("unsigned", map[string]string{"evil.txt": "x"})
+	bad := signed("signed-on-top")
+	runGit(t, p.dir, "reset", "-q", "--hard", main)
+	signed("good1")
+	good := signed("good2")
+	p.push("--force", bad+":refs/heads/scratch1")
+	p.push("--force", good+":refs/heads/scratch2")
+	bare := srv.barePath("exps")
+	for _, c := range []struct {
+		head     string
+		runnable bool
+		reason   string
+	}{
+		{bad, false, hidden + " by Peer <peer@example.org> is not signed"},
+		{good, true, "2 new commit(s) verified"},
+	} {
+		runGit(t, bare, "update-ref", "refs/pull/1/head", c.head)
+		src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), URLPolicy: URLPolicy{AllowHTTP: true},
+			Refs:   []RefPolicy{{Pattern: "main", Trusted: true}, {Pattern: "refs/pull/*/head", ResultsBranch: "results"}},
+			Verify: &VerifyPolicy{SSHKeys: []string{string(pub)}}}, t.TempDir()) // fresh cache
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := src.Poll(testCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pr *RefChange
+		for i := range ch {
+			if ch[i].Ref == "refs/pull/1/head" {
+				pr = &ch[i]
+			}
+		}
+		if pr == nil || pr.Runnable != c.runnable || !strings.Contains(pr.Reason, c.reason) {
+			t.Errorf("first sight of %s: %+v; want runnable=%v and %q", c.head, pr, c.runnable, c.reason)
+		}
+	}
+}
