@@ -32,7 +32,8 @@ type CommitRequest struct {
 	// branch as a root commit holding only Files.
 	StartFrom string
 	// Message, Author and Committer of the commit (Committer defaults to
-	// Author; When defaults to now).
+	// Author; When defaults to now). A Message containing "{{" is a
+	// text/template over MessageData.
 	Message           string
 	Author, Committer Signature
 	// Signer signs the commit (PGPSigner or SSHSigner); nil leaves it unsigned.
@@ -102,6 +103,9 @@ func (s *Source) CommitBack(ctx context.Context, req CommitRequest, merge MergeF
 	}
 	edits, err := buildEdits(req.Files)
 	if err != nil {
+		return CommitResult{}, s.newError(op, nil, "%v", err)
+	}
+	if _, err := renderMessage(req, ""); err != nil {
 		return CommitResult{}, s.newError(op, nil, "%v", err)
 	}
 	retry := req.Retry.withDefaults()
@@ -181,6 +185,11 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 		res.Commit, res.NothingToCommit = head.String(), true
 		return res, nil
 	}
+	msg, err := renderMessage(req, zeroToEmpty(head))
+	if err != nil {
+		return res, err
+	}
+	req.Message = msg
 	commit, err := writeCommit(st, req, newTree, head)
 	if err != nil {
 		return res, err

@@ -280,3 +280,27 @@ func TestCommitBackReportsARejectedPush(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+func TestCommitMessageTemplate(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	p.commit("start", map[string]string{"a": "a"})
+	p.push("main")
+	src := newSource(t, srv, "exps")
+	res, err := src.CommitBack(testCtx(t), CommitRequest{Branch: "main",
+		Files:   map[string][]byte{"results/x/run.json": []byte("{}"), "results/y/run.json": []byte("{}")},
+		Message: "results: {{.Files}} files on {{.Branch}}\n\n{{range .Paths}}{{.}}\n{{end}}", Author: bot}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := reclone(t, srv.peerURL("exps"), "main")
+	if msg := runGit(t, got.dir, "log", "-1", "--format=%B", res.Commit); msg != "results: 2 files on main\n\nresults/x/run.json\nresults/y/run.json" {
+		t.Errorf("message = %q", msg)
+	}
+	_, err = src.CommitBack(testCtx(t), CommitRequest{Branch: "main", Files: map[string][]byte{"z": nil},
+		Message: "{{.Nope}}", Author: bot}, nil)
+	if err == nil || !strings.Contains(err.Error(), "commit message template") {
+		t.Errorf("bad template: err = %v", err)
+	}
+}

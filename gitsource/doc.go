@@ -56,8 +56,10 @@
 // regenerates summaries), and the push is retried with exponential backoff
 // and jitter, at most RetryPolicy.MaxAttempts times (then
 // ErrRetriesExhausted). A missing branch is created from StartFrom (for
-// example a pull request head) or as a root commit. Commits can be signed
-// with a PGPSigner or an SSHSigner.
+// example a pull request head) or as a root commit. Author, committer and
+// message are the caller's; a message containing "{{" is a text/template
+// over MessageData (branch, parent, paths). Commits can be signed with a
+// PGPSigner or an SSHSigner.
 //
 // # Authentication and URLs
 //
