@@ -177,8 +177,18 @@ func DecodePublicKey(pemBytes []byte) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse public key: %w", err)
 	}
-	if err := cryptoutils.ValidatePubKey(pub); err != nil {
-		return nil, fmt.Errorf("public key rejected: %w", err)
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() && k.Curve != elliptic.P521() {
+			return nil, fmt.Errorf("ECDSA curve %s is not supported (use P-256)", k.Curve.Params().Name)
+		}
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("RSA key of %d bits is too small (use at least 2048)", k.N.BitLen())
+		}
+	case ed25519.PublicKey:
+	default:
+		return nil, fmt.Errorf("public key of type %T is not supported (use ECDSA, Ed25519 or RSA)", pub)
 	}
 	return pub, nil
 }
