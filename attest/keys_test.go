@@ -209,3 +209,18 @@ func TestKMSKeyThroughSigstorePlugin(t *testing.T) {
 		t.Fatalf("verify with the exported public key: %v", err)
 	}
 }
+
+func TestDecodePublicKeyRejectsWeakKeys(t *testing.T) {
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	der, err := x509.MarshalPKIXPublicKey(&p224.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = DecodePublicKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if err == nil || !strings.Contains(err.Error(), "P-224 is not supported") {
+		t.Fatalf("P-224 public key: %v", err)
+	}
+	if _, err := DecodePublicKey([]byte("not pem")); err == nil {
+		t.Fatal("garbage accepted as a public key")
+	}
+}
