@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -387,4 +388,24 @@ func TestParseStatementIsStrictAboutKeys(t *testing.T) {
 	if _, err := ParseStatement([]byte(spaced)); err != nil {
 		t.Errorf("indented statement: %v", err)
 	}
+}
+
+// TestEd25519phSignatureAccepted: cosign signs with Ed25519ph for Ed25519
+// keys; such an envelope verifies with the same public key.
+func TestEd25519phSignatureAccepted(t *testing.T) {
+	s := testSigner(t, KeyEd25519)
+	ph, err := signature.LoadED25519phSignerVerifier(testKeys[KeyEd25519].(ed25519.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt := testStatement(t)
+	sig, err := ph.SignMessage(bytes.NewReader(dsse.PAE(PayloadType, stmt)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := encodeEnvelope(PayloadType, stmt, [][]byte{sig})
+	if _, err := VerifyEnvelope(env, Verifiers{keyOf(t, s)}, VerifyOptions{}); err != nil {
+		t.Fatalf("Ed25519ph envelope: %v", err)
+	}
+	expectRejected(t, env, Verifiers{keyOf(t, freshSigner(t, KeyEd25519))}, VerifyOptions{}, ErrSignature)
 }
