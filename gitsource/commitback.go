@@ -211,7 +211,7 @@ func zeroToEmpty(h plumbing.Hash) string {
 
 // fetchHead fetches ref's current head into the cache and returns it
 // (ZeroHash when the ref or the whole repository is absent). The caller
-// holds s.mu.
+// holds the cache lock.
 func (s *Source) fetchHead(ctx context.Context, ref string) (plumbing.Hash, error) {
 	err := s.ensureCommit(ctx, ref, plumbing.ZeroHash, 1)
 	if errors.Is(err, ErrRefNotFound) || errors.Is(err, ErrEmptyRepository) {

@@ -37,7 +37,7 @@ func (s *Source) listRefs(ctx context.Context) ([]*plumbing.Reference, error) {
 
 // fetchRef fetches ref into the cache (under cacheRef(ref)) with the given
 // depth (1: shallow; 0: everything not reachable from what the cache has),
-// without tags. It returns the fetched head. The caller holds s.mu.
+// without tags. It returns the fetched head. The caller holds the cache lock.
 func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, depth int) (plumbing.Hash, error) {
 	auth, err := s.repo.Auth.transportAuth(s.repo.URL)
 	if err != nil {
@@ -71,7 +71,7 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 // ensureCommit makes commit (the head of ref at the last poll) available in
 // the cache: a shallow fetch of ref, which also recovers from a cache that a
 // force-push made inconsistent by dropping it and fetching again. depth is
-// passed to fetchRef. The caller holds s.mu.
+// passed to fetchRef. The caller holds the cache lock (lockCache).
 func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.Hash, depth int) error {
 	op := "fetch " + ref
 	attempt := func() (bool, error) {

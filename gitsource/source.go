@@ -21,7 +21,7 @@ type Source struct {
 	redacted string
 	dir      string // cache folder of this repository
 
-	mu       sync.Mutex // serialises fetches, pushes and cache drops
+	mu       sync.Mutex // with the flock of lockCache, serialises cache use
 	stateMu  sync.Mutex
 	observed map[string]string // full ref name -> last observed commit
 
