@@ -40,6 +40,9 @@ func (c RefChange) Deleted() bool { return c.New == "" }
 // need verification are fetched into the cache and verified here, so a
 // RefChange is Runnable only after its commits passed verification.
 func (s *Source) Poll(ctx context.Context) ([]RefChange, error) {
+	// One Poll at a time, so a change is reported once.
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
 	ctx, cancel := s.limits.withTimeout(ctx)
 	defer cancel()
 	refs, err := s.listRefs(ctx)

@@ -22,6 +22,7 @@ type Source struct {
 	dir      string // cache folder of this repository
 
 	mu       sync.Mutex // with the flock of lockCache, serialises cache use
+	pollMu   sync.Mutex // one Poll at a time
 	stateMu  sync.Mutex
 	observed map[string]string // full ref name -> last observed commit
 
