@@ -68,8 +68,17 @@ type SecretRef struct {
 type Context struct {
 	// Path is the subtree's path in the repository ("" for the root).
 	Path string `json:"path"`
-	// Tree is the subtree's Git tree ID.
+	// Tree is the subtree's real Git tree ID, spec files included: what the
+	// runner materialises as the work folder, and what provenance names
+	// (reachable in Git, so a reviewer can check out exactly this).
 	Tree string `json:"tree"`
+	// Excluded are the paths, relative to Path and sorted, of the
+	// repository's spec files (experiment files, templates, expsync.yaml)
+	// inside the context. The identity's contextTree is the Git tree ID of
+	// Tree with them removed (empty folders vanishing, as in Git), so
+	// editing a spec moves only the IDs its own fields move; a verifier
+	// recomputes it from Tree and this list.
+	Excluded []string `json:"excluded,omitempty"`
 }
 
 // Input is a file the runner places in the work folder before the command

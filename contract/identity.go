@@ -24,12 +24,16 @@ const IDVersion = 1
 type Identity struct {
 	IDVersion  int    `json:"idVersion"`
 	Experiment string `json:"experiment"`
-	// Image is the image digest reference, or HostImage.
+	// Image is the image's digest alone ("sha256:<hex>", no name or tag: a
+	// re-tag moves nothing), or HostImage for local processes.
 	Image   string         `json:"image"`
 	Command []string       `json:"command"`
 	Env     []EnvVar       `json:"env,omitempty"`
 	Params  map[string]any `json:"params,omitempty"`
-	// ContextTree is the Git tree ID of the experiment's context.
+	// ContextTree is the Git tree ID of the experiment's context without
+	// the repository's spec files (Context.Excluded): the context's real
+	// tree (Context.Tree) when none lies inside it. It need not exist as an
+	// object in the repository.
 	ContextTree string          `json:"contextTree"`
 	Inputs      []IdentityInput `json:"inputs,omitempty"`
 	Outputs     []string        `json:"outputs,omitempty"`

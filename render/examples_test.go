@@ -57,8 +57,10 @@ func TestExamplesPlan(t *testing.T) {
 				switch {
 				case mode == v1alpha1.ModeLocal && image != contract.HostImage:
 					t.Errorf("%s: local run identity image %q, want host", run.Experiment, image)
-				case mode == v1alpha1.ModeKubernetes && !strings.Contains(image, "@sha256:"):
-					t.Errorf("%s: kubernetes run image %q is not digest-pinned", run.Experiment, image)
+				case mode == v1alpha1.ModeKubernetes && !strings.Contains(run.Contract.Image, "@"+image):
+					t.Errorf("%s: kubernetes run image %q, identity %q: not its digest", run.Experiment, run.Contract.Image, image)
+				case mode == v1alpha1.ModeKubernetes && !strings.HasPrefix(image, "sha256:"):
+					t.Errorf("%s: kubernetes run identity image %q is not a digest", run.Experiment, image)
 				}
 				if len(run.Contract.Outputs) == 0 || run.Contract.Metrics == "" {
 					t.Errorf("%s declares no outputs or metrics", run.Experiment)

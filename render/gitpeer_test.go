@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/tree"
 )
@@ -16,22 +17,47 @@ import (
 // input blobs) against `git rev-parse HEAD:<path>` of a commit of the same
 // files, made by the git CLI. Run IDs are computed from these, so a working
 // folder and its commit plan the same runs.
+//
+// The identity's contextTree (the context without the spec files) is checked
+// against git too: the paths removed from a scratch index with `git rm
+// --cached`, then `git write-tree`.
 func TestWorkingFolderIDsMatchGitCommit(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("the git CLI is the peer these IDs are checked against and is not installed")
 	}
+	for _, repo := range []string{"../testdata/validate/valid/repo", "../examples/experiments"} {
+		t.Run(filepath.Base(filepath.Dir(repo))+"/"+filepath.Base(repo), func(t *testing.T) { checkAgainstGit(t, repo) })
+	}
+}
+
+func checkAgainstGit(t *testing.T, repo string) {
 	dir := t.TempDir()
-	copyTree(t, "../testdata/validate/valid/repo", dir)
-	git := func(args ...string) string {
+	copyTree(t, repo, dir)
+	index := filepath.Join(t.TempDir(), "scratch-index")
+	gitEnv := func(env []string, args ...string) string {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
+		cmd.Env = append(append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org"), env...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 		return strings.TrimSpace(string(out))
+	}
+	git := func(args ...string) string { return gitEnv(nil, args...) }
+	// withoutSpecs is what git names the context without the excluded paths.
+	withoutSpecs := func(c contract.Context) string {
+		scratch := []string{"GIT_INDEX_FILE=" + index}
+		gitEnv(scratch, "read-tree", "HEAD")
+		if len(c.Excluded) > 0 {
+			args := []string{"rm", "--cached", "-q", "--"}
+			for _, p := range c.Excluded {
+				args = append(args, tree.Join(c.Path, p))
+			}
+			gitEnv(scratch, args...)
+		}
+		return gitEnv(scratch, "rev-parse", gitEnv(scratch, "write-tree")+":"+c.Path)
 	}
 	git("init", "-q")
 	git("add", "-A")
@@ -49,7 +75,7 @@ func TestWorkingFolderIDsMatchGitCommit(t *testing.T) {
 	if len(res.Runs) == 0 {
 		t.Fatal("no runs")
 	}
-	checked := 0
+	checked, excluded := 0, 0
 	check := func(what, path, got string) {
 		if want := git("rev-parse", "HEAD:"+path); got != want {
 			t.Errorf("%s %s: %s, git says %s", what, path, got, want)
@@ -58,6 +84,12 @@ func TestWorkingFolderIDsMatchGitCommit(t *testing.T) {
 	}
 	for _, r := range res.Runs {
 		check("context", r.Contract.Context.Path, r.Contract.Context.Tree)
+		if want := withoutSpecs(r.Contract.Context); r.Contract.Identity.ContextTree != want {
+			t.Errorf("identity contextTree of %s without %v: %s, git says %s", r.Contract.Context.Path, r.Contract.Context.Excluded, r.Contract.Identity.ContextTree, want)
+		}
+		if len(r.Contract.Context.Excluded) > 0 {
+			excluded++
+		}
 		check("spec", r.SpecPath, r.SpecBlob)
 		for _, tpl := range r.Templates {
 			check("template", tpl.Path, tpl.Blob)
@@ -71,7 +103,10 @@ func TestWorkingFolderIDsMatchGitCommit(t *testing.T) {
 	if root, _ := tree.TreeHash(d, ""); string(root) != git("rev-parse", "HEAD^{tree}") {
 		t.Errorf("root tree %s differs from the commit's", root)
 	}
-	t.Logf("%d object IDs of %d runs match the commit", checked, len(res.Runs))
+	if strings.Contains(repo, "examples") && excluded == 0 {
+		t.Error("no run of the examples has a spec file in its context; this case checks nothing new")
+	}
+	t.Logf("%d object IDs of %d runs match the commit; %d contexts without spec files", checked, len(res.Runs), excluded)
 }
 
 func copyTree(t *testing.T, from, to string) {

@@ -72,6 +72,7 @@ func Contract(run Run) contract.Contract {
 	c.Env = append([]contract.EnvVar(nil), c.Env...)
 	c.Inputs = append([]contract.Input(nil), c.Inputs...)
 	c.Outputs = append([]string(nil), c.Outputs...)
+	c.Context.Excluded = append([]string(nil), c.Context.Excluded...)
 	c.Retries.OnExitCodes = append([]int32(nil), c.Retries.OnExitCodes...)
 	return c
 }

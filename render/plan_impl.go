@@ -30,7 +30,7 @@ func plan(r tree.Reader, opts PlanOptions) (*PlanResult, error) {
 	if repo == nil {
 		return nil, errs.Err()
 	}
-	p := &planner{r: r, opts: opts, repo: repo, errs: errs, sha: map[string]string{}}
+	p := &planner{r: r, opts: opts, repo: repo, errs: errs, sha: map[string]string{}, digests: map[string]string{}}
 	res := &PlanResult{Config: repo.Config, Limits: repo.Limits, Experiments: repo.Experiments}
 	for _, e := range repo.Experiments {
 		if !e.Valid() {
@@ -60,6 +60,9 @@ type planner struct {
 	repo *v1alpha1.Repository
 	errs v1alpha1.ErrorList
 	sha  map[string]string // blob ID → sha256 of repository inputs
+	// digests caches context digests by path and tree: experiments often
+	// share a context.
+	digests map[string]string
 }
 
 func (p *planner) errorf(e *v1alpha1.Loaded, field, format string, args ...any) {
@@ -71,30 +74,30 @@ func (p *planner) errorf(e *v1alpha1.Loaded, field, format string, args ...any) 
 
 // experimentParts are what every run of one experiment shares.
 type experimentParts struct {
-	image       string
-	contextTree string
-	inputs      []contract.Input
-	idInputs    []contract.IdentityInput
-	outputs     []string
+	// image is the contract's image (the reference as written, or host);
+	// idImage the identity's (its digest alone, or host).
+	image, idImage string
+	context        contract.Context
+	// contextDigest is the identity's contextTree: the context's tree
+	// without the repository's spec files.
+	contextDigest string
+	inputs        []contract.Input
+	idInputs      []contract.IdentityInput
+	outputs       []string
 }
 
 func (p *planner) experiment(e *v1alpha1.Loaded) ([]Run, error) {
 	before := len(p.errs)
-	parts := experimentParts{image: contract.HostImage, outputs: normalizedOutputs(e.Spec.Outputs)}
+	parts := experimentParts{image: contract.HostImage, idImage: contract.HostImage, outputs: normalizedOutputs(e.Spec.Outputs)}
 	if p.opts.Mode == v1alpha1.ModeKubernetes {
-		// The reference as written, tag included: IDs published with
-		// idVersion 1 record it so. (Dropping a cosmetic tag would be a
-		// recipe change, for a future idVersion.)
+		// The contract pulls the reference as written; the ID takes only
+		// its digest, so re-tagging the same image moves nothing.
 		parts.image = e.Spec.Image
+		parts.idImage = ImageDigest(e.Spec.Image)
 	}
-	ctxTree, err := tree.TreeHash(p.r, e.Spec.Context)
-	if err != nil {
-		if !errors.Is(err, tree.ErrNotExist) && !errors.Is(err, tree.ErrSymlink) {
-			return nil, fmt.Errorf("hash context of %s: %w", e.Metadata.Name, err)
-		}
-		p.errorf(e, "spec.context", "folder %q not found: %v", e.Spec.Context, err)
+	if err := p.context(e, &parts); err != nil {
+		return nil, err
 	}
-	parts.contextTree = string(ctxTree)
 	if err := p.inputs(e, &parts); err != nil {
 		return nil, err
 	}
@@ -103,6 +106,52 @@ func (p *planner) experiment(e *v1alpha1.Loaded) ([]Run, error) {
 		return nil, nil
 	}
 	return p.runs(e, parts), nil
+}
+
+// context names the experiment's context twice: by its real tree (what the
+// runner materialises, reachable in Git) and by the digest the identity
+// takes, the tree without the repository's spec files (experiment files,
+// templates, expsync.yaml), so that editing a spec in the context — the
+// usual layout, a spec beside its code — moves no ID by itself.
+func (p *planner) context(e *v1alpha1.Loaded, parts *experimentParts) error {
+	dir := e.Spec.Context
+	ctxTree, err := tree.TreeHash(p.r, dir)
+	if err != nil {
+		if !errors.Is(err, tree.ErrNotExist) && !errors.Is(err, tree.ErrSymlink) {
+			return fmt.Errorf("hash context of %s: %w", e.Metadata.Name, err)
+		}
+		p.errorf(e, "spec.context", "folder %q not found: %v", dir, err)
+		return nil
+	}
+	excluded := tree.PathsBelow(dir, p.repo.SpecFiles)
+	parts.context = contract.Context{Path: dir, Tree: string(ctxTree), Excluded: excluded}
+	parts.contextDigest = string(ctxTree)
+	if len(excluded) == 0 {
+		return nil
+	}
+	key := dir + "\x00" + string(ctxTree)
+	if d, ok := p.digests[key]; ok {
+		parts.contextDigest = d
+		return nil
+	}
+	d, err := tree.TreeIDWithout(p.r, dir, excluded)
+	if err != nil {
+		return fmt.Errorf("hash context of %s without its experiment files: %w", e.Metadata.Name, err)
+	}
+	p.digests[key] = string(d)
+	parts.contextDigest = string(d)
+	return nil
+}
+
+// ImageDigest is the digest part of a digest-pinned image reference
+// ("sha256:<hex>"), what a run's identity records: the name and tag are
+// for people, the digest is the content. Anything else (host) is returned
+// as it is.
+func ImageDigest(ref string) string {
+	if i := strings.LastIndexByte(ref, '@'); i >= 0 && strings.HasPrefix(ref[i+1:], "sha256:") {
+		return ref[i+1:]
+	}
+	return ref
 }
 
 func normalizedOutputs(outputs []string) []string {
@@ -239,11 +288,11 @@ func (p *planner) run(e *v1alpha1.Loaded, parts experimentParts, params map[stri
 	id := contract.Identity{
 		IDVersion:   contract.IDVersion,
 		Experiment:  e.Metadata.Name,
-		Image:       parts.image,
+		Image:       parts.idImage,
 		Command:     command,
 		Env:         env,
 		Params:      params,
-		ContextTree: parts.contextTree,
+		ContextTree: parts.contextDigest,
 		Inputs:      parts.idInputs,
 		Outputs:     parts.outputs,
 		Metrics:     cleanOrEmpty(e.Spec.Metrics),
@@ -272,7 +321,7 @@ func (p *planner) run(e *v1alpha1.Loaded, parts experimentParts, params map[stri
 			Image:      parts.image,
 			Command:    command,
 			Env:        env,
-			Context:    contract.Context{Path: spec.Context, Tree: parts.contextTree},
+			Context:    parts.context,
 			Inputs:     parts.inputs,
 			Outputs:    parts.outputs,
 			Metrics:    id.Metrics,

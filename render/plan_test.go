@@ -89,7 +89,7 @@ func TestGoldenIDs(t *testing.T) {
 		want []string
 	}{
 		{v1alpha1.ModeKubernetes, []string{ // computed once with this recipe (idVersion 1)
-			"861bcd10c6a6dc6e519d3245357b7a6163e0390fc4be3150a44241678ccf5cc3", "7cd5ba32c36980b9a7f7f7d62b72678ca78f8e28050008f28ff2d1cdae21e110", "93306920c95d3238ccccd740734e46bbd2b76d971a5aea103ea098c46b055627"}},
+			"b0f93a06b6051adac70a2231129f4672923568aa467cb59ef01af6a3b00f3aab", "06bc3885d740e9593ee3f2e4735870173903d6b6c7f7e114ea7306f5f5107508", "985421ad44ea2bc4518f36d75e9ce0110cce39ed76a806b2b47ae660a17a34af"}},
 		{v1alpha1.ModeLocal, []string{"0309ca8063edcab0493f5bffbded7b3f94ff098232da67f9bfe6db956f09533e", "bbfa66b93b01cbe605c8634c30eea0e4311ecf915a0a851389351a75273f797d", "a0b948f7da461c84607f79cdb762c58c6fb45ea2325191c878251a94e31837d3"}},
 	} {
 		if diff := cmp.Diff(c.want, planIDs(t, repoFiles(), c.mode)); diff != "" {
@@ -112,7 +112,7 @@ func TestIdentityOfARun(t *testing.T) {
 	want := contract.Identity{
 		IDVersion:  contract.IDVersion,
 		Experiment: "pi",
-		Image:      digest,
+		Image:      digest[strings.Index(digest, "@")+1:],
 		Command:    []string{"python", "estimate.py", "--samples", "1000", "--seed", "2"},
 		Env: []contract.EnvVar{ // sorted by name
 			{Name: "API_TOKEN", SecretRef: &contract.SecretRef{Name: "lab-tokens", Key: "api"}},

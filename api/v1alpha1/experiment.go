@@ -11,9 +11,13 @@ import (
 
 // loadFile loads every Experiment document of one file.
 func (l *loader) loadFile(path string) ([]*Loaded, error) {
+	before := len(l.errs)
 	docs, blob, _, err := l.readYAML(path)
 	if err != nil {
 		return nil, err
+	}
+	if len(l.errs) == before && allSpecs(docs) {
+		l.specFiles[path] = true
 	}
 	var out []*Loaded
 	for _, doc := range docs {
@@ -22,6 +26,22 @@ func (l *loader) loadFile(path string) ([]*Loaded, error) {
 		}
 	}
 	return out, nil
+}
+
+// allSpecs reports whether a file read without error holds documents, all
+// of them expsync specs by apiVersion and kind: only such a file is left out
+// of context trees (Repository.SpecFiles).
+func allSpecs(docs []yamlDoc) bool {
+	for _, d := range docs {
+		if d.node == nil || d.node.Kind != yaml.MappingNode {
+			return false
+		}
+		v, k := valueOf(d.node, "apiVersion"), valueOf(d.node, "kind")
+		if v == nil || v.Value != APIVersion || k == nil || (k.Value != KindExperiment && k.Value != KindExperimentTemplate) {
+			return false
+		}
+	}
+	return len(docs) > 0
 }
 
 // header checks apiVersion and kind and returns the kind.
@@ -158,6 +178,7 @@ func (l *loader) readTemplate(path string, from Position, seen []string) *templa
 	}
 	t := &templateFile{spec: spec, fileOf: map[*yaml.Node]string{}, chain: []FileRef{{Path: path, Blob: string(blob)}}}
 	markFile(root, path, t.fileOf)
+	l.specFiles[path] = true
 	if ref := valueOf(spec, "template"); ref != nil && ref.Kind == yaml.ScalarNode && ref.Value != "" {
 		parent := l.template(ref.Value, pos(path, ref), append(seen, path))
 		if parent == nil {

@@ -19,7 +19,7 @@ import (
 // problems come back together as an ErrorList (sorted by file, line,
 // column); other errors (the reader failing) are returned as they are.
 func Load(r tree.Reader, opts LoadOptions) (*Repository, error) {
-	l := &loader{r: r, opts: opts, templates: map[string]*templateFile{}}
+	l := &loader{r: r, opts: opts, templates: map[string]*templateFile{}, specFiles: map[string]bool{}}
 	repo, err := l.load()
 	if err != nil {
 		return nil, err
@@ -39,6 +39,8 @@ type loader struct {
 	templates map[string]*templateFile
 	// bytesRead counts the YAML bytes read, against MaxTotalBytes.
 	bytesRead int64
+	// specFiles collects Repository.SpecFiles.
+	specFiles map[string]bool
 }
 
 func (l *loader) load() (*Repository, error) {
@@ -59,7 +61,12 @@ func (l *loader) load() (*Repository, error) {
 		experiments = append(experiments, loaded...)
 	}
 	experiments = l.checkUniqueNames(experiments)
-	return &Repository{Config: l.config, Limits: l.limits, Experiments: experiments}, nil
+	specFiles := make([]string, 0, len(l.specFiles))
+	for p := range l.specFiles {
+		specFiles = append(specFiles, p)
+	}
+	sort.Strings(specFiles)
+	return &Repository{Config: l.config, Limits: l.limits, Experiments: experiments, SpecFiles: specFiles}, nil
 }
 
 // readYAML reads a file within the byte limit and parses its documents. A
@@ -115,6 +122,9 @@ func (l *loader) loadConfig() error {
 	docs, _, ok, err := l.readYAML(ConfigFile)
 	if err != nil {
 		return err
+	}
+	if e, err := l.r.Stat(ConfigFile); ok && err == nil && (e.Mode == tree.ModeFile || e.Mode == tree.ModeExecutable) {
+		l.specFiles[ConfigFile] = true // its name is reserved: no code reads it
 	}
 	var cfg RepositoryConfig
 	if ok && len(docs) > 1 {

@@ -15,6 +15,15 @@ type Repository struct {
 	Limits Limits
 	// Experiments are sorted by name.
 	Experiments []*Loaded
+	// SpecFiles are the repository paths of the files the loader read as
+	// what they claim to be, sorted: expsync.yaml, every experiment file
+	// whose documents all name apiVersion expsync.dev/v1alpha1 and kind
+	// Experiment or ExperimentTemplate, and every template an experiment
+	// extends that reads as one. The run identity names a context by its
+	// tree without these files, so editing a spec (a sweep value, a
+	// timeout) moves only the IDs its own fields move. A YAML file that
+	// does not read as a spec stays in the context: code may read it.
+	SpecFiles []string
 }
 
 // Loaded is one experiment after its template was merged and defaults were
