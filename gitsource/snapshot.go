@@ -282,19 +282,8 @@ func (sn *Snapshot) ReadFile(p string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch e.Mode {
-	case tree.ModeSymlink:
-		return nil, fmt.Errorf("%q: %w", p, tree.ErrSymlink)
-	case tree.ModeFile, tree.ModeExecutable:
-	default:
-		return nil, fmt.Errorf("%q in commit %s is not a regular file (mode %o)", p, sn.Commit, e.Mode)
-	}
-	max := sn.maxBytes
-	if limit > 0 && (max <= 0 || limit < max) {
-		max = limit
-	}
-	if max > 0 && e.Size > max {
-		return nil, fmt.Errorf("%q in commit %s is %d bytes, limit %d: %w", p, sn.Commit, e.Size, max, tree.ErrTooLarge)
+	if err := sn.checkRegular(p, e, limit); err != nil {
+		return nil, err
 	}
 	obj, err := sn.st.EncodedObject(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
 	if err != nil {
@@ -310,6 +299,47 @@ func (sn *Snapshot) ReadFile(p string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read %q: %w", p, err)
 	}
 	return data, nil
+}
+
+// OpenFile streams a regular file's content (for large files: blobs over
+// 1 MiB are read from the pack as they are consumed). Size limits apply as
+// for ReadFile. The caller closes the reader.
+func (sn *Snapshot) OpenFile(p string, limit int64) (io.ReadCloser, tree.Entry, error) {
+	e, _, err := sn.lookup(p)
+	if err != nil {
+		return nil, tree.Entry{}, err
+	}
+	if err := sn.checkRegular(p, e, limit); err != nil {
+		return nil, tree.Entry{}, err
+	}
+	obj, err := sn.st.EncodedObject(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
+	if err != nil {
+		return nil, tree.Entry{}, fmt.Errorf("read blob of %q: %w", p, err)
+	}
+	r, err := obj.Reader()
+	if err != nil {
+		return nil, tree.Entry{}, err
+	}
+	return r, e, nil
+}
+
+// checkRegular refuses symlinks, folders, submodules and files over the limit.
+func (sn *Snapshot) checkRegular(p string, e tree.Entry, limit int64) error {
+	switch e.Mode {
+	case tree.ModeSymlink:
+		return fmt.Errorf("%q: %w", p, tree.ErrSymlink)
+	case tree.ModeFile, tree.ModeExecutable:
+	default:
+		return fmt.Errorf("%q in commit %s is not a regular file (mode %o)", p, sn.Commit, e.Mode)
+	}
+	max := sn.maxBytes
+	if limit > 0 && (max <= 0 || limit < max) {
+		max = limit
+	}
+	if max > 0 && e.Size > max {
+		return fmt.Errorf("%q in commit %s is %d bytes, limit %d: %w", p, sn.Commit, e.Size, max, tree.ErrTooLarge)
+	}
+	return nil
 }
 
 // ReadLink returns a symlink's target as data (it is never followed).

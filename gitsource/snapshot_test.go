@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -188,6 +189,26 @@ func TestSnapshotSizeLimits(t *testing.T) {
 	}
 	if e, err := sn.Stat("big.bin"); err != nil || e.Size != int64(len(big)) {
 		t.Errorf("Stat(big.bin) = %+v, %v", e, err)
+	}
+	if _, _, err := sn.OpenFile("big.bin", 0); !errors.Is(err, tree.ErrTooLarge) {
+		t.Errorf("OpenFile over the limit: err = %v", err)
+	}
+	sn.Close()
+
+	// Streaming a large file within the limits returns it exactly.
+	roomy := newSource(t, srv, "big")
+	sn, err = roomy.Snapshot(testCtx(t), "main", head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, e, err := sn.OpenFile("big.bin", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || string(streamed) != big || e.Size != int64(len(big)) {
+		t.Errorf("OpenFile(big.bin): %d bytes (want %d), %v", len(streamed), len(big), err)
 	}
 	sn.Close()
 
