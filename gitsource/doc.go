@@ -24,18 +24,19 @@
 // single ref, no tags) into the repository's cache folder and opens the
 // commit's tree. Later fetches of a ref whose previous head is cached ask
 // for no depth, so the server sends only the commits since and the objects
-// they changed (a depth-1 fetch would send the whole tree again). A cache that go-git cannot reconcile with
-// the server ("object not found", typically after a force-push) is
-// detected — the commit's tree must be complete — dropped and fetched again,
-// once. A *Snapshot implements tree.Reader: ReadFile, Stat and ReadDir read
-// blobs and trees straight from the object store; TreeID gives the Git tree
+// they changed (a depth-1 fetch would send the whole tree again). A cache
+// that go-git cannot reconcile with the server ("object not found",
+// typically after a force-push) is detected — the commit's tree must be
+// complete — dropped and fetched again, once. A *Snapshot implements
+// tree.Reader: ReadFile, Stat and ReadDir read blobs and trees straight from
+// the object store (OpenFile streams a large one); TreeID gives the Git tree
 // ID of any folder; ReadLink returns a symlink's target as data (symlinks
 // are never followed); paths that are absolute or contain ".." and tree
 // entries named "..", "." or containing '/' are refused with
 // tree.ErrEscapes. Limits cap one file (MaxFileBytes, checked before a blob
-// is read), the cache on disk (MaxRepoBytes), the commits one
-// verification walks (MaxVerifyCommits) and the duration of one operation
-// when the caller's context has no earlier deadline (Timeout).
+// is read), the cache on disk (MaxRepoBytes), the commits one verification
+// walks (MaxVerifyCommits) and the duration of one operation when the
+// caller's context has no earlier deadline (Timeout).
 //
 // Memory: a Source holds a few hundred bytes; Git storage is opened per
 // operation with a 512 KiB object cache and closed afterwards, and blobs over
