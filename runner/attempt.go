@@ -68,6 +68,11 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	release()
 	res.ExitCode, res.Signal, res.SignalNumber = p.exitCode, p.signal, p.signalNumber
 	res.Usage = p.usage
+	if res.StartedAt.IsZero() && !p.startedAt.IsZero() {
+		// The run starts with its first process, not when it was queued or
+		// waited for admission.
+		res.StartedAt = p.startedAt
+	}
 	// The log is kept even when the run was cancelled.
 	r.recordLog(context.WithoutCancel(ctx), p, res)
 	tampered := r.tampered(linked)

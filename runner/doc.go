@@ -23,8 +23,9 @@
 // A failed run is a result too. Run returns an error only when no result can
 // be recorded at all (for example a contract that is invalid).
 //
-// Limits: usage is measured (CPU seconds and peak RSS from wait4's rusage of
-// the direct child, which includes the descendants it waited for), not
+// Limits: usage is measured (CPU seconds from wait4's rusage of
+// the direct child, which includes the descendants it waited for; peak RSS
+// as memory.go explains), not
 // enforced: RLIMIT_AS would break runtimes that reserve address space, and
 // cgroups need privileges local mode does not assume. A process that calls
 // setsid leaves the process group and escapes the timeout's kill (the

@@ -30,6 +30,7 @@ type processResult struct {
 	timedOut     bool
 	cancelled    bool
 	usage        Usage
+	startedAt    time.Time // zero when the command did not start
 	log          *logCapture
 	startKind    outcomeKind // when the command did not start: infra or fatal
 }
@@ -92,6 +93,8 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		return res, fmt.Errorf("%w: start %s: %v", errNotStarted, r.c.Command[0], err)
 	}
 	pgid := cmd.Process.Pid
+	res.startedAt = start.UTC()
+	sampler := startPeakSampler(pgid)
 	if r.opts.OnStart != nil {
 		ticks, _ := ProcessStartTicks(pgid)
 		r.opts.OnStart(Started{RunID: r.c.RunID, Attempt: spec.attempt, PID: pgid, StartTicks: ticks, WorkDir: spec.dir})
@@ -122,6 +125,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		}
 	}()
 	werr := cmd.Wait()
+	sampled := sampler.stop()
 	close(waited)
 	<-killerDone
 	// Whatever the leader left behind in its group goes with it.
@@ -146,7 +150,8 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	}
 	if ru, ok := state.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		res.usage.CPUSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
-		res.usage.MaxRSSBytes = ru.Maxrss * 1024 // Linux reports KiB
+		// Linux reports KiB; see memory.go for why it is not taken as is.
+		res.usage.MaxRSSBytes, res.usage.MaxRSSMethod = peakRSS(ru.Maxrss*1024, sampled, selfHWM())
 	}
 	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		res.signal, res.signalNumber = ws.Signal().String(), int(ws.Signal())

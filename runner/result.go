@@ -50,7 +50,11 @@ type Result struct {
 	Signal       string `json:"signal,omitempty"`
 	SignalNumber int    `json:"signalNumber,omitempty"`
 	// Attempts counts the attempts made (1 without retries).
-	Attempts   int       `json:"attempts"`
+	Attempts int `json:"attempts"`
+	// QueuedAt is when the runner took the run (before its work folder was
+	// prepared and it waited for admission); StartedAt is when the first
+	// attempt's process started (QueuedAt when no process started).
+	QueuedAt   time.Time `json:"queuedAt"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
 	// Outputs lists every declared output's files, sorted by path; folders
@@ -85,7 +89,11 @@ type Result struct {
 type Usage struct {
 	CPUSeconds  float64 `json:"cpuSeconds"`
 	MaxRSSBytes int64   `json:"maxRSSBytes"`
-	WallSeconds float64 `json:"wallSeconds"`
+	// MaxRSSMethod says how MaxRSSBytes was measured: "rusage" (the
+	// kernel's exact peak) or "sampled" (the largest VmHWM read from /proc
+	// while the run lived: a lower bound). See memory.go.
+	MaxRSSMethod string  `json:"maxRSSMethod,omitempty"`
+	WallSeconds  float64 `json:"wallSeconds"`
 	// SelfReported is true when the numbers come from the code under test
 	// (a pod), false when the runner measured them.
 	SelfReported bool `json:"selfReported"`

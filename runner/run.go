@@ -36,13 +36,17 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 	res := &Result{
 		RunID:            c.RunID,
 		ExitCode:         -1,
-		StartedAt:        time.Now().UTC(),
+		QueuedAt:         time.Now().UTC(),
 		Requests:         Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory},
 		SchedulingDigest: SchedulingDigest(c),
 	}
 	finish := func(status Status, msg string) (*Result, error) {
 		res.Status, res.Error = status, msg
 		res.FinishedAt = time.Now().UTC()
+		if res.StartedAt.IsZero() {
+			// The command never started: the run lasted from its preparation.
+			res.StartedAt = res.QueuedAt
+		}
 		return res, nil
 	}
 	if ctx.Err() != nil {

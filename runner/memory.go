@@ -1,0 +1,181 @@
+package runner
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Peak memory of a run.
+//
+// wait4's ru_maxrss alone is wrong for a child of a Go process: Go starts
+// children with clone(CLONE_VM|CLONE_VFORK), and at execve Linux folds the
+// high-water RSS of the mm being left — the parent's, shared — into the
+// child's maxrss. So ru_maxrss is at least expsync's own peak RSS, whatever
+// the command used. What is known for sure:
+//
+//   - the inherited figure is at most this process's VmHWM at the time of
+//     the exec, hence at most its VmHWM after the wait: a ru_maxrss above
+//     that is the run's own peak (its largest process, children it waited
+//     for included), measured by the kernel (method "rusage");
+//   - otherwise the run's processes used less than expsync: the figure is
+//     the largest VmHWM sampled from /proc/<pid>/status of the child and its
+//     descendants (method "sampled"), right after the start and every
+//     sampleInterval, a lower bound that misses growth in the last interval
+//     before a process exits.
+const (
+	MaxRSSByRusage = "rusage"
+	MaxRSSSampled  = "sampled"
+)
+
+// sampleInterval is how often the sampler reads /proc while a run lives.
+const sampleInterval = 50 * time.Millisecond
+
+// maxSampledProcs bounds the processes read per sample (a fork bomb must
+// not make the sampler expensive).
+const maxSampledProcs = 64
+
+// peakSampler follows the VmHWM of a process tree until stopped.
+type peakSampler struct {
+	pid   int
+	stopc chan struct{}
+	done  chan struct{}
+	peak  int64 // bytes; written by the sampler goroutine only
+	buf   []byte
+}
+
+func startPeakSampler(pid int) *peakSampler {
+	s := &peakSampler{pid: pid, stopc: make(chan struct{}), done: make(chan struct{})}
+	go s.loop()
+	return s
+}
+
+func (s *peakSampler) loop() {
+	defer close(s.done)
+	s.sample()
+	t := time.NewTicker(sampleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case <-t.C:
+			s.sample()
+		}
+	}
+}
+
+// stop ends the sampling and returns the largest VmHWM seen, in bytes.
+func (s *peakSampler) stop() int64 {
+	close(s.stopc)
+	<-s.done
+	return s.peak
+}
+
+// sample reads the VmHWM of the child and its descendants (through
+// /proc/<pid>/task/<pid>/children, so no scan of all of /proc).
+func (s *peakSampler) sample() {
+	queue := []int{s.pid}
+	for n := 0; len(queue) > 0 && n < maxSampledProcs; n++ {
+		pid := queue[0]
+		queue = queue[1:]
+		if hwm, ok := s.readHWM(pid); ok && hwm > s.peak {
+			s.peak = hwm
+		}
+		queue = s.appendChildren(queue, pid)
+	}
+}
+
+func (s *peakSampler) readHWM(pid int) (int64, bool) {
+	b, ok := s.read("/proc/" + strconv.Itoa(pid) + "/status")
+	if !ok {
+		return 0, false
+	}
+	return parseVmHWM(b)
+}
+
+func (s *peakSampler) appendChildren(queue []int, pid int) []int {
+	p := strconv.Itoa(pid)
+	b, ok := s.read("/proc/" + p + "/task/" + p + "/children")
+	if !ok {
+		return queue
+	}
+	for _, f := range bytes.Fields(b) {
+		if c, err := strconv.Atoi(string(f)); err == nil {
+			queue = append(queue, c)
+		}
+	}
+	return queue
+}
+
+// read reads a small /proc file into the sampler's buffer.
+func (s *peakSampler) read(path string) ([]byte, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	if s.buf == nil {
+		s.buf = make([]byte, 4096)
+	}
+	n, _ := f.Read(s.buf)
+	return s.buf[:n], n > 0
+}
+
+// parseVmHWM finds "VmHWM:   1234 kB" in a /proc status file (absent for
+// a zombie or a kernel thread).
+func parseVmHWM(status []byte) (int64, bool) {
+	i := bytes.Index(status, []byte("VmHWM:"))
+	if i < 0 {
+		return 0, false
+	}
+	rest := status[i+len("VmHWM:"):]
+	if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+		rest = rest[:j]
+	}
+	fields := bytes.Fields(rest)
+	if len(fields) == 0 {
+		return 0, false
+	}
+	kb, err := strconv.ParseInt(string(fields[0]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return kb * 1024, true
+}
+
+var selfStatus struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// selfHWM is this process's VmHWM in bytes (0 when /proc cannot tell).
+func selfHWM() int64 {
+	selfStatus.mu.Lock()
+	defer selfStatus.mu.Unlock()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	if selfStatus.buf == nil {
+		selfStatus.buf = make([]byte, 8192)
+	}
+	n, _ := f.Read(selfStatus.buf)
+	hwm, _ := parseVmHWM(selfStatus.buf[:n])
+	return hwm
+}
+
+// peakRSS combines wait4's figure with the sampled one (see above).
+func peakRSS(rusageBytes, sampled, ownHWM int64) (int64, string) {
+	if ownHWM > 0 && rusageBytes > ownHWM {
+		return max(rusageBytes, sampled), MaxRSSByRusage
+	}
+	if ownHWM == 0 && sampled == 0 {
+		// No /proc: the kernel's figure is all there is.
+		return rusageBytes, MaxRSSByRusage
+	}
+	return sampled, MaxRSSSampled
+}
