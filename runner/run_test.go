@@ -109,7 +109,7 @@ func TestRunFailureIsAResult(t *testing.T) {
 	f := newFixture(t)
 	res := f.run(shell(`echo "bad things" >&2; exit 3`).outputs("never.txt").build())
 	if diff := cmp.Diff(&Result{Status: Failed, ExitCode: 3, Attempts: 1, LogTail: "bad things\n", Error: "exit code 3"}, res,
-		cmpopts.IgnoreFields(Result{}, "RunID", "StartedAt", "FinishedAt", "LogSHA256", "LogSize", "Usage", "SchedulingDigest")); diff != "" {
+		cmpopts.IgnoreFields(Result{}, "RunID", "QueuedAt", "StartedAt", "FinishedAt", "LogSHA256", "LogSize", "Usage", "SchedulingDigest")); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
 	if res.LogSHA256 == "" {
