@@ -38,7 +38,7 @@
 // walks (MaxVerifyCommits) and the duration of one operation when the
 // caller's context has no earlier deadline (Timeout).
 //
-// Memory: a Source holds a few hundred bytes; Git storage is opened per
+// Memory: a Source holds about a kilobyte; Git storage is opened per
 // operation with a 512 KiB object cache and closed afterwards, and blobs over
 // 1 MiB are streamed from the pack. Close every Snapshot.
 //
