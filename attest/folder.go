@@ -30,6 +30,12 @@ type FolderOptions struct {
 	RequireAll bool
 	// RunID is the run ID the folder must attest; "" means the folder's name.
 	RunID string
+	// ContextTreeWithout returns the Git tree ID of tree without the paths
+	// (relative to it), computed from the tree's objects (see
+	// tree.TreeIDWithout and tree.GitObjects). With it, an identity whose
+	// contextTree leaves spec files out is recomputed from the attested
+	// real tree; nil (no repository at hand): that check is not made.
+	ContextTreeWithout func(tree string, paths []string) (string, error)
 }
 
 // VerifyFolder checks that a results folder (results/<experiment>/<run-id>/)
@@ -68,7 +74,7 @@ func verifyFolderFrom(src folderSource, where, name string, opts FolderOptions) 
 	checkInvocationID(r, v)
 	checkSubjects(r, src, v, opts)
 	checkUnattested(r, src, v)
-	checkRecordedIdentity(r, src, v)
+	checkRecordedIdentity(r, src, v, opts.ContextTreeWithout)
 	return r, r.Err()
 }
 
@@ -199,7 +205,7 @@ func checkUnattested(r *Report, src folderSource, v *Verified) {
 // checkRecordedIdentity recomputes the run ID from the identity document in
 // run.json (already checked against its subject digest) and compares it and
 // its context tree with what the statement attests.
-func checkRecordedIdentity(r *Report, src folderSource, v *Verified) {
+func checkRecordedIdentity(r *Report, src folderSource, v *Verified, without func(string, []string) (string, error)) {
 	data, err := src.read(RunFile, MaxEnvelopeBytes)
 	if err != nil {
 		r.notChecked("runID", err.Error())
@@ -210,7 +216,29 @@ func checkRecordedIdentity(r *Report, src folderSource, v *Verified) {
 		r.notChecked("runID", err.Error())
 		return
 	}
-	CheckIdentity(r, id, v)
+	excluded, err := parseContextExcluded(data)
+	if err != nil {
+		r.fail("contextTree", err.Error())
+		return
+	}
+	checkIdentity(r, id, v, excluded, without)
+}
+
+// parseContextExcluded reads run.json's contextExcluded: the spec files the
+// identity's contextTree leaves out of the attested context tree.
+func parseContextExcluded(data []byte) ([]string, error) {
+	var rec struct {
+		ContextExcluded []string `json:"contextExcluded"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("%s: %v", RunFile, err)
+	}
+	for _, p := range rec.ContextExcluded {
+		if c, err := tree.Clean(p); err != nil || c != p || c == "" {
+			return nil, fmt.Errorf("%s: contextExcluded %q is not a clean path inside the context", RunFile, p)
+		}
+	}
+	return rec.ContextExcluded, nil
 }
 
 // RecordedIdentity reads the identity document from a run.json file.
@@ -239,8 +267,17 @@ func ParseRecordedIdentity(data []byte) (*contract.Identity, error) {
 }
 
 // CheckIdentity adds the checks that id hashes to the attested invocation
-// ID and names the attested context tree.
+// ID and names the attested context tree (for an identity whose context
+// holds no spec file: see checkIdentity for the other case).
 func CheckIdentity(r *Report, id *contract.Identity, v *Verified) {
+	checkIdentity(r, id, v, nil, nil)
+}
+
+// checkIdentity is CheckIdentity for a context whose spec files (excluded,
+// from run.json) the identity leaves out: its contextTree must then be the
+// attested real tree without them, which without recomputes from Git
+// objects; with no objects at hand that link is reported as not checked.
+func checkIdentity(r *Report, id *contract.Identity, v *Verified, excluded []string, without func(string, []string) (string, error)) {
 	recomputed, err := id.ID()
 	switch {
 	case err != nil:
@@ -251,13 +288,29 @@ func CheckIdentity(r *Report, id *contract.Identity, v *Verified) {
 		r.ok("runID", "recomputed from run.json identity")
 	}
 	trees := v.DependenciesWith("gitTree")
-	switch {
-	case len(trees) != 1:
+	if len(trees) != 1 {
 		r.fail("contextTree", fmt.Sprintf("statement has %d gitTree dependencies, want 1", len(trees)))
-	case trees[0].Digest.Get("gitTree") != id.ContextTree:
-		r.fail("contextTree", fmt.Sprintf("run.json identity names tree %s, attested %s", id.ContextTree, trees[0].Digest.Get("gitTree")))
-	default:
+		return
+	}
+	attested := trees[0].Digest.Get("gitTree")
+	switch {
+	case len(excluded) == 0 && attested != id.ContextTree:
+		r.fail("contextTree", fmt.Sprintf("run.json identity names tree %s, attested %s", id.ContextTree, attested))
+	case len(excluded) == 0:
 		r.ok("contextTree", id.ContextTree)
+	case without == nil:
+		r.notChecked("contextTree", fmt.Sprintf("identity names %s, the attested tree %s without %d spec file(s) %v; give the repository to recompute it",
+			id.ContextTree, attested, len(excluded), excluded))
+	default:
+		got, err := without(attested, excluded)
+		switch {
+		case err != nil:
+			r.fail("contextTree", fmt.Sprintf("attested tree %s without %v: %v", attested, excluded, err))
+		case got != id.ContextTree:
+			r.fail("contextTree", fmt.Sprintf("attested tree %s without %v is %s, run.json identity names %s", attested, excluded, got, id.ContextTree))
+		default:
+			r.ok("contextTree", fmt.Sprintf("%s = attested tree %s without %d spec file(s)", id.ContextTree, attested, len(excluded)))
+		}
 	}
 }
 

@@ -409,3 +409,30 @@ func TestEd25519phSignatureAccepted(t *testing.T) {
 	}
 	expectRejected(t, env, Verifiers{keyOf(t, freshSigner(t, KeyEd25519))}, VerifyOptions{}, ErrSignature)
 }
+
+// TestSpecialIndexMatchesByteLoop checks the eight-bytes-at-a-time search
+// against the obvious loop for every byte value at every offset.
+func TestSpecialIndexMatchesByteLoop(t *testing.T) {
+	naive := func(b []byte) int {
+		for i, c := range b {
+			if c == '"' || c == '\\' || c < 0x20 {
+				return i
+			}
+		}
+		return len(b)
+	}
+	for n := 0; n <= 19; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Repeat([]byte{'a'}, n)
+				b[pos] = byte(c)
+				if pos > 0 {
+					b[pos-1] = 0xff // high bytes must not hide or fake a match
+				}
+				if got, want := specialIndex(b), naive(b); got != want {
+					t.Fatalf("specialIndex(%q) = %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/tree"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -63,6 +64,24 @@ func (x *Index) Rev() string { return x.rev.String() }
 
 // HasTree reports whether tree id is reachable from the revision.
 func (x *Index) HasTree(id string) (bool, error) { return x.has(id, x.trees) }
+
+// TreeWithout returns the Git tree ID of tree id without paths (relative to
+// it), from the repository's objects: how `expsync verify` recomputes a run
+// identity's contextTree from the attested context tree. The tree need not
+// be reachable (CheckReport says whether it is), only present.
+func (x *Index) TreeWithout(id string, paths []string) (string, error) {
+	x.mu.Lock() // go-git object storage is read by one goroutine at a time here
+	defer x.mu.Unlock()
+	r, err := tree.GitObjects(x.repo.Storer, id)
+	if err != nil {
+		return "", err
+	}
+	h, err := tree.TreeIDWithout(r, "", paths)
+	if err != nil {
+		return "", fmt.Errorf("tree %s: %w", id, err)
+	}
+	return string(h), nil
+}
 
 // HasBlob reports whether blob id is reachable from the revision.
 func (x *Index) HasBlob(id string) (bool, error) { return x.has(id, x.blobs) }
