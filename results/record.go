@@ -35,22 +35,26 @@ const (
 // read. It carries the full identity document so the run ID can be
 // recomputed from the record and the trees it names.
 type Record struct {
-	RunID       string         `json:"runID"`
-	IDVersion   int            `json:"idVersion"`
-	Experiment  string         `json:"experiment"`
-	SpecPath    string         `json:"specPath"`
-	Repository  string         `json:"repository"`
-	Ref         string         `json:"ref"`
-	Commit      string         `json:"commit"`
-	ContextTree string         `json:"contextTree"`
-	SpecBlob    string         `json:"specBlob"`
-	Templates   []GitFile      `json:"templates,omitempty"`
-	Params      map[string]any `json:"params,omitempty"`
-	Image       string         `json:"image"`
-	Inputs      []Input        `json:"inputs,omitempty"`
-	Outputs     []Output       `json:"outputs,omitempty"`
-	Status      Status         `json:"status"`
-	ExitCode    int            `json:"exitCode"`
+	RunID      string `json:"runID"`
+	IDVersion  int    `json:"idVersion"`
+	Experiment string `json:"experiment"`
+	SpecPath   string `json:"specPath"`
+	Repository string `json:"repository"`
+	Ref        string `json:"ref"`
+	Commit     string `json:"commit"`
+	// ContextTree is the context's real Git tree (what ran, reachable in
+	// Git); ContextExcluded the spec files in it, relative to the context,
+	// that identity.contextTree leaves out (contract.Context.Excluded).
+	ContextTree     string         `json:"contextTree"`
+	ContextExcluded []string       `json:"contextExcluded,omitempty"`
+	SpecBlob        string         `json:"specBlob"`
+	Templates       []GitFile      `json:"templates,omitempty"`
+	Params          map[string]any `json:"params,omitempty"`
+	Image           string         `json:"image"`
+	Inputs          []Input        `json:"inputs,omitempty"`
+	Outputs         []Output       `json:"outputs,omitempty"`
+	Status          Status         `json:"status"`
+	ExitCode        int            `json:"exitCode"`
 	// Reason says why a failed run failed, in one line (never a secret).
 	Reason     string    `json:"reason,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
