@@ -56,8 +56,9 @@ file in the folder or in --store (absent files are "not checked", failures
 with --require-all), that no file in the folder is unattested, and that the
 identity in run.json hashes to the run ID. With --repo, the context tree and
 the experiment file and template blobs must be reachable from --rev (default
-HEAD), which survives squash merges; the commit must exist only with
---require-commit.
+HEAD), which survives squash merges, and the identity's context tree (the
+context without its spec files) is recomputed from the attested one; the
+commit must exist only with --require-commit.
 
 Exit codes: 0 every attestation verified, 1 any failed (each named with its
 reason), 2 usage.`,
@@ -172,6 +173,7 @@ func (o *verifyOptions) policy(ctx context.Context) (attest.FolderOptions, *reac
 		if index, err = reach.Open(o.Repo, o.Rev); err != nil {
 			return opts, nil, err
 		}
+		opts.ContextTreeWithout = index.TreeWithout
 	}
 	return opts, index, nil
 }
