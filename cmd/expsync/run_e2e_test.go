@@ -88,7 +88,21 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 	if l.head() != head {
 		t.Errorf("second run created a commit")
 	}
+
+	// One more seed in pi.yaml (which sits in its own context folder): one
+	// new run, the 17 others stay done.
+	l.git(l.peer, "pull", "-q", "--ff-only", "origin", "main")
+	piYAML, err := os.ReadFile(filepath.Join(l.peer, "experiments/pi/pi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.commit("one more seed", map[string]string{"experiments/pi/pi.yaml": strings.Replace(string(piYAML), "seed: [1, 2, 3]", "seed: [1, 2, 3, 4]", 1)})
+	code, stdout, stderr = labCLI(t, args...)
+	if code != 0 || !strings.Contains(stdout, "18 runs planned, 17 already done, 1 executed") {
+		t.Errorf("one more seed: exit %d:\n%s\n%s", code, stdout, stderr)
+	}
 }
+
 
 // TestRunRefusesACheckedOutBranch: a clone without an origin is refused
 // with a message that says what to pass instead.
