@@ -103,7 +103,6 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 	}
 }
 
-
 // TestRunRefusesACheckedOutBranch: a clone without an origin is refused
 // with a message that says what to pass instead.
 func TestRunRefusesACloneWithoutOrigin(t *testing.T) {
