@@ -259,9 +259,8 @@ func markerLines(t testing.TB, file string) []string {
 // squareExperiment is a sweep over x whose runs append x to marker (an
 // absolute path outside the work folder), so a test counts executions.
 //
-// The experiment file lives outside its context (code/square): the
-// context's tree hash is part of every run ID, so a file inside it would
-// move every ID when its sweep changes (see render's default context).
+// The experiment file lives outside its context (code/square); the layout
+// with the file inside its context is TestSpecEditsBesideTheCodeRerunNothing.
 func squareExperiment(marker string, xs string) map[string]string {
 	return map[string]string{
 		"experiments/square.yaml": `apiVersion: expsync.dev/v1alpha1
