@@ -12,6 +12,7 @@ targets=(
   ./render:FuzzRunIDFromLabelValue
   ./contract:FuzzCanonical
   ./tree:FuzzClean
+  ./tree:FuzzTreeIDWithout
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
   ./gitsource:FuzzVerifySSHSignature
