@@ -386,9 +386,15 @@ func tickLabel(v float64) string {
 	case a >= 1e3:
 		return trimFloat(v/1e3) + "k"
 	case a != 0 && a < 1e-3:
-		// 1e-06 reads better as 1e-6.
-		s := strconv.FormatFloat(v, 'e', -1, 64)
-		return strings.Replace(strings.Replace(s, "e-0", "e-", 1), "e+0", "e+", 1)
+		// Six significant digits hide the float noise of 10^-30
+		// (9.999999e-31); 1.50000e-06 reads better as 1.5e-6.
+		s := strconv.FormatFloat(v, 'e', 5, 64)
+		mant, exp, _ := strings.Cut(s, "e")
+		if strings.Contains(mant, ".") {
+			mant = strings.TrimRight(strings.TrimRight(mant, "0"), ".")
+		}
+		exp = strings.Replace(strings.Replace(exp, "-0", "-", 1), "+0", "+", 1)
+		return mant + "e" + exp
 	}
 	return trimFloat(v)
 }

@@ -3,6 +3,7 @@ package results
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -342,4 +343,39 @@ func TestMarshalRecordDeterministic(t *testing.T) {
 		t.Errorf("time zone changes run.json")
 	}
 	golden(t, "run.json", a)
+}
+
+func TestTickLabel(t *testing.T) {
+	for v, want := range map[float64]string{
+		0: "0", 0.005: "0.005", 1000: "1k", 2500: "2.5k", 100000: "100k", 3e6: "3M",
+		1e-30: "1e-30", 1.5e-6: "1.5e-6", 1e-90: "1e-90", -2e-5: "-2e-5",
+	} {
+		if got := tickLabel(v); got != want {
+			t.Errorf("tickLabel(%g) = %q, want %q", v, got, want)
+		}
+	}
+	for e := -300; e <= -4; e++ {
+		if got := tickLabel(math.Pow(10, float64(e))); got != fmt.Sprintf("1e%d", e) {
+			t.Errorf("tickLabel(1e%d) = %q", e, got)
+		}
+	}
+}
+
+// TestLogScalePlotGolden: a metric spanning many decades against a
+// parameter spanning several gets log axes with clean labels.
+func TestLogScalePlotGolden(t *testing.T) {
+	var runs []Run
+	for _, lr := range []float64{0.001, 0.01, 0.1, 1} {
+		for _, m := range []float64{0, 0.9} {
+			loss := math.Pow(10, -3-30*lr*(1+m))
+			runs = append(runs, aRun("descent", map[string]any{"lr": lr, "momentum": m}).run(map[string]float64{"final_loss": loss}))
+		}
+	}
+	page := RenderExperiment("descent", runs, PlotChoice{})
+	golden(t, "log-plot.svg", page.Plot)
+	for _, want := range []string{"lr (log scale)", "final_loss (log scale)", ">1e-36<", "momentum=0.9"} {
+		if !strings.Contains(string(page.Plot), want) {
+			t.Errorf("log plot lacks %q", want)
+		}
+	}
 }
