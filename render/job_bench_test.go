@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/render"
 )
@@ -146,4 +148,37 @@ func BenchmarkPlanAndStream10k(b *testing.B) {
 		peak = max(peak, p)
 	}
 	b.ReportMetric(peak, "peak-live-MiB")
+}
+
+// TestRender10kNamesAreUniqueAndValid: the 10,000 Jobs of one sweep have
+// 10,000 distinct names and run-id labels, all valid for the API server.
+func TestRender10kNamesAreUniqueAndValid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	plan, err := render.Plan(sweepRepo(), render.PlanOptions{Mode: v1alpha1.ModeKubernetes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, labels := map[string]bool{}, map[string]bool{}
+	err = render.RenderJobsFunc(plan.Runs, benchJobOptions, func(o render.JobObjects) error {
+		name, label := o.Job.Name, o.Job.Labels[render.LabelRunID]
+		if names[name] || labels[label] {
+			t.Fatalf("Job name %s or run-id label %s seen twice", name, label)
+		}
+		names[name], labels[label] = true, true
+		if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+			t.Fatalf("Job name %q: %v", name, msgs)
+		}
+		if msgs := validation.IsValidLabelValue(label); len(msgs) > 0 {
+			t.Fatalf("run-id label %q: %v", label, msgs)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 10_000 {
+		t.Errorf("%d distinct names, want 10000", len(names))
+	}
 }
