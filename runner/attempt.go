@@ -73,9 +73,12 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 		// waited for admission.
 		res.StartedAt = p.startedAt
 	}
+	// Before anything is stored: a run that wrote to a linked object
+	// changed the store's bytes under that object's name, and storing the
+	// log or an output with the same digest would dedupe against them.
+	tampered := r.tampered(linked)
 	// The log is kept even when the run was cancelled.
 	r.recordLog(context.WithoutCancel(ctx), p, res)
-	tampered := r.tampered(linked)
 	switch {
 	case err != nil && errors.Is(err, errNotStarted):
 		return outcome{p.startKind, err.Error()}
@@ -127,7 +130,7 @@ func (r *attemptRunner) makeAttemptDir(n int) (string, error) {
 // into its work folder (read-only files stop everyone but root). A file that
 // is still the object's inode is rehashed when small; a larger one must
 // keep its size and mtime (not its ctime, which other runs' links to the
-// same object move). Changed objects are dropped from the store.
+// same object move). Changed objects are repaired or dropped (Linker.Drop).
 func (r *attemptRunner) tampered(linked []linkedObject) string {
 	l, ok := r.st.(store.Linker)
 	if !ok {

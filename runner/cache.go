@@ -46,6 +46,14 @@ func Cached(ctx context.Context, st store.Store, c contract.Contract) (*Result, 
 	if err != nil {
 		return nil, false, err
 	}
+	if missing, err := missingBlob(ctx, st, r); err != nil {
+		return nil, false, err
+	} else if missing != "" {
+		// A result whose log or outputs are gone (dropped after a run wrote
+		// to a shared object, a store pruned by hand) cannot be committed:
+		// run again rather than fail on it forever.
+		return nil, false, nil
+	}
 	switch {
 	case r.Status == Succeeded:
 		return r, true, nil
@@ -105,4 +113,32 @@ func RunCached(ctx context.Context, c contract.Contract, opts Options) (*Result,
 		return r, fmt.Errorf("run %s finished (%s) but its result could not be cached: %w", c.RunID, r.Status, err)
 	}
 	return r, nil
+}
+
+// missingBlob returns the digest of the first blob r refers to that the
+// store lacks ("" when it has them all).
+func missingBlob(ctx context.Context, st store.Store, r *Result) (string, error) {
+	blobs := make([]string, 0, 2+len(r.Outputs))
+	if r.LogSHA256 != "" {
+		blobs = append(blobs, r.LogSHA256)
+	}
+	if r.MetricsSHA256 != "" {
+		blobs = append(blobs, r.MetricsSHA256)
+	}
+	for _, o := range r.Outputs {
+		blobs = append(blobs, o.SHA256)
+	}
+	for _, sha := range blobs {
+		if !store.ValidSHA256(sha) {
+			return sha, nil
+		}
+		ok, err := st.Has(ctx, sha)
+		if err != nil {
+			return "", fmt.Errorf("run cache %s: %w", r.RunID, err)
+		}
+		if !ok {
+			return sha, nil
+		}
+	}
+	return "", nil
 }

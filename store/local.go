@@ -156,7 +156,7 @@ func (s *Local) putSmall(data []byte, want string) (Object, error) {
 		return Object{}, &MismatchError{Want: want, Got: got}
 	}
 	obj := Object{SHA256: got, Size: int64(len(data))}
-	if _, err := os.Lstat(s.ObjectPath(got)); err == nil {
+	if s.intact(got, data) {
 		return obj, nil
 	}
 	tmp, f, err := s.createTemp(0o444)
@@ -197,9 +197,10 @@ func (s *Local) putStream(ctx context.Context, r io.Reader, want string) (Object
 		return Object{}, &MismatchError{Want: want, Got: got}
 	}
 	dst := s.ObjectPath(got)
-	if _, err := os.Lstat(dst); err == nil {
+	if fi, err := os.Lstat(dst); err == nil && fi.Size() == n {
 		return Object{SHA256: got, Size: n}, nil
 	}
+	// Absent, or changed behind the store's back: (re)place it.
 	if err := s.rename(tmp, dst); err != nil {
 		return Object{}, fmt.Errorf("store put: %w", err)
 	}
@@ -264,9 +265,11 @@ func (s *Local) Has(_ context.Context, sha string) (bool, error) {
 // system). Small objects are copied from memory, larger ones cloned
 // copy-on-write where the file system can.
 //
-// Read-only objects stop accidental writes except by root; the runner
-// detects writes after the fact (the object's mtime or size moves) and
-// drops the object.
+// Read-only objects stop accidental writes except by root (and an owner
+// who chmods them); the runner detects writes after the fact (the object's
+// mtime or size moves, small files are rehashed) and repairs or drops the
+// object. Copying small files instead of linking them would close that
+// door, but costs about ten times a link here (BenchmarkLinkToSmall).
 func (s *Local) LinkTo(_ context.Context, sha, dst string, executable bool) (bool, error) {
 	if err := checkSHA256(sha); err != nil {
 		return false, err
@@ -302,19 +305,64 @@ func (s *Local) LinkTo(_ context.Context, sha, dst string, executable bool) (boo
 		if err != nil {
 			return false, err
 		}
+		if sha256Hex(data) != sha {
+			// Written to through a link: useless under this name. Removing
+			// it lets the next export of its tree store it again.
+			_ = os.Remove(src)
+			return false, fmt.Errorf("blob %s was changed behind the store's back and is removed: %w", sha, ErrNotFound)
+		}
 		s.small.add(sha, data)
 		return false, writeNew(dst, data, mode)
 	}
 	return false, s.copyFile(src, dst, mode)
 }
 
-// Drop implements Linker.
+// Drop implements Linker: an object whose original bytes are still in
+// memory (small objects) is rewritten from them, so results and trees that
+// refer to it keep working; any other is removed (re-exporting a tree or
+// storing the same bytes again restores it).
 func (s *Local) Drop(sha string) {
 	if !ValidSHA256(sha) {
 		return
 	}
+	if data, ok := s.small.get(sha); ok && sha256Hex(data) == sha {
+		// A new inode replaces the one the run wrote through.
+		if tmp, f, err := s.createTemp(0o444); err == nil {
+			_, werr := f.Write(data)
+			if cerr := f.Close(); werr == nil && cerr == nil && s.rename(tmp, s.ObjectPath(sha)) == nil {
+				return
+			}
+			_ = os.Remove(tmp)
+		}
+	}
 	_ = os.Remove(s.ObjectPath(sha))
 	s.small.drop(sha)
+}
+
+// intact reports whether the object sha is present with exactly data's
+// bytes (small objects only): a present object may have been written to
+// through a hard link by a run running as root.
+func (s *Local) intact(sha string, data []byte) bool {
+	f, err := os.Open(s.ObjectPath(sha))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != int64(len(data)) {
+		return false
+	}
+	buf := make([]byte, len(data)+1)
+	n, err := io.ReadFull(f, buf)
+	if err != io.ErrUnexpectedEOF && !(err == io.EOF && len(data) == 0) {
+		return false
+	}
+	return bytes.Equal(buf[:n], data)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // PutFile implements FilePutter: it hashes the file (refusing more than
@@ -340,7 +388,7 @@ func (s *Local) PutFile(ctx context.Context, path string, limit int64) (Object, 
 	}
 	obj := Object{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	dst := s.ObjectPath(obj.SHA256)
-	if _, err := os.Lstat(dst); err == nil {
+	if fi, err := os.Lstat(dst); err == nil && fi.Size() == n {
 		return obj, nil
 	}
 	var b [12]byte
@@ -357,13 +405,13 @@ func (s *Local) PutFile(ctx context.Context, path string, limit int64) (Object, 
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return Object{}, err
 		}
-		return s.Put(ctx, f, obj.SHA256)
+		return s.putStream(ctx, f, obj.SHA256)
 	}
 	if err := os.Link(path, tmp); err != nil {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return Object{}, err
 		}
-		return s.Put(ctx, f, obj.SHA256)
+		return s.putStream(ctx, f, obj.SHA256)
 	}
 	defer os.Remove(tmp) // no-op after the rename
 	if err := os.Chmod(tmp, 0o444); err != nil {
