@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,6 +77,13 @@ func generateRepo(tb testing.TB, bare string, commits, files int) {
 
 // gitDaemon serves root over git:// (smart protocol, pushes enabled) in a
 // separate process, so the server's memory is not counted as ours.
+//
+// It runs git-daemon itself, not the `git daemon` wrapper: the wrapper forks
+// git-daemon as a child, and killing the wrapper left that child serving
+// forever (QA F10). The daemon also gets its own process group — it forks a
+// process per connection, killed with it — and dies with the test binary
+// (Pdeathsig) when the binary is killed before its cleanups run (a -timeout
+// panic, a signal).
 func gitDaemon(tb testing.TB, root string) string {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -84,13 +92,19 @@ func gitDaemon(tb testing.TB, root string) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
+	cmd := exec.Command(gitDaemonPath(tb), "--reuseaddr", "--export-all", "--enable=receive-pack",
 		"--base-path="+root, "--listen=127.0.0.1", "--port="+strconv.Itoa(port), root)
 	cmd.Env = gitEnv(os.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	tb.Cleanup(func() {
+		// The negative pid names the whole group: the daemon and the
+		// processes serving connections.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	for i := 0; i < 100; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
@@ -101,4 +115,14 @@ func gitDaemon(tb testing.TB, root string) string {
 	}
 	tb.Fatal("git daemon did not start")
 	return ""
+}
+
+// gitDaemonPath is git-daemon's path in git's exec-path.
+func gitDaemonPath(tb testing.TB) string {
+	tb.Helper()
+	dir, err := gitErr("", nil, "--exec-path")
+	if err != nil {
+		tb.Fatalf("git --exec-path: %v", err)
+	}
+	return filepath.Join(dir, "git-daemon")
 }
