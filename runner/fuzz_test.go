@@ -45,7 +45,21 @@ func FuzzRedact(f *testing.F) {
 	f.Add([]byte("aaaa"), "aa", "a")
 	f.Add([]byte("J\x8d"), "]\x8d", "J")
 	f.Fuzz(func(t *testing.T, log []byte, s1, s2 string) {
-		out := redact(append([]byte(nil), log...), []string{s1, s2})
+		out := redactWhole(append([]byte(nil), log...), []string{s1, s2})
+		// The stream gives the same bytes, however it is cut into chunks.
+		for _, chunk := range []int{1, 2, 3, 7, len(log) + 1} {
+			var got []byte
+			sr := newStreamRedactor([]string{s1, s2})
+			for rest := log; len(rest) > 0; {
+				n := min(chunk, len(rest))
+				sr.write(rest[:n], func(p []byte) { got = append(got, p...) })
+				rest = rest[n:]
+			}
+			sr.flush(func(p []byte) { got = append(got, p...) })
+			if !bytes.Equal(got, out) {
+				t.Fatalf("chunks of %d: stream gives %q, whole %q", chunk, got, out)
+			}
+		}
 		var markers [][2]int
 		for from := 0; ; {
 			i := bytes.Index(out[from:], []byte(redactMarker))
@@ -78,4 +92,45 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// redactWhole replaces every occurrence of every secret in b (overlapping ones
+// included) with one marker per run of secret bytes. It finds all
+// occurrences in the original bytes first, so no replacement can hide or
+// create a match for another secret.
+func redactWhole(b []byte, secrets []string) []byte {
+	var mask []bool
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		for from := 0; from <= len(b)-len(s); {
+			i := bytes.Index(b[from:], []byte(s))
+			if i < 0 {
+				break
+			}
+			if mask == nil {
+				mask = make([]bool, len(b))
+			}
+			for k := from + i; k < from+i+len(s); k++ {
+				mask[k] = true
+			}
+			from += i + 1
+		}
+	}
+	if mask == nil {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if !mask[i] {
+			out = append(out, b[i])
+			continue
+		}
+		out = append(out, redactMarker...)
+		for i+1 < len(b) && mask[i+1] {
+			i++
+		}
+	}
+	return out
 }

@@ -26,6 +26,7 @@ type logCapture struct {
 	truncated bool
 	closed    bool
 	err       error
+	red       *streamRedactor // nil when the run has no secrets
 }
 
 const (
@@ -33,13 +34,32 @@ const (
 	logMemMax = 1 << 20
 )
 
-func newLogCapture(path string, limit int64) (*logCapture, error) {
-	return &logCapture{path: path, limit: limit}, nil
+// newLogCapture returns a capture that redacts secrets on the stream, before
+// the size limit and the tail cut it: a secret straddling either cut would
+// otherwise no longer match in full and leak its prefix or suffix.
+func newLogCapture(path string, limit int64, secrets []string) (*logCapture, error) {
+	l := &logCapture{path: path, limit: limit}
+	if len(secrets) > 0 {
+		l.red = newStreamRedactor(secrets)
+	}
+	return l, nil
 }
 
 func (l *logCapture) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.red != nil {
+		l.red.write(p, l.emit)
+	} else {
+		l.emit(p)
+	}
+	// Always report success: a full log must not make the command block
+	// or die of SIGPIPE.
+	return len(p), nil
+}
+
+// emit takes redacted bytes: the kept head up to the limit, and the tail.
+func (l *logCapture) emit(p []byte) {
 	l.total += int64(len(p))
 	if room := l.limit - l.written; room > 0 && !l.closed {
 		chunk := p
@@ -55,9 +75,6 @@ func (l *logCapture) Write(p []byte) (int, error) {
 	if len(l.tail) > tailCap {
 		l.tail = append(l.tail[:0], l.tail[len(l.tail)-tailCap:]...)
 	}
-	// Always report success: a full log must not make the command block
-	// or die of SIGPIPE.
-	return len(p), nil
 }
 
 func (l *logCapture) keep(chunk []byte) {
@@ -88,6 +105,9 @@ func (l *logCapture) close() {
 	if l.closed {
 		return
 	}
+	if l.red != nil {
+		l.red.flush(l.emit)
+	}
 	if l.truncated {
 		// recordLog appends the (redacted) tail after this marker.
 		marker := fmt.Sprintf("\n[expsync: log truncated: %d of %d bytes kept; the last bytes follow]\n", l.written, l.total)
@@ -112,7 +132,7 @@ func (l *logCapture) bytes() ([]byte, error) {
 	return os.ReadFile(l.path)
 }
 
-// recordLog redacts the secrets from the log, stores it and records its
+// recordLog stores the log (redacted as it was captured) and records its
 // digest, size and tail in res.
 func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *Result) {
 	if p.log == nil {
@@ -123,11 +143,10 @@ func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *Res
 		res.Error = fmt.Sprintf("read log: %v", err)
 		return
 	}
-	tail := redact(p.log.tail, r.secrets)
+	tail := p.log.tail
 	if len(tail) > tailBytes {
 		tail = tail[len(tail)-tailBytes:]
 	}
-	data = redact(data, r.secrets)
 	if p.log.truncated {
 		data = append(data, tail...)
 	}
@@ -143,43 +162,79 @@ func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *Res
 // redactMarker replaces secret values in logs.
 const redactMarker = "[REDACTED]"
 
-// redact replaces every occurrence of every secret in b (overlapping ones
-// included) with one marker per run of secret bytes. It finds all
-// occurrences in the original bytes first, so no replacement can hide or
-// create a match for another secret.
-func redact(b []byte, secrets []string) []byte {
-	var mask []bool
+// streamRedactor replaces every occurrence of every secret (overlapping
+// ones included) with one marker per run of secret bytes, in a stream
+// written in chunks, with the same result as over the whole stream at once
+// (redactWhole, in the tests): it holds back the last
+// len(longest secret)-1 bytes (the start of a secret may be among them),
+// remembers which held bytes already belong to a match, and merges a run of
+// secret bytes that spans two chunks into one marker.
+type streamRedactor struct {
+	secrets [][]byte
+	hold    int    // bytes held back
+	buf     []byte // held (and new) raw bytes
+	mask    []bool // buf's bytes that belong to a secret
+	inRun   bool   // the last emitted byte was a secret byte
+	out     []byte
+}
+
+func newStreamRedactor(secrets []string) *streamRedactor {
+	r := &streamRedactor{}
 	for _, s := range secrets {
 		if s == "" {
 			continue
 		}
-		for from := 0; from <= len(b)-len(s); {
-			i := bytes.Index(b[from:], []byte(s))
+		r.secrets = append(r.secrets, []byte(s))
+		r.hold = max(r.hold, len(s)-1)
+	}
+	return r
+}
+
+func (r *streamRedactor) write(p []byte, emit func([]byte)) {
+	r.buf = append(r.buf, p...)
+	for len(r.mask) < len(r.buf) {
+		r.mask = append(r.mask, false)
+	}
+	// Every match ending in the new bytes starts within buf (at most
+	// hold bytes before them); matches already marked are marked again.
+	for _, s := range r.secrets {
+		for from := 0; from <= len(r.buf)-len(s); {
+			i := bytes.Index(r.buf[from:], s)
 			if i < 0 {
 				break
 			}
-			if mask == nil {
-				mask = make([]bool, len(b))
-			}
 			for k := from + i; k < from+i+len(s); k++ {
-				mask[k] = true
+				r.mask[k] = true
 			}
 			from += i + 1
 		}
 	}
-	if mask == nil {
-		return b
+	if n := len(r.buf) - r.hold; n > 0 {
+		r.emitFirst(n, emit)
 	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if !mask[i] {
-			out = append(out, b[i])
+}
+
+// flush emits everything held (at the end of the stream).
+func (r *streamRedactor) flush(emit func([]byte)) { r.emitFirst(len(r.buf), emit) }
+
+func (r *streamRedactor) emitFirst(n int, emit func([]byte)) {
+	out := r.out[:0]
+	for i := 0; i < n; i++ {
+		if !r.mask[i] {
+			out = append(out, r.buf[i])
+			r.inRun = false
 			continue
 		}
-		out = append(out, redactMarker...)
-		for i+1 < len(b) && mask[i+1] {
-			i++
+		if !r.inRun {
+			out = append(out, redactMarker...)
+			r.inRun = true
 		}
 	}
-	return out
+	r.out = out
+	if len(out) > 0 {
+		emit(out)
+	}
+	rest := copy(r.buf, r.buf[n:])
+	copy(r.mask, r.mask[n:])
+	r.buf, r.mask = r.buf[:rest], r.mask[:rest]
 }

@@ -39,7 +39,7 @@ type processResult struct {
 // for it under the timeout, and then kills whatever is left of the group.
 func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (processResult, error) {
 	res := processResult{exitCode: -1}
-	logw, err := newLogCapture(spec.logPath, r.logLimit())
+	logw, err := newLogCapture(spec.logPath, r.logLimit(), r.secrets)
 	if err != nil {
 		res.startKind = outcomeInfra
 		return res, fmt.Errorf("%w: create log: %v", errNotStarted, err)
