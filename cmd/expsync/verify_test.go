@@ -329,16 +329,36 @@ func TestVerifyCLIUsageErrors(t *testing.T) {
 	}
 }
 
-// TestVerifyCLIThroughCobra parses real flags and exit codes via run().
+// cobraExit runs the CLI as main does, but with output captured, and
+// returns the exit code main would use and everything printed.
+func cobraExit(args ...string) (int, string) {
+	var out bytes.Buffer
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&out)
+	err := root.Execute()
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0, out.String()
+	case errors.As(err, &ee):
+		return ee.code, out.String() + ee.Error()
+	default:
+		return 2, out.String() + err.Error()
+	}
+}
+
+// TestVerifyCLIThroughCobra parses real flags and maps exit codes as main does.
 func TestVerifyCLIThroughCobra(t *testing.T) {
 	repo := experimentRepo(t, "add pi", "print(3.14)\n")
 	signer, pub := keyFiles(t, t.TempDir(), "lab")
 	dir := writeSignedRun(t, t.TempDir(), runFromRepo(t, repo, 1), signer)
-	if code := run([]string{"verify", dir, "--key", pub, "--repo", repo.dir, "--require-all", "-o", "json"}); code != 0 {
-		t.Errorf("exit %d, want 0", code)
+	if code, out := cobraExit("verify", dir, "--key", pub, "--repo", repo.dir, "--require-all", "-o", "json"); code != 0 || !strings.Contains(out, `"ok": true`) {
+		t.Errorf("exit %d, want 0:\n%s", code, out)
 	}
-	if code := run([]string{"verify", dir, "--key", pub, "--no-such-flag"}); code != 2 {
-		t.Errorf("unknown flag: exit %d, want 2", code)
+	if code, out := cobraExit("verify", dir, "--key", pub, "--no-such-flag"); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2:\n%s", code, out)
 	}
 	other, _ := attest.GenerateKey(attest.KeyECDSA)
 	kp, _ := attest.EncodeKeyPair(other, nil)
@@ -346,8 +366,8 @@ func TestVerifyCLIThroughCobra(t *testing.T) {
 	if err := os.WriteFile(otherPub, kp.Public, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code := run([]string{"verify", dir, "--key", otherPub}); code != 1 {
-		t.Errorf("different key: exit %d, want 1", code)
+	if code, out := cobraExit("verify", dir, "--key", otherPub); code != 1 || !strings.Contains(out, "failed signature") {
+		t.Errorf("different key: exit %d, want 1:\n%s", code, out)
 	}
 }
 
