@@ -11,18 +11,27 @@ import (
 	"syscall"
 )
 
-// Dir is a working folder read as Git would record it if every file were
-// added: `.git` is skipped, nothing else is ignored (no .gitignore), symlinks
-// are recorded as links (blob of the target) and never followed, a file is
-// executable when its owner may execute it, empty folders and files that are
-// neither regular nor symlinks do not exist.
+// Dir is a working folder read as Git would record it after `git add -A`:
+// `.git` is skipped; what Git ignores is left out (.gitignore files at every
+// level, those of the folders above the root inside its work tree,
+// .git/info/exclude and the user's core.excludesFile), unless the Git index
+// tracks it; symlinks are recorded as links (blob of the target) and never
+// followed, a file is executable when its owner may execute it, empty
+// folders and files that are neither regular nor symlinks do not exist.
+// Outside a Git work tree the folder's .gitignore files still apply (they
+// will once it is committed). A folder its enclosing work tree ignores is
+// read as a repository of its own.
 //
 // A Dir caches what it lists; make a new one to see later changes.
 type Dir struct {
 	snapshot
 	root *os.Root
+	wt   workTree
 	mu   sync.Mutex
 	dirs map[string][]Entry
+	// untracked are the files listed so far that are neither ignored nor
+	// in the index (only when there is an index).
+	untracked []string
 }
 
 // NewDir opens the folder at path. Close it when done.
@@ -31,7 +40,12 @@ func NewDir(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open working folder: %w", err)
 	}
-	d := &Dir{root: root, dirs: map[string][]Entry{}}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("open working folder: %w", err)
+	}
+	d := &Dir{root: root, wt: findWorkTree(abs), dirs: map[string][]Entry{}}
 	d.snapshot = snapshot{l: d}
 	return d, nil
 }
@@ -49,10 +63,22 @@ func osPath(p string) string {
 func (d *Dir) listDir(dir string) ([]Entry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.list(dir)
+	if entries, ok := d.dirs[dir]; ok {
+		return entries, nil
+	}
+	// Listing the root lists every folder it records, with the ignore
+	// rules each inherits; a folder not listed then does not exist.
+	if _, err := d.list("", d.childRules(dirRules{patterns: d.wt.patterns}, "", false)); err != nil {
+		return nil, err
+	}
+	if entries, ok := d.dirs[dir]; ok {
+		return entries, nil
+	}
+	return nil, &fs.PathError{Op: "readdir", Path: dir, Err: ErrNotExist}
 }
 
-func (d *Dir) list(dir string) ([]Entry, error) {
+// list lists folder dir, whose ignore rules are rules.
+func (d *Dir) list(dir string, rules dirRules) ([]Entry, error) {
 	if entries, ok := d.dirs[dir]; ok {
 		return entries, nil
 	}
@@ -70,12 +96,22 @@ func (d *Dir) list(dir string) ([]Entry, error) {
 		if c.Name() == ".git" {
 			continue
 		}
-		e, ok, err := d.entry(Join(dir, c.Name()), c)
+		p := Join(dir, c.Name())
+		// A symlink is a file to Git's ignore rules, even one to a folder.
+		skip, ignored := d.skip(rules, p, c.IsDir())
+		if skip {
+			continue
+		}
+		e, ok, err := d.entry(p, c, rules, ignored)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			entries = append(entries, e)
+		if !ok {
+			continue
+		}
+		entries = append(entries, e)
+		if !e.IsDir() && d.wt.tracked != nil && !d.wt.tracked[p] {
+			d.untracked = append(d.untracked, p)
 		}
 	}
 	SortEntries(entries)
@@ -83,8 +119,9 @@ func (d *Dir) list(dir string) ([]Entry, error) {
 	return entries, nil
 }
 
-// entry hashes one child; ok is false for what Git would not record.
-func (d *Dir) entry(p string, c fs.DirEntry) (Entry, bool, error) {
+// entry hashes one child of a folder with rules; ok is false for what Git
+// would not record.
+func (d *Dir) entry(p string, c fs.DirEntry, rules dirRules, ignored bool) (Entry, bool, error) {
 	e := Entry{Name: c.Name()}
 	switch t := c.Type(); {
 	case t&fs.ModeSymlink != 0:
@@ -94,7 +131,7 @@ func (d *Dir) entry(p string, c fs.DirEntry) (Entry, bool, error) {
 		}
 		e.Mode, e.Hash, e.Size = ModeSymlink, BlobID([]byte(filepath.ToSlash(target))), int64(len(target))
 	case t.IsDir():
-		sub, err := d.list(p)
+		sub, err := d.list(p, d.childRules(rules, p, ignored))
 		if err != nil {
 			return e, false, err
 		}

@@ -170,12 +170,13 @@ func TestDirAndMemoryMatchGitCLI(t *testing.T) {
 	}
 }
 
-// TestDirIgnoresGitFolderOnly shows a nested .git is skipped and a
-// .gitignore is not honoured: the folder is hashed as it is.
-func TestDirIgnoresGitFolderOnly(t *testing.T) {
+// TestDirSkipsGitFolderAndIgnoredFiles shows `.git` is skipped and a
+// .gitignore honoured (more in dir_ignore_test.go).
+func TestDirSkipsGitFolderAndIgnoredFiles(t *testing.T) {
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("*.log\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "x.log"), []byte("kept\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "x.log"), []byte("ignored\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "x.txt"), []byte("kept\n"), 0o644))
 	must(t, os.MkdirAll(filepath.Join(dir, ".git", "objects"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, ".git", "HEAD"), []byte("ref: refs/heads/main\n"), 0o644))
 	d, err := tree.NewDir(dir)
@@ -187,7 +188,7 @@ func TestDirIgnoresGitFolderOnly(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name)
 	}
-	if diff := cmp.Diff([]string{".gitignore", "x.log"}, names); diff != "" {
+	if diff := cmp.Diff([]string{".gitignore", "x.txt"}, names); diff != "" {
 		t.Errorf("root entries (-want +got):\n%s", diff)
 	}
 	if _, err := d.Stat(".git/HEAD"); !errors.Is(err, tree.ErrNotExist) {
