@@ -31,7 +31,9 @@ func (r *Reconciler) buildFolder(ctx context.Context, t Target, layout results.L
 	for _, o := range res.Outputs {
 		o := o
 		of := results.OutputFile{Path: o.Path, SHA256: o.SHA256, Size: o.Size}
-		if o.Mode != store.ModeSymlink {
+		// Outputs holding a secret's value stay in the store (no Open:
+		// BuildFolder then never commits them).
+		if o.Mode != store.ModeSymlink && res.Committable(o.Path) {
 			of.Open = func() ([]byte, error) { return readObject(ctx, r.Store, o.SHA256) }
 		}
 		outputs = append(outputs, of)

@@ -18,7 +18,9 @@ type attemptRunner struct {
 	opts    Options
 	st      store.Store
 	env     []string
-	secrets []string
+	secrets []string // the values of secretVars, to redact
+	// secretVars are the variables holding secrets, longest value first.
+	secretVars []secretVar
 }
 
 // attempt runs one attempt and records its facts in res (exit code, log,
@@ -28,6 +30,7 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	res.ExitCode, res.Signal, res.SignalNumber, res.Usage, res.Outputs = -1, "", 0, Usage{}, nil
 	res.Metrics, res.MetricsSHA256, res.MetricsError = nil, "", ""
 	res.LogSHA256, res.LogSize, res.LogTruncated, res.LogTail = "", 0, false, ""
+	res.Withheld = nil
 	var linked []linkedObject
 	dir := r.opts.PreparedWork
 	if n > 1 || dir == "" {
@@ -93,12 +96,19 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	outputs, oerr := collectOutputs(ctx, r.st, work, r.c.Outputs, r.outputLimit(), succeeded)
 	res.Outputs = outputs
 	r.readMetrics(ctx, work, res)
+	leaked := r.withholdSecrets(context.WithoutCancel(ctx), res)
 	if !succeeded {
 		msg := fmt.Sprintf("exit code %d", p.exitCode)
 		if p.signal != "" {
 			msg = "killed by signal " + p.signal
 		}
+		if leaked != "" {
+			msg += "; " + leaked
+		}
 		return outcome{outcomeExit, msg}
+	}
+	if leaked != "" {
+		return outcome{outcomeOutputs, leaked}
 	}
 	if tampered != "" {
 		return outcome{outcomeOutputs, tampered}

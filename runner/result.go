@@ -60,6 +60,10 @@ type Result struct {
 	// Outputs lists every declared output's files, sorted by path; folders
 	// expand to their files. Each is in the store by SHA256.
 	Outputs []store.Entry `json:"outputs"`
+	// Withheld lists the outputs that hold the value of one of the run's
+	// secrets: they are in the store, but must never be committed (see
+	// Committable). The run fails when there is any.
+	Withheld []string `json:"withheld,omitempty"`
 	// Metrics is the metrics file's flat object of numbers; MetricsError says
 	// why it is absent when the contract declares one.
 	Metrics       map[string]float64 `json:"metrics,omitempty"`
@@ -83,6 +87,17 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 	// Cached is set (not stored) when the result came from the run cache.
 	Cached bool `json:"-"`
+}
+
+// Committable reports whether the output at path may be committed to the
+// results folder: false for outputs that hold a secret's value.
+func (r *Result) Committable(path string) bool {
+	for _, w := range r.Withheld {
+		if w == path {
+			return false
+		}
+	}
+	return true
 }
 
 // Usage is what one attempt consumed.

@@ -52,11 +52,14 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 	if ctx.Err() != nil {
 		return finish(Cancelled, "cancelled before start")
 	}
-	env, secrets, err := buildEnv(c, opts)
+	env, secretVars, err := buildEnv(c, opts)
 	if err != nil {
 		return finish(Errored, err.Error())
 	}
-	r := &attemptRunner{c: c, opts: opts, st: st, env: env, secrets: secrets}
+	r := &attemptRunner{c: c, opts: opts, st: st, env: env, secretVars: secretVars}
+	for _, sv := range secretVars {
+		r.secrets = append(r.secrets, sv.value)
+	}
 	infraRetries, exitRetries := 0, 0
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
@@ -150,9 +153,12 @@ func openStore(c contract.Contract, opts Options) (store.Store, error) {
 	return st, nil
 }
 
+// secretVar is a variable whose value is a secret.
+type secretVar struct{ name, value string }
+
 // buildEnv returns the command's environment: a clean base plus the
-// declared variables, and the secret values to redact.
-func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
+// declared variables, and the secret values to redact, longest first.
+func buildEnv(c contract.Contract, opts Options) ([]string, []secretVar, error) {
 	source := opts.Secrets
 	if source == nil {
 		source = EnvSecrets
@@ -168,7 +174,7 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
 		"PATH": opts.PATH,
 		"LANG": "C.UTF-8",
 	}
-	var secrets []string
+	var secrets []secretVar
 	for _, e := range c.Env {
 		if e.SecretRef == nil {
 			vars[e.Name] = e.Value
@@ -193,7 +199,7 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
 		}
 		vars[e.Name] = v
 		if v != "" {
-			secrets = append(secrets, v)
+			secrets = append(secrets, secretVar{e.Name, v})
 		}
 	}
 	// EXPSYNC_RUN_ID marks every process of the run (the executor's
@@ -206,7 +212,7 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []string, error) {
 	}
 	sort.Strings(env)
 	// Longest first, so a secret containing another is redacted whole.
-	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i].value) > len(secrets[j].value) })
 	return env, secrets, nil
 }
 

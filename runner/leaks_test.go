@@ -1,0 +1,83 @@
+package runner
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestSecretsInOutputsOrMetricsAreWithheld is QA's F3: an output or a
+// metrics file holding a secret's value fails the run with a message that
+// names the file and the variable (never the value), and the output is
+// marked not committable.
+func TestSecretsInOutputsOrMetricsAreWithheld(t *testing.T) {
+	const secret = "S3CR3T-VALUE-xyz"
+	for _, tc := range []struct {
+		name, script  string
+		outputs       []string
+		metrics       string
+		wantWithheld  []string
+		wantInError   []string
+		wantMetricErr bool
+	}{
+		{name: "output holds the secret",
+			script:  `mkdir -p out; echo "$API_TOKEN" > out/tok.txt; echo fine > out/ok.txt`,
+			outputs: []string{"out/"}, wantWithheld: []string{"out/tok.txt"},
+			wantInError: []string{"output out/tok.txt holds the value of secret variable API_TOKEN"}},
+		{name: "secret cut by the scanner's chunk boundary",
+			script:  `head -c 65530 /dev/zero > big.bin; printf %s "$API_TOKEN" >> big.bin; head -c 1000 /dev/zero >> big.bin`,
+			outputs: []string{"big.bin"}, wantWithheld: []string{"big.bin"},
+			wantInError: []string{"output big.bin holds the value of secret variable API_TOKEN"}},
+		{name: "metrics file holds the secret as a key",
+			script:  `echo "{\"$API_TOKEN\": 1}" > m.json`,
+			metrics: "m.json", wantMetricErr: true,
+			wantInError: []string{"metrics file m.json holds the value of secret variable API_TOKEN; not recorded"}},
+		{name: "failed run: still withheld",
+			script:  `echo "$API_TOKEN" > tok.txt; exit 3`,
+			outputs: []string{"tok.txt"}, wantWithheld: []string{"tok.txt"},
+			wantInError: []string{"exit code 3", "output tok.txt holds the value of secret variable API_TOKEN"}},
+		{name: "no secret written",
+			script:  `echo fine > ok.txt; echo '{"acc": 1}' > m.json`,
+			outputs: []string{"ok.txt"}, metrics: "m.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.opts.Secrets = func(string, string) (string, bool, error) { return secret, true, nil }
+			b := shell(tc.script).secret("API_TOKEN", "lab-tokens", "api").outputs(tc.outputs...)
+			if tc.metrics != "" {
+				b.metrics(tc.metrics)
+			}
+			res := f.run(b.build())
+			if diff := cmp.Diff(tc.wantWithheld, res.Withheld); diff != "" {
+				t.Errorf("withheld (-want +got):\n%s", diff)
+			}
+			for _, o := range res.Outputs {
+				want := !strings.Contains(f.blob(o.SHA256), secret)
+				if res.Committable(o.Path) != want {
+					t.Errorf("Committable(%s) = %v", o.Path, !want)
+				}
+			}
+			if len(tc.wantInError) == 0 {
+				if res.Status != Succeeded {
+					t.Errorf("status %s: %s", res.Status, res.Error)
+				}
+			} else if res.Status != Failed {
+				t.Errorf("status %s, want Failed", res.Status)
+			}
+			for _, part := range tc.wantInError {
+				if !strings.Contains(res.Error, part) {
+					t.Errorf("error %q lacks %q", res.Error, part)
+				}
+			}
+			if tc.wantMetricErr && (res.Metrics != nil || res.MetricsSHA256 != "" || res.MetricsError == "") {
+				t.Errorf("metrics %v sha %q error %q; want them dropped with a reason", res.Metrics, res.MetricsSHA256, res.MetricsError)
+			}
+			data, _ := json.Marshal(res)
+			if strings.Contains(string(data), secret) {
+				t.Errorf("the secret's value is in the result: %s", data)
+			}
+		})
+	}
+}
