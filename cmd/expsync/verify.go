@@ -50,8 +50,8 @@ For each: the DSSE signatures are checked against the trusted --key files
 before anything in the payload is read (--threshold distinct keys must have
 signed), then the payload and predicate types, the builder ID (--builder-id
 for all keys, --key-builder-id KEY=ID to bind a key to the builders it may
-vouch for),
-that the invocation ID is the folder's run ID, that every subject matches its
+vouch for), that the invocation ID is the folder's run ID, that every subject
+matches its
 file in the folder or in --store (absent files are "not checked", failures
 with --require-all), that no file in the folder is unattested, and that the
 identity in run.json hashes to the run ID. With --repo, the context tree and
