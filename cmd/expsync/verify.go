@@ -51,9 +51,9 @@ before anything in the payload is read (--threshold distinct keys must have
 signed), then the payload and predicate types, the builder ID (--builder-id
 for all keys, --key-builder-id KEY=ID to bind a key to the builders it may
 vouch for), that the invocation ID is the folder's run ID, that every subject
-matches its
-file in the folder or in --store (absent files are "not checked", failures
-with --require-all), that no file in the folder is unattested, and that the
+matches its file in the folder or in --store (absent files are "not
+checked", failures with --require-all), that no file in the folder is
+unattested, and that the
 identity in run.json hashes to the run ID. With --repo, the context tree and
 the experiment file and template blobs must be reachable from --rev (default
 HEAD), which survives squash merges, and the identity's context tree (the
