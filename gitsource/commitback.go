@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/tree"
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -27,9 +25,18 @@ type CommitRequest struct {
 	// first attempt or after losing a push race — the MergeFunc rebuilds
 	// Files on the head; a nil MergeFunc writes Files as they are.
 	Base string
-	// StartFrom is the ref a missing Branch is created from (for example
-	// the pull request head whose results it holds); "" creates the
-	// branch as a root commit holding only Files.
+	// Create lets CommitBack create Branch when it is absent: the caller
+	// expects a new branch (a results branch not pushed yet). The push
+	// then succeeds only while the branch is still absent. Without Create
+	// the branch must exist, and an absent one — deleted since the caller
+	// read it, such as a merged pull request's branch — fails with
+	// ErrBranchDeleted; it is never re-created. Even with Create, a branch
+	// this Source has seen on the server (it pushed to it, or found it
+	// when it committed before) is not re-created once deleted.
+	Create bool
+	// StartFrom is the ref a created Branch starts from (for example the
+	// pull request head whose results it holds); "" creates the branch as
+	// a root commit holding only Files.
 	StartFrom string
 	// Message, Author and Committer of the commit (Committer defaults to
 	// Author; When defaults to now). A Message containing "{{" is a
@@ -111,6 +118,9 @@ func (s *Source) CommitBack(ctx context.Context, req CommitRequest, merge MergeF
 	retry := req.Retry.withDefaults()
 	var res CommitResult
 	for attempt := 1; attempt <= retry.MaxAttempts; attempt++ {
+		// Asked again at every attempt: once the branch has been seen,
+		// its disappearance is a deletion, not a branch to create.
+		req.Create = req.Create && !s.branchSeen(req.Branch)
 		res, err = s.commitOnce(ctx, req, edits, merge, attempt)
 		res.Attempts = attempt
 		if !errors.Is(err, errLostRace) {
@@ -146,6 +156,13 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 	branchHead, err := s.fetchHead(ctx, branchRef)
 	if err != nil {
 		return CommitResult{}, err
+	}
+	if branchHead.IsZero() && !req.Create {
+		return CommitResult{}, s.newError("commit to "+req.Branch, ErrBranchDeleted,
+			"nothing was pushed")
+	}
+	if !branchHead.IsZero() {
+		s.sawBranch(req.Branch)
 	}
 	head := branchHead
 	if head.IsZero() && req.StartFrom != "" {
@@ -198,6 +215,7 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 	if err := s.push(ctx, st, req.Branch, branchHead, commit); err != nil {
 		return res, err
 	}
+	s.sawBranch(req.Branch)
 	res.Pushed = true
 	return res, nil
 }
@@ -300,41 +318,4 @@ func writeCommit(st *overlay, req CommitRequest, treeHash, parent plumbing.Hash)
 		return plumbing.ZeroHash, err
 	}
 	return st.SetEncodedObject(obj)
-}
-
-// push sends commit to branch, expecting the server's head to be old. Any
-// failure after which the server's head is no longer old is a lost race.
-func (s *Source) push(ctx context.Context, st *overlay, branch string, old, commit plumbing.Hash) error {
-	auth, err := s.repo.Auth.transportAuth(s.repo.URL)
-	if err != nil {
-		return err
-	}
-	s.stats.pushes.Add(1)
-	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
-	dst := "refs/heads/" + branch
-	opts := &git.PushOptions{
-		RemoteName: remoteName,
-		// Pushed by ID: the commit lives in the overlay, not in a local ref.
-		RefSpecs: []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", commit, dst))},
-		Auth:     auth,
-		CABundle: s.repo.Auth.caBundle(),
-	}
-	if !old.IsZero() {
-		// The push's update command carries the advertised head as the
-		// old value and the server swaps only if it still matches; this
-		// makes sure the advertised head is the one we built on.
-		opts.RequireRemoteRefs = []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", old, dst))}
-	}
-	pushErr := remote.PushContext(ctx, opts)
-	if pushErr == nil || errors.Is(pushErr, git.NoErrAlreadyUpToDate) {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return pushErr
-	}
-	now, err := s.remoteHead(ctx, dst)
-	if err == nil && now != old {
-		return fmt.Errorf("%w (%v)", errLostRace, pushErr)
-	}
-	return fmt.Errorf("%w: %v", ErrPushRejected, pushErr)
 }

@@ -78,7 +78,7 @@ func TestCommitBackToNewResultsBranchFromPullRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := src.CommitBack(testCtx(t), CommitRequest{Branch: branch, StartFrom: "refs/pull/3/head",
+	res, err := src.CommitBack(testCtx(t), CommitRequest{Branch: branch, Create: true, StartFrom: "refs/pull/3/head",
 		Files: map[string][]byte{"results/r/run.json": []byte("{}")}, Message: "results for #3", Author: bot}, nil)
 	if err != nil || !res.Pushed || res.Parent != pr {
 		t.Fatalf("commit to a new results branch = %+v, %v", res, err)

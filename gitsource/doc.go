@@ -49,15 +49,22 @@
 // fetches the branch head, edits the head's tree with plumbing (unchanged
 // sub-trees are reused; new objects stay in memory and go straight into
 // the push's pack, nothing is written to the cache), and pushes by commit
-// ID with a compare-and-swap on the head it built on. If the result
+// ID with a lease: the update command names the head it built on, so the
+// server swaps only if the branch is still there (a branch that CommitBack
+// creates — CommitRequest.Create — only if it is still absent), like
+// `git push --force-with-lease`. A branch deleted meanwhile (a merged pull
+// request's) is never re-created: CommitBack fails with ErrBranchDeleted,
+// also for a branch it was allowed to create once the Source has seen it
+// on the server. If the result
 // equals the head's tree, nothing is pushed and the result says
 // NothingToCommit — a success. When the branch moved (before
 // the commit or during the push), the MergeFunc rebuilds the change on the
 // new head's tree (expsync adds run folders — first writer wins — and
 // regenerates summaries), and the push is retried with exponential backoff
 // and jitter, at most RetryPolicy.MaxAttempts times (then
-// ErrRetriesExhausted). A missing branch is created from StartFrom (for
-// example a pull request head) or as a root commit. Author, committer and
+// ErrRetriesExhausted). A missing branch the caller expects to be new
+// (Create) is created from StartFrom (for example a pull request head) or
+// as a root commit. Author, committer and
 // message are the caller's; a message containing "{{" is a text/template
 // over MessageData (branch, parent, paths). Commits can be signed with a
 // PGPSigner or an SSHSigner.
@@ -77,7 +84,8 @@
 // userinfo, query or fragment) and the operation, wrapping a kind —
 // ErrAuth, ErrHostKey, ErrCertificate, ErrRepositoryNotFound, ErrEmptyRepository,
 // ErrRefNotFound, ErrCommitNotFound, ErrUnreachable, ErrTimeout,
-// ErrRepoTooLarge, ErrUnverified, ErrPushRejected, ErrRetriesExhausted —
+// ErrRepoTooLarge, ErrUnverified, ErrPushRejected, ErrRetriesExhausted,
+// ErrBranchDeleted —
 // for errors.Is. Its text is scrubbed of the configured secrets and of any
 // URL userinfo, and the underlying error is kept for unwrapping only when
 // its own text is already clean.

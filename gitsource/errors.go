@@ -29,6 +29,7 @@ var (
 	ErrUnverified         = errors.New("commit signature not verified")
 	ErrPushRejected       = errors.New("push rejected by the server")
 	ErrRetriesExhausted   = errors.New("push kept losing races with other writers; retries exhausted")
+	ErrBranchDeleted      = errors.New("branch deleted on the server: it is not re-created")
 )
 
 // RepoError names the repository (redacted URL) and the operation. Its
@@ -100,6 +101,7 @@ func classify(err error) error {
 		errors.Is(err, ErrRefNotFound), errors.Is(err, ErrCommitNotFound), errors.Is(err, ErrUnreachable),
 		errors.Is(err, ErrTimeout), errors.Is(err, ErrHostKey), errors.Is(err, ErrCertificate), errors.Is(err, ErrRepoTooLarge),
 		errors.Is(err, ErrUnverified), errors.Is(err, ErrPushRejected), errors.Is(err, ErrRetriesExhausted),
+		errors.Is(err, ErrBranchDeleted),
 		errors.Is(err, ErrUnsafeURL):
 		return nil // already carries its kind in the chain
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),

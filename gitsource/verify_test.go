@@ -222,7 +222,7 @@ func TestOwnResultsCommitsPassVerification(t *testing.T) {
 	// PGP then SSH; with verification required, each is runnable.
 	var heads []string
 	for i, signer := range []Signer{pgpSigner, sshSigner} {
-		res, err := src.CommitBack(ctx, CommitRequest{Branch: "main", Files: map[string][]byte{"r.txt": {byte('0' + i)}},
+		res, err := src.CommitBack(ctx, CommitRequest{Branch: "main", Create: true, Files: map[string][]byte{"r.txt": {byte('0' + i)}},
 			Message: "results", Author: bot, Signer: signer}, nil)
 		if err != nil {
 			t.Fatal(err)

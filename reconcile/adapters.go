@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/expsync/expsync/contract"
@@ -57,12 +58,21 @@ type GitPusher struct {
 func (p GitPusher) CommitBack(ctx context.Context, message string, files map[string][]byte, merge MergeFunc) (string, error) {
 	req := gitsource.CommitRequest{
 		Branch: p.Branch, Files: files, StartFrom: p.StartFrom,
+		// A results branch (StartFrom set) may not exist yet; the branch
+		// whose commit ran does, and if it is gone it was deleted: never
+		// re-create it (QA F9).
+		Create:  p.StartFrom != "",
 		Message: message, Author: p.Author, Signer: p.Signer,
 	}
 	res, err := p.Source.CommitBack(ctx, req, func(base tree.Reader, ours map[string][]byte) (map[string][]byte, error) {
 		changes, err := merge(base, ours)
 		return map[string][]byte(changes), err
 	})
+	if errors.Is(err, gitsource.ErrBranchDeleted) {
+		// The runner's run cache still holds every result: a later
+		// reconcile of a branch with these runs recovers them.
+		return "", fmt.Errorf("branch %s was deleted; results kept in the run cache: %w", p.Branch, err)
+	}
 	if err != nil {
 		return "", err
 	}
