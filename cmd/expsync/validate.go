@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -97,7 +98,55 @@ func (o *validateOptions) validate(path string, mode v1alpha1.Mode) (bool, error
 		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	fmt.Fprintf(o.Stdout, "%s: valid: %d experiment(s), %d run(s) in %s mode\n", path, len(res.Experiments), len(res.Runs), mode)
+	o.noteUntracked(path, dir, res.Runs)
 	return true, nil
+}
+
+// noteUntracked prints one line naming the files of the runs' contexts that
+// Git neither tracks nor ignores: the IDs just computed include them, so a
+// commit made without `git add` of them would get other IDs. Nothing is
+// printed outside a Git work tree, or with --format json (whose lines are
+// problems only).
+func (o *validateOptions) noteUntracked(path string, dir *tree.Dir, runs []render.Run) {
+	if o.Format == "json" {
+		return
+	}
+	seen := map[string]bool{}
+	var files []string
+	for _, r := range runs {
+		if seen["ctx:"+r.Contract.Context.Path] {
+			continue
+		}
+		seen["ctx:"+r.Contract.Context.Path] = true
+		untracked, ok := dir.Untracked(r.Contract.Context.Path)
+		if !ok {
+			return
+		}
+		for _, f := range untracked {
+			if !seen[f] {
+				seen[f] = true
+				files = append(files, displayFile(path, f))
+			}
+		}
+	}
+	if len(files) == 0 {
+		return
+	}
+	sort.Strings(files)
+	shown := files
+	if len(shown) > 5 {
+		shown = shown[:5]
+	}
+	list := strings.Join(shown, ", ")
+	if more := len(files) - len(shown); more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	msg := fmt.Sprintf("%d untracked file(s) in run contexts are part of these run IDs: %s; `git add` them or list them in .gitignore, or the IDs of the commit will differ", len(files), list)
+	if o.Format == "github" {
+		fmt.Fprintf(o.Stderr, "::notice::%s\n", githubEscapeData(msg))
+		return
+	}
+	fmt.Fprintf(o.Stderr, "%s: note: %s\n", path, msg)
 }
 
 // displayFile makes a repository path usable from where the command runs.
