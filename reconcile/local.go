@@ -17,6 +17,7 @@ import (
 	"github.com/expsync/expsync/results"
 	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
+	"github.com/expsync/expsync/tree"
 )
 
 // LocalOptions configure the embedded default: a local store, the local
@@ -163,12 +164,27 @@ func (l *Local) ReconcileRef(ctx context.Context, src *gitsource.Source, ch gits
 		return &Report{Commit: ch.New}, err
 	}
 	defer snap.Close()
+	var resultsTree tree.Reader
+	separate := "refs/heads/"+branch != ch.Ref
+	if separate {
+		// Done runs of this ref are in its results branch.
+		rs, err := src.Snapshot(ctx, "refs/heads/"+branch, "")
+		switch {
+		case err == nil:
+			defer rs.Close()
+			resultsTree = rs
+		case errors.Is(err, gitsource.ErrRefNotFound):
+			// No results branch yet: nothing is done.
+		default:
+			return &Report{Commit: ch.New}, fmt.Errorf("read results branch %s: %w", branch, err)
+		}
+	}
 	author := l.opts.Author
 	if author.Name == "" {
 		author = gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}
 	}
 	return l.Reconciler.Reconcile(ctx, Target{
-		Repository: src.URL(), Ref: ch.Ref, Commit: ch.New, Tree: snap,
+		Repository: src.URL(), Ref: ch.Ref, Commit: ch.New, Tree: snap, Results: resultsTree, SeparateResults: separate,
 		Pusher: GitPusher{Source: src, Branch: branch, StartFrom: startFrom, Author: author, Signer: l.opts.CommitSigner},
 	})
 }

@@ -36,8 +36,25 @@ type Target struct {
 	// Commit is the commit ID and Tree its snapshot.
 	Commit string
 	Tree   tree.Reader
+	// Results is the tree the results go to when it is not Tree: the head
+	// of the ref's results branch (nil when that branch does not exist
+	// yet). Done runs are looked up there.
+	Results tree.Reader
+	// SeparateResults is set when results go to a results branch.
+	SeparateResults bool
 	// Pusher commits results back (to Ref's branch or its results branch).
 	Pusher Pusher
+}
+
+// resultsTree is where finished runs are looked up.
+func (t Target) resultsTree() tree.Reader {
+	if !t.SeparateResults {
+		return t.Tree
+	}
+	if t.Results == nil {
+		return tree.NewMemory()
+	}
+	return t.Results
 }
 
 // Pusher writes a batch of files as one commit on top of the branch head.
@@ -160,12 +177,12 @@ func (r *Reconciler) classify(ctx context.Context, t Target, layout results.Layo
 		names, ok := present[run.Experiment]
 		if !ok {
 			var err error
-			if names, err = runFolderNames(t.Tree, layout.ExperimentDir(run.Experiment)); err != nil {
+			if names, err = runFolderNames(t.resultsTree(), layout.ExperimentDir(run.Experiment)); err != nil {
 				return w, err
 			}
 			present[run.Experiment] = names
 		}
-		state, known, err := r.folderState(t.Tree, names, dir, run)
+		state, known, err := r.folderState(t.resultsTree(), names, dir, run)
 		if err != nil {
 			return w, err
 		}

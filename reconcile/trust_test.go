@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,39 @@ func TestUntrustedRefNeedsSignedCommits(t *testing.T) {
 	}
 	if lines := markerLines(t, marker); len(lines) != 0 || h.head() != source {
 		t.Errorf("an unsigned commit ran (%d runs) or was committed to", len(lines))
+	}
+}
+
+// TestResultsBranch: a ref whose results go to a results branch (as pull
+// requests from forks do) leaves the ref alone, starts the results branch
+// from it, and finds its done runs there the next time.
+func TestResultsBranch(t *testing.T) {
+	h := newHarness(t)
+	marker := filepath.Join(t.TempDir(), "marker")
+	h.commit("sweep", squareExperiment(marker, "1, 2"))
+	exp := h.git(h.peer, "rev-parse", "HEAD")
+	h.git(h.peer, "push", "-q", "origin", "HEAD:refs/heads/exp")
+	policy := gitsource.RefPolicy{Pattern: "exp", Trusted: true, ResultsBranch: "results/exp"}
+	rep, err := h.reconcileRef("refs/heads/exp", policy, nil)
+	if err != nil || rep.Executed != 2 || len(rep.Commits) != 1 {
+		t.Fatalf("first reconcile: %+v, %v", rep, err)
+	}
+	if got := strings.Fields(h.git(h.peer, "ls-remote", "origin", "refs/heads/exp"))[0]; got != exp {
+		t.Errorf("the source ref moved to %s", got)
+	}
+	results := strings.Fields(h.git(h.peer, "ls-remote", "origin", "refs/heads/results/exp"))
+	if len(results) == 0 || results[0] != rep.Commits[0] {
+		t.Fatalf("results branch: %v, want %s", results, rep.Commits)
+	}
+	h.git(h.peer, "fetch", "-q", "origin", "results/exp")
+	if parent := h.git(h.peer, "rev-parse", rep.Commits[0]+"^"); parent != exp {
+		t.Errorf("results branch starts from %s, want the ref's commit %s", parent, exp)
+	}
+	rep, err = h.reconcileRef("refs/heads/exp", policy, nil)
+	if err != nil || !rep.NothingToDo() || rep.Done != 2 {
+		t.Errorf("second reconcile: %+v, %v", rep, err)
+	}
+	if n := len(markerLines(t, marker)); n != 2 {
+		t.Errorf("executed %d runs, want 2", n)
 	}
 }
