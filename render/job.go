@@ -35,10 +35,12 @@ import (
 //     must exit ExitInputMismatch (the Job fails at once); any other failure
 //     (a store or URL unreachable) retries.
 //   - Container "run" (the run's image) runs `/expsync/expsync exec
-//     --contract ... --work-root /work/attempts --result /outputs/result.json
-//     --termination-message /dev/termination-log`: the command with a clean
-//     environment plus the declared variables, the per-attempt timeout on
-//     the whole process group, outputs hashed into the store. Its exit code
+//     --contract ... --prepared-dir /work/context --work-root /work/attempts
+//     --result /outputs/result.json --termination-message
+//     /dev/termination-log`: one attempt of the command in the folder prepare
+//     verified, with a clean environment plus the declared variables, the
+//     per-attempt timeout on the whole process group, outputs hashed into
+//     the store. Its exit code
 //     must be the command's, so spec.retries.onExitCodes can name it, or
 //     ExitRunnerInfrastructure when the runner itself failed.
 //   - The contract comes from a ConfigMap named like the Job (JobObjects
@@ -56,8 +58,8 @@ const (
 	RunnerInPod      = RunnerDir + "/expsync"
 	WorkDir          = "/work"
 	// ContextDir is where prepare materialises and verifies the context
-	// and inputs; AttemptsDir where the run container makes the attempt's
-	// work folder.
+	// and inputs, and where the run container runs the command;
+	// AttemptsDir is the runner's scratch root.
 	ContextDir  = WorkDir + "/context"
 	AttemptsDir = WorkDir + "/attempts"
 	TmpDir      = "/tmp"
@@ -568,6 +570,7 @@ func podSpec(run Run, opts JobOptions, name string, resources parsedResources) c
 			Image:   run.Contract.Image,
 			Command: []string{RunnerInPod},
 			Args: []string{"exec", "--contract", ContractPath,
+				"--prepared-dir", ContextDir,
 				"--work-root", AttemptsDir,
 				"--result", ResultPath,
 				"--termination-message", RunTerminationMessagePath},

@@ -431,7 +431,7 @@ func TestJobPodIsHardened(t *testing.T) {
 		t.Errorf("init command (-want +got):\n%s", diff)
 	}
 	wantMain := []string{"/expsync/expsync", "exec", "--contract", "/etc/expsync/contract.json",
-		"--work-root", "/work/attempts", "--result", "/outputs/result.json", "--termination-message", "/dev/termination-log"}
+		"--prepared-dir", "/work/context", "--work-root", "/work/attempts", "--result", "/outputs/result.json", "--termination-message", "/dev/termination-log"}
 	if diff := cmp.Diff(wantMain, append(main.Command, main.Args...)); diff != "" {
 		t.Errorf("main command (-want +got):\n%s", diff)
 	}
