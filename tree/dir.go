@@ -45,6 +45,11 @@ func NewDir(path string) (*Dir, error) {
 		root.Close()
 		return nil, fmt.Errorf("open working folder: %w", err)
 	}
+	// Git finds its work tree from the physical folder, not a symlink's
+	// location.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
 	d := &Dir{root: root, wt: findWorkTree(abs), dirs: map[string][]Entry{}}
 	d.snapshot = snapshot{l: d}
 	return d, nil

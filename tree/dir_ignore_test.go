@@ -266,3 +266,42 @@ func TestDirDoesNotFollowSymlinkedGitIgnore(t *testing.T) {
 		}
 	}
 }
+
+// TestDirThroughSymlinkFindsTheWorkTree: opened through a symlink, Dir finds
+// the work tree the physical folder is in, as git does.
+func TestDirThroughSymlinkFindsTheWorkTree(t *testing.T) {
+	repo := ignoreRepo(t)
+	link := filepath.Join(t.TempDir(), "link")
+	must(t, os.Symlink(filepath.Join(repo, "experiments"), link))
+	d, err := tree.NewDir(link)
+	must(t, err)
+	defer d.Close()
+	got, err := tree.TreeHash(d, "")
+	must(t, err)
+	if want := gitRun(t, repo, "rev-parse", "HEAD:experiments"); string(got) != want {
+		t.Errorf("Dir through a symlink = %s, git rev-parse HEAD:experiments = %s", got, want)
+	}
+}
+
+// TestDirHonoursGitIndexFile: in a hook Git names the index being committed
+// with GIT_INDEX_FILE; a file ignored and absent from that index is left
+// out although the default index tracks it.
+func TestDirHonoursGitIndexFile(t *testing.T) {
+	repo := ignoreRepo(t)
+	alt := filepath.Join(t.TempDir(), "index")
+	t.Setenv("GIT_INDEX_FILE", alt)
+	gitRun(t, repo, "read-tree", "HEAD")
+	gitRun(t, repo, "rm", "-q", "--cached", "data/tracked.pyc")
+	want := gitRun(t, repo, "rev-parse", gitRun(t, repo, "write-tree")+":data")
+	d, err := tree.NewDir(filepath.Join(repo, "data"))
+	must(t, err)
+	defer d.Close()
+	got, err := tree.TreeHash(d, "")
+	must(t, err)
+	if string(got) != want {
+		t.Errorf("Dir with GIT_INDEX_FILE = %s, git write-tree of that index = %s", got, want)
+	}
+	if _, err := d.Stat("tracked.pyc"); err == nil {
+		t.Errorf("data/tracked.pyc is ignored and not in GIT_INDEX_FILE's index, yet Dir records it")
+	}
+}

@@ -137,8 +137,14 @@ func commonDir(gitDir string) string {
 // trackedPaths reads the index with go-git and returns the Dir-relative
 // paths of its entries below prefix, and of their folders; nil when the
 // index cannot be read (then ignored files are left out even if tracked).
+// GIT_INDEX_FILE is honoured as Git does: in a pre-commit hook of
+// `git commit -a` it names the index being committed.
 func trackedPaths(gitDir string, prefix []string) map[string]bool {
-	f, err := os.Open(filepath.Join(gitDir, "index"))
+	file := filepath.Join(gitDir, "index")
+	if env := os.Getenv("GIT_INDEX_FILE"); env != "" {
+		file = env
+	}
+	f, err := os.Open(file)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return map[string]bool{} // nothing added yet
