@@ -83,6 +83,12 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	// The log is kept even when the run was cancelled.
 	r.recordLog(context.WithoutCancel(ctx), p, res)
 	switch {
+	case err != nil && errors.Is(err, errNotStarted) && p.startKind == outcomeFatal:
+		// The experiment's own command cannot start (a typo, a script
+		// that is not executable): as a shell would, a failure with exit
+		// code 127 or 126, recorded and committed so the reviewer sees it,
+		// not an infrastructure error retried on every reconcile.
+		return outcome{outcomeNoStart, err.Error()}
 	case err != nil && errors.Is(err, errNotStarted):
 		return outcome{p.startKind, err.Error()}
 	case err != nil:

@@ -80,8 +80,9 @@ func TestCachedFailureStandsUntilSchedulingChanges(t *testing.T) {
 	if data, _ := os.ReadFile(counter); strings.Count(string(data), "x") != 2 {
 		t.Errorf("command ran %d times, want 2 (once, then once after the change)", strings.Count(string(data), "x"))
 	}
-	// Cancelled and errored results are never cached.
-	e := newContract("no-such-program-expsync").build()
+	// Cancelled and errored results (here: a secret that is not set) are
+	// never cached.
+	e := shell("true").secret("TOKEN", "unset", "key").build()
 	if _, err := RunCached(context.Background(), e, f.opts); err != nil {
 		t.Fatal(err)
 	}

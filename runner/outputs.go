@@ -50,7 +50,7 @@ func collectOutputs(ctx context.Context, st store.Store, work string, declared [
 			continue
 		}
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("output %s: %v", decl, err))
+			problems = append(problems, fmt.Sprintf("output %s: %v", decl, inWork(work, err)))
 			continue
 		}
 		if !fi.IsDir() {
@@ -182,7 +182,7 @@ func (r *attemptRunner) readMetrics(ctx context.Context, work string, res *Resul
 	rel, _ := cleanRel(r.c.Metrics)
 	fi, err := lstatInside(work, rel)
 	if err != nil {
-		res.MetricsError = fmt.Sprintf("metrics file %s: %v", r.c.Metrics, err)
+		res.MetricsError = fmt.Sprintf("metrics file %s: %v", r.c.Metrics, inWork(work, err))
 		return
 	}
 	if !fi.Mode().IsRegular() {
@@ -191,13 +191,13 @@ func (r *attemptRunner) readMetrics(ctx context.Context, work string, res *Resul
 	}
 	f, err := os.OpenFile(filepath.Join(work, filepath.FromSlash(rel)), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		res.MetricsError = fmt.Sprintf("metrics file %s: %v", r.c.Metrics, err)
+		res.MetricsError = fmt.Sprintf("metrics file %s: %v", r.c.Metrics, inWork(work, err))
 		return
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, r.opts.MaxMetricsBytes+1))
 	if err != nil {
-		res.MetricsError = fmt.Sprintf("metrics file %s: %v", r.c.Metrics, err)
+		res.MetricsError = fmt.Sprintf("metrics file %s: %v", r.c.Metrics, inWork(work, err))
 		return
 	}
 	if int64(len(data)) > r.opts.MaxMetricsBytes {
@@ -206,7 +206,7 @@ func (r *attemptRunner) readMetrics(ctx context.Context, work string, res *Resul
 	}
 	metrics, err := ParseMetrics(data)
 	if err != nil {
-		res.MetricsError = fmt.Sprintf("metrics file %s: %v", r.c.Metrics, err)
+		res.MetricsError = fmt.Sprintf("metrics file %s: %v", r.c.Metrics, inWork(work, err))
 		return
 	}
 	obj, err := r.st.Put(ctx, bytes.NewReader(data), "")
@@ -244,4 +244,13 @@ func ParseMetrics(data []byte) (map[string]float64, error) {
 		out[k] = f
 	}
 	return out, nil
+}
+
+// inWork names files of the work folder relative to it in an error's text
+// (os errors carry absolute paths, meaningless in a results commit).
+func inWork(work string, err error) string {
+	if errors.Is(err, fs.ErrNotExist) {
+		return "not found"
+	}
+	return strings.ReplaceAll(err.Error(), work+string(filepath.Separator), "")
 }

@@ -47,10 +47,13 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	res.log = logw
 	prog, err := lookPath(r.c.Command[0], spec.dir, r.opts.PATH)
 	if err != nil {
-		fmt.Fprintf(logw, "expsync: %v\n", err)
+		fmt.Fprintf(logw, "expsync: %v\nexpsync: PATH=%s\n", err, r.opts.PATH)
 		logw.close()
 		res.startKind = outcomeFatal
 		res.exitCode = 127
+		if errors.Is(err, errNotExecutable) {
+			res.exitCode = 126
+		}
 		return res, fmt.Errorf("%w: %v", errNotStarted, err)
 	}
 	pr, pw, err := os.Pipe()
@@ -88,7 +91,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		logw.close()
 		res.startKind = outcomeInfra
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOEXEC) {
-			res.startKind = outcomeFatal
+			res.startKind, res.exitCode = outcomeFatal, 126
 		}
 		return res, fmt.Errorf("%w: start %s: %v", errNotStarted, r.c.Command[0], err)
 	}
@@ -176,6 +179,8 @@ func devNull() *os.File {
 	return devNullFile
 }
 
+var errNotExecutable = errors.New("not an executable file (chmod +x it in the repository, or run it through its interpreter)")
+
 // lookCache remembers where bare program names were found in a PATH.
 var lookCache sync.Map // prog + "\x00" + PATH → full path
 
@@ -192,7 +197,11 @@ func lookPath(prog, dir, path string) (string, error) {
 			full = filepath.Join(dir, prog)
 		}
 		if err := executable(full); err != nil {
-			return "", fmt.Errorf("command %q: %w", prog, err)
+			// Named as the contract names it, not by its work folder path.
+			if errors.Is(err, errNotExecutable) {
+				return "", fmt.Errorf("command %q: %w", prog, errNotExecutable)
+			}
+			return "", fmt.Errorf("command %q: %w", prog, fs.ErrNotExist)
 		}
 		return full, nil
 	}
@@ -210,7 +219,9 @@ func lookPath(prog, dir, path string) (string, error) {
 			return full, nil
 		}
 	}
-	return "", fmt.Errorf("command %q not found in PATH %s", prog, path)
+	// The full PATH goes to the log (see runProcess), not into the
+	// one-line error.
+	return "", fmt.Errorf("command %q not found in PATH", prog)
 }
 
 func executable(p string) error {
@@ -219,7 +230,7 @@ func executable(p string) error {
 		return err
 	}
 	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
+		return fmt.Errorf("%s: %w", p, errNotExecutable)
 	}
 	return nil
 }

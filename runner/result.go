@@ -13,8 +13,9 @@ type Status string
 const (
 	// Succeeded: exit code 0 and every declared output present within limits.
 	Succeeded Status = "Succeeded"
-	// Failed: a non-zero exit code (after retries), or a missing or
-	// oversized output.
+	// Failed: a non-zero exit code (after retries), a missing or
+	// oversized output, an output holding a secret, or a command that
+	// cannot start (not found: exit code 127; not executable: 126).
 	Failed Status = "Failed"
 	// TimedOut: the last attempt exceeded the per-attempt timeout.
 	TimedOut Status = "TimedOut"
@@ -24,8 +25,8 @@ const (
 	// command never started.
 	InputMismatch Status = "InputMismatch"
 	// Errored: an infrastructure failure that outlived the retries (the
-	// command could not start, an input could not be fetched, a secret is
-	// missing...). Never cached.
+	// process could not be created, an input could not be fetched, a
+	// secret is missing...). Never cached.
 	Errored Status = "Error"
 )
 

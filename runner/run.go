@@ -296,6 +296,7 @@ const (
 	outcomeTimeout                      // the attempt's timeout fired
 	outcomeCancelled                    // the caller's context ended
 	outcomeOutputs                      // exit 0 but outputs missing or too large
+	outcomeNoStart                      // the command cannot start here (not found, not executable): a result, never retried
 )
 
 func (o outcome) status() Status {
@@ -305,7 +306,7 @@ func (o outcome) status() Status {
 			return Succeeded
 		}
 		return Failed
-	case outcomeOutputs:
+	case outcomeOutputs, outcomeNoStart:
 		return Failed
 	case outcomeMismatch:
 		return InputMismatch

@@ -127,9 +127,21 @@ func TestRunMissingOutputFails(t *testing.T) {
 
 func TestRunCommandNotFound(t *testing.T) {
 	f := newFixture(t)
+	// A command that cannot start is the experiment's failure (QA F12):
+	// recorded like a shell's 127/126, cacheable, not retried, with a short
+	// error (the PATH searched is in the log).
 	res := f.run(newContract("no-such-program-expsync").retries(3, 127).build())
-	if res.Status != Errored || res.Attempts != 1 || !strings.Contains(res.Error, `"no-such-program-expsync" not found`) {
-		t.Errorf("status %s attempts %d error %q", res.Status, res.Attempts, res.Error)
+	if res.Status != Failed || res.ExitCode != 127 || res.Attempts != 1 || !res.Status.Cacheable() ||
+		!strings.Contains(res.Error, `"no-such-program-expsync" not found`) || len(res.Error) > 120 {
+		t.Errorf("status %s exit %d attempts %d error %q", res.Status, res.ExitCode, res.Attempts, res.Error)
+	}
+	if log := f.blob(res.LogSHA256); !strings.Contains(log, "PATH=") {
+		t.Errorf("the log does not say which PATH was searched: %q", log)
+	}
+	tr := f.exportContext(map[string]string{"run.sh": "#!/bin/sh\necho hi\n"})
+	res = f.run(newContract("./run.sh").context(tr).build())
+	if res.Status != Failed || res.ExitCode != 126 {
+		t.Errorf("not executable: status %s exit %d error %q", res.Status, res.ExitCode, res.Error)
 	}
 }
 
@@ -525,8 +537,9 @@ func TestMetrics(t *testing.T) {
 		})
 	}
 	f := newFixture(t)
-	res := f.run(shell(`true`).metrics("m.json").build())
-	if !strings.Contains(res.MetricsError, "metrics file m.json") {
+	res := f.run(shell(`true`).metrics("out/m.json").build())
+	// Named as declared, without the work folder's absolute path (QA F11).
+	if res.MetricsError != "metrics file out/m.json: not found" {
 		t.Errorf("missing metrics file: error %q", res.MetricsError)
 	}
 }

@@ -301,7 +301,7 @@ func TestExecExitCodesMatchRender(t *testing.T) {
 func TestExecSecretFromPodVariable(t *testing.T) {
 	const secret = "pod-secret-5e1a"
 	t.Setenv("API_TOKEN", secret)
-	f := newExecFixture(t, `echo "got $API_TOKEN"; echo "$API_TOKEN" > out.txt`)
+	f := newExecFixture(t, `echo "got $API_TOKEN"; echo done > out.txt`)
 	f.contract.Env = []contract.EnvVar{{Name: "API_TOKEN", SecretRef: &contract.SecretRef{Name: "lab", Key: "api"}}}
 	data, _ := json.Marshal(f.contract)
 	os.WriteFile(f.file, data, 0o644)
