@@ -22,9 +22,11 @@ import (
 //     for included), measured by the kernel (method "rusage");
 //   - otherwise the run's processes used less than expsync: the figure is
 //     the largest VmHWM sampled from /proc/<pid>/status of the child and its
-//     descendants (method "sampled"), right after the start and every
-//     sampleInterval, a lower bound that misses growth in the last interval
-//     before a process exits.
+//     descendants (method "sampled"), right after the start, densely in the
+//     first milliseconds and then every sampleInterval: a lower bound that
+//     misses growth in the last interval before a process exits (and a run
+//     that ends before its first sample reports 0: unknown, but below
+//     expsync's own peak).
 const (
 	MaxRSSByRusage = "rusage"
 	MaxRSSSampled  = "sampled"
@@ -52,18 +54,28 @@ func startPeakSampler(pid int) *peakSampler {
 	return s
 }
 
+// earlySamples are the first delays between samples: a process's VmHWM
+// is only what it touched so far (a few pages right after exec), so short
+// runs are sampled densely at first, then every sampleInterval.
+var earlySamples = []time.Duration{time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond}
+
 func (s *peakSampler) loop() {
 	defer close(s.done)
 	s.sample()
-	t := time.NewTicker(sampleInterval)
+	t := time.NewTimer(earlySamples[0])
 	defer t.Stop()
-	for {
+	for i := 1; ; i++ {
 		select {
 		case <-s.stopc:
 			return
 		case <-t.C:
 			s.sample()
 		}
+		next := sampleInterval
+		if i < len(earlySamples) {
+			next = earlySamples[i]
+		}
+		t.Reset(next)
 	}
 }
 
