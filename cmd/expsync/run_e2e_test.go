@@ -1,12 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/expsync/expsync/render"
+	"github.com/expsync/expsync/tree"
 )
 
 // labCopyTree copies a folder of the repository (the examples) into dst.
@@ -36,7 +40,14 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 	l := newLab(t)
 	key, pub := labKeyPair(t)
 	t.Setenv("EXPSYNC_PASSWORD", "")
-	source := l.commit("examples", labCopyTree(t, "../../examples/experiments", ""))
+	examples := labCopyTree(t, "../../examples/experiments", "")
+	source := l.commit("examples", examples)
+	// How many runs the examples plan (17 when this was written).
+	plan, err := render.Plan(tree.MemoryOf(examples), render.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(plan.Runs)
 	store, state := t.TempDir(), t.TempDir()
 	args := []string{"run", l.url(), "--allow-http", "--key", key, "--store", store, "--state", state, "--progress", "plain", "--batch-interval", "1s"}
 
@@ -51,16 +62,16 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 	if head := l.head(); head != m[1] {
 		t.Errorf("printed results commit %s, main is at %s", m[1], head)
 	}
-	if !strings.Contains(stderr, "[17/17]") {
-		t.Errorf("no progress lines for 17 runs:\n%s", stderr)
+	if !strings.Contains(stderr, fmt.Sprintf("[%d/%d]", n, n)) {
+		t.Errorf("no progress lines for %d runs:\n%s", n, stderr)
 	}
 	clone := l.clone()
 	if first := l.git(clone, "rev-list", "--max-parents=0", "HEAD"); first != source {
 		t.Errorf("history does not start at the experiments commit")
 	}
 	folders, _ := filepath.Glob(filepath.Join(clone, "results", "*", "*", "run.json"))
-	if len(folders) != 17 {
-		t.Errorf("want 17 run folders, got %d", len(folders))
+	if len(folders) != n {
+		t.Errorf("want %d run folders, got %d", n, len(folders))
 	}
 	for _, f := range []string{"results/README.md", "results/descent-sweep/README.md", "results/descent-sweep/plot.svg", "results/pi-montecarlo/README.md"} {
 		if _, err := os.Stat(filepath.Join(clone, f)); err != nil {
@@ -76,13 +87,13 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 		}
 	}
 	code, vout, verr := labCLI(t, verifyArgs...)
-	if code != 0 || !strings.Contains(vout, "17 verified, 0 failed") {
+	if code != 0 || !strings.Contains(vout, fmt.Sprintf("%d verified, 0 failed", n)) {
 		t.Errorf("expsync verify exited %d:\n%s\n%s", code, vout, verr)
 	}
 
 	head := l.head()
 	code, stdout, stderr = labCLI(t, args...)
-	if code != 0 || !strings.Contains(stdout, "nothing to do: all 17 runs") {
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("nothing to do: all %d runs", n)) {
 		t.Errorf("second run exited %d:\n%s\n%s", code, stdout, stderr)
 	}
 	if l.head() != head {
@@ -90,15 +101,18 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 	}
 
 	// One more seed in pi.yaml (which sits in its own context folder): one
-	// new run, the 17 others stay done.
+	// new run, the others stay done.
 	l.git(l.peer, "pull", "-q", "--ff-only", "origin", "main")
 	piYAML, err := os.ReadFile(filepath.Join(l.peer, "experiments/pi/pi.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(string(piYAML), "seed: [1, 2, 3]") {
+		t.Fatalf("examples/experiments/experiments/pi/pi.yaml no longer sweeps seed: [1, 2, 3]; update this test")
+	}
 	l.commit("one more seed", map[string]string{"experiments/pi/pi.yaml": strings.Replace(string(piYAML), "seed: [1, 2, 3]", "seed: [1, 2, 3, 4]", 1)})
 	code, stdout, stderr = labCLI(t, args...)
-	if code != 0 || !strings.Contains(stdout, "18 runs planned, 17 already done, 1 executed") {
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("%d runs planned, %d already done, 1 executed", n+1, n)) {
 		t.Errorf("one more seed: exit %d:\n%s\n%s", code, stdout, stderr)
 	}
 }
