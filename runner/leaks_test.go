@@ -81,3 +81,27 @@ func TestSecretsInOutputsOrMetricsAreWithheld(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputNamesGitCannotCommitFailTheRun is QA's F0: an output under a
+// .git folder (any case), or named with a backslash or bytes that are not
+// UTF-8, would fail every results commit of the branch (or the run's
+// signature): the run fails naming it, and it is left out of the manifest.
+func TestOutputNamesGitCannotCommitFailTheRun(t *testing.T) {
+	f := newFixture(t)
+	res := f.run(shell(`mkdir -p out/.GIT; echo hi > out/.GIT/x; echo a > 'out/we ird\name.txt'; echo b > "out/$(printf 'l\377')"; echo ok > out/ok.txt`).outputs("out/").build())
+	if res.Status != Failed {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	var paths []string
+	for _, o := range res.Outputs {
+		paths = append(paths, o.Path)
+	}
+	if diff := cmp.Diff([]string{"out/ok.txt"}, paths); diff != "" {
+		t.Errorf("outputs (-want +got):\n%s", diff)
+	}
+	for _, part := range []string{`"out/.GIT/x" is left out: Git refuses`, `"out/we ird\\name.txt" is left out: its name has a backslash`, `is left out: its name is not UTF-8`} {
+		if !strings.Contains(res.Error, part) {
+			t.Errorf("error %q lacks %q", res.Error, part)
+		}
+	}
+}

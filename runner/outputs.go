@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/expsync/expsync/store"
 )
@@ -32,6 +33,13 @@ func collectOutputs(ctx context.Context, st store.Store, work string, declared [
 			return nil
 		}
 		seen[rel] = true
+		if why := uncommittableName(rel); why != "" {
+			// Recorded, it would fail the results commit of every run of
+			// the branch (Git) or the run's attestation (in-toto): the run
+			// fails instead, without it.
+			problems = append(problems, fmt.Sprintf("output file %q is left out: %s; rename it", rel, why))
+			return nil
+		}
 		e, err := hashOutput(ctx, st, work, rel, fi, limit-total)
 		if err != nil {
 			return err
@@ -253,4 +261,21 @@ func inWork(work string, err error) string {
 		return "not found"
 	}
 	return strings.ReplaceAll(err.Error(), work+string(filepath.Separator), "")
+}
+
+// uncommittableName says why an output's path cannot be committed to Git
+// or named in an attestation ("" when it can).
+func uncommittableName(rel string) string {
+	if !utf8.ValidString(rel) {
+		return "its name is not UTF-8"
+	}
+	if strings.ContainsAny(rel, "\\\x00") {
+		return "its name has a backslash"
+	}
+	for _, seg := range strings.Split(rel, "/") {
+		if strings.EqualFold(seg, ".git") {
+			return "Git refuses a .git folder or file inside a commit"
+		}
+	}
+	return ""
 }
