@@ -13,6 +13,7 @@ targets=(
   ./contract:FuzzCanonical
   ./tree:FuzzClean
   ./tree:FuzzTreeIDWithout
+  ./tree:FuzzIgnorePattern
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
   ./gitsource:FuzzVerifySSHSignature

@@ -305,3 +305,66 @@ func TestDirHonoursGitIndexFile(t *testing.T) {
 		t.Errorf("data/tracked.pyc is ignored and not in GIT_INDEX_FILE's index, yet Dir records it")
 	}
 }
+
+// TestDirIgnoreCornersMatchGit puts single .gitignore files whose meaning
+// is subtle beside the git CLI: for each, the tree Dir hashes before `git
+// init` equals `git add -A && git write-tree` after it, file for file.
+func TestDirIgnoreCornersMatchGit(t *testing.T) {
+	isolateGitConfig(t)
+	files := []string{"logs/keep.txt", "logs/a.txt", "logs/sub/b.txt", "a[x].txt", "ab.txt", "b.txt", "c.txt",
+		"foo bar", "foo bar ", "#hash", "!bang", "x/y/z/deep.txt", "x/deep.txt", "doc/frotz/a", "a/doc/frotz/b",
+		"foo/bar/baz.o", "build.o", "UP.TXT", "dir/sub/file", "src/main.py", "src/lib/util.py", "src/lib/data.csv"}
+	for _, ignore := range []string{
+		"logs/**\n!logs/keep.txt\n",        // "/**" matches inside the folder, not the folder
+		"logs/*\n!logs/keep.txt\n",         // re-including in a folder that is not excluded
+		"logs/\n!logs/keep.txt\n",          // no re-including in an excluded folder
+		"[!a]*.txt\n",                      // negated class
+		"a\\[x\\].txt\n",                   // escaped brackets
+		"foo bar\\ \n",                     // escaped trailing space
+		"foo bar   \n",                     // unescaped trailing spaces
+		"\\#hash\n\\!bang\n",               // escaped comment and negation
+		"x/**/deep.txt\n",                  // ** in the middle
+		"**/deep.txt\n",                    // leading **
+		"doc/frotz/\n",                     // a slash anchors to the folder of the .gitignore
+		"frotz/\n",                         // no slash: any level
+		"**/foo/**/*.o\n",                  // both
+		"*.o\n!build.o\n",                  // negation
+		"*\n!*/\n!*.txt\n",                 // allow-list: every folder, only .txt files
+		"/*\n!/src/\n/src/*\n!/src/lib/\n", // allow-list of folders
+		"dir/\n!dir/sub/\n",                // no re-including below an excluded folder
+		"sub\n",                            // a name matches at any level, file or folder
+		"x/y\n",                            // a path matches from the .gitignore's folder only
+		"*.txt\n!logs/**\n",                // re-including a whole folder's files
+		"src/**/*.py\n",
+	} {
+		t.Run(strings.ReplaceAll(ignore, "\n", `\n`), func(t *testing.T) {
+			dir := t.TempDir()
+			contents := map[string]string{".gitignore": ignore}
+			for _, f := range files {
+				contents[f] = f + "\n"
+			}
+			writeFiles(t, dir, contents)
+			d, err := tree.NewDir(dir)
+			must(t, err)
+			got, err := tree.TreeHash(d, "")
+			must(t, err)
+			var ours []string
+			must(t, tree.Walk(d, "", func(p string, e tree.Entry) error {
+				if !e.IsDir() {
+					ours = append(ours, p)
+				}
+				return nil
+			}))
+			d.Close()
+			gitRun(t, dir, "init", "-q")
+			gitRun(t, dir, "add", "-A")
+			want := gitRun(t, dir, "write-tree")
+			if diff := cmp.Diff(strings.Split(gitRun(t, dir, "-c", "core.quotePath=false", "ls-files"), "\n"), ours); diff != "" {
+				t.Errorf("files (-git +Dir):\n%s", diff)
+			}
+			if string(got) != want {
+				t.Errorf("Dir = %s, git write-tree = %s", got, want)
+			}
+		})
+	}
+}

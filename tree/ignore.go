@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	gitconfig "github.com/go-git/go-git/v5/plumbing/format/config"
-	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 )
 
@@ -19,8 +18,8 @@ import (
 // (.gitignore files at every level, .git/info/exclude, the user's
 // core.excludesFile) is left out, unless the Git index tracks it.
 //
-// Matching itself is go-git's gitignore package; this file only gathers the
-// patterns Git would use and the index's list of tracked files.
+// Matching itself is go-git's gitignore package (ignore_pattern.go); this
+// file gathers the patterns Git would use and the index's tracked files.
 
 // maxIgnoreFile is Git's own limit: larger .gitignore files are ignored.
 const maxIgnoreFile = 100 << 20
@@ -31,7 +30,7 @@ type workTree struct {
 	prefix []string
 	// patterns are the global excludes, info/exclude and the .gitignore
 	// files of the folders above the Dir root, lowest priority first.
-	patterns []gitignore.Pattern
+	patterns []ignorePattern
 	// tracked holds the Dir-relative paths of the index's entries and of
 	// every folder above one; nil when there is no index to ask (outside a
 	// work tree, or an index go-git cannot read).
@@ -40,8 +39,8 @@ type workTree struct {
 
 // dirRules is what decides which children of one folder are recorded.
 type dirRules struct {
-	patterns []gitignore.Pattern // lowest priority first, the folder's own .gitignore last
-	ignored  bool                // the folder itself is ignored: only tracked entries count
+	patterns []ignorePattern // lowest priority first, the folder's own .gitignore last
+	ignored  bool            // the folder itself is ignored: only tracked entries count
 }
 
 // findWorkTree gathers the ignore rules and tracked files for the folder
@@ -67,7 +66,7 @@ func findWorkTree(abs string) workTree {
 	// the Dir root's parent; the root's own is read like any folder's.
 	for i := range prefix {
 		patterns = append(patterns, readIgnoreFile(filepath.Join(top, filepath.Join(prefix[:i]...), ".gitignore"), prefix[:i])...)
-		if gitignore.NewMatcher(patterns).Match(prefix[:i+1], true) {
+		if ignoredBy(patterns, prefix[:i+1], true) {
 			// The folder is ignored where it lies, so it is not this
 			// repository's content: hash it as a repository of its own.
 			return workTree{patterns: globalExcludes("")}
@@ -179,7 +178,7 @@ func trackedPaths(gitDir string, prefix []string) map[string]bool {
 // ~/.gitconfig), then the repository's config (repoConfig, may be ""); the
 // last setting wins; unset means $XDG_CONFIG_HOME/git/ignore. [include]
 // sections are not followed.
-func globalExcludes(repoConfig string) []gitignore.Pattern {
+func globalExcludes(repoConfig string) []ignorePattern {
 	home, _ := os.UserHomeDir()
 	xdg := os.Getenv("XDG_CONFIG_HOME")
 	if xdg == "" && home != "" {
@@ -245,7 +244,7 @@ func configExcludesFile(file string) string {
 // readIgnoreFile parses the ignore file at the OS path file, its patterns
 // relative to the work-tree folder domain. A missing, unreadable, symlinked
 // (Git does not follow those) or oversized file gives none.
-func readIgnoreFile(file string, domain []string) []gitignore.Pattern {
+func readIgnoreFile(file string, domain []string) []ignorePattern {
 	info, err := os.Lstat(file)
 	if err != nil || !info.Mode().IsRegular() || info.Size() > maxIgnoreFile {
 		return nil
@@ -260,15 +259,15 @@ func readIgnoreFile(file string, domain []string) []gitignore.Pattern {
 // parseIgnore turns ignore-file content into go-git patterns: comments and
 // blank lines dropped, a leading UTF-8 BOM and CRLF endings tolerated as Git
 // does.
-func parseIgnore(data []byte, domain []string) []gitignore.Pattern {
+func parseIgnore(data []byte, domain []string) []ignorePattern {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	var ps []gitignore.Pattern
+	var ps []ignorePattern
 	for _, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSuffix(line, "\r")
 		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
 			continue
 		}
-		ps = append(ps, gitignore.ParsePattern(line, domain))
+		ps = append(ps, parsePattern(line, domain))
 	}
 	return ps
 }
@@ -298,7 +297,7 @@ func (d *Dir) childRules(parent dirRules, p string, ignored bool) dirRules {
 
 // readOwnIgnore reads folder p's .gitignore through the Dir's root, so a
 // symlink cannot lead it outside.
-func (d *Dir) readOwnIgnore(p string) []gitignore.Pattern {
+func (d *Dir) readOwnIgnore(p string) []ignorePattern {
 	name := osPath(Join(p, ".gitignore"))
 	info, err := d.root.Lstat(name)
 	if err != nil || !info.Mode().IsRegular() || info.Size() > maxIgnoreFile {
@@ -328,7 +327,7 @@ func (d *Dir) workPath(p string) []string {
 // skip reports whether child p of a folder with rules r is left out, and
 // whether it is ignored (a tracked ignored entry is kept).
 func (d *Dir) skip(r dirRules, p string, isDir bool) (skip, ignored bool) {
-	ignored = r.ignored || gitignore.NewMatcher(r.patterns).Match(d.workPath(p), isDir)
+	ignored = r.ignored || ignoredBy(r.patterns, d.workPath(p), isDir)
 	return ignored && !d.wt.tracked[p], ignored
 }
 
