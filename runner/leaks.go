@@ -28,13 +28,13 @@ func (r *attemptRunner) withholdSecrets(ctx context.Context, res *Result) string
 		}
 		if len(vars) > 0 {
 			res.Withheld = append(res.Withheld, o.Path)
-			problems = append(problems, fmt.Sprintf("output %s holds the value of secret variable %s", o.Path, strings.Join(vars, ", ")))
+			problems = append(problems, fmt.Sprintf("output %s holds the value of %s", o.Path, strings.Join(vars, ", ")))
 		}
 	}
 	if res.MetricsSHA256 != "" {
 		vars, err := r.secretsIn(ctx, res.MetricsSHA256)
 		if err != nil || len(vars) > 0 {
-			what := "holds the value of secret variable " + strings.Join(vars, ", ")
+			what := "holds the value of " + strings.Join(vars, ", ")
 			if err != nil {
 				what = fmt.Sprintf("could not be checked for secrets: %v", err)
 			}
@@ -49,7 +49,7 @@ func (r *attemptRunner) withholdSecrets(ctx context.Context, res *Result) string
 	return strings.Join(problems, "; ") + " (files holding a secret stay in the store and are never committed; write secrets nowhere but to their consumers)"
 }
 
-// secretsIn returns the variables whose secret values occur in a blob.
+// secretsIn names the secrets whose values occur in a blob.
 func (r *attemptRunner) secretsIn(ctx context.Context, sha string) ([]string, error) {
 	rc, err := r.st.Open(ctx, sha)
 	if err != nil {

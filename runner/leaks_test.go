@@ -105,3 +105,35 @@ func TestOutputNamesGitCannotCommitFailTheRun(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorCredentialsAreRedactedAndWithheld is QA's F00: a run can
+// read expsync's environment (/proc/<ppid>/environ, same user), so every
+// operator credential is redacted from its log and withheld from its
+// outputs, whether the run declared it or not. The command gets the value
+// through a plain variable here, as it would by reading /proc.
+func TestOperatorCredentialsAreRedactedAndWithheld(t *testing.T) {
+	const token, other, extra = "GitTokSECRET77", "OtherSECRET88", "passw0rd-from-elsewhere"
+	t.Setenv("EXPSYNC_GIT_TOKEN", token)
+	t.Setenv("EXPSYNC_SECRET_OTHER_K", other)
+	t.Setenv("EXPSYNC_GIT_USERNAME", "expsync-bot") // not a credential: stays readable
+	f := newFixture(t)
+	f.opts.Redact = []string{extra}
+	res := f.run(shell(`echo "$A $B $C $U"; mkdir -p out; echo "$A" > out/tok.txt; echo fine > out/ok.txt`).
+		env("A", token).env("B", other).env("C", extra).env("U", "expsync-bot").outputs("out/").build())
+	log := f.blob(res.LogSHA256)
+	if log != "[REDACTED] [REDACTED] [REDACTED] expsync-bot\n" {
+		t.Errorf("log %q", log)
+	}
+	if diff := cmp.Diff([]string{"out/tok.txt"}, res.Withheld); diff != "" {
+		t.Errorf("withheld (-want +got):\n%s", diff)
+	}
+	if res.Status != Failed || !strings.Contains(res.Error, "output out/tok.txt holds the value of operator credential EXPSYNC_GIT_TOKEN") {
+		t.Errorf("status %s error %q", res.Status, res.Error)
+	}
+	data, _ := json.Marshal(res)
+	for _, v := range []string{token, other, extra} {
+		if strings.Contains(string(data), v) {
+			t.Errorf("a credential is in the result: %s", data)
+		}
+	}
+}

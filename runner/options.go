@@ -60,6 +60,11 @@ type Options struct {
 	// process's variable of the same name, as Kubernetes injects a
 	// secretKeyRef into a pod (expsync exec sets it).
 	SecretsFromVariables bool
+	// Redact are further values to redact from logs and withhold from
+	// outputs: credentials the caller holds that are not in an
+	// EXPSYNC_*SECRET/PASSWORD/PASSPHRASE/TOKEN* variable (those are found
+	// by themselves), such as a Git password read from another variable.
+	Redact []string
 	// PATH is the command's PATH (default: this process's PATH).
 	PATH string
 

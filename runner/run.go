@@ -153,7 +153,8 @@ func openStore(c contract.Contract, opts Options) (store.Store, error) {
 	return st, nil
 }
 
-// secretVar is a variable whose value is a secret.
+// secretVar is a secret value and how messages name it ("secret variable
+// API_TOKEN", "operator credential EXPSYNC_GIT_TOKEN"), never by value.
 type secretVar struct{ name, value string }
 
 // buildEnv returns the command's environment: a clean base plus the
@@ -199,7 +200,7 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []secretVar, error) 
 		}
 		vars[e.Name] = v
 		if v != "" {
-			secrets = append(secrets, secretVar{e.Name, v})
+			secrets = append(secrets, secretVar{"secret variable " + e.Name, v})
 		}
 	}
 	// EXPSYNC_RUN_ID marks every process of the run (the executor's
@@ -211,6 +212,7 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []secretVar, error) 
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
+	secrets = appendOperatorCredentials(secrets, opts.Redact)
 	// Longest first, so a secret containing another is redacted whole.
 	sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i].value) > len(secrets[j].value) })
 	return env, secrets, nil

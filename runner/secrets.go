@@ -69,3 +69,50 @@ func chainSecrets(sources ...SecretSource) SecretSource {
 		return "", false, nil
 	}
 }
+
+// minCredentialLen is the shortest operator credential redacted: masking
+// every "1" or "ab" of a log would destroy it and protect nothing.
+const minCredentialLen = 6
+
+// appendOperatorCredentials adds expsync's own credentials to a run's
+// secrets. A run is a child of expsync and, as the same user, can read
+// expsync's environment (/proc/<ppid>/environ): the Git token, the signing
+// key's passphrase and every operator secret (EXPSYNC_SECRET_*), declared
+// by the run or not. They are redacted from its log and withheld from its
+// outputs like its own secrets: every EXPSYNC_* variable whose name says
+// SECRET, PASSWORD, PASSPHRASE or TOKEN, and the caller's extra values.
+func appendOperatorCredentials(secrets []secretVar, extra []string) []secretVar {
+	known := make(map[string]bool, len(secrets))
+	for _, s := range secrets {
+		known[s.value] = true
+	}
+	add := func(name, value string) {
+		if len(value) < minCredentialLen || known[value] {
+			return
+		}
+		known[value] = true
+		secrets = append(secrets, secretVar{name, value})
+	}
+	for _, kv := range os.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		if isOperatorCredential(name) {
+			add("operator credential "+name, value)
+		}
+	}
+	for _, v := range extra {
+		add("a credential of expsync", v)
+	}
+	return secrets
+}
+
+func isOperatorCredential(name string) bool {
+	if !strings.HasPrefix(name, "EXPSYNC_") {
+		return false
+	}
+	for _, word := range []string{"SECRET", "PASSWORD", "PASSPHRASE", "TOKEN"} {
+		if strings.Contains(name, word) {
+			return true
+		}
+	}
+	return false
+}
