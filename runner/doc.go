@@ -28,8 +28,9 @@
 // as memory.go explains), not
 // enforced: RLIMIT_AS would break runtimes that reserve address space, and
 // cgroups need privileges local mode does not assume. A process that calls
-// setsid leaves the process group and escapes the timeout's kill (the
-// executor's recovery finds it by EXPSYNC_RUN_ID after a crash).
+// setsid leaves the process group; it is killed at the end of the attempt
+// if the memory sampler saw it (killEscaped), else the executor's recovery
+// finds it by EXPSYNC_RUN_ID after a crash.
 //
 // RunCached adds the run cache: it takes the store's per-run lock, returns a
 // cached result when there is one, and stores the new result otherwise, so

@@ -46,7 +46,12 @@ type peakSampler struct {
 	done  chan struct{}
 	peak  int64 // bytes; written by the sampler goroutine only
 	buf   []byte
+	// seen are the descendants met while sampling (up to maxSeen): the
+	// ones that left the process group (setsid) are ended after the run.
+	seen map[int]bool
 }
+
+const maxSeen = 256
 
 func startPeakSampler(pid int) *peakSampler {
 	s := &peakSampler{pid: pid, stopc: make(chan struct{}), done: make(chan struct{})}
@@ -95,6 +100,12 @@ func (s *peakSampler) sample() {
 		queue = queue[1:]
 		if hwm, ok := s.readHWM(pid); ok && hwm > s.peak {
 			s.peak = hwm
+		}
+		if pid != s.pid && len(s.seen) < maxSeen {
+			if s.seen == nil {
+				s.seen = map[int]bool{}
+			}
+			s.seen[pid] = true
 		}
 		queue = s.appendChildren(queue, pid)
 	}

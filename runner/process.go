@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -131,8 +133,10 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	sampled := sampler.stop()
 	close(waited)
 	<-killerDone
-	// Whatever the leader left behind in its group goes with it.
+	// Whatever the leader left behind in its group goes with it, and so do
+	// the descendants seen while it ran that left the group (setsid).
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	killEscaped(sampler.seen, pgid, r.c.RunID)
 	res.usage.WallSeconds = time.Since(start).Seconds()
 	res.timedOut, res.cancelled = timedOut, cancelled && !timedOut
 
@@ -259,4 +263,22 @@ func ProcessStartTicks(pid int) (uint64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return ticks, nil
+}
+
+// killEscaped ends the processes among pids that still carry this run's
+// EXPSYNC_RUN_ID but are outside its process group (they called setsid or
+// setpgid): the group kill missed them. The run ID in the environment
+// tells a live descendant from an unrelated process that reused its PID.
+func killEscaped(pids map[int]bool, pgid int, runID string) {
+	mark := []byte("EXPSYNC_RUN_ID=" + runID + "\x00")
+	for pid := range pids {
+		if g, err := syscall.Getpgid(pid); err != nil || g == pgid {
+			continue // gone, or killed with the group
+		}
+		env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err != nil || !bytes.Contains(append(env, 0), mark) {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 }

@@ -1,0 +1,40 @@
+package runner
+
+import (
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSetsidDescendantsEndWithTheRun is QA's F18: a process that leaves the
+// run's process group (setsid) is ended when the attempt ends, whether the
+// run succeeded or timed out, if the runner saw it while the run lived.
+func TestSetsidDescendantsEndWithTheRun(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		timeout      time.Duration
+		want         Status
+	}{
+		{"run succeeds", `setsid sleep 301 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 0.1; echo ok`, 0, Succeeded},
+		{"run times out", `trap '' TERM; setsid sleep 304 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 100`, 500 * time.Millisecond, TimedOut},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			pidFile := filepath.Join(t.TempDir(), "escaped.pid")
+			b := shell(tc.script).env("PIDFILE", pidFile)
+			if tc.timeout > 0 {
+				b.timeout(tc.timeout)
+			}
+			res := f.run(b.build())
+			if res.Status != tc.want {
+				t.Errorf("status %s (%s), want %s", res.Status, res.Error, tc.want)
+			}
+			pid := readPID(t, pidFile)
+			if !waitGone(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("the setsid'd process %d outlived its run", pid)
+			}
+		})
+	}
+}
