@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 )
@@ -121,15 +122,16 @@ func (l *logCapture) close() {
 	}
 }
 
-// bytes returns the kept log.
-func (l *logCapture) bytes() ([]byte, error) {
+// open reads the kept log: from memory, or from the file it spilled to,
+// so storing a large log never holds it in memory.
+func (l *logCapture) open() (io.ReadCloser, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
 	if l.f == nil {
-		return l.mem, nil
+		return io.NopCloser(bytes.NewReader(l.mem)), nil
 	}
-	return os.ReadFile(l.path)
+	return os.Open(l.path)
 }
 
 // recordLog stores the log (redacted as it was captured) and records its
@@ -138,19 +140,21 @@ func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *Res
 	if p.log == nil {
 		return
 	}
-	data, err := p.log.bytes()
+	rc, err := p.log.open()
 	if err != nil {
 		res.Error = fmt.Sprintf("read log: %v", err)
 		return
 	}
+	defer rc.Close()
 	tail := p.log.tail
 	if len(tail) > tailBytes {
 		tail = tail[len(tail)-tailBytes:]
 	}
+	var body io.Reader = rc
 	if p.log.truncated {
-		data = append(data, tail...)
+		body = io.MultiReader(rc, bytes.NewReader(tail))
 	}
-	obj, err := r.st.Put(ctx, bytes.NewReader(data), "")
+	obj, err := r.st.Put(ctx, body, "")
 	if err != nil {
 		res.Error = fmt.Sprintf("store log: %v", err)
 		return

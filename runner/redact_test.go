@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -55,4 +56,23 @@ func fragmentOf(secret, text string, n int) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// TestLargeLogIsStoredWithoutHoldingItInMemory: a log spilled to disk is
+// streamed into the store (QA F13.21: two 64 MiB copies per concurrent
+// run). The runner allocates far less than the log's size.
+func TestLargeLogIsStoredWithoutHoldingItInMemory(t *testing.T) {
+	f := newFixture(t)
+	f.opts.MaxLogBytes = 24 << 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res := f.run(shell(`head -c 30000000 /dev/zero | tr '\0' x; echo; echo end`).build())
+	runtime.ReadMemStats(&after)
+	if res.Status != Succeeded || !res.LogTruncated || res.LogSize < 24<<20 {
+		t.Fatalf("status %s truncated %v size %d", res.Status, res.LogTruncated, res.LogSize)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Errorf("storing a %d MiB log allocated %d MiB", res.LogSize>>20, alloc>>20)
+	}
 }
