@@ -28,7 +28,7 @@ func FuzzIgnorePattern(f *testing.F) {
 		if len(ps) != 2 {
 			return // the line held a newline or a CR: more lines
 		}
-		if ps[0].match(parts, isDir) == gitignore.Exclude && ignoredBy(ps, parts, isDir) {
+		if ps[0].match(parts, isDir, nil) == gitignore.Exclude && ignoredBy(ps, parts, isDir) {
 			t.Errorf("%q excludes %q, yet %q after it leaves it excluded", line, clean, "!"+line)
 		}
 	})

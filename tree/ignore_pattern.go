@@ -58,9 +58,11 @@ func negatedClasses(s string) string {
 	return string(b)
 }
 
-func (ip ignorePattern) match(path []string, isDir bool) gitignore.MatchResult {
+// match asks go-git about path; buf is scratch space for the shortened
+// path of a base-name pattern (nil is fine).
+func (ip ignorePattern) match(path []string, isDir bool, buf []string) gitignore.MatchResult {
 	if ip.baseName && len(path) > ip.domain+1 {
-		path = append(path[:ip.domain:ip.domain], path[len(path)-1])
+		path = append(append(buf[:0], path[:ip.domain]...), path[len(path)-1])
 	}
 	return ip.p.Match(path, isDir)
 }
@@ -68,8 +70,9 @@ func (ip ignorePattern) match(path []string, isDir bool) gitignore.MatchResult {
 // ignoredBy reports whether path (work-tree components) is ignored: the
 // last pattern that matches decides, as in Git and gitignore.Matcher.
 func ignoredBy(ps []ignorePattern, path []string, isDir bool) bool {
+	buf := make([]string, 0, len(path))
 	for i := len(ps) - 1; i >= 0; i-- {
-		switch ps[i].match(path, isDir) {
+		switch ps[i].match(path, isDir, buf) {
 		case gitignore.Exclude:
 			return true
 		case gitignore.Include:
