@@ -157,6 +157,9 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{1, err}
 	}
+	if ctx.Err() != nil && rep != nil && rep.Cancelled > 0 {
+		return &exitError{1, fmt.Errorf("interrupted: %d runs did not finish (the finished ones are committed); run again to finish them", rep.Cancelled)}
+	}
 	return nil
 }
 
