@@ -155,6 +155,25 @@ func buildFetchChild(b *testing.B) string {
 	return fetchChild.path
 }
 
+// BenchmarkShallowFetchVsGitClone compares our snapshot, in a child
+// binary of its own, with `git clone --depth 1`: time and peak RSS (GNU
+// time's %M, the largest process of each).
+//
+// Measured 2026-11-28 on the 2-core CI machine, `go test -run '^$' -bench
+// . -benchtime 3x ./gitsource/`: fetch 17.8 MiB vs git's 6.9 MiB
+// (rss-ratio 2.57, time-ratio 1.35); fetch+read-all 20.9 vs 8.1 MiB (2.58).
+// The issue's target of 2x git's peak is not met. Most of the excess is the
+// child's fixed cost: it peaks at 9.1 MiB doing nothing, and at the end of
+// a fetch its executable's text and read-only data are ~8 MiB resident
+// (libc 1.4 MiB). The fetch itself allocates 7.5 MB in all — go-git
+// streams the pack to disk, nothing holds the packfile or a tree — and the
+// Go heap stays near the runtime's 4 MiB minimum; above the idle child the
+// fetch costs 1.25x git's whole peak (rss-above-idle-ratio). With 32,000
+// files (measured by hand) it is 29-33 MiB vs git's 14.4 (2.0-2.3x): the
+// live heap reaches 10 MB, ~150 bytes per object, all in go-git's packfile
+// parser and index writer. GOGC=50 saves ~1.7 MiB here (2.3-2.4x) at a CPU
+// cost that expsync does not pay in production, so the child does not
+// take it either.
 func BenchmarkShallowFetchVsGitClone(b *testing.B) {
 	url, _ := benchServer(b)
 	repoURL := url + "/big.git"
