@@ -54,6 +54,12 @@ func TestPeakMemoryIsTheRunsOwn(t *testing.T) {
 		{"python allocating 200 MiB", []string{"python3", "-c", alloc(200)}, 200 * MiB, 260 * MiB, MaxRSSByRusage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			want := tc.method
+			if want == MaxRSSByRusage && selfHWM() >= tc.least {
+				// This process already peaked higher (the race detector's
+				// shadow memory): only the sampler can tell.
+				want = MaxRSSSampled
+			}
 			f := newFixture(t)
 			res := f.run(newContract(tc.command...).build())
 			if res.Status != Succeeded {
@@ -64,8 +70,8 @@ func TestPeakMemoryIsTheRunsOwn(t *testing.T) {
 				t.Errorf("peak RSS %.1f MiB, want %.0f to %.0f MiB (this process's own peak: %.0f MiB)",
 					float64(got)/MiB, float64(tc.least)/MiB, float64(tc.most)/MiB, float64(selfHWM())/MiB)
 			}
-			if res.Usage.MaxRSSMethod != tc.method {
-				t.Errorf("method %q, want %q", res.Usage.MaxRSSMethod, tc.method)
+			if res.Usage.MaxRSSMethod != want {
+				t.Errorf("method %q, want %q", res.Usage.MaxRSSMethod, want)
 			}
 		})
 	}
