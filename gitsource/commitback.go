@@ -30,9 +30,9 @@ type CommitRequest struct {
 	// then succeeds only while the branch is still absent. Without Create
 	// the branch must exist, and an absent one — deleted since the caller
 	// read it, such as a merged pull request's branch — fails with
-	// ErrBranchDeleted; it is never re-created. Even with Create, a branch
-	// this Source has seen on the server (it pushed to it, or found it
-	// when it committed before) is not re-created once deleted.
+	// ErrBranchDeleted; it is never re-created. A caller committing in
+	// batches clears Create once a result says BranchExists; CommitBack
+	// does the same between its own attempts.
 	Create bool
 	// StartFrom is the ref a created Branch starts from (for example the
 	// pull request head whose results it holds); "" creates the branch as
@@ -89,7 +89,11 @@ type CommitResult struct {
 	Parent          string // the head the commit was built on ("" for a new root)
 	Pushed          bool
 	NothingToCommit bool
-	Attempts        int
+	// BranchExists says the branch is on the server after the call: it
+	// was there, or the push created it. From then on its absence means
+	// it was deleted, and later commits should not set Create.
+	BranchExists bool
+	Attempts     int
 }
 
 var errLostRace = errors.New("the branch moved while pushing")
@@ -118,11 +122,11 @@ func (s *Source) CommitBack(ctx context.Context, req CommitRequest, merge MergeF
 	retry := req.Retry.withDefaults()
 	var res CommitResult
 	for attempt := 1; attempt <= retry.MaxAttempts; attempt++ {
-		// Asked again at every attempt: once the branch has been seen,
-		// its disappearance is a deletion, not a branch to create.
-		req.Create = req.Create && !s.branchSeen(req.Branch)
 		res, err = s.commitOnce(ctx, req, edits, merge, attempt)
 		res.Attempts = attempt
+		// Once the branch has been seen, its disappearance at a later
+		// attempt is a deletion, not a branch to create.
+		req.Create = req.Create && !res.BranchExists
 		if !errors.Is(err, errLostRace) {
 			if err != nil {
 				return res, s.wrap(op, err)
@@ -161,9 +165,6 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 		return CommitResult{}, s.newError("commit to "+req.Branch, ErrBranchDeleted,
 			"nothing was pushed")
 	}
-	if !branchHead.IsZero() {
-		s.sawBranch(req.Branch)
-	}
 	head := branchHead
 	if head.IsZero() && req.StartFrom != "" {
 		if head, err = s.fetchHead(ctx, req.StartFrom); err != nil {
@@ -197,7 +198,7 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 	if err != nil {
 		return CommitResult{}, err
 	}
-	res := CommitResult{Parent: zeroToEmpty(head)}
+	res := CommitResult{Parent: zeroToEmpty(head), BranchExists: !branchHead.IsZero()}
 	if !head.IsZero() && newTree == baseTree {
 		res.Commit, res.NothingToCommit = head.String(), true
 		return res, nil
@@ -215,8 +216,7 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 	if err := s.push(ctx, st, req.Branch, branchHead, commit); err != nil {
 		return res, err
 	}
-	s.sawBranch(req.Branch)
-	res.Pushed = true
+	res.Pushed, res.BranchExists = true, true
 	return res, nil
 }
 

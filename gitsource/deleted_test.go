@@ -2,6 +2,7 @@ package gitsource
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -48,7 +49,7 @@ func TestCommitBackNeverRecreatesADeletedBranch(t *testing.T) {
 			Files: map[string][]byte{"results/" + n + "/run.json": []byte("{}")}}, nil)
 	}
 	first, err := batch(src, "1", false)
-	if err != nil || !first.Pushed {
+	if err != nil || !first.Pushed || !first.BranchExists {
 		t.Fatalf("first batch = %+v, %v", first, err)
 	}
 
@@ -56,18 +57,54 @@ func TestCommitBackNeverRecreatesADeletedBranch(t *testing.T) {
 
 	res, err := batch(src, "2", false)
 	checkBranchDeleted(t, res, err, srv, "exp/a")
-	// Allowed to create the branch, a Source that has seen it still does not.
-	res, err = batch(src, "3", true)
+	// Another Source (another process) neither.
+	res, err = batch(newSource(t, srv, "exps", RefPolicy{Pattern: "exp/*", Trusted: true}), "3", false)
 	checkBranchDeleted(t, res, err, srv, "exp/a")
-	// Another Source (another process) that is not told to create it neither.
-	res, err = batch(newSource(t, srv, "exps", RefPolicy{Pattern: "exp/*", Trusted: true}), "4", false)
-	checkBranchDeleted(t, res, err, srv, "exp/a")
+}
+
+// A results branch: the first batch creates it (Create), the caller stops
+// setting Create once a result says BranchExists, so after the user
+// deletes the branch the next batch does not bring it back.
+func TestCommitBackResultsBranchCreatedOnceNotRecreated(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	pr := p.commit("pr", map[string]string{"experiments/pi.yaml": "x"})
+	p.push("main")
+	runGit(t, srv.barePath("exps"), "update-ref", "refs/pull/3/head", pr)
+	src := newSource(t, srv, "exps", RefPolicy{Pattern: "refs/pull/*/head", Trusted: true, ResultsBranch: "results/pr-3"})
+	ctx := testCtx(t)
+	create := true // what a batching caller keeps
+	batch := func(n string) (CommitResult, error) {
+		res, err := src.CommitBack(ctx, CommitRequest{Branch: "results/pr-3", Create: create, StartFrom: "refs/pull/3/head",
+			Message: "batch " + n, Author: bot, Files: map[string][]byte{"results/" + n + "/run.json": []byte("{}")}}, nil)
+		create = create && !res.BranchExists
+		return res, err
+	}
+	first, err := batch("1")
+	if err != nil || !first.Pushed || !first.BranchExists || first.Parent != pr {
+		t.Fatalf("first batch = %+v, %v", first, err)
+	}
+	if h := branchOnServer(t, srv, "exps", "results/pr-3"); h != first.Commit {
+		t.Fatalf("results branch at %q, want the first batch %s", h, first.Commit)
+	}
+	p.push(":results/pr-3")
+	res, err := batch("2")
+	checkBranchDeleted(t, res, err, srv, "results/pr-3")
 }
 
 // The branch is deleted after CommitBack fetched its head and before the
 // push: the push (a lease on that head) fails, and the retry finds the
 // branch gone instead of creating it.
 func TestCommitBackBranchDeletedDuringTheCommit(t *testing.T) {
+	// Also when the caller allowed creating the branch: it was there at
+	// the first attempt, so its absence at the second is a deletion.
+	for _, create := range []bool{false, true} {
+		t.Run(fmt.Sprintf("create=%v", create), func(t *testing.T) { testBranchDeletedDuringTheCommit(t, create) })
+	}
+}
+
+func testBranchDeletedDuringTheCommit(t *testing.T, create bool) {
 	srv := newServer(t)
 	srv.newRepo("exps")
 	p := newPeer(t, srv.peerURL("exps"))
@@ -82,7 +119,7 @@ func TestCommitBackBranchDeletedDuringTheCommit(t *testing.T) {
 		}
 		return ours, nil
 	}
-	res, err := src.CommitBack(testCtx(t), CommitRequest{Branch: "exp/a", Message: "results", Author: bot,
+	res, err := src.CommitBack(testCtx(t), CommitRequest{Branch: "exp/a", Create: create, Message: "results", Author: bot,
 		Files: map[string][]byte{"results/r/run.json": []byte("{}")}}, deleteFirst)
 	checkBranchDeleted(t, res, err, srv, "exp/a")
 	if res.Attempts != 2 || merges != 1 {

@@ -53,9 +53,9 @@
 // server swaps only if the branch is still there (a branch that CommitBack
 // creates — CommitRequest.Create — only if it is still absent), like
 // `git push --force-with-lease`. A branch deleted meanwhile (a merged pull
-// request's) is never re-created: CommitBack fails with ErrBranchDeleted,
-// also for a branch it was allowed to create once the Source has seen it
-// on the server. If the result
+// request's) is never re-created: CommitBack fails with ErrBranchDeleted
+// (a caller committing in batches stops setting Create once a result says
+// BranchExists). If the result
 // equals the head's tree, nothing is pushed and the result says
 // NothingToCommit — a success. When the branch moved (before
 // the commit or during the push), the MergeFunc rebuilds the change on the

@@ -25,9 +25,6 @@ type Source struct {
 	pollMu   sync.Mutex // one Poll at a time
 	stateMu  sync.Mutex
 	observed map[string]string // full ref name -> last observed commit
-	// seen are branches found on the server or pushed by CommitBack: if
-	// one disappears it was deleted, and CommitBack never re-creates it.
-	seen map[string]bool
 
 	stats counters
 
@@ -112,18 +109,3 @@ func (s *Source) SetObserved(m map[string]string) {
 }
 
 func (s *Source) redactor() redactor { return redactor{secrets: s.repo.Auth.secrets()} }
-
-func (s *Source) sawBranch(branch string) {
-	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
-	if s.seen == nil {
-		s.seen = map[string]bool{}
-	}
-	s.seen[branch] = true
-}
-
-func (s *Source) branchSeen(branch string) bool {
-	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
-	return s.seen[branch]
-}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/executor/local"
@@ -51,6 +52,11 @@ type GitPusher struct {
 	Branch, StartFrom string
 	Author            gitsource.Signature
 	Signer            gitsource.Signer
+	// MayCreate, shared by the batches of one reconcile, is set when
+	// Branch did not exist as the reconcile started (a results branch not
+	// pushed yet) and cleared once a commit finds or creates it: a branch
+	// deleted after that is never re-created (QA F9). nil: never create.
+	MayCreate *atomic.Bool
 }
 
 // CommitBack implements Pusher. The merge always runs on the head the push
@@ -58,16 +64,16 @@ type GitPusher struct {
 func (p GitPusher) CommitBack(ctx context.Context, message string, files map[string][]byte, merge MergeFunc) (string, error) {
 	req := gitsource.CommitRequest{
 		Branch: p.Branch, Files: files, StartFrom: p.StartFrom,
-		// A results branch (StartFrom set) may not exist yet; the branch
-		// whose commit ran does, and if it is gone it was deleted: never
-		// re-create it (QA F9).
-		Create:  p.StartFrom != "",
+		Create:  p.MayCreate != nil && p.MayCreate.Load(),
 		Message: message, Author: p.Author, Signer: p.Signer,
 	}
 	res, err := p.Source.CommitBack(ctx, req, func(base tree.Reader, ours map[string][]byte) (map[string][]byte, error) {
 		changes, err := merge(base, ours)
 		return map[string][]byte(changes), err
 	})
+	if res.BranchExists && p.MayCreate != nil {
+		p.MayCreate.Store(false)
+	}
 	if errors.Is(err, gitsource.ErrBranchDeleted) {
 		// The runner's run cache still holds every result: a later
 		// reconcile of a branch with these runs recovers them.

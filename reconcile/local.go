@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/expsync/expsync/attest"
@@ -183,8 +184,12 @@ func (l *Local) ReconcileRef(ctx context.Context, src *gitsource.Source, ch gits
 	if author.Name == "" {
 		author = gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}
 	}
+	// Only a results branch that is not there yet may be created.
+	mayCreate := new(atomic.Bool)
+	mayCreate.Store(separate && resultsTree == nil)
 	return l.Reconciler.Reconcile(ctx, Target{
 		Repository: src.URL(), Ref: ch.Ref, Commit: ch.New, Tree: snap, Results: resultsTree, SeparateResults: separate,
-		Pusher: GitPusher{Source: src, Branch: branch, StartFrom: startFrom, Author: author, Signer: l.opts.CommitSigner},
+		Pusher: GitPusher{Source: src, Branch: branch, StartFrom: startFrom, Author: author, Signer: l.opts.CommitSigner,
+			MayCreate: mayCreate},
 	})
 }
