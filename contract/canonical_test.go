@@ -16,7 +16,7 @@ func identityVariants() []Identity {
 	emptyCmd.Command = []string{}
 	odd := g
 	odd.Experiment = "tab\there \"quoted\" back\\slash \x01 \x1f \u2028 \xff\xfe é 😀 </script>"
-	odd.Params = map[string]any{"é": 1, "z": -0.0, "a": 1e-7, "b": 123456789012345.0, "😀": "x", "\uffff": 2, "A": math.MaxInt32, "neg": int64(-9007199254740992)}
+	odd.Params = map[string]any{"é": 1, "z": math.Copysign(0, -1), "a": 1e-7, "b": 123456789012345.0, "😀": "x", "\uffff": 2, "A": math.MaxInt32, "neg": int64(-9007199254740992)}
 	odd.Env = []EnvVar{{Name: "X"}, {Name: "Y", Value: "v", SecretRef: &SecretRef{}}}
 	return []Identity{g, empty, noOptional, emptyCmd, odd}
 }
@@ -59,7 +59,7 @@ func contains(s, sub string) bool {
 // jcs.Transform for arbitrary strings and numbers.
 func FuzzCanonical(f *testing.F) {
 	f.Add("pi", "k", "v", 1.5, int64(3))
-	f.Add("\x00\"\\\u2028\xff", "\ud7ff", "😀", -0.0, int64(-1))
+	f.Add("\x00\"\\\u2028\xff", "\ud7ff", "😀", math.Copysign(0, -1), int64(-1))
 	f.Fuzz(func(t *testing.T, name, key, value string, num float64, n int64) {
 		id := goldenIdentity()
 		id.Experiment = name
