@@ -22,8 +22,8 @@ import (
 //     for included), measured by the kernel (method "rusage");
 //   - otherwise the run's processes used less than expsync: the figure is
 //     the largest VmHWM sampled from /proc/<pid>/status of the child and its
-//     descendants (method "sampled"), right after the start, densely in the
-//     first milliseconds and then every sampleInterval: a lower bound that
+//     descendants (method "sampled"), densely in the first milliseconds
+//     and then every sampleInterval: a lower bound that
 //     misses growth in the last interval before a process exits (and a run
 //     that ends before its first sample reports 0: unknown, but below
 //     expsync's own peak).
@@ -62,11 +62,14 @@ func startPeakSampler(pid int) *peakSampler {
 // earlySamples are the first delays between samples: a process's VmHWM
 // is only what it touched so far (a few pages right after exec), so short
 // runs are sampled densely at first, then every sampleInterval.
-var earlySamples = []time.Duration{time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond}
+// The first sample waits a millisecond: right after exec a process has
+// touched next to nothing, and most trivial runs are over by then (they
+// report 0, unknown but below expsync's own peak), which keeps the
+// sampler's cost off the many short runs of a sweep.
+var earlySamples = []time.Duration{time.Millisecond, 3 * time.Millisecond, 6 * time.Millisecond, 15 * time.Millisecond, 25 * time.Millisecond}
 
 func (s *peakSampler) loop() {
 	defer close(s.done)
-	s.sample()
 	t := time.NewTimer(earlySamples[0])
 	defer t.Stop()
 	for i := 1; ; i++ {
