@@ -30,6 +30,11 @@ type FolderOptions struct {
 	RequireAll bool
 	// RunID is the run ID the folder must attest; "" means the folder's name.
 	RunID string
+	// Experiment, when set, is the experiment the folder must attest: the
+	// name of the experiment folder it lies in (results/<experiment>/<run>/),
+	// so a genuine run folder copied under another experiment is refused.
+	// It is read from the identity in run.json, which the run ID covers.
+	Experiment string
 	// ContextTreeWithout returns the Git tree ID of tree without the paths
 	// (relative to it), computed from the tree's objects (see
 	// tree.TreeIDWithout and tree.GitObjects). With it, an identity whose
@@ -74,7 +79,7 @@ func verifyFolderFrom(src folderSource, where, name string, opts FolderOptions) 
 	checkInvocationID(r, v)
 	checkSubjects(r, src, v, opts)
 	checkUnattested(r, src, v)
-	checkRecordedIdentity(r, src, v, opts.ContextTreeWithout)
+	checkRecordedIdentity(r, src, v, opts)
 	return r, r.Err()
 }
 
@@ -205,23 +210,46 @@ func checkUnattested(r *Report, src folderSource, v *Verified) {
 // checkRecordedIdentity recomputes the run ID from the identity document in
 // run.json (already checked against its subject digest) and compares it and
 // its context tree with what the statement attests.
-func checkRecordedIdentity(r *Report, src folderSource, v *Verified, without func(string, []string) (string, error)) {
+func checkRecordedIdentity(r *Report, src folderSource, v *Verified, opts FolderOptions) {
 	data, err := src.read(RunFile, MaxEnvelopeBytes)
 	if err != nil {
 		r.notChecked("runID", err.Error())
+		failExperimentUnknown(r, opts.Experiment, err)
 		return
 	}
 	id, err := ParseRecordedIdentity(data)
 	if err != nil {
 		r.notChecked("runID", err.Error())
+		failExperimentUnknown(r, opts.Experiment, err)
 		return
 	}
+	checkExperiment(r, id, opts.Experiment)
 	excluded, err := parseContextExcluded(data)
 	if err != nil {
 		r.fail("contextTree", err.Error())
 		return
 	}
-	checkIdentity(r, id, v, excluded, without)
+	checkIdentity(r, id, v, excluded, opts.ContextTreeWithout)
+}
+
+// checkExperiment compares the attested experiment (the identity's, which
+// hashes to the run ID) with the experiment folder the run lies in.
+func checkExperiment(r *Report, id *contract.Identity, want string) {
+	switch {
+	case want == "":
+	case id.Experiment != want:
+		r.fail("experiment", fmt.Sprintf("folder lies under experiment %q but attests experiment %q (a run folder copied from another experiment?)", want, id.Experiment))
+	default:
+		r.ok("experiment", want)
+	}
+}
+
+// failExperimentUnknown fails the experiment check when it was asked for
+// but run.json, which names the attested experiment, cannot be read.
+func failExperimentUnknown(r *Report, want string, err error) {
+	if want != "" {
+		r.fail("experiment", fmt.Sprintf("cannot tell which experiment the run belongs to (want %q): %v", want, err))
+	}
 }
 
 // parseContextExcluded reads run.json's contextExcluded: the spec files the

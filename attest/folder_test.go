@@ -274,3 +274,30 @@ func TestVerifyTreeFolderMatchesVerifyFolder(t *testing.T) {
 		t.Errorf("edited snapshot checks: %v", got)
 	}
 }
+
+// TestVerifyFolderChecksExperiment: a genuine run folder copied under
+// another experiment's folder is refused when the caller names the
+// experiment folder it lies in; the right experiment passes.
+func TestVerifyFolderChecksExperiment(t *testing.T) {
+	dir, key := signedFolder(t)
+	id, err := RecordedIdentity(filepath.Join(dir, RunFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := FolderOptions{Keys: Verifiers{key}, Experiment: id.Experiment}
+	r, err := VerifyFolder(dir, opts)
+	if err != nil {
+		t.Fatalf("own experiment: %v", err)
+	}
+	if got := statuses(r)["experiment"]; got != StatusOK {
+		t.Errorf("experiment check %q, want ok", got)
+	}
+	opts.Experiment = "other-experiment"
+	expectFolderFailure(t, dir, opts, "experiment", `attests experiment "`+id.Experiment+`"`)
+
+	if err := os.Remove(filepath.Join(dir, RunFile)); err != nil {
+		t.Fatal(err)
+	}
+	opts.Experiment = id.Experiment
+	expectFolderFailure(t, dir, opts, "experiment", "cannot tell which experiment")
+}

@@ -105,7 +105,7 @@ func (b *batcher) flush(ctx context.Context) error {
 	known := b.knownFunc()
 	var report results.MergeReport
 	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (results.Changes, error) {
-		changes, rep, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs), Known: known})
+		changes, rep, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs), Known: known, Verify: summaryCheck(b.r.Trusted)})
 		report = rep
 		return changes, err
 	})
@@ -157,7 +157,7 @@ func (b *batcher) replace(ours map[string]*results.Record) func(tree.Reader, str
 		if mine == nil {
 			return false
 		}
-		theirs, err := VerifyFolder(head, dir, mine.RunID, b.r.Trusted)
+		theirs, _, err := verifyFolder(head, dir, mine.RunID, mine.Experiment, b.r.Trusted)
 		if err != nil {
 			return true
 		}

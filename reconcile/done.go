@@ -1,8 +1,6 @@
 package reconcile
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -41,7 +39,7 @@ func (r *Reconciler) folderState(snap tree.Reader, present map[string]bool, dir 
 	if !present[path.Base(dir)] {
 		return folderAbsent, results.Run{}, nil
 	}
-	rec, metrics, err := verifyFolder(snap, dir, run.ID, r.Trusted)
+	rec, metrics, err := verifyFolder(snap, dir, run.ID, run.Experiment, r.Trusted)
 	if err != nil {
 		return folderUntrusted, results.Run{}, nil
 	}
@@ -71,62 +69,51 @@ func runFolderNames(snap tree.Reader, dir string) (map[string]bool, error) {
 	return out, nil
 }
 
-// VerifyFolder checks that the results folder dir of a snapshot is the
-// signed result of run runID: the envelope's signature by a trusted key
-// first, then that its invocation ID is runID, that run.json and
-// metrics.json are the files it covers, and that run.json names runID. It
-// returns the verified record.
-//
-// It is the planner's "is this run done?" check; attest's library check
-// (expsync verify) does the same and more for reviewers.
-func VerifyFolder(snap tree.Reader, dir, runID string, trusted attest.Verifiers) (*results.Record, error) {
-	rec, _, err := verifyFolder(snap, dir, runID, trusted)
-	return rec, err
-}
-
-// verifyFolder is VerifyFolder that also returns metrics.json.
-func verifyFolder(snap tree.Reader, dir, runID string, trusted attest.Verifiers) (*results.Record, []byte, error) {
-	env, err := snap.ReadFile(path.Join(dir, results.EnvelopeFile), maxFolderFileBytes)
+// verifyFolder checks with attest's library check (the one `expsync
+// verify` runs) that the run folder dir of a snapshot is the signed result
+// of run runID of experiment: signature by a trusted key first, then the
+// invocation ID, every subject in the folder, no unattested file, the
+// identity hashing to the run ID and naming this experiment. It returns the
+// verified run.json record and metrics.json.
+func verifyFolder(snap tree.Reader, dir, runID, experiment string, trusted attest.Verifiers) (*results.Record, []byte, error) {
+	if rep, err := attest.VerifyTreeFolder(snap, dir, attest.FolderOptions{Keys: trusted, RunID: runID, Experiment: experiment}); err != nil {
+		return nil, nil, firstFailure(rep, err)
+	}
+	// Both files are subjects the check above hashed (a folder without them
+	// is no result): what is read now is what was signed.
+	runJSON, err := snap.ReadFile(path.Join(dir, results.RunFile), maxFolderFileBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	v, err := attest.VerifyEnvelope(env, trusted, attest.VerifyOptions{})
+	metrics, err := snap.ReadFile(path.Join(dir, results.MetricsFile), maxFolderFileBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	if v.InvocationID != runID {
-		return nil, nil, fmt.Errorf("%s: the envelope attests run %s, not %s (copied from another run?)", dir, v.InvocationID, runID)
-	}
-	subjects := map[string]string{}
-	for _, s := range v.Subjects {
-		subjects[s.Name] = s.SHA256
-	}
-	var runJSON, metrics []byte
-	for _, name := range []string{results.RunFile, results.MetricsFile} {
-		data, err := snap.ReadFile(path.Join(dir, name), maxFolderFileBytes)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", dir, err)
-		}
-		want, ok := subjects[name]
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: the attestation does not cover %s", dir, name)
-		}
-		sum := sha256.Sum256(data)
-		if got := hex.EncodeToString(sum[:]); got != want {
-			return nil, nil, fmt.Errorf("%s: %s has sha256 %s, the attestation says %s (edited after signing?)", dir, name, got, want)
-		}
-		if name == results.RunFile {
-			runJSON = data
-		} else {
-			metrics = data
-		}
 	}
 	rec, err := results.ParseRecord(runJSON)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if rec.RunID != runID {
-		return nil, nil, fmt.Errorf("%s: run.json records run %s", dir, rec.RunID)
+	if rec.RunID != runID || rec.Experiment != experiment {
+		return nil, nil, fmt.Errorf("%s: run.json records run %s of experiment %q", dir, rec.RunID, rec.Experiment)
 	}
 	return rec, metrics, nil
+}
+
+// firstFailure names the first failed check of a report: what a README
+// shows of an unverified folder, in one line.
+func firstFailure(rep *attest.Report, err error) error {
+	if rep == nil || len(rep.Failures()) == 0 {
+		return err
+	}
+	c := rep.Failures()[0]
+	return fmt.Errorf("%s: %s: %w", c.Name, c.Detail, attest.ErrNotVerified)
+}
+
+// summaryCheck is results.MergeOptions.Verify: a folder of experiment in the
+// summaries must verify as the run its folder names.
+func summaryCheck(trusted attest.Verifiers) func(tree.Reader, string, string) error {
+	return func(snap tree.Reader, dir, experiment string) error {
+		_, _, err := verifyFolder(snap, dir, path.Base(dir), experiment, trusted)
+		return err
+	}
 }

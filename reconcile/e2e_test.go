@@ -95,7 +95,7 @@ func TestRunCommitsVerifiedResults(t *testing.T) {
 		t.Errorf("failed run's log lacks its stderr: %q", log)
 	}
 	readme, _ := os.ReadFile(filepath.Join(clone, "results/square/README.md"))
-	for _, want := range []string{"3 runs: 3 succeeded", "| x |", "plot.svg"} {
+	for _, want := range []string{"3 verified runs: 3 succeeded", "| x |", "plot.svg"} {
 		if !strings.Contains(string(readme), want) {
 			t.Errorf("square README lacks %q:\n%s", want, readme)
 		}

@@ -23,10 +23,31 @@ type MergeOptions struct {
 	Plot map[string]PlotChoice
 	// MaxFileBytes bounds each run.json/metrics.json read back (0: 1 MiB).
 	MaxFileBytes int64
-	// Known returns run folders the caller already read (or wrote) with
-	// their content, so regenerating a summary does not read every folder
-	// of a large sweep back from the head at every commit. Nil: read all.
+	// Known returns run folders the caller already verified (or wrote) with
+	// their content, so regenerating a summary does not read and verify
+	// every folder of a large sweep at every commit.
 	Known func(dir string) (Run, bool)
+	// Verify checks that the run folder dir of experiment is genuine: signed
+	// by a trusted key, attesting that experiment and the folder's run ID.
+	// Summaries (README tables, plots, index counts) list only known or
+	// verified folders; the others are listed apart as unverified. Nil
+	// verifies nothing: every folder not known is unverified.
+	Verify func(r tree.Reader, dir, experiment string) error
+}
+
+// Unverified is a folder in an experiment's results folder that the
+// summaries do not count: unsigned, signed by an untrusted key, copied
+// from another run or experiment, or edited after signing.
+type Unverified struct {
+	Dir    string
+	Reason string
+}
+
+// Summary is what the summaries are built from: one experiment's genuine
+// runs and the folders beside them that are not.
+type Summary struct {
+	Runs       []Run
+	Unverified []Unverified
 }
 
 // MergeReport says what Merge did with each run folder of the batch.
@@ -127,11 +148,11 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 
 	merged := overlay{base: head, changes: changes}
 	for _, exp := range sortedKeys(affected) {
-		runs, err := l.readRuns(merged, exp, opts.maxBytes(), opts.Known)
+		sum, err := l.readSummary(merged, exp, opts)
 		if err != nil {
 			return nil, report, err
 		}
-		page := RenderExperiment(exp, runs, opts.Plot[exp])
+		page := RenderExperiment(exp, sum.Runs, opts.Plot[exp], sum.Unverified...)
 		dir := l.ExperimentDir(exp)
 		changes[path.Join(dir, ReadmeFile)] = page.Readme
 		if page.Plot != nil {
@@ -141,7 +162,7 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 		}
 		report.Experiments = append(report.Experiments, exp)
 	}
-	index, err := l.renderIndexFrom(merged, opts.maxBytes(), opts.Known)
+	index, err := l.RenderIndexFrom(merged, opts)
 	if err != nil {
 		return nil, report, err
 	}
@@ -149,41 +170,57 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 	return changes, report, nil
 }
 
-// ReadRuns reads every run folder of one experiment from a snapshot. Folders
-// whose run.json is missing or unreadable are skipped (a half-pushed or
-// hand-made folder must not break the summary of the others).
+// ReadRuns reads every run folder of one experiment from a snapshot,
+// without verifying any (see MergeOptions.Verify). Folders whose run.json
+// is missing or unreadable are skipped.
 func (l Layout) ReadRuns(r tree.Reader, experiment string, limit int64) ([]Run, error) {
-	return l.readRuns(r, experiment, limit, nil)
+	sum, err := l.readSummary(r, experiment, MergeOptions{MaxFileBytes: limit,
+		Verify: func(tree.Reader, string, string) error { return nil }})
+	return sum.Runs, err
 }
 
-func (l Layout) readRuns(r tree.Reader, experiment string, limit int64, known func(string) (Run, bool)) ([]Run, error) {
+// readSummary reads the run folders of one experiment, keeping those that
+// are known or verify (opts.Verify) and listing the others as unverified.
+func (l Layout) readSummary(r tree.Reader, experiment string, opts MergeOptions) (Summary, error) {
+	var sum Summary
 	dir := l.ExperimentDir(experiment)
 	entries, err := r.ReadDir(dir)
 	if errors.Is(err, tree.ErrNotExist) {
-		return nil, nil
+		return sum, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read results of %s: %w", experiment, err)
+		return sum, fmt.Errorf("read results of %s: %w", experiment, err)
 	}
-	var runs []Run
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
 		runDir := path.Join(dir, e.Name)
-		if known != nil {
-			if run, ok := known(runDir); ok {
-				runs = append(runs, run)
+		if opts.Known != nil {
+			if run, ok := opts.Known(runDir); ok {
+				sum.Runs = append(sum.Runs, run)
 				continue
 			}
 		}
-		run, err := l.ReadRun(r, runDir, limit)
-		if err != nil {
+		if err := l.verify(r, runDir, experiment, opts); err != nil {
+			sum.Unverified = append(sum.Unverified, Unverified{Dir: runDir, Reason: err.Error()})
 			continue
 		}
-		runs = append(runs, run)
+		run, err := l.ReadRun(r, runDir, opts.maxBytes())
+		if err != nil {
+			sum.Unverified = append(sum.Unverified, Unverified{Dir: runDir, Reason: err.Error()})
+			continue
+		}
+		sum.Runs = append(sum.Runs, run)
 	}
-	return runs, nil
+	return sum, nil
+}
+
+func (l Layout) verify(r tree.Reader, dir, experiment string, opts MergeOptions) error {
+	if opts.Verify == nil {
+		return errors.New("not verified")
+	}
+	return opts.Verify(r, dir, experiment)
 }
 
 // ReadRun reads one run folder's run.json and metrics.json.
@@ -204,12 +241,8 @@ func (l Layout) ReadRun(r tree.Reader, dir string, limit int64) (Run, error) {
 }
 
 // RenderIndexFrom builds results/README.md from every experiment folder of
-// a snapshot.
-func (l Layout) RenderIndexFrom(r tree.Reader, limit int64) ([]byte, error) {
-	return l.renderIndexFrom(r, limit, nil)
-}
-
-func (l Layout) renderIndexFrom(r tree.Reader, limit int64, known func(string) (Run, bool)) ([]byte, error) {
+// a snapshot, counting the runs that are known or verify (opts).
+func (l Layout) RenderIndexFrom(r tree.Reader, opts MergeOptions) ([]byte, error) {
 	entries, err := r.ReadDir(l.root())
 	if err != nil && !errors.Is(err, tree.ErrNotExist) {
 		return nil, fmt.Errorf("read results root: %w", err)
@@ -219,14 +252,16 @@ func (l Layout) renderIndexFrom(r tree.Reader, limit int64, known func(string) (
 		if !e.IsDir() {
 			continue
 		}
-		runs, err := l.readRuns(r, e.Name, limit, known)
+		sum, err := l.readSummary(r, e.Name, opts)
 		if err != nil {
 			return nil, err
 		}
-		if len(runs) == 0 {
+		if len(sum.Runs) == 0 && len(sum.Unverified) == 0 {
 			continue
 		}
-		index = append(index, Summarize(e.Name, runs))
+		entry := Summarize(e.Name, sum.Runs)
+		entry.Unverified = len(sum.Unverified)
+		index = append(index, entry)
 	}
 	return RenderIndex(index), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,12 +35,14 @@ type ExperimentPage struct {
 }
 
 // RenderExperiment writes the README of one experiment: a summary line, the
-// plot for sweeps, and a table of every run sorted by its parameters.
-func RenderExperiment(experiment string, runs []Run, choice PlotChoice) ExperimentPage {
+// plot for sweeps, a table of every run sorted by its parameters and, apart,
+// the folders that did not verify (never counted, plotted or tabled as runs).
+func RenderExperiment(experiment string, runs []Run, choice PlotChoice, unverified ...Unverified) ExperimentPage {
 	runs = append([]Run(nil), runs...)
 	SortRuns(runs)
 	params := paramNames(runs)
 	metrics := metricNames(runs)
+	repeats := hasRepeats(runs)
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Results: %s\n\n", experiment)
@@ -52,7 +55,7 @@ func RenderExperiment(experiment string, runs []Run, choice PlotChoice) Experime
 			failed++
 		}
 	}
-	fmt.Fprintf(&b, "%d runs: %d succeeded, %d failed.", len(runs), succeeded, failed)
+	fmt.Fprintf(&b, "%s: %d succeeded, %d failed.", plural(len(runs), "verified run"), succeeded, failed)
 	if specs := specPaths(runs); len(specs) > 0 {
 		fmt.Fprintf(&b, " Spec: %s.", strings.Join(specs, ", "))
 	}
@@ -67,6 +70,9 @@ func RenderExperiment(experiment string, runs []Run, choice PlotChoice) Experime
 	// Header.
 	cols := []string{"run"}
 	cols = append(cols, params...)
+	if repeats {
+		cols = append(cols, "repeat")
+	}
 	cols = append(cols, "status", "duration", "CPU s (requested)", "peak memory (requested)")
 	cols = append(cols, metrics...)
 	b.WriteString("|")
@@ -75,7 +81,7 @@ func RenderExperiment(experiment string, runs []Run, choice PlotChoice) Experime
 	}
 	b.WriteString("\n|")
 	for i := range cols {
-		if i == 0 || i > len(params) && i <= len(params)+2 {
+		if i == 0 || i > len(params)+repeatCols(repeats) && i <= len(params)+repeatCols(repeats)+2 {
 			b.WriteString(" --- |")
 		} else {
 			b.WriteString(" ---: |")
@@ -93,14 +99,10 @@ func RenderExperiment(experiment string, runs []Run, choice PlotChoice) Experime
 			}
 			row = append(row, mdEscape(formatValue(v)))
 		}
-		status := string(rec.Status)
-		if rec.Status != Succeeded {
-			status = "**" + status + "**"
-			if rec.ExitCode != 0 {
-				status += fmt.Sprintf(" (exit %d)", rec.ExitCode)
-			}
+		if repeats {
+			row = append(row, strconv.Itoa(rec.Identity.Repeat))
 		}
-		row = append(row, status, formatDuration(rec.Duration()),
+		row = append(row, statusCell(rec), formatDuration(rec.Duration()),
 			withRequest(strconv.FormatFloat(round(rec.Usage.CPUSeconds, 2), 'f', -1, 64), rec.Requests.CPU, rec.Usage.SelfReported),
 			withRequest(formatBytes(rec.Usage.MaxRSSBytes), rec.Requests.Memory, rec.Usage.SelfReported))
 		for _, m := range metrics {
@@ -118,8 +120,86 @@ func RenderExperiment(experiment string, runs []Run, choice PlotChoice) Experime
 		}
 		b.WriteString("\n")
 	}
+	writeUnverified(&b, unverified)
 	page.Readme = b.Bytes()
 	return page
+}
+
+// statusCell is the status of a run; a failure says why, in one short
+// escaped line (the full reason is in run.json).
+func statusCell(rec *Record) string {
+	if rec.Status == Succeeded {
+		return string(rec.Status)
+	}
+	cell := "**" + mdEscape(string(rec.Status)) + "**"
+	var why []string
+	if rec.ExitCode != 0 && !strings.Contains(rec.Reason, strconv.Itoa(rec.ExitCode)) {
+		why = append(why, fmt.Sprintf("exit %d", rec.ExitCode))
+	}
+	if rec.Reason != "" {
+		why = append(why, mdEscape(clip(rec.Reason, maxReasonRunes)))
+	}
+	if len(why) > 0 {
+		cell += ": " + strings.Join(why, ", ")
+	}
+	return cell
+}
+
+// maxReasonRunes keeps a failure reason to one readable table cell.
+const maxReasonRunes = 80
+
+// clip shortens s to n runes, marking the cut.
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// writeUnverified lists, after the table, folders that are not genuine
+// results, so a reviewer sees them without mistaking them for runs.
+func writeUnverified(b *bytes.Buffer, unverified []Unverified) {
+	if len(unverified) == 0 {
+		return
+	}
+	unverified = append([]Unverified(nil), unverified...)
+	sort.Slice(unverified, func(i, j int) bool { return unverified[i].Dir < unverified[j].Dir })
+	fmt.Fprintf(b, "\n## ⚠ Unverified folders (not results)\n\n")
+	fmt.Fprintf(b, "%s in this folder did not verify with a trusted key for this experiment: unsigned, signed by another key, copied from another run or experiment, or edited after signing. They are not counted, tabled or plotted above.\n\n",
+		plural(len(unverified), "folder"))
+	for _, u := range unverified {
+		fmt.Fprintf(b, "- `%s`: %s\n", mdCode(path.Base(u.Dir)), mdEscape(clip(strings.TrimSuffix(u.Reason, ": attestation not verified"), 2*maxReasonRunes)))
+	}
+}
+
+// mdCode keeps text inside an inline code span.
+func mdCode(s string) string { return strings.ReplaceAll(mdEscape(s), "`", "'") }
+
+// hasRepeats tells whether any run is an explicit repeat of a point.
+func hasRepeats(runs []Run) bool {
+	for _, r := range runs {
+		if r.Record.Identity.Repeat != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func repeatCols(repeats bool) int {
+	if repeats {
+		return 1
+	}
+	return 0
+}
+
+// plural writes "1 run" or "n runs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // IndexEntry summarises one experiment for the top-level results README.
@@ -128,6 +208,8 @@ type IndexEntry struct {
 	Runs       int
 	Succeeded  int
 	Failed     int
+	// Unverified folders are not counted in Runs (see RenderExperiment).
+	Unverified int
 	LastFinish time.Time
 }
 
@@ -139,13 +221,26 @@ func RenderIndex(entries []IndexEntry) []byte {
 	b.WriteString("# Results\n\n")
 	b.WriteString("<!-- Generated by expsync; edits are overwritten. -->\n\n")
 	b.WriteString("Runs recorded by expsync, one folder per experiment. Every run folder is signed; check them all with `expsync verify --key KEY.pub --repo . results/*/*/`.\n\n")
-	b.WriteString("| experiment | runs | succeeded | failed | last finished (UTC) |\n| --- | ---: | ---: | ---: | --- |\n")
+	unverified := 0
+	for _, e := range entries {
+		unverified += e.Unverified
+	}
+	if unverified > 0 {
+		fmt.Fprintf(&b, "⚠ %s did not verify with a trusted key and are not counted; each experiment's README lists them.\n\n", plural(unverified, "folder"))
+		b.WriteString("| experiment | runs | succeeded | failed | unverified folders | last finished (UTC) |\n| --- | ---: | ---: | ---: | ---: | --- |\n")
+	} else {
+		b.WriteString("| experiment | runs | succeeded | failed | last finished (UTC) |\n| --- | ---: | ---: | ---: | --- |\n")
+	}
 	for _, e := range entries {
 		last := ""
 		if !e.LastFinish.IsZero() {
 			last = e.LastFinish.UTC().Format("2006-01-02 15:04:05")
 		}
-		fmt.Fprintf(&b, "| [%s](%s/) | %d | %d | %d | %s |\n", mdEscape(e.Experiment), e.Experiment, e.Runs, e.Succeeded, e.Failed, last)
+		extra := ""
+		if unverified > 0 {
+			extra = fmt.Sprintf(" %d |", e.Unverified)
+		}
+		fmt.Fprintf(&b, "| [%s](%s/) | %d | %d | %d |%s %s |\n", mdEscape(e.Experiment), e.Experiment, e.Runs, e.Succeeded, e.Failed, extra, last)
 	}
 	return b.Bytes()
 }
@@ -311,7 +406,7 @@ func short(id string) string {
 
 // mdEscape keeps a cell inside its table column.
 func mdEscape(s string) string {
-	r := strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;")
+	r := strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;", "[", `\[`, "]", `\]`)
 	return r.Replace(s)
 }
 

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -262,6 +263,14 @@ func TestMerge(t *testing.T) {
 	forgedFiles["results/pi/"+forged.RunID+"/extra.txt"] = []byte("junk")
 	writeAll(t, head, forgedFiles)
 	writeAll(t, head, map[string][]byte{"README.md": []byte("top"), "results/pi/README.md": []byte("stale")})
+	// Pushed by hand: a folder with no signature (metric 999) and one whose
+	// verification fails; neither is a run of the summaries.
+	unsigned := aRun("pi", map[string]any{"seed": 4}).record()
+	unsignedFiles := folderOf(t, unsigned, `{"m": 999}`, "")
+	delete(unsignedFiles, "results/pi/"+unsigned.RunID+"/"+EnvelopeFile)
+	writeAll(t, head, unsignedFiles)
+	alien := aRun("pi", map[string]any{"seed": 5}).record()
+	writeAll(t, head, folderOf(t, alien, `{"m": 555}`, `{"sig":"other experiment"}`))
 
 	batch := map[string][]byte{}
 	for _, files := range []map[string][]byte{
@@ -274,7 +283,19 @@ func TestMerge(t *testing.T) {
 		}
 	}
 	replace := func(_ tree.Reader, dir string) bool { return strings.HasSuffix(dir, forged.RunID) }
-	changes, report, err := Layout{}.Merge(head, batch, MergeOptions{Replace: replace})
+	// A stand-in for the signature check (reconcile passes attest's): an
+	// envelope must be there and not one the test marks as bad.
+	verify := func(r tree.Reader, dir, experiment string) error {
+		env, err := r.ReadFile(dir+"/"+EnvelopeFile, 0)
+		switch {
+		case err != nil:
+			return err
+		case strings.Contains(string(env), "other experiment"):
+			return errors.New("attests experiment other, not " + experiment)
+		}
+		return nil
+	}
+	changes, report, err := Layout{}.Merge(head, batch, MergeOptions{Replace: replace, Verify: verify})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,13 +323,28 @@ func TestMerge(t *testing.T) {
 	if strings.Contains(readme, "| 99 |") || !strings.Contains(readme, "| 3 |") {
 		t.Errorf("README shows the forged metric instead of ours:\n%s", readme)
 	}
-	if !strings.Contains(readme, "3 runs: 3 succeeded") {
+	if !strings.Contains(readme, "3 verified runs: 3 succeeded") {
 		t.Errorf("README summary wrong:\n%s", readme)
+	}
+	table, apart, ok := strings.Cut(readme, "Unverified folders")
+	if !ok {
+		t.Fatalf("README has no unverified section:\n%s", readme)
+	}
+	for _, id := range []string{unsigned.RunID, alien.RunID} {
+		if strings.Contains(table, id[:12]) || !strings.Contains(apart, "`"+id+"`") {
+			t.Errorf("unverified folder %s is in the table or missing from the list:\n%s", id[:12], readme)
+		}
+	}
+	if strings.Contains(readme, "999") || strings.Contains(readme, "555") {
+		t.Errorf("README shows an unverified folder's metric:\n%s", readme)
+	}
+	if !strings.Contains(apart, "attests experiment other, not pi") {
+		t.Errorf("unverified folder listed without its reason:\n%s", apart)
 	}
 	if changes["results/pi/plot.svg"] == nil {
 		t.Errorf("sweep merged without a plot")
 	}
-	if !strings.Contains(string(changes["results/README.md"]), "| [pi](pi/) | 3 | 3 | 0 |") {
+	if !strings.Contains(string(changes["results/README.md"]), "| [pi](pi/) | 3 | 3 | 0 | 2 |") {
 		t.Errorf("index wrong:\n%s", changes["results/README.md"])
 	}
 
@@ -377,5 +413,30 @@ func TestLogScalePlotGolden(t *testing.T) {
 		if !strings.Contains(string(page.Plot), want) {
 			t.Errorf("log plot lacks %q", want)
 		}
+	}
+}
+
+// TestRenderExperimentFailureReasonAndRepeat: a failed row says why in one
+// short escaped cell, and repeats of one point get a repeat column.
+func TestRenderExperimentFailureReasonAndRepeat(t *testing.T) {
+	long := "metrics file out/m.json: not a JSON object | <b>bold</b> [x](javascript:alert(1))\n" + strings.Repeat("detail ", 40)
+	failed := aRun("r", map[string]any{"n": 1}).failed(2)
+	failed.r.Reason = long
+	again := aRun("r", map[string]any{"n": 1})
+	again.r.Identity.Repeat = 1
+	page := RenderExperiment("r", []Run{failed.run(nil), again.run(nil)}, PlotChoice{})
+	readme := string(page.Readme)
+	for _, want := range []string{
+		"| run | n | repeat | status |",
+		"| **Failed**: exit 2, metrics file out/m.json: not a JSON object \\| &lt;b&gt;bold&lt;/b&gt; \\[x\\](javascript:alert(1…",
+		"…",
+		"| 1 | 1 | Succeeded |",
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README lacks %q:\n%s", want, readme)
+		}
+	}
+	if strings.Contains(readme, strings.Repeat("detail ", 20)) {
+		t.Errorf("failure reason not shortened:\n%s", readme)
 	}
 }

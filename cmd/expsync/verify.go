@@ -43,14 +43,16 @@ func init() {
 			Use:   "verify PATH... --key PUB [--repo DIR [--rev REV]] [--store DIR] [--builder-id ID] [--require-all] [--require-commit] [-o text|json]",
 			Short: "Verify the signed provenance of results folders",
 			Long: `Verify the attestations of runs. PATH is a results folder
-(results/<experiment>/<run-id>/), a folder holding many (searched for
-provenance.intoto.jsonl), or an envelope file.
+(results/<experiment>/<run-id>/), a folder holding many (every run folder
+below it is checked: one without provenance.intoto.jsonl fails), or an
+envelope file. A PATH that does not exist is a usage error.
 
 For each: the DSSE signatures are checked against the trusted --key files
 before anything in the payload is read (--threshold distinct keys must have
 signed), then the payload and predicate types, the builder ID (--builder-id
 for all keys, --key-builder-id KEY=ID to bind a key to the builders it may
-vouch for), that the invocation ID is the folder's run ID, that every subject
+vouch for), that the invocation ID is the folder's run ID, that a folder in
+results/<experiment>/ attests that experiment, that every subject
 matches its file in the folder or in --store (absent files are "not
 checked", failures with --require-all), that no file in the folder is
 unattested, and that the
@@ -95,6 +97,9 @@ func (o *verifyOptions) Exec(ctx context.Context, out io.Writer) error {
 		ctx = context.Background()
 	}
 	opts, index, err := o.policy(ctx)
+	if err == nil {
+		err = checkPaths(o.Paths)
+	}
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -194,12 +199,33 @@ func (o *verifyOptions) keyBuilderIDs() (map[string][]string, error) {
 type target struct {
 	path   string
 	folder bool
+	// experiment is the experiment folder a run folder lies in
+	// (results/<experiment>/<run-id>/), which it must attest; "" elsewhere.
+	experiment string
 }
 
 type missingTarget struct{ path, reason string }
 
+// checkPaths refuses PATHs that do not exist: a typo is a usage error, not
+// a failed attestation.
+func checkPaths(paths []string) error {
+	for _, p := range paths {
+		_, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("PATH %s does not exist: give a results folder, a folder of them, or an envelope file", p)
+		case err != nil:
+			return fmt.Errorf("PATH %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // findAttestations expands PATHs: an envelope file, a results folder, or a
-// folder searched for results folders.
+// folder searched for results folders. Every run folder found — a folder
+// named by a run ID under results/<experiment>/, or one holding run.json —
+// is a target; one without an envelope fails, since anyone can push files
+// that look like results.
 func findAttestations(paths []string) ([]target, []missingTarget) {
 	var targets []target
 	var missing []missingTarget
@@ -218,11 +244,19 @@ func findAttestations(paths []string) ([]target, []missingTarget) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() && d.Name() == ".git" {
+			switch {
+			case d.IsDir() && d.Name() == ".git":
 				return filepath.SkipDir
-			}
-			if !d.IsDir() && d.Name() == attest.EnvelopeFile {
-				targets = append(targets, target{path: filepath.Dir(q), folder: true})
+			case d.IsDir() && isRunFolder(q):
+				found++
+				if _, err := os.Lstat(filepath.Join(q, attest.EnvelopeFile)); err != nil {
+					missing = append(missing, missingTarget{q, "run folder without " + attest.EnvelopeFile + ": unsigned, not a result expsync attested"})
+				} else {
+					targets = append(targets, target{path: q, folder: true, experiment: experimentOf(q)})
+				}
+				return filepath.SkipDir // its files are checked as the folder's
+			case !d.IsDir() && d.Name() == attest.EnvelopeFile:
+				targets = append(targets, target{path: filepath.Dir(q), folder: true, experiment: experimentOf(filepath.Dir(q))})
 				found++
 			}
 			return nil
@@ -235,6 +269,45 @@ func findAttestations(paths []string) ([]target, []missingTarget) {
 		}
 	}
 	return targets, missing
+}
+
+// isRunFolder tells a run folder: named by a run ID (64 hex digits) and
+// either inside results/<experiment>/ or holding a run.json.
+func isRunFolder(dir string) bool {
+	if !isRunID(filepath.Base(dir)) {
+		return false
+	}
+	if experimentOf(dir) != "" {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(dir, attest.RunFile))
+	return err == nil
+}
+
+// experimentOf is the experiment a run folder lies in when the layout says
+// so (results/<experiment>/<run-id>); "" otherwise.
+func experimentOf(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil || !isRunID(filepath.Base(abs)) {
+		return ""
+	}
+	expDir := filepath.Dir(abs)
+	if filepath.Base(filepath.Dir(expDir)) != "results" {
+		return ""
+	}
+	return filepath.Base(expDir)
+}
+
+func isRunID(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for _, c := range name {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // verifyAll verifies targets in parallel; the repository index is shared
@@ -263,6 +336,7 @@ func (o *verifyOptions) verifyAll(targets []target, opts attest.FolderOptions, i
 func (o *verifyOptions) verifyOne(t target, opts attest.FolderOptions, index *reach.Index) *attest.Report {
 	var r *attest.Report
 	if t.folder {
+		opts.Experiment = t.experiment
 		r, _ = attest.VerifyFolder(t.path, opts)
 	} else {
 		r, _ = attest.VerifyEnvelopeFile(t.path, opts)

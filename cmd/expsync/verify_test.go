@@ -403,3 +403,37 @@ func TestVerifyCLIStoreAndRequireAll(t *testing.T) {
 		t.Errorf("store copy not used:\n%s", out2)
 	}
 }
+
+// TestVerifyCLIParentFolderFailsUnsignedAndForeignRunFolders (QA F6): over a
+// parent folder, a run folder with no envelope and a genuine run folder
+// copied under another experiment both fail, each named; a PATH that does
+// not exist is a usage error.
+func TestVerifyCLIParentFolderFailsUnsignedAndForeignRunFolders(t *testing.T) {
+	repo := experimentRepo(t, "add pi", "print(3.14)\n")
+	signer, pub := keyFiles(t, t.TempDir(), "lab")
+	root := t.TempDir()
+	good := writeSignedRun(t, root, runFromRepo(t, repo, 1), signer)
+	expectExit(t, verifyOptions{Paths: []string{filepath.Join(root, "results")}, Keys: []string{pub}}, 0, "1 verified, 0 failed")
+
+	unsigned := filepath.Join(root, "results", "pi", strings.Repeat("ab", 32))
+	if err := os.MkdirAll(unsigned, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(unsigned, attest.MetricsFile), []byte(`{"pi":999}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(root, "results", "descent", filepath.Base(good))
+	if err := os.CopyFS(foreign, os.DirFS(good)); err != nil {
+		t.Fatal(err)
+	}
+	out := expectExit(t, verifyOptions{Paths: []string{filepath.Join(root, "results")}, Keys: []string{pub}}, 1,
+		"1 verified, 2 failed", "unsigned, not a result", `folder lies under experiment "descent" but attests experiment "pi"`)
+	for _, dir := range []string{unsigned, foreign} {
+		if !strings.Contains(out, dir) {
+			t.Errorf("failed folder %s not named:\n%s", dir, out)
+		}
+	}
+	// Given directly, the copied folder fails the same way.
+	expectExit(t, verifyOptions{Paths: []string{foreign}, Keys: []string{pub}}, 1, `attests experiment "pi"`)
+	expectExit(t, verifyOptions{Paths: []string{filepath.Join(root, "nonexistent")}, Keys: []string{pub}}, 2, "does not exist")
+}
