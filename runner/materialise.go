@@ -102,7 +102,7 @@ func materialiseContext(ctx context.Context, st store.Store, treeID, work string
 				return fmt.Errorf("context %s: %w", rel, err)
 			}
 		case store.ModeFile, store.ModeExecutable:
-			if err := placeObject(ctx, st, e.SHA256, dst, e.Mode == store.ModeExecutable, rel, linked); err != nil {
+			if err := placeObject(ctx, st, e.SHA256, e.Size, dst, e.Mode == store.ModeExecutable, rel, linked); err != nil {
 				return fmt.Errorf("context %s: %w", rel, err)
 			}
 			if verify {
@@ -152,7 +152,7 @@ func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []con
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
-		if err := placeObject(ctx, st, in.SHA256, dst, false, in.Path, linked); err != nil {
+		if err := placeObject(ctx, st, in.SHA256, -1, dst, false, in.Path, linked); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		if opts.VerifyStoreObjects {
@@ -264,13 +264,21 @@ type linkedObject struct {
 // placeObject puts a blob at dst: linked when the store can (and recorded
 // in linked, so the run can be checked for writing to it), copied
 // otherwise. A nil linked asks for a copy.
-func placeObject(ctx context.Context, st store.Store, sha, dst string, executable bool, rel string, linked *[]linkedObject) error {
+// size (-1: unknown) is the object's size from its tree: a linked object
+// of another size was written to by a run still going (size only: the
+// check costs nothing, a rehash would).
+func placeObject(ctx context.Context, st store.Store, sha string, size int64, dst string, executable bool, rel string, linked *[]linkedObject) error {
 	if l, ok := st.(store.Linker); ok && linked != nil {
 		ok, err := l.LinkTo(ctx, sha, dst, executable)
 		if ok {
 			fi, serr := os.Lstat(dst)
 			if serr != nil {
 				return serr
+			}
+			if size >= 0 && fi.Size() != size {
+				_ = os.Remove(dst)
+				l.Drop(sha)
+				return fmt.Errorf("store object %s has %d bytes, its tree says %d: another run wrote to it in place; it is dropped from the store, and the next export of the tree restores it", sha, fi.Size(), size)
 			}
 			*linked = append(*linked, linkedObject{path: rel, sha: sha, dst: dst, was: fi})
 		}

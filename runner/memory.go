@@ -24,12 +24,14 @@ import (
 //     the largest VmHWM sampled from /proc/<pid>/status of the child and its
 //     descendants (method "sampled"), densely in the first milliseconds
 //     and then every sampleInterval: a lower bound that
-//     misses growth in the last interval before a process exits (and a run
-//     that ends before its first sample reports 0: unknown, but below
-//     expsync's own peak).
+//     misses growth in the last interval before a process exits; a run
+//     that ends before its first sample reports 0 (method "unmeasured").
 const (
 	MaxRSSByRusage = "rusage"
 	MaxRSSSampled  = "sampled"
+	// MaxRSSUnmeasured: the run ended before its first sample; its peak
+	// is below expsync's own and otherwise unknown (MaxRSSBytes is 0).
+	MaxRSSUnmeasured = "unmeasured"
 )
 
 // sampleInterval is how often the sampler reads /proc while a run lives.
@@ -202,6 +204,9 @@ func peakRSS(rusageBytes, sampled, ownHWM int64) (int64, string) {
 	if ownHWM == 0 && sampled == 0 {
 		// No /proc: the kernel's figure is all there is.
 		return rusageBytes, MaxRSSByRusage
+	}
+	if sampled == 0 {
+		return 0, MaxRSSUnmeasured
 	}
 	return sampled, MaxRSSSampled
 }

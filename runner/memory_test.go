@@ -3,7 +3,9 @@ package runner
 import (
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -42,8 +44,8 @@ func TestPeakMemoryIsTheRunsOwn(t *testing.T) {
 		least, most int64
 		method      string
 	}{
-		{"true exits at once", []string{"true"}, 0, 20 * MiB, MaxRSSSampled},
-		{"a shell doing nothing", []string{"sh", "-c", ":"}, 0, 20 * MiB, MaxRSSSampled},
+		{"true exits at once", []string{"true"}, 0, 20 * MiB, MaxRSSSampled + "|" + MaxRSSUnmeasured},
+		{"a shell doing nothing", []string{"sh", "-c", ":"}, 0, 20 * MiB, MaxRSSSampled + "|" + MaxRSSUnmeasured},
 		// A short run (~20 ms) is still seen past its first pages (QA's
 		// retest: 20 KiB for a shell, sampled right after exec).
 		{"python exiting at once", []string{"python3", "-c", "pass"}, 2 * MiB, 20 * MiB, MaxRSSSampled},
@@ -70,7 +72,7 @@ func TestPeakMemoryIsTheRunsOwn(t *testing.T) {
 				t.Errorf("peak RSS %.1f MiB, want %.0f to %.0f MiB (this process's own peak: %.0f MiB)",
 					float64(got)/MiB, float64(tc.least)/MiB, float64(tc.most)/MiB, float64(selfHWM())/MiB)
 			}
-			if res.Usage.MaxRSSMethod != want {
+			if !slices.Contains(strings.Split(want, "|"), res.Usage.MaxRSSMethod) {
 				t.Errorf("method %q, want %q", res.Usage.MaxRSSMethod, want)
 			}
 		})

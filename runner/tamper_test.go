@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,5 +70,43 @@ func TestWriteToSharedContextFileNeverStrandsTheResult(t *testing.T) {
 				t.Fatalf("re-export did not restore the object")
 			}
 		})
+	}
+}
+
+// TestRunRefusesAContextObjectChangedByAnotherRun: while one run appends
+// to a shared object, another run starting from the same tree must not
+// compute (and sign) results from the changed bytes: it sees a size that
+// differs from the tree's and stops before its command starts.
+func TestRunRefusesAContextObjectChangedByAnotherRun(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	content := strings.Repeat("large context file\n", 8<<10)
+	files := map[string]string{"data.txt": content}
+	tr := f.exportContext(files)
+	obj := f.st.ObjectPath(shaOf(content))
+	// What a run as root appending through its link does to the object.
+	os.Chmod(obj, 0o644)
+	fh, err := os.OpenFile(obj, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.WriteString("appended by another run\n")
+	fh.Close()
+
+	marker := filepath.Join(t.TempDir(), "started")
+	res := f.run(shell(`touch "$MARKER"; wc -c data.txt`).env("MARKER", marker).context(tr).build())
+	if res.Status != Errored || !strings.Contains(res.Error, "another run wrote to it in place") {
+		t.Fatalf("status %s error %q; want Error naming the changed object", res.Status, res.Error)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the command started on changed context bytes")
+	}
+	if ok, _ := f.st.Has(ctx, shaOf(content)); ok {
+		t.Errorf("the changed object is still served under its digest")
+	}
+	f.exportContext(files)
+	res = f.run(shell(`wc -c < data.txt`).context(tr).build())
+	if res.Status != Succeeded || strings.TrimSpace(res.LogTail) != strconv.Itoa(len(content)) {
+		t.Errorf("after re-export: status %s (%s), log %q", res.Status, res.Error, res.LogTail)
 	}
 }
