@@ -134,13 +134,7 @@ func ParseStatement(payload []byte) (*Verified, error) {
 	var predicate []byte
 	s := &jsonScanner{data: payload}
 	o := objectState{name: "statement", known: []string{"_type", "subject", "predicateType", "predicate"}, aliases: []string{"type", "predicate_type"}}
-	err := s.enterObject(&o)
-	for err == nil {
-		var key string
-		var ok bool
-		if key, ok, err = s.nextKey(&o); !ok || err != nil {
-			break
-		}
+	err := s.fields(&o, func(key string) (err error) {
 		switch key {
 		case "_type":
 			stType, err = s.str("_type")
@@ -153,7 +147,8 @@ func ParseStatement(payload []byte) (*Verified, error) {
 			s.skip()
 			predicate = payload[start:s.pos]
 		}
-	}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStatement, err)
 	}
@@ -200,12 +195,7 @@ var (
 func (v *Verified) readProvenance(s *jsonScanner) error {
 	var hasDefinition, hasDetails, hasExternal, hasBuilder, hasMetadata bool
 	pred := objectState{name: "predicate", known: predicateKeys, aliases: predicateAlias}
-	err := s.enterObject(&pred)
-	for err == nil {
-		key, ok, kerr := s.nextKey(&pred)
-		if err = kerr; !ok || err != nil {
-			break
-		}
+	err := s.fields(&pred, func(key string) (err error) {
 		switch key {
 		case "buildDefinition":
 			hasDefinition = s.peek() == '{'
@@ -214,7 +204,8 @@ func (v *Verified) readProvenance(s *jsonScanner) error {
 			hasDetails = s.peek() == '{'
 			hasBuilder, hasMetadata, err = v.readDetails(s)
 		}
-	}
+		return err
+	})
 	switch {
 	case err != nil:
 		return err
@@ -232,12 +223,7 @@ func (v *Verified) readProvenance(s *jsonScanner) error {
 
 func (v *Verified) readDefinition(s *jsonScanner) (hasExternal bool, err error) {
 	o := objectState{name: "buildDefinition", known: definitionKeys, aliases: definitionAlia}
-	err = s.enterObject(&o)
-	for err == nil {
-		key, ok, kerr := s.nextKey(&o)
-		if err = kerr; !ok || err != nil {
-			break
-		}
+	err = s.fields(&o, func(key string) (err error) {
 		switch key {
 		case "buildType":
 			v.BuildType, err = s.str("buildType")
@@ -246,46 +232,34 @@ func (v *Verified) readDefinition(s *jsonScanner) (hasExternal bool, err error) 
 		case "resolvedDependencies":
 			v.Dependencies, err = s.descriptors("resolvedDependencies")
 		}
-	}
+		return err
+	})
 	return hasExternal, err
 }
 
 func (v *Verified) readDetails(s *jsonScanner) (hasBuilder, hasMetadata bool, err error) {
 	o := objectState{name: "runDetails", known: detailsKeys}
-	err = s.enterObject(&o)
-	for err == nil {
-		key, ok, kerr := s.nextKey(&o)
-		if err = kerr; !ok || err != nil {
-			break
-		}
+	err = s.fields(&o, func(key string) error {
 		switch key {
 		case "builder":
 			hasBuilder = s.peek() == '{'
 			b := objectState{name: "builder", known: builderKeys}
-			err = s.enterObject(&b)
-			for err == nil {
-				_, ok, kerr := s.nextKey(&b)
-				if err = kerr; !ok || err != nil {
-					break
-				}
+			return s.fields(&b, func(string) (err error) {
 				v.BuilderID, err = s.str("builder.id")
-			}
+				return err
+			})
 		case "metadata":
 			hasMetadata = s.peek() == '{'
-			err = v.readMetadata(s)
+			return v.readMetadata(s)
 		}
-	}
+		return nil
+	})
 	return hasBuilder, hasMetadata, err
 }
 
 func (v *Verified) readMetadata(s *jsonScanner) error {
 	o := objectState{name: "metadata", known: metadataKeys, aliases: metadataAlias}
-	err := s.enterObject(&o)
-	for err == nil {
-		key, ok, kerr := s.nextKey(&o)
-		if err = kerr; !ok || err != nil {
-			break
-		}
+	return s.fields(&o, func(key string) (err error) {
 		switch key {
 		case "invocationId":
 			v.InvocationID, err = s.str("invocationId")
@@ -294,8 +268,8 @@ func (v *Verified) readMetadata(s *jsonScanner) error {
 		case "finishedOn":
 			v.FinishedOn, err = s.timestamp("finishedOn")
 		}
-	}
-	return err
+		return err
+	})
 }
 
 // descriptors reads an array of resource descriptors (name, uri, digest).
@@ -308,12 +282,7 @@ func (s *jsonScanner) descriptors(field string) ([]Dependency, error) {
 	for s.nextItem() {
 		var d Dependency
 		o := objectState{name: field, known: descriptorKeys, aliases: descriptorAlia}
-		err := s.enterObject(&o)
-		for err == nil {
-			key, ok, kerr := s.nextKey(&o)
-			if err = kerr; !ok || err != nil {
-				break
-			}
+		err := s.fields(&o, func(key string) (err error) {
 			switch key {
 			case "name":
 				d.Name, err = s.str("name")
@@ -322,7 +291,8 @@ func (s *jsonScanner) descriptors(field string) ([]Dependency, error) {
 			case "digest":
 				err = s.digestSet(&d.Digest)
 			}
-		}
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -337,14 +307,8 @@ var digestAlgorithms = []string{"sha256", "sha384", "sha512", "sha1", "gitBlob",
 // skipped.
 func (s *jsonScanner) digestSet(d *DigestSet) error {
 	o := objectState{name: "digest", known: digestAlgorithms}
-	err := s.enterObject(&o)
-	for err == nil {
-		alg, ok, kerr := s.nextKey(&o)
-		if err = kerr; !ok || err != nil {
-			break
-		}
-		var value string
-		value, err = s.str("digest")
+	return s.fields(&o, func(alg string) error {
+		value, err := s.str("digest")
 		switch alg {
 		case "sha256":
 			d.SHA256 = value
@@ -363,8 +327,8 @@ func (s *jsonScanner) digestSet(d *DigestSet) error {
 		case "gitTag":
 			d.GitTag = value
 		}
-	}
-	return err
+		return err
+	})
 }
 
 // timestamp reads an RFC 3339 string exactly as time.Time's JSON decoding

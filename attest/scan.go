@@ -150,6 +150,24 @@ func (s *jsonScanner) enterObject(o *objectState) error {
 	return nil
 }
 
+// fields reads an object, calling field for each known key with the
+// scanner at its value (field must consume it); other keys are skipped and
+// null reads as an empty object. The first error ends the object.
+func (s *jsonScanner) fields(o *objectState, field func(key string) error) error {
+	if err := s.enterObject(o); err != nil {
+		return err
+	}
+	for {
+		key, ok, err := s.nextKey(o)
+		if err != nil || !ok {
+			return err
+		}
+		if err := field(key); err != nil {
+			return err
+		}
+	}
+}
+
 // nextKey returns the next known key of the object (its value is next),
 // skipping the values of other keys; ok is false at the object's end.
 func (s *jsonScanner) nextKey(o *objectState) (key string, ok bool, err error) {
