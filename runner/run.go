@@ -33,6 +33,7 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 	}
 	opts.Store = st
 	opts = opts.withDefaults()
+	hideFromRuns()
 	res := &Result{
 		RunID:            c.RunID,
 		ExitCode:         -1,

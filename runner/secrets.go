@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"gopkg.in/yaml.v3"
 )
@@ -115,4 +118,16 @@ func isOperatorCredential(name string) bool {
 		}
 	}
 	return false
+}
+
+var hideOnce sync.Once
+
+// hideFromRuns makes this process non-dumpable before it starts its first
+// run: its /proc files (environ, mem) then belong to root and ptrace is
+// refused, so a run of the same user cannot read expsync's credentials
+// from /proc/<ppid>/environ. Root with CAP_SYS_PTRACE still can (local
+// mode is unisolated; redaction still keeps the values out of the
+// results). Runs are unaffected: exec makes them dumpable again.
+func hideFromRuns() {
+	hideOnce.Do(func() { _ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) })
 }
