@@ -148,7 +148,10 @@ func PlotSVG(experiment string, runs []Run, x, y string) []byte {
 	var yLo, yHi float64
 	if logY {
 		yLo, yHi = math.Floor(math.Log10(minY)), math.Ceil(math.Log10(maxY))
-		step := math.Max(1, math.Ceil((yHi-yLo)/8))
+		// At most about 8 labels, every one a round integral exponent
+		// (1e-60, 1e-50, …) and the axis ending on labelled decades.
+		step := decadeStep((yHi - yLo) / 8)
+		yLo, yHi = math.Floor(yLo/step)*step, math.Ceil(yHi/step)*step
 		for e := yLo; e <= yHi; e += step {
 			yTicks = append(yTicks, math.Pow(10, e))
 		}
@@ -156,7 +159,7 @@ func PlotSVG(experiment string, runs []Run, x, y string) []byte {
 		yTicks, yLo, yHi = niceTicks(minY, maxY, 5)
 	}
 
-	left, right, top, bottom := padLeft, plotW-padRight, padTop, plotH-padBottom
+	left, right, top, bottom := yAxisLeft(yTicks), plotW-padRight, padTop, plotH-padBottom
 	sx := func(v float64) float64 {
 		if logX {
 			v = math.Log10(v)
@@ -336,6 +339,29 @@ func bounds(pts []point) (minX, maxX, minY, maxY float64) {
 		minY, maxY = math.Min(minY, p.y), math.Max(maxY, p.y)
 	}
 	return
+}
+
+// decadeStep is the smallest of 1, 2, 5, 10, 20, 50, … decades that is at
+// least x.
+func decadeStep(x float64) float64 {
+	for p := 1.0; ; p *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if m*p >= x {
+				return m * p
+			}
+		}
+	}
+}
+
+// yAxisLeft is the x of the y axis: room for the rotated axis title and
+// the longest tick label, so no label runs into the title or off the image.
+func yAxisLeft(ticks []float64) float64 {
+	longest := 0
+	for _, t := range ticks {
+		longest = max(longest, len([]rune(tickLabel(t))))
+	}
+	const titleRoom, charWidth, gap = 30, 6.5, 6 // px at font-size 11
+	return math.Max(padLeft, titleRoom+charWidth*float64(longest)+gap)
 }
 
 // niceTicks returns about n round tick values covering [lo, hi] and the

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -409,7 +411,7 @@ func TestLogScalePlotGolden(t *testing.T) {
 	}
 	page := RenderExperiment("descent", runs, PlotChoice{})
 	golden(t, "log-plot.svg", page.Plot)
-	for _, want := range []string{"lr (log scale)", "final_loss (log scale)", ">1e-36<", "momentum=0.9"} {
+	for _, want := range []string{"lr (log scale)", "final_loss (log scale)", ">1e-30<", "momentum=0.9"} {
 		if !strings.Contains(string(page.Plot), want) {
 			t.Errorf("log plot lacks %q", want)
 		}
@@ -438,5 +440,39 @@ func TestRenderExperimentFailureReasonAndRepeat(t *testing.T) {
 	}
 	if strings.Contains(readme, strings.Repeat("detail ", 20)) {
 		t.Errorf("failure reason not shortened:\n%s", readme)
+	}
+}
+
+// TestLogScaleTicksAreWholeDecades (QA F7): every y label of a log axis is
+// 1e<integer>, the top decade is labelled, and labels start right of the
+// rotated axis title whatever their length.
+func TestLogScaleTicksAreWholeDecades(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		losses []float64
+		top    string
+	}{
+		{"90 decades", []float64{1e-3, 1e-40, 1e-91}, ">1<"},
+		{"7 decades", []float64{2e-3, 5e-6, 3e-10}, ">0.01<"},
+		{"long linear labels", []float64{-1.234567e-5, -2.345678e-5, -3.456789e-5}, ""},
+	} {
+		var runs []Run
+		for i, loss := range c.losses {
+			runs = append(runs, aRun("d", map[string]any{"lr": i + 1}).run(map[string]float64{"loss": loss}))
+		}
+		svg := string(PlotSVG("d", runs, "lr", "loss"))
+		if c.top != "" && !strings.Contains(svg, c.top) {
+			t.Errorf("%s: top decade label %s missing:\n%s", c.name, c.top, svg)
+		}
+		for _, m := range regexp.MustCompile(`<text x="([0-9.]+)" y="[0-9.]+" text-anchor="end">([^<]*)</text>`).FindAllStringSubmatch(svg, -1) {
+			label := m[2]
+			if c.top != "" && !regexp.MustCompile(`^(1e-?[0-9]+|0\.01|0\.1|1|10|100|0\.001)$`).MatchString(label) {
+				t.Errorf("%s: y label %q is not a whole decade", c.name, label)
+			}
+			x, _ := strconv.ParseFloat(m[1], 64)
+			if start := x - 6.5*float64(len([]rune(label))); start < 28 {
+				t.Errorf("%s: y label %q starts at x=%.1f, under the axis title", c.name, label, start)
+			}
+		}
 	}
 }
