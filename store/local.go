@@ -518,11 +518,6 @@ func (s *Local) Tree(_ context.Context, treeID string) (Manifest, error) {
 	return m, nil
 }
 
-func (s *Local) hasTree(treeID string) bool {
-	_, err := os.Lstat(filepath.Join(s.root, "trees", treeID+".json"))
-	return err == nil
-}
-
 // gitBlobSHA256 returns the sha256 recorded for a Git blob ID, if any.
 func (s *Local) gitBlobSHA256(blob string) (string, bool) {
 	if !gitIDPattern.MatchString(blob) {
