@@ -153,25 +153,51 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	rep, err := l.ReconcileRef(ctx, src, *change)
 	prog.finish()
-	printReport(stdout, target.Branch, rep)
+	printReport(stdout, target.Branch, rep, err)
+	if ctx.Err() != nil {
+		return &exitError{1, interrupted(rep, err)}
+	}
 	if err != nil {
 		return &exitError{1, err}
-	}
-	if ctx.Err() != nil && rep != nil && rep.Cancelled > 0 {
-		return &exitError{1, fmt.Errorf("interrupted: %d runs did not finish (the finished ones are committed); run again to finish them", rep.Cancelled)}
 	}
 	return nil
 }
 
-func printReport(w io.Writer, branch string, rep *reconcile.Report) {
+// interrupted is the error of a reconcile that SIGINT/SIGTERM ended: never
+// a success, however much finished.
+func interrupted(rep *reconcile.Report, err error) error {
+	n := 0
+	if rep != nil {
+		n = rep.Cancelled
+	}
+	msg := fmt.Sprintf("interrupted: %d %s not finished, run again to resume", n, plural(n, "run", "runs"))
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", msg, err)
+	}
+	return errors.New(msg)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// printReport summarises a reconcile on stdout; err (the reconcile's error)
+// keeps it from claiming what did not happen.
+func printReport(w io.Writer, branch string, rep *reconcile.Report, err error) {
 	if rep == nil {
 		return
+	}
+	if err != nil && rep.Planned == 0 {
+		return // planning failed: the error says why
 	}
 	if rep.Planned == 0 && rep.Commit != "" {
 		fmt.Fprintf(w, "commit %s plans no runs\n", short12(rep.Commit))
 		return
 	}
-	if rep.NothingToDo() {
+	if rep.NothingToDo() && err == nil {
 		fmt.Fprintf(w, "nothing to do: all %d runs of commit %s are already committed and verified\n", rep.Planned, short12(rep.Commit))
 		return
 	}
@@ -186,7 +212,11 @@ func printReport(w io.Writer, branch string, rep *reconcile.Report) {
 	}
 	switch len(rep.Commits) {
 	case 0:
-		fmt.Fprintln(w, "no results commit (nothing changed on the branch)")
+		if err != nil && rep.Executed+rep.Recovered > 0 {
+			fmt.Fprintln(w, "no results commit: finished results are kept in the run cache and committed by the next run (see the error)")
+		} else if err == nil {
+			fmt.Fprintln(w, "no results commit (nothing changed on the branch)")
+		}
 	default:
 		for _, c := range rep.Commits[:len(rep.Commits)-1] {
 			fmt.Fprintf(w, "results commit %s\n", c)
