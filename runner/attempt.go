@@ -96,7 +96,11 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	case p.cancelled:
 		return outcome{outcomeCancelled, "cancelled while running"}
 	case p.timedOut:
-		return outcome{outcomeTimeout, fmt.Sprintf("attempt %d exceeded the timeout of %s; its process group was killed", n, timeout)}
+		msg := fmt.Sprintf("attempt %d exceeded the timeout of %s; its process group was sent SIGTERM", n, timeout)
+		if p.graceExpired {
+			msg += fmt.Sprintf(" and, still running %s later, SIGKILL", r.opts.KillGrace)
+		}
+		return outcome{outcomeTimeout, msg}
 	}
 	succeeded := p.exitCode == 0
 	outputs, oerr := collectOutputs(ctx, r.st, work, r.c.Outputs, r.outputLimit(), succeeded)

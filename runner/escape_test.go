@@ -2,6 +2,7 @@ package runner
 
 import (
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,11 @@ func TestSetsidDescendantsEndWithTheRun(t *testing.T) {
 			res := f.run(b.build())
 			if res.Status != tc.want {
 				t.Errorf("status %s (%s), want %s", res.Status, res.Error, tc.want)
+			}
+			// The shell ignores SIGTERM: the reason says why the run
+			// lasted longer than its timeout.
+			if tc.want == TimedOut && !strings.Contains(res.Error, "SIGTERM and, still running 300ms later, SIGKILL") {
+				t.Errorf("reason %q does not say the grace period ran out", res.Error)
 			}
 			pid := readPID(t, pidFile)
 			if !waitGone(pid) {

@@ -31,6 +31,7 @@ type processResult struct {
 	signalNumber int
 	timedOut     bool
 	cancelled    bool
+	graceExpired bool // SIGTERM was ignored: SIGKILL after the grace period
 	usage        Usage
 	startedAt    time.Time // zero when the command did not start
 	log          *logCapture
@@ -106,7 +107,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	}
 
 	waited := make(chan struct{})
-	var timedOut, cancelled bool
+	var timedOut, cancelled, graceExpired bool
 	killerDone := make(chan struct{})
 	go func() {
 		defer close(killerDone)
@@ -126,6 +127,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		select {
 		case <-waited:
 		case <-grace.C:
+			graceExpired = true
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		}
 	}()
@@ -138,7 +140,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	killEscaped(sampler.seen, pgid, r.c.RunID)
 	res.usage.WallSeconds = time.Since(start).Seconds()
-	res.timedOut, res.cancelled = timedOut, cancelled && !timedOut
+	res.timedOut, res.cancelled, res.graceExpired = timedOut, cancelled && !timedOut, graceExpired
 
 	// A process that left the group (setsid) may still hold the pipe: stop
 	// reading after the grace period rather than hang.
