@@ -150,7 +150,10 @@ func (l *Local) ReconcileRef(ctx context.Context, src *gitsource.Source, ch gits
 	if !ch.Runnable {
 		return &Report{Commit: ch.New}, fmt.Errorf("%w: %s at %s: %s", ErrNotRunnable, ch.Ref, short(ch.New), ch.Reason)
 	}
-	branch := ch.ResultsBranch
+	branch, err := ExpandResultsBranch(ch.ResultsBranch, ch.Ref)
+	if err != nil {
+		return &Report{Commit: ch.New}, err
+	}
 	startFrom := ""
 	if branch == "" {
 		if !strings.HasPrefix(ch.Ref, "refs/heads/") {

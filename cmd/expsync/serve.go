@@ -111,8 +111,15 @@ The configuration file (YAML):
       auth: {usernameEnv: GIT_USER, passwordEnv: GIT_TOKEN}
       refs:
         - {pattern: main, trusted: true}
-        - {pattern: "refs/pull/*/head", trusted: false, resultsBranch: expsync-results}
-      verify: {sshKeyFiles: [/etc/expsync/allowed_signers]}`,
+        - {pattern: "refs/pull/*/head", trusted: false, resultsBranch: "expsync/results/pr-{{number}}"}
+      verify: {sshKeyFiles: [/etc/expsync/allowed_signers]}
+
+Refs that cannot take commits (pull request heads) need a resultsBranch: a
+template naming one branch per ref ({{number}}: the pull request number,
+{{ref}}: the ref without refs/), created from the ref's commit. A literal
+branch on a pattern matching several refs is refused: it would commit one
+pull request's results onto another's code. Verify a pull request's results
+against its head: expsync verify results/ --key K --repo . --rev <PR head>.`,
 			Args: cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
 				return o.Exec(c.Context(), c.ErrOrStderr())
@@ -265,6 +272,11 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 		}
 		if len(r.Refs) == 0 {
 			return nil, fmt.Errorf("%s: repositories[%d].refs: watch at least one ref, for example {pattern: main, trusted: true}", file, i)
+		}
+		for k, ref := range r.Refs {
+			if err := reconcile.CheckResultsBranch(ref.Pattern, ref.ResultsBranch); err != nil {
+				return nil, fmt.Errorf("%s: repositories[%d].refs[%d]: %w", file, i, k, err)
+			}
 		}
 		if r.Verify != nil {
 			for j := range r.Verify.PGPKeyFiles {

@@ -18,7 +18,7 @@ repositories:
     auth: {tokenEnv: LAB_TOKEN}
     refs:
       - {pattern: main, trusted: true}
-      - {pattern: "refs/pull/*/head", resultsBranch: expsync-results}
+      - {pattern: "refs/pull/*/head", resultsBranch: "expsync/results/pr-{{number}}"}
 `
 	cfg, err := parseServeConfig("/etc/expsync/serve.yaml", []byte(good))
 	if err != nil {
@@ -31,7 +31,7 @@ repositories:
 	}
 	t.Setenv("LAB_TOKEN", "tok-123")
 	repo, err := cfg.Repositories[0].repository()
-	if err != nil || repo.Auth == nil || repo.Auth.BearerToken != "tok-123" || repo.Refs[1].ResultsBranch != "expsync-results" {
+	if err != nil || repo.Auth == nil || repo.Auth.BearerToken != "tok-123" || repo.Refs[1].ResultsBranch != "expsync/results/pr-{{number}}" {
 		t.Errorf("repository: %+v, %v", repo, err)
 	}
 
@@ -44,6 +44,9 @@ repositories:
 		{"no refs", "key: k\nrepositories: [{url: https://x}]\n", "repositories[0].refs"},
 		{"no url", "key: k\nrepositories: [{refs: [{pattern: main}]}]\n", "repositories[0].url is required"},
 		{"no key", "repositories: [{url: x, refs: [{pattern: main}]}]\n", "key: a signing key is required"},
+		{"shared results branch (QA F17)", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', resultsBranch: expsync-results}]}]\n",
+			`repositories[0].refs[0]: resultsBranch "expsync-results" is shared by every ref matching "refs/pull/*/head"`},
+		{"unknown placeholder", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', resultsBranch: 'r/{{pr}}'}]}]\n", "unknown placeholder {{pr}}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("EXPSYNC_KEY", "")
