@@ -38,6 +38,23 @@
 // walks (MaxVerifyCommits) and the duration of one operation when the
 // caller's context has no earlier deadline (Timeout).
 //
+// # Network bounds
+//
+// Every network operation (listing refs, fetching, pushing) ends by the
+// operation's deadline: Limits.Timeout (default 5 minutes) or the caller's
+// earlier one. Over HTTP(S) and SSH each connection must also make progress
+// within Limits.IdleTimeout (default 60 seconds): the dial, the TLS or SSH
+// handshake, waiting for the response and every read and write of a
+// transfer, so a server that accepts and stays silent, or stalls in the
+// middle of a pack, fails fast while a slow fetch that keeps receiving data
+// runs on. go-git's SSH transport runs its handshake without the context,
+// so gitsource routes the SSH dial through a private proxy dialer that
+// applies both; HTTP(S) Git operations in the process use a transport
+// installed for the "http" and "https" schemes (no keep-alive, no HTTP/2:
+// a connection never outlives its operation). git:// has no dial hook:
+// only the operation's deadline bounds it. A timeout is an ErrTimeout
+// naming the repository, the operation and both limits.
+//
 // Memory: a Source holds about a kilobyte; Git storage is opened per
 // operation with a 512 KiB object cache and closed afterwards, and blobs over
 // 1 MiB are streamed from the pack. Close every Snapshot.

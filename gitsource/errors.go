@@ -40,6 +40,7 @@ type RepoError struct {
 	Op   string // "poll", "fetch refs/heads/main", "push ...", ...
 	Kind error  // one of the Err* kinds above, or nil
 	msg  string // scrubbed text of the cause
+	hint string // what to do, for kinds that need more than the kind's text
 	// cause is kept for errors.Is/As only when its own text is already
 	// free of secrets, so unwrapping can never reveal one.
 	cause error
@@ -53,6 +54,9 @@ func (e *RepoError) Error() string {
 	}
 	if e.msg != "" && (e.Kind == nil || e.msg != e.Kind.Error()) {
 		b.WriteString(": " + e.msg)
+	}
+	if e.hint != "" {
+		b.WriteString("; " + e.hint)
 	}
 	return b.String()
 }
@@ -83,11 +87,23 @@ func (s *Source) wrap(op string, err error) error {
 	if text == err.Error() {
 		re.cause = err
 	}
+	re.hint = s.hintFor(re.Kind, err)
 	return re
 }
 
 func (s *Source) newError(op string, kind error, format string, args ...any) error {
-	return &RepoError{Repo: s.redacted, Op: op, Kind: kind, msg: s.redactor().clean(fmt.Sprintf(format, args...))}
+	return &RepoError{Repo: s.redacted, Op: op, Kind: kind, msg: s.redactor().clean(fmt.Sprintf(format, args...)),
+		hint: s.hintFor(kind, nil)}
+}
+
+// hintFor says which limit a timeout hit and what to do about it.
+func (s *Source) hintFor(kind, err error) string {
+	if kind != ErrTimeout && !(kind == nil && err != nil && errors.Is(err, ErrTimeout)) {
+		return ""
+	}
+	return fmt.Sprintf("limits: %s per operation, %s without progress on a connection: "+
+		"check that the server is up and answering (a proxy or firewall that accepts and stays silent looks the same), "+
+		"or raise the repository's timeout if it is only slow", s.limits.Timeout, s.limits.IdleTimeout)
 }
 
 func classify(err error) error {

@@ -25,7 +25,10 @@ func (s *Source) listRefs(ctx context.Context) ([]*plumbing.Reference, error) {
 	}
 	s.stats.lists.Add(1)
 	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: s.repo.Auth.caBundle(), PeelingOption: git.AppendPeeled})
+	px, done := sshProxy(ctx, s.repo.URL)
+	defer done()
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: s.repo.Auth.caBundle(), PeelingOption: git.AppendPeeled,
+		ProxyOptions: px})
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
@@ -46,7 +49,10 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 	s.stats.fetches.Add(1)
 	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, cacheRef(ref)))
+	px, done := sshProxy(ctx, s.repo.URL)
+	defer done()
 	err = remote.FetchContext(ctx, &git.FetchOptions{
+		ProxyOptions: px,
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{spec},
 		Depth:      depth,
@@ -183,8 +189,10 @@ func (s *Source) fetchCommit(ctx context.Context, st storage.Storer, commit plum
 	s.stats.fetches.Add(1)
 	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
 	spec := config.RefSpec(fmt.Sprintf("+%s:refs/expsync/commits/%s", commit, commit))
+	px, done := sshProxy(ctx, s.repo.URL)
+	defer done()
 	err = remote.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec},
-		Depth: 1, Tags: git.NoTags, Auth: auth, CABundle: s.repo.Auth.caBundle(), Force: true})
+		Depth: 1, Tags: git.NoTags, Auth: auth, CABundle: s.repo.Auth.caBundle(), Force: true, ProxyOptions: px})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return err
 	}

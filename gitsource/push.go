@@ -58,6 +58,9 @@ func (s *Source) sendPack(ctx context.Context, st *overlay, dst plumbing.Referen
 		return err
 	}
 	ep.CaBundle = s.repo.Auth.caBundle()
+	px, done := sshProxy(ctx, s.repo.URL)
+	defer done()
+	ep.Proxy = px
 	cl, err := client.NewClient(ep)
 	if err != nil {
 		return err

@@ -51,6 +51,12 @@ type Limits struct {
 	// attempt) when the caller's context has no earlier deadline
 	// (default 5 minutes), so a silent server cannot hang a reconcile.
 	Timeout time.Duration
+	// IdleTimeout bounds how long one connection may make no progress:
+	// the dial, a TLS or SSH handshake, waiting for a response, and every
+	// read and write in a transfer (default 60 seconds). A large fetch
+	// that keeps receiving data is not cut by it; a stalled one is, long
+	// before Timeout. HTTP(S) and SSH only: git:// is bounded by Timeout.
+	IdleTimeout time.Duration
 }
 
 const (
@@ -58,6 +64,7 @@ const (
 	defaultMaxRepoBytes     = 2 << 30
 	defaultMaxVerifyCommits = 1000
 	defaultTimeout          = 5 * time.Minute
+	defaultIdleTimeout      = 60 * time.Second
 )
 
 func (l Limits) withDefaults() Limits {
@@ -72,6 +79,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Timeout <= 0 {
 		l.Timeout = defaultTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = defaultIdleTimeout
 	}
 	return l
 }
@@ -137,8 +147,10 @@ func (r Repository) needsVerification(p RefPolicy) bool {
 	return !p.Trusted || (r.Verify != nil && r.Verify.Required)
 }
 
-// withTimeout applies Limits.Timeout unless ctx ends earlier.
+// withTimeout applies Limits.Timeout unless ctx ends earlier, and attaches
+// Limits.IdleTimeout for the connections the operation opens.
 func (l Limits) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = withIdle(ctx, l.IdleTimeout)
 	if d, ok := ctx.Deadline(); ok && time.Until(d) <= l.Timeout {
 		return ctx, func() {}
 	}
