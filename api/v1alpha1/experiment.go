@@ -52,6 +52,12 @@ func (l *loader) header(file string, root *yaml.Node, allowed ...string) (string
 	}
 	ok := true
 	switch v := valueOf(root, "apiVersion"); {
+	case v == nil && valueOf(root, "kind") == nil:
+		// Likely a data or config file beside the code (hparams.yaml,
+		// environment.yml): say how to keep it out of the experiments.
+		l.errs.add(pos(file, root), "apiVersion: missing; set it to %q, or, if %s is not an experiment file, list it under ignore: in %s (for example ignore: [%q])",
+			APIVersion, file, ConfigFile, file)
+		ok = false
 	case v == nil:
 		l.errs.add(pos(file, root), "apiVersion: missing; set it to %q", APIVersion)
 		ok = false

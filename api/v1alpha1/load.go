@@ -41,6 +41,9 @@ type loader struct {
 	bytesRead int64
 	// specFiles collects Repository.SpecFiles.
 	specFiles map[string]bool
+	// experimentsAt is where expsync.yaml names the experiments folder
+	// (zero when it does not: the default folder may be absent).
+	experimentsAt Position
 }
 
 func (l *loader) load() (*Repository, error) {
@@ -135,6 +138,9 @@ func (l *loader) loadConfig() error {
 		d.decode(docs[0].node, reflect.ValueOf(&cfg).Elem(), "")
 		l.validateConfig(&cfg, docs[0].node)
 	}
+	if ok && len(docs) > 0 && cfg.Experiments != "" {
+		l.experimentsAt = pos(ConfigFile, orRoot(valueOf(docs[0].node, "experiments"), docs[0].node))
+	}
 	applyConfigDefaults(&cfg)
 	l.config = cfg
 	return nil
@@ -212,6 +218,9 @@ func (l *loader) experimentFiles() ([]string, error) {
 	root := l.config.Experiments
 	e, err := l.r.Stat(root)
 	switch {
+	case errors.Is(err, tree.ErrNotExist) && l.experimentsAt.File != "":
+		l.errs.add(l.experimentsAt, "experiments: folder %q not found in the repository; create it or fix %s", root, ConfigFile)
+		return nil, nil
 	case errors.Is(err, tree.ErrNotExist):
 		return nil, nil // a repository without experiments plans no runs
 	case errors.Is(err, tree.ErrSymlink) || err == nil && !e.IsDir():

@@ -19,9 +19,13 @@ func TestLoadValidationErrorsMore(t *testing.T) {
 		name:  "document without apiVersion and kind",
 		files: map[string]string{"experiments/a.yaml": "metadata: {name: a}\n"},
 		want: []string{
-			`experiments/a.yaml:1:1: apiVersion: missing; set it to "expsync.dev/v1alpha1"`,
+			`experiments/a.yaml:1:1: apiVersion: missing; set it to "expsync.dev/v1alpha1", or, if experiments/a.yaml is not an experiment file, list it under ignore: in expsync.yaml (for example ignore: ["experiments/a.yaml"])`,
 			`experiments/a.yaml:1:1: kind: missing; must be one of Experiment, ExperimentTemplate`,
 		},
+	}, {
+		name:  "experiments folder named in expsync.yaml but absent (QA F13.2)",
+		files: map[string]string{"expsync.yaml": "experiments: nothere\n", "experiments/a.yaml": "metadata: {name: a}\n"},
+		want:  []string{`expsync.yaml:1:14: experiments: folder "nothere" not found in the repository; create it or fix expsync.yaml`},
 	}, {
 		name:  "document that is not a mapping",
 		files: map[string]string{"experiments/a.yaml": "- a\n- b\n"},

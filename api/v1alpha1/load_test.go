@@ -269,7 +269,7 @@ func TestLoadValidationErrors(t *testing.T) {
 			"experiments/train/other.yml":     "layers: 3\n",
 		},
 		want: []string{
-			`experiments/train/other.yml:1:1: apiVersion: missing; set it to "expsync.dev/v1alpha1"`,
+			`experiments/train/other.yml:1:1: apiVersion: missing; set it to "expsync.dev/v1alpha1", or, if experiments/train/other.yml is not an experiment file, list it under ignore: in expsync.yaml (for example ignore: ["experiments/train/other.yml"])`,
 			`experiments/train/other.yml:1:1: kind: missing; must be one of Experiment, ExperimentTemplate`,
 			`expsync.yaml:1:60: ignore[2]: "[" is not a valid glob pattern: syntax error in pattern`,
 		},
