@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -89,8 +90,8 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if o.Key == "" {
-		return &exitError{2, errors.New("--key is required (make one with `expsync keygen`)")}
+	if err := o.checkFlags(); err != nil {
+		return &exitError{2, err}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -159,6 +160,24 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return &exitError{1, err}
+	}
+	return nil
+}
+
+// progressModes are the values of --progress.
+var progressModes = []string{"auto", "bar", "plain", "none"}
+
+// checkFlags refuses flag values that make no sense, naming what is allowed.
+func (o *runOptions) checkFlags() error {
+	switch {
+	case o.Key == "":
+		return errors.New("--key is required (make one with `expsync keygen`)")
+	case o.Jobs < 0:
+		return fmt.Errorf("--jobs %d: give a positive number of runs at once, or 0 for as many as the CPU and memory requests allow", o.Jobs)
+	case o.BatchInterval <= 0:
+		return fmt.Errorf("--batch-interval %s: give a positive duration such as 10s or 1m", o.BatchInterval)
+	case !slices.Contains(progressModes, o.Progress):
+		return fmt.Errorf("--progress %q: use one of %s", o.Progress, strings.Join(progressModes, ", "))
 	}
 	return nil
 }
