@@ -330,3 +330,34 @@ func waitGoroutines(t *testing.T, before int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// DefaultBranch reads HEAD's target from a real server, and is bounded
+// like every other operation.
+func TestDefaultBranch(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("d")
+	p := newPeer(t, srv.peerURL("d"))
+	p.commit("one", map[string]string{"a": "1"})
+	p.push("main")
+	p.push("main:refs/heads/develop")
+	// Not main: proves HEAD is read rather than main assumed.
+	runGit(t, srv.barePath("d"), "symbolic-ref", "HEAD", "refs/heads/develop")
+	src := newSource(t, srv, "d")
+	got, err := src.DefaultBranch(testCtx(t))
+	if err != nil || got != "develop" {
+		t.Errorf("DefaultBranch = %q, %v; want develop", got, err)
+	}
+
+	stall := newStallServer(t, "")
+	silent, err := New(Repository{URL: "http://" + stall.ln.Addr().String() + "/x.git", Refs: []RefPolicy{{Pattern: "main"}},
+		URLPolicy: URLPolicy{AllowHTTP: true}, Limits: Limits{IdleTimeout: 300 * time.Millisecond}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	_, err = silent.DefaultBranch(context.Background())
+	if !errors.Is(err, ErrTimeout) || time.Since(t0) > 3*time.Second {
+		t.Errorf("silent server: err = %v after %v, want ErrTimeout after about 300ms", err, time.Since(t0))
+	}
+	stall.waitClosed(t)
+}
