@@ -107,6 +107,13 @@ func (s *Source) hintFor(kind, err error) string {
 }
 
 func classify(err error) error {
+	// go-git wraps HTTP client errors in a type without Unwrap.
+	var unexpected *plumbing.UnexpectedError
+	if errors.As(err, &unexpected) && unexpected.Err != nil {
+		if k := classify(unexpected.Err); k != nil {
+			return k
+		}
+	}
 	var nm git.NoMatchingRefSpecError
 	var netErr net.Error
 	var opErr *net.OpError

@@ -100,9 +100,24 @@ func (c *boundedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// writeChunk bounds one write call: a large buffer (a pack handed over in
+// one Write) is sent in pieces, each with a fresh idle deadline, so a slow
+// link that keeps accepting data is not cut.
+const writeChunk = 64 << 10
+
 func (c *boundedConn) Write(p []byte) (int, error) {
-	c.arm(c.Conn.SetWriteDeadline)
-	return c.Conn.Write(p)
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), writeChunk)
+		c.arm(c.Conn.SetWriteDeadline)
+		m, err := c.Conn.Write(p[:n])
+		written += m
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 func (c *boundedConn) Close() error {

@@ -35,10 +35,14 @@ func (s *Source) push(ctx context.Context, st *overlay, branch string, old, comm
 		return nil
 	}
 	if ctx.Err() != nil {
-		return pushErr
+		return fmt.Errorf("push %s: %w", branch, pushErr)
 	}
 	if errors.Is(pushErr, errLostRace) {
 		return pushErr
+	}
+	if k := classify(pushErr); k == ErrTimeout || k == ErrUnreachable || k == ErrAuth || k == ErrCertificate || k == ErrHostKey {
+		// The connection failed, the server did not refuse anything.
+		return fmt.Errorf("push %s: %w", branch, pushErr)
 	}
 	now, err := s.remoteHead(ctx, dst.String())
 	if err == nil && now != old {

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"runtime"
 	"net"
 	"strings"
@@ -360,4 +364,55 @@ func TestDefaultBranch(t *testing.T) {
 		t.Errorf("silent server: err = %v after %v, want ErrTimeout after about 300ms", err, time.Since(t0))
 	}
 	stall.waitClosed(t)
+}
+
+// A server that serves fetches but stalls on the push itself: the
+// commit-back fails with ErrTimeout (not "rejected"), and nothing is
+// retried for as long as the push is stalled.
+func TestStalledPushTimesOut(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("p")
+	p := newPeer(t, srv.peerURL("p"))
+	head := p.commit("one", map[string]string{"a": "1"})
+	p.push("main")
+	target, err := neturl.Parse(srv.srv.HTTPAddress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	release := make(chan struct{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			_, _ = io.Copy(io.Discard, r.Body)
+			select { // stall until the client gives up (or the test ends)
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { close(release); front.Close() })
+	const idle = 300 * time.Millisecond
+	src, err := New(Repository{URL: front.URL + "/p.git", Auth: basicAuth(), Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
+		URLPolicy: URLPolicy{AllowHTTP: true}, Limits: Limits{IdleTimeout: idle}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	_, err = src.CommitBack(context.Background(), CommitRequest{Branch: "main", Base: head, Files: map[string][]byte{"r": []byte("x")},
+		Message: "results", Author: bot, Retry: RetryPolicy{MaxAttempts: 1}}, nil)
+	took := time.Since(t0)
+	if !errors.Is(err, ErrTimeout) || errors.Is(err, ErrPushRejected) {
+		t.Fatalf("err = %v, want ErrTimeout (and not ErrPushRejected)", err)
+	}
+	if took > idle+3*time.Second {
+		t.Errorf("returned after %v, want soon after the %v idle timeout", took, idle)
+	}
+	if !strings.Contains(err.Error(), "push") {
+		t.Errorf("error %q does not name the push", err)
+	}
+	if got := reclone(t, srv.peerURL("p"), "main").head(t); got != head {
+		t.Errorf("server head = %s, want it unchanged at %s", got, head)
+	}
 }
