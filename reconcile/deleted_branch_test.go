@@ -20,9 +20,9 @@ import (
 func TestDeletedBranchIsNotRecreated(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	source := h.commit("sweep", squareExperiment(marker, "1, 2"))
+	source := h.Commit("sweep", squareExperiment(marker, "1, 2"))
 	// Like a pull request's branch, main may be deleted on this server.
-	h.git(filepath.Join(h.srv.Root(), "lab.git"), "config", "receive.denyDeleteCurrent", "ignore")
+	h.Git(filepath.Join(h.Srv.Root(), "lab.git"), "config", "receive.denyDeleteCurrent", "ignore")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	l := h.open(ctx)
@@ -34,13 +34,13 @@ func TestDeletedBranchIsNotRecreated(t *testing.T) {
 	}
 	pusher := &racingPusher{
 		inner: GitPusher{Source: src, Branch: "main", Author: gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}},
-		race:  func() { h.git(h.peer, "push", "-q", "origin", ":main") },
+		race:  func() { h.Git(h.Peer, "push", "-q", "origin", ":main") },
 	}
 	_, err = l.Reconciler.Reconcile(ctx, Target{Repository: src.URL(), Ref: ch.Ref, Commit: ch.New, Tree: snap, Pusher: pusher})
 	if !errors.Is(err, gitsource.ErrBranchDeleted) || !strings.Contains(err.Error(), "branch main was deleted; results kept in the run cache") {
 		t.Fatalf("reconcile error = %v; want the deleted branch reported", err)
 	}
-	if out := h.git(h.peer, "ls-remote", "origin", "refs/heads/main"); out != "" {
+	if out := h.Git(h.Peer, "ls-remote", "origin", "refs/heads/main"); out != "" {
 		t.Fatalf("main was re-created: %s", out)
 	}
 	snap.Close()
@@ -49,7 +49,7 @@ func TestDeletedBranchIsNotRecreated(t *testing.T) {
 	}
 
 	// The branch comes back: the results come from the run cache.
-	h.git(h.peer, "push", "-q", "origin", source+":refs/heads/main")
+	h.Git(h.Peer, "push", "-q", "origin", source+":refs/heads/main")
 	rep := h.reconcile()
 	if rep.Recovered != 2 || rep.Executed != 0 || len(rep.Commits) != 1 {
 		t.Errorf("after the branch came back: %+v; want 2 runs recovered from the run cache, none executed", rep)

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"github.com/expsync/expsync/internal/gitpeer"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,21 +39,21 @@ func readRecord(t testing.TB, dir string) *results.Record {
 func TestRunCommitsVerifiedResults(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	source := h.commit("experiments", merge(squareExperiment(marker, "1, 2, 3"), failingExperiment()))
+	source := h.Commit("experiments", merge(squareExperiment(marker, "1, 2, 3"), failingExperiment()))
 
 	rep := h.reconcile()
 	want := Report{Commit: source, Planned: 4, Executed: 4, Succeeded: 3, Failed: 1}
 	if diff := cmp.Diff(want, *rep, cmpReport); diff != "" {
 		t.Errorf("report (-want +got):\n%s", diff)
 	}
-	if len(rep.Commits) != 1 || rep.Commits[0] != h.head() {
-		t.Fatalf("want one results commit at the head %s, got %v", h.head(), rep.Commits)
+	if len(rep.Commits) != 1 || rep.Commits[0] != h.Head() {
+		t.Fatalf("want one results commit at the head %s, got %v", h.Head(), rep.Commits)
 	}
-	clone := h.clone()
-	if parent := h.git(clone, "rev-parse", "HEAD^"); parent != source {
+	clone := h.Clone()
+	if parent := h.Git(clone, "rev-parse", "HEAD^"); parent != source {
 		t.Errorf("results commit's parent is %s, want the experiments commit %s", parent, source)
 	}
-	if changed := h.git(clone, "diff", "--name-only", "HEAD^", "HEAD"); strings.Contains(changed, "experiments/") {
+	if changed := h.Git(clone, "diff", "--name-only", "HEAD^", "HEAD"); strings.Contains(changed, "experiments/") {
 		t.Errorf("the results commit touched experiments:\n%s", changed)
 	}
 	squares := runFolders(t, clone, "square")
@@ -101,18 +102,18 @@ func TestRunCommitsVerifiedResults(t *testing.T) {
 		}
 	}
 	// No credential anywhere in what was committed.
-	if out, _ := gitCmd(clone, "grep", "-I", "-l", gitPassword, "HEAD"); out != "" {
+	if out, _ := gitpeer.Git(clone, "grep", "-I", "-l", gitPassword, "HEAD"); out != "" {
 		t.Errorf("the password was committed in: %s", out)
 	}
 
 	// Again: nothing new, nothing runs, nothing is committed.
-	head := h.head()
+	head := h.Head()
 	rep = h.reconcile()
 	if !rep.NothingToDo() || rep.Done != 4 {
 		t.Errorf("second reconcile did something: %+v", rep)
 	}
-	if h.head() != head {
-		t.Errorf("second reconcile moved main from %s to %s", head, h.head())
+	if h.Head() != head {
+		t.Errorf("second reconcile moved main from %s to %s", head, h.Head())
 	}
 	if lines := markerLines(t, marker); len(lines) != 3 {
 		t.Errorf("square ran %d times, want 3: %v", len(lines), lines)
@@ -129,11 +130,11 @@ var cmpReport = cmp.FilterPath(func(p cmp.Path) bool {
 func TestSweepChangeRunsOnlyNewPoints(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	h.commit("sweep", squareExperiment(marker, "1, 2, 3"))
+	h.Commit("sweep", squareExperiment(marker, "1, 2, 3"))
 	h.reconcile()
 
-	h.pull()
-	h.commit("one more point", squareExperiment(marker, "1, 2, 3, 5"))
+	h.Pull()
+	h.Commit("one more point", squareExperiment(marker, "1, 2, 3, 5"))
 	rep := h.reconcile()
 	if rep.Executed != 1 || rep.Done != 3 || len(rep.Commits) != 1 {
 		t.Errorf("adding a point: %+v", rep)
@@ -141,20 +142,20 @@ func TestSweepChangeRunsOnlyNewPoints(t *testing.T) {
 	if diff := cmp.Diff([]string{"1", "2", "3", "5"}, markerLines(t, marker)); diff != "" {
 		t.Errorf("executions (-want +got):\n%s", diff)
 	}
-	clone := h.clone()
+	clone := h.Clone()
 	if n := len(runFolders(t, clone, "square")); n != 4 {
 		t.Errorf("want 4 folders after adding a point, got %d", n)
 	}
-	if changed := h.git(clone, "diff", "--name-only", "HEAD^", "HEAD"); strings.Count(changed, "/run.json") != 1 {
+	if changed := h.Git(clone, "diff", "--name-only", "HEAD^", "HEAD"); strings.Count(changed, "/run.json") != 1 {
 		t.Errorf("the second results commit should add exactly one run folder:\n%s", changed)
 	}
 
 	// A results-only commit (a reviewer's note in the README) runs nothing.
-	h.pull()
-	h.commit("note", map[string]string{"results/square/NOTES.md": "looks good\n"})
-	head := h.head()
+	h.Pull()
+	h.Commit("note", map[string]string{"results/square/NOTES.md": "looks good\n"})
+	head := h.Head()
 	rep = h.reconcile()
-	if !rep.NothingToDo() || h.head() != head {
+	if !rep.NothingToDo() || h.Head() != head {
 		t.Errorf("a results commit created work: %+v", rep)
 	}
 	if n := len(markerLines(t, marker)); n != 4 {
@@ -167,13 +168,13 @@ func TestSweepChangeRunsOnlyNewPoints(t *testing.T) {
 func TestForcePushRecommitsFromRunCache(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	source := h.commit("sweep", squareExperiment(marker, "1, 2"))
+	source := h.Commit("sweep", squareExperiment(marker, "1, 2"))
 	first := h.reconcile()
-	h.pull()
-	before := h.clone()
+	h.Pull()
+	before := h.Clone()
 	// The peer force-pushes main back to the experiments commit.
-	h.git(h.peer, "push", "-q", "--force", "origin", source+":refs/heads/main")
-	if h.head() != source {
+	h.Git(h.Peer, "push", "-q", "--force", "origin", source+":refs/heads/main")
+	if h.Head() != source {
 		t.Fatal("force-push did not land")
 	}
 	rep := h.reconcile()
@@ -183,7 +184,7 @@ func TestForcePushRecommitsFromRunCache(t *testing.T) {
 	if n := len(markerLines(t, marker)); n != 2 {
 		t.Errorf("runs executed %d times, want 2", n)
 	}
-	after := h.clone()
+	after := h.Clone()
 	for _, dir := range runFolders(t, after, "square") {
 		if err := h.verifyFolder(dir); err != nil {
 			t.Errorf("re-committed folder does not verify: %v", err)
@@ -207,10 +208,10 @@ func TestForcePushRecommitsFromRunCache(t *testing.T) {
 func TestForgedOrCopiedEnvelopeIsNotDone(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	h.commit("sweep", squareExperiment(marker, "1"))
+	h.Commit("sweep", squareExperiment(marker, "1"))
 	h.reconcile()
-	h.pull()
-	genuine := runFolders(t, h.peer, "square")[0]
+	h.Pull()
+	genuine := runFolders(t, h.Peer, "square")[0]
 
 	// Plan x=2 and x=3 and learn their IDs from a dry plan of the commit.
 	files := squareExperiment(marker, "1, 2, 3")
@@ -236,7 +237,7 @@ func TestForgedOrCopiedEnvelopeIsNotDone(t *testing.T) {
 	for name, data := range forgeFolder(t, genuine, forged) {
 		files["results/square/"+forged+"/"+name] = data
 	}
-	h.commit("hand-made results", files)
+	h.Commit("hand-made results", files)
 
 	rep := h.reconcile()
 	if rep.Executed != 2 || rep.Done != 1 {
@@ -245,7 +246,7 @@ func TestForgedOrCopiedEnvelopeIsNotDone(t *testing.T) {
 	if diff := cmp.Diff(sortedCopy([]string{"results/square/" + copied, "results/square/" + forged}), sortedCopy(rep.Untrusted)); diff != "" {
 		t.Errorf("untrusted folders (-want +got):\n%s", diff)
 	}
-	clone := h.clone()
+	clone := h.Clone()
 	for _, id := range []string{copied, forged} {
 		dir := filepath.Join(clone, "results/square", id)
 		if err := h.verifyFolder(dir); err != nil {
@@ -280,7 +281,7 @@ func TestFailedInputNeverStarts(t *testing.T) {
 	srv := serveBytes(t, "the real data\n")
 	marker := filepath.Join(t.TempDir(), "marker")
 	wrong := strings.Repeat("ab", 32)
-	h.commit("input", map[string]string{"experiments/in/in.yaml": `apiVersion: expsync.dev/v1alpha1
+	h.Commit("input", map[string]string{"experiments/in/in.yaml": `apiVersion: expsync.dev/v1alpha1
 kind: Experiment
 metadata:
   name: with-input
@@ -298,7 +299,7 @@ spec:
 	if lines := markerLines(t, marker); len(lines) != 0 {
 		t.Errorf("the command started despite the wrong digest")
 	}
-	clone := h.clone()
+	clone := h.Clone()
 	dirs := runFolders(t, clone, "with-input")
 	if len(dirs) != 1 {
 		t.Fatalf("folders: %v", dirs)

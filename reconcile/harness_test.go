@@ -1,20 +1,17 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fluxcd/pkg/gittestserver"
-
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/gitpeer"
 )
 
 const (
@@ -26,9 +23,8 @@ const (
 // gittestserver, with basic auth), a peer clone driven by the git CLI, a
 // signing key, and the store and state folders of one expsync deployment.
 type harness struct {
+	*gitpeer.Lab
 	t                  *testing.T
-	srv                *gittestserver.GitServer
-	peer               string
 	key, pub           string
 	storeDir, stateDir string
 	batch              time.Duration
@@ -37,20 +33,8 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	srv, err := gittestserver.NewTempGitServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Auth(gitUser, gitPassword)
-	if err := srv.StartHTTP(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.StopHTTP(); os.RemoveAll(srv.Root()) })
-	h := &harness{t: t, srv: srv, storeDir: t.TempDir(), stateDir: t.TempDir(), batch: time.Hour}
-	h.git(srv.Root(), "init", "-q", "--bare", "-b", "main", "lab.git")
-	h.peer = t.TempDir()
-	h.git(h.peer, "init", "-q", "-b", "main")
-	h.git(h.peer, "remote", "add", "origin", srv.HTTPAddressWithCredentials()+"/lab.git")
+	h := &harness{Lab: gitpeer.New(t, &gitpeer.Auth{Username: gitUser, Password: gitPassword}),
+		t: t, storeDir: t.TempDir(), stateDir: t.TempDir(), batch: time.Hour}
 	h.key, h.pub = writeKeyPair(t, t.TempDir(), "expsync")
 	return h
 }
@@ -77,81 +61,6 @@ func writeKeyPair(t testing.TB, dir, name string) (key, pub string) {
 	return key, pub
 }
 
-func (h *harness) url() string { return h.srv.HTTPAddress() + "/lab.git" }
-
-func (h *harness) git(dir string, args ...string) string {
-	h.t.Helper()
-	out, err := gitCmd(dir, args...)
-	if err != nil {
-		h.t.Fatalf("git %s: %v", strings.Join(args, " "), err)
-	}
-	return out
-}
-
-func gitCmd(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0", "HOME="+os.TempDir(),
-		"GIT_AUTHOR_NAME=Peer", "GIT_AUTHOR_EMAIL=peer@example.org",
-		"GIT_COMMITTER_NAME=Peer", "GIT_COMMITTER_EMAIL=peer@example.org")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), &gitErr{err, stderr.String()}
-	}
-	return strings.TrimSpace(stdout.String()), nil
-}
-
-type gitErr struct {
-	err    error
-	stderr string
-}
-
-func (e *gitErr) Error() string { return e.err.Error() + ": " + e.stderr }
-
-// commit writes files in the peer (nil content deletes), commits and pushes.
-func (h *harness) commit(msg string, files map[string]string) string {
-	h.t.Helper()
-	for name, content := range files {
-		full := filepath.Join(h.peer, filepath.FromSlash(name))
-		if content == "\x00delete" {
-			os.RemoveAll(full)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			h.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			h.t.Fatal(err)
-		}
-	}
-	h.git(h.peer, "add", "-A")
-	h.git(h.peer, "commit", "-q", "--allow-empty", "-m", msg)
-	h.git(h.peer, "push", "-q", "origin", "HEAD:main")
-	return h.git(h.peer, "rev-parse", "HEAD")
-}
-
-// pull brings the peer up to date with the server (results commits).
-func (h *harness) pull() {
-	h.t.Helper()
-	h.git(h.peer, "pull", "-q", "--ff-only", "origin", "main")
-}
-
-// head is the server's main, as `git ls-remote` sees it.
-func (h *harness) head() string {
-	h.t.Helper()
-	out := h.git(h.peer, "ls-remote", "origin", "refs/heads/main")
-	return strings.Fields(out)[0]
-}
-
-// clone makes a fresh clone of the server's main.
-func (h *harness) clone() string {
-	h.t.Helper()
-	dir := filepath.Join(h.t.TempDir(), "clone")
-	h.git(filepath.Dir(dir), "clone", "-q", h.srv.HTTPAddressWithCredentials()+"/lab.git", dir)
-	return dir
-}
-
 // open opens the deployment as one `expsync run` invocation does.
 func (h *harness) open(ctx context.Context) *Local {
 	h.t.Helper()
@@ -168,7 +77,7 @@ func (h *harness) open(ctx context.Context) *Local {
 func (h *harness) source(l *Local) *gitsource.Source {
 	h.t.Helper()
 	src, err := l.Source(gitsource.Repository{
-		URL: h.url(), Auth: &gitsource.Auth{Username: gitUser, Password: gitPassword},
+		URL: h.URL(), Auth: &gitsource.Auth{Username: gitUser, Password: gitPassword},
 		URLPolicy: gitsource.URLPolicy{AllowHTTP: true},
 		Refs:      []gitsource.RefPolicy{{Pattern: "main", Trusted: true}},
 	})

@@ -34,7 +34,7 @@ func (p *racingPusher) CommitBack(ctx context.Context, msg string, files map[str
 // is rebuilt on the new head and lands, keeping the other commit.
 func TestPushRaceIsRetried(t *testing.T) {
 	h := newHarness(t)
-	source := h.commit("sweep", squareExperiment(filepath.Join(t.TempDir(), "marker"), "1, 2"))
+	source := h.Commit("sweep", squareExperiment(filepath.Join(t.TempDir(), "marker"), "1, 2"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	l := h.open(ctx)
@@ -49,7 +49,7 @@ func TestPushRaceIsRetried(t *testing.T) {
 	var peerCommit string
 	pusher := &racingPusher{
 		inner: GitPusher{Source: src, Branch: "main", Author: gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}},
-		race:  func() { peerCommit = h.commit("meanwhile", map[string]string{"NOTES.md": "pushed during the run\n"}) },
+		race:  func() { peerCommit = h.Commit("meanwhile", map[string]string{"NOTES.md": "pushed during the run\n"}) },
 	}
 	rep, err := l.Reconciler.Reconcile(ctx, Target{Repository: src.URL(), Ref: ch.Ref, Commit: ch.New, Tree: snap, Pusher: pusher})
 	if err != nil {
@@ -58,11 +58,11 @@ func TestPushRaceIsRetried(t *testing.T) {
 	if pusher.merges < 2 {
 		t.Errorf("merge ran %d times: the race was not lost and retried", pusher.merges)
 	}
-	if len(rep.Commits) != 1 || rep.Commits[0] != h.head() {
-		t.Fatalf("results commit %v, head %s", rep.Commits, h.head())
+	if len(rep.Commits) != 1 || rep.Commits[0] != h.Head() {
+		t.Fatalf("results commit %v, head %s", rep.Commits, h.Head())
 	}
-	clone := h.clone()
-	if parent := h.git(clone, "rev-parse", "HEAD^"); parent != peerCommit || peerCommit == source {
+	clone := h.Clone()
+	if parent := h.Git(clone, "rev-parse", "HEAD^"); parent != peerCommit || peerCommit == source {
 		t.Errorf("results commit built on %s, want the peer's %s", parent, peerCommit)
 	}
 	if _, err := os.Stat(filepath.Join(clone, "NOTES.md")); err != nil {

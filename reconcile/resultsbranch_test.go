@@ -57,16 +57,16 @@ func TestExpandResultsBranch(t *testing.T) {
 func TestPullRequestsGetTheirOwnResultsBranch(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	h.commit("base", squareExperiment(marker, "1"))
+	h.Commit("base", squareExperiment(marker, "1"))
 	for _, pr := range []struct{ n, xs string }{{"7", "1, 666"}, {"8", "1, 888"}} {
-		h.git(h.peer, "checkout", "-q", "-B", "pr"+pr.n, "main")
+		h.Git(h.Peer, "checkout", "-q", "-B", "pr"+pr.n, "main")
 		for name, content := range squareExperiment(marker, pr.xs) {
-			if err := os.WriteFile(filepath.Join(h.peer, name), []byte(content), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(h.Peer, name), []byte(content), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
-		h.git(h.peer, "commit", "-q", "-am", "PR "+pr.n)
-		h.git(h.peer, "push", "-q", "origin", "HEAD:refs/pull/"+pr.n+"/head")
+		h.Git(h.Peer, "commit", "-q", "-am", "PR "+pr.n)
+		h.Git(h.Peer, "push", "-q", "origin", "HEAD:refs/pull/"+pr.n+"/head")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -74,7 +74,7 @@ func TestPullRequestsGetTheirOwnResultsBranch(t *testing.T) {
 	l := h.open(ctx)
 	defer l.Close(context.Background())
 	src, err := l.Source(gitsource.Repository{
-		URL: h.url(), Auth: &gitsource.Auth{Username: gitUser, Password: gitPassword},
+		URL: h.URL(), Auth: &gitsource.Auth{Username: gitUser, Password: gitPassword},
 		URLPolicy: gitsource.URLPolicy{AllowHTTP: true},
 		Refs: []gitsource.RefPolicy{
 			{Pattern: "main", Trusted: true},
@@ -105,7 +105,7 @@ func TestPullRequestsGetTheirOwnResultsBranch(t *testing.T) {
 			continue
 		}
 		clone := filepath.Join(t.TempDir(), "pr"+pr.n)
-		h.git(filepath.Dir(clone), "clone", "-q", "-b", "expsync/results/pr-"+pr.n, h.srv.HTTPAddressWithCredentials()+"/lab.git", clone)
+		h.Git(filepath.Dir(clone), "clone", "-q", "-b", "expsync/results/pr-"+pr.n, h.Srv.HTTPAddressWithCredentials()+"/lab.git", clone)
 		spec := string(mustRead(t, filepath.Join(clone, "experiments/square.yaml")))
 		readme := string(mustRead(t, filepath.Join(clone, "results/square/README.md")))
 		if !strings.Contains(spec, pr.own) || strings.Contains(spec+readme, pr.other) || !strings.Contains(readme, "| "+pr.own+" |") {

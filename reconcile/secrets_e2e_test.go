@@ -16,7 +16,7 @@ func TestSecretWrittenToAnOutputIsNeverCommitted(t *testing.T) {
 	const secret = "S3CR3T-VALUE-e2e-41c9"
 	t.Setenv("EXPSYNC_SECRET_LAB_TOKENS_API", secret)
 	h := newHarness(t)
-	h.commit("leaky", map[string]string{"experiments/leak/leak.yaml": `apiVersion: expsync.dev/v1alpha1
+	h.Commit("leaky", map[string]string{"experiments/leak/leak.yaml": `apiVersion: expsync.dev/v1alpha1
 kind: Experiment
 metadata:
   name: leak
@@ -32,7 +32,7 @@ spec:
 	if rep.Executed != 1 || rep.Failed != 1 {
 		t.Errorf("report: %+v", rep)
 	}
-	clone := h.clone()
+	clone := h.Clone()
 	dirs := runFolders(t, clone, "leak")
 	if len(dirs) != 1 {
 		t.Fatalf("folders: %v", dirs)

@@ -36,7 +36,7 @@ func TestServeInProcess(t *testing.T) {
 	h := newHarness(t)
 	h.batch = 200 * time.Millisecond
 	marker := filepath.Join(t.TempDir(), "marker")
-	h.commit("slow", sleepyExperiment(marker, "1, 2", 30))
+	h.Commit("slow", sleepyExperiment(marker, "1, 2", 30))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	l := h.open(ctx)
@@ -66,12 +66,12 @@ func TestServeInProcess(t *testing.T) {
 	wait("2 slow runs to start", func() bool { return len(markerLines(t, marker)) == 2 })
 
 	// The experiment's command changes: both in-flight runs are obsolete.
-	edited := h.commit("fast", sleepyExperiment(marker, "1, 2", 0))
+	edited := h.Commit("fast", sleepyExperiment(marker, "1, 2", 0))
 	wait("the new commit's results", func() bool {
-		if h.head() == edited {
+		if h.Head() == edited {
 			return false
 		}
-		clone := h.clone()
+		clone := h.Clone()
 		dirs := runFolders(t, clone, "square")
 		return len(dirs) == 2 && strings.Contains(string(mustRead(t, filepath.Join(dirs[0], "run.json"))), edited)
 	})
@@ -88,7 +88,7 @@ func TestServeInProcess(t *testing.T) {
 	if !strings.Contains(logged(), "cancelled 2 in-flight runs") {
 		t.Errorf("no cancellation logged:\n%s", logged())
 	}
-	for _, dir := range runFolders(t, h.clone(), "square") {
+	for _, dir := range runFolders(t, h.Clone(), "square") {
 		if err := h.verifyFolder(dir); err != nil {
 			t.Errorf("verify: %v", err)
 		}

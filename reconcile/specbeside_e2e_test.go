@@ -44,19 +44,19 @@ spec:
 func TestSpecEditsBesideTheCodeRerunNothing(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	h.commit("lab", besideCode(marker, "1, 2", "1m", "first"))
+	h.Commit("lab", besideCode(marker, "1, 2", "1m", "first"))
 	if rep := h.reconcile(); rep.Executed != 3 {
 		t.Fatalf("first commit: %+v", rep)
 	}
 
-	h.pull()
-	h.commit("scheduling and a sibling's comment", besideCode(marker, "1, 2", "2m", "second"))
+	h.Pull()
+	h.Commit("scheduling and a sibling's comment", besideCode(marker, "1, 2", "2m", "second"))
 	if rep := h.reconcile(); !rep.NothingToDo() || rep.Done != 3 {
 		t.Errorf("a timeout and a sibling comment created work: %+v", rep)
 	}
 
-	h.pull()
-	h.commit("one more point", besideCode(marker, "1, 2, 3", "2m", "second"))
+	h.Pull()
+	h.Commit("one more point", besideCode(marker, "1, 2, 3", "2m", "second"))
 	if rep := h.reconcile(); rep.Executed != 1 || rep.Done != 3 {
 		t.Errorf("adding a point: %+v", rep)
 	}
@@ -64,13 +64,13 @@ func TestSpecEditsBesideTheCodeRerunNothing(t *testing.T) {
 		t.Errorf("executions (-want +got):\n%s", diff)
 	}
 
-	h.pull()
+	h.Pull()
 	code := besideCode(marker, "1, 2, 3", "2m", "second")
-	h.commit("code", map[string]string{"experiments/lab/run.sh": code["experiments/lab/run.sh"] + "# changed\n"})
+	h.Commit("code", map[string]string{"experiments/lab/run.sh": code["experiments/lab/run.sh"] + "# changed\n"})
 	if rep := h.reconcile(); rep.Executed != 4 {
 		t.Errorf("a code change: %+v", rep)
 	}
-	clone := h.clone()
+	clone := h.Clone()
 	folders := append(runFolders(t, clone, "square"), runFolders(t, clone, "cube")...)
 	if len(folders) != 8 {
 		t.Errorf("%d run folders, want 8", len(folders))

@@ -20,7 +20,7 @@ func (h *harness) reconcileRef(ref string, policy gitsource.RefPolicy, verify *g
 	l := h.open(ctx)
 	defer l.Close(context.Background())
 	src, err := l.Source(gitsource.Repository{
-		URL: h.url(), Auth: &gitsource.Auth{Username: gitUser, Password: gitPassword},
+		URL: h.URL(), Auth: &gitsource.Auth{Username: gitUser, Password: gitPassword},
 		URLPolicy: gitsource.URLPolicy{AllowHTTP: true}, Refs: []gitsource.RefPolicy{policy}, Verify: verify,
 	})
 	if err != nil {
@@ -44,8 +44,8 @@ func (h *harness) reconcileRef(ref string, policy gitsource.RefPolicy, verify *g
 func TestTwoBranchesRunOnce(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	h.commit("sweep", squareExperiment(marker, "1, 2"))
-	h.git(h.peer, "push", "-q", "origin", "HEAD:refs/heads/exp")
+	h.Commit("sweep", squareExperiment(marker, "1, 2"))
+	h.Git(h.Peer, "push", "-q", "origin", "HEAD:refs/heads/exp")
 	h.reconcile()
 	rep, err := h.reconcileRef("refs/heads/exp", gitsource.RefPolicy{Pattern: "exp", Trusted: true}, nil)
 	if err != nil {
@@ -58,7 +58,7 @@ func TestTwoBranchesRunOnce(t *testing.T) {
 		t.Errorf("two branches executed %d runs, want 2", n)
 	}
 	exp := filepath.Join(t.TempDir(), "exp")
-	h.git(filepath.Dir(exp), "clone", "-q", "-b", "exp", h.srv.HTTPAddressWithCredentials()+"/lab.git", exp)
+	h.Git(filepath.Dir(exp), "clone", "-q", "-b", "exp", h.Srv.HTTPAddressWithCredentials()+"/lab.git", exp)
 	for _, dir := range runFolders(t, exp, "square") {
 		if err := h.verifyFolder(dir); err != nil {
 			t.Errorf("exp branch: %v", err)
@@ -71,14 +71,14 @@ func TestTwoBranchesRunOnce(t *testing.T) {
 func TestUntrustedRefNeedsSignedCommits(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	source := h.commit("unsigned", squareExperiment(marker, "1"))
+	source := h.Commit("unsigned", squareExperiment(marker, "1"))
 	allowed := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl maintainer@lab"
 	rep, err := h.reconcileRef("refs/heads/main", gitsource.RefPolicy{Pattern: "main", Trusted: false},
 		&gitsource.VerifyPolicy{SSHKeys: []string{allowed}})
 	if !errors.Is(err, ErrNotRunnable) {
 		t.Fatalf("unsigned commit on an untrusted ref: err %v, report %+v", err, rep)
 	}
-	if lines := markerLines(t, marker); len(lines) != 0 || h.head() != source {
+	if lines := markerLines(t, marker); len(lines) != 0 || h.Head() != source {
 		t.Errorf("an unsigned commit ran (%d runs) or was committed to", len(lines))
 	}
 }
@@ -89,23 +89,23 @@ func TestUntrustedRefNeedsSignedCommits(t *testing.T) {
 func TestResultsBranch(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	h.commit("sweep", squareExperiment(marker, "1, 2"))
-	exp := h.git(h.peer, "rev-parse", "HEAD")
-	h.git(h.peer, "push", "-q", "origin", "HEAD:refs/heads/exp")
+	h.Commit("sweep", squareExperiment(marker, "1, 2"))
+	exp := h.Git(h.Peer, "rev-parse", "HEAD")
+	h.Git(h.Peer, "push", "-q", "origin", "HEAD:refs/heads/exp")
 	policy := gitsource.RefPolicy{Pattern: "exp", Trusted: true, ResultsBranch: "results/exp"}
 	rep, err := h.reconcileRef("refs/heads/exp", policy, nil)
 	if err != nil || rep.Executed != 2 || len(rep.Commits) != 1 {
 		t.Fatalf("first reconcile: %+v, %v", rep, err)
 	}
-	if got := strings.Fields(h.git(h.peer, "ls-remote", "origin", "refs/heads/exp"))[0]; got != exp {
+	if got := strings.Fields(h.Git(h.Peer, "ls-remote", "origin", "refs/heads/exp"))[0]; got != exp {
 		t.Errorf("the source ref moved to %s", got)
 	}
-	results := strings.Fields(h.git(h.peer, "ls-remote", "origin", "refs/heads/results/exp"))
+	results := strings.Fields(h.Git(h.Peer, "ls-remote", "origin", "refs/heads/results/exp"))
 	if len(results) == 0 || results[0] != rep.Commits[0] {
 		t.Fatalf("results branch: %v, want %s", results, rep.Commits)
 	}
-	h.git(h.peer, "fetch", "-q", "origin", "results/exp")
-	if parent := h.git(h.peer, "rev-parse", rep.Commits[0]+"^"); parent != exp {
+	h.Git(h.Peer, "fetch", "-q", "origin", "results/exp")
+	if parent := h.Git(h.Peer, "rev-parse", rep.Commits[0]+"^"); parent != exp {
 		t.Errorf("results branch starts from %s, want the ref's commit %s", parent, exp)
 	}
 	rep, err = h.reconcileRef("refs/heads/exp", policy, nil)

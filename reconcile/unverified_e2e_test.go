@@ -23,10 +23,10 @@ func cubeExperiment(marker, xs string) map[string]string {
 func TestSummariesListOnlyVerifiedFolders(t *testing.T) {
 	h := newHarness(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	h.commit("two experiments", merge(squareExperiment(marker, "1, 2"), cubeExperiment(marker, "1")))
+	h.Commit("two experiments", merge(squareExperiment(marker, "1, 2"), cubeExperiment(marker, "1")))
 	h.reconcile()
-	h.pull()
-	genuine := runFolders(t, h.peer, "square")[0]
+	h.Pull()
+	genuine := runFolders(t, h.Peer, "square")[0]
 	copiedID := filepath.Base(genuine)
 
 	files := merge(squareExperiment(marker, "1, 2, 3"), cubeExperiment(marker, "1, 2"))
@@ -46,12 +46,12 @@ func TestSummariesListOnlyVerifiedFolders(t *testing.T) {
 	}
 	files["results/square/"+unsignedID+"/"+results.RunFile] = string(runJSON)
 	files["results/square/"+unsignedID+"/"+results.MetricsFile] = `{"square": 999999, "x": 1}`
-	h.commit("hand-made folders and one more point each", files)
+	h.Commit("hand-made folders and one more point each", files)
 
 	if rep := h.reconcile(); rep.Executed != 2 {
 		t.Fatalf("want the 2 new points executed: %+v", rep)
 	}
-	clone := h.clone()
+	clone := h.Clone()
 	read := func(p string) string {
 		data, err := os.ReadFile(filepath.Join(clone, p))
 		if err != nil {

@@ -63,7 +63,7 @@ func BenchmarkSweepEndToEnd(b *testing.B) {
 		b.StopTimer()
 		lab := newLab(b)
 		files := trivialSweep(n)
-		lab.commit("trivial sweep", files)
+		lab.Commit("trivial sweep", files)
 		work := b.TempDir()
 		b.StartTimer()
 
@@ -77,7 +77,7 @@ func BenchmarkSweepEndToEnd(b *testing.B) {
 		bare += time.Since(start)
 
 		// expsync run, end to end.
-		cmd := exec.Command(bin, "run", lab.url(), "--allow-http", "--key", key, "--store", filepath.Join(work, "store"),
+		cmd := exec.Command(bin, "run", lab.URL(), "--allow-http", "--key", key, "--store", filepath.Join(work, "store"),
 			"--state", filepath.Join(work, "state"), "--progress", "none")
 		cmd.Env = append(os.Environ(), "EXPSYNC_PASSWORD=")
 		start = time.Now()

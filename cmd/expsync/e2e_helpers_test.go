@@ -2,16 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
-	"github.com/fluxcd/pkg/gittestserver"
-
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/internal/gitpeer"
 )
 
 // expsyncBinary builds the expsync binary once per test process.
@@ -32,7 +31,7 @@ func expsyncBinary(t testing.TB) string {
 		binPath = filepath.Join(dir, "expsync")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
-			binErr = &labGitErr{err, string(out)}
+			binErr = fmt.Errorf("%w: %s", err, out)
 		}
 	})
 	if binErr != nil {
@@ -42,97 +41,16 @@ func expsyncBinary(t testing.TB) string {
 }
 
 // lab is a real Git server on loopback with one repository, lab.git, and a
-// peer clone driven by the git CLI.
-type lab struct {
-	t    testing.TB
-	srv  *gittestserver.GitServer
-	peer string
-}
+// peer clone driven by the git CLI (no auth).
+type lab struct{ *gitpeer.Lab }
 
-func newLab(t testing.TB) *lab {
-	t.Helper()
-	srv, err := gittestserver.NewTempGitServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.StartHTTP(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.StopHTTP(); os.RemoveAll(srv.Root()) })
-	l := &lab{t: t, srv: srv, peer: t.TempDir()}
-	l.git(srv.Root(), "init", "-q", "--bare", "-b", "main", "lab.git")
-	l.git(l.peer, "init", "-q", "-b", "main")
-	l.git(l.peer, "remote", "add", "origin", l.url())
-	return l
-}
-
-func (l *lab) url() string { return l.srv.HTTPAddress() + "/lab.git" }
-
-func (l *lab) git(dir string, args ...string) string {
-	l.t.Helper()
-	out, err := labGit(dir, args...)
-	if err != nil {
-		l.t.Fatalf("git %s: %v", strings.Join(args, " "), err)
-	}
-	return out
-}
-
-func labGit(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0", "HOME="+os.TempDir(),
-		"GIT_AUTHOR_NAME=Peer", "GIT_AUTHOR_EMAIL=peer@example.org",
-		"GIT_COMMITTER_NAME=Peer", "GIT_COMMITTER_EMAIL=peer@example.org")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), &labGitErr{err, stderr.String()}
-	}
-	return strings.TrimSpace(stdout.String()), nil
-}
-
-type labGitErr struct {
-	err    error
-	output string
-}
-
-func (e *labGitErr) Error() string { return e.err.Error() + ": " + e.output }
-
-// commit writes files in the peer, commits and pushes to main.
-func (l *lab) commit(msg string, files map[string]string) string {
-	l.t.Helper()
-	for name, content := range files {
-		full := filepath.Join(l.peer, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			l.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			l.t.Fatal(err)
-		}
-	}
-	l.git(l.peer, "add", "-A")
-	l.git(l.peer, "commit", "-q", "-m", msg)
-	l.git(l.peer, "push", "-q", "origin", "HEAD:main")
-	return l.git(l.peer, "rev-parse", "HEAD")
-}
+func newLab(t testing.TB) *lab { return &lab{gitpeer.New(t, nil)} }
 
 // commitUnsigned pulls, then commits and pushes like commit.
 func (l *lab) commitUnsigned(msg string, files map[string]string) string {
-	l.t.Helper()
-	l.git(l.peer, "pull", "-q", "--ff-only", "origin", "main")
-	return l.commit(msg, files)
-}
-
-func (l *lab) head() string {
-	l.t.Helper()
-	return strings.Fields(l.git(l.peer, "ls-remote", "origin", "refs/heads/main"))[0]
-}
-
-func (l *lab) clone() string {
-	l.t.Helper()
-	dir := filepath.Join(l.t.TempDir(), "clone")
-	l.git(filepath.Dir(dir), "clone", "-q", l.url(), dir)
-	return dir
+	l.T.Helper()
+	l.Pull()
+	return l.Commit(msg, files)
 }
 
 // labKeyPair writes a signing key without a passphrase.

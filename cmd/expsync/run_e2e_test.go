@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/expsync/expsync/internal/gitpeer"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 	key, pub := labKeyPair(t)
 	t.Setenv("EXPSYNC_PASSWORD", "")
 	examples := labCopyTree(t, "../../examples/experiments", "")
-	source := l.commit("examples", examples)
+	source := l.Commit("examples", examples)
 	// How many runs the examples plan (17 when this was written).
 	plan, err := render.Plan(tree.MemoryOf(examples), render.PlanOptions{})
 	if err != nil {
@@ -49,7 +50,7 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 	}
 	n := len(plan.Runs)
 	store, state := t.TempDir(), t.TempDir()
-	args := []string{"run", l.url(), "--allow-http", "--key", key, "--store", store, "--state", state, "--progress", "plain", "--batch-interval", "1s"}
+	args := []string{"run", l.URL(), "--allow-http", "--key", key, "--store", store, "--state", state, "--progress", "plain", "--batch-interval", "1s"}
 
 	code, stdout, stderr := labCLI(t, args...)
 	if code != 0 {
@@ -59,14 +60,14 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no results commit printed:\n%s", stdout)
 	}
-	if head := l.head(); head != m[1] {
+	if head := l.Head(); head != m[1] {
 		t.Errorf("printed results commit %s, main is at %s", m[1], head)
 	}
 	if !strings.Contains(stderr, fmt.Sprintf("[%d/%d]", n, n)) {
 		t.Errorf("no progress lines for %d runs:\n%s", n, stderr)
 	}
-	clone := l.clone()
-	if first := l.git(clone, "rev-list", "--max-parents=0", "HEAD"); first != source {
+	clone := l.Clone()
+	if first := l.Git(clone, "rev-list", "--max-parents=0", "HEAD"); first != source {
 		t.Errorf("history does not start at the experiments commit")
 	}
 	folders, _ := filepath.Glob(filepath.Join(clone, "results", "*", "*", "run.json"))
@@ -91,26 +92,26 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 		t.Errorf("expsync verify exited %d:\n%s\n%s", code, vout, verr)
 	}
 
-	head := l.head()
+	head := l.Head()
 	code, stdout, stderr = labCLI(t, args...)
 	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("nothing to do: all %d runs", n)) {
 		t.Errorf("second run exited %d:\n%s\n%s", code, stdout, stderr)
 	}
-	if l.head() != head {
+	if l.Head() != head {
 		t.Errorf("second run created a commit")
 	}
 
 	// One more seed in pi.yaml (which sits in its own context folder): one
 	// new run, the others stay done.
-	l.git(l.peer, "pull", "-q", "--ff-only", "origin", "main")
-	piYAML, err := os.ReadFile(filepath.Join(l.peer, "experiments/pi/pi.yaml"))
+	l.Git(l.Peer, "pull", "-q", "--ff-only", "origin", "main")
+	piYAML, err := os.ReadFile(filepath.Join(l.Peer, "experiments/pi/pi.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(piYAML), "seed: [1, 2, 3]") {
 		t.Fatalf("examples/experiments/experiments/pi/pi.yaml no longer sweeps seed: [1, 2, 3]; update this test")
 	}
-	l.commit("one more seed", map[string]string{"experiments/pi/pi.yaml": strings.Replace(string(piYAML), "seed: [1, 2, 3]", "seed: [1, 2, 3, 4]", 1)})
+	l.Commit("one more seed", map[string]string{"experiments/pi/pi.yaml": strings.Replace(string(piYAML), "seed: [1, 2, 3]", "seed: [1, 2, 3, 4]", 1)})
 	code, stdout, stderr = labCLI(t, args...)
 	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("%d runs planned, %d already done, 1 executed", n+1, n)) {
 		t.Errorf("one more seed: exit %d:\n%s\n%s", code, stdout, stderr)
@@ -121,7 +122,7 @@ func TestRunExamplesEndToEnd(t *testing.T) {
 // with a message that says what to pass instead.
 func TestRunRefusesACloneWithoutOrigin(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := labGit(dir, "init", "-q", "-b", "main"); err != nil {
+	if _, err := gitpeer.Git(dir, "init", "-q", "-b", "main"); err != nil {
 		t.Fatal(err)
 	}
 	key, _ := labKeyPair(t)
@@ -153,15 +154,15 @@ func TestRunVerifiedCommits(t *testing.T) {
 		"code/README.md":        "x\n",
 	}
 	for name, content := range files {
-		full := filepath.Join(l.peer, name)
+		full := filepath.Join(l.Peer, name)
 		_ = os.MkdirAll(filepath.Dir(full), 0o755)
 		_ = os.WriteFile(full, []byte(content), 0o644)
 	}
-	l.git(l.peer, "add", "-A")
-	l.git(l.peer, "-c", "gpg.format=ssh", "-c", "user.signingkey="+filepath.Join(dir, "maintainer"), "commit", "-q", "-S", "-m", "signed")
-	l.git(l.peer, "push", "-q", "origin", "HEAD:main")
+	l.Git(l.Peer, "add", "-A")
+	l.Git(l.Peer, "-c", "gpg.format=ssh", "-c", "user.signingkey="+filepath.Join(dir, "maintainer"), "commit", "-q", "-S", "-m", "signed")
+	l.Git(l.Peer, "push", "-q", "origin", "HEAD:main")
 
-	base := []string{"run", l.url(), "--allow-http", "--key", key, "--store", t.TempDir(), "--state", t.TempDir(),
+	base := []string{"run", l.URL(), "--allow-http", "--key", key, "--store", t.TempDir(), "--state", t.TempDir(),
 		"--progress", "none", "--verify-commits", "--commit-key", allowed}
 	code, out, errOut := labCLI(t, append(base, "--commit-signing-key", filepath.Join(dir, "expsync"))...)
 	if code != 0 || !strings.Contains(out, "results commit") {
@@ -175,7 +176,7 @@ func TestRunVerifiedCommits(t *testing.T) {
 	// An unsigned commit on top: nothing runs, exit 1 with the reason.
 	head := l.commitUnsigned("unsigned", map[string]string{"code/README.md": "changed\n"})
 	code, out, errOut = labCLI(t, base...)
-	if code != 1 || !strings.Contains(errOut, "may not run") || l.head() != head {
+	if code != 1 || !strings.Contains(errOut, "may not run") || l.Head() != head {
 		t.Errorf("unsigned commit: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
@@ -186,9 +187,9 @@ func TestRunInvalidExperimentNamesTheLine(t *testing.T) {
 	l := newLab(t)
 	key, _ := labKeyPair(t)
 	t.Setenv("EXPSYNC_PASSWORD", "")
-	head := l.commit("bad", map[string]string{"experiments/bad.yaml": "apiVersion: expsync.dev/v1alpha1\nkind: Experiment\nmetadata: {name: bad}\nspec:\n  image: host\n  comand: [\"true\"]\n"})
-	code, out, errOut := labCLI(t, "run", l.url(), "--allow-http", "--key", key, "--store", t.TempDir(), "--state", t.TempDir(), "--progress", "none")
-	if code != 1 || !strings.Contains(errOut, "experiments/bad.yaml:6:") || l.head() != head {
+	head := l.Commit("bad", map[string]string{"experiments/bad.yaml": "apiVersion: expsync.dev/v1alpha1\nkind: Experiment\nmetadata: {name: bad}\nspec:\n  image: host\n  comand: [\"true\"]\n"})
+	code, out, errOut := labCLI(t, "run", l.URL(), "--allow-http", "--key", key, "--store", t.TempDir(), "--state", t.TempDir(), "--progress", "none")
+	if code != 1 || !strings.Contains(errOut, "experiments/bad.yaml:6:") || l.Head() != head {
 		t.Errorf("exit %d\n%s\n%s", code, out, errOut)
 	}
 }

@@ -20,7 +20,7 @@ func TestRunInterruptedExitsNonZero(t *testing.T) {
 	l := newLab(t)
 	key, _ := labKeyPair(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	l.commit("fast and slow", map[string]string{"experiments/nap.yaml": `apiVersion: expsync.dev/v1alpha1
+	l.Commit("fast and slow", map[string]string{"experiments/nap.yaml": `apiVersion: expsync.dev/v1alpha1
 kind: Experiment
 metadata:
   name: nap
@@ -34,7 +34,7 @@ spec:
 `})
 	store, state := t.TempDir(), t.TempDir()
 	run := func() *exec.Cmd {
-		cmd := exec.Command(expsyncBinary(t), "run", l.url(), "--allow-http", "--branch", "main", "--key", key,
+		cmd := exec.Command(expsyncBinary(t), "run", l.URL(), "--allow-http", "--branch", "main", "--key", key,
 			"--store", store, "--state", state, "--progress", "plain", "-j", "2")
 		cmd.Env = append(os.Environ(), "EXPSYNC_PASSWORD=")
 		return cmd
@@ -80,7 +80,7 @@ spec:
 func TestRunRejectedPushSummary(t *testing.T) {
 	l := newLab(t)
 	key, _ := labKeyPair(t)
-	l.commit("one run", map[string]string{"experiments/one.yaml": `apiVersion: expsync.dev/v1alpha1
+	l.Commit("one run", map[string]string{"experiments/one.yaml": `apiVersion: expsync.dev/v1alpha1
 kind: Experiment
 metadata:
   name: one
@@ -89,11 +89,11 @@ spec:
   command: ["true"]
   resources: {cpu: 100m}
 `})
-	hook := filepath.Join(l.srv.Root(), "lab.git", "hooks", "pre-receive")
+	hook := filepath.Join(l.Srv.Root(), "lab.git", "hooks", "pre-receive")
 	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho 'protected branch: pushes need review' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := labCLI(t, "run", l.url(), "--allow-http", "--branch", "main", "--key", key,
+	code, stdout, stderr := labCLI(t, "run", l.URL(), "--allow-http", "--branch", "main", "--key", key,
 		"--store", t.TempDir(), "--state", t.TempDir(), "--progress", "none")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)

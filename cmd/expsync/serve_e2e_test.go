@@ -193,7 +193,7 @@ repositories:
     allowHTTP: true
     refs:
       - {pattern: main, trusted: true}
-`, filepath.Join(dir, "store"), filepath.Join(dir, "state"), key, l.url())
+`, filepath.Join(dir, "store"), filepath.Join(dir, "state"), key, l.URL())
 	file := filepath.Join(dir, "serve.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -203,8 +203,8 @@ repositories:
 
 // folders lists the run folders of experiment in a fresh clone.
 func (l *lab) folders(experiment string) []string {
-	l.t.Helper()
-	clone := l.clone()
+	l.T.Helper()
+	clone := l.Clone()
 	dirs, _ := filepath.Glob(filepath.Join(clone, "results", experiment, "*", "run.json"))
 	for i := range dirs {
 		dirs[i] = filepath.Dir(dirs[i])
@@ -223,7 +223,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	l := newLab(t)
 	key, pub := labKeyPair(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	source := l.commit("slow sweep", slowExperiment(marker, "1, 2, 3", 6))
+	source := l.Commit("slow sweep", slowExperiment(marker, "1, 2, 3", 6))
 	config := writeServeConfig(t, l, key)
 
 	first := startServe(t, config)
@@ -236,7 +236,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-first.done
-	if l.head() != source {
+	if l.Head() != source {
 		t.Fatalf("results were committed before any run finished")
 	}
 
@@ -247,10 +247,10 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 			t.Errorf("process group %d of a killed run is still running after the restart", pgid)
 		}
 	}
-	waitFor(t, "3 results on main", 90*time.Second, func() bool { return l.head() != source && len(l.folders("slow")) == 3 }, second.output)
+	waitFor(t, "3 results on main", 90*time.Second, func() bool { return l.Head() != source && len(l.folders("slow")) == 3 }, second.output)
 	second.stop(t)
 
-	clone := l.clone()
+	clone := l.Clone()
 	dirs, _ := filepath.Glob(filepath.Join(clone, "results", "slow", "*", "run.json"))
 	if len(dirs) != 3 {
 		t.Fatalf("want exactly 3 run folders, got %d", len(dirs))
@@ -290,18 +290,18 @@ func TestServeCancelsRunsOfAnEditedExperiment(t *testing.T) {
 	l := newLab(t)
 	key, _ := labKeyPair(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	l.commit("slow sweep", slowExperiment(marker, "1, 2", 60))
+	l.Commit("slow sweep", slowExperiment(marker, "1, 2", 60))
 	serve := startServe(t, writeServeConfig(t, l, key))
 	waitFor(t, "2 runs to start", 60*time.Second, func() bool { return count(readMarker(t, marker), "start") == 2 }, serve.output)
 	old := readMarker(t, marker)
 
 	// The edit changes the command's sleep: every run ID moves.
-	l.git(l.peer, "pull", "-q", "--ff-only", "origin", "main")
-	edited := l.commit("faster", slowExperiment(marker, "1, 2", 1))
+	l.Git(l.Peer, "pull", "-q", "--ff-only", "origin", "main")
+	edited := l.Commit("faster", slowExperiment(marker, "1, 2", 1))
 	waitFor(t, "the old runs to be cancelled", 30*time.Second, func() bool {
 		return !groupAlive(old[0].pid) && !groupAlive(old[1].pid)
 	}, serve.output)
-	waitFor(t, "2 results on main", 60*time.Second, func() bool { return l.head() != edited && len(l.folders("slow")) == 2 }, serve.output)
+	waitFor(t, "2 results on main", 60*time.Second, func() bool { return l.Head() != edited && len(l.folders("slow")) == 2 }, serve.output)
 	serve.stop(t)
 	if !strings.Contains(serve.output(), "cancelled 2 in-flight runs") {
 		t.Errorf("serve did not report the cancellation:\n%s", serve.output())
