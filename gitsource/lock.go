@@ -14,14 +14,18 @@ import (
 // given the same cache folder wait for each other instead of corrupting it.
 // It gives up when ctx ends.
 func (s *Source) lockCache(ctx context.Context) (func(), error) {
-	s.mu.Lock()
+	select {
+	case s.cacheSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for another operation on this repository's cache: %w", ctx.Err())
+	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		s.mu.Unlock()
+		<-s.cacheSem
 		return nil, fmt.Errorf("create cache folder: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		s.mu.Unlock()
+		<-s.cacheSem
 		return nil, fmt.Errorf("open cache lock: %w", err)
 	}
 	for {
@@ -31,13 +35,13 @@ func (s *Source) lockCache(ctx context.Context) (func(), error) {
 		}
 		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
 			f.Close()
-			s.mu.Unlock()
+			<-s.cacheSem
 			return nil, fmt.Errorf("lock cache folder: %w", err)
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			s.mu.Unlock()
+			<-s.cacheSem
 			return nil, fmt.Errorf("waiting for another process using the cache folder %s: %w", s.dir, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -45,6 +49,6 @@ func (s *Source) lockCache(ctx context.Context) (func(), error) {
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
-		s.mu.Unlock()
+		<-s.cacheSem
 	}, nil
 }

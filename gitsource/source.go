@@ -21,7 +21,10 @@ type Source struct {
 	redacted string
 	dir      string // cache folder of this repository
 
-	mu       sync.Mutex // with the flock of lockCache, serialises cache use
+	// cacheSem (capacity 1) with the flock of lockCache serialises cache
+	// use; a channel rather than a mutex, so a waiter gives up when its
+	// context ends instead of queueing behind a slow operation.
+	cacheSem chan struct{}
 	pollMu   sync.Mutex // one Poll at a time
 	stateMu  sync.Mutex
 	observed map[string]string // full ref name -> last observed commit
@@ -70,6 +73,7 @@ func New(repo Repository, cacheRoot string) (*Source, error) {
 		redacted: RedactURL(repo.URL),
 		dir:      filepath.Join(cacheRoot, hex.EncodeToString(sum[:10])),
 		observed: map[string]string{},
+		cacheSem: make(chan struct{}, 1),
 	}, nil
 }
 

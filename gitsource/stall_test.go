@@ -416,3 +416,36 @@ func TestStalledPushTimesOut(t *testing.T) {
 		t.Errorf("server head = %s, want it unchanged at %s", got, head)
 	}
 }
+
+// An operation queued behind a stalled one on the same repository gives
+// up at its own deadline instead of waiting for the stalled one.
+func TestWaiterBehindAStalledOperationKeepsItsDeadline(t *testing.T) {
+	srv := newStallServer(t, "")
+	src, err := New(Repository{URL: "http://" + srv.ln.Addr().String() + "/x.git", Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
+		URLPolicy: URLPolicy{AllowHTTP: true}, Limits: Limits{IdleTimeout: 3 * time.Second}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := make(chan error, 1)
+	go func() {
+		sn, err := src.Snapshot(context.Background(), "refs/heads/main", strings.Repeat("b", 40))
+		if err == nil {
+			sn.Close()
+		}
+		stalled <- err
+	}()
+	for srv.open() == 0 { // the first operation holds the cache and a connection
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	_, err = src.Snapshot(ctx, "refs/heads/main", strings.Repeat("c", 40))
+	if !errors.Is(err, ErrTimeout) || time.Since(t0) > 2*time.Second {
+		t.Errorf("queued snapshot: err = %v after %v, want ErrTimeout soon after its 200ms deadline", err, time.Since(t0))
+	}
+	if err := <-stalled; !errors.Is(err, ErrTimeout) {
+		t.Errorf("stalled snapshot: err = %v, want ErrTimeout", err)
+	}
+	srv.waitClosed(t)
+}
