@@ -168,7 +168,24 @@ func (d sshDialer) DialContext(ctx context.Context, network, addr string) (net.C
 	}
 	// ctx is go-git's (background, or its own dial timeout); the
 	// operation's context and idle timeout are the ones that bound us.
-	return boundedDial(v.(context.Context), network, addr)
+	op := v.(context.Context)
+	// Without our proxy option go-git would have dialed through
+	// ALL_PROXY (x/net/proxy.FromEnvironment); keep that, over a bounded
+	// connection. With no ALL_PROXY this is boundedDial itself.
+	dialer := proxy.FromEnvironmentUsing(opDialer{op})
+	if cd, ok := dialer.(proxy.ContextDialer); ok {
+		return cd.DialContext(op, network, addr)
+	}
+	return dialer.Dial(network, addr)
+}
+
+// opDialer dials through boundedDial under one operation's context.
+type opDialer struct{ op context.Context }
+
+func (d opDialer) Dial(network, addr string) (net.Conn, error) { return boundedDial(d.op, network, addr) }
+
+func (d opDialer) DialContext(_ context.Context, network, addr string) (net.Conn, error) {
+	return boundedDial(d.op, network, addr)
 }
 
 // sshProxy registers ctx for the SSH dial of one operation and returns the
