@@ -332,9 +332,9 @@ func (v *jsonValidator) value(depth int) bool {
 	case c == '"':
 		return v.string()
 	case c == '{':
-		return v.object(depth + 1)
+		return v.container(depth+1, '}')
 	case c == '[':
-		return v.array(depth + 1)
+		return v.container(depth+1, ']')
 	case c == '-' || ('0' <= c && c <= '9'):
 		return v.number()
 	case c == 't':
@@ -435,23 +435,20 @@ func (v *jsonValidator) number() bool {
 	return true
 }
 
-func (v *jsonValidator) object(depth int) bool {
-	v.pos++ // {
+// container checks an object (close '}') or an array (close ']') from its
+// opening byte: elements separated by ',', each an object's key, ':' and a
+// value, or an array's value.
+func (v *jsonValidator) container(depth int, close byte) bool {
+	v.pos++ // { or [
 	v.ws()
-	if v.pos < len(v.data) && v.data[v.pos] == '}' {
+	if v.pos < len(v.data) && v.data[v.pos] == close {
 		v.pos++
 		return true
 	}
 	for {
-		if v.pos >= len(v.data) || v.data[v.pos] != '"' || !v.string() {
+		if close == '}' && !v.key() {
 			return false
 		}
-		v.ws()
-		if v.pos >= len(v.data) || v.data[v.pos] != ':' {
-			return false
-		}
-		v.pos++
-		v.ws()
 		if !v.value(depth) {
 			return false
 		}
@@ -463,7 +460,7 @@ func (v *jsonValidator) object(depth int) bool {
 		case ',':
 			v.pos++
 			v.ws()
-		case '}':
+		case close:
 			v.pos++
 			return true
 		default:
@@ -472,32 +469,18 @@ func (v *jsonValidator) object(depth int) bool {
 	}
 }
 
-func (v *jsonValidator) array(depth int) bool {
-	v.pos++ // [
+// key checks an object key and its ':', leaving the position at the value.
+func (v *jsonValidator) key() bool {
+	if v.pos >= len(v.data) || v.data[v.pos] != '"' || !v.string() {
+		return false
+	}
 	v.ws()
-	if v.pos < len(v.data) && v.data[v.pos] == ']' {
-		v.pos++
-		return true
+	if v.pos >= len(v.data) || v.data[v.pos] != ':' {
+		return false
 	}
-	for {
-		if !v.value(depth) {
-			return false
-		}
-		v.ws()
-		if v.pos >= len(v.data) {
-			return false
-		}
-		switch v.data[v.pos] {
-		case ',':
-			v.pos++
-			v.ws()
-		case ']':
-			v.pos++
-			return true
-		default:
-			return false
-		}
-	}
+	v.pos++
+	v.ws()
+	return true
 }
 
 // specialIndex returns the index of the first byte of b that ends a plain

@@ -12,6 +12,7 @@ import (
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/internal/gitpeer"
+	"github.com/expsync/expsync/internal/testkeys"
 )
 
 const (
@@ -41,24 +42,7 @@ func newHarness(t *testing.T) *harness {
 
 // writeKeyPair makes a signing key without a passphrase.
 func writeKeyPair(t testing.TB, dir, name string) (key, pub string) {
-	t.Helper()
-	priv, err := attest.GenerateKey(attest.KeyECDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := attest.EncodeKeyPair(priv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, pub = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pub")
-	if err := os.WriteFile(key, kp.Private, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pub, kp.Public, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.Setenv(attest.PasswordEnv, "")
-	return key, pub
+	return testkeys.Write(t, dir, name)
 }
 
 // open opens the deployment as one `expsync run` invocation does.

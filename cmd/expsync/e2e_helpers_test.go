@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/internal/gitpeer"
+	"github.com/expsync/expsync/internal/testkeys"
 )
 
 // expsyncBinary builds the expsync binary once per test process.
@@ -55,24 +55,7 @@ func (l *lab) commitUnsigned(msg string, files map[string]string) string {
 
 // labKeyPair writes a signing key without a passphrase.
 func labKeyPair(t testing.TB) (key, pub string) {
-	t.Helper()
-	priv, err := attest.GenerateKey(attest.KeyECDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := attest.EncodeKeyPair(priv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	key, pub = filepath.Join(dir, "k.key"), filepath.Join(dir, "k.pub")
-	if err := os.WriteFile(key, kp.Private, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pub, kp.Public, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return key, pub
+	return testkeys.Write(t, t.TempDir(), "k")
 }
 
 // labCLI runs the expsync CLI in-process and returns its exit code, stdout
