@@ -32,6 +32,8 @@ type Local struct {
 	small smallCache
 	// noClone is set once FICLONE failed: the file system cannot clone.
 	noClone atomic.Bool
+	// noTmpfile is set once an O_TMPFILE write could not be done.
+	noTmpfile atomic.Bool
 	// trees caches parsed manifests: a tree ID names one manifest forever.
 	trees sync.Map
 }
@@ -462,21 +464,73 @@ func (s *Local) copyFile(src, dst string, mode os.FileMode) error {
 	return out.Close()
 }
 
-// writeAtomic writes data to path via a temp file and rename.
+// writeAtomic writes data to path so that readers see either nothing (or
+// the previous file) or all of data, never part of it.
 func (s *Local) writeAtomic(path string, data []byte, mode os.FileMode) error {
+	if done, err := s.writeUnnamed(path, data, mode); done {
+		return err
+	}
+	return s.writeViaTemp(path, data, mode)
+}
+
+// writeUnnamed writes data to an unnamed file in path's folder (O_TMPFILE)
+// and links it in under path once complete: one file creation, no temp
+// name to clean up after a crash. done is false when the file system or
+// the kernel cannot (no O_TMPFILE, no /proc) or path exists: the caller
+// falls back to a named temp file and a rename.
+func (s *Local) writeUnnamed(path string, data []byte, mode os.FileMode) (done bool, err error) {
+	if s.noTmpfile.Load() {
+		return false, nil
+	}
+	dir := filepath.Dir(path)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(mode.Perm()))
+	if errors.Is(err, unix.ENOENT) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return true, err
+		}
+		fd, err = unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(mode.Perm()))
+	}
+	if err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+			s.noTmpfile.Store(true)
+		}
+		return false, nil
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return true, err
+	}
+	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EEXIST):
+		return false, nil // replacing a file takes a rename
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
+		s.noTmpfile.Store(true) // no /proc
+		return false, nil
+	}
+	return true, err
+}
+
+// writeViaTemp writes data to a temp file under tmp/ and renames it to path.
+func (s *Local) writeViaTemp(path string, data []byte, mode os.FileMode) error {
 	tmp, f, err := s.createTemp(mode)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		err = s.rename(tmp, path)
 	}
-	return s.rename(tmp, path)
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // PutTree implements Store.
