@@ -128,6 +128,7 @@ func TestStalledServerTimesOut(t *testing.T) {
 			limits: Limits{Timeout: whole, IdleTimeout: idle}, within: idle},
 		{name: "http headers only", scheme: "http", prefix: "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\n",
 			limits: Limits{Timeout: whole, IdleTimeout: idle}, within: idle},
+		{name: "https silent (TLS handshake)", scheme: "https", limits: Limits{Timeout: whole, IdleTimeout: idle}, within: idle},
 		{name: "ssh silent (handshake)", scheme: "ssh", auth: &Auth{SSHPrivateKey: sshKey, InsecureIgnoreHostKey: true},
 			limits: Limits{Timeout: whole, IdleTimeout: idle}, within: idle},
 		{name: "ssh banner then silence", scheme: "ssh", prefix: "SSH-2.0-OpenSSH_9.6\r\n",
