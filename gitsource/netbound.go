@@ -200,6 +200,9 @@ func sshProxy(ctx context.Context, rawURL string) (transport.ProxyOptions, func(
 	return transport.ProxyOptions{URL: sshDialScheme + "://" + key}, func() { sshDials.Delete(key) }
 }
 
+// httpClientBounded is the client behind go-git's "http" and "https".
+var httpClientBounded = http.Client{Transport: boundedHTTPTransport()}
+
 func init() {
 	proxy.RegisterDialerType(sshDialScheme, func(u *url.URL, _ proxy.Dialer) (proxy.Dialer, error) {
 		return sshDialer{key: strings.ToLower(u.Host)}, nil
@@ -207,7 +210,7 @@ func init() {
 	// go-git picks a transport by scheme from one process-wide table;
 	// every HTTP(S) Git operation in this process dials through
 	// boundedDial. Redirect handling is go-git's own (NewClient keeps it).
-	hc := githttp.NewClient(&http.Client{Transport: boundedHTTPTransport()})
+	hc := githttp.NewClient(&httpClientBounded)
 	client.InstallProtocol("http", hc)
 	client.InstallProtocol("https", hc)
 }
