@@ -133,7 +133,9 @@ func statusCell(rec *Record) string {
 	}
 	cell := "**" + mdEscape(string(rec.Status)) + "**"
 	var why []string
-	if rec.ExitCode != 0 && !strings.Contains(rec.Reason, strconv.Itoa(rec.ExitCode)) {
+	// A negative code means there was none (killed, timed out, never
+	// started): the status and reason say it better.
+	if rec.ExitCode > 0 && !strings.Contains(rec.Reason, strconv.Itoa(rec.ExitCode)) {
 		why = append(why, fmt.Sprintf("exit %d", rec.ExitCode))
 	}
 	if rec.Reason != "" {

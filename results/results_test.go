@@ -424,15 +424,18 @@ func TestRenderExperimentFailureReasonAndRepeat(t *testing.T) {
 	long := "metrics file out/m.json: not a JSON object | <b>bold</b> [x](javascript:alert(1))\n" + strings.Repeat("detail ", 40)
 	failed := aRun("r", map[string]any{"n": 1}).failed(2)
 	failed.r.Reason = long
+	timedOut := aRun("r", map[string]any{"n": 2}).failed(-1)
+	timedOut.r.Status, timedOut.r.Reason = "TimedOut", "timed out after 2s"
 	again := aRun("r", map[string]any{"n": 1})
 	again.r.Identity.Repeat = 1
-	page := RenderExperiment("r", []Run{failed.run(nil), again.run(nil)}, PlotChoice{})
+	page := RenderExperiment("r", []Run{failed.run(nil), again.run(nil), timedOut.run(nil)}, PlotChoice{})
 	readme := string(page.Readme)
 	for _, want := range []string{
 		"| run | n | repeat | status |",
 		"| **Failed**: exit 2, metrics file out/m.json: not a JSON object \\| &lt;b&gt;bold&lt;/b&gt; \\[x\\](javascript:alert(1…",
 		"…",
 		"| 1 | 1 | Succeeded |",
+		"| 2 | 0 | **TimedOut**: timed out after 2s |",
 	} {
 		if !strings.Contains(readme, want) {
 			t.Errorf("README lacks %q:\n%s", want, readme)
