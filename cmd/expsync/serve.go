@@ -277,6 +277,10 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 			if err := reconcile.CheckResultsBranch(ref.Pattern, ref.ResultsBranch); err != nil {
 				return nil, fmt.Errorf("%s: repositories[%d].refs[%d]: %w", file, i, k, err)
 			}
+			if !ref.Trusted && (r.Verify == nil || len(r.Verify.PGPKeyFiles)+len(r.Verify.SSHKeyFiles) == 0) {
+				return nil, fmt.Errorf("%s: repositories[%d].refs[%d]: pattern %q is not trusted, so its commits run only when signed by an allowed key, and none is configured: add verify: {sshKeyFiles: [FILE]} or verify: {pgpKeyFiles: [FILE]} to the repository, or set trusted: true",
+					file, i, k, ref.Pattern)
+			}
 		}
 		if r.Verify != nil {
 			for j := range r.Verify.PGPKeyFiles {

@@ -18,7 +18,7 @@ repositories:
     auth: {tokenEnv: LAB_TOKEN}
     refs:
       - {pattern: main, trusted: true}
-      - {pattern: "refs/pull/*/head", resultsBranch: "expsync/results/pr-{{number}}"}
+      - {pattern: "refs/pull/*/head", trusted: true, resultsBranch: "expsync/results/pr-{{number}}"}
 `
 	cfg, err := parseServeConfig("/etc/expsync/serve.yaml", []byte(good))
 	if err != nil {
@@ -43,10 +43,12 @@ repositories:
 		{"no repositories", "key: k\n", "at least one repository"},
 		{"no refs", "key: k\nrepositories: [{url: https://x}]\n", "repositories[0].refs"},
 		{"no url", "key: k\nrepositories: [{refs: [{pattern: main}]}]\n", "repositories[0].url is required"},
+		{"untrusted without keys (QA F17)", "key: k\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}, {pattern: 'refs/pull/*/head', resultsBranch: 'r/{{number}}'}]}]\n",
+			`repositories[0].refs[1]: pattern "refs/pull/*/head" is not trusted, so its commits run only when signed by an allowed key, and none is configured: add verify: {sshKeyFiles: [FILE]}`},
 		{"no key", "repositories: [{url: x, refs: [{pattern: main}]}]\n", "key: a signing key is required"},
-		{"shared results branch (QA F17)", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', resultsBranch: expsync-results}]}]\n",
+		{"shared results branch (QA F17)", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', trusted: true, resultsBranch: expsync-results}]}]\n",
 			`repositories[0].refs[0]: resultsBranch "expsync-results" is shared by every ref matching "refs/pull/*/head"`},
-		{"unknown placeholder", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', resultsBranch: 'r/{{pr}}'}]}]\n", "unknown placeholder {{pr}}"},
+		{"unknown placeholder", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', trusted: true, resultsBranch: 'r/{{pr}}'}]}]\n", "unknown placeholder {{pr}}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("EXPSYNC_KEY", "")
