@@ -192,10 +192,13 @@ func (l Layout) readSummary(r tree.Reader, experiment string, opts MergeOptions)
 		return sum, fmt.Errorf("read results of %s: %w", experiment, err)
 	}
 	for _, e := range entries {
+		runDir := path.Join(dir, e.Name)
 		if !e.IsDir() {
+			if looksLikeRunID(e.Name) {
+				sum.Unverified = append(sum.Unverified, Unverified{Dir: runDir, Reason: fmt.Sprintf("not a folder (Git mode %o): a run folder holds files only", e.Mode)})
+			}
 			continue
 		}
-		runDir := path.Join(dir, e.Name)
 		if opts.Known != nil {
 			if run, ok := opts.Known(runDir); ok {
 				sum.Runs = append(sum.Runs, run)
@@ -214,6 +217,19 @@ func (l Layout) readSummary(r tree.Reader, experiment string, opts MergeOptions)
 		sum.Runs = append(sum.Runs, run)
 	}
 	return sum, nil
+}
+
+// looksLikeRunID tells a name made like a run ID (64 lowercase hex digits).
+func looksLikeRunID(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for _, c := range name {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (l Layout) verify(r tree.Reader, dir, experiment string, opts MergeOptions) error {

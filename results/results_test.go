@@ -271,6 +271,10 @@ func TestMerge(t *testing.T) {
 	unsignedFiles := folderOf(t, unsigned, `{"m": 999}`, "")
 	delete(unsignedFiles, "results/pi/"+unsigned.RunID+"/"+EnvelopeFile)
 	writeAll(t, head, unsignedFiles)
+	linked := "results/pi/" + strings.Repeat("c", 64)
+	if err := head.Write(linked, []byte("/etc"), tree.ModeSymlink); err != nil {
+		t.Fatal(err)
+	}
 	alien := aRun("pi", map[string]any{"seed": 5}).record()
 	writeAll(t, head, folderOf(t, alien, `{"m": 555}`, `{"sig":"other experiment"}`))
 
@@ -332,7 +336,7 @@ func TestMerge(t *testing.T) {
 	if !ok {
 		t.Fatalf("README has no unverified section:\n%s", readme)
 	}
-	for _, id := range []string{unsigned.RunID, alien.RunID} {
+	for _, id := range []string{unsigned.RunID, alien.RunID, strings.Repeat("c", 64)} {
 		if strings.Contains(table, id[:12]) || !strings.Contains(apart, "`"+id+"`") {
 			t.Errorf("unverified folder %s is in the table or missing from the list:\n%s", id[:12], readme)
 		}
@@ -346,7 +350,7 @@ func TestMerge(t *testing.T) {
 	if changes["results/pi/plot.svg"] == nil {
 		t.Errorf("sweep merged without a plot")
 	}
-	if !strings.Contains(string(changes["results/README.md"]), "| [pi](pi/) | 3 | 3 | 0 | 2 |") {
+	if !strings.Contains(string(changes["results/README.md"]), "| [pi](pi/) | 3 | 3 | 0 | 3 |") {
 		t.Errorf("index wrong:\n%s", changes["results/README.md"])
 	}
 

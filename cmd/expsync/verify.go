@@ -247,6 +247,9 @@ func findAttestations(paths []string) ([]target, []missingTarget) {
 			switch {
 			case d.IsDir() && d.Name() == ".git":
 				return filepath.SkipDir
+			case d.Type()&fs.ModeSymlink != 0 && isRunID(d.Name()):
+				found++
+				missing = append(missing, missingTarget{q, "a symlink where a run folder belongs: results folders hold files only, never links"})
 			case d.IsDir() && isRunFolder(q):
 				found++
 				if _, err := os.Lstat(filepath.Join(q, attest.EnvelopeFile)); err != nil {

@@ -426,9 +426,14 @@ func TestVerifyCLIParentFolderFailsUnsignedAndForeignRunFolders(t *testing.T) {
 	if err := os.CopyFS(foreign, os.DirFS(good)); err != nil {
 		t.Fatal(err)
 	}
+	linked := filepath.Join(root, "results", "pi", strings.Repeat("cd", 32))
+	if err := os.Symlink(good, linked); err != nil {
+		t.Fatal(err)
+	}
 	out := expectExit(t, verifyOptions{Paths: []string{filepath.Join(root, "results")}, Keys: []string{pub}}, 1,
-		"1 verified, 2 failed", "unsigned, not a result", `folder lies under experiment "descent" but attests experiment "pi"`)
-	for _, dir := range []string{unsigned, foreign} {
+		"1 verified, 3 failed", "unsigned, not a result", `folder lies under experiment "descent" but attests experiment "pi"`,
+		"a symlink where a run folder belongs")
+	for _, dir := range []string{unsigned, foreign, linked} {
 		if !strings.Contains(out, dir) {
 			t.Errorf("failed folder %s not named:\n%s", dir, out)
 		}
