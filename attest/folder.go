@@ -68,7 +68,11 @@ func verifyFolderFrom(src folderSource, where, name string, opts FolderOptions) 
 		r.RunID = name
 	}
 	data, err := src.read(EnvelopeFile, MaxEnvelopeBytes)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, tree.ErrNotExist):
+		r.fail("envelope", "no "+EnvelopeFile+": the folder is not signed")
+		return r, r.Err()
+	case err != nil:
 		r.fail("envelope", err.Error())
 		return r, r.Err()
 	}

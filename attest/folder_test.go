@@ -112,7 +112,7 @@ func TestMissingEnvelopeFails(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, EnvelopeFile)); err != nil {
 		t.Fatal(err)
 	}
-	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "envelope", "no such file")
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "envelope", "no provenance.intoto.jsonl: the folder is not signed")
 }
 
 func TestMissingSubjectNotCheckedWithoutRequireAll(t *testing.T) {

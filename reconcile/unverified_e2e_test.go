@@ -60,7 +60,7 @@ func TestSummariesListOnlyVerifiedFolders(t *testing.T) {
 		return string(data)
 	}
 	for _, c := range []struct{ experiment, foreign, summary, reason string }{
-		{"square", unsignedID, "3 verified runs: 3 succeeded", "provenance.intoto.jsonl"},
+		{"square", unsignedID, "3 verified runs: 3 succeeded", "no provenance.intoto.jsonl: the folder is not signed"},
 		{"cube", copiedID, "2 verified runs: 2 succeeded", `attests experiment "square"`},
 	} {
 		readme := read("results/" + c.experiment + "/README.md")
