@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"gopkg.in/yaml.v3"
 )
 
 // decoder fills Go values from YAML nodes field by field, so every problem

@@ -1,7 +1,7 @@
 package v1alpha1
 
 import (
-	"go.yaml.in/yaml/v3"
+	"gopkg.in/yaml.v3"
 )
 
 // KindExperimentTemplate is the kind of a template file: a spec that
