@@ -53,13 +53,13 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 	defer done()
 	err = remote.FetchContext(ctx, &git.FetchOptions{
 		ProxyOptions: px,
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{spec},
-		Depth:      depth,
-		Tags:       git.NoTags,
-		Auth:       auth,
-		CABundle:   s.repo.Auth.caBundle(),
-		Force:      true,
+		RemoteName:   remoteName,
+		RefSpecs:     []config.RefSpec{spec},
+		Depth:        depth,
+		Tags:         git.NoTags,
+		Auth:         auth,
+		CABundle:     s.repo.Auth.caBundle(),
+		Force:        true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {

@@ -182,7 +182,9 @@ func (d sshDialer) DialContext(ctx context.Context, network, addr string) (net.C
 // opDialer dials through boundedDial under one operation's context.
 type opDialer struct{ op context.Context }
 
-func (d opDialer) Dial(network, addr string) (net.Conn, error) { return boundedDial(d.op, network, addr) }
+func (d opDialer) Dial(network, addr string) (net.Conn, error) {
+	return boundedDial(d.op, network, addr)
+}
 
 func (d opDialer) DialContext(_ context.Context, network, addr string) (net.Conn, error) {
 	return boundedDial(d.op, network, addr)

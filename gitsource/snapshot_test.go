@@ -20,7 +20,7 @@ func TestSnapshotReadsCommitTreeLikeGit(t *testing.T) {
 	srv.newRepo("exps")
 	p := newPeer(t, srv.peerURL("exps"))
 	p.commit("old", map[string]string{"old.txt": "gone later"})
-	head := p.commit("files", map[string]string{
+	p.commit("files", map[string]string{
 		"experiments/pi.yaml":  "kind: Experiment\n",
 		"code/pi/estimate.py":  "print(3.14)\n",
 		"code/pi/data/x.csv":   "1,2\n",
@@ -31,7 +31,7 @@ func TestSnapshotReadsCommitTreeLikeGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	runGit(t, p.dir, "add", "-A")
-	head = p.commit("exec bit", nil)
+	head := p.commit("exec bit", nil)
 	p.push("main")
 
 	src := newSource(t, srv, "exps")

@@ -21,7 +21,6 @@ type pgpKey struct {
 	public      string // armored public key
 	private     string // armored private key
 	fingerprint string
-	gnupgHome   string
 }
 
 func newPGPKey(t *testing.T, name string) *pgpKey {
@@ -248,12 +247,12 @@ func TestOwnResultsCommitsPassVerification(t *testing.T) {
 	got := reclone(t, srv.peerURL("exps"), "main")
 	allowed := filepath.Join(t.TempDir(), "allowed_signers")
 	os.WriteFile(allowed, []byte("bot@expsync.dev "+sshPub+"\n"), 0o644)
-	if out, err := gitErr(got.dir, nil, "-c", "gpg.ssh.allowedSignersFile="+allowed, "verify-commit", "HEAD"); err != nil {
+	if out, err := gitErr(got.dir, nil, "-c", "gpg.ssh.allowedSignersFile="+allowed, "verify-commit", heads[1]); err != nil {
 		t.Errorf("git verify-commit of our SSH-signed commit: %v %s", err, out)
 	}
 	// And gpg accepts our PGP signature.
 	home := own.gpgHome(t)
-	cmd := exec.Command("git", "verify-commit", "HEAD~1")
+	cmd := exec.Command("git", "verify-commit", heads[0])
 	cmd.Dir = got.dir
 	cmd.Env = append(gitEnv(os.TempDir()), "GNUPGHOME="+home)
 	if out, err := cmd.CombinedOutput(); err != nil {
