@@ -36,16 +36,30 @@ func (l *Local) Serve(ctx context.Context, sources []*gitsource.Source, opts Ser
 		logf = func(string, ...any) {}
 	}
 	s := &server{l: l, logf: logf, workers: map[string]*refWorker{}}
-	tick := time.NewTicker(opts.Interval)
+	// Each repository is polled on its own schedule, so a server that is
+	// slow or stalled (bounded by gitsource's timeouts) delays only itself.
+	var pollers sync.WaitGroup
+	for _, src := range sources {
+		pollers.Add(1)
+		go func() {
+			defer pollers.Done()
+			s.pollEvery(ctx, src, opts.Interval)
+		}()
+	}
+	pollers.Wait()
+	s.wg.Wait()
+	return nil
+}
+
+// pollEvery polls one repository now and then every interval until ctx ends.
+func (s *server) pollEvery(ctx context.Context, src *gitsource.Source, interval time.Duration) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		for _, src := range sources {
-			s.poll(ctx, src)
-		}
+		s.poll(ctx, src)
 		select {
 		case <-ctx.Done():
-			s.wg.Wait()
-			return nil
+			return
 		case <-tick.C:
 		}
 	}
