@@ -104,7 +104,7 @@ func RenderExperiment(experiment string, runs []Run, choice PlotChoice, unverifi
 		}
 		row = append(row, statusCell(rec), formatDuration(rec.Duration()),
 			withRequest(strconv.FormatFloat(round(rec.Usage.CPUSeconds, 2), 'f', -1, 64), rec.Requests.CPU, rec.Usage.SelfReported),
-			withRequest(formatBytes(rec.Usage.MaxRSSBytes), rec.Requests.Memory, rec.Usage.SelfReported))
+			withRequest(formatPeakMemory(rec.Usage), rec.Requests.Memory, rec.Usage.SelfReported))
 		for _, m := range metrics {
 			if v, ok := r.Metrics[m]; ok {
 				row = append(row, formatFloat(v))
@@ -448,6 +448,18 @@ func formatDuration(d time.Duration) string {
 	default:
 		return d.Round(time.Second).String()
 	}
+}
+
+// formatPeakMemory marks a sampled figure as a lower bound ("≥") and says
+// when a run was too short to be measured at all.
+func formatPeakMemory(u Usage) string {
+	switch {
+	case u.MaxRSSMethod == "unmeasured" || (u.MaxRSSMethod != "" && u.MaxRSSBytes <= 0):
+		return "too short"
+	case u.MaxRSSMethod == "sampled":
+		return "≥ " + formatBytes(u.MaxRSSBytes)
+	}
+	return formatBytes(u.MaxRSSBytes)
 }
 
 func formatBytes(n int64) string {

@@ -103,9 +103,14 @@ type Output struct {
 // Usage is what the run consumed. SelfReported marks figures that come from
 // the code under test rather than from the operating system or kubelet.
 type Usage struct {
-	CPUSeconds   float64 `json:"cpuSeconds"`
-	MaxRSSBytes  int64   `json:"maxRSSBytes"`
-	SelfReported bool    `json:"selfReported"`
+	CPUSeconds  float64 `json:"cpuSeconds"`
+	MaxRSSBytes int64   `json:"maxRSSBytes"`
+	// MaxRSSMethod says how MaxRSSBytes was measured: "rusage" (the
+	// kernel's exact figure), "sampled" (a lower bound read from /proc while
+	// the run went on) or "unmeasured" (the run ended before the first
+	// sample). See docs/running-runs.md.
+	MaxRSSMethod string `json:"maxRSSMethod,omitempty"`
+	SelfReported bool   `json:"selfReported"`
 }
 
 // Requests are the resources the spec asked for, in Kubernetes quantity
