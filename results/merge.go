@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -33,6 +34,11 @@ type MergeOptions struct {
 	// verified folders; the others are listed apart as unverified. Nil
 	// verifies nothing: every folder not known is unverified.
 	Verify func(r tree.Reader, dir, experiment string) error
+	// OwnBatch says the batch's folders are the caller's own, signed by it
+	// and never read from a remote: those Merge adds or replaces are
+	// summarised from the batch without verifying them again. Folders the
+	// head keeps (or has identical) still need Known or Verify.
+	OwnBatch bool
 }
 
 // Unverified is a folder in an experiment's results folder that the
@@ -146,7 +152,13 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 		return changes, report, nil
 	}
 
-	merged := overlay{base: head, changes: changes}
+	if opts.OwnBatch {
+		opts.Known = ownFolders(folders, report, opts.Known)
+	}
+	// Summaries are read from the run folders only: the pages written below
+	// stay out of the overlay, which indexes its changes once.
+	merged := newOverlay(head, changes)
+	pages := Changes{}
 	for _, exp := range sortedKeys(affected) {
 		sum, err := l.readSummary(merged, exp, opts)
 		if err != nil {
@@ -154,11 +166,11 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 		}
 		page := RenderExperiment(exp, sum.Runs, opts.Plot[exp], sum.Unverified...)
 		dir := l.ExperimentDir(exp)
-		changes[path.Join(dir, ReadmeFile)] = page.Readme
+		pages[path.Join(dir, ReadmeFile)] = page.Readme
 		if page.Plot != nil {
-			changes[path.Join(dir, PlotFile)] = page.Plot
+			pages[path.Join(dir, PlotFile)] = page.Plot
 		} else if _, err := head.Stat(path.Join(dir, PlotFile)); err == nil {
-			changes[path.Join(dir, PlotFile)] = nil
+			pages[path.Join(dir, PlotFile)] = nil
 		}
 		report.Experiments = append(report.Experiments, exp)
 	}
@@ -166,8 +178,40 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 	if err != nil {
 		return nil, report, err
 	}
-	changes[path.Join(l.root(), ReadmeFile)] = index
+	pages[path.Join(l.root(), ReadmeFile)] = index
+	maps.Copy(changes, pages)
 	return changes, report, nil
+}
+
+// ownFolders extends known with the caller's own folders that Merge added
+// or replaced: their content in the merged tree is the batch's, as the
+// caller signed it. A folder whose run.json does not parse is left to
+// known and verification.
+func ownFolders(folders map[string]map[string][]byte, report MergeReport, known func(string) (Run, bool)) func(string) (Run, bool) {
+	own := map[string]Run{}
+	for _, group := range [][]string{report.Added, report.Replaced} {
+		for _, dir := range group {
+			files := folders[dir]
+			rec, err := ParseRecord(files[path.Join(dir, RunFile)])
+			if err != nil {
+				continue
+			}
+			run := Run{Record: rec}
+			if m, ok := files[path.Join(dir, MetricsFile)]; ok {
+				run.Metrics, run.MetricText, _ = ParseMetrics(m)
+			}
+			own[dir] = run
+		}
+	}
+	return func(dir string) (Run, bool) {
+		if run, ok := own[dir]; ok {
+			return run, true
+		}
+		if known != nil {
+			return known(dir)
+		}
+		return Run{}, false
+	}
 }
 
 // ReadRuns reads every run folder of one experiment from a snapshot,
@@ -339,10 +383,54 @@ func listFiles(r tree.Reader, dir string) ([]string, error) {
 // overlay reads the head with pending changes applied: changed files
 // replace the head's, nil changes delete, and new folders appear in
 // listings. Object IDs of overlaid entries are not computed (summaries
-// never need them).
+// never need them). The changes are indexed by folder once (newOverlay), so
+// a listing costs its own entries, not every change of a large batch; they
+// must not change afterwards.
 type overlay struct {
 	base    tree.Reader
 	changes Changes
+	// dirs maps each folder holding a change (at any depth) to its
+	// children the changes touch: name → entry, or a zero Entry for a
+	// deleted file.
+	dirs map[string]map[string]tree.Entry
+}
+
+func newOverlay(base tree.Reader, changes Changes) overlay {
+	o := overlay{base: base, changes: changes, dirs: map[string]map[string]tree.Entry{}}
+	for c, data := range changes {
+		name, dir := path.Base(c), path.Dir(c)
+		if dir == "." {
+			dir = ""
+		}
+		if e, ok := o.child(dir)[name]; !ok || !e.IsDir() || data != nil {
+			o.child(dir)[name] = fileEntry(name, data) // a written folder outlives a deletion
+		}
+		// Every ancestor of a written file lists the folder on the way.
+		for data != nil && dir != "" {
+			name, dir = path.Base(dir), path.Dir(dir)
+			if dir == "." {
+				dir = ""
+			}
+			o.child(dir)[name] = tree.Entry{Name: name, Mode: tree.ModeDir}
+		}
+	}
+	return o
+}
+
+func (o overlay) child(dir string) map[string]tree.Entry {
+	m := o.dirs[dir]
+	if m == nil {
+		m = map[string]tree.Entry{}
+		o.dirs[dir] = m
+	}
+	return m
+}
+
+func fileEntry(name string, data []byte) tree.Entry {
+	if data == nil {
+		return tree.Entry{} // deleted
+	}
+	return tree.Entry{Name: name, Mode: tree.ModeFile, Size: int64(len(data))}
 }
 
 func (o overlay) ReadFile(p string, limit int64) ([]byte, error) {
@@ -363,15 +451,25 @@ func (o overlay) Stat(p string) (tree.Entry, error) {
 		if data == nil {
 			return tree.Entry{}, fmt.Errorf("%s: %w", p, tree.ErrNotExist)
 		}
-		return tree.Entry{Name: path.Base(p), Mode: tree.ModeFile, Size: int64(len(data))}, nil
+		return fileEntry(path.Base(p), data), nil
 	}
-	prefix := strings.TrimSuffix(p, "/") + "/"
-	for c, data := range o.changes {
-		if data != nil && strings.HasPrefix(c, prefix) {
-			return tree.Entry{Name: path.Base(p), Mode: tree.ModeDir}, nil
-		}
+	if o.hasWrittenFolder(strings.TrimSuffix(p, "/")) {
+		return tree.Entry{Name: path.Base(p), Mode: tree.ModeDir}, nil
 	}
 	return o.base.Stat(p)
+}
+
+// hasWrittenFolder reports whether a change writes a file under dir.
+func (o overlay) hasWrittenFolder(dir string) bool {
+	if dir == "" || dir == "." {
+		return false
+	}
+	parent := path.Dir(dir)
+	if parent == "." {
+		parent = ""
+	}
+	e, ok := o.dirs[parent][path.Base(dir)]
+	return ok && e.IsDir()
 }
 
 func (o overlay) ReadDir(p string) ([]tree.Entry, error) {
@@ -379,28 +477,24 @@ func (o overlay) ReadDir(p string) ([]tree.Entry, error) {
 	if err != nil && !errors.Is(err, tree.ErrNotExist) {
 		return nil, err
 	}
-	byName := map[string]tree.Entry{}
+	dir := strings.TrimSuffix(p, "/")
+	if dir == "." {
+		dir = ""
+	}
+	touched := o.dirs[dir]
+	if len(touched) == 0 {
+		return base, err
+	}
+	byName := make(map[string]tree.Entry, len(base)+len(touched))
 	for _, e := range base {
 		byName[e.Name] = e
 	}
-	prefix := strings.TrimSuffix(p, "/") + "/"
-	if p == "" || p == "." {
-		prefix = ""
-	}
-	for c, data := range o.changes {
-		if !strings.HasPrefix(c, prefix) {
+	for name, e := range touched {
+		if e.Name == "" { // deleted
+			delete(byName, name)
 			continue
 		}
-		rest := strings.TrimPrefix(c, prefix)
-		name, _, isDir := strings.Cut(rest, "/")
-		switch {
-		case isDir && data != nil:
-			byName[name] = tree.Entry{Name: name, Mode: tree.ModeDir}
-		case !isDir && data != nil:
-			byName[name] = tree.Entry{Name: name, Mode: tree.ModeFile, Size: int64(len(data))}
-		case !isDir && data == nil:
-			delete(byName, name)
-		}
+		byName[name] = e
 	}
 	if len(byName) == 0 && err != nil {
 		return nil, err
