@@ -105,7 +105,9 @@ func (b *batcher) flush(ctx context.Context) error {
 	known := b.knownFunc()
 	var report results.MergeReport
 	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (results.Changes, error) {
-		changes, rep, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs), Known: known, Verify: summaryCheck(b.r.Trusted)})
+		changes, rep, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs), Known: known, Verify: b.r.summaryCheck,
+			// The batch holds only folders this process built and signed.
+			OwnBatch: true})
 		report = rep
 		return changes, err
 	})

@@ -39,7 +39,7 @@ func (r *Reconciler) folderState(snap tree.Reader, present map[string]bool, dir 
 	if !present[path.Base(dir)] {
 		return folderAbsent, results.Run{}, nil
 	}
-	rec, metrics, err := verifyFolder(snap, dir, run.ID, run.Experiment, r.Trusted)
+	rec, metrics, err := r.verifyFolderOnce(snap, dir, run.ID, run.Experiment)
 	if err != nil {
 		return folderUntrusted, results.Run{}, nil
 	}
@@ -111,9 +111,7 @@ func firstFailure(rep *attest.Report, err error) error {
 
 // summaryCheck is results.MergeOptions.Verify: a folder of experiment in the
 // summaries must verify as the run its folder names.
-func summaryCheck(trusted attest.Verifiers) func(tree.Reader, string, string) error {
-	return func(snap tree.Reader, dir, experiment string) error {
-		_, _, err := verifyFolder(snap, dir, path.Base(dir), experiment, trusted)
-		return err
-	}
+func (r *Reconciler) summaryCheck(snap tree.Reader, dir, experiment string) error {
+	_, _, err := r.verifyFolderOnce(snap, dir, path.Base(dir), experiment)
+	return err
 }

@@ -90,6 +90,7 @@ type Reconciler struct {
 
 	mu       sync.Mutex
 	inflight map[string]map[string]context.CancelFunc // target key -> run ID -> cancel
+	verified verifiedTrees
 	eventsMu sync.Mutex
 }
 
