@@ -80,6 +80,11 @@ func (o *renderOptions) Exec(ctx context.Context, paths []string) error {
 	if o.RunnerImage == "" {
 		return &exitError{code: 2, err: errors.New("--runner-image is empty: name the image that holds the expsync binary")}
 	}
+	if !v1alpha1.IsDigestImage(o.RunnerImage) {
+		// The runner verifies inputs and hashes outputs: a tag could hand
+		// the pod a different runner than the one that was reviewed.
+		fmt.Fprintf(o.Stderr, "warning: --runner-image %s is not pinned by digest; the runner behind a tag can change: pass IMAGE@sha256:...\n", o.RunnerImage)
+	}
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}

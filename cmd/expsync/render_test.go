@@ -236,3 +236,22 @@ func writeRenderFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestRenderWarnsAboutAnUnpinnedRunnerImage(t *testing.T) {
+	const pinned = "registry.example/expsync@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		image string
+		warn  bool
+	}{
+		{"registry.example/expsync:v1", true},
+		{pinned, false},
+	} {
+		stdout, stderr, code := runRender(t, examplesDir, "--runner-image", tc.image)
+		if code != 0 || stdout == "" {
+			t.Fatalf("%s: exit %d, stderr %s", tc.image, code, stderr)
+		}
+		if got := strings.Contains(stderr, "not pinned by digest"); got != tc.warn {
+			t.Errorf("%s: warning printed = %v, want %v; stderr: %q", tc.image, got, tc.warn, stderr)
+		}
+	}
+}
