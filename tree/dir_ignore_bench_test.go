@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/expsync/expsync/tree"
 )
 
 // pythonIgnore is the shape of a real project's .gitignore (GitHub's Python
@@ -118,27 +116,5 @@ func BenchmarkDirTreeIDGitIgnored(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	var ours, theirs time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		d, err := tree.NewDir(dir)
-		if err != nil {
-			b.Fatal(err)
-		}
-		id, err := tree.TreeHash(d, "")
-		d.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		ours += time.Since(start)
-		if string(id) != want {
-			b.Fatalf("tree %s, commit %s", id, want)
-		}
-		b.StopTimer()
-		theirs += gitOnce()
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(ours)/float64(theirs), "x-git")
-	b.ReportMetric(float64(ours.Microseconds())/1000/float64(b.N), "ms/tree")
+	benchDirAgainstGit(b, dir, want, gitOnce)
 }
