@@ -241,7 +241,7 @@ func TestExecVerifyInputsOnly(t *testing.T) {
 // the run is recorded as cancelled and leaves no process behind.
 func TestExecBinarySIGTERM(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the expsync binary")
+		t.Skip("-short: this test builds the expsync binary and runs it; run without -short")
 	}
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	f := newExecFixture(t, `sleep 300 & echo $! > "$P"; wait`)
