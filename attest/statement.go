@@ -1,7 +1,6 @@
 package attest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -128,22 +127,29 @@ func Statement(run Run) (*intoto.Statement, error) {
 }
 
 // MarshalStatement returns the run's statement as compact JSON — the DSSE
-// payload. protojson output is deliberately unstable in whitespace; it is
-// compacted so equal runs give equal bytes.
+// payload: the bytes protojson gives for Statement(run), compacted (its
+// whitespace is deliberately unstable), so equal runs give equal bytes.
+// They are written directly (appendStatementJSON) from the same validated
+// parts Statement assembles.
 func MarshalStatement(run Run) ([]byte, error) {
-	st, err := Statement(run)
+	if err := checkRun(run); err != nil {
+		return nil, err
+	}
+	predicate, err := provenance(run)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := protojson.Marshal(st)
+	subs := subjects(run.Subjects)
+	for _, s := range subs {
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("statement of run %s: subject %q: %w", run.RunID, s.Name, err)
+		}
+	}
+	out, err := appendStatementJSON(make([]byte, 0, 2048), subs, predicate)
 	if err != nil {
 		return nil, fmt.Errorf("encode statement of run %s: %w", run.RunID, err)
 	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, raw); err != nil {
-		return nil, fmt.Errorf("encode statement of run %s: %w", run.RunID, err)
-	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
 func checkRun(run Run) error {

@@ -25,6 +25,7 @@ targets=(
   ./attest:FuzzParseEnvelope
   ./attest:FuzzParseStatement
   ./attest:FuzzValidJSON
+  ./attest:FuzzMarshalStatement
   ./runner:FuzzParseMetrics
   ./runner:FuzzRedact
   ./executor/local:FuzzJournalReplay
