@@ -9,8 +9,11 @@ ENVTEST_DIR ?= $(HOME)/.cache/expsync/envtest
 
 .PHONY: build test bench bench-e2e lint fuzz envtest quickstart
 
+# Static and cgo-free, as released: it runs from a distroless/static image
+# (controller, `expsync exec` in pods); user lookups and DNS use Go's own
+# implementations. It also starts leaner (no libc mapped: ~1 MiB less RSS).
 build:
-	go build -o bin/expsync ./cmd/expsync
+	CGO_ENABLED=0 go build -o bin/expsync ./cmd/expsync
 
 envtest:
 	hack/envtest/build.sh "$(ENVTEST_DIR)"
