@@ -36,6 +36,8 @@ type Local struct {
 	noTmpfile atomic.Bool
 	// trees caches parsed manifests: a tree ID names one manifest forever.
 	trees sync.Map
+	// runs is the run cache (runs/files.journal).
+	runs *runJournal
 }
 
 // smallMax is the largest object kept in memory (by Put and the cache).
@@ -93,7 +95,7 @@ func OpenLocal(dir string) (*Local, error) {
 			return nil, fmt.Errorf("create store folder: %w", err)
 		}
 	}
-	return &Local{root: abs}, nil
+	return &Local{root: abs, runs: &runJournal{path: filepath.Join(abs, "runs", "files.journal")}}, nil
 }
 
 // Open opens the store a contract names: "file:///path" or a plain path.
@@ -594,13 +596,13 @@ func (s *Local) putGitBlobSHA256(blob, sha string) {
 	_ = s.writeAtomic(filepath.Join(s.root, "gitblobs", blob[:2], blob), []byte(sha), 0o444)
 }
 
-// runFilePath is runs/<aa>/<runID>.<name>: flat, so caching a result
-// costs no folder per run.
-func (s *Local) runFilePath(runID, name string) string {
+// legacyRunFilePath is where stores written before the run journal kept
+// run files (runs/<aa>/<runID>.<name>); RunFile still reads them.
+func (s *Local) legacyRunFilePath(runID, name string) string {
 	return filepath.Join(s.root, "runs", runID[:2], runID+"."+name)
 }
 
-// PutRunFile implements Store.
+// PutRunFile implements Store: it appends the file to the run journal.
 func (s *Local) PutRunFile(_ context.Context, runID, name string, data []byte) error {
 	if err := checkRunID(runID); err != nil {
 		return err
@@ -608,13 +610,14 @@ func (s *Local) PutRunFile(_ context.Context, runID, name string, data []byte) e
 	if !runFilePattern.MatchString(name) {
 		return fmt.Errorf("invalid run file name %q", name)
 	}
-	if err := s.writeAtomic(s.runFilePath(runID, name), data, 0o644); err != nil {
-		return fmt.Errorf("store run %s file %s: %w", runID, name, err)
+	if err := s.runs.append(runID, name, data); err != nil {
+		return fmt.Errorf("store run %s file %s in %s: %w", runID, name, s.runs.path, err)
 	}
 	return nil
 }
 
-// RunFile implements Store.
+// RunFile implements Store: the newest journal record of the file, or the
+// file itself in a store written before the journal.
 func (s *Local) RunFile(_ context.Context, runID, name string) ([]byte, error) {
 	if err := checkRunID(runID); err != nil {
 		return nil, err
@@ -622,7 +625,14 @@ func (s *Local) RunFile(_ context.Context, runID, name string) ([]byte, error) {
 	if !runFilePattern.MatchString(name) {
 		return nil, fmt.Errorf("invalid run file name %q", name)
 	}
-	data, err := os.ReadFile(s.runFilePath(runID, name))
+	data, ok, err := s.runs.lookup(runID, name)
+	if err != nil {
+		return nil, fmt.Errorf("run %s file %s: %w", runID, name, err)
+	}
+	if ok {
+		return data, nil
+	}
+	data, err = os.ReadFile(s.legacyRunFilePath(runID, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("run %s file %s: %w", runID, name, ErrNotFound)
 	}

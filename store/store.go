@@ -9,7 +9,9 @@
 //	<root>/sha256/<aa>/<hex>        blobs, read-only, written via temp+rename
 //	<root>/trees/<treeid>.json      tree manifests (see Manifest)
 //	<root>/gitblobs/<aa>/<blobid>   Git blob ID -> sha256 (so re-exports skip unchanged files)
-//	<root>/runs/<aa>/<runID>.<name> the run cache: result.json and files the caller adds
+//	<root>/runs/files.journal       the run cache: result.json and files the caller adds,
+//	                                appended as records (see runJournal); stores written
+//	                                before it hold runs/<aa>/<runID>.<name>, still read
 //	<root>/locks/runs.lock          per-run locks (one byte each), held while a run executes
 //	<root>/tmp/                     temp files, same file system as the rest
 //	<root>/work/                    the runner's attempt folders by default

@@ -10,11 +10,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestWriteAtomicReplacesAndLeavesNoTemp writes run files and tree
-// manifests by both paths (an unnamed file linked in, and a named temp file
-// renamed into place when the name exists or O_TMPFILE is not available):
-// the last write wins whole, modes are the store's, and nothing is left in
-// tmp/ or beside the files.
+// TestWriteAtomicReplacesAndLeavesNoTemp writes one file (as tree
+// manifests and Git blob links are written) by both paths (an unnamed file
+// linked in, and a named temp file renamed into place when the name exists
+// or O_TMPFILE is not available): the last write wins whole, modes are the
+// store's, and nothing is left in tmp/ or beside the file.
 func TestWriteAtomicReplacesAndLeavesNoTemp(t *testing.T) {
 	for _, unnamed := range []bool{true, false} {
 		t.Run(map[bool]string{true: "unnamed", false: "temp-rename"}[unnamed], func(t *testing.T) {
@@ -23,32 +23,31 @@ func TestWriteAtomicReplacesAndLeavesNoTemp(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.noTmpfile.Store(!unnamed)
-			ctx := context.Background()
-			id := "0123456789abcdef0123456789abcdef"
-			for _, body := range []string{`{"first":1}`, `{"second":22}`, `{"third":333}`} {
-				if err := s.PutRunFile(ctx, id, "result.json", []byte(body)); err != nil {
+			path := filepath.Join(s.root, "trees", "ab", "0123456789abcdef.json")
+			for i, body := range []string{`{"first":1}`, `{"second":22}`, `{"third":333}`} {
+				if err := s.writeAtomic(path, []byte(body), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				got, err := s.RunFile(ctx, id, "result.json")
+				got, err := os.ReadFile(path)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if diff := cmp.Diff(body, string(got)); diff != "" {
-					t.Errorf("run file after writing %s (-want +got):\n%s", body, diff)
+					t.Errorf("file after write %d (-want +got):\n%s", i, diff)
 				}
 			}
 			if unnamed && s.noTmpfile.Load() {
 				t.Errorf("the O_TMPFILE write fell back to a named temp file on %s", s.root)
 			}
-			fi, err := os.Stat(s.runFilePath(id, "result.json"))
+			fi, err := os.Stat(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if fi.Mode().Perm()&0o600 != 0o600 || fi.Mode().Perm()&0o022 != 0 {
-				t.Errorf("run file mode %v; want rw for the owner, not writable by others", fi.Mode().Perm())
+				t.Errorf("file mode %v; want rw for the owner, not writable by others", fi.Mode().Perm())
 			}
 			var names []string
-			for _, dir := range []string{filepath.Join(s.root, "tmp"), filepath.Dir(s.runFilePath(id, "result.json"))} {
+			for _, dir := range []string{filepath.Join(s.root, "tmp"), filepath.Dir(path)} {
 				entries, err := os.ReadDir(dir)
 				if err != nil {
 					t.Fatal(err)
@@ -57,8 +56,8 @@ func TestWriteAtomicReplacesAndLeavesNoTemp(t *testing.T) {
 					names = append(names, e.Name())
 				}
 			}
-			if diff := cmp.Diff([]string{id + ".result.json"}, names); diff != "" {
-				t.Errorf("files in tmp/ and the run's folder (-want +got):\n%s", diff)
+			if diff := cmp.Diff([]string{filepath.Base(path)}, names); diff != "" {
+				t.Errorf("files in tmp/ and the file's folder (-want +got):\n%s", diff)
 			}
 		})
 	}
