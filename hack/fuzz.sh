@@ -26,6 +26,7 @@ targets=(
   ./attest:FuzzParseStatement
   ./attest:FuzzValidJSON
   ./attest:FuzzMarshalStatement
+  ./store:FuzzRunJournalScan
   ./runner:FuzzParseMetrics
   ./runner:FuzzRedact
   ./executor/local:FuzzJournalReplay
