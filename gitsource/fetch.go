@@ -11,6 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -79,17 +80,34 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 // force-push made inconsistent by dropping it and fetching again. depth is
 // passed to fetchRef. The caller holds the cache lock (lockCache).
 func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.Hash, depth int) error {
+	st, err := s.ensureCommitOpen(ctx, ref, commit, depth)
+	if err != nil {
+		return err
+	}
+	return st.Close()
+}
+
+// ensureCommitOpen is ensureCommit returning the cache storage the commit
+// was fetched into, open; the caller closes it. Reading the commit through
+// it reuses the pack index the fetch built: a storage opened afresh loads
+// the index from disk again and, at its first object read, go-git builds
+// a second offset-to-hash map of the whole pack (~80 bytes per object).
+func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbing.Hash, depth int) (*filesystem.Storage, error) {
 	op := "fetch " + ref
-	attempt := func() (bool, error) {
+	attempt := func() (_ *filesystem.Storage, err error) {
 		st, err := s.openStorage()
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		defer st.Close()
+		defer func() {
+			if err != nil {
+				st.Close()
+			}
+		}()
 		if !commit.IsZero() && hasCommit(st, commit) && depth == 1 {
 			// Cached by an earlier fetch; an incomplete tree (an
 			// interrupted fetch, a lost object) counts as corruption.
-			return true, treeComplete(st, commit, plumbing.ZeroHash)
+			return st, treeComplete(st, commit, plumbing.ZeroHash)
 		}
 		incremental := hasRefs(st)
 		fetchDepth := depth
@@ -103,7 +121,7 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		}
 		head, err := s.fetchRef(ctx, st, ref, fetchDepth)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		head = peel(st, head) // an annotated tag names its commit
 		if !commit.IsZero() && head != commit && !hasCommit(st, commit) {
@@ -111,7 +129,7 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 			// (uploadpack.allowReachableSHA1InWant, GitHub) still give the
 			// commit by ID; others cannot.
 			if err := s.fetchCommit(ctx, st, commit); err != nil || !hasCommit(st, commit) {
-				return false, fmt.Errorf("%w: asked for %s, the ref is now at %s", ErrCommitNotFound, commit, head)
+				return nil, fmt.Errorf("%w: asked for %s, the ref is now at %s", ErrCommitNotFound, commit, head)
 			}
 		}
 		// The commit's whole tree must be present: go-git's shallow fetch
@@ -119,7 +137,7 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 		// hold what our old refs reach). A fetch into an empty cache sends
 		// no "have" and is complete by construction.
 		if !incremental {
-			return true, nil
+			return st, nil
 		}
 		check := head
 		if !commit.IsZero() {
@@ -130,36 +148,41 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 			known = c.TreeHash
 		}
 		if err := treeComplete(st, check, known); err != nil {
-			return false, err
+			return nil, err
 		}
-		return true, nil
+		return st, nil
 	}
 	_, statErr := os.Stat(s.gitDir())
 	fresh := statErr != nil
-	_, err := attempt()
+	st, err := attempt()
 	if err == nil && !fresh && s.overLimit() {
 		// The cache grew over the limit across many fetches: start afresh
 		// before deciding that the repository itself is too large.
+		st.Close()
 		if derr := s.dropCache(); derr != nil {
-			return s.wrap(op, derr)
+			return nil, s.wrap(op, derr)
 		}
-		_, err = attempt()
+		st, err = attempt()
 	}
 	if isCorruption(err) {
 		// go-git cannot reconcile a shallow cache with a rewritten history
 		// ("object not found"): start the cache afresh, once.
 		if derr := s.dropCache(); derr != nil {
-			return s.wrap(op, derr)
+			return nil, s.wrap(op, derr)
 		}
-		_, err = attempt()
+		st, err = attempt()
 	}
 	if err != nil {
 		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
-			return s.newError(op, ErrEmptyRepository, "")
+			return nil, s.newError(op, ErrEmptyRepository, "")
 		}
-		return s.wrap(op, err)
+		return nil, s.wrap(op, err)
 	}
-	return s.checkCacheSize(op)
+	if err := s.checkCacheSize(op); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 func (s *Source) overLimit() bool {

@@ -92,12 +92,9 @@ func (s *Source) Snapshot(ctx context.Context, ref, commit string) (*Snapshot, e
 		return nil, s.wrap(op, err)
 	}
 	defer unlock()
-	if err := s.ensureCommit(ctx, ref, want, 1); err != nil {
-		return nil, err
-	}
-	st, err := s.openStorage()
+	st, err := s.ensureCommitOpen(ctx, ref, want, 1)
 	if err != nil {
-		return nil, s.wrap(op, err)
+		return nil, err
 	}
 	if want.IsZero() {
 		r, err := st.Reference(cacheRef(ref))
