@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,46 @@ import (
 // `git fast-import`: one process, a few seconds, affordable in CI. Every
 // commit after the first changes 5 files.
 func generateRepo(tb testing.TB, bare string, commits, files int) {
+	tb.Helper()
+	generateRepoWith(tb, bare, commits, files, randomContent)
+}
+
+// randomContent is ~300 bytes of random hex: no two files share content,
+// so the server's pack has almost no deltas.
+func randomContent(rng *rand.Rand, i, version int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "file %d version %d\n", i, version)
+	for b.Len() < 300 {
+		fmt.Fprintf(&b, "%016x\n", rng.Uint64())
+	}
+	return b.Bytes()
+}
+
+// similarTemplate is the text every similarContent file shares.
+var similarTemplate = func() []string {
+	lines := make([]string, 60)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("line %d of a template that every file shares, like code in a repository", i)
+	}
+	return lines
+}()
+
+// similarContent is ~4.5 KiB that differs from every other file by one
+// line, like source code: the server's pack stores nearly every blob as a
+// delta, in chains up to 50 deep.
+func similarContent(rng *rand.Rand, i, version int) []byte {
+	lines := append([]string{}, similarTemplate...)
+	lines[rng.IntN(len(lines))] = fmt.Sprintf("file %d version %d: %016x", i, version, rng.Uint64())
+	return []byte(strings.Join(lines, "\n") + "\n")
+}
+
+// generateSimilarRepo is generateRepo with similarContent files.
+func generateSimilarRepo(tb testing.TB, bare string, commits, files int) {
+	tb.Helper()
+	generateRepoWith(tb, bare, commits, files, similarContent)
+}
+
+func generateRepoWith(tb testing.TB, bare string, commits, files int, content func(rng *rand.Rand, i, version int) []byte) {
 	tb.Helper()
 	runGit(tb, filepath.Dir(bare), "init", "-q", "--bare", "-b", "main", filepath.Base(bare))
 	cmd := exec.Command("git", "fast-import", "--quiet")
@@ -36,14 +77,6 @@ func generateRepo(tb testing.TB, bare string, commits, files int) {
 	}
 	w := bufio.NewWriterSize(stdin, 1<<20)
 	rng := rand.New(rand.NewPCG(1, 2))
-	content := func(i, version int) []byte {
-		var b bytes.Buffer
-		fmt.Fprintf(&b, "file %d version %d\n", i, version)
-		for b.Len() < 300 {
-			fmt.Fprintf(&b, "%016x\n", rng.Uint64())
-		}
-		return b.Bytes()
-	}
 	path := func(i int) string { return fmt.Sprintf("dir%03d/file%04d.txt", i/100, i) }
 	when := int64(1700000000)
 	for c := 1; c <= commits; c++ {
@@ -58,7 +91,7 @@ func generateRepo(tb testing.TB, bare string, commits, files int) {
 			if c > 1 {
 				i = rng.IntN(files)
 			}
-			data := content(i, c)
+			data := content(rng, i, c)
 			fmt.Fprintf(w, "M 100644 inline %s\ndata %d\n", path(i), len(data))
 			w.Write(data)
 			w.WriteString("\n")

@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
@@ -129,7 +130,8 @@ func isCorruption(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
+	if errors.Is(err, plumbing.ErrObjectNotFound) || errors.Is(err, packfile.ErrMalformedPackFile) ||
+		errors.Is(err, packfile.ErrReferenceDeltaNotFound) {
 		return true
 	}
 	msg := err.Error()

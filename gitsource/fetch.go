@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -39,6 +40,16 @@ func (s *Source) listRefs(ctx context.Context) ([]*plumbing.Reference, error) {
 	return refs, nil
 }
 
+// fetchStorer is the storage a fetch writes into: the cache storage, with
+// received packs indexed by indexPack (packindex.go) rather than by
+// go-git's parser.
+func (s *Source) fetchStorer(st storage.Storer) storage.Storer {
+	if fs, ok := st.(*filesystem.Storage); ok {
+		return fetchStorage{Storage: fs, packDir: filepath.Join(s.gitDir(), "objects", "pack")}
+	}
+	return st
+}
+
 // fetchRef fetches ref into the cache (under cacheRef(ref)) with the given
 // depth (1: shallow; 0: everything not reachable from what the cache has),
 // without tags. It returns the fetched head. The caller holds the cache lock.
@@ -48,7 +59,7 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 		return plumbing.ZeroHash, err
 	}
 	s.stats.fetches.Add(1)
-	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
+	remote := git.NewRemote(s.fetchStorer(st), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, cacheRef(ref)))
 	px, done := sshProxy(ctx, s.repo.URL)
 	defer done()
@@ -210,7 +221,7 @@ func (s *Source) fetchCommit(ctx context.Context, st storage.Storer, commit plum
 		return err
 	}
 	s.stats.fetches.Add(1)
-	remote := git.NewRemote(st, &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
+	remote := git.NewRemote(s.fetchStorer(st), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
 	spec := config.RefSpec(fmt.Sprintf("+%s:refs/expsync/commits/%s", commit, commit))
 	px, done := sshProxy(ctx, s.repo.URL)
 	defer done()

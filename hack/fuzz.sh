@@ -21,6 +21,7 @@ targets=(
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
   ./gitsource:FuzzVerifySSHSignature
+  ./gitsource:FuzzIndexPack
   ./attest:FuzzVerifyEnvelope
   ./attest:FuzzParseEnvelope
   ./attest:FuzzParseStatement

@@ -1,0 +1,184 @@
+package gitsource
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+)
+
+// packOf builds a pack of everything reachable from main in bare with `git
+// pack-objects` (extra arguments: delta encoding, thin packs) and returns
+// its path.
+func packOf(t testing.TB, bare, revs string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"pack-objects", "-q", "--revs", "--stdout"}, args...)...)
+	cmd.Dir = bare
+	cmd.Env = gitEnv(os.TempDir())
+	cmd.Stdin = strings.NewReader(revs)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	data, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git pack-objects: %v: %s", err, stderr.String())
+	}
+	path := filepath.Join(t.TempDir(), "test.pack")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// gitIndexPack indexes a pack with `git index-pack` and returns the index.
+func gitIndexPack(t testing.TB, pack string) []byte {
+	t.Helper()
+	idx := strings.TrimSuffix(pack, ".pack") + ".git.idx"
+	runGit(t, filepath.Dir(pack), "index-pack", "-o", idx, pack)
+	data, err := os.ReadFile(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func indexPackFile(t testing.TB, path string) ([]byte, error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, idx, err := indexPack(f)
+	return idx, err
+}
+
+// TestIndexPackMatchesGitIndexPack: our index of a pack is byte for byte
+// the one `git index-pack` writes, for packs without deltas, with OFS
+// deltas in chains up to 50 deep, and with REF deltas (a base named by
+// hash, which may itself be a delta).
+func TestIndexPackMatchesGitIndexPack(t *testing.T) {
+	root := t.TempDir()
+	random := filepath.Join(root, "random.git")
+	generateRepo(t, random, 20, 300)
+	similar := filepath.Join(root, "similar.git")
+	generateSimilarRepo(t, similar, 20, 600)
+	for _, c := range []struct {
+		name, repo string
+		args       []string
+		minDeltas  int
+	}{
+		{"random files, no deltas", random, []string{"--delta-base-offset", "--depth=0"}, 0},
+		{"random files, all history", random, []string{"--delta-base-offset"}, 0},
+		{"similar files, OFS deltas", similar, []string{"--delta-base-offset", "--depth=50"}, 500},
+		{"similar files, REF deltas", similar, []string{"--depth=50"}, 500},
+		{"similar files, long chains", similar, []string{"--delta-base-offset", "--depth=200", "--window=50"}, 500},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pack := packOf(t, c.repo, "main\n", c.args...)
+			got, err := indexPackFile(t, pack)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := gitIndexPack(t, pack)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("index differs from git index-pack's: %d bytes vs %d", len(got), len(want))
+			}
+			if deltas := countDeltas(t, pack); deltas < c.minDeltas {
+				t.Fatalf("the pack has only %d deltas: the case tests nothing", deltas)
+			}
+		})
+	}
+}
+
+// countDeltas counts the pack's delta objects (git verify-pack -v).
+func countDeltas(t testing.TB, pack string) int {
+	t.Helper()
+	idx := strings.TrimSuffix(pack, ".pack") + ".idx"
+	runGit(t, filepath.Dir(pack), "index-pack", "-o", idx, pack)
+	out := runGit(t, filepath.Dir(pack), "verify-pack", "-v", idx)
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 7 { // "sha type size size-in-pack offset depth base"
+			n++
+		}
+	}
+	return n
+}
+
+// TestIndexPackRefusesDamagedPacks: a damaged or incomplete pack is an
+// error that says so (and that isCorruption recognises, so the cache is
+// fetched afresh), never a panic or a wrong index.
+func TestIndexPackRefusesDamagedPacks(t *testing.T) {
+	bare := filepath.Join(t.TempDir(), "similar.git")
+	generateSimilarRepo(t, bare, 5, 200)
+	pack, err := os.ReadFile(packOf(t, bare, "main\n", "--delta-base-offset"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(at int) []byte {
+		b := bytes.Clone(pack)
+		b[at] ^= 0x40
+		return b
+	}
+	thin, err := os.ReadFile(packOf(t, bare, "main\n^main~1\n", "--thin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		pack []byte
+		want string
+	}{
+		{"bad signature", flip(0), "malformed"},
+		{"damaged object data", flip(len(pack) / 2), ""},
+		{"damaged checksum", flip(len(pack) - 1), "checksum"},
+		{"truncated", pack[:len(pack)-100], ""},
+		{"empty", nil, ""},
+		{"thin pack: a delta's base is not in the pack", thin, "reference delta not found"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, idx, err := indexPack(bytes.NewReader(c.pack))
+			if err == nil {
+				t.Fatalf("indexed a damaged pack (%d index bytes)", len(idx))
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not say %q", err, c.want)
+			}
+			if c.want != "" && !isCorruption(err) {
+				t.Fatalf("isCorruption(%q) = false: the cache would not be fetched afresh", err)
+			}
+		})
+	}
+}
+
+// FuzzIndexPack: a received pack is hostile input. indexPack must not
+// panic; an index it returns must decode and list as many objects as its
+// fan-out table says.
+func FuzzIndexPack(f *testing.F) {
+	bare := filepath.Join(f.TempDir(), "similar.git")
+	generateSimilarRepo(f, bare, 3, 20)
+	for _, args := range [][]string{{"--delta-base-offset"}, {}} {
+		data, err := os.ReadFile(packOf(f, bare, "main\n", args...))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, pack []byte) {
+		_, data, err := indexPack(bytes.NewReader(pack))
+		if err != nil {
+			return // refused: what matters is that it did not panic
+		}
+		idx := idxfile.NewMemoryIndex()
+		if err := idxfile.NewDecoder(bytes.NewReader(data)).Decode(idx); err != nil {
+			t.Fatalf("our index does not decode: %v", err)
+		}
+		if _, err := idx.Count(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
