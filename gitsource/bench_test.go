@@ -55,6 +55,18 @@ func benchServer(b *testing.B) (url, root string) {
 	return gitDaemon(b, bigRepo.root), bigRepo.root
 }
 
+var similarRepo sync.Once
+
+// similarRepoName adds to benchServer's root, once, "similar.git": the same
+// shape as "big" (1,500 commits, 8,000 files) with files that differ by one
+// line, like source code, so that the server sends nearly every blob as a
+// delta. "big"'s random files hardly delta, which hides how a client
+// resolves deltas.
+func similarRepoName(b *testing.B, root string) string {
+	similarRepo.Do(func() { generateSimilarRepo(b, filepath.Join(root, "similar.git"), bigCommits, bigFiles) })
+	return "similar.git"
+}
+
 func skipShort(b *testing.B) {
 	if testing.Short() {
 		b.Skip("benchmarks that generate repositories and start git daemon are skipped in -short")
@@ -259,20 +271,26 @@ func buildFetchChild(b *testing.B) string {
 // (tree-ratio 1.59), largest process 15.1 vs 7.0 MiB (maxrss-ratio 2.15),
 // time-ratio 1.13.
 func BenchmarkShallowFetchVsGitClone(b *testing.B) {
-	url, _ := benchServer(b)
-	repoURL := url + "/big.git"
+	url, root := benchServer(b)
+	similar := similarRepoName(b, root)
 	exe := buildFetchChild(b)
 	// The child's baseline: the same binary starting and exiting at once.
 	idle := runMeasured(b, exec.Command(exe, "idle"), false, false)
+	bare := []string{"clone", "-q", "--bare", "--depth", "1", "--single-branch", "--no-tags"}
+	checkout := []string{"clone", "-q", "--depth", "1", "--single-branch", "--no-tags"}
 	for _, c := range []struct {
-		name, mode string
-		gitArgs    []string
+		name, repo, mode string
+		gitArgs          []string
 	}{
 		// Fetch only: our snapshot (no work tree) vs a bare shallow clone.
-		{"fetch", "fetch", []string{"clone", "-q", "--bare", "--depth", "1", "--single-branch", "--no-tags"}},
+		{"fetch", "big.git", "fetch", bare},
 		// Fetch and read every file vs a shallow clone with checkout.
-		{"fetch+read-all", "read", []string{"clone", "-q", "--depth", "1", "--single-branch", "--no-tags"}},
+		{"fetch+read-all", "big.git", "read", checkout},
+		// The same on a repository of similar files (nearly all deltas).
+		{"similar-files/fetch", similar, "fetch", bare},
+		{"similar-files/fetch+read-all", similar, "read", checkout},
 	} {
+		repoURL := url + "/" + c.repo
 		b.Run(c.name, func(b *testing.B) {
 			ourCmd := func() *exec.Cmd { return exec.Command(exe, repoURL, b.TempDir(), c.mode) }
 			gitCmd := func() *exec.Cmd {

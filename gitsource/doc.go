@@ -57,7 +57,11 @@
 //
 // Memory: a Source holds about a kilobyte; Git storage is opened per
 // operation with a 512 KiB object cache and closed afterwards, and blobs over
-// 1 MiB are streamed from the pack. Close every Snapshot.
+// 1 MiB are streamed from the pack. Close every Snapshot. A fetched pack is
+// written to disk and indexed by gitsource itself (indexPack), as `git
+// index-pack` does: it holds ~60 bytes per object and the delta chain being
+// resolved, where go-git's parser kept every delta base in memory (up to
+// 96 MiB) until the pack was indexed.
 //
 // # Committing back
 //

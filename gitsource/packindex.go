@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -201,7 +202,8 @@ func scanPack(f io.ReadSeeker) ([]packEntry, map[plumbing.Hash][]int32, plumbing
 
 // resolveDeltas computes every delta's hash: from each object that is not
 // a delta, depth first through the deltas based on it, keeping only the
-// contents of the chain being walked.
+// contents of the chain being walked. Buffers are reused (one per chain
+// level, one for delta data): resolving allocates next to nothing per object.
 func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.Hash][]int32) error {
 	children, first := ofsChildren(entries)
 	if first == nil {
@@ -211,35 +213,45 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 		return nil // no deltas
 	}
 	r := &packReader{sc: packfile.NewScanner(f)}
+	var deltaBuf bytes.Buffer
+	var levels [][]byte // levels[d]: the content of the object being resolved at depth d+1
 	var resolve func(i int32, typ plumbing.ObjectType, content []byte, depth int) error
 	resolve = func(i int32, typ plumbing.ObjectType, content []byte, depth int) error {
 		kids := children[first[i]:first[i+1]]
 		refs := refDeltas[entries[i].hash]
 		delete(refDeltas, entries[i].hash)
+		if len(kids)+len(refs) > 0 && depth >= maxDeltaDepth {
+			return fmt.Errorf("%w: delta chain deeper than %d", errMalformedPack, maxDeltaDepth)
+		}
+		if len(levels) == depth {
+			levels = append(levels, nil)
+		}
 		for _, list := range [][]int32{kids, refs} {
 			for _, c := range list {
-				if depth >= maxDeltaDepth {
-					return fmt.Errorf("%w: delta chain deeper than %d", errMalformedPack, maxDeltaDepth)
-				}
 				if entries[c].done {
 					continue // a duplicate REF delta
 				}
-				delta, err := r.read(entries[c].offset)
+				delta, err := r.read(entries[c].offset, &deltaBuf)
 				if err != nil {
 					return err
 				}
-				target, err := packfile.PatchDelta(content, delta)
+				target, err := applyDelta(levels[depth][:0], content, delta)
 				if err != nil {
-					return fmt.Errorf("delta at offset %d: %w", entries[c].offset, err)
+					return fmt.Errorf("%w: delta at offset %d: %v", errMalformedPack, entries[c].offset, err)
 				}
+				levels[depth] = target
 				entries[c].hash, entries[c].done = hashObject(typ, target), true
 				if err := resolve(c, typ, target, depth+1); err != nil {
 					return err
 				}
 			}
 		}
+		if cap(levels[depth]) > 1<<20 {
+			levels[depth] = nil // do not keep a large object's buffer
+		}
 		return nil
 	}
+	var rootBuf bytes.Buffer
 	for i := range entries {
 		e := &entries[i]
 		if e.typ.IsDelta() {
@@ -248,12 +260,15 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 		if first[i] == first[i+1] && len(refDeltas[e.hash]) == 0 {
 			continue // no delta is based on it
 		}
-		content, err := r.read(e.offset)
+		content, err := r.read(e.offset, &rootBuf)
 		if err != nil {
 			return err
 		}
 		if err := resolve(int32(i), e.typ, content, 0); err != nil {
 			return err
+		}
+		if rootBuf.Cap() > 1<<20 {
+			rootBuf = bytes.Buffer{}
 		}
 	}
 	for i := range entries {
@@ -262,6 +277,83 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 		}
 	}
 	return nil
+}
+
+// applyDelta appends to dst (normally empty, reused) the object that git's
+// delta encoding describes from base: a header of two sizes (base, result;
+// little-endian base-128), then instructions that copy a range of base or
+// insert the next 1-127 bytes of the delta.
+func applyDelta(dst, base, delta []byte) ([]byte, error) {
+	baseSize, delta, ok := deltaSize(delta)
+	if !ok {
+		return nil, errDeltaHeader
+	}
+	if baseSize != uint64(len(base)) {
+		return nil, errors.New("delta's base size does not match its base")
+	}
+	size, delta, ok := deltaSize(delta)
+	if !ok {
+		return nil, errDeltaHeader
+	}
+	dst = slices.Grow(dst[:0], int(min(size, 1<<20)))
+	for len(delta) > 0 {
+		cmd := delta[0]
+		delta = delta[1:]
+		switch {
+		case cmd&0x80 != 0: // copy from base: offset and size bytes named by the bits
+			var offset, n uint64
+			for b := 0; b < 7; b++ {
+				if cmd&(1<<b) == 0 {
+					continue
+				}
+				if len(delta) == 0 {
+					return nil, errors.New("delta copy instruction is cut short")
+				}
+				if b < 4 {
+					offset |= uint64(delta[0]) << (8 * b)
+				} else {
+					n |= uint64(delta[0]) << (8 * (b - 4))
+				}
+				delta = delta[1:]
+			}
+			if n == 0 {
+				n = 0x10000
+			}
+			if offset+n > uint64(len(base)) || uint64(len(dst))+n > size {
+				return nil, errors.New("delta copies outside its base or past its size")
+			}
+			dst = append(dst, base[offset:offset+n]...)
+		case cmd != 0: // insert the next cmd bytes
+			n := int(cmd)
+			if n > len(delta) || uint64(len(dst)+n) > size {
+				return nil, errors.New("delta inserts past its data or its size")
+			}
+			dst = append(dst, delta[:n]...)
+			delta = delta[n:]
+		default:
+			return nil, errors.New("delta has a reserved instruction (0)")
+		}
+	}
+	if uint64(len(dst)) != size {
+		return nil, fmt.Errorf("delta makes %d bytes, its header says %d", len(dst), size)
+	}
+	return dst, nil
+}
+
+// errDeltaHeader: a delta's size is cut short (go-git reads such a size as
+// complete; git and applyDelta refuse it).
+var errDeltaHeader = errors.New("delta's header is cut short")
+
+// deltaSize decodes a delta header's size (little-endian base-128).
+func deltaSize(b []byte) (uint64, []byte, bool) {
+	var v uint64
+	for i := 0; i < len(b) && i < 10; i++ {
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i]&0x80 == 0 {
+			return v, b[i+1:], true
+		}
+	}
+	return 0, nil, false
 }
 
 // ofsChildren lists each object's OFS deltas: children[first[i]:first[i+1]]
@@ -301,14 +393,14 @@ type packReader struct {
 	sc *packfile.Scanner
 }
 
-func (r *packReader) read(offset int64) ([]byte, error) {
+func (r *packReader) read(offset int64, buf *bytes.Buffer) ([]byte, error) {
 	oh, err := r.sc.SeekObjectHeader(offset)
 	if err != nil {
 		return nil, fmt.Errorf("object at offset %d: %w", offset, err)
 	}
-	var buf bytes.Buffer
+	buf.Reset()
 	buf.Grow(int(min(oh.Length, 64<<20)))
-	n, _, err := r.sc.NextObject(&buf)
+	n, _, err := r.sc.NextObject(buf)
 	if err == nil && n != oh.Length {
 		err = fmt.Errorf("%w: inflates to %d bytes, its header says %d", errMalformedPack, n, oh.Length)
 	}
