@@ -22,6 +22,7 @@ targets=(
   ./gitsource:FuzzValidateURLRefusesHelpers
   ./gitsource:FuzzVerifySSHSignature
   ./gitsource:FuzzIndexPack
+  ./gitsource:FuzzApplyDelta
   ./attest:FuzzVerifyEnvelope
   ./attest:FuzzParseEnvelope
   ./attest:FuzzParseStatement
