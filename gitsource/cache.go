@@ -30,6 +30,13 @@ const (
 	// largeObjectBytes: blobs above this are streamed from the pack, not
 	// loaded into memory.
 	largeObjectBytes = 1 << 20
+	// maxOpenPacks: pack files a storage keeps open between object reads.
+	// Without it go-git opens the pack, and allocates a reader with its
+	// buffers, for every object: reading 8,000 files made 190 MB of garbage
+	// (a heap churning through 80 collections) and took 3x longer. A
+	// storage is then not safe for concurrent reads: Snapshot serialises
+	// them.
+	maxOpenPacks = 4
 )
 
 func (s *Source) gitDir() string { return filepath.Join(s.dir, "git") }
@@ -48,7 +55,7 @@ func (s *Source) openStorage() (*filesystem.Storage, error) {
 		return nil, fmt.Errorf("create cache folder: %w", err)
 	}
 	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(objectCacheBytes),
-		filesystem.Options{LargeObjectThreshold: largeObjectBytes})
+		filesystem.Options{LargeObjectThreshold: largeObjectBytes, MaxOpenDescriptors: maxOpenPacks})
 	if errors.Is(statErr, fs.ErrNotExist) {
 		if _, err := git.Init(st, nil); err != nil && !errors.Is(err, git.ErrRepositoryAlreadyExists) {
 			return nil, fmt.Errorf("initialise cache repository: %w", err)

@@ -26,23 +26,31 @@ type Snapshot struct {
 	Tree   tree.Hash // root tree ID
 	Info   CommitInfo
 
-	st       *filesystem.Storage
 	root     *object.Tree
 	maxBytes int64
 	release  func()
-	treesMu  sync.Mutex
-	trees    map[plumbing.Hash]*object.Tree // decoded folders, bounded
+	// mu serialises every use of st (and trees): the storage keeps packs
+	// open (maxOpenPacks) and go-git's pack readers are not safe for
+	// concurrent use. Runs read one snapshot from several goroutines.
+	mu    sync.Mutex
+	st    *filesystem.Storage
+	trees map[plumbing.Hash]*object.Tree // decoded folders, bounded
 }
+
+var errSnapshotClosed = errors.New("snapshot is closed")
 
 // maxCachedTrees bounds the decoded folders a Snapshot keeps; walks read
 // each folder once per file below it, so a few hundred cover most trees.
 const maxCachedTrees = 256
 
 func (sn *Snapshot) tree(h plumbing.Hash) (*object.Tree, error) {
-	sn.treesMu.Lock()
-	defer sn.treesMu.Unlock()
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
 	if t, ok := sn.trees[h]; ok {
 		return t, nil
+	}
+	if sn.st == nil {
+		return nil, errSnapshotClosed
 	}
 	t, err := object.GetTree(sn.st, h)
 	if err != nil {
@@ -53,6 +61,18 @@ func (sn *Snapshot) tree(h plumbing.Hash) (*object.Tree, error) {
 	}
 	sn.trees[h] = t
 	return t, nil
+}
+
+// object reads one object from the storage (see mu). Its reader may be
+// used without the lock: a small object is in memory, a large one's reader
+// opens the pack file itself.
+func (sn *Snapshot) object(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if sn.st == nil {
+		return nil, errSnapshotClosed
+	}
+	return sn.st.EncodedObject(t, h)
 }
 
 // CommitInfo is the commit's metadata.
@@ -139,11 +159,14 @@ func openSnapshot(st *filesystem.Storage, commit plumbing.Hash, maxBytes int64) 
 
 // Close releases the snapshot's files.
 func (sn *Snapshot) Close() error {
+	sn.mu.Lock()
 	if sn.st == nil {
+		sn.mu.Unlock()
 		return nil
 	}
 	err := sn.st.Close()
-	sn.st = nil
+	sn.st, sn.trees = nil, nil
+	sn.mu.Unlock()
 	if sn.release != nil {
 		sn.release()
 	}
@@ -171,8 +194,11 @@ func safeName(treeID plumbing.Hash, name string) error {
 // lookup walks to the entry at segs. It returns the entry (Mode ModeDir for
 // the root) and, for folders, the tree.
 func (sn *Snapshot) lookup(p string) (tree.Entry, *object.Tree, error) {
-	if sn.st == nil {
-		return tree.Entry{}, nil, errors.New("snapshot is closed")
+	sn.mu.Lock()
+	closed := sn.st == nil
+	sn.mu.Unlock()
+	if closed {
+		return tree.Entry{}, nil, errSnapshotClosed
 	}
 	segs, err := cleanPath(p)
 	if err != nil {
@@ -220,7 +246,7 @@ func (sn *Snapshot) entry(e object.TreeEntry) (tree.Entry, error) {
 	if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
 		return out, nil
 	}
-	obj, err := sn.st.EncodedObject(plumbing.BlobObject, e.Hash)
+	obj, err := sn.object(plumbing.BlobObject, e.Hash)
 	if err != nil {
 		return tree.Entry{}, fmt.Errorf("read blob %s (%s): %w", e.Hash, e.Name, err)
 	}
@@ -282,7 +308,7 @@ func (sn *Snapshot) ReadFile(p string, limit int64) ([]byte, error) {
 	if err := sn.checkRegular(p, e, limit); err != nil {
 		return nil, err
 	}
-	obj, err := sn.st.EncodedObject(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
+	obj, err := sn.object(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
 	if err != nil {
 		return nil, fmt.Errorf("read blob of %q: %w", p, err)
 	}
@@ -309,7 +335,7 @@ func (sn *Snapshot) OpenFile(p string, limit int64) (io.ReadCloser, tree.Entry, 
 	if err := sn.checkRegular(p, e, limit); err != nil {
 		return nil, tree.Entry{}, err
 	}
-	obj, err := sn.st.EncodedObject(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
+	obj, err := sn.object(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
 	if err != nil {
 		return nil, tree.Entry{}, fmt.Errorf("read blob of %q: %w", p, err)
 	}
@@ -353,7 +379,7 @@ func (sn *Snapshot) ReadLink(p string) (string, error) {
 }
 
 func (sn *Snapshot) readBlob(e tree.Entry) ([]byte, error) {
-	obj, err := sn.st.EncodedObject(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
+	obj, err := sn.object(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
 	if err != nil {
 		return nil, err
 	}
