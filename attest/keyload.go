@@ -34,6 +34,14 @@ func IsKMSRef(ref string) bool {
 	return false
 }
 
+// PassphraseFromTerminal reports whether Passphrase would ask on the
+// terminal: no passphrase in the environment, and stdin is a terminal.
+func PassphraseFromTerminal() bool {
+	_, ours := os.LookupEnv(PasswordEnv)
+	_, cosigns := os.LookupEnv(cosignPasswordEnv)
+	return !ours && !cosigns && term.IsTerminal(int(os.Stdin.Fd()))
+}
+
 // Passphrase returns the passphrase for encrypted keys: $EXPSYNC_PASSWORD,
 // else $COSIGN_PASSWORD, else a prompt when stdin is a terminal, else empty
 // (cosign's convention for keys made without a passphrase).

@@ -159,7 +159,11 @@ func (b *batcher) replace(ours map[string]*results.Record) func(tree.Reader, str
 		if mine == nil {
 			return false
 		}
-		theirs, _, err := verifyFolder(head, dir, mine.RunID, mine.Experiment, b.r.Trusted)
+		_, trusted, err := b.r.keys()
+		if err != nil {
+			return false // keep theirs: nothing of ours is signed anyway
+		}
+		theirs, _, err := verifyFolder(head, dir, mine.RunID, mine.Experiment, trusted)
 		if err != nil {
 			return true
 		}

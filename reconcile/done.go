@@ -40,6 +40,9 @@ func (r *Reconciler) folderState(snap tree.Reader, present map[string]bool, dir 
 		return folderAbsent, results.Run{}, nil
 	}
 	rec, metrics, err := r.verifyFolderOnce(snap, dir, run.ID, run.Experiment)
+	if errors.Is(err, ErrSigningKey) {
+		return folderAbsent, results.Run{}, err // no key to check it with: stop
+	}
 	if err != nil {
 		return folderUntrusted, results.Run{}, nil
 	}

@@ -34,8 +34,12 @@ type recovered struct {
 // `expsync verify --repo` finds their trees and blobs on this branch.
 func (r *Reconciler) recoverRuns(ctx context.Context, t Target, layout results.Layout, list []recovered, b *batcher, rep *Report) error {
 	var errs []error
-	for _, rc := range list {
+	for i, rc := range list {
 		folder, err := r.buildFolder(ctx, t, layout, rc.run, rc.res)
+		if errors.Is(err, ErrSigningKey) {
+			rep.Cancelled += len(list) - i
+			return err // nothing can be signed
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("recover run %s of %s: %w", short(rc.run.ID), rc.run.Experiment, err))
 			rep.Cancelled++
@@ -61,12 +65,17 @@ func (r *Reconciler) recoverRuns(ctx context.Context, t Target, layout results.L
 func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layout, runs []render.Run, b *batcher, rep *Report) error {
 	prep := &preparer{st: r.Store, snap: t.Tree, trees: map[string]error{}}
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   []error
+		keyErr error
 	)
+	// A signing key that cannot be loaded stops every run: nothing could
+	// be signed. Those that finished stay in the run cache.
+	runsCtx, stopRuns := context.WithCancel(ctx)
+	defer stopRuns()
 	for _, run := range runs {
-		runCtx, cancel := context.WithCancel(ctx)
+		runCtx, cancel := context.WithCancel(runsCtx)
 		key := TargetKey(t.Repository, t.Ref)
 		r.track(key, run.ID, cancel)
 		wg.Add(1)
@@ -86,6 +95,14 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 			defer mu.Unlock()
 			ev := Event{Kind: EventRunFinished, Commit: t.Commit, RunID: run.ID, Experiment: run.Experiment}
 			switch {
+			case errors.Is(err, ErrSigningKey):
+				if keyErr == nil {
+					keyErr = err
+					errs = append(errs, err)
+					stopRuns()
+				}
+				ev.Status, ev.Reason = string(runner.Errored), err.Error()
+				rep.Cancelled++
 			case err != nil:
 				errs = append(errs, fmt.Errorf("run %s of %s: %w", short(run.ID), run.Experiment, err))
 				ev.Status, ev.Reason = string(runner.Errored), err.Error()

@@ -74,21 +74,17 @@ func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, []local.Recovere
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store %s: %w", opts.StoreDir, err)
 	}
-	signer, err := attest.LoadSigner(ctx, opts.Key)
-	if err != nil {
-		return nil, nil, err
-	}
-	own, err := attest.NewKey(opts.Key, signer.Public())
-	if err != nil {
-		return nil, nil, err
-	}
-	trusted := attest.Verifiers{own}
+	var others attest.Verifiers
 	for _, ref := range opts.TrustedKeys {
 		k, err := attest.LoadVerifierKey(ctx, ref)
 		if err != nil {
 			return nil, nil, fmt.Errorf("trusted key %s: %w", ref, err)
 		}
-		trusted = append(trusted, k)
+		others = append(others, k)
+	}
+	keys, err := openKeys(ctx, opts.Key, others)
+	if err != nil {
+		return nil, nil, err
 	}
 	runOpts := opts.Runner
 	runOpts.Store = st
@@ -115,7 +111,7 @@ func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, []local.Recovere
 	}
 	l := &Local{Executor: ex, Store: st, opts: opts}
 	l.Reconciler = &Reconciler{
-		Store: st, Signer: signer, Trusted: trusted, BuilderID: builder, ExecutorName: "local",
+		Store: st, Keys: keys, BuilderID: builder, ExecutorName: "local",
 		Executor: LocalExecutor{Executor: ex, Meta: func(c contract.Contract) map[string]string {
 			return map[string]string{"experiment": c.Experiment}
 		}},

@@ -74,8 +74,11 @@ type Reconciler struct {
 	// Signer signs every run's statement; Trusted are the keys whose
 	// signatures make a results folder count as done (include the signer's
 	// own public key).
-	Signer    *attest.Signer
-	Trusted   attest.Verifiers
+	Signer  *attest.Signer
+	Trusted attest.Verifiers
+	// Keys, when set, replaces Signer and Trusted: they are then loaded
+	// lazily (OpenLocal decrypts the key while the first runs execute).
+	Keys      Keys
 	BuilderID string
 	// ExecutorName is recorded in run.json ("local").
 	ExecutorName string
@@ -137,7 +140,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	b := newBatcher(r, t, layout, work.known)
 	b.start(ctx)
 	recErr := r.recoverRuns(ctx, t, layout, work.recover, b, rep)
-	execErr := r.execute(ctx, t, layout, work.execute, b, rep)
+	var execErr error
+	if errors.Is(recErr, ErrSigningKey) {
+		rep.Cancelled += len(work.execute) // nothing could be signed
+	} else {
+		execErr = r.execute(ctx, t, layout, work.execute, b, rep)
+	}
 	commits, flushErr := b.stop(ctx)
 	rep.Commits = commits
 	return rep, errors.Join(recErr, execErr, flushErr)

@@ -122,7 +122,11 @@ func (r *Reconciler) sign(t Target, run render.Run, folder *results.Folder) erro
 		a.Subjects = append(a.Subjects, attest.Subject{Name: s.Name, SHA256: s.SHA256})
 	}
 	sort.Slice(a.Subjects, func(i, j int) bool { return a.Subjects[i].Name < a.Subjects[j].Name })
-	env, err := attest.SignRun(a, r.Signer)
+	signer, _, err := r.keys()
+	if err != nil {
+		return err
+	}
+	env, err := attest.SignRun(a, signer)
 	if err != nil {
 		return fmt.Errorf("sign run %s: %w", run.ID, err)
 	}

@@ -66,7 +66,11 @@ func (r *Reconciler) verifyFolderOnce(snap tree.Reader, dir, runID, experiment s
 			return rec, metrics, nil
 		}
 	}
-	rec, metrics, err := verifyFolder(snap, dir, runID, experiment, r.Trusted)
+	_, trusted, err := r.keys()
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, metrics, err := verifyFolder(snap, dir, runID, experiment, trusted)
 	if err == nil && key.tree != "" {
 		r.verified.put(key, rec, metrics)
 	}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/expsync/expsync/attest"
+)
+
+// TestRunWithAWrongPassphraseLosesNothing: `expsync run` decrypts the key
+// while the first runs execute. A wrong passphrase stops the reconcile
+// with an error naming the key, pushes nothing, and the runs that finished
+// meanwhile are recovered from the run cache — not run again — once the
+// passphrase is right.
+func TestRunWithAWrongPassphraseLosesNothing(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "lab")
+	kg := &keygenOptions{KeyPrefix: prefix, Type: "ecdsa", Passphrase: func() ([]byte, error) { return []byte("right"), nil }}
+	if err := kg.Exec(io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(t.TempDir(), "executions")
+	var xs []string
+	for i := 1; i <= 30; i++ {
+		xs = append(xs, fmt.Sprint(i))
+	}
+	l := newLab(t)
+	head := l.Commit("sweep", map[string]string{
+		"experiments/count.yaml": `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: count
+spec:
+  image: host
+  command: ["sh", "-c", "echo $0 >> ` + marker + ` && mkdir -p out && echo $0 > out/v.txt", "{{params.i}}"]
+  sweep:
+    matrix:
+      i: [` + strings.Join(xs, ", ") + `]
+  outputs: [out/v.txt]
+  resources: {cpu: 100m}
+`})
+	store, state := t.TempDir(), t.TempDir()
+	args := []string{"run", l.URL(), "--allow-http", "--key", prefix + ".key", "--store", store, "--state", state, "--progress", "none"}
+
+	t.Setenv(attest.PasswordEnv, "wrong")
+	code, stdout, stderr := labCLI(t, args...)
+	if code == 0 || !strings.Contains(stderr, prefix+".key") || !strings.Contains(stderr, "wrong passphrase") {
+		t.Fatalf("wrong passphrase: exit %d, want an error naming the key and the wrong passphrase\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if got := l.Head(); got != head {
+		t.Fatalf("wrong passphrase: main moved from %s to %s; nothing may be pushed", head, got)
+	}
+	before := executions(t, marker)
+	t.Logf("wrong passphrase: %d runs finished before the key error; stderr: %s", before, stderr)
+
+	t.Setenv(attest.PasswordEnv, "right")
+	code, stdout, stderr = labCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("right passphrase: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	want := fmt.Sprintf("30 runs planned, 0 already done, %d executed, %d recovered from the run cache", 30-before, before)
+	if !strings.Contains(stdout, want) {
+		t.Errorf("second run: want %q in:\n%s", want, stdout)
+	}
+	if n := executions(t, marker); n != 30 {
+		t.Errorf("%d executions in all, want 30: a run that finished before the key error ran again (%d before)", n, before)
+	}
+}
+
+// executions counts the lines of the marker file (0 when absent).
+func executions(t *testing.T, marker string) int {
+	t.Helper()
+	data, err := os.ReadFile(marker)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), "\n")
+}
