@@ -43,7 +43,8 @@ spec:
 // Git server on loopback, with its default admission: each run requests
 // 100m CPU) over a sweep of 1,000 trivial runs — plan, run, hash, store,
 // sign, commit, push — and, side by side in the same iteration,
-// `xargs -P <cores>` running the same commands bare. It reports
+// `xargs -P <cores>` running the same commands bare (before and after
+// expsync, averaged, so drifting load weighs on both sides). It reports
 // both throughputs, their ratio (target: at least 0.5) and the peak
 // resident memory of `expsync run`. EXPSYNC_BENCH_RUNS changes the sweep
 // size.
@@ -70,21 +71,25 @@ func BenchmarkSweepEndToEnd(b *testing.B) {
 		work := b.TempDir()
 		b.StartTimer()
 
-		// xargs -P <cores>, bare.
-		bareDir := filepath.Join(work, "bare")
-		start := time.Now()
-		xargs := exec.Command("sh", "-c", fmt.Sprintf(`seq %d | xargs -P %d -I{} sh -c 'mkdir -p %s/{}/out && echo {} > %s/{}/out/v.txt'`, n, cores, bareDir, bareDir))
-		if out, err := xargs.CombinedOutput(); err != nil {
-			b.Fatalf("xargs: %v\n%s", err, out)
+		// xargs -P <cores>, bare: before and after expsync, so load that
+		// drifts during the iteration weighs on both sides alike.
+		xargsOnce := func(name string) {
+			bareDir := filepath.Join(work, name)
+			start := time.Now()
+			xargs := exec.Command("sh", "-c", fmt.Sprintf(`seq %d | xargs -P %d -I{} sh -c 'mkdir -p %s/{}/out && echo {} > %s/{}/out/v.txt'`, n, cores, bareDir, bareDir))
+			if out, err := xargs.CombinedOutput(); err != nil {
+				b.Fatalf("xargs: %v\n%s", err, out)
+			}
+			bare += time.Since(start) / 2
+			bareCPU += (xargs.ProcessState.UserTime() + xargs.ProcessState.SystemTime()) / 2
 		}
-		bare += time.Since(start)
-		bareCPU += xargs.ProcessState.UserTime() + xargs.ProcessState.SystemTime()
+		xargsOnce("bare-before")
 
 		// expsync run, end to end.
 		cmd := exec.Command(bin, "run", lab.URL(), "--allow-http", "--key", key, "--store", filepath.Join(work, "store"),
 			"--state", filepath.Join(work, "state"), "--progress", "none")
 		cmd.Env = append(os.Environ(), "EXPSYNC_PASSWORD=")
-		start = time.Now()
+		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		ours += time.Since(start)
 		if cmd.ProcessState != nil {
@@ -96,6 +101,7 @@ func BenchmarkSweepEndToEnd(b *testing.B) {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss*1024 > peakRSS {
 			peakRSS = ru.Maxrss * 1024 // Linux reports KiB
 		}
+		xargsOnce("bare-after")
 	}
 	b.StopTimer()
 	runs := float64(n * b.N)
