@@ -26,7 +26,8 @@ import (
 //	go test -run '^$' -bench . -benchtime 5x ./gitsource/
 //
 // They skip in -short. The 1,500-commit / 8,000-file repository is
-// generated once per run with git fast-import (about 6 s).
+// generated once per run with git fast-import (about 6 s); so is, for the
+// shallow-fetch benchmark, one of the same shape with similar files (2 s).
 
 var bigRepo struct {
 	once sync.Once
@@ -265,11 +266,29 @@ func buildFetchChild(b *testing.B) string {
 // it divides shared pages with processes outside the measurement (git
 // daemon's upload-pack maps git too).
 //
-// Measured 2026-11-28 on the 2-core CI machine (shared, under load), `go
-// test -run '^$' -bench ShallowFetch -benchtime 3x ./gitsource/` (one run,
-// to be repeated with -count 3): fetch: tree 15.4 vs git's 9.7 MiB
-// (tree-ratio 1.59), largest process 15.1 vs 7.0 MiB (maxrss-ratio 2.15),
-// time-ratio 1.13.
+// Measured 2026-11-28 on the 2-core CI machine (shared with other
+// benchmarks), `go test -run '^$' -bench 'ShallowFetch|IncrementalSnapshot'
+// -benchtime 3x -count 3 ./gitsource/`; ranges over the three runs:
+//
+//	case                          tree-ratio  maxrss-ratio  time-ratio  ours / git tree MiB
+//	fetch                         1.42-1.52   1.95-2.02     0.72-0.81   13.8-14.3 / 9.3-9.7
+//	fetch+read-all                1.79-1.88   2.18-2.31     0.06-0.11   17.7-18.2 / 9.7-9.9
+//	similar-files/fetch           1.54-1.60   2.20-2.27     0.85-1.04   13.7-14.2 / 8.9
+//	similar-files/fetch+read-all  0.68-0.74   0.73-0.81     0.24-0.27   18.5-20.4 / 27.3-27.5
+//
+// (IncrementalSnapshotVsGitFetch in the same run: 0.20-0.22.) The issue's
+// "peak memory at most 2x git's" holds on the fair metric, tree-ratio, in
+// every case; on the largest process alone (maxrss-ratio) it is at the
+// limit for the fetch and over it (2.2-2.3x) for the others. git's anonymous
+// memory is ~1.1 MiB (its memory is its binaries and mmapped packs); ours
+// is the Go heap at about the runtime's 4 MiB minimum goal plus the
+// runtime (~6 MiB anonymous in all), and ~7.6 MiB of file pages: nearly
+// all of the static binary's 8 MB of text and read-only data is resident
+// (it idles at ours-idle-MiB). Before this benchmark measured the whole
+// tree, the child was dynamically linked (+1.2 MiB: libc, ld.so), read
+// through a second storage (+0.5 MiB) and go-git's pack parser indexed the
+// fetched pack: maxrss-ratio 2.4-2.6 on fetch, and on similar files 56 MiB
+// against git's 6 (9x), now 13.7-14.2 (packindex.go).
 func BenchmarkShallowFetchVsGitClone(b *testing.B) {
 	url, root := benchServer(b)
 	similar := similarRepoName(b, root)
