@@ -109,7 +109,8 @@ func writeFileAtomic(dir, path string, data []byte) error {
 		os.Remove(f.Name())
 		return err
 	}
-	if err := f.Close(); err == nil {
+	err = f.Close()
+	if err == nil {
 		err = os.Chmod(f.Name(), 0o444)
 	}
 	if err == nil {
