@@ -28,7 +28,7 @@ for tool in go git python3; do
 done
 
 step "Building expsync"
-go build -o "$expsync" ./cmd/expsync
+CGO_ENABLED=0 go build -o "$expsync" ./cmd/expsync # static, as `make build`
 echo "$expsync ($("$expsync" version))"
 
 step "Making a throwaway signing key"
