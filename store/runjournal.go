@@ -31,19 +31,29 @@ import (
 // skipped; the scan finds the next header after it. The newest record of a
 // run file wins. Nothing is fsynced (see the package comment).
 //
-// Readers keep an index of the records they scanned (~150 bytes per run
+// Readers keep an index of the records they scanned (~180 bytes per run
 // file in memory) and scan only what was appended since, so a lookup after
-// another process's append still finds it.
+// another process's append still finds it. The index may go stale: the
+// journal deleted (a cache cleared by hand), replaced or truncated while
+// the store is open. So a lookup checks that the path still names the file
+// it indexed, and no smaller, and a record read by its offset must still
+// have its digest; otherwise the journal is indexed again from the start.
+// A writer likewise reopens the path when it names another file, so its
+// appends never go to a deleted file no one else reads.
 type runJournal struct {
 	path string
 
 	mu      sync.Mutex
-	w, r    *os.File // opened on first use
-	scanned int64    // bytes of the file indexed so far
+	w, r    *os.File    // opened on first use
+	wInfo   os.FileInfo // w's file, to notice the path naming another
+	scanned int64       // bytes of the file indexed so far
 	index   map[string]span
 }
 
-type span struct{ off, size int64 }
+type span struct {
+	off, size int64
+	sum       [32]byte // the record's digest, checked again on every read
+}
 
 const (
 	journalMagic = "expsync-runfile 1 "
@@ -76,16 +86,11 @@ func (j *runJournal) append(runID, name string, data []byte) error {
 	rec = append(rec, '\n')
 
 	j.mu.Lock()
-	if j.w == nil {
-		f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			j.mu.Unlock()
-			return err
-		}
-		j.w = f
-	}
-	w := j.w
+	w, err := j.writer()
 	j.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	// One write: O_APPEND places it at the end atomically. A short write
 	// (a full disk) leaves a torn record that readers skip.
 	n, err := w.Write(rec)
@@ -95,34 +100,103 @@ func (j *runJournal) append(runID, name string, data []byte) error {
 	return err
 }
 
+// writer returns the descriptor appends go to, (re)opening the path when
+// it is not open yet or names another file than the open one (deleted or
+// replaced since). j.mu is held.
+func (j *runJournal) writer() (*os.File, error) {
+	if j.w != nil {
+		fi, err := os.Stat(j.path)
+		if err == nil && os.SameFile(fi, j.wInfo) {
+			return j.w, nil
+		}
+		j.w.Close()
+		j.w, j.wInfo = nil, nil
+	}
+	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	j.w, j.wInfo = f, fi
+	return f, nil
+}
+
 // lookup returns the newest record of runID's file name, scanning what was
 // appended since the last lookup first; ok is false when there is none.
 func (j *runJournal) lookup(runID, name string) (data []byte, ok bool, err error) {
 	key := runFileKey(runID, name)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.r == nil {
-		f, err := os.Open(j.path)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, false, nil // nothing was ever cached in this store
+	// The second attempt follows a record that no longer reads back as
+	// indexed: the file was rewritten in place; index it afresh.
+	for attempt := 0; ; attempt++ {
+		present, err := j.open()
+		if err != nil || !present {
+			return nil, false, err // !present: nothing is cached in this store
 		}
-		if err != nil {
+		if err := j.scan(); err != nil {
 			return nil, false, err
 		}
-		j.r, j.index = f, map[string]span{}
+		sp, ok := j.index[key]
+		if !ok {
+			return nil, false, nil
+		}
+		data = make([]byte, sp.size+1)
+		_, rerr := j.r.ReadAt(data, sp.off)
+		if rerr == nil && data[sp.size] == '\n' && sha256.Sum256(data[:sp.size]) == sp.sum {
+			return data[:sp.size], true, nil
+		}
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
+			return nil, false, fmt.Errorf("read run file %s of run %s from %s: %w", name, runID, j.path, rerr)
+		}
+		if attempt > 0 {
+			return nil, false, fmt.Errorf("read run file %s of run %s from %s: the journal changes under the reader (rewritten while in use?)", name, runID, j.path)
+		}
+		j.forget()
 	}
-	if err := j.scan(); err != nil {
-		return nil, false, err
+}
+
+// open makes j.r the file at j.path, indexed from the start when it is
+// not the file indexed so far or is shorter than what was indexed (the
+// journal was deleted, replaced or truncated). present is false when there
+// is no journal. j.mu is held.
+func (j *runJournal) open() (present bool, err error) {
+	fi, err := os.Stat(j.path)
+	if errors.Is(err, os.ErrNotExist) {
+		j.forget()
+		return false, nil
 	}
-	sp, ok := j.index[key]
-	if !ok {
-		return nil, false, nil
+	if err != nil {
+		return false, err
 	}
-	data = make([]byte, sp.size+1)
-	if _, err := j.r.ReadAt(data, sp.off); err != nil {
-		return nil, false, fmt.Errorf("read run file %s of run %s from %s: %w", name, runID, j.path, err)
+	if j.r != nil {
+		held, err := j.r.Stat()
+		if err == nil && os.SameFile(fi, held) && held.Size() >= j.scanned {
+			return true, nil
+		}
+		j.forget()
 	}
-	return data[:sp.size], true, nil
+	f, err := os.Open(j.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil // deleted since the Stat
+	}
+	if err != nil {
+		return false, err
+	}
+	j.r, j.index, j.scanned = f, map[string]span{}, 0
+	return true, nil
+}
+
+// forget closes the reader and drops its index. j.mu is held.
+func (j *runJournal) forget() {
+	if j.r != nil {
+		j.r.Close()
+	}
+	j.r, j.index, j.scanned = nil, nil, 0
 }
 
 // scan indexes the records appended since the last scan. A record cut off
@@ -183,7 +257,7 @@ func (j *runJournal) scan() error {
 			br.Reset(io.NewSectionReader(j.r, pos, end-pos))
 			continue
 		}
-		j.index[runFileKey(runID, name)] = span{pos, size}
+		j.index[runFileKey(runID, name)] = span{pos, size, sum}
 		pos += size + 1
 	}
 	j.scanned = pos

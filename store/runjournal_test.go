@@ -288,3 +288,94 @@ func FuzzRunJournalScan(f *testing.F) {
 		}
 	})
 }
+
+// TestRunJournalChangedUnderAnOpenStore: the journal is deleted, replaced or
+// rewritten while a store that indexed it (and one that appends to it) stay
+// open. A reader never returns another record's bytes from a stale offset,
+// finds what was written since, and a writer's appends land in the file
+// others read, not in a deleted one.
+func TestRunJournalChangedUnderAnOpenStore(t *testing.T) {
+	ctx := context.Background()
+	a, b := runIDOf(1), runIDOf(2)
+	put := func(t *testing.T, s *Local, id, body string) {
+		t.Helper()
+		if err := s.PutRunFile(ctx, id, "result.json", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name   string
+		change func(t *testing.T, writer *Local, path string)
+		want   []string // a, b as the open reader reads them afterwards
+	}{{
+		// Same length, other bytes at the indexed offset: a stale index
+		// read b's body as a's result.
+		name: "rewritten in place, same size",
+		change: func(t *testing.T, _ *Local, path string) {
+			if err := os.WriteFile(path, record(b, "result.json", []byte(`{"run":"b"}`)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{"", `{"run":"b"}`},
+	}, {
+		name: "truncated, then appended to",
+		change: func(t *testing.T, writer *Local, path string) {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+			put(t, writer, b, "b")
+		},
+		want: []string{"", "b"},
+	}, {
+		name: "replaced by another file",
+		change: func(t *testing.T, _ *Local, path string) {
+			data := append(record(a, "result.json", []byte(`{"run":"a","again":true}`)), record(b, "result.json", []byte("b"))...)
+			if err := os.WriteFile(path+".new", data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path+".new", path); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{`{"run":"a","again":true}`, "b"},
+	}, {
+		// The writer still holds the deleted file: its next append must
+		// create the journal again, where others look.
+		name: "deleted, then appended to",
+		change: func(t *testing.T, writer *Local, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			put(t, writer, b, "b")
+		},
+		want: []string{"", "b"},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writer, err := OpenLocal(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reader, err := OpenLocal(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			put(t, writer, a, `{"run":"a"}`)
+			if diff := cmp.Diff([]string{`{"run":"a"}`, ""}, runFiles(t, reader, a, b)); diff != "" {
+				t.Fatalf("before the change (-want +got):\n%s", diff)
+			}
+			tc.change(t, writer, writer.runs.path)
+			if diff := cmp.Diff(tc.want, runFiles(t, reader, a, b)); diff != "" {
+				t.Errorf("open reader after the change (-want +got):\n%s", diff)
+			}
+			fresh, err := OpenLocal(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, runFiles(t, fresh, a, b)); diff != "" {
+				t.Errorf("a store opened after the change (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
