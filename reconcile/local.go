@@ -123,6 +123,16 @@ func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, []local.Recovere
 	return l, recovered, err
 }
 
+// KeyError waits for the signing key (decrypted in the background, see
+// openKeys) and says why it cannot be used, or returns nil. A long-running
+// caller such as `expsync serve` checks it before serving: the key is
+// loaded once, so a key that fails now would fail every reconcile, and
+// retrying at each poll would only log the same error forever.
+func (l *Local) KeyError() error {
+	_, _, err := l.Reconciler.keys()
+	return err
+}
+
 // Close stops the executor: queued runs are cancelled, running ones get
 // until ctx ends to finish.
 func (l *Local) Close(ctx context.Context) error {

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/expsync/expsync/attest"
 )
@@ -81,4 +85,50 @@ func executions(t *testing.T, marker string) int {
 		t.Fatal(err)
 	}
 	return strings.Count(string(data), "\n")
+}
+
+// TestServeWithAWrongPassphraseStopsAtOnce: `expsync serve` loads its key
+// once, so a wrong passphrase would fail every reconcile; serve says so
+// and exits (code 2, naming the key and what to fix) before polling,
+// instead of running experiments it can never sign and logging the same
+// error at every poll.
+func TestServeWithAWrongPassphraseStopsAtOnce(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "lab")
+	kg := &keygenOptions{KeyPrefix: prefix, Type: "ecdsa", Passphrase: func() ([]byte, error) { return []byte("right"), nil }}
+	if err := kg.Exec(io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(t.TempDir(), "executions")
+	l := newLab(t)
+	head := l.Commit("one run", map[string]string{
+		"experiments/one.yaml": `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: one
+spec:
+  image: host
+  command: ["sh", "-c", "echo ran >> ` + marker + `"]
+  resources: {cpu: 100m}
+`})
+	t.Setenv(attest.PasswordEnv, "wrong")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var log bytes.Buffer
+	start := time.Now()
+	err := (&serveOptions{Config: writeServeConfig(t, l, prefix+".key")}).Exec(ctx, &log)
+	var exit *exitError
+	if !errors.As(err, &exit) || exit.code != 2 || !strings.Contains(err.Error(), prefix+".key") ||
+		!strings.Contains(err.Error(), "wrong passphrase") || !strings.Contains(err.Error(), "start serve again") {
+		t.Fatalf("serve with a wrong passphrase returned %v after %s, want exit 2 naming the key and what to do; log:\n%s",
+			err, time.Since(start).Round(time.Millisecond), log.String())
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("serve ran until the test's deadline instead of stopping at once; log:\n%s", log.String())
+	}
+	if got := l.Head(); got != head {
+		t.Errorf("main moved from %s to %s; nothing may be pushed", head, got)
+	}
+	if n := executions(t, marker); n != 0 {
+		t.Errorf("%d runs executed with a key that cannot sign them", n)
+	}
 }

@@ -180,6 +180,11 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	if l == nil {
 		return &exitError{2, err}
 	}
+	if kerr := l.KeyError(); kerr != nil {
+		// Stop at once: every reconcile would fail at its first signature.
+		l.Close(context.Background())
+		return &exitError{2, fmt.Errorf("%s: %w; fix the key or its passphrase and start serve again", o.Config, kerr)}
+	}
 	if err != nil {
 		logf("warning: %v", err)
 	}
