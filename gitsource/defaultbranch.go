@@ -6,6 +6,20 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
+// DefaultBranchOf is DefaultBranch for a caller that has no Source yet —
+// because the default branch is what decides the refs to watch (`expsync
+// run` without --branch). It checks repo's URL policy first, then asks with
+// repo's credentials and limits; repo.Refs and repo.Verify are not needed,
+// and nothing is written to any cache.
+func DefaultBranchOf(ctx context.Context, repo Repository) (string, error) {
+	if err := ValidateURL(repo.URL, repo.URLPolicy); err != nil {
+		return "", err
+	}
+	s := &Source{repo: repo, limits: repo.Limits.withDefaults(), redacted: RedactURL(repo.URL),
+		observed: map[string]string{}, cacheSem: make(chan struct{}, 1)}
+	return s.DefaultBranch(ctx)
+}
+
 // DefaultBranch asks the server for its default branch (what HEAD points
 // to), with the same credentials and network bounds as Poll: one ref
 // listing. Servers that do not advertise HEAD's target get the branch

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,9 +10,9 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/expsync/expsync/gitsource"
 )
 
 // RepoTarget is where `expsync run REPO` reads commits and pushes results.
@@ -30,15 +31,15 @@ var scpLikeURL = regexp.MustCompile(`^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+:[^/\\
 // ResolveRepository turns `expsync run`'s REPO argument into a URL: a remote
 // URL is used as it is; a local bare repository by its path; a clone by its
 // origin remote — never the clone itself, so expsync never pushes into a
-// checked-out branch. branch "" picks the clone's current branch, or the
-// remote's default branch.
+// checked-out branch. branch "" picks a bare repository's HEAD or the
+// clone's current branch; otherwise Branch stays "" and WithDefaultBranch
+// asks the server. Nothing here uses the network.
 func ResolveRepository(arg, branch string) (RepoTarget, error) {
 	if arg == "" {
 		arg = "."
 	}
 	if strings.Contains(arg, "://") || (scpLikeURL.MatchString(arg) && !fileExists(arg)) {
-		t := RepoTarget{URL: arg, Branch: branch, Via: "remote URL"}
-		return withDefaultBranch(t)
+		return RepoTarget{URL: arg, Branch: branch, Via: "remote URL"}, nil
 	}
 	abs, err := filepath.Abs(arg)
 	if err != nil {
@@ -62,7 +63,7 @@ func ResolveRepository(arg, branch string) (RepoTarget, error) {
 				t.Branch = head.Target().Short()
 			}
 		}
-		return withDefaultBranch(t)
+		return t, nil
 	}
 	origin, ok := cfg.Remotes["origin"]
 	if !ok || len(origin.URLs) == 0 {
@@ -83,46 +84,31 @@ func ResolveRepository(arg, branch string) (RepoTarget, error) {
 			t.Branch = head.Name().Short()
 		}
 	}
-	return withDefaultBranch(t)
+	return t, nil
 }
 
-// withDefaultBranch asks the remote for its default branch when none was
-// given.
-func withDefaultBranch(t RepoTarget) (RepoTarget, error) {
+// WithDefaultBranch returns t with its branch: t.Branch when set, else the
+// server's default branch (what HEAD points to), asked through gitsource
+// with repo's credentials, URL policy and limits — the same bounds as the
+// rest of the run, so a stalled server times out and a refusal is reported
+// like a poll's, with no secret in the error. repo.URL is replaced by
+// t.URL; repo.Refs is not needed.
+func WithDefaultBranch(ctx context.Context, t RepoTarget, repo gitsource.Repository) (RepoTarget, error) {
 	if t.Branch != "" {
 		return t, nil
 	}
-	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{t.URL}})
-	refs, err := remote.List(&git.ListOptions{})
-	if err != nil {
-		return t, fmt.Errorf("find the default branch of %s (pass --branch): %w", t.URL, err)
+	repo.URL = t.URL
+	branch, err := gitsource.DefaultBranchOf(ctx, repo)
+	switch {
+	case errors.Is(err, gitsource.ErrEmptyRepository):
+		return t, fmt.Errorf("%w: push a first commit, then run again", err)
+	case errors.Is(err, gitsource.ErrRefNotFound):
+		return t, fmt.Errorf("%w (--branch)", err)
+	case err != nil:
+		return t, err
 	}
-	var headHash plumbing.Hash
-	branches := map[string]plumbing.Hash{}
-	for _, r := range refs {
-		switch {
-		case r.Name() == plumbing.HEAD && r.Type() == plumbing.SymbolicReference:
-			t.Branch = r.Target().Short()
-			return t, nil
-		case r.Name() == plumbing.HEAD:
-			headHash = r.Hash()
-		case r.Name().IsBranch():
-			branches[r.Name().Short()] = r.Hash()
-		}
-	}
-	for _, name := range []string{"main", "master"} {
-		if h, ok := branches[name]; ok && (headHash.IsZero() || h == headHash) {
-			t.Branch = name
-			return t, nil
-		}
-	}
-	for name, h := range branches {
-		if h == headHash {
-			t.Branch = name
-			return t, nil
-		}
-	}
-	return t, errors.New("cannot tell the default branch of " + t.URL + ": pass --branch")
+	t.Branch = branch
+	return t, nil
 }
 
 // isBareDir tells a bare repository by its layout (HEAD, objects/, refs/

@@ -42,6 +42,10 @@ type runOptions struct {
 	// CommitSigningKey signs results commits (an SSH or armored PGP private
 	// key file; passphrase from EXPSYNC_COMMIT_KEY_PASSPHRASE).
 	CommitSigningKey string
+	// GitLimits bounds every Git operation of the run (zero: gitsource's
+	// defaults). Not a flag: tests shorten it to prove a stalled server
+	// times out.
+	GitLimits gitsource.Limits
 }
 
 func init() {
@@ -108,7 +112,11 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 		return &exitError{2, err}
 	}
 	repo := gitsource.Repository{URL: target.URL, Auth: gitAuthFromEnv(), URLPolicy: gitsource.URLPolicy{AllowHTTP: o.AllowHTTP},
-		Refs: []gitsource.RefPolicy{{Pattern: target.Branch, Trusted: !o.VerifyCommits}}}
+		Limits: o.GitLimits}
+	if target, err = reconcile.WithDefaultBranch(ctx, target, repo); err != nil {
+		return &exitError{defaultBranchExitCode(err), err}
+	}
+	repo.Refs = []gitsource.RefPolicy{{Pattern: target.Branch, Trusted: !o.VerifyCommits}}
 	if o.VerifyCommits {
 		if repo.Verify, err = commitVerifyPolicy(o.CommitKeys); err != nil {
 			return &exitError{2, err}
@@ -162,6 +170,17 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 		return &exitError{1, err}
 	}
 	return nil
+}
+
+// defaultBranchExitCode: a URL refused by policy or a server that names no
+// default branch is a usage error (fix the URL or pass --branch); a server
+// that cannot be reached, refuses the credentials or is empty fails like a
+// poll (exit 1).
+func defaultBranchExitCode(err error) int {
+	if errors.Is(err, gitsource.ErrUnsafeURL) || errors.Is(err, gitsource.ErrRefNotFound) {
+		return 2
+	}
+	return 1
 }
 
 // progressModes are the values of --progress.
