@@ -3,6 +3,7 @@ package attest
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -139,13 +140,8 @@ func (w *jsonWriter) descriptors(rds []*intoto.ResourceDescriptor) {
 }
 
 func (w *jsonWriter) stringMap(m map[string]string) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	w.b = append(w.b, '{')
-	for i, k := range keys {
+	for i, k := range sortedKeys(m) {
 		w.comma(i)
 		w.str(k)
 		w.b = append(w.b, ':')
@@ -156,19 +152,19 @@ func (w *jsonWriter) stringMap(m map[string]string) {
 
 func (w *jsonWriter) structValue(s *structpb.Struct) {
 	fields := s.GetFields()
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	w.b = append(w.b, '{')
-	for i, k := range keys {
+	for i, k := range sortedKeys(fields) {
 		w.comma(i)
 		w.str(k)
 		w.b = append(w.b, ':')
 		w.value(fields[k])
 	}
 	w.b = append(w.b, '}')
+}
+
+// sortedKeys orders a map's keys as protojson writes them.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 func (w *jsonWriter) value(v *structpb.Value) {
