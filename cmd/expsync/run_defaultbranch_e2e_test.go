@@ -258,6 +258,7 @@ func TestRunWithoutBranchStalledServerTimesOut(t *testing.T) {
 			o := runWithoutBranch(t, url)
 			o.GitLimits = tc.limits
 			r := o.execForTest(t)
+			t.Logf("exit %d after %v: %v", r.code, r.took.Round(time.Millisecond), r.err)
 			if r.code != 1 || !errors.Is(r.err, gitsource.ErrTimeout) {
 				t.Fatalf("exit %d, err %v; want exit 1 and gitsource.ErrTimeout", r.code, r.err)
 			}
@@ -313,6 +314,7 @@ func TestRunWithoutBranchUsesTheCredentials(t *testing.T) {
 
 	setGitCredentials(t, user, wrong)
 	r := runWithoutBranch(t, l.URL()).execForTest(t)
+	t.Logf("exit %d: %v", r.code, r.err)
 	if r.code != 1 || !errors.Is(r.err, gitsource.ErrAuth) {
 		t.Fatalf("wrong password: exit %d, err %v; want exit 1 and gitsource.ErrAuth", r.code, r.err)
 	}
@@ -338,6 +340,7 @@ func TestRunWithoutBranchWhenTheServerNamesNone(t *testing.T) {
 	t.Run("empty repository", func(t *testing.T) {
 		l := newLab(t)
 		r := runWithoutBranch(t, l.URL()).execForTest(t)
+		t.Logf("exit %d: %v", r.code, r.err)
 		if r.code != 1 || !errors.Is(r.err, gitsource.ErrEmptyRepository) {
 			t.Fatalf("exit %d, err %v; want exit 1 and gitsource.ErrEmptyRepository", r.code, r.err)
 		}
@@ -353,6 +356,7 @@ func TestRunWithoutBranchWhenTheServerNamesNone(t *testing.T) {
 		l.Git(l.Peer, "push", "-q", "origin", "HEAD:trunk")
 		l.Git(l.Peer, "push", "-q", "origin", "HEAD:feature")
 		r := runWithoutBranch(t, l.URL()).execForTest(t)
+		t.Logf("exit %d: %v", r.code, r.err)
 		if r.code != 2 || !errors.Is(r.err, gitsource.ErrRefNotFound) {
 			t.Fatalf("exit %d, err %v; want exit 2 and gitsource.ErrRefNotFound", r.code, r.err)
 		}
