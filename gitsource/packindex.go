@@ -135,6 +135,17 @@ type packEntry struct {
 // maxDeltaDepth bounds a delta chain (git's own limit is 4095).
 const maxDeltaDepth = 4095
 
+// Resolving a delta holds its base and its result in memory, and a delta
+// is tiny next to what it makes: one byte (0x80) copies 64 KiB of its
+// base, so a pack of a few hundred bytes from a hostile server can declare
+// gigabytes. These bound what indexPack holds: one object read or made
+// whole (objects without deltas on them are streamed, whatever their
+// size), and all the contents along the chain being resolved.
+const (
+	maxResolvedObjectBytes = 512 << 20
+	maxResolvedChainBytes  = 1 << 30
+)
+
 var errMalformedPack = packfile.ErrMalformedPackFile
 
 // indexPack reads a pack file and returns its checksum and its index
@@ -216,8 +227,9 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 	r := &packReader{sc: packfile.NewScanner(f)}
 	var deltaBuf bytes.Buffer
 	var levels [][]byte // levels[d]: the content of the object being resolved at depth d+1
-	var resolve func(i int32, typ plumbing.ObjectType, content []byte, depth int) error
-	resolve = func(i int32, typ plumbing.ObjectType, content []byte, depth int) error {
+	// held: the bytes of the contents along the chain, content's included.
+	var resolve func(i int32, typ plumbing.ObjectType, content []byte, depth int, held int64) error
+	resolve = func(i int32, typ plumbing.ObjectType, content []byte, depth int, held int64) error {
 		kids := children[first[i]:first[i+1]]
 		refs := refDeltas[entries[i].hash]
 		delete(refDeltas, entries[i].hash)
@@ -236,13 +248,19 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 				if err != nil {
 					return err
 				}
-				target, err := applyDelta(levels[depth][:0], content, delta)
+				size, err := checkDeltaTarget(delta, held, entries[c].offset)
+				if err != nil {
+					return err
+				}
+				// Sized once: growing by appends copied a large object ~5
+				// times over (a 400 MiB one allocated 2 GiB).
+				target, err := applyDelta(slices.Grow(levels[depth][:0], size), content, delta)
 				if err != nil {
 					return fmt.Errorf("%w: delta at offset %d: %v", errMalformedPack, entries[c].offset, err)
 				}
 				levels[depth] = target
 				entries[c].hash, entries[c].done = hashObject(typ, target), true
-				if err := resolve(c, typ, target, depth+1); err != nil {
+				if err := resolve(c, typ, target, depth+1, held+int64(len(target))); err != nil {
 					return err
 				}
 			}
@@ -265,7 +283,7 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 		if err != nil {
 			return err
 		}
-		if err := resolve(int32(i), e.typ, content, 0); err != nil {
+		if err := resolve(int32(i), e.typ, content, 0, int64(len(content))); err != nil {
 			return err
 		}
 		if rootBuf.Cap() > 1<<20 {
@@ -278,6 +296,26 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 		}
 	}
 	return nil
+}
+
+// checkDeltaTarget returns the size of the delta's result, refusing one
+// that would not fit the memory bounds above before any of it is made;
+// held is what the chain holds. A malformed header is left to applyDelta
+// to report (size 0).
+func checkDeltaTarget(delta []byte, held, offset int64) (int, error) {
+	_, rest, ok := deltaSize(delta)
+	if !ok {
+		return 0, nil
+	}
+	size, _, ok := deltaSize(rest)
+	if !ok {
+		return 0, nil
+	}
+	if size > maxResolvedObjectBytes || uint64(held)+size > maxResolvedChainBytes {
+		return 0, fmt.Errorf("%w: the delta at offset %d makes a %d-byte object on a chain of %d bytes; an index holds at most %d bytes per object and %d per chain in memory",
+			ErrRepoTooLarge, offset, size, held, maxResolvedObjectBytes, maxResolvedChainBytes)
+	}
+	return int(size), nil
 }
 
 // applyDelta appends to dst (normally empty, reused) the object that git's
@@ -398,6 +436,10 @@ func (r *packReader) read(offset int64, buf *bytes.Buffer) ([]byte, error) {
 	oh, err := r.sc.SeekObjectHeader(offset)
 	if err != nil {
 		return nil, fmt.Errorf("object at offset %d: %w", offset, err)
+	}
+	if oh.Length > maxResolvedObjectBytes {
+		return nil, fmt.Errorf("%w: object at offset %d, needed whole to resolve deltas, is %d bytes; an index holds at most %d bytes per object in memory",
+			ErrRepoTooLarge, offset, oh.Length, maxResolvedObjectBytes)
 	}
 	buf.Reset()
 	buf.Grow(int(min(oh.Length, 64<<20)))

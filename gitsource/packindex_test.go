@@ -2,10 +2,14 @@ package gitsource
 
 import (
 	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -212,4 +216,115 @@ func FuzzApplyDelta(f *testing.F) {
 			t.Fatalf("applyDelta = %q, go-git = %q", ours, theirs)
 		}
 	})
+}
+
+// handPack writes a version 2 pack object by object, for packs git would
+// never make (hostile servers).
+type handPack struct {
+	objects bytes.Buffer
+	count   uint32
+}
+
+// add appends an object (typ 1-4; 6 is an OFS delta on the object at
+// base) and returns its offset.
+func (p *handPack) add(t testing.TB, typ byte, base int64, data []byte) int64 {
+	t.Helper()
+	offset := int64(12 + p.objects.Len())
+	size := len(data)
+	hdr := []byte{typ<<4 | byte(size&0x0f)}
+	for size >>= 4; size > 0; size >>= 7 {
+		hdr[len(hdr)-1] |= 0x80
+		hdr = append(hdr, byte(size&0x7f))
+	}
+	p.objects.Write(hdr)
+	if typ == 6 { // the base's distance, big-endian base-128 with the offset-by-one of git's encoding
+		d := offset - base
+		enc := []byte{byte(d & 0x7f)}
+		for d >>= 7; d > 0; d >>= 7 {
+			d--
+			enc = append([]byte{byte(0x80 | d&0x7f)}, enc...)
+		}
+		p.objects.Write(enc)
+	}
+	zw := zlib.NewWriter(&p.objects)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.count++
+	return offset
+}
+
+func (p *handPack) bytes() []byte {
+	out := []byte{'P', 'A', 'C', 'K', 0, 0, 0, 2}
+	out = binary.BigEndian.AppendUint32(out, p.count)
+	out = append(out, p.objects.Bytes()...)
+	sum := sha1.Sum(out)
+	return append(out, sum[:]...)
+}
+
+// copyDelta makes a delta from a base of baseSize bytes to n copies of
+// its first 64 KiB: one instruction byte (0x80) per copy.
+func copyDelta(baseSize, n int) []byte {
+	d := binary.AppendUvarint(nil, uint64(baseSize))
+	d = binary.AppendUvarint(d, uint64(n)<<16)
+	return append(d, bytes.Repeat([]byte{0x80}, n)...)
+}
+
+// TestIndexPackBoundsWhatDeltasMake: a delta declares what it makes, and
+// a few hundred bytes of pack can declare gigabytes (each byte 0x80 copies
+// 64 KiB). indexPack refuses a delta result over its per-object bound, or
+// a chain whose contents together pass its per-chain bound, before making
+// it, with ErrRepoTooLarge (not corruption: fetching again gets the same
+// pack); a chain within the bounds is indexed as git does.
+func TestIndexPackBoundsWhatDeltasMake(t *testing.T) {
+	base := bytes.Repeat([]byte("a"), 1<<16)
+	cases := []struct {
+		name   string
+		copies []int // the chain: each delta n copies of its base's first 64 KiB
+		refuse bool
+	}{
+		{"within the bounds", []int{64, 32, 16}, false},
+		{"one object over the per-object bound", []int{(maxResolvedObjectBytes >> 16) + 1}, true},
+		{"a chain over the per-chain bound", []int{8192, 8192}, true}, // 2 x 512 MiB
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var p handPack
+			at := p.add(t, 3, 0, base) // a blob
+			size := len(base)
+			for _, n := range c.copies {
+				at = p.add(t, 6, at, copyDelta(size, n))
+				size = n << 16
+			}
+			pack := p.bytes()
+			t.Logf("%d-byte pack declaring a %d-byte object", len(pack), size)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, idx, err := indexPack(bytes.NewReader(pack))
+			runtime.ReadMemStats(&after)
+			if !c.refuse {
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(t.TempDir(), "hand.pack")
+				if err := os.WriteFile(path, pack, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if want := gitIndexPack(t, path); !bytes.Equal(idx, want) {
+					t.Fatal("index differs from git index-pack's")
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrRepoTooLarge) || isCorruption(err) {
+				t.Fatalf("indexPack = %v (allocated %d MiB), want ErrRepoTooLarge, not corruption",
+					err, (after.TotalAlloc-before.TotalAlloc)>>20)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > maxResolvedChainBytes {
+				t.Errorf("refusing allocated %d MiB", got>>20)
+			}
+		})
+	}
 }
