@@ -43,10 +43,16 @@ import (
 type runJournal struct {
 	path string
 
-	mu      sync.Mutex
-	w, r    *os.File    // opened on first use
-	wInfo   os.FileInfo // w's file, to notice the path naming another
-	scanned int64       // bytes of the file indexed so far
+	// wmu guards the writer: appends share it (O_APPEND keeps their
+	// records apart), reopening takes it alone, so a descriptor is never
+	// closed under a write.
+	wmu   sync.RWMutex
+	w     *os.File    // opened on first append
+	wInfo os.FileInfo // w's file, to notice the path naming another
+
+	mu      sync.Mutex // guards the reader
+	r       *os.File   // opened on first lookup
+	scanned int64      // bytes of the file indexed so far
 	index   map[string]span
 }
 
@@ -85,44 +91,60 @@ func (j *runJournal) append(runID, name string, data []byte) error {
 	rec = append(rec, data...)
 	rec = append(rec, '\n')
 
-	j.mu.Lock()
-	w, err := j.writer()
-	j.mu.Unlock()
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		j.wmu.RLock()
+		// The second attempt writes to what reopenWriter opened even if
+		// the path changed again meanwhile, rather than loop.
+		if j.writerCurrent() || (attempt > 0 && j.w != nil) {
+			// One write: O_APPEND places it at the end atomically. A
+			// short write (a full disk) leaves a torn record that readers
+			// skip.
+			n, err := j.w.Write(rec)
+			j.wmu.RUnlock()
+			if err == nil && n != len(rec) {
+				err = io.ErrShortWrite
+			}
+			return err
+		}
+		j.wmu.RUnlock()
+		if err := j.reopenWriter(); err != nil {
+			return err
+		}
 	}
-	// One write: O_APPEND places it at the end atomically. A short write
-	// (a full disk) leaves a torn record that readers skip.
-	n, err := w.Write(rec)
-	if err == nil && n != len(rec) {
-		err = io.ErrShortWrite
-	}
-	return err
 }
 
-// writer returns the descriptor appends go to, (re)opening the path when
-// it is not open yet or names another file than the open one (deleted or
-// replaced since). j.mu is held.
-func (j *runJournal) writer() (*os.File, error) {
-	if j.w != nil {
-		fi, err := os.Stat(j.path)
-		if err == nil && os.SameFile(fi, j.wInfo) {
-			return j.w, nil
-		}
-		j.w.Close()
-		j.w, j.wInfo = nil, nil
+// writerCurrent says whether w is open and still the file at the path (not
+// deleted or replaced since). wmu is held.
+func (j *runJournal) writerCurrent() bool {
+	if j.w == nil {
+		return false
+	}
+	fi, err := os.Stat(j.path)
+	return err == nil && os.SameFile(fi, j.wInfo)
+}
+
+// reopenWriter opens the path (creating the journal) for appends, in
+// place of a descriptor of a file the path no longer names.
+func (j *runJournal) reopenWriter() error {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	if j.writerCurrent() {
+		return nil // another append reopened it
 	}
 	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return err
+	}
+	if j.w != nil {
+		j.w.Close()
 	}
 	j.w, j.wInfo = f, fi
-	return f, nil
+	return nil
 }
 
 // lookup returns the newest record of runID's file name, scanning what was

@@ -379,3 +379,63 @@ func TestRunJournalChangedUnderAnOpenStore(t *testing.T) {
 		})
 	}
 }
+
+// TestRunJournalAppendsWhileTheJournalIsDeleted: goroutines append while
+// the journal is deleted again and again (a cache cleared by hand); each
+// deletion makes the next append reopen the path. No append fails (a
+// descriptor closed under a concurrent write did), and every record
+// appended after the last deletion is read back.
+func TestRunJournalAppendsWhileTheJournalIsDeleted(t *testing.T) {
+	ctx := context.Background()
+	s := newLocal(t)
+	const writers, rounds = 4, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*rounds)
+	stop := make(chan struct{})
+	var deleter sync.WaitGroup
+	deleter.Add(1)
+	go func() {
+		defer deleter.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				os.Remove(s.runs.path)
+			}
+		}
+	}()
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				if err := s.PutRunFile(ctx, runIDOf(w*rounds+i), "result.json", []byte("x")); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	deleter.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("append while the journal was deleted: %v", err)
+	}
+	var ids, want []string
+	for w := 0; w < writers; w++ {
+		id := runIDOf(1_000_000 + w)
+		if err := s.PutRunFile(ctx, id, "result.json", []byte("after")); err != nil {
+			t.Fatal(err)
+		}
+		ids, want = append(ids, id), append(want, "after")
+	}
+	fresh, err := OpenLocal(filepath.Dir(filepath.Dir(s.runs.path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, runFiles(t, fresh, ids...)); diff != "" {
+		t.Errorf("appends after the last deletion (-want +got):\n%s", diff)
+	}
+}
