@@ -99,19 +99,28 @@ func TestMarshalStatementRefusesInvalidUTF8(t *testing.T) {
 }
 
 // FuzzMarshalStatement: for any strings and parameters, the direct writer
-// and protojson agree — both refuse, or both write the same bytes.
+// and protojson agree — both refuse, or both write the same bytes. other
+// reaches the parts a typical run leaves empty: the context path, a
+// template, a declared input, a pinned image, the builder ID, a second
+// (nested) parameter; finish the finishing time.
 func FuzzMarshalStatement(f *testing.F) {
-	f.Add("pi", "refs/heads/main", "run.json", "seed", `{"a":[1,2.5e-9,"x"],"b":null}`, int64(1700000000), int32(5), 0)
-	f.Add("q\"\\\x00", "\xff", "a/é", "", `1e300`, int64(-62135596800), int32(999999999), 137)
-	f.Fuzz(func(t *testing.T, experiment, ref, subject, paramKey, paramJSON string, secs int64, nanos int32, exit int) {
+	f.Add("pi", "refs/heads/main", "outputs/a.json", "seed", `{"a":[1,2.5e-9,"x"],"b":null}`, int64(1700000000), int32(5), 0, "code/x", int64(1700000001))
+	f.Add("q\"\\\x00", "\xff", "a/é", "", `1e300`, int64(-62135596800), int32(999999999), 137, "", int64(0))
+	f.Add("e", "r", "s", "k", `[{"z":{"y":[-0,5e-324,1.7976931348623157e308]}}]`, int64(253402300799), int32(0), -1, "\u2028<&>\x7f", int64(253402300799))
+	f.Fuzz(func(t *testing.T, experiment, ref, subject, paramKey, paramJSON string, secs int64, nanos int32, exit int, other string, finish int64) {
 		var param any
 		if json.Unmarshal([]byte(paramJSON), &param) != nil {
 			param = paramJSON
 		}
 		run := Run{RunID: "r", Experiment: experiment, Repository: "https://g/r.git", Ref: ref, Commit: testCommit,
-			SpecPath: "e.yaml", SpecBlob: testSpecBlob, Image: "host", Params: map[string]any{paramKey: param},
+			ContextPath: other, ContextTree: testCommit,
+			SpecPath: "e.yaml", SpecBlob: testSpecBlob, Templates: []GitFile{{Path: other, Blob: testSpecBlob}},
+			Image:  "registry.example/" + other + "@sha256:" + testImageDigest,
+			Params: map[string]any{paramKey: param, "nested": map[string]any{other: []any{param, other}}},
+			Inputs: []Input{{Name: other, URI: other, SHA256: testImageDigest}},
 			Subjects:  []Subject{{Name: subject, SHA256: testImageDigest}, {Name: RunFile, SHA256: testImageDigest}},
-			StartedOn: time.Unix(secs, int64(nanos)), ExitCode: exit, Status: experiment, Contract: []byte(paramJSON)}
+			BuilderID: other, StartedOn: time.Unix(secs, int64(nanos)), FinishedOn: time.Unix(finish, 0),
+			ExitCode: exit, Status: experiment, Contract: []byte(paramJSON)}
 		want, wantErr := viaProtojson(t, run)
 		got, err := MarshalStatement(run)
 		if (err != nil) != (wantErr != nil) {
