@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // runJournal holds the run cache's files (result.json, ...) in one
@@ -46,9 +49,8 @@ type runJournal struct {
 	// wmu guards the writer: appends share it (O_APPEND keeps their
 	// records apart), reopening takes it alone, so a descriptor is never
 	// closed under a write.
-	wmu   sync.RWMutex
-	w     *os.File    // opened on first append
-	wInfo os.FileInfo // w's file, to notice the path naming another
+	wmu sync.RWMutex
+	w   *os.File // opened on first append
 
 	mu      sync.Mutex // guards the reader
 	r       *os.File   // opened on first lookup
@@ -113,14 +115,15 @@ func (j *runJournal) append(runID, name string, data []byte) error {
 	}
 }
 
-// writerCurrent says whether w is open and still the file at the path (not
-// deleted or replaced since). wmu is held.
+// writerCurrent says whether w is open and still the file at the path:
+// not deleted or replaced since, either of which unlinks it (an fstat of
+// its link count costs a third of a stat of the path). wmu is held.
 func (j *runJournal) writerCurrent() bool {
 	if j.w == nil {
 		return false
 	}
-	fi, err := os.Stat(j.path)
-	return err == nil && os.SameFile(fi, j.wInfo)
+	var st unix.Stat_t
+	return unix.Fstat(int(j.w.Fd()), &st) == nil && st.Nlink > 0
 }
 
 // reopenWriter opens the path (creating the journal) for appends, in
@@ -132,18 +135,20 @@ func (j *runJournal) reopenWriter() error {
 		return nil // another append reopened it
 	}
 	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
+	if errors.Is(err, os.ErrNotExist) {
+		// The runs folder itself was removed (a cache cleared by hand).
+		if err := os.MkdirAll(filepath.Dir(j.path), 0o755); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	}
-	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
 		return err
 	}
 	if j.w != nil {
 		j.w.Close()
 	}
-	j.w, j.wInfo = f, fi
+	j.w = f
 	return nil
 }
 

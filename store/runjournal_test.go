@@ -349,6 +349,15 @@ func TestRunJournalChangedUnderAnOpenStore(t *testing.T) {
 			put(t, writer, b, "b")
 		},
 		want: []string{"", "b"},
+	}, {
+		name: "its folder deleted, then appended to",
+		change: func(t *testing.T, writer *Local, path string) {
+			if err := os.RemoveAll(filepath.Dir(path)); err != nil {
+				t.Fatal(err)
+			}
+			put(t, writer, b, "b")
+		},
+		want: []string{"", "b"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
