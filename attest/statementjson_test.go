@@ -115,9 +115,9 @@ func FuzzMarshalStatement(f *testing.F) {
 		run := Run{RunID: "r", Experiment: experiment, Repository: "https://g/r.git", Ref: ref, Commit: testCommit,
 			ContextPath: other, ContextTree: testCommit,
 			SpecPath: "e.yaml", SpecBlob: testSpecBlob, Templates: []GitFile{{Path: other, Blob: testSpecBlob}},
-			Image:  "registry.example/" + other + "@sha256:" + testImageDigest,
-			Params: map[string]any{paramKey: param, "nested": map[string]any{other: []any{param, other}}},
-			Inputs: []Input{{Name: other, URI: other, SHA256: testImageDigest}},
+			Image:     "registry.example/" + other + "@sha256:" + testImageDigest,
+			Params:    map[string]any{paramKey: param, "nested": map[string]any{other: []any{param, other}}},
+			Inputs:    []Input{{Name: other, URI: other, SHA256: testImageDigest}},
 			Subjects:  []Subject{{Name: subject, SHA256: testImageDigest}, {Name: RunFile, SHA256: testImageDigest}},
 			BuilderID: other, StartedOn: time.Unix(secs, int64(nanos)), FinishedOn: time.Unix(finish, 0),
 			ExitCode: exit, Status: experiment, Contract: []byte(paramJSON)}
