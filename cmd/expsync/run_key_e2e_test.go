@@ -17,9 +17,10 @@ import (
 
 // TestRunWithAWrongPassphraseLosesNothing: `expsync run` decrypts the key
 // while the first runs execute. A wrong passphrase stops the reconcile
-// with an error naming the key, pushes nothing, and the runs that finished
-// meanwhile are recovered from the run cache — not run again — once the
-// passphrase is right.
+// with an error naming the key and pushes nothing; runs still going are
+// ended (they had run a fraction of a second). The runs that finished —
+// the marker is their last command — are recovered from the run cache, not
+// run again, once the passphrase is right.
 func TestRunWithAWrongPassphraseLosesNothing(t *testing.T) {
 	prefix := filepath.Join(t.TempDir(), "lab")
 	kg := &keygenOptions{KeyPrefix: prefix, Type: "ecdsa", Passphrase: func() ([]byte, error) { return []byte("right"), nil }}
@@ -39,7 +40,7 @@ metadata:
   name: count
 spec:
   image: host
-  command: ["sh", "-c", "echo $0 >> ` + marker + ` && mkdir -p out && echo $0 > out/v.txt", "{{params.i}}"]
+  command: ["sh", "-c", "mkdir -p out && echo $0 > out/v.txt && echo $0 >> ` + marker + `", "{{params.i}}"]
   sweep:
     matrix:
       i: [` + strings.Join(xs, ", ") + `]
