@@ -185,9 +185,6 @@ func TestRunJournalReadsLegacyRunFiles(t *testing.T) {
 // TestRunJournalConcurrentProcesses: processes and goroutines append at
 // once; every record is found whole.
 func TestRunJournalConcurrentProcesses(t *testing.T) {
-	if dir := os.Getenv("EXPSYNC_JOURNAL_WRITER"); dir != "" {
-		return // the helper's work is in TestMain-less re-exec below
-	}
 	dir := t.TempDir()
 	s, err := OpenLocal(dir)
 	if err != nil {
