@@ -84,6 +84,8 @@ be executed or committed, or the commit may not run; 2 usage.`,
 		f.StringSliceVar(&o.CommitKeys, "commit-key", nil, "file with an armored PGP key or authorized_keys lines allowed to sign commits")
 		f.StringVar(&o.Progress, "progress", "auto", "progress display: auto, bar, plain or none")
 		f.BoolVar(&o.AllowHTTP, "allow-http", false, "allow plain http:// remotes (tests, private networks)")
+		f.DurationVar(&o.GitLimits.Timeout, "git-timeout", 0, "bound on one Git operation: a poll, a fetch, one push attempt (default 5m)")
+		f.DurationVar(&o.GitLimits.IdleTimeout, "git-idle-timeout", 0, "bound on a Git connection making no progress, HTTP(S) and SSH (default 60s)")
 		f.StringVar(&o.CommitSigningKey, "commit-signing-key", "", "sign results commits with this SSH or PGP private key file (needed on branches run with --verify-commits)")
 		return cmd
 	})
@@ -193,6 +195,8 @@ func (o *runOptions) checkFlags() error {
 		return errors.New("--key is required (make one with `expsync keygen`)")
 	case o.Jobs < 0:
 		return fmt.Errorf("--jobs %d: give a positive number of runs at once, or 0 for as many as the CPU and memory requests allow", o.Jobs)
+	case o.GitLimits.Timeout < 0 || o.GitLimits.IdleTimeout < 0:
+		return fmt.Errorf("--git-timeout %s, --git-idle-timeout %s: give positive durations such as 10m and 1m, or 0 for the defaults", o.GitLimits.Timeout, o.GitLimits.IdleTimeout)
 	case o.BatchInterval <= 0:
 		return fmt.Errorf("--batch-interval %s: give a positive duration such as 10s or 1m", o.BatchInterval)
 	case !slices.Contains(progressModes, o.Progress):

@@ -370,3 +370,29 @@ func TestRunWithoutBranchWhenTheServerNamesNone(t *testing.T) {
 		}
 	})
 }
+
+// TestRunGitTimeoutFlags: --git-idle-timeout reaches every Git operation
+// of `expsync run` (here the poll of a silent server, exit 1 with the
+// timeout named), and negative values are refused as usage errors.
+func TestRunGitTimeoutFlags(t *testing.T) {
+	srv := newSilentServer(t)
+	url := "http://" + srv.ln.Addr().String() + "/lab.git"
+	key, _ := labKeyPair(t)
+	start := time.Now()
+	code, _, stderr := labCLI(t, "run", url, "--branch", "main", "--allow-http", "--key", key, "--store", t.TempDir(),
+		"--state", t.TempDir(), "--progress", "none", "--git-idle-timeout", "300ms")
+	took := time.Since(start)
+	if code != 1 || !strings.Contains(stderr, "timed out") || !strings.Contains(stderr, "300ms") {
+		t.Fatalf("exit %d after %v: %s; want exit 1 naming the 300ms idle limit", code, took, stderr)
+	}
+	if took > 5*time.Second {
+		t.Errorf("returned after %v, want soon after 300ms (the default idle limit is 60s)", took)
+	}
+	srv.waitClosed(t)
+	for _, flag := range []string{"--git-timeout", "--git-idle-timeout"} {
+		code, _, stderr := labCLI(t, "run", url, "--key", key, flag, "-1s")
+		if code != 2 || !strings.Contains(stderr, flag) {
+			t.Errorf("%s -1s: exit %d: %s; want a usage error naming the flag", flag, code, stderr)
+		}
+	}
+}
