@@ -108,8 +108,9 @@ func TestPullRequestsGetTheirOwnResultsBranch(t *testing.T) {
 		h.Git(filepath.Dir(clone), "clone", "-q", "-b", "expsync/results/pr-"+pr.n, h.Srv.HTTPAddressWithCredentials()+"/lab.git", clone)
 		spec := string(mustRead(t, filepath.Join(clone, "experiments/square.yaml")))
 		readme := string(mustRead(t, filepath.Join(clone, "results/square/README.md")))
-		// Parameter cells, not bare digits: a run ID may contain "666".
-		if !strings.Contains(spec, pr.own) || strings.Contains(spec, pr.other) ||
+		// The sweep line and parameter cells, not bare digits: a run ID or
+		// the test's temp folder (in the spec's env) may contain "666".
+		if !strings.Contains(spec, "x: [1, "+pr.own+"]") || strings.Contains(spec, "x: [1, "+pr.other+"]") ||
 			!strings.Contains(readme, "| "+pr.own+" |") || strings.Contains(readme, "| "+pr.other+" |") {
 			t.Errorf("PR %s results branch mixes pull requests:\nspec:\n%s\nREADME:\n%s", pr.n, spec, readme)
 		}
