@@ -299,18 +299,15 @@ func (j *runJournal) nextHeader(from, end int64) (int64, error) {
 	if _, err := j.r.ReadAt(buf, from); err != nil {
 		return 0, fmt.Errorf("read %s: %w", j.path, err)
 	}
-	for at := 0; ; {
-		i := bytes.Index(buf[at:], []byte(journalMagic))
-		if i < 0 {
+	for off := 0; ; {
+		nl := bytes.IndexByte(buf[off:], '\n')
+		if nl < 0 {
 			return -1, nil
 		}
-		at += i
-		if nl := bytes.IndexByte(buf[at:], '\n'); nl >= 0 {
-			if _, _, _, _, ok := parseHeader(buf[at : at+nl]); ok {
-				return from + int64(at), nil
-			}
+		if at := headerStart(buf[off : off+nl]); at >= 0 {
+			return from + int64(off+at), nil
 		}
-		at++
+		off += nl + 1
 	}
 }
 
@@ -333,17 +330,27 @@ func (j *runJournal) skipLongLine(br *bufio.Reader, line []byte, err error, pos,
 }
 
 // headerIn finds a header that ends line: the last part of it starting
-// with the magic that parses.
+// with the magic that parses (see headerStart).
 func headerIn(line []byte) (runID, name string, size int64, sum [32]byte, ok bool) {
-	for rest := line; ; {
-		at := bytes.Index(rest, []byte(journalMagic))
-		if at < 0 {
-			return "", "", 0, sum, false
+	at := headerStart(line)
+	if at < 0 {
+		return "", "", 0, sum, false
+	}
+	return parseHeader(line[at:])
+}
+
+// headerStart is where in line (without its newline) the first header
+// that parses to the line's end begins, or -1.
+func headerStart(line []byte) int {
+	for at := 0; ; at++ {
+		i := bytes.Index(line[at:], []byte(journalMagic))
+		if i < 0 {
+			return -1
 		}
-		if runID, name, size, sum, ok = parseHeader(rest[at:]); ok {
-			return runID, name, size, sum, true
+		at += i
+		if _, _, _, _, ok := parseHeader(line[at:]); ok {
+			return at
 		}
-		rest = rest[at+1:]
 	}
 }
 
