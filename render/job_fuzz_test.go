@@ -14,6 +14,9 @@ func FuzzRenderJob(f *testing.F) {
 	f.Add("pi-montecarlo", testID, "500m", "1Gi", 1, "research", int32(75), "gpu")
 	f.Add("a", strings.Repeat("f", 64), "", "", 0, "", int32(0), "")
 	f.Add(strings.Repeat("x-", 30), testID, "lots", "-1", -2, "q", int32(300), "k=v")
+	// Found by the fuzzer in CI: an uppercase hex digit encoded to the same
+	// label as the lowercase ID while the annotation kept the capital.
+	f.Add("pi-montecarlo", "3f9c0a1b2c3d4e5f607182C3a4b5c6d7e8f90112233445566778899aabbccdde", "", "", 0, "", int32(0), "")
 	f.Fuzz(func(t *testing.T, name, id, cpu, memory string, gpu int, queue string, code int32, nodeKey string) {
 		// The loader only lets DNS-1123 labels of at most 40 characters
 		// through as experiment names; the renderer must cope with those.

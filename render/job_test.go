@@ -177,7 +177,7 @@ func TestRunIDLabelValue(t *testing.T) {
 			t.Errorf("RunIDFromLabelValue(%q) = %q, %v; want %s", v, back, err, id)
 		}
 	}
-	for _, bad := range []string{"", "xyz", testID[:62], strings.Repeat("g", 64)} {
+	for _, bad := range []string{"", "xyz", testID[:62], strings.Repeat("g", 64), strings.ToUpper(testID)} {
 		if _, err := RunIDLabelValue(bad); err == nil {
 			t.Errorf("RunIDLabelValue(%q): no error", bad)
 		}

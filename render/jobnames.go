@@ -83,11 +83,13 @@ func JobName(experiment, runID string) (string, error) {
 var runIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // RunIDLabelValue encodes a hex run ID (sha256, 64 hex characters) as a label
-// value of 52 lowercase base32 characters.
+// value of 52 lowercase base32 characters. Run IDs are lowercase hex; an
+// uppercase one is refused, since it would encode to the same label as its
+// lowercase twin while the annotation kept the other spelling.
 func RunIDLabelValue(runID string) (string, error) {
 	raw, err := hex.DecodeString(runID)
-	if err != nil || len(raw) != sha256.Size {
-		return "", fmt.Errorf("run ID %q is not 64 hex characters", runID)
+	if err != nil || len(raw) != sha256.Size || hex.EncodeToString(raw) != runID {
+		return "", fmt.Errorf("run ID %q is not 64 lowercase hex characters", runID)
 	}
 	return runIDEncoding.EncodeToString(raw), nil
 }
