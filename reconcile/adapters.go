@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/executor/local"
@@ -38,8 +39,14 @@ func (l LocalExecutor) Execute(ctx context.Context, c contract.Contract) (*runne
 	}
 	res, err := job.Wait(ctx)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		l.Executor.Cancel(c.RunID)
-		return job.Result()
+		if !l.Executor.Abandon(job) {
+			return job.Result() // ended: its process group is gone
+		}
+		// Another branch that plans the same run still waits for it: it
+		// goes on for that branch, and is cancelled for this one.
+		now := time.Now().UTC()
+		return &runner.Result{RunID: c.RunID, Status: runner.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now,
+			Error: "cancelled for this branch; the run goes on for another branch that plans it"}, nil
 	}
 	return res, err
 }

@@ -116,6 +116,10 @@ type Job struct {
 	result  *runner.Result
 	err     error
 	started bool // admitted once: counted as running, no longer as queued
+	// waiters counts the Submits that returned this job and have not
+	// abandoned it: two branches planning one run share its job, and one
+	// branch giving up must not end the other's run.
+	waiters int
 }
 
 // Done is closed when the job finished.
@@ -210,11 +214,12 @@ func (e *Executor) Submit(c contract.Contract, meta map[string]string) (*Job, er
 		return nil, ErrShutdown
 	}
 	if j, ok := e.jobs[c.RunID]; ok {
+		j.waiters++
 		e.mu.Unlock()
 		return j, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	j := &Job{RunID: c.RunID, Contract: c, Meta: meta, req: req, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	j := &Job{RunID: c.RunID, Contract: c, Meta: meta, req: req, ctx: ctx, cancel: cancel, done: make(chan struct{}), waiters: 1}
 	e.jobs[c.RunID] = j
 	e.queue = append(e.queue, j)
 	e.counts.Submitted++
@@ -392,6 +397,27 @@ func (e *Executor) Cancel(runID string) bool {
 	e.mu.Unlock()
 	j.cancel() // running: the runner ends the process group
 	return true
+}
+
+// Abandon withdraws one Submit's interest in j. The run is cancelled (as
+// by Cancel) unless another Submit of the same run still waits for it; it
+// reports whether the run goes on for those. When it does not, j's result
+// (Cancelled, or whatever it finished with) follows shortly; when it does,
+// the caller must not wait for it.
+func (e *Executor) Abandon(j *Job) (goesOn bool) {
+	e.mu.Lock()
+	if e.jobs[j.RunID] != j {
+		e.mu.Unlock()
+		return false // finished already
+	}
+	j.waiters--
+	if j.waiters > 0 {
+		e.mu.Unlock()
+		return true
+	}
+	e.mu.Unlock()
+	e.Cancel(j.RunID)
+	return false
 }
 
 func cancelledResult(j *Job) *runner.Result {

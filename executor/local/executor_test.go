@@ -240,6 +240,48 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// TestAbandonEndsARunOnlyWhenNoOneWaits: two Submits of one run (two
+// branches planning it) share one job; the first to abandon it leaves it
+// running for the other, the last one cancels it.
+func TestAbandonEndsARunOnlyWhenNoOneWaits(t *testing.T) {
+	h := newHarness(t, nil)
+	dir := t.TempDir()
+	c := shellContract(`echo $$ > "$D/pid"; read _ < "$D/go"`, "D", dir)
+	if err := syscall.Mkfifo(filepath.Join(dir, "go"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := h.ex.Submit(c, nil)
+	second, _ := h.ex.Submit(c, nil)
+	if first != second {
+		t.Fatal("two Submits of one run made two jobs")
+	}
+	waitPID(t, filepath.Join(dir, "pid"))
+	if !h.ex.Abandon(first) {
+		t.Fatal("Abandon by the first waiter reported the run ended, with a second waiter")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), []byte("go\n"), 0o600); err != nil { // let it finish
+		t.Fatal(err)
+	}
+	if res := wait(t, second); res.Status != runner.Succeeded {
+		t.Errorf("the second waiter's run: %s (%s), want it to go on and succeed", res.Status, res.Error)
+	}
+
+	c = shellContract(`echo $$ > "$P"; exec sleep 300`, "P", filepath.Join(dir, "pid2"))
+	first, _ = h.ex.Submit(c, nil)
+	second, _ = h.ex.Submit(c, nil)
+	pid := waitPID(t, filepath.Join(dir, "pid2"))
+	if !h.ex.Abandon(first) || h.ex.Abandon(second) {
+		t.Fatal("Abandon: want the run to go on after the first, end after the last")
+	}
+	if res := wait(t, second); res.Status != runner.Cancelled {
+		t.Errorf("run abandoned by every waiter: %s, want Cancelled", res.Status)
+	}
+	if !waitGone(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("abandoned run's process %d still alive", pid)
+	}
+}
+
 func TestShutdown(t *testing.T) {
 	t.Run("lets running runs finish", func(t *testing.T) {
 		h := newHarness(t, func(o *Options) { o.CPUs = 1 })
