@@ -60,7 +60,7 @@ func (r *Reconciler) record(t Target, run render.Run, res *runner.Result) *resul
 		RunID: run.ID, IDVersion: c.Identity.IDVersion, Experiment: run.Experiment, SpecPath: run.SpecPath,
 		Repository: results.SanitizeURL(t.Repository), Ref: t.Ref, Commit: t.Commit,
 		ContextTree: c.Context.Tree, ContextExcluded: c.Context.Excluded, SpecBlob: run.SpecBlob, Params: run.Params, Image: c.Image,
-		Status: results.Status(res.Status), ExitCode: res.ExitCode, Reason: res.Error,
+		Status: results.Status(res.Status), ExitCode: res.ExitCode, Reason: res.Error, MetricsError: res.MetricsError,
 		StartedAt: res.StartedAt, FinishedAt: res.FinishedAt, Attempts: res.Attempts,
 		Usage: results.Usage{CPUSeconds: res.Usage.CPUSeconds, MaxRSSBytes: res.Usage.MaxRSSBytes,
 			MaxRSSMethod: res.Usage.MaxRSSMethod, SelfReported: res.Usage.SelfReported},

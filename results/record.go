@@ -72,6 +72,11 @@ type Record struct {
 	// only in the store by LogSHA256.
 	LogCommitted bool              `json:"logCommitted,omitempty"`
 	Identity     contract.Identity `json:"identity"`
+
+	// MetricsError says why a run that declares a metrics file has no
+	// metrics (the file is missing, is not a flat object of numbers, is a
+	// symlink...); it does not fail the run.
+	MetricsError string `json:"metricsError,omitempty"`
 }
 
 // GitFile is a repository file the run depended on, named by its blob ID.
