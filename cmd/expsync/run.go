@@ -63,7 +63,8 @@ REPO is a remote URL, a bare repository, or a clone (default "."), whose
 origin remote is then used: expsync never pushes into a checked-out branch.
 
 Exit codes: 0 done (failed experiments are results too), 1 some runs could not
-be executed or committed, or the commit may not run; 2 usage.`,
+be executed or committed, or the commit may not run; 2 usage (including a
+signing key that cannot be read or decrypted).`,
 			Args: cobra.MaximumNArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
 				if len(args) == 1 {
@@ -168,6 +169,11 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if ctx.Err() != nil {
 		return &exitError{1, interrupted(rep, err)}
 	}
+	if errors.Is(err, reconcile.ErrSigningKey) {
+		// Decrypted while the first runs went on, the key failed late, but
+		// the operator fixes it like a missing key file: a usage error.
+		return &exitError{2, err}
+	}
 	if err != nil {
 		return &exitError{1, err}
 	}
@@ -234,6 +240,9 @@ func printReport(w io.Writer, branch string, rep *reconcile.Report, err error) {
 	}
 	if err != nil && rep.Planned == 0 {
 		return // planning failed: the error says why
+	}
+	if errors.Is(err, reconcile.ErrSigningKey) && rep.Executed+rep.Recovered+rep.Cancelled == 0 && len(rep.Commits) == 0 {
+		return // stopped before any run was decided: the key error says why
 	}
 	if rep.Planned == 0 && rep.Commit != "" {
 		fmt.Fprintf(w, "commit %s plans no runs\n", short12(rep.Commit))

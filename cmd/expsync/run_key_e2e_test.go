@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -146,5 +147,63 @@ spec:
 	}
 	if n := executions(t, marker); n != 0 {
 		t.Errorf("%d runs executed with a key that cannot sign them", n)
+	}
+}
+
+// TestRunWithAnUnusableKeyIsAUsageError: a signing key that cannot be
+// used — a public key given as --key, or a wrong passphrase — is fixed by
+// the operator like a missing key file, so `expsync run` exits 2 as it does
+// for a missing file (and as serve does), naming the key; it claims no
+// planning outcome it did not reach (before: exit 1 and "3 runs planned,
+// 0 already done" for a branch whose runs were all done).
+func TestRunWithAnUnusableKeyIsAUsageError(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "lab")
+	kg := &keygenOptions{KeyPrefix: prefix, Type: "ecdsa", Passphrase: func() ([]byte, error) { return []byte("right"), nil }}
+	if err := kg.Exec(io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	l := newLab(t)
+	l.Commit("one run", map[string]string{
+		"experiments/one.yaml": `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: one
+spec:
+  image: host
+  command: ["sh", "-c", "echo ran"]
+  resources: {cpu: 100m}
+`})
+	store, state := t.TempDir(), t.TempDir()
+	args := func(key string) []string {
+		return []string{"run", l.URL(), "--allow-http", "--key", key, "--store", store, "--state", state, "--progress", "none"}
+	}
+	// The first run is another process: attest keeps decrypted keys for
+	// the life of a process, and this one must decrypt it afresh.
+	first := exec.Command(expsyncBinary(t), args(prefix+".key")...)
+	first.Env = append(os.Environ(), attest.PasswordEnv+"=right")
+	if out, err := first.CombinedOutput(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	head := l.Head()
+	for _, tc := range []struct {
+		name, key, password, want string
+	}{
+		{"wrong passphrase", prefix + ".key", "wrong", "wrong passphrase"},
+		{"public key", prefix + ".pub", "right", "not a private key"},
+		{"missing file", prefix + ".missing", "right", "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(attest.PasswordEnv, tc.password)
+			code, stdout, stderr := labCLI(t, args(tc.key)...)
+			if code != 2 || !strings.Contains(stderr, tc.key) || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want 2 with an error naming %s and %q\nstdout: %s\nstderr: %s", code, tc.key, tc.want, stdout, stderr)
+			}
+			if strings.Contains(stdout, "already done") {
+				t.Errorf("the report claims an outcome the key error stopped short of:\n%s", stdout)
+			}
+			if got := l.Head(); got != head {
+				t.Errorf("main moved from %s to %s", head, got)
+			}
+		})
 	}
 }
