@@ -114,7 +114,14 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 					errs = append(errs, fmt.Errorf("run %s of %s: %s", short(run.ID), run.Experiment, res.Error))
 				}
 			default:
-				rep.Executed++
+				if res.Cached {
+					// Another expsync on this store ran it while this one
+					// waited for the run's lock.
+					rep.Recovered++
+					ev.Recovered = true
+				} else {
+					rep.Executed++
+				}
 				if res.Status == runner.Succeeded {
 					rep.Succeeded++
 				} else {
