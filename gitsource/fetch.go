@@ -42,10 +42,13 @@ func (s *Source) listRefs(ctx context.Context) ([]*plumbing.Reference, error) {
 
 // fetchStorer is the storage a fetch writes into: the cache storage, with
 // received packs indexed by indexPack (packindex.go) rather than by
-// go-git's parser.
-func (s *Source) fetchStorer(st storage.Storer) storage.Storer {
+// go-git's parser, within the fetch's context (go-git indexes after the
+// transfer, where nothing else watches the context) and the repository's
+// size limit.
+func (s *Source) fetchStorer(ctx context.Context, st storage.Storer) storage.Storer {
 	if fs, ok := st.(*filesystem.Storage); ok {
-		return fetchStorage{Storage: fs, packDir: filepath.Join(s.gitDir(), "objects", "pack")}
+		return fetchStorage{Storage: fs, packDir: filepath.Join(s.gitDir(), "objects", "pack"),
+			ctx: ctx, maxInflated: s.limits.MaxRepoBytes}
 	}
 	return st
 }
@@ -59,7 +62,7 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 		return plumbing.ZeroHash, err
 	}
 	s.stats.fetches.Add(1)
-	remote := git.NewRemote(s.fetchStorer(st), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
+	remote := git.NewRemote(s.fetchStorer(ctx, st), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, cacheRef(ref)))
 	px, done := sshProxy(ctx, s.repo.URL)
 	defer done()
@@ -187,6 +190,11 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
 			return nil, s.newError(op, ErrEmptyRepository, "")
 		}
+		if errors.Is(err, ErrRepoTooLarge) {
+			// Refused while indexing: like a cache over the limit below,
+			// the repository's cache is dropped.
+			_ = s.dropCache()
+		}
 		return nil, s.wrap(op, err)
 	}
 	if err := s.checkCacheSize(op); err != nil {
@@ -221,7 +229,7 @@ func (s *Source) fetchCommit(ctx context.Context, st storage.Storer, commit plum
 		return err
 	}
 	s.stats.fetches.Add(1)
-	remote := git.NewRemote(s.fetchStorer(st), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
+	remote := git.NewRemote(s.fetchStorer(ctx, st), &config.RemoteConfig{Name: remoteName, URLs: []string{s.repo.URL}})
 	spec := config.RefSpec(fmt.Sprintf("+%s:refs/expsync/commits/%s", commit, commit))
 	px, done := sshProxy(ctx, s.repo.URL)
 	defer done()

@@ -3,6 +3,7 @@ package gitsource
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -28,10 +29,13 @@ import (
 
 // fetchStorage is the cache storage as go-git's fetch sees it: the
 // filesystem storage, except that a received pack is written and indexed
-// by packWriter.
+// by packWriter, within the fetch's context and the repository's size
+// limit (maxInflated: Limits.MaxRepoBytes).
 type fetchStorage struct {
 	*filesystem.Storage
-	packDir string
+	packDir     string
+	ctx         context.Context
+	maxInflated int64
 }
 
 // PackfileWriter implements storer.PackfileWriter.
@@ -43,16 +47,18 @@ func (s fetchStorage) PackfileWriter() (io.WriteCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create pack file: %w", err)
 	}
-	return &packWriter{f: f, st: s.Storage, dir: s.packDir}, nil
+	return &packWriter{f: f, st: s.Storage, dir: s.packDir, ctx: s.ctx, maxInflated: s.maxInflated}, nil
 }
 
 // packWriter writes a received pack to a temporary file; Close indexes
 // it, and moves it into place as pack-<checksum>.pack and .idx.
 type packWriter struct {
-	f   *os.File
-	st  *filesystem.Storage
-	dir string
-	n   int64
+	f           *os.File
+	st          *filesystem.Storage
+	dir         string
+	n           int64
+	ctx         context.Context
+	maxInflated int64
 }
 
 func (w *packWriter) Write(p []byte) (int, error) {
@@ -73,7 +79,9 @@ func (w *packWriter) Close() (err error) {
 		w.f.Close()
 		return os.Remove(tmp)
 	}
-	checksum, idx, err := indexPack(w.f)
+	// go-git closes the writer after a failed transfer too: a fetch whose
+	// context ended has nothing worth indexing.
+	checksum, idx, err := indexPack(w.ctx, w.f, w.maxInflated)
 	if err != nil {
 		return fmt.Errorf("index received pack: %w", err)
 	}
@@ -148,16 +156,89 @@ const (
 
 var errMalformedPack = packfile.ErrMalformedPackFile
 
+// indexGuard bounds the work of indexing, where the bounds above bound its
+// memory: a hostile or broken server can send a pack that keeps a core
+// busy for minutes (thousands of deltas each making hundreds of MiB, or
+// gigabytes of one repeated byte), long after the transfer ended. Indexing
+// stops when the fetch's context ends (its timeout, a cancelled
+// reconcile), checked every few MiB of work, and refuses a pack that
+// inflates to more than the repository's size limit: every object as
+// stored plus everything its deltas make (about the repository's size
+// uncompressed, which is more than its size on disk).
+type indexGuard struct {
+	ctx       context.Context
+	limit     int64 // Limits.MaxRepoBytes
+	inflated  int64 // bytes inflated from the pack or made by deltas so far
+	unchecked int64 // work since ctx was last checked
+}
+
+const (
+	// guardCheckBytes is the work between two looks at the context (a
+	// few milliseconds); guardObjectCost counts an object's overhead, so
+	// a pack of many small objects is checked every thousand or so.
+	guardCheckBytes = 4 << 20
+	guardObjectCost = 4 << 10
+)
+
+// charge counts n bytes about to be inflated or made by a delta, refusing
+// them past the limit before any of them is made.
+func (g *indexGuard) charge(n int64, what string, offset int64) error {
+	if n < 0 || n > g.limit-g.inflated { // no overflow: 0 <= inflated <= limit
+		g.inflated = g.limit
+		return fmt.Errorf("%w: the pack inflates to more than the repository's size limit of %d bytes (reached at the %s at offset %d); "+
+			"raise the repository's limit (gitsource Limits.MaxRepoBytes) if it is really this large",
+			ErrRepoTooLarge, g.limit, what, offset)
+	}
+	g.inflated += n
+	return nil
+}
+
+// tick counts n bytes of work and, every guardCheckBytes, returns the
+// context's error once it has ended.
+func (g *indexGuard) tick(n int64) error {
+	g.unchecked += n
+	if g.unchecked < guardCheckBytes {
+		return nil
+	}
+	g.unchecked = 0
+	if err := g.ctx.Err(); err != nil {
+		return fmt.Errorf("indexing stopped after %d bytes: %w", g.inflated, err)
+	}
+	return nil
+}
+
+// writer passes writes to w, ticking for each: one large object's
+// inflation stops as soon as the context ends.
+func (g *indexGuard) writer(w io.Writer) io.Writer { return guardWriter{w, g} }
+
+type guardWriter struct {
+	w io.Writer
+	g *indexGuard
+}
+
+func (gw guardWriter) Write(p []byte) (int, error) {
+	if err := gw.g.tick(int64(len(p))); err != nil {
+		return 0, err
+	}
+	return gw.w.Write(p)
+}
+
 // indexPack reads a pack file and returns its checksum and its index
 // (version 2, as `git index-pack` writes it). It checks the pack's
 // checksum, every object's inflated size and every delta. Memory: the
 // entries above, plus the contents along the delta chain being resolved.
-func indexPack(f io.ReadSeeker) (plumbing.Hash, []byte, error) {
-	entries, refDeltas, checksum, err := scanPack(f)
+// It stops when ctx ends, and refuses a pack that inflates to more than
+// maxInflated bytes (see indexGuard).
+func indexPack(ctx context.Context, f io.ReadSeeker, maxInflated int64) (plumbing.Hash, []byte, error) {
+	g := &indexGuard{ctx: ctx, limit: maxInflated}
+	if err := ctx.Err(); err != nil {
+		return plumbing.ZeroHash, nil, fmt.Errorf("indexing not started: %w", err)
+	}
+	entries, refDeltas, checksum, err := scanPack(f, g)
 	if err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
-	if err := resolveDeltas(f, entries, refDeltas); err != nil {
+	if err := resolveDeltas(f, entries, refDeltas, g); err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
 	return checksum, encodeIndex(entries, checksum), nil
@@ -165,7 +246,7 @@ func indexPack(f io.ReadSeeker) (plumbing.Hash, []byte, error) {
 
 // scanPack reads the pack once, in order: every object's offset, CRC and
 // base, and the hash of every object that is not a delta (streamed).
-func scanPack(f io.ReadSeeker) ([]packEntry, map[plumbing.Hash][]int32, plumbing.Hash, error) {
+func scanPack(f io.ReadSeeker, g *indexGuard) ([]packEntry, map[plumbing.Hash][]int32, plumbing.Hash, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, nil, plumbing.ZeroHash, err
 	}
@@ -182,23 +263,30 @@ func scanPack(f io.ReadSeeker) ([]packEntry, map[plumbing.Hash][]int32, plumbing
 			return nil, nil, plumbing.ZeroHash, fmt.Errorf("object %d of %d: %w", i+1, count, err)
 		}
 		e := packEntry{offset: oh.Offset, base: -1, typ: oh.Type}
+		// The scanner inflates no more than the header declares.
+		if err := g.charge(oh.Length, "object", oh.Offset); err != nil {
+			return nil, nil, plumbing.ZeroHash, err
+		}
 		var n int64
 		switch oh.Type {
 		case plumbing.OFSDeltaObject:
 			e.base = oh.OffsetReference
-			n, e.crc, err = sc.NextObject(io.Discard)
+			n, e.crc, err = sc.NextObject(g.writer(io.Discard))
 		case plumbing.REFDeltaObject:
 			refDeltas[oh.Reference] = append(refDeltas[oh.Reference], int32(len(entries)))
-			n, e.crc, err = sc.NextObject(io.Discard)
+			n, e.crc, err = sc.NextObject(g.writer(io.Discard))
 		case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
 			h := plumbing.NewHasher(oh.Type, oh.Length)
-			n, e.crc, err = sc.NextObject(h)
+			n, e.crc, err = sc.NextObject(g.writer(h))
 			e.hash, e.done = h.Sum(), true
 		default:
 			return nil, nil, plumbing.ZeroHash, fmt.Errorf("%w: object at offset %d has type %d", errMalformedPack, oh.Offset, oh.Type)
 		}
 		if err == nil && n != oh.Length {
 			err = fmt.Errorf("%w: object at offset %d inflates to %d bytes, its header says %d", errMalformedPack, oh.Offset, n, oh.Length)
+		}
+		if err == nil {
+			err = g.tick(guardObjectCost)
 		}
 		if err != nil {
 			return nil, nil, plumbing.ZeroHash, fmt.Errorf("object at offset %d: %w", oh.Offset, err)
@@ -216,7 +304,7 @@ func scanPack(f io.ReadSeeker) ([]packEntry, map[plumbing.Hash][]int32, plumbing
 // a delta, depth first through the deltas based on it, keeping only the
 // contents of the chain being walked. Buffers are reused (one per chain
 // level, one for delta data): resolving allocates next to nothing per object.
-func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.Hash][]int32) error {
+func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.Hash][]int32, g *indexGuard) error {
 	children, first := ofsChildren(entries)
 	if first == nil {
 		return fmt.Errorf("%w: an OFS delta's base is not at an object's offset", errMalformedPack)
@@ -224,7 +312,7 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 	if children == nil && len(refDeltas) == 0 {
 		return nil // no deltas
 	}
-	r := &packReader{sc: packfile.NewScanner(f)}
+	r := &packReader{sc: packfile.NewScanner(f), g: g}
 	var deltaBuf bytes.Buffer
 	var levels [][]byte // levels[d]: the content of the object being resolved at depth d+1
 	// held: the bytes of the contents along the chain, content's included.
@@ -249,6 +337,12 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 					return err
 				}
 				size, err := checkDeltaTarget(delta, held, entries[c].offset)
+				if err == nil {
+					err = g.charge(int64(size), "delta", entries[c].offset)
+				}
+				if err == nil {
+					err = g.tick(int64(size) + guardObjectCost)
+				}
 				if err != nil {
 					return err
 				}
@@ -278,6 +372,9 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 		}
 		if first[i] == first[i+1] && len(refDeltas[e.hash]) == 0 {
 			continue // no delta is based on it
+		}
+		if err := g.tick(guardObjectCost); err != nil {
+			return err
 		}
 		content, err := r.read(e.offset, &rootBuf)
 		if err != nil {
@@ -427,9 +524,11 @@ func ofsChildren(entries []packEntry) (children, first []int32) {
 	return children, first
 }
 
-// packReader inflates objects at given offsets.
+// packReader inflates objects at given offsets (already charged to g
+// by the scan).
 type packReader struct {
 	sc *packfile.Scanner
+	g  *indexGuard
 }
 
 func (r *packReader) read(offset int64, buf *bytes.Buffer) ([]byte, error) {
@@ -443,7 +542,7 @@ func (r *packReader) read(offset int64, buf *bytes.Buffer) ([]byte, error) {
 	}
 	buf.Reset()
 	buf.Grow(int(min(oh.Length, 64<<20)))
-	n, _, err := r.sc.NextObject(buf)
+	n, _, err := r.sc.NextObject(r.g.writer(buf))
 	if err == nil && n != oh.Length {
 		err = fmt.Errorf("%w: inflates to %d bytes, its header says %d", errMalformedPack, n, oh.Length)
 	}

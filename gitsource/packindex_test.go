@@ -3,6 +3,7 @@ package gitsource
 import (
 	"bytes"
 	"compress/zlib"
+	"context"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -58,7 +59,7 @@ func indexPackFile(t testing.TB, path string) ([]byte, error) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	_, idx, err := indexPack(f)
+	_, idx, err := indexPack(context.Background(), f, noInflateLimit)
 	return idx, err
 }
 
@@ -147,7 +148,7 @@ func TestIndexPackRefusesDamagedPacks(t *testing.T) {
 		{"thin pack: a delta's base is not in the pack", thin, "reference delta not found"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, idx, err := indexPack(bytes.NewReader(c.pack))
+			_, idx, err := indexPack(context.Background(), bytes.NewReader(c.pack), noInflateLimit)
 			if err == nil {
 				t.Fatalf("indexed a damaged pack (%d index bytes)", len(idx))
 			}
@@ -175,7 +176,7 @@ func FuzzIndexPack(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, pack []byte) {
-		_, data, err := indexPack(bytes.NewReader(pack))
+		_, data, err := indexPack(context.Background(), bytes.NewReader(pack), 64<<20) // fuzzing what a pack makes, not how long making it takes
 		if err != nil {
 			return // refused: what matters is that it did not panic
 		}
@@ -229,8 +230,30 @@ type handPack struct {
 // base) and returns its offset.
 func (p *handPack) add(t testing.TB, typ byte, base int64, data []byte) int64 {
 	t.Helper()
+	return p.addRepeated(t, typ, base, data, 1)
+}
+
+// addRepeated appends the object n times (the same base for deltas),
+// compressing it once, and returns the first one's offset.
+func (p *handPack) addRepeated(t testing.TB, typ byte, base int64, data []byte, n int) int64 {
+	t.Helper()
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	first := int64(12 + p.objects.Len())
+	for range n {
+		p.addCompressed(typ, base, len(data), z.Bytes())
+	}
+	return first
+}
+
+func (p *handPack) addCompressed(typ byte, base int64, size int, compressed []byte) {
 	offset := int64(12 + p.objects.Len())
-	size := len(data)
 	hdr := []byte{typ<<4 | byte(size&0x0f)}
 	for size >>= 4; size > 0; size >>= 7 {
 		hdr[len(hdr)-1] |= 0x80
@@ -246,15 +269,8 @@ func (p *handPack) add(t testing.TB, typ byte, base int64, data []byte) int64 {
 		}
 		p.objects.Write(enc)
 	}
-	zw := zlib.NewWriter(&p.objects)
-	if _, err := zw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	p.objects.Write(compressed)
 	p.count++
-	return offset
 }
 
 func (p *handPack) bytes() []byte {
@@ -303,7 +319,7 @@ func TestIndexPackBoundsWhatDeltasMake(t *testing.T) {
 			t.Logf("%d-byte pack declaring a %d-byte object", len(pack), size)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			_, idx, err := indexPack(bytes.NewReader(pack))
+			_, idx, err := indexPack(context.Background(), bytes.NewReader(pack), noInflateLimit)
 			runtime.ReadMemStats(&after)
 			if !c.refuse {
 				if err != nil {
