@@ -112,4 +112,6 @@ func (s *Source) SetObserved(m map[string]string) {
 	}
 }
 
-func (s *Source) redactor() redactor { return redactor{secrets: s.repo.Auth.secrets()} }
+func (s *Source) redactor() redactor {
+	return redactor{secrets: append(s.repo.Auth.secrets(), urlSecrets(s.repo.URL)...)}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -111,6 +112,37 @@ func RedactURL(raw string) string {
 	u.Fragment = ""
 	u.RawFragment = ""
 	return u.String()
+}
+
+// urlSecrets lists what RedactURL drops from a URL besides its userinfo:
+// the query string and the fragment (where some servers take a token,
+// ?private_token=...), raw and decoded, and each query value. go-git puts
+// them in the path it asks for, so the HTTP client's errors ("Get
+// \"https://host/repo.git?private_token=.../info/refs...\": ...") quote
+// them back.
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range []string{u.RawQuery, u.EscapedFragment(), u.Fragment} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	if q, err := url.ParseQuery(u.RawQuery); err == nil {
+		for _, vs := range q {
+			for _, v := range vs {
+				if v != "" {
+					out = append(out, v, url.QueryEscape(v))
+				}
+			}
+		}
+	}
+	// Longest first: a value inside the whole query is replaced with it.
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }
 
 // redactor removes known secrets and any userinfo from free text, for
