@@ -208,15 +208,25 @@ func (e *Executor) Submit(c contract.Contract, meta map[string]string) (*Job, er
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	if e.closing {
+	for {
+		e.mu.Lock()
+		if e.closing {
+			e.mu.Unlock()
+			return nil, ErrShutdown
+		}
+		j, ok := e.jobs[c.RunID]
+		if !ok {
+			break // e.mu stays held
+		}
+		if j.ctx.Err() == nil {
+			j.waiters++
+			e.mu.Unlock()
+			return j, nil
+		}
+		// Cancelled and still ending (up to the kill grace): this Submit
+		// gets a run of its own once it ended, not its Cancelled.
 		e.mu.Unlock()
-		return nil, ErrShutdown
-	}
-	if j, ok := e.jobs[c.RunID]; ok {
-		j.waiters++
-		e.mu.Unlock()
-		return j, nil
+		<-j.done
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &Job{RunID: c.RunID, Contract: c, Meta: meta, req: req, ctx: ctx, cancel: cancel, done: make(chan struct{}), waiters: 1}
@@ -380,6 +390,14 @@ func (e *Executor) Cancel(runID string) bool {
 		e.mu.Unlock()
 		return false
 	}
+	e.cancelAndUnlock(j)
+	return true
+}
+
+// cancelAndUnlock cancels j, which e.mu (held) has in e.jobs, and releases
+// e.mu. A queued job finishes at once; a running one is cancelled under the
+// lock, so no Submit joins it once it is doomed.
+func (e *Executor) cancelAndUnlock(j *Job) {
 	for i, q := range e.queue {
 		if q == j {
 			e.queue = append(e.queue[:i], e.queue[i+1:]...)
@@ -388,15 +406,14 @@ func (e *Executor) Cancel(runID string) bool {
 			e.finishLocked(j, res, nil)
 			counts := e.counts
 			e.mu.Unlock()
-			e.emit(Event{Kind: EventFinished, RunID: runID, Result: res, Counts: counts})
+			e.emit(Event{Kind: EventFinished, RunID: j.RunID, Result: res, Counts: counts})
 			close(j.done)
 			e.dispatch()
-			return true
+			return
 		}
 	}
-	e.mu.Unlock()
 	j.cancel() // running: the runner ends the process group
-	return true
+	e.mu.Unlock()
 }
 
 // Abandon withdraws one Submit's interest in j. The run is cancelled (as
@@ -415,8 +432,7 @@ func (e *Executor) Abandon(j *Job) (goesOn bool) {
 		e.mu.Unlock()
 		return true
 	}
-	e.mu.Unlock()
-	e.Cancel(j.RunID)
+	e.cancelAndUnlock(j)
 	return false
 }
 

@@ -282,6 +282,35 @@ func TestAbandonEndsARunOnlyWhenNoOneWaits(t *testing.T) {
 	}
 }
 
+// TestSubmitWhileACancelledRunEndsRunsItAgain: a run cancelled for one
+// caller takes up to the kill grace to end; a Submit of the same run in
+// that time (another branch planning it, a commit reverting an edit) must
+// get a run of its own once the old one ended, not join the dying one and
+// inherit its Cancelled.
+func TestSubmitWhileACancelledRunEndsRunsItAgain(t *testing.T) {
+	h := newHarness(t, nil) // KillGrace 200ms
+	dir := t.TempDir()
+	c := shellContract(`trap '' TERM; echo $$ >> "$D/pids"; [ -e "$D/cancelled" ] && exit 0; sleep 300 & wait; sleep 300`, "D", dir)
+	old, _ := h.ex.Submit(c, nil)
+	waitPID(t, filepath.Join(dir, "pids"))
+	if err := os.WriteFile(filepath.Join(dir, "cancelled"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !h.ex.Cancel(c.RunID) {
+		t.Fatal("Cancel did not find the run")
+	}
+	again, err := h.ex.Submit(c, nil) // the old process ignores SIGTERM for the grace
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := wait(t, old); res.Status != runner.Cancelled {
+		t.Errorf("cancelled run: %s", res.Status)
+	}
+	if res := wait(t, again); res.Status != runner.Succeeded {
+		t.Errorf("run submitted while the cancelled one ended: %s (%s), want a run of its own that succeeds", res.Status, res.Error)
+	}
+}
+
 func TestShutdown(t *testing.T) {
 	t.Run("lets running runs finish", func(t *testing.T) {
 		h := newHarness(t, func(o *Options) { o.CPUs = 1 })
