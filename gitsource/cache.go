@@ -68,10 +68,21 @@ func (s *Source) openStorage() (*filesystem.Storage, error) {
 // example after go-git found it inconsistent following a force-push. The
 // folder is renamed at once; it is deleted when no Snapshot reads it.
 func (s *Source) dropCache() error {
-	n := s.stats.drops.Add(1)
+	s.stats.drops.Add(1)
 	dir := s.gitDir()
-	trash := fmt.Sprintf("%s.old-%d", dir, n)
-	if err := os.Rename(dir, trash); err != nil {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	// Into a folder no one else uses: a process killed while a snapshot
+	// read its dropped cache leaves that behind, and another Source on
+	// the same folder has its own (a fixed name made every later drop fail
+	// with "file exists").
+	trash, err := os.MkdirTemp(s.dir, filepath.Base(dir)+".old-")
+	if err != nil {
+		return fmt.Errorf("drop cache: %w", err)
+	}
+	if err := os.Rename(dir, filepath.Join(trash, filepath.Base(dir))); err != nil {
+		os.Remove(trash)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

@@ -1,0 +1,92 @@
+package gitsource
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// breakCache makes the cached commit's tree incomplete (one blob lost),
+// as go-git's shallow fetch after a force-push can leave it.
+func breakCache(t *testing.T, src *Source, blob string) {
+	t.Helper()
+	packs, _ := filepath.Glob(filepath.Join(src.gitDir(), "objects", "pack", "*.pack"))
+	for _, pack := range packs {
+		data, err := os.ReadFile(pack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(pack)
+		os.Remove(strings.TrimSuffix(pack, ".pack") + ".idx")
+		mustGitIn(t, src.gitDir(), data, "unpack-objects", "-q")
+	}
+	if err := os.Remove(filepath.Join(src.gitDir(), "objects", blob[:2], blob[2:])); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCacheDropWithTrashLeftBehind: a dropped cache is renamed aside until
+// no snapshot reads it. A process killed while a snapshot read it leaves
+// that folder behind, and a second Source on the same cache folder (another
+// process, or a Source built again) has its own in use. Dropping the cache
+// must still work: before, every later drop renamed onto the same name,
+// failed ("file exists"), and the repository could not recover from a
+// force-push again.
+func TestCacheDropWithTrashLeftBehind(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	c1 := p.commit("c1", map[string]string{"a.txt": "1"})
+	p.push("main")
+	blob := runGit(t, p.dir, "rev-parse", c1+":a.txt")
+	cacheRoot := t.TempDir()
+	newSrc := func() *Source {
+		src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
+			URLPolicy: URLPolicy{AllowHTTP: true}}, cacheRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	ctx := testCtx(t)
+	first := newSrc()
+	sn, err := first.Snapshot(ctx, "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+
+	// What a killed process leaves: its dropped cache, not yet deleted.
+	leftover := filepath.Join(first.dir, "git.old-1")
+	if err := os.MkdirAll(filepath.Join(leftover, "objects"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	breakCache(t, first, blob)
+	// first drops its cache while its own snapshot still reads the old one.
+	held, err := first.Snapshot(ctx, "main", c1)
+	if err != nil {
+		t.Fatalf("snapshot with a broken cache and a dropped cache left behind: %v", err)
+	}
+	defer held.Close()
+
+	// A second Source on the same folder meets a broken cache too.
+	breakCache(t, first, blob)
+	second := newSrc()
+	for _, src := range []*Source{second, first} {
+		sn, err := src.Snapshot(ctx, "main", c1)
+		if err != nil {
+			t.Fatalf("snapshot with a broken cache while another Source's dropped cache is in use: %v", err)
+		}
+		if d := cmp.Diff(map[string]string{"a.txt": "1"}, readAll(t, sn)); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
+		}
+		sn.Close()
+		breakCache(t, first, blob)
+	}
+	if d := cmp.Diff(map[string]string{"a.txt": "1"}, readAll(t, held)); d != "" {
+		t.Errorf("the snapshot held across drops reads (-want +got):\n%s", d)
+	}
+}
