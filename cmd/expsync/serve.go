@@ -171,6 +171,10 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	if cfg.Author != nil {
 		opts.Author = gitsource.Signature{Name: cfg.Author.Name, Email: cfg.Author.Email}
 	}
+	// A run can read expsync's environment: the repositories' credentials
+	// are redacted from runs like EXPSYNC_* credentials, whatever their
+	// variables are called.
+	opts.Runner.Redact = cfg.credentials()
 	commitSigner, ownKey, err := loadCommitSigner(cfg.CommitSigningKey)
 	if err != nil {
 		return &exitError{2, err}
@@ -305,6 +309,23 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 		}
 	}
 	return &cfg, nil
+}
+
+// credentials are the values of the variables the repositories' auth
+// names for passwords and tokens.
+func (cfg *serveConfig) credentials() []string {
+	var out []string
+	for _, r := range cfg.Repositories {
+		if r.Auth == nil {
+			continue
+		}
+		for _, name := range []string{r.Auth.PasswordEnv, r.Auth.TokenEnv} {
+			if v := os.Getenv(name); name != "" && v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // repository turns one entry into a gitsource.Repository; credentials come
