@@ -21,6 +21,7 @@ import (
 
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/reconcile"
+	"github.com/expsync/expsync/runner"
 )
 
 // runOptions is `expsync run`: one reconcile of one branch.
@@ -42,6 +43,9 @@ type runOptions struct {
 	// CommitSigningKey signs results commits (an SSH or armored PGP private
 	// key file; passphrase from EXPSYNC_COMMIT_KEY_PASSPHRASE).
 	CommitSigningKey string
+	// SecretsFile is a YAML file {secret: {key: value}} for secretRef
+	// variables not set as EXPSYNC_SECRET_<NAME>_<KEY>.
+	SecretsFile string
 	// GitLimits bounds every Git operation of the run (zero: gitsource's
 	// defaults). Not a flag: tests shorten it to prove a stalled server
 	// times out.
@@ -87,6 +91,7 @@ signing key that cannot be read or decrypted).`,
 		f.BoolVar(&o.AllowHTTP, "allow-http", false, "allow plain http:// remotes (tests, private networks)")
 		f.DurationVar(&o.GitLimits.Timeout, "git-timeout", 0, "bound on one Git operation: a poll, a fetch, one push attempt (default 5m)")
 		f.DurationVar(&o.GitLimits.IdleTimeout, "git-idle-timeout", 0, "bound on a Git connection making no progress, HTTP(S) and SSH (default 60s)")
+		f.StringVar(&o.SecretsFile, "secrets-file", "", "YAML file {secret: {key: value}} for secretRef variables not set as EXPSYNC_SECRET_<NAME>_<KEY>")
 		f.StringVar(&o.CommitSigningKey, "commit-signing-key", "", "sign results commits with this SSH or PGP private key file (needed on branches run with --verify-commits)")
 		return cmd
 	})
@@ -99,6 +104,11 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	if err := o.checkFlags(); err != nil {
 		return &exitError{2, err}
+	}
+	if o.SecretsFile != "" {
+		if _, err := runner.FileSecrets(o.SecretsFile); err != nil {
+			return &exitError{2, fmt.Errorf("--secrets-file: %w", err)}
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -136,6 +146,7 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	l, _, err := reconcile.OpenLocal(ctx, reconcile.LocalOptions{
 		StoreDir: o.Store, StateDir: o.State, Key: o.Key, TrustedKeys: o.TrustedKeys,
 		Concurrency: o.Jobs, BatchInterval: o.BatchInterval, Events: prog.event, CommitSigner: commitSigner,
+		Runner: runner.Options{SecretsFile: o.SecretsFile},
 	})
 	if l == nil {
 		return &exitError{2, err}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/reconcile"
+	"github.com/expsync/expsync/runner"
 )
 
 // serveConfig is the YAML file of `expsync serve --config FILE`.
@@ -40,6 +41,9 @@ type serveConfig struct {
 	CommitSigningKey string             `yaml:"commitSigningKey"`
 	Author           *authorConfig      `yaml:"author"`
 	Repositories     []repositoryConfig `yaml:"repositories"`
+	// SecretsFile is a YAML file {secret: {key: value}} for secretRef
+	// variables not set as EXPSYNC_SECRET_<NAME>_<KEY>.
+	SecretsFile string `yaml:"secretsFile"`
 }
 
 type authorConfig struct {
@@ -107,6 +111,7 @@ The configuration file (YAML):
   interval: 30s
   batchInterval: 10s
   concurrency: 4
+  secretsFile: /etc/expsync/secrets.yaml  # {secret: {key: value}}, after EXPSYNC_SECRET_<NAME>_<KEY>
   repositories:
     - url: https://git.example/lab/experiments.git
       auth: {usernameEnv: GIT_USER, passwordEnv: GIT_TOKEN}
@@ -175,6 +180,12 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	// are redacted from runs like EXPSYNC_* credentials, whatever their
 	// variables are called.
 	opts.Runner.Redact = cfg.credentials()
+	if cfg.SecretsFile != "" {
+		if _, err := runner.FileSecrets(cfg.SecretsFile); err != nil {
+			return &exitError{2, fmt.Errorf("%s: secretsFile: %w", o.Config, err)}
+		}
+		opts.Runner.SecretsFile = cfg.SecretsFile
+	}
 	commitSigner, ownKey, err := loadCommitSigner(cfg.CommitSigningKey)
 	if err != nil {
 		return &exitError{2, err}
@@ -264,7 +275,7 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 		cfg.Key = os.Getenv("EXPSYNC_KEY")
 	}
 	cfg.Store, cfg.State, cfg.Key = rel(cfg.Store), rel(cfg.State), rel(cfg.Key)
-	cfg.CommitSigningKey = rel(cfg.CommitSigningKey)
+	cfg.CommitSigningKey, cfg.SecretsFile = rel(cfg.CommitSigningKey), rel(cfg.SecretsFile)
 	for i := range cfg.TrustedKeys {
 		cfg.TrustedKeys[i] = rel(cfg.TrustedKeys[i])
 	}

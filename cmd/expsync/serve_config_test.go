@@ -13,6 +13,7 @@ func TestParseServeConfig(t *testing.T) {
 state: /var/lib/expsync
 key: keys/expsync.key
 interval: 45s
+secretsFile: secrets.yaml
 repositories:
   - url: https://git.example/lab/x.git
     auth: {tokenEnv: LAB_TOKEN}
@@ -28,6 +29,9 @@ repositories:
 	want := []any{"/etc/expsync/store", "/var/lib/expsync", "/etc/expsync/keys/expsync.key", 45 * time.Second, 10 * time.Second, 2}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	if cfg.SecretsFile != "/etc/expsync/secrets.yaml" {
+		t.Errorf("secretsFile %q, want it relative to the configuration's folder", cfg.SecretsFile)
 	}
 	t.Setenv("LAB_TOKEN", "tok-123")
 	repo, err := cfg.Repositories[0].repository()
