@@ -162,14 +162,16 @@ type secretVar struct{ name, value string }
 // declared variables, and the secret values to redact, longest first.
 func buildEnv(c contract.Contract, opts Options) ([]string, []secretVar, error) {
 	source := opts.Secrets
+	redact := opts.Redact
 	if source == nil {
 		source = EnvSecrets
 		if opts.SecretsFile != "" {
-			file, err := FileSecrets(opts.SecretsFile)
+			file, values, err := secretsFileSource(opts.SecretsFile)
 			if err != nil {
 				return nil, nil, err
 			}
 			source = chainSecrets(EnvSecrets, file)
+			redact = append(append([]string(nil), redact...), values...)
 		}
 	}
 	vars := map[string]string{
@@ -213,7 +215,7 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []secretVar, error) 
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
-	secrets = appendOperatorCredentials(secrets, opts.Redact)
+	secrets = appendOperatorCredentials(secrets, redact)
 	// Longest first, so a secret containing another is redacted whole.
 	sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i].value) > len(secrets[j].value) })
 	return env, secrets, nil

@@ -432,6 +432,16 @@ func TestSecretsNeverRecorded(t *testing.T) {
 			t.Errorf("status %s error %q", res.Status, res.Error)
 		}
 	})
+	t.Run("every value of the secrets file, declared or not", func(t *testing.T) {
+		// The run can read the file (same user), as it can read the
+		// operator's EXPSYNC_SECRET_* variables: all of them are redacted.
+		f := newFixture(t)
+		f.opts.Secrets = nil
+		f.opts.SecretsFile = filepath.Join(t.TempDir(), "secrets.yaml")
+		os.WriteFile(f.opts.SecretsFile, []byte("lab-tokens:\n  api: "+secret+"\n"), 0o600)
+		res := f.run(shell(`sed -n 's/ *api: /token=/p' "$F"; exit 2`).env("F", f.opts.SecretsFile).build())
+		check(t, f, res)
+	})
 	t.Run("bad secrets file does not echo its content", func(t *testing.T) {
 		f := newFixture(t)
 		f.opts.Secrets = nil

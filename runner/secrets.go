@@ -41,6 +41,11 @@ func EnvSecrets(name, key string) (string, bool, error) {
 // serves its values. The file should be readable by the operator only; its
 // values never appear in an error.
 func FileSecrets(path string) (SecretSource, error) {
+	source, _, err := secretsFileSource(path)
+	return source, err
+}
+
+func readSecretsFile(path string) (map[string]map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("secrets file: %w", err)
@@ -51,10 +56,27 @@ func FileSecrets(path string) (SecretSource, error) {
 		// report the position only.
 		return nil, fmt.Errorf("secrets file %s: not a mapping of secret names to {key: value} mappings of strings", path)
 	}
+	return doc, nil
+}
+
+// secretsFileSource serves the secrets file and lists all of its values: a
+// run can read the file (same user), so every value is redacted from every
+// run, declared or not, as the operator's EXPSYNC_SECRET_* variables are.
+func secretsFileSource(path string) (SecretSource, []string, error) {
+	doc, err := readSecretsFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var values []string
+	for _, keys := range doc {
+		for _, v := range keys {
+			values = append(values, v)
+		}
+	}
 	return func(name, key string) (string, bool, error) {
 		v, ok := doc[name][key]
 		return v, ok, nil
-	}, nil
+	}, values, nil
 }
 
 // chainSecrets asks each source in turn.
