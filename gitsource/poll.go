@@ -194,7 +194,7 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 		return VerifyResult{}, s.wrap(op, err)
 	}
 	defer st.Close()
-	res, err := verifyRange(st, ks, head, stop, s.limits.MaxVerifyCommits)
+	res, err := verifyRange(st, ks, head, acceptedHistory(st, stop), s.limits.MaxVerifyCommits)
 	if err != nil {
 		return res, s.newError(op, ErrUnverified, "%v", err)
 	}

@@ -133,8 +133,8 @@ type VerifyResult struct {
 }
 
 // verifyRange verifies every commit reachable from head that is not in
-// stop (already verified, or the head of a trusted ref) and is present in
-// the cache. The walk stops at commits the cache does not hold: the server
+// stop (already verified, or history of a trusted ref: see
+// acceptedHistory) and is present in the cache. The walk stops at commits the cache does not hold: the server
 // leaves out commits reachable from what the cache already had, so the
 // boundary is the history that was already accepted (or, on a first sight
 // of a ref fetched shallow, the head alone).
@@ -171,6 +171,32 @@ func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, 
 		queue = append(queue, c.ParentHashes...)
 	}
 	return res, nil
+}
+
+// acceptedHistory is stop (verified commits, trusted refs' heads) and every
+// commit the cache holds that they reach: the history of a trusted ref is
+// trusted beyond its head (a pull request branched from main before main
+// moved on), and a verified commit's history was checked when it was.
+func acceptedHistory(st storer.EncodedObjectStorer, stop map[plumbing.Hash]bool) map[plumbing.Hash]bool {
+	accepted := make(map[plumbing.Hash]bool, len(stop))
+	queue := make([]plumbing.Hash, 0, len(stop))
+	for h := range stop {
+		queue = append(queue, h)
+	}
+	for len(queue) > 0 {
+		h := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if accepted[h] {
+			continue
+		}
+		accepted[h] = true
+		c, err := object.GetCommit(st, h)
+		if err != nil {
+			continue // not in the cache (or not a commit): the walk stops at it
+		}
+		queue = append(queue, c.ParentHashes...)
+	}
+	return accepted
 }
 
 // The verified set persists across restarts and cache drops.
