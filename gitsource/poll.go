@@ -168,8 +168,34 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 	if verified[head] {
 		return VerifyResult{}, nil
 	}
-	// Stop the walk at what is already trusted: verified commits and the
-	// cached heads of trusted refs that need no verification.
+	res, err := s.fetchAndVerify(ctx, ref, head, ks, verified)
+	if errors.Is(err, errUnverifiedCut) {
+		// The cache holds commits fetched shallow by other operations
+		// (snapshots, commit-back) or before a drop: what hides under
+		// them was never checked. Fetch the ref's history afresh, once.
+		if derr := s.dropCache(); derr != nil {
+			return VerifyResult{}, s.wrap(op, derr)
+		}
+		res, err = s.fetchAndVerify(ctx, ref, head, ks, verified)
+	}
+	var re *RepoError
+	if errors.As(err, &re) {
+		return res, err // a fetch's error, already wrapped
+	}
+	if err != nil {
+		return res, s.newError(op, ErrUnverified, "%v", err)
+	}
+	if err := s.saveVerified(order, res.Checked); err != nil {
+		return res, s.wrap(op, err)
+	}
+	return res, nil
+}
+
+// fetchAndVerify fetches ref up to head and verifies its new commits: the
+// walk stops at verified commits and at the cached heads of trusted refs.
+func (s *Source) fetchAndVerify(ctx context.Context, ref string, head plumbing.Hash, ks *keySet,
+	verified map[plumbing.Hash]bool) (VerifyResult, error) {
+	op := "verify " + ref
 	stop := map[plumbing.Hash]bool{}
 	for h := range verified {
 		stop[h] = true
@@ -183,8 +209,12 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 			return VerifyResult{}, err
 		}
 	}
-	if s.trustedHeads(stop) {
-		depth = 0 // the cache has history: fetch only what is new
+	if s.trustedHeads(stop) || len(verified) > 0 {
+		// The cache has history, or commits were verified before (kept
+		// across cache drops): fetch all that is new, so the walk reaches
+		// them. Only a first sight with nothing to stop at checks the
+		// head alone.
+		depth = 0
 	}
 	if err := s.ensureCommit(ctx, ref, head, depth); err != nil {
 		return VerifyResult{}, err
@@ -194,14 +224,12 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 		return VerifyResult{}, s.wrap(op, err)
 	}
 	defer st.Close()
-	res, err := verifyRange(st, ks, head, acceptedHistory(st, stop), s.limits.MaxVerifyCommits)
+	shallow, err := st.Shallow()
 	if err != nil {
-		return res, s.newError(op, ErrUnverified, "%v", err)
+		return VerifyResult{}, s.wrap(op, err)
 	}
-	if err := s.saveVerified(order, res.Checked); err != nil {
-		return res, s.wrap(op, err)
-	}
-	return res, nil
+	headAlone := depth == 1
+	return verifyRange(st, ks, head, acceptedHistory(st, stop), s.limits.MaxVerifyCommits, shallow, headAlone)
 }
 
 // trustedHeads adds the cached heads of trusted refs that need no

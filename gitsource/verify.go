@@ -132,20 +132,31 @@ type VerifyResult struct {
 	Signers []string // who signed each (same order)
 }
 
-// verifyRange verifies every commit reachable from head that is not in
-// stop (already verified, or history of a trusted ref: see
-// acceptedHistory) and is present in the cache. The walk stops at commits the cache does not hold: the server
-// leaves out commits reachable from what the cache already had, so the
-// boundary is the history that was already accepted (or, on a first sight
-// of a ref fetched shallow, the head alone).
-func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, stop map[plumbing.Hash]bool, max int) (VerifyResult, error) {
+// verifyRange verifies every commit reachable from head that is not
+// accepted (already verified, or history of a trusted ref: see
+// acceptedHistory) and is present in the cache. The walk stops at commits
+// the cache does not hold: the server leaves out commits reachable from
+// what the cache already had, so the boundary is the history that was
+// already accepted (or, on a first sight of a ref fetched shallow,
+// headAlone, the head alone).
+//
+// That holds only if everything the cache holds shallow (shallow: commits
+// whose parents were not fetched) is accepted history: other operations
+// fetch shallow too (a snapshot, a results branch started from a pull
+// request), and a commit under one of those cuts is left out by the server
+// without ever being checked. So when the walk meets the boundary, every
+// cut must be accepted; otherwise verifyRange returns errUnverifiedCut and
+// the caller fetches afresh.
+func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, accepted map[plumbing.Hash]bool, max int,
+	shallow []plumbing.Hash, headAlone bool) (VerifyResult, error) {
 	var res VerifyResult
 	seen := map[plumbing.Hash]bool{}
 	queue := []plumbing.Hash{head}
+	boundary := false
 	for len(queue) > 0 {
 		h := queue[0]
 		queue = queue[1:]
-		if seen[h] || stop[h] {
+		if seen[h] || accepted[h] {
 			continue
 		}
 		seen[h] = true
@@ -154,6 +165,7 @@ func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, 
 			if h == head {
 				return res, fmt.Errorf("commit %s is not in the cache", h)
 			}
+			boundary = true
 			continue // history boundary
 		}
 		if err != nil {
@@ -170,8 +182,29 @@ func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, 
 		res.Signers = append(res.Signers, who)
 		queue = append(queue, c.ParentHashes...)
 	}
+	if !boundary {
+		return res, nil
+	}
+	for _, h := range shallow {
+		if accepted[h] || (headAlone && h == head) {
+			continue
+		}
+		c, err := object.GetCommit(st, h)
+		if err != nil {
+			continue // not in the cache: hides nothing
+		}
+		for _, p := range c.ParentHashes {
+			if !hasCommit(st, p) {
+				return res, fmt.Errorf("%w: %s", errUnverifiedCut, h)
+			}
+		}
+	}
 	return res, nil
 }
+
+// errUnverifiedCut: the cache holds a commit fetched without its parents
+// that is not accepted history, so the walk's boundary proves nothing.
+var errUnverifiedCut = errors.New("the cache holds history fetched shallow that was never verified")
 
 // acceptedHistory is stop (verified commits, trusted refs' heads) and every
 // commit the cache holds that they reach: the history of a trusted ref is
