@@ -34,9 +34,11 @@
 // are never followed); paths that are absolute or contain ".." and tree
 // entries named "..", "." or containing '/' are refused with
 // tree.ErrEscapes. Limits cap one file (MaxFileBytes, checked before a blob
-// is read), the cache on disk (MaxRepoBytes), the commits one verification
-// walks (MaxVerifyCommits) and the duration of one operation when the
-// caller's context has no earlier deadline (Timeout).
+// is read), the cache on disk and what one fetched pack inflates to
+// (MaxRepoBytes; indexing a pack also stops with the operation's context),
+// the commits one verification walks (MaxVerifyCommits) and the duration of
+// one operation when the caller's context has no earlier deadline
+// (Timeout).
 //
 // # Network bounds
 //
@@ -119,10 +121,14 @@
 // are always verified, on trusted refs when Required is set. Verification
 // fetches the new commits — everything the cache does not hold yet; with an
 // empty cache the heads of (up to four) trusted refs are fetched first, so
-// the same holds on a first sight; with no trusted ref at all, only the
-// head is there to check — and checks every commit from the new head back
-// to commits verified before, to heads of trusted refs, or to the fetched
-// history's boundary (commits the trusted history already has). One
+// the same holds on a first sight; with no trusted ref and nothing verified
+// before, only the head is there to check — and checks every commit from
+// the new head back to commits verified before, to the history of trusted
+// refs the cache holds, or to the fetched history's boundary (commits the
+// trusted history already has). A boundary proves nothing while the cache
+// holds commits other operations fetched without their parents (a snapshot,
+// a results branch started from a pull request) that are not accepted
+// history: then the cache is dropped and the ref verified afresh. One
 // unsigned or unknown commit refuses the change. Verified commits are
 // remembered in the cache folder (capped), so a ref that returns to a
 // verified commit costs nothing.

@@ -41,8 +41,10 @@ type RefPolicy struct {
 type Limits struct {
 	// MaxFileBytes caps one blob read through a Snapshot (default 32 MiB).
 	MaxFileBytes int64
-	// MaxRepoBytes caps the on-disk cache of the repository after a fetch
-	// (default 2 GiB); a larger repository is refused and its cache dropped.
+	// MaxRepoBytes caps the on-disk cache of the repository after a fetch,
+	// and what one fetched pack inflates to (its objects uncompressed,
+	// checked while indexing it, before they are made) (default 2 GiB); a
+	// larger repository is refused and its cache dropped.
 	MaxRepoBytes int64
 	// MaxVerifyCommits caps how many new commits one verification walks
 	// (default 1000); more is refused rather than silently truncated.
