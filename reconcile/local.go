@@ -38,7 +38,10 @@ type LocalOptions struct {
 	BuilderID   string
 	// Concurrency bounds the runs at once (0: as many as the CPU and memory
 	// requests allow).
-	Concurrency   int
+	Concurrency int
+	// GPUs is how many GPUs runs may request in total (0: a run requesting
+	// one is refused).
+	GPUs          int
 	BatchInterval time.Duration
 	// Author of results commits (default expsync <expsync@localhost>).
 	Author gitsource.Signature
@@ -95,7 +98,7 @@ func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, []local.Recovere
 		return nil, nil, fmt.Errorf("state folder: %w", err)
 	}
 	ex, err := local.New(local.Options{Store: st, StateDir: filepath.Join(opts.StateDir, "executor"),
-		MaxConcurrent: opts.Concurrency, Runner: runOpts, OnEvent: opts.ExecutorEvents})
+		MaxConcurrent: opts.Concurrency, GPUs: opts.GPUs, Runner: runOpts, OnEvent: opts.ExecutorEvents})
 	if err != nil {
 		return nil, nil, err
 	}

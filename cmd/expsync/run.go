@@ -34,6 +34,8 @@ type runOptions struct {
 	State         string
 	BatchInterval time.Duration
 	Jobs          int
+	// GPUs is how many GPUs runs may request in total.
+	GPUs int
 	// VerifyCommits treats the branch as untrusted: its commits run only
 	// when signed by one of CommitKeys.
 	VerifyCommits bool
@@ -85,6 +87,7 @@ signing key that cannot be read or decrypted).`,
 		f.StringVar(&o.State, "state", defaultStateDir(), "state folder (Git cache, journal, work folders)")
 		f.DurationVar(&o.BatchInterval, "batch-interval", 10*time.Second, "commit finished runs this often")
 		f.IntVarP(&o.Jobs, "jobs", "j", 0, "runs at once (default: as many as CPU and memory requests allow)")
+		f.IntVar(&o.GPUs, "gpus", 0, "GPUs the runs' requests may add up to (default 0: a run requesting a GPU is refused; runs see every GPU)")
 		f.BoolVar(&o.VerifyCommits, "verify-commits", false, "run the branch only if every new commit is signed by a --commit-key")
 		f.StringSliceVar(&o.CommitKeys, "commit-key", nil, "file with an armored PGP key or authorized_keys lines allowed to sign commits")
 		f.StringVar(&o.Progress, "progress", "auto", "progress display: auto, bar, plain or none")
@@ -145,7 +148,7 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	prog := newProgress(o.Progress, stderr)
 	l, _, err := reconcile.OpenLocal(ctx, reconcile.LocalOptions{
 		StoreDir: o.Store, StateDir: o.State, Key: o.Key, TrustedKeys: o.TrustedKeys,
-		Concurrency: o.Jobs, BatchInterval: o.BatchInterval, Events: prog.event, CommitSigner: commitSigner,
+		Concurrency: o.Jobs, GPUs: o.GPUs, BatchInterval: o.BatchInterval, Events: prog.event, CommitSigner: commitSigner,
 		Runner: runner.Options{SecretsFile: o.SecretsFile},
 	})
 	if l == nil {
@@ -210,6 +213,8 @@ func (o *runOptions) checkFlags() error {
 	switch {
 	case o.Key == "":
 		return errors.New("--key is required (make one with `expsync keygen`)")
+	case o.GPUs < 0:
+		return fmt.Errorf("--gpus %d: give the number of GPUs runs may use at once, or 0", o.GPUs)
 	case o.Jobs < 0:
 		return fmt.Errorf("--jobs %d: give a positive number of runs at once, or 0 for as many as the CPU and memory requests allow", o.Jobs)
 	case o.GitLimits.Timeout < 0 || o.GitLimits.IdleTimeout < 0:

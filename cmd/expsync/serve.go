@@ -36,6 +36,9 @@ type serveConfig struct {
 	BatchInterval duration `yaml:"batchInterval"`
 	// Concurrency bounds the runs at once (0: CPU and memory requests).
 	Concurrency int `yaml:"concurrency"`
+	// GPUs the runs' requests may add up to (0: runs requesting one are
+	// refused).
+	GPUs int `yaml:"gpus"`
 	// CommitSigningKey signs results commits (SSH or armored PGP private
 	// key file; passphrase from EXPSYNC_COMMIT_KEY_PASSPHRASE).
 	CommitSigningKey string             `yaml:"commitSigningKey"`
@@ -111,6 +114,7 @@ The configuration file (YAML):
   interval: 30s
   batchInterval: 10s
   concurrency: 4
+  gpus: 0                              # GPUs the runs' requests may add up to
   secretsFile: /etc/expsync/secrets.yaml  # {secret: {key: value}}, after EXPSYNC_SECRET_<NAME>_<KEY>
   repositories:
     - url: https://git.example/lab/experiments.git
@@ -159,7 +163,7 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	}
 	opts := reconcile.LocalOptions{
 		StoreDir: cfg.Store, StateDir: cfg.State, Key: cfg.Key, TrustedKeys: cfg.TrustedKeys, BuilderID: cfg.BuilderID,
-		Concurrency: cfg.Concurrency, BatchInterval: cfg.BatchInterval.Duration,
+		Concurrency: cfg.Concurrency, GPUs: cfg.GPUs, BatchInterval: cfg.BatchInterval.Duration,
 		Events: func(e reconcile.Event) {
 			switch e.Kind {
 			case reconcile.EventRunFinished:
@@ -287,6 +291,9 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 	}
 	if cfg.BatchInterval.Duration == 0 {
 		cfg.BatchInterval.Duration = 10 * time.Second
+	}
+	if cfg.GPUs < 0 || cfg.Concurrency < 0 {
+		return nil, fmt.Errorf("%s: gpus %d, concurrency %d: give numbers of 0 or more", file, cfg.GPUs, cfg.Concurrency)
 	}
 	if len(cfg.Repositories) == 0 {
 		return nil, fmt.Errorf("%s: repositories: at least one repository is required", file)

@@ -37,13 +37,13 @@ func (e *Executor) requestOf(c contract.Contract) (request, error) {
 	}
 	req.gpus = c.Limits.GPU
 	if req.gpus > e.capacity.gpus {
-		return req, fmt.Errorf("run %s requests %d GPUs but this executor has %d: set the executor's GPUs (local runs see every GPU of the machine; expsync only counts them)", c.RunID, req.gpus, e.capacity.gpus)
+		return req, fmt.Errorf("run %s requests %d GPUs but this executor has %d: give expsync the machine's GPUs (expsync run --gpus N; gpus: N in serve's configuration; local runs see every GPU of the machine, expsync only counts them)", c.RunID, req.gpus, e.capacity.gpus)
 	}
 	if req.cpuMilli > e.capacity.cpuMilli {
-		return req, fmt.Errorf("run %s requests %s CPUs but this executor has %s: lower resources.cpu or raise the executor's CPUs", c.RunID, milli(req.cpuMilli), milli(e.capacity.cpuMilli))
+		return req, fmt.Errorf("run %s requests %s CPUs but this executor has %s: lower resources.cpu to fit this machine", c.RunID, milli(req.cpuMilli), milli(e.capacity.cpuMilli))
 	}
 	if req.memBytes > e.capacity.memBytes {
-		return req, fmt.Errorf("run %s requests %d bytes of memory but this executor has %d: lower resources.memory or raise the executor's memory", c.RunID, req.memBytes, e.capacity.memBytes)
+		return req, fmt.Errorf("run %s requests %d bytes of memory but this executor has %d: lower resources.memory to fit this machine (its available memory when expsync started)", c.RunID, req.memBytes, e.capacity.memBytes)
 	}
 	return req, nil
 }
