@@ -107,6 +107,12 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	res.Outputs = outputs
 	r.readMetrics(ctx, work, res)
 	leaked := r.withholdSecrets(context.WithoutCancel(ctx), res)
+	if ctx.Err() != nil {
+		// Cancelled after the process ended, while its outputs were stored:
+		// what failed is the storing, not the run. Not a result (never
+		// cached): the run executes again.
+		return outcome{outcomeCancelled, "cancelled while its outputs were stored"}
+	}
 	if !succeeded {
 		msg := fmt.Sprintf("exit code %d", p.exitCode)
 		if p.signal != "" {
