@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-git/go-billy/v5/helper/chroot"
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -49,19 +50,56 @@ func cacheRef(ref string) plumbing.ReferenceName {
 // openStorage opens (creating if needed) the cache repository. The caller
 // must not keep it beyond one operation.
 func (s *Source) openStorage() (*filesystem.Storage, error) {
+	st, unpin, err := s.openStorageRoot(false)
+	if err != nil {
+		return nil, err
+	}
+	unpin()
+	return st, nil
+}
+
+// openPinnedStorage is openStorage for a storage kept beyond the cache
+// lock (a Snapshot): it names the cache folder through an open descriptor
+// (/proc/self/fd/N), so it reads the same folder after dropCache renames
+// it aside, where a storage opened on the path would read the new cache
+// ("packfile not found" for every pack it had not kept open). unpin
+// closes the descriptor once the storage is closed.
+func (s *Source) openPinnedStorage() (st *filesystem.Storage, unpin func(), err error) {
+	return s.openStorageRoot(true)
+}
+
+func (s *Source) openStorageRoot(pin bool) (*filesystem.Storage, func(), error) {
 	dir := s.gitDir()
 	_, statErr := os.Stat(filepath.Join(dir, "HEAD"))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create cache folder: %w", err)
+		return nil, nil, fmt.Errorf("create cache folder: %w", err)
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(objectCacheBytes),
+	fsys, unpin := osfs.New(dir), func() {}
+	if pin {
+		if f, err := os.Open(dir); err == nil {
+			// Where /proc is missing (not Linux), the path it is. Not
+			// osfs.New: it resolves the root's symbolic link, the path.
+			if byFD := fmt.Sprintf("/proc/self/fd/%d", f.Fd()); isDir(byFD) {
+				fsys, unpin = chroot.New(&osfs.ChrootOS{}, byFD), func() { f.Close() }
+			} else {
+				f.Close()
+			}
+		}
+	}
+	st := filesystem.NewStorageWithOptions(fsys, cache.NewObjectLRU(objectCacheBytes),
 		filesystem.Options{LargeObjectThreshold: largeObjectBytes, MaxOpenDescriptors: maxOpenPacks})
 	if errors.Is(statErr, fs.ErrNotExist) {
 		if _, err := git.Init(st, nil); err != nil && !errors.Is(err, git.ErrRepositoryAlreadyExists) {
-			return nil, fmt.Errorf("initialise cache repository: %w", err)
+			unpin()
+			return nil, nil, fmt.Errorf("initialise cache repository: %w", err)
 		}
 	}
-	return st, nil
+	return st, unpin, nil
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // dropCache removes the cache repository (not the verified set), for

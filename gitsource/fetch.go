@@ -94,10 +94,11 @@ func (s *Source) fetchRef(ctx context.Context, st storage.Storer, ref string, de
 // force-push made inconsistent by dropping it and fetching again. depth is
 // passed to fetchRef. The caller holds the cache lock (lockCache).
 func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.Hash, depth int) error {
-	st, err := s.ensureCommitOpen(ctx, ref, commit, depth)
+	st, unpin, err := s.ensureCommitOpen(ctx, ref, commit, depth)
 	if err != nil {
 		return err
 	}
+	defer unpin()
 	return st.Close()
 }
 
@@ -106,16 +107,22 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 // it reuses the pack index the fetch built: a storage opened afresh loads
 // the index from disk again and, at its first object read, go-git builds
 // a second offset-to-hash map of the whole pack (~80 bytes per object).
-func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbing.Hash, depth int) (*filesystem.Storage, error) {
+// The storage is pinned (openPinnedStorage): the caller calls unpin after
+// closing it.
+func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbing.Hash, depth int) (_ *filesystem.Storage, unpin func(), _ error) {
 	op := "fetch " + ref
+	unpin = func() {}
 	attempt := func() (_ *filesystem.Storage, err error) {
-		st, err := s.openStorage()
+		st, unpinThis, err := s.openPinnedStorage()
 		if err != nil {
 			return nil, err
 		}
 		defer func() {
 			if err != nil {
 				st.Close()
+				unpinThis()
+			} else {
+				unpin = unpinThis
 			}
 		}()
 		if !commit.IsZero() && hasCommit(st, commit) && depth == 1 {
@@ -173,8 +180,9 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		// The cache grew over the limit across many fetches: start afresh
 		// before deciding that the repository itself is too large.
 		st.Close()
+		unpin()
 		if derr := s.dropCache(); derr != nil {
-			return nil, s.wrap(op, derr)
+			return nil, nil, s.wrap(op, derr)
 		}
 		st, err = attempt()
 	}
@@ -182,26 +190,27 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		// go-git cannot reconcile a shallow cache with a rewritten history
 		// ("object not found"): start the cache afresh, once.
 		if derr := s.dropCache(); derr != nil {
-			return nil, s.wrap(op, derr)
+			return nil, nil, s.wrap(op, derr)
 		}
 		st, err = attempt()
 	}
 	if err != nil {
 		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
-			return nil, s.newError(op, ErrEmptyRepository, "")
+			return nil, nil, s.newError(op, ErrEmptyRepository, "")
 		}
 		if errors.Is(err, ErrRepoTooLarge) {
 			// Refused while indexing: like a cache over the limit below,
 			// the repository's cache is dropped.
 			_ = s.dropCache()
 		}
-		return nil, s.wrap(op, err)
+		return nil, nil, s.wrap(op, err)
 	}
 	if err := s.checkCacheSize(op); err != nil {
 		st.Close()
-		return nil, err
+		unpin()
+		return nil, nil, err
 	}
-	return st, nil
+	return st, unpin, nil
 }
 
 func (s *Source) overLimit() bool {

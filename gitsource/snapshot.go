@@ -112,7 +112,8 @@ func (s *Source) Snapshot(ctx context.Context, ref, commit string) (*Snapshot, e
 		return nil, s.wrap(op, err)
 	}
 	defer unlock()
-	st, err := s.ensureCommitOpen(ctx, ref, want, 1)
+	// Pinned: the snapshot reads this cache folder even after a drop.
+	st, unpin, err := s.ensureCommitOpen(ctx, ref, want, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +121,7 @@ func (s *Source) Snapshot(ctx context.Context, ref, commit string) (*Snapshot, e
 		r, err := st.Reference(cacheRef(ref))
 		if err != nil {
 			st.Close()
+			unpin()
 			return nil, s.wrap(op, err)
 		}
 		want = peel(st, r.Hash())
@@ -127,11 +129,12 @@ func (s *Source) Snapshot(ctx context.Context, ref, commit string) (*Snapshot, e
 	snap, err := openSnapshot(st, want, s.limits.MaxFileBytes)
 	if err != nil {
 		st.Close()
+		unpin()
 		return nil, s.wrap(op, err)
 	}
 	snap.Repo, snap.Ref = s.redacted, ref
 	s.snapshotOpened()
-	snap.release = s.snapshotClosed
+	snap.release = func() { unpin(); s.snapshotClosed() }
 	return snap, nil
 }
 
