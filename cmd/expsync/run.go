@@ -108,6 +108,9 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := o.checkFlags(); err != nil {
 		return &exitError{2, err}
 	}
+	if err := errors.Join(checkOwnFolder("--store", o.Store, storeEntries), checkOwnFolder("--state", o.State, stateEntries)); err != nil {
+		return &exitError{2, err}
+	}
 	if o.SecretsFile != "" {
 		if _, err := runner.FileSecrets(o.SecretsFile); err != nil {
 			return &exitError{2, fmt.Errorf("--secrets-file: %w", err)}

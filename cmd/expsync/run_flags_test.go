@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -24,6 +26,32 @@ func TestRunRefusesBadFlagValues(t *testing.T) {
 			code, _, stderr := labCLI(t, args...)
 			if code != 2 || !strings.Contains(stderr, c.want) {
 				t.Errorf("exit %d, stderr %q; want exit 2 mentioning %q", code, stderr, c.want)
+			}
+		})
+	}
+}
+
+// TestRunRefusesAFolderThatIsNotAStore: a --store or --state that names a
+// folder holding other things (a clone, a home folder: a typo) is refused
+// with exit 2 naming it, before anything is written into it; before,
+// expsync silently created sha256/, runs/, git/... among the user's files.
+// An empty or new folder, or one expsync made, is fine.
+func TestRunRefusesAFolderThatIsNotAStore(t *testing.T) {
+	busy := t.TempDir()
+	if err := os.WriteFile(filepath.Join(busy, "notes.txt"), []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := labKeyPair(t)
+	for _, flag := range []string{"--store", "--state"} {
+		t.Run(flag, func(t *testing.T) {
+			args := []string{"run", "/nonexistent/repo.git", "--key", key, "--store", t.TempDir(), "--state", t.TempDir(), flag, busy}
+			code, _, stderr := labCLI(t, args...)
+			if code != 2 || !strings.Contains(stderr, flag+" "+busy) || !strings.Contains(stderr, "not empty") {
+				t.Errorf("exit %d, stderr %q; want exit 2 naming %s %s", code, stderr, flag, busy)
+			}
+			entries, _ := os.ReadDir(busy)
+			if len(entries) != 1 {
+				t.Errorf("expsync wrote into %s: %d entries", busy, len(entries))
 			}
 		})
 	}

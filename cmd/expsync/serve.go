@@ -152,6 +152,9 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
+	if err := errors.Join(checkOwnFolder("store:", cfg.Store, storeEntries), checkOwnFolder("state:", cfg.State, stateEntries)); err != nil {
+		return &exitError{2, fmt.Errorf("%s: %w", o.Config, err)}
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var logMu sync.Mutex // repositories are polled concurrently

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Entries expsync makes in a store folder and in a state folder.
+var (
+	storeEntries = []string{"sha256", "trees", "gitblobs", "runs", "locks", "tmp", "work"}
+	stateEntries = []string{"executor", "git", "work"}
+)
+
+// checkOwnFolder refuses a store or state folder that holds other things
+// and nothing expsync made (a clone or a home folder given by mistake):
+// expsync would scatter its folders among the user's files. A folder that
+// does not exist, is empty (hidden files and lost+found aside: a fresh
+// volume) or has one of expsync's entries is fine. what names the setting
+// ("--store", "store:") in the error.
+func checkOwnFolder(what, dir string, ours []string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, dir, err)
+	}
+	var others []string
+	for _, e := range entries {
+		name := e.Name()
+		if slices.Contains(ours, name) {
+			return nil
+		}
+		if !strings.HasPrefix(name, ".") && name != "lost+found" {
+			others = append(others, name)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	if len(others) > 3 {
+		others = append(others[:3], "...")
+	}
+	return fmt.Errorf("%s %s is not empty (%s) and is not a folder expsync made: give a new or empty folder, or the one expsync used before",
+		what, dir, strings.Join(others, ", "))
+}
