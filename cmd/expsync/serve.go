@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,19 +56,23 @@ type authorConfig struct {
 }
 
 type repositoryConfig struct {
-	URL       string      `yaml:"url"`
-	AllowHTTP bool        `yaml:"allowHTTP"`
-	Auth      *authConfig `yaml:"auth"`
-	Refs      []struct {
-		Pattern       string `yaml:"pattern"`
-		Trusted       bool   `yaml:"trusted"`
-		ResultsBranch string `yaml:"resultsBranch"`
-	} `yaml:"refs"`
-	Verify *struct {
-		Required    bool     `yaml:"required"`
-		PGPKeyFiles []string `yaml:"pgpKeyFiles"`
-		SSHKeyFiles []string `yaml:"sshKeyFiles"`
-	} `yaml:"verify"`
+	URL       string        `yaml:"url"`
+	AllowHTTP bool          `yaml:"allowHTTP"`
+	Auth      *authConfig   `yaml:"auth"`
+	Refs      []refConfig   `yaml:"refs"`
+	Verify    *verifyConfig `yaml:"verify"`
+}
+
+type refConfig struct {
+	Pattern       string `yaml:"pattern"`
+	Trusted       bool   `yaml:"trusted"`
+	ResultsBranch string `yaml:"resultsBranch"`
+}
+
+type verifyConfig struct {
+	Required    bool     `yaml:"required"`
+	PGPKeyFiles []string `yaml:"pgpKeyFiles"`
+	SSHKeyFiles []string `yaml:"sshKeyFiles"`
 }
 
 // authConfig names where credentials come from; the file never holds them.
@@ -245,6 +250,18 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	return err
 }
 
+var goTypeInYAMLError = regexp.MustCompile(`not found in type main\.(\w+)`)
+
+// configSections names the configuration's Go types for errors.
+var configSections = map[string]string{
+	"serveConfig":      "the configuration",
+	"repositoryConfig": "a repository",
+	"authConfig":       "a repository's auth",
+	"authorConfig":     "author",
+	"refConfig":        "a ref",
+	"verifyConfig":     "a repository's verify",
+}
+
 func loadServeConfig(file string) (*serveConfig, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -263,7 +280,12 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		// yaml.v3 names Go types ("not found in type main.serveConfig"):
+		// say what they are to the reader of the file.
+		msg := goTypeInYAMLError.ReplaceAllStringFunc(err.Error(), func(m string) string {
+			return "not found in " + configSections[goTypeInYAMLError.FindStringSubmatch(m)[1]] + " (see `expsync serve --help`)"
+		})
+		return nil, fmt.Errorf("%s: %s", file, msg)
 	}
 	base := filepath.Dir(file)
 	rel := func(p string) string {

@@ -43,6 +43,8 @@ repositories:
 		name, yaml, want string
 	}{
 		{"unknown field", "key: k\nrepos: []\n", "field repos not found"},
+		{"unknown field of a ref, named without Go types", "key: k\nrepositories: [{url: x, refs: [{pattern: main, trust: yes}]}]\n",
+			"line 2: field trust not found in a ref (see `expsync serve --help`)"},
 		{"bad duration", "key: k\ninterval: soon\nrepositories: [{url: x, refs: [{pattern: main}]}]\n", "line 2: \"soon\" is not a duration"},
 		{"no repositories", "key: k\n", "at least one repository"},
 		{"no refs", "key: k\nrepositories: [{url: https://x}]\n", "repositories[0].refs"},
