@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/go-git/go-billy/v5/helper/chroot"
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -77,10 +76,10 @@ func (s *Source) openStorageRoot(pin bool) (*filesystem.Storage, func(), error) 
 	fsys, unpin := osfs.New(dir), func() {}
 	if pin {
 		if f, err := os.Open(dir); err == nil {
-			// Where /proc is missing (not Linux), the path it is. Not
-			// osfs.New: it resolves the root's symbolic link, the path.
+			// Where /proc is missing (not Linux), the path it is. Bound:
+			// osfs's default resolves the root's symbolic link, the path.
 			if byFD := fmt.Sprintf("/proc/self/fd/%d", f.Fd()); isDir(byFD) {
-				fsys, unpin = chroot.New(&osfs.ChrootOS{}, byFD), func() { f.Close() }
+				fsys, unpin = osfs.New(byFD, osfs.WithBoundOS()), func() { f.Close() }
 			} else {
 				f.Close()
 			}
