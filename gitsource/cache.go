@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
@@ -103,9 +104,11 @@ func isDir(path string) bool {
 
 // dropCache removes the cache repository (not the verified set), for
 // example after go-git found it inconsistent following a force-push. The
-// folder is renamed at once; it is deleted when no Snapshot reads it.
+// folder is moved aside at once; it is deleted when no Snapshot reads it.
+// The caller holds the cache lock.
 func (s *Source) dropCache() error {
 	s.stats.drops.Add(1)
+	s.sweepTrash()
 	dir := s.gitDir()
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -118,7 +121,15 @@ func (s *Source) dropCache() error {
 	if err != nil {
 		return fmt.Errorf("drop cache: %w", err)
 	}
+	// Locked while it may be read: sweepTrash removes only folders
+	// whose lock is free, left by a process that ended.
+	lock, err := lockTrash(trash)
+	if err != nil {
+		os.Remove(trash)
+		return fmt.Errorf("drop cache: %w", err)
+	}
 	if err := os.Rename(dir, filepath.Join(trash, filepath.Base(dir))); err != nil {
+		lock.Close()
 		os.Remove(trash)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -127,19 +138,70 @@ func (s *Source) dropCache() error {
 	}
 	s.trashMu.Lock()
 	defer s.trashMu.Unlock()
-	s.trash = append(s.trash, trash)
+	s.trash = append(s.trash, trashDir{path: trash, lock: lock})
 	if s.openSnapshots == 0 {
 		return s.emptyTrashLocked()
 	}
 	return nil
 }
 
+// trashDir is a dropped cache waiting for the snapshots that read it.
+type trashDir struct {
+	path string
+	lock *os.File // holds an flock on path while it is kept
+}
+
+func lockTrash(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// sweepTrash deletes the dropped caches that no live process keeps: a
+// process killed while a snapshot read its dropped cache left a whole
+// copy of the cache behind. The caller holds the cache lock, so no other
+// process is between creating a dropped folder and locking it.
+func (s *Source) sweepTrash() {
+	prefix := filepath.Base(s.gitDir()) + ".old-"
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	s.trashMu.Lock()
+	defer s.trashMu.Unlock()
+	ours := map[string]bool{}
+	for _, t := range s.trash {
+		ours[t.path] = true
+	}
+	for _, e := range entries {
+		path := filepath.Join(s.dir, e.Name())
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) || ours[path] {
+			continue
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			_ = os.RemoveAll(path) // best effort: tried again at the next drop
+		}
+		f.Close()
+	}
+}
+
 func (s *Source) emptyTrashLocked() error {
 	var first error
 	for _, t := range s.trash {
-		if err := os.RemoveAll(t); err != nil && first == nil {
+		if err := os.RemoveAll(t.path); err != nil && first == nil {
 			first = err
 		}
+		t.lock.Close()
 	}
 	s.trash = nil
 	return first

@@ -90,3 +90,65 @@ func TestCacheDropWithTrashLeftBehind(t *testing.T) {
 		t.Errorf("the snapshot held across drops reads (-want +got):\n%s", d)
 	}
 }
+
+// TestCacheDropRemovesDroppedCachesLeftBehind: a process killed while a
+// snapshot read its dropped cache leaves that folder behind, a whole copy
+// of the cache. The next drop by any process removes it, but not a
+// dropped cache another live Source still reads.
+func TestCacheDropRemovesDroppedCachesLeftBehind(t *testing.T) {
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	c1 := p.commit("c1", map[string]string{"a.txt": "1"})
+	p.push("main")
+	blob := runGit(t, p.dir, "rev-parse", c1+":a.txt")
+	cacheRoot := t.TempDir()
+	newSrc := func() *Source {
+		src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
+			URLPolicy: URLPolicy{AllowHTTP: true}}, cacheRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	ctx := testCtx(t)
+	live, other := newSrc(), newSrc()
+	held, err := live.Snapshot(ctx, "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	// live drops the cache its snapshot reads: kept until it is closed.
+	breakCache(t, live, blob)
+	sn, err := live.Snapshot(ctx, "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+	// What a killed process left: a dropped cache no one reads.
+	crashed := filepath.Join(live.dir, "git.old-crashed")
+	if err := os.MkdirAll(filepath.Join(crashed, "git", "objects", "pack"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(crashed, "git", "objects", "pack", "pack-x.pack"), []byte("old pack"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+
+	breakCache(t, other, blob)
+	sn, err = other.Snapshot(ctx, "main", c1) // drops the cache again
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+	if _, err := os.Stat(crashed); !os.IsNotExist(err) {
+		t.Errorf("the dropped cache a killed process left behind is still there: %v", err)
+	}
+	if d := cmp.Diff(map[string]string{"a.txt": "1"}, readAll(t, held)); d != "" {
+		t.Errorf("a live Source's snapshot of its dropped cache reads (-want +got):\n%s", d)
+	}
+	held.Close()
+	left, _ := filepath.Glob(filepath.Join(live.dir, "git.old-*"))
+	if len(left) != 0 {
+		t.Errorf("dropped caches left after every snapshot closed: %v", left)
+	}
+}

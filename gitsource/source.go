@@ -33,7 +33,7 @@ type Source struct {
 
 	trashMu       sync.Mutex
 	openSnapshots int
-	trash         []string // dropped cache folders still read by a Snapshot
+	trash         []trashDir // dropped cache folders still read by a Snapshot
 }
 
 // Stats counts network operations, so tests and benchmarks can prove that an
