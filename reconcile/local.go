@@ -108,6 +108,14 @@ func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, []local.Recovere
 		// again from the branch anyway.
 		err = fmt.Errorf("recover runs of a previous expsync: %w", err)
 	}
+	if opts.Runner.WorkRoot == "" {
+		// <state>/work is this state folder's, whose lock the executor
+		// holds: what is there was left by a killed predecessor, whose
+		// processes Recover ended.
+		if cerr := runner.ClearWorkRoot(runOpts.WorkRoot); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("clear the work folders of a previous expsync: %w", cerr))
+		}
+	}
 	builder := opts.BuilderID
 	if builder == "" {
 		builder = attest.DefaultBuilderID

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -438,6 +439,29 @@ func DropPool(root string) {
 	for _, d := range p {
 		_ = os.Remove(d)
 	}
+}
+
+// ClearWorkRoot removes everything in root: the attempt folders (and
+// spilled logs) a killed process left there. Call it only on a work root
+// no other process uses, before the first run.
+func ClearWorkRoot(root string) error {
+	DropPool(root)
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		p := filepath.Join(root, e.Name())
+		removeAll(p)
+		if _, err := os.Lstat(p); err == nil {
+			errs = append(errs, fmt.Errorf("remove %s", p))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func removeAll(dir string) {
