@@ -46,6 +46,8 @@ func ValidateURL(raw string, p URLPolicy) error {
 		return refuse("control characters are not allowed")
 	case remoteHelperSyntax.MatchString(raw):
 		return refuse("remote-helper syntax ('<transport>::') such as ext:: can run commands; use https:// or ssh://")
+	case scpPassword(raw):
+		return refuse("credentials inside the URL are refused; configure them as authentication instead")
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || len(u.Scheme) == 1 /* C:\ on Windows */ {
@@ -83,6 +85,16 @@ func ValidateURL(raw string, p URLPolicy) error {
 		return refuse("a host starting with '-' would be read as an option")
 	}
 	return nil
+}
+
+// scpPassword reports an scp-like URL whose user carries a password
+// ("user:secret@host:path", as go-git splits it: the user is what comes
+// before the first '@'); url.Parse reads it as an opaque URL, not as
+// userinfo.
+func scpPassword(raw string) bool {
+	user, rest, ok := strings.Cut(raw, "@")
+	return ok && !strings.Contains(raw, "://") && strings.Contains(user, ":") && !strings.Contains(user, "/") &&
+		strings.Contains(rest, ":")
 }
 
 // RedactURL returns raw without passwords, tokens (userinfo of http(s) URLs,
