@@ -40,7 +40,7 @@ func (r *Reconciler) keys() (*attest.Signer, attest.Verifiers, error) {
 func openKeys(ctx context.Context, ref string, others attest.Verifiers) (Keys, error) {
 	if !attest.IsKMSRef(ref) {
 		if _, err := os.Stat(ref); err != nil {
-			return nil, fmt.Errorf("read signing key: %w", err)
+			return nil, fmt.Errorf("read signing key: %w (give the key file expsync keygen made, or make one with `expsync keygen --key-prefix NAME`)", err)
 		}
 	}
 	keys := loadKeysInBackground(ctx, ref, others)

@@ -190,7 +190,7 @@ spec:
 	}{
 		{"wrong passphrase", prefix + ".key", "wrong", "wrong passphrase"},
 		{"public key", prefix + ".pub", "right", "not a private key"},
-		{"missing file", prefix + ".missing", "right", "no such file"},
+		{"missing file", prefix + ".missing", "right", "no such file or directory (give the key file expsync keygen made"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(attest.PasswordEnv, tc.password)
