@@ -179,7 +179,7 @@ func New(opts Options) (*Executor, error) {
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("local executor: state folder %s is in use by another expsync process: %w", opts.StateDir, err)
+		return nil, fmt.Errorf("local executor: state folder %s is in use by another expsync process (%v): wait for it to end, or give each expsync its own state folder (--state; they may share a store)", opts.StateDir, err)
 	}
 	jr, err := openJournal(filepath.Join(opts.StateDir, "journal.jsonl"))
 	if err != nil {

@@ -366,7 +366,8 @@ func TestShutdown(t *testing.T) {
 
 func TestStateFolderIsExclusive(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := New(Options{Store: h.st, StateDir: h.state}); err == nil || !strings.Contains(err.Error(), "in use by another expsync process") {
+	if _, err := New(Options{Store: h.st, StateDir: h.state}); err == nil || !strings.Contains(err.Error(), "in use by another expsync process") ||
+		!strings.Contains(err.Error(), "give each expsync its own state folder") {
 		t.Errorf("second New on one state folder = %v", err)
 	}
 }
