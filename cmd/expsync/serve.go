@@ -323,10 +323,17 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 	if len(cfg.Repositories) == 0 {
 		return nil, fmt.Errorf("%s: repositories: at least one repository is required", file)
 	}
+	seen := map[string]int{}
 	for i, r := range cfg.Repositories {
 		if r.URL == "" {
 			return nil, fmt.Errorf("%s: repositories[%d].url is required", file, i)
 		}
+		// Two entries would poll and fetch into one Git cache at once and
+		// reconcile each ref twice.
+		if j, ok := seen[r.URL]; ok {
+			return nil, fmt.Errorf("%s: repositories[%d]: %s is repositories[%d] already: list all its refs in one entry", file, i, r.URL, j)
+		}
+		seen[r.URL] = i
 		if len(r.Refs) == 0 {
 			return nil, fmt.Errorf("%s: repositories[%d].refs: watch at least one ref, for example {pattern: main, trusted: true}", file, i)
 		}

@@ -49,6 +49,8 @@ repositories:
 		{"no repositories", "key: k\n", "at least one repository"},
 		{"no refs", "key: k\nrepositories: [{url: https://x}]\n", "repositories[0].refs"},
 		{"no url", "key: k\nrepositories: [{refs: [{pattern: main}]}]\n", "repositories[0].url is required"},
+		{"one repository twice", "key: k\nrepositories: [{url: https://x/a.git, refs: [{pattern: main, trusted: true}]}, {url: https://x/a.git, refs: [{pattern: dev, trusted: true}]}]\n",
+			"repositories[1]: https://x/a.git is repositories[0] already: list all its refs in one entry"},
 		{"untrusted without keys (QA F17)", "key: k\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}, {pattern: 'refs/pull/*/head', resultsBranch: 'r/{{number}}'}]}]\n",
 			`repositories[0].refs[1]: pattern "refs/pull/*/head" is not trusted, so its commits run only when signed by an allowed key, and none is configured: add verify: {sshKeyFiles: [FILE]}`},
 		{"no key", "repositories: [{url: x, refs: [{pattern: main}]}]\n", "key: a signing key is required"},
