@@ -32,13 +32,20 @@ type recovered struct {
 // a commit, never a rerun. The record and statement name this target (the
 // run ID, and so everything that determines the result, is the same), so
 // `expsync verify --repo` finds their trees and blobs on this branch.
-func (r *Reconciler) recoverRuns(ctx context.Context, t Target, layout results.Layout, list []recovered, b *batcher, rep *Report) error {
+// Runs whose cached result names a corrupt store object (dropped by
+// readObject) are returned to be executed again.
+func (r *Reconciler) recoverRuns(ctx context.Context, t Target, layout results.Layout, list []recovered, b *batcher, rep *Report) ([]render.Run, error) {
 	var errs []error
+	var rerun []render.Run
 	for i, rc := range list {
 		folder, err := r.buildFolder(ctx, t, layout, rc.run, rc.res)
 		if errors.Is(err, ErrSigningKey) {
 			rep.Cancelled += len(list) - i
-			return err // nothing can be signed
+			return nil, err // nothing can be signed
+		}
+		if errors.Is(err, errCorruptObject) {
+			rerun = append(rerun, rc.run)
+			continue
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("recover run %s of %s: %w", short(rc.run.ID), rc.run.Experiment, err))
@@ -55,7 +62,7 @@ func (r *Reconciler) recoverRuns(ctx context.Context, t Target, layout results.L
 		r.emit(Event{Kind: EventRunFinished, Commit: t.Commit, RunID: rc.run.ID, Experiment: rc.run.Experiment,
 			Status: string(folder.Record.Status), Recovered: true, Duration: folder.Record.Duration()})
 	}
-	return errors.Join(errs...)
+	return rerun, errors.Join(errs...)
 }
 
 // execute prepares the store (context trees and repository inputs), runs

@@ -139,12 +139,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	}
 	b := newBatcher(r, t, layout, work.known)
 	b.start(ctx)
-	recErr := r.recoverRuns(ctx, t, layout, work.recover, b, rep)
+	rerun, recErr := r.recoverRuns(ctx, t, layout, work.recover, b, rep)
 	var execErr error
 	if errors.Is(recErr, ErrSigningKey) {
 		rep.Cancelled += len(work.execute) // nothing could be signed
 	} else {
-		execErr = r.execute(ctx, t, layout, work.execute, b, rep)
+		execErr = r.execute(ctx, t, layout, append(work.execute, rerun...), b, rep)
 	}
 	commits, flushErr := b.stop(ctx)
 	rep.Commits = commits

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -141,6 +142,13 @@ func (r *Reconciler) executorName() string {
 	return "local"
 }
 
+// errCorruptObject marks a store object that no longer holds the bytes
+// its name is the digest of (a power cut, a disk error, an edit by hand).
+var errCorruptObject = errors.New("store object corrupt")
+
+// readObject reads a store object and checks it against its name: a
+// corrupt one is dropped from the store (so the run cache no longer counts
+// the results that name it) and reported with errCorruptObject.
 func readObject(ctx context.Context, st store.Store, sha string) ([]byte, error) {
 	rc, err := st.Open(ctx, sha)
 	if err != nil {
@@ -150,6 +158,12 @@ func readObject(ctx context.Context, st store.Store, sha string) ([]byte, error)
 	var buf bytes.Buffer
 	if _, err := io.Copy(&buf, rc); err != nil {
 		return nil, err
+	}
+	if got := sha256Hex(buf.Bytes()); got != sha {
+		if l, ok := st.(store.Linker); ok {
+			l.Drop(sha)
+		}
+		return nil, fmt.Errorf("%w: %s holds bytes with sha256 %s; dropped, the run executes again", errCorruptObject, sha, got)
 	}
 	return buf.Bytes(), nil
 }
