@@ -80,8 +80,11 @@ func exportBlob(ctx context.Context, s Store, r tree.Reader, p string, e tree.En
 	entry := Entry{Path: e.Name, Mode: FormatMode(e.Mode), GitBlob: string(e.Hash)}
 	local, _ := s.(*Local)
 	if local != nil {
-		if sha, ok := local.gitBlobSHA256(string(e.Hash)); ok {
-			if size, err := statObject(local, sha); err == nil {
+		if sha, want, ok := local.gitBlobSHA256(string(e.Hash)); ok {
+			// An object whose size is not the blob's was cut short (a
+			// power cut) or written to: read the blob again, which
+			// restores it, rather than record and run the broken bytes.
+			if size, err := statObject(local, sha); err == nil && (want < 0 || size == want) {
 				entry.SHA256, entry.Size = sha, size
 				return entry, nil
 			}
@@ -111,7 +114,7 @@ func exportBlob(ctx context.Context, s Store, r tree.Reader, p string, e tree.En
 	}
 	entry.SHA256, entry.Size = obj.SHA256, obj.Size
 	if local != nil {
-		local.putGitBlobSHA256(string(e.Hash), obj.SHA256)
+		local.putGitBlobSHA256(string(e.Hash), obj.SHA256, obj.Size)
 	}
 	return entry, nil
 }

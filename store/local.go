@@ -574,26 +574,38 @@ func (s *Local) Tree(_ context.Context, treeID string) (Manifest, error) {
 	return m, nil
 }
 
-// gitBlobSHA256 returns the sha256 recorded for a Git blob ID, if any.
-func (s *Local) gitBlobSHA256(blob string) (string, bool) {
+// gitBlobSHA256 returns the sha256 and size recorded for a Git blob ID, if
+// any (size -1 when an older expsync recorded the digest alone).
+func (s *Local) gitBlobSHA256(blob string) (sha string, size int64, ok bool) {
 	if !gitIDPattern.MatchString(blob) {
-		return "", false
+		return "", 0, false
 	}
 	b, err := os.ReadFile(filepath.Join(s.root, "gitblobs", blob[:2], blob))
-	if err != nil || !ValidSHA256(string(b)) {
-		return "", false
+	if err != nil {
+		return "", 0, false
 	}
-	if ok, _ := s.Has(context.Background(), string(b)); !ok {
-		return "", false
+	sha, sizeText, hasSize := strings.Cut(string(b), " ")
+	size = -1
+	if hasSize {
+		if size, err = strconv.ParseInt(sizeText, 10, 64); err != nil || size < 0 {
+			return "", 0, false
+		}
 	}
-	return string(b), true
+	if !ValidSHA256(sha) {
+		return "", 0, false
+	}
+	if ok, _ := s.Has(context.Background(), sha); !ok {
+		return "", 0, false
+	}
+	return sha, size, true
 }
 
-func (s *Local) putGitBlobSHA256(blob, sha string) {
+// putGitBlobSHA256 records a Git blob's sha256 and size: "<sha256> <size>".
+func (s *Local) putGitBlobSHA256(blob, sha string, size int64) {
 	if !gitIDPattern.MatchString(blob) {
 		return
 	}
-	_ = s.writeAtomic(filepath.Join(s.root, "gitblobs", blob[:2], blob), []byte(sha), 0o444)
+	_ = s.writeAtomic(filepath.Join(s.root, "gitblobs", blob[:2], blob), []byte(sha+" "+strconv.FormatInt(size, 10)), 0o444)
 }
 
 // legacyRunFilePath is where stores written before the run journal kept

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/expsync/expsync/tree"
 )
 
 // corrupt writes through an object's read-only inode, as a run running as
@@ -92,5 +94,52 @@ func TestLinkToRefusesAChangedSmallObject(t *testing.T) {
 	}
 	if ok, _ := s2.Has(ctx, obj.SHA256); ok {
 		t.Errorf("the changed object is still in the store")
+	}
+}
+
+// TestExportTreeRestoresATruncatedObject: an object cut short (a power cut
+// after its rename, a full disk) that a new commit's tree reuses by Git
+// blob ID was trusted at its current size: the new manifest recorded the
+// short size, the runner's size check passed, and the run used the broken
+// file — its result attested as the genuine context's. The blob's recorded
+// size catches it: the file is read from the tree again and the object
+// restored.
+func TestExportTreeRestoresATruncatedObject(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		content string
+	}{
+		{"small", "print('the whole script')\n"},
+		{"large", strings.Repeat("x = 1\n", 20000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newLocal(t)
+			r := newLinkTree(t, map[string]string{"exp/run.py": tc.content, "exp/a.txt": "a\n"})
+			if _, err := ExportTree(ctx, s, r, "exp"); err != nil {
+				t.Fatal(err)
+			}
+			corrupt(t, s, shaOf(tc.content), []byte(tc.content[:10]))
+			// The next commit changes another file; run.py's blob is known.
+			if err := r.Write("exp/a.txt", []byte("b\n"), tree.ModeFile); err != nil {
+				t.Fatal(err)
+			}
+			id, err := ExportTree(ctx, s, r, "exp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := s.Tree(ctx, string(id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range m.Entries {
+				if e.Path == "run.py" && e.Size != int64(len(tc.content)) {
+					t.Errorf("manifest records run.py with %d bytes, want %d", e.Size, len(tc.content))
+				}
+			}
+			if got, _ := os.ReadFile(s.ObjectPath(shaOf(tc.content))); string(got) != tc.content {
+				t.Errorf("object holds %d bytes after the export, want %d", len(got), len(tc.content))
+			}
+		})
 	}
 }

@@ -8,7 +8,7 @@
 //
 //	<root>/sha256/<aa>/<hex>        blobs, read-only, written via temp+rename
 //	<root>/trees/<treeid>.json      tree manifests (see Manifest)
-//	<root>/gitblobs/<aa>/<blobid>   Git blob ID -> sha256 (so re-exports skip unchanged files)
+//	<root>/gitblobs/<aa>/<blobid>   Git blob ID -> "sha256 size" (so re-exports skip unchanged files; an object of another size is read again)
 //	<root>/runs/files.journal       the run cache: result.json and files the caller adds,
 //	                                appended as records (see runJournal); stores written
 //	                                before it hold runs/<aa>/<runID>.<name>, still read
