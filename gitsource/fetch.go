@@ -210,6 +210,13 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		unpin()
 		return nil, nil, err
 	}
+	if merged, err := s.consolidatePacks(ctx); err != nil {
+		st.Close()
+		unpin()
+		return nil, nil, s.wrap(op, err)
+	} else if merged > 0 {
+		st.Reindex() // it listed the packs now merged
+	}
 	return st, unpin, nil
 }
 

@@ -49,10 +49,11 @@ func (sn *Snapshot) tree(h plumbing.Hash) (*object.Tree, error) {
 	if t, ok := sn.trees[h]; ok {
 		return t, nil
 	}
-	if sn.st == nil {
-		return nil, errSnapshotClosed
+	obj, err := sn.objectLocked(plumbing.TreeObject, h)
+	if err != nil {
+		return nil, err
 	}
-	t, err := object.GetTree(sn.st, h)
+	t, err := object.DecodeTree(sn.st, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -69,10 +70,49 @@ func (sn *Snapshot) tree(h plumbing.Hash) (*object.Tree, error) {
 func (sn *Snapshot) object(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
-	if sn.st == nil {
-		return nil, errSnapshotClosed
+	return sn.objectLocked(t, h)
+}
+
+// packRetries bounds the re-reads of the pack list when a fetch merges the
+// cache's packs (packmerge.go) again and again while a snapshot reads.
+const packRetries = 5
+
+// objectLocked is object with sn.mu held. The storage listed the cache's
+// packs when it was opened; a fetch since may have merged them into one
+// and removed them (the merged pack holds every object, and is in place
+// before they go): the list is read again.
+func (sn *Snapshot) objectLocked(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
+	for attempt := 1; ; attempt++ {
+		if sn.st == nil {
+			return nil, errSnapshotClosed
+		}
+		obj, err := sn.st.EncodedObject(t, h)
+		if err == nil || attempt == packRetries || !packsReplaced(err) {
+			return obj, err
+		}
+		sn.st.Reindex()
 	}
-	return sn.st.EncodedObject(t, h)
+}
+
+// blobReader opens a blob's content. A large blob's reader opens the pack
+// file itself, after object returned: when that pack was merged and
+// removed in between, the object is looked up again.
+func (sn *Snapshot) blobReader(h plumbing.Hash) (io.ReadCloser, error) {
+	for attempt := 1; ; attempt++ {
+		obj, err := sn.object(plumbing.BlobObject, h)
+		if err != nil {
+			return nil, err
+		}
+		r, err := obj.Reader()
+		if err == nil || attempt == packRetries || !packsReplaced(err) {
+			return r, err
+		}
+		sn.mu.Lock()
+		if sn.st != nil {
+			sn.st.Reindex()
+		}
+		sn.mu.Unlock()
+	}
 }
 
 // CommitInfo is the commit's metadata.
@@ -311,13 +351,9 @@ func (sn *Snapshot) ReadFile(p string, limit int64) ([]byte, error) {
 	if err := sn.checkRegular(p, e, limit); err != nil {
 		return nil, err
 	}
-	obj, err := sn.object(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
+	r, err := sn.blobReader(plumbing.NewHash(string(e.Hash)))
 	if err != nil {
 		return nil, fmt.Errorf("read blob of %q: %w", p, err)
-	}
-	r, err := obj.Reader()
-	if err != nil {
-		return nil, err
 	}
 	defer r.Close()
 	data, err := io.ReadAll(io.LimitReader(r, e.Size+1))
@@ -338,13 +374,9 @@ func (sn *Snapshot) OpenFile(p string, limit int64) (io.ReadCloser, tree.Entry, 
 	if err := sn.checkRegular(p, e, limit); err != nil {
 		return nil, tree.Entry{}, err
 	}
-	obj, err := sn.object(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
+	r, err := sn.blobReader(plumbing.NewHash(string(e.Hash)))
 	if err != nil {
 		return nil, tree.Entry{}, fmt.Errorf("read blob of %q: %w", p, err)
-	}
-	r, err := obj.Reader()
-	if err != nil {
-		return nil, tree.Entry{}, err
 	}
 	return r, e, nil
 }
@@ -382,11 +414,7 @@ func (sn *Snapshot) ReadLink(p string) (string, error) {
 }
 
 func (sn *Snapshot) readBlob(e tree.Entry) ([]byte, error) {
-	obj, err := sn.object(plumbing.BlobObject, plumbing.NewHash(string(e.Hash)))
-	if err != nil {
-		return nil, err
-	}
-	r, err := obj.Reader()
+	r, err := sn.blobReader(plumbing.NewHash(string(e.Hash)))
 	if err != nil {
 		return nil, err
 	}
