@@ -86,6 +86,10 @@ type ExperimentSpec struct {
 	Outputs []string `json:"outputs,omitempty" yaml:"outputs,omitempty"`
 	// Metrics is a flat JSON object of numbers, relative to the work folder.
 	Metrics string `json:"metrics,omitempty" yaml:"metrics,omitempty"`
+	// Plots choose the SVG plots of the experiment's results README, each a
+	// metric against a swept parameter; without them the README plots a
+	// default choice. Presentation only: never part of a run's identity.
+	Plots []Plot `json:"plots,omitempty" yaml:"plots,omitempty"`
 
 	Resources         Resources         `json:"resources,omitempty" yaml:"resources,omitempty"`
 	Timeout           Duration          `json:"timeout,omitempty" yaml:"timeout,omitempty"`
@@ -117,6 +121,15 @@ type Sweep struct {
 	Matrix  map[string][]any `json:"matrix,omitempty" yaml:"matrix,omitempty"`
 	Include []map[string]any `json:"include,omitempty" yaml:"include,omitempty"`
 	Exclude []map[string]any `json:"exclude,omitempty" yaml:"exclude,omitempty"`
+}
+
+// Plot is one plot of the results README: metric (a key of the metrics
+// file) on the y axis against a swept parameter on the x axis, one line per
+// combination of the other swept parameters. Against may be left out when
+// the sweep varies exactly one parameter.
+type Plot struct {
+	Metric  string `json:"metric" yaml:"metric"`
+	Against string `json:"against,omitempty" yaml:"against,omitempty"`
 }
 
 // Input is a file placed in the work folder before the command starts: fetched

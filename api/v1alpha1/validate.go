@@ -51,6 +51,7 @@ func (l *loader) validateExperiment(e *Loaded) {
 	c.sweep()
 	c.inputs()
 	c.outputs()
+	c.plots()
 	c.scheduling()
 	c.context(l.r, l.config)
 	applyExperimentDefaults(e, l.config, l.limits)
