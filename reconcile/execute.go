@@ -197,7 +197,7 @@ func (p *preparer) inputs(ctx context.Context, c contract.Contract) (string, err
 		if in.RepoPath == "" {
 			continue // fetched and checked by the runner
 		}
-		if has, err := p.st.Has(ctx, in.SHA256); err == nil && has {
+		if p.present(ctx, in.SHA256) {
 			continue
 		}
 		data, err := p.snap.ReadFile(in.RepoPath, 0)
@@ -214,4 +214,16 @@ func (p *preparer) inputs(ctx context.Context, c contract.Contract) (string, err
 		}
 	}
 	return "", nil
+}
+
+// present reports whether the store holds the object with its bytes. A
+// store that can rehash objects (once per process and file) drops one cut
+// short or corrupted on disk, which the caller then stores again from the
+// repository file.
+func (p *preparer) present(ctx context.Context, sha string) bool {
+	if v, ok := p.st.(store.Verifier); ok {
+		return v.Verify(ctx, sha) == nil
+	}
+	has, err := p.st.Has(ctx, sha)
+	return err == nil && has
 }

@@ -207,9 +207,12 @@ func (r *attemptRunner) prepare(ctx context.Context, work string, linked *[]link
 	if err := placeInputs(ctx, r.st, r.opts, r.c.Inputs, work, linked); err != nil {
 		var mm *InputMismatchError
 		var tr *transientError
+		var un *unusableInputError
 		switch {
 		case errors.As(err, &mm):
 			return outcome{outcomeMismatch, err.Error()}, false
+		case errors.As(err, &un):
+			return outcome{outcomeUnusableInput, err.Error()}, false
 		case errors.As(err, &tr):
 			return outcome{outcomeInfra, err.Error()}, false
 		case ctx.Err() != nil:

@@ -56,6 +56,17 @@ func Materialise(ctx context.Context, c contract.Contract, opts Options, work st
 	return placeInputs(ctx, st, opts, c.Inputs, work, nil)
 }
 
+// unusableInputError marks an input that can never be placed the way the
+// run names it, whatever machine tries: a URL the server says is not there
+// (404, 410), a scheme that cannot be fetched, a path through a symlink or
+// onto a folder of the context. It is the run's result (Failed, committed so
+// the researcher sees it), not an infrastructure error retried at every
+// reconcile; a commit that fixes the spec is a new run.
+type unusableInputError struct{ err error }
+
+func (e *unusableInputError) Error() string { return e.err.Error() }
+func (e *unusableInputError) Unwrap() error { return e.err }
+
 // transientError marks a failure worth retrying (network, 5xx, 429).
 type transientError struct{ err error }
 
@@ -127,9 +138,9 @@ func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []con
 	for _, in := range inputs {
 		rel, _ := cleanRel(in.Path) // checked by Validate
 		what := describeInput(in)
-		has, err := st.Has(ctx, in.SHA256)
+		has, err := inputPresent(ctx, st, in, what)
 		if err != nil {
-			return &transientError{fmt.Errorf("%s: %w", what, err)}
+			return err
 		}
 		if !has {
 			if in.URI == "" {
@@ -140,12 +151,12 @@ func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []con
 			}
 		}
 		if err := mkdirs(work, parentOf(rel), dirs); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return &unusableInputError{fmt.Errorf("%s: path %s: %w (the context decides its folders: change the input's path or the context)", what, in.Path, err)}
 		}
 		dst := filepath.Join(work, filepath.FromSlash(rel))
 		if fi, err := os.Lstat(dst); err == nil {
 			if fi.IsDir() {
-				return fmt.Errorf("%s: path %s is a folder of the context", what, in.Path)
+				return &unusableInputError{fmt.Errorf("%s: path %s is a folder of the context; change the input's path", what, in.Path)}
 			}
 			// The input replaces the context's file of the same path.
 			if err := os.Remove(dst); err != nil {
@@ -162,6 +173,42 @@ func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []con
 		}
 	}
 	return nil
+}
+
+// inputPresent reports whether the input's object is in the store with its
+// bytes. A store that can rehash its objects (store.Verifier: once per
+// process and file) drops one whose bytes no longer match its name — cut
+// short by a power cut, corrupted by the disk — instead of placing it: a URL
+// input is then fetched again, any other is refused naming both digests.
+func inputPresent(ctx context.Context, st store.Store, in contract.Input, what string) (bool, error) {
+	v, ok := st.(store.Verifier)
+	if !ok {
+		has, err := st.Has(ctx, in.SHA256)
+		if err != nil {
+			return false, &transientError{fmt.Errorf("%s: %w", what, err)}
+		}
+		return has, nil
+	}
+	err := v.Verify(ctx, in.SHA256)
+	var mm *store.MismatchError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case errors.As(err, &mm) && in.URI != "":
+		return false, nil // dropped: fetched again
+	case errors.As(err, &mm):
+		again := "put the file in the store again"
+		if in.RepoPath != "" {
+			again = "the next reconcile exports the repository file again"
+		}
+		return false, fmt.Errorf("%s: the store's object %s holds bytes with sha256 %s (cut short or corrupted on disk); it was dropped and the command was not started: %s",
+			what, mm.Want, mm.Got, again)
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	}
+	return false, &transientError{fmt.Errorf("%s: %w", what, err)}
 }
 
 func describeInput(in contract.Input) string {
@@ -190,7 +237,7 @@ func redactURL(u string) string {
 // fetch downloads a URL input into the store, verified against its sha256.
 func fetch(ctx context.Context, st store.Store, opts Options, in contract.Input, what string) error {
 	if !strings.HasPrefix(in.URI, "https://") && !strings.HasPrefix(in.URI, "http://") {
-		return fmt.Errorf("%s: only http(s) URIs can be fetched", what)
+		return &unusableInputError{fmt.Errorf("%s: only http(s) URIs can be fetched", what)}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.URI, nil)
 	if err != nil {
@@ -206,8 +253,14 @@ func fetch(ctx context.Context, st store.Store, opts Options, in contract.Input,
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		err := fmt.Errorf("%s: fetch: HTTP %s", what, resp.Status)
-		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
+		switch {
+		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
 			return &transientError{err}
+		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+			// The server says the file is not there: the spec names a
+			// file that does not exist. Other refusals (401, 403) may
+			// depend on this machine's credentials and stay errors.
+			return &unusableInputError{fmt.Errorf("%w; the command was not started (fix the input's uri in a new commit)", err)}
 		}
 		return err
 	}

@@ -15,7 +15,9 @@ const (
 	Succeeded Status = "Succeeded"
 	// Failed: a non-zero exit code (after retries), a missing or
 	// oversized output, an output holding a secret, or a command that
-	// cannot start (not found: exit code 127; not executable: 126).
+	// cannot start (not found: exit code 127; not executable: 126), or an
+	// input that can never be placed as the run names it (a URL answering
+	// 404 or 410, a path through a symlink of the context).
 	Failed Status = "Failed"
 	// TimedOut: the last attempt exceeded the per-attempt timeout.
 	TimedOut Status = "TimedOut"

@@ -295,14 +295,15 @@ type outcome struct {
 type outcomeKind int
 
 const (
-	outcomeExit      outcomeKind = iota // the command ran and exited (ExitCode set)
-	outcomeInfra                        // transient infrastructure failure: retry
-	outcomeFatal                        // a permanent error before or around the command
-	outcomeMismatch                     // an input's digest differs
-	outcomeTimeout                      // the attempt's timeout fired
-	outcomeCancelled                    // the caller's context ended
-	outcomeOutputs                      // exit 0 but outputs missing or too large
-	outcomeNoStart                      // the command cannot start here (not found, not executable): a result, never retried
+	outcomeExit          outcomeKind = iota // the command ran and exited (ExitCode set)
+	outcomeInfra                            // transient infrastructure failure: retry
+	outcomeFatal                            // a permanent error before or around the command
+	outcomeMismatch                         // an input's digest differs
+	outcomeTimeout                          // the attempt's timeout fired
+	outcomeCancelled                        // the caller's context ended
+	outcomeOutputs                          // exit 0 but outputs missing or too large
+	outcomeNoStart                          // the command cannot start here (not found, not executable): a result, never retried
+	outcomeUnusableInput                    // an input the run names cannot be placed (404, path through a symlink): a result, never retried
 )
 
 func (o outcome) status() Status {
@@ -312,7 +313,7 @@ func (o outcome) status() Status {
 			return Succeeded
 		}
 		return Failed
-	case outcomeOutputs, outcomeNoStart:
+	case outcomeOutputs, outcomeNoStart, outcomeUnusableInput:
 		return Failed
 	case outcomeMismatch:
 		return InputMismatch

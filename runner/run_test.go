@@ -275,12 +275,20 @@ func TestURLInputs(t *testing.T) {
 			t.Errorf("status %s (%s) attempts %d; want success on the second attempt", res.Status, res.Error, res.Attempts)
 		}
 	})
-	t.Run("404 is not retried", func(t *testing.T) {
+	t.Run("404 is the run's result, not retried", func(t *testing.T) {
+		// A URL the server says is not there fails the same way every
+		// time: a Failed result (cached and committed, so the researcher
+		// sees it), never an Errored one tried again at every reconcile.
 		f := newFixture(t)
 		in := contract.Input{Name: "data", Path: "x", SHA256: shaOf("served bytes\n"), URI: srv.URL + "/missing"}
-		res := f.run(shell(`cat x`).input(in).build())
-		if res.Status != Errored || res.Attempts != 1 || !strings.Contains(res.Error, "404") {
-			t.Errorf("status %s attempts %d error %q", res.Status, res.Attempts, res.Error)
+		hits.Store(0)
+		res := f.run(shell(`cat x`).input(in).retries(3, 1).build())
+		if res.Status != Failed || res.Attempts != 1 || !res.Status.Cacheable() ||
+			!strings.Contains(res.Error, "404") || !strings.Contains(res.Error, `input "data"`) {
+			t.Errorf("status %s attempts %d error %q; want Failed naming the input and the 404", res.Status, res.Attempts, res.Error)
+		}
+		if hits.Load() != 1 {
+			t.Errorf("fetched %d times, want once", hits.Load())
 		}
 	})
 	t.Run("too large", func(t *testing.T) {

@@ -38,6 +38,9 @@ type Local struct {
 	trees sync.Map
 	// runs is the run cache (runs/files.journal).
 	runs *runJournal
+	// verified maps the objects Verify rehashed to the identity of the
+	// file it read (objectStamp): each is rehashed once per process.
+	verified sync.Map
 }
 
 // smallMax is the largest object kept in memory (by Put and the cache).
