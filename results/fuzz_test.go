@@ -58,8 +58,11 @@ func FuzzMetrics(f *testing.F) {
 // FuzzRenderExperiment: summaries of arbitrary run.json/metrics.json never
 // panic, and the plot is well-formed enough to end with </svg>.
 func FuzzRenderExperiment(f *testing.F) {
-	f.Add([]byte(`{"runID":"a","experiment":"e","params":{"x":1}}`), []byte(`{"m":1}`), []byte(`{"runID":"b","experiment":"e","params":{"x":1e300}}`), []byte(`{"m":-1e-300}`))
-	f.Fuzz(func(t *testing.T, run1, metrics1, run2, metrics2 []byte) {
+	f.Add([]byte(`{"runID":"a","experiment":"e","params":{"x":1}}`), []byte(`{"m":1}`), []byte(`{"runID":"b","experiment":"e","params":{"x":1e300}}`), []byte(`{"m":-1e-300}`), "", "")
+	f.Add([]byte(`{"runID":"a","experiment":"e","status":"Succeeded","params":{"x":1,"y":"a"}}`), []byte(`{"m":1,"t":"x"}`),
+		[]byte(`{"runID":"b","experiment":"e","params":{"x":-2,"y":"b"}}`), []byte(`{"m":null,"<b>|":2}`), "x", "m")
+	f.Add([]byte(`{"runID":"a","experiment":"e","params":{"x":"1"}}`), []byte(`{"m":1}`), []byte(`{}`), []byte(`{}`), "x", "t")
+	f.Fuzz(func(t *testing.T, run1, metrics1, run2, metrics2 []byte, x, y string) {
 		m := tree.NewMemory()
 		_ = m.Write("results/e/a/run.json", run1, tree.ModeFile)
 		_ = m.Write("results/e/a/metrics.json", metrics1, tree.ModeFile)
@@ -72,9 +75,22 @@ func FuzzRenderExperiment(f *testing.F) {
 		for i := range runs {
 			runs[i].Record.Status = Succeeded
 		}
-		page := RenderExperiment("e", runs, PlotChoice{})
-		if page.Plot != nil && !bytes.HasSuffix(page.Plot, []byte("</svg>\n")) {
-			t.Fatalf("plot not closed")
+		var choices []PlotChoice
+		if x != "" || y != "" {
+			// A chosen plot, and the same again: the second is a file of its own.
+			choices = []PlotChoice{{X: x, Y: y}, {X: x, Y: y}}
+		}
+		page := RenderExperiment("e", runs, choices)
+		for _, p := range page.Plots {
+			if !bytes.HasSuffix(p.SVG, []byte("</svg>\n")) {
+				t.Fatalf("plot %s not closed", p.File)
+			}
+			if !IsPlotFile(p.File) || !bytes.Contains(page.Readme, []byte("]("+p.File+")")) {
+				t.Fatalf("plot %s is not a plot file linked from the README", p.File)
+			}
+		}
+		if choices != nil && len(page.Plots) < len(choices) && !bytes.Contains(page.Readme, []byte("not drawn: ")) {
+			t.Fatalf("a chosen plot is neither drawn nor explained:\n%s", page.Readme)
 		}
 	})
 }

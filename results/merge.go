@@ -19,9 +19,9 @@ type MergeOptions struct {
 	// it is a failure that ours retried. Otherwise the first writer wins.
 	// Nil never replaces.
 	Replace func(head tree.Reader, dir string) bool
-	// Plot chooses the plotted metric per experiment; missing entries use
-	// the default choice.
-	Plot map[string]PlotChoice
+	// Plots are the plots chosen per experiment (its spec.plots); an
+	// experiment without an entry gets the default plot.
+	Plots map[string][]PlotChoice
 	// MaxFileBytes bounds each run.json/metrics.json read back (0: 1 MiB).
 	MaxFileBytes int64
 	// Known returns run folders the caller already verified (or wrote) with
@@ -164,13 +164,14 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 		if err != nil {
 			return nil, report, err
 		}
-		page := RenderExperiment(exp, sum.Runs, opts.Plot[exp], sum.Unverified...)
+		page := RenderExperiment(exp, sum.Runs, opts.Plots[exp], sum.Unverified...)
 		dir := l.ExperimentDir(exp)
 		pages[path.Join(dir, ReadmeFile)] = page.Readme
-		if page.Plot != nil {
-			pages[path.Join(dir, PlotFile)] = page.Plot
-		} else if _, err := head.Stat(path.Join(dir, PlotFile)); err == nil {
-			pages[path.Join(dir, PlotFile)] = nil
+		if err := stalePlots(head, dir, page.Plots, pages); err != nil {
+			return nil, report, err
+		}
+		for _, p := range page.Plots {
+			pages[path.Join(dir, p.File)] = p.SVG
 		}
 		report.Experiments = append(report.Experiments, exp)
 	}
@@ -181,6 +182,28 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 	pages[path.Join(l.root(), ReadmeFile)] = index
 	maps.Copy(changes, pages)
 	return changes, report, nil
+}
+
+// stalePlots deletes the plots of dir in the head that the new page no
+// longer draws (a plot removed from spec.plots, or with nothing to draw).
+func stalePlots(head tree.Reader, dir string, keep []PlotImage, pages Changes) error {
+	entries, err := head.ReadDir(dir)
+	if errors.Is(err, tree.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("merge results: list %s: %w", dir, err)
+	}
+	kept := map[string]bool{}
+	for _, p := range keep {
+		kept[p.File] = true
+	}
+	for _, e := range entries {
+		if !e.IsDir() && IsPlotFile(e.Name) && !kept[e.Name] {
+			pages[path.Join(dir, e.Name)] = nil
+		}
+	}
+	return nil
 }
 
 // ownFolders extends known with the caller's own folders that Merge added

@@ -20,24 +20,26 @@ type Run struct {
 	MetricText map[string]string
 }
 
-// PlotChoice picks the plotted metric (Y) against a parameter (X). Empty
-// fields are chosen by DefaultPlot.
+// PlotChoice picks the plotted metric (Y) against a parameter (X), as an
+// experiment's spec.plots entry does. Empty fields are chosen by
+// DefaultPlot.
 type PlotChoice struct {
 	X string `json:"x,omitempty"`
 	Y string `json:"y,omitempty"`
 }
 
-// ExperimentPage is the generated README.md of one experiment and its plot
-// (Plot is nil when there is nothing to plot).
+// ExperimentPage is the generated README.md of one experiment and the plots
+// it links to (none when there is nothing to plot).
 type ExperimentPage struct {
 	Readme []byte
-	Plot   []byte
+	Plots  []PlotImage
 }
 
 // RenderExperiment writes the README of one experiment: a summary line, the
-// plot for sweeps, a table of every run sorted by its parameters and, apart,
-// the folders that did not verify (never counted, plotted or tabled as runs).
-func RenderExperiment(experiment string, runs []Run, choice PlotChoice, unverified ...Unverified) ExperimentPage {
+// plots for sweeps (the chosen ones, or a default one when none is chosen),
+// a table of every run sorted by its parameters and, apart, the folders
+// that did not verify (never counted, plotted or tabled as runs).
+func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverified ...Unverified) ExperimentPage {
 	runs = append([]Run(nil), runs...)
 	SortRuns(runs)
 	params := paramNames(runs)
@@ -61,11 +63,7 @@ func RenderExperiment(experiment string, runs []Run, choice PlotChoice, unverifi
 	}
 	b.WriteString(" Each run folder holds `run.json`, `metrics.json`, the log and a signed `provenance.intoto.jsonl`; check them with `expsync verify --key KEY.pub " + "<folder>`.\n\n")
 
-	var page ExperimentPage
-	if x, y, ok := DefaultPlot(runs, choice); ok {
-		page.Plot = PlotSVG(experiment, runs, x, y)
-		fmt.Fprintf(&b, "![%s against %s](%s)\n\n", mdEscape(y), mdEscape(x), PlotFile)
-	}
+	page := ExperimentPage{Plots: writePlots(&b, experiment, runs, plots)}
 
 	// Header.
 	cols := []string{"run"}

@@ -86,30 +86,30 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestRenderExperimentGolden(t *testing.T) {
 	runs := sweepRuns()
-	page := RenderExperiment("pi", runs, PlotChoice{})
+	page := RenderExperiment("pi", runs, nil)
 	golden(t, "sweep-README.md", page.Readme)
-	if page.Plot == nil {
+	if len(page.Plots) == 0 {
 		t.Fatal("a sweep with a numeric metric got no plot")
 	}
-	golden(t, "sweep-plot.svg", page.Plot)
+	golden(t, "sweep-plot.svg", firstPlot(t, page))
 
 	// The order runs are given in does not change a byte.
 	reversed := make([]Run, len(runs))
 	for i, r := range runs {
 		reversed[len(runs)-1-i] = r
 	}
-	again := RenderExperiment("pi", reversed, PlotChoice{})
+	again := RenderExperiment("pi", reversed, nil)
 	if diff := cmp.Diff(string(page.Readme), string(again.Readme)); diff != "" {
 		t.Errorf("README depends on input order:\n%s", diff)
 	}
-	if diff := cmp.Diff(string(page.Plot), string(again.Plot)); diff != "" {
+	if diff := cmp.Diff(string(firstPlot(t, page)), string(firstPlot(t, again))); diff != "" {
 		t.Errorf("plot depends on input order:\n%s", diff)
 	}
 }
 
 func TestRenderExperimentSingleRunHasNoPlot(t *testing.T) {
-	page := RenderExperiment("one", []Run{aRun("one", map[string]any{"n": 3}).run(map[string]float64{"x": 1})}, PlotChoice{})
-	if page.Plot != nil {
+	page := RenderExperiment("one", []Run{aRun("one", map[string]any{"n": 3}).run(map[string]float64{"x": 1})}, nil)
+	if len(page.Plots) != 0 {
 		t.Errorf("a single run got a plot")
 	}
 	golden(t, "single-README.md", page.Readme)
@@ -413,10 +413,10 @@ func TestLogScalePlotGolden(t *testing.T) {
 			runs = append(runs, aRun("descent", map[string]any{"lr": lr, "momentum": m}).run(map[string]float64{"final_loss": loss}))
 		}
 	}
-	page := RenderExperiment("descent", runs, PlotChoice{})
-	golden(t, "log-plot.svg", page.Plot)
+	page := RenderExperiment("descent", runs, nil)
+	golden(t, "log-plot.svg", firstPlot(t, page))
 	for _, want := range []string{"lr (log scale)", "final_loss (log scale)", ">1e-30<", "momentum=0.9"} {
-		if !strings.Contains(string(page.Plot), want) {
+		if !strings.Contains(string(firstPlot(t, page)), want) {
 			t.Errorf("log plot lacks %q", want)
 		}
 	}
@@ -432,7 +432,7 @@ func TestRenderExperimentFailureReasonAndRepeat(t *testing.T) {
 	timedOut.r.Status, timedOut.r.Reason = "TimedOut", "timed out after 2s"
 	again := aRun("r", map[string]any{"n": 1})
 	again.r.Identity.Repeat = 1
-	page := RenderExperiment("r", []Run{failed.run(nil), again.run(nil), timedOut.run(nil)}, PlotChoice{})
+	page := RenderExperiment("r", []Run{failed.run(nil), again.run(nil), timedOut.run(nil)}, nil)
 	readme := string(page.Readme)
 	for _, want := range []string{
 		"| run | n | repeat | status |",
