@@ -133,10 +133,31 @@
 // remembered in the cache folder (capped), so a ref that returns to a
 // verified commit costs nothing.
 //
+// Turning verification on for a repository whose history is unsigned: a
+// trusted ref with required verification that was never verified before,
+// and whose head reaches no verified or trusted history, takes its signed
+// head alone as its baseline. A signature covers the commit object, which
+// names its tree and parents by hash, each parent naming its own, so the
+// signer vouches for the history beneath — the trust Flux's
+// source-controller places in a verified head — and no history has to be
+// re-signed. An unsigned head is refused on first sight like any unsigned
+// commit. From then on the walk above applies: every commit since the last
+// verified one is checked, so an unsigned commit pushed after the baseline
+// is refused even under a signed head. A ref takes a baseline once: the refs
+// verified at least once are remembered in the cache folder (kept across
+// cache drops and restarts), so neither a force-push to a history without
+// a verified commit nor deleting and re-creating the ref moves the baseline
+// to a head of the pusher's choosing; every commit of such a history is
+// checked. A new trusted ref branched from verified history is checked down
+// to it. Untrusted refs (pull requests) never take a baseline: on first
+// sight as later, every commit between their head and trusted or verified
+// history is checked.
+//
 // # Cache layout
 //
 //	<cacheRoot>/<sha256(URL)[:20 hex]>/git       bare, shallow repository (refs under refs/expsync/)
 //	<cacheRoot>/<sha256(URL)[:20 hex]>/verified  verified commit IDs
+//	<cacheRoot>/<sha256(URL)[:20 hex]>/verified-refs  refs verified at least once
 //
 // Operations on a cache folder are serialised within the process and,
 // through an flock on <dir>/lock, across processes sharing the folder.

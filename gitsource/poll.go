@@ -137,6 +137,8 @@ func (s *Source) verifyChange(ctx context.Context, c *RefChange) (runnable bool,
 		return false, "verification could not run (retried at the next poll): " + err.Error(), true
 	case len(res.Checked) == 0:
 		return true, fmt.Sprintf("commit %s was verified before", c.New), false
+	case res.Baseline:
+		return true, fmt.Sprintf("head signed by %s taken as the verification baseline (the ref has no verified history; the signature vouches for the history beneath); every later commit is verified", res.Signers[0]), false
 	}
 	return true, fmt.Sprintf("%d new commit(s) verified, head signed by %s", len(res.Checked), res.Signers[0]), false
 }
@@ -164,11 +166,20 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 	if err != nil {
 		return VerifyResult{}, s.wrap(op, err)
 	}
+	refs, err := s.loadVerifiedRefs()
+	if err != nil {
+		return VerifyResult{}, s.wrap(op, err)
+	}
 	head := plumbing.NewHash(commit)
 	if verified[head] {
-		return VerifyResult{}, nil
+		return VerifyResult{}, s.wrap(op, s.recordVerifiedRef(refs, ref))
 	}
-	res, err := s.fetchAndVerify(ctx, ref, head, ks, verified)
+	// Only a trusted ref never verified before may take its signed head as
+	// a baseline (see baselineHead); an untrusted ref's every commit
+	// outside accepted history is checked.
+	p, _ := s.repo.PolicyFor(ref)
+	mayBaseline := p.Trusted && !refs[ref]
+	res, err := s.fetchAndVerify(ctx, ref, head, ks, verified, mayBaseline)
 	if errors.Is(err, errUnverifiedCut) {
 		// The cache holds commits fetched shallow by other operations
 		// (snapshots, commit-back) or before a drop: what hides under
@@ -176,7 +187,7 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 		if derr := s.dropCache(); derr != nil {
 			return VerifyResult{}, s.wrap(op, derr)
 		}
-		res, err = s.fetchAndVerify(ctx, ref, head, ks, verified)
+		res, err = s.fetchAndVerify(ctx, ref, head, ks, verified, mayBaseline)
 	}
 	var re *RepoError
 	if errors.As(err, &re) {
@@ -188,13 +199,16 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 	if err := s.saveVerified(order, res.Checked); err != nil {
 		return res, s.wrap(op, err)
 	}
+	if err := s.recordVerifiedRef(refs, ref); err != nil {
+		return res, s.wrap(op, err)
+	}
 	return res, nil
 }
 
 // fetchAndVerify fetches ref up to head and verifies its new commits: the
 // walk stops at verified commits and at the cached heads of trusted refs.
 func (s *Source) fetchAndVerify(ctx context.Context, ref string, head plumbing.Hash, ks *keySet,
-	verified map[plumbing.Hash]bool) (VerifyResult, error) {
+	verified map[plumbing.Hash]bool, mayBaseline bool) (VerifyResult, error) {
 	op := "verify " + ref
 	stop := map[plumbing.Hash]bool{}
 	for h := range verified {
@@ -229,7 +243,7 @@ func (s *Source) fetchAndVerify(ctx context.Context, ref string, head plumbing.H
 		return VerifyResult{}, s.wrap(op, err)
 	}
 	headAlone := depth == 1
-	return verifyRange(st, ks, head, acceptedHistory(st, stop), s.limits.MaxVerifyCommits, shallow, headAlone)
+	return verifyRange(st, ks, head, acceptedHistory(st, stop), s.limits.MaxVerifyCommits, shallow, headAlone, mayBaseline)
 }
 
 // trustedHeads adds the cached heads of trusted refs that need no

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -130,6 +131,9 @@ func signedPayload(c *object.Commit) ([]byte, error) {
 type VerifyResult struct {
 	Checked []string // commits verified, newest first
 	Signers []string // who signed each (same order)
+	// Baseline is set when the ref had no verified history and its signed
+	// head alone was accepted as the baseline (see baselineHead).
+	Baseline bool
 }
 
 // verifyRange verifies every commit reachable from head that is not
@@ -147,8 +151,23 @@ type VerifyResult struct {
 // without ever being checked. So when the walk meets the boundary, every
 // cut must be accepted; otherwise verifyRange returns errUnverifiedCut and
 // the caller fetches afresh.
+//
+// mayBaseline is set for a trusted ref with required verification that
+// was never verified before: when no accepted commit is reachable from its
+// head, the signed head alone is its baseline (baselineHead). Untrusted
+// refs never take a baseline: every commit outside accepted history is
+// checked.
 func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, accepted map[plumbing.Hash]bool, max int,
-	shallow []plumbing.Hash, headAlone bool) (VerifyResult, error) {
+	shallow []plumbing.Hash, headAlone, mayBaseline bool) (VerifyResult, error) {
+	if mayBaseline {
+		reaches, err := reachesAccepted(st, head, accepted, shallow, headAlone)
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		if !reaches {
+			return baselineHead(st, ks, head)
+		}
+	}
 	var res VerifyResult
 	seen := map[plumbing.Hash]bool{}
 	queue := []plumbing.Hash{head}
@@ -185,6 +204,15 @@ func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, 
 	if !boundary {
 		return res, nil
 	}
+	return res, checkCuts(st, shallow, accepted, head, headAlone)
+}
+
+// checkCuts fails with errUnverifiedCut when the cache holds a commit
+// fetched without its parents that is not accepted history (the head of a
+// ref fetched alone, headAlone, excepted): a walk that met the boundary
+// cannot tell what hides under it.
+func checkCuts(st storer.EncodedObjectStorer, shallow []plumbing.Hash, accepted map[plumbing.Hash]bool,
+	head plumbing.Hash, headAlone bool) error {
 	for _, h := range shallow {
 		if accepted[h] || (headAlone && h == head) {
 			continue
@@ -195,11 +223,79 @@ func verifyRange(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash, 
 		}
 		for _, p := range c.ParentHashes {
 			if !hasCommit(st, p) {
-				return res, fmt.Errorf("%w: %s", errUnverifiedCut, h)
+				return fmt.Errorf("%w: %s", errUnverifiedCut, h)
 			}
 		}
 	}
-	return res, nil
+	return nil
+}
+
+// reachesAccepted reports whether head's history in the cache reaches an
+// accepted commit (verified before, or trusted history). A walk that ends
+// at the boundary while the cache holds unaccepted cuts proves nothing
+// either way: errUnverifiedCut, and the caller fetches afresh.
+func reachesAccepted(st storer.EncodedObjectStorer, head plumbing.Hash, accepted map[plumbing.Hash]bool,
+	shallow []plumbing.Hash, headAlone bool) (bool, error) {
+	if len(accepted) == 0 {
+		return false, nil // nothing was ever verified: no walk needed
+	}
+	seen := map[plumbing.Hash]bool{}
+	stack := []plumbing.Hash{head}
+	boundary := false
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if accepted[h] {
+			return true, nil
+		}
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		c, err := object.GetCommit(st, h)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			if h == head {
+				return false, fmt.Errorf("commit %s is not in the cache", h)
+			}
+			boundary = true
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		stack = append(stack, c.ParentHashes...)
+	}
+	if boundary {
+		if err := checkCuts(st, shallow, accepted, head, headAlone); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// baselineHead accepts a ref's signed head as its verification baseline.
+//
+// Why the head alone is enough: a signature covers the commit object,
+// which names its tree and its parents by hash, and each parent names its
+// own; so whoever signs a commit vouches for the whole history beneath it
+// (Flux's source-controller verifies the head the same way). Asking that
+// existing history be signed too would mean re-signing (rewriting) every
+// repository before verification could be turned on. From the baseline
+// on, each new commit is checked, down to commits verified before; an
+// unsigned head is refused like any other unsigned commit.
+func baselineHead(st storer.EncodedObjectStorer, ks *keySet, head plumbing.Hash) (VerifyResult, error) {
+	c, err := object.GetCommit(st, head)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return VerifyResult{}, fmt.Errorf("commit %s is not in the cache", head)
+	}
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	who, err := ks.verifyCommit(c)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	return VerifyResult{Checked: []string{head.String()}, Signers: []string{who}, Baseline: true}, nil
 }
 
 // errUnverifiedCut: the cache holds a commit fetched without its parents
@@ -273,4 +369,49 @@ func (s *Source) saveVerified(order []string, added []string) error {
 		return err
 	}
 	return os.Rename(tmp, s.verifiedPath())
+}
+
+// The refs verified at least once persist next to the verified commits. A
+// ref listed there never takes a baseline again: a force-push, or deleting
+// and re-creating the ref, cannot move its verification to a head of the
+// pusher's choosing whose history was never checked.
+
+func (s *Source) verifiedRefsPath() string { return filepath.Join(s.dir, "verified-refs") }
+
+func (s *Source) loadVerifiedRefs() (map[string]bool, error) {
+	data, err := os.ReadFile(s.verifiedRefsPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			refs[line] = true
+		}
+	}
+	return refs, nil
+}
+
+// recordVerifiedRef adds ref to the refs verified at least once.
+func (s *Source) recordVerifiedRef(refs map[string]bool, ref string) error {
+	if refs[ref] {
+		return nil
+	}
+	refs[ref] = true
+	names := make([]string, 0, len(refs))
+	for r := range refs {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return err
+	}
+	tmp := s.verifiedRefsPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(names, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.verifiedRefsPath())
 }
