@@ -29,6 +29,9 @@ type batcher struct {
 	// (verified at planning, or committed by this batcher).
 	known   map[string]results.Run
 	commits []string
+	// plots are the plots each experiment's spec chooses (spec.plots);
+	// set before start, read-only after.
+	plots map[string][]results.PlotChoice
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -106,6 +109,7 @@ func (b *batcher) flush(ctx context.Context) error {
 	var report results.MergeReport
 	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (results.Changes, error) {
 		changes, rep, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs), Known: known, Verify: b.r.summaryCheck,
+			Plots: b.plots,
 			// The batch holds only folders this process built and signed.
 			OwnBatch: true})
 		report = rep

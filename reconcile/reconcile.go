@@ -138,6 +138,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 		return rep, nil
 	}
 	b := newBatcher(r, t, layout, work.known)
+	b.plots = plotChoices(plan.Runs)
 	b.start(ctx)
 	rerun, recErr := r.recoverRuns(ctx, t, layout, work.recover, b, rep)
 	var execErr error
