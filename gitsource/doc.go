@@ -153,6 +153,14 @@
 // sight as later, every commit between their head and trusted or verified
 // history is checked.
 //
+// VerifyPolicy.From names baselines explicitly: full commit IDs, each
+// accepted only when signed by an allowed key, that count as verified (with
+// their history) wherever a ref's history holds them. It is how a ref that
+// took its baseline already moves on past an unsigned commit pushed after
+// it that cannot be removed from history: name a signed commit above it;
+// the commits after that one are each verified. A From commit is
+// remembered as verified, so the setting can be removed afterwards.
+//
 // # Cache layout
 //
 //	<cacheRoot>/<sha256(URL)[:20 hex]>/git       bare, shallow repository (refs under refs/expsync/)

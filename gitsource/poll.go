@@ -135,12 +135,18 @@ func (s *Source) verifyChange(ctx context.Context, c *RefChange) (runnable bool,
 		return false, "refused: " + err.Error(), false
 	case err != nil:
 		return false, "verification could not run (retried at the next poll): " + err.Error(), true
+	case len(res.Checked) == 0 && len(res.From) > 0:
+		return true, fmt.Sprintf("commit %s is the configured verification baseline", c.New), false
 	case len(res.Checked) == 0:
 		return true, fmt.Sprintf("commit %s was verified before", c.New), false
 	case res.Baseline:
 		return true, fmt.Sprintf("head signed by %s taken as the verification baseline (the ref has no verified history; the signature vouches for the history beneath); every later commit is verified", res.Signers[0]), false
 	}
-	return true, fmt.Sprintf("%d new commit(s) verified, head signed by %s", len(res.Checked), res.Signers[0]), false
+	reason = fmt.Sprintf("%d new commit(s) verified, head signed by %s", len(res.Checked), res.Signers[0])
+	if len(res.From) > 0 {
+		reason += ", down to the configured baseline " + strings.Join(res.From, ", ")
+	}
+	return true, reason, false
 }
 
 // VerifyRef fetches ref up to commit and verifies every commit not verified
@@ -196,7 +202,7 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 	if err != nil {
 		return res, s.newError(op, ErrUnverified, "%v", err)
 	}
-	if err := s.saveVerified(order, res.Checked); err != nil {
+	if err := s.saveVerified(order, append(res.From, res.Checked...)); err != nil {
 		return res, s.wrap(op, err)
 	}
 	if err := s.recordVerifiedRef(refs, ref); err != nil {
@@ -242,8 +248,18 @@ func (s *Source) fetchAndVerify(ctx context.Context, ref string, head plumbing.H
 	if err != nil {
 		return VerifyResult{}, s.wrap(op, err)
 	}
+	from, err := s.repo.Verify.fromCommits()
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	accepted, err := acceptFrom(st, ks, from, stop)
+	if err != nil {
+		return VerifyResult{}, err
+	}
 	headAlone := depth == 1
-	return verifyRange(st, ks, head, acceptedHistory(st, stop), s.limits.MaxVerifyCommits, shallow, headAlone, mayBaseline)
+	res, err := verifyRange(st, ks, head, acceptedHistory(st, stop), s.limits.MaxVerifyCommits, shallow, headAlone, mayBaseline)
+	res.From = accepted
+	return res, err
 }
 
 // trustedHeads adds the cached heads of trusted refs that need no

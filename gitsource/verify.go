@@ -30,11 +30,59 @@ type VerifyPolicy struct {
 	// OwnKeys are expsync's own results-signing keys (armored PGP or
 	// authorized_keys lines), so its results commits pass verification.
 	OwnKeys []string
+	// From are full commit IDs the operator accepts as verification
+	// baselines: a commit listed here that is signed by an allowed key
+	// counts as verified, with the history beneath it, wherever a ref's
+	// history holds it. It resets the baseline of a ref that took one
+	// already (after an unsigned commit was pushed that cannot be removed
+	// from history); the commits after it are each verified.
+	From []string
 }
 
 func (p *VerifyPolicy) validate() error {
+	if _, err := p.fromCommits(); err != nil {
+		return err
+	}
 	_, err := p.keys()
 	return err
+}
+
+// fromCommits parses From.
+func (p *VerifyPolicy) fromCommits() ([]plumbing.Hash, error) {
+	var out []plumbing.Hash
+	for i, c := range p.From {
+		c = strings.ToLower(strings.TrimSpace(c))
+		if len(c) != 40 || !plumbing.IsHash(c) {
+			return nil, fmt.Errorf("verification from[%d]: %q is not a full commit ID (40 hex digits; `git rev-parse COMMIT` prints it)", i, p.From[i])
+		}
+		out = append(out, plumbing.NewHash(c))
+	}
+	return out, nil
+}
+
+// acceptFrom adds to stop the policy's From commits that the cache holds,
+// after checking that an allowed key signed each one: the baseline stays
+// something an allowed key vouches for. It returns those it added.
+func acceptFrom(st storer.EncodedObjectStorer, ks *keySet, from []plumbing.Hash, stop map[plumbing.Hash]bool) ([]string, error) {
+	var added []string
+	for _, h := range from {
+		if stop[h] {
+			continue
+		}
+		c, err := object.GetCommit(st, h)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			continue // not in this ref's fetched history
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := ks.verifyCommit(c); err != nil {
+			return nil, fmt.Errorf("verification baseline (from) %s is refused: %w", h, err)
+		}
+		stop[h] = true
+		added = append(added, h.String())
+	}
+	return added, nil
 }
 
 // keySet is a parsed VerifyPolicy.
@@ -134,6 +182,8 @@ type VerifyResult struct {
 	// Baseline is set when the ref had no verified history and its signed
 	// head alone was accepted as the baseline (see baselineHead).
 	Baseline bool
+	// From lists VerifyPolicy.From commits accepted as baselines.
+	From []string
 }
 
 // verifyRange verifies every commit reachable from head that is not

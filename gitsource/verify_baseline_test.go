@@ -218,3 +218,46 @@ func TestVerificationBaselineNotForUntrustedRefs(t *testing.T) {
 		expect(t, "pull request at "+c.head[:8], got["refs/pull/1/head"], c.runnable, c.reason)
 	}
 }
+
+// TestVerificationFromResetsTheBaseline: a ref stuck behind an unsigned
+// commit pushed after its baseline (one that cannot be removed from
+// history) runs again from a signed commit the operator names in
+// VerifyPolicy.From; the commits after it are still verified, and a From
+// commit that is not signed by an allowed key is refused.
+func TestVerificationFromResetsTheBaseline(t *testing.T) {
+	l := newBaselineLab(t)
+	l.signed("baseline")
+	l.p.push("main")
+	cache := t.TempDir()
+	expect(t, "baseline", l.poll(l.source(cache), "refs/heads/main"), true, "verification baseline")
+	unsigned := l.p.commit("unsigned-after-baseline", map[string]string{"x.txt": "x"})
+	reset := l.signed("signed-over-unsigned")
+	l.p.push("main")
+	expect(t, "unsigned commit after the baseline", l.poll(l.source(cache), "refs/heads/main"), false, unsigned)
+
+	from := func(commits ...string) *Source {
+		src := l.source(cache)
+		src.repo.Verify.From = commits
+		return src
+	}
+	expect(t, "from an unsigned commit", l.poll(from(unsigned), "refs/heads/main"), false,
+		"verification baseline (from) "+unsigned+" is refused: commit "+unsigned+" by Peer <peer@example.org> is not signed")
+	expect(t, "from the signed commit over it", l.poll(from(reset), "refs/heads/main"), true, "configured verification baseline")
+
+	after := l.p.commit("unsigned-after-reset", map[string]string{"y.txt": "y"})
+	l.signed("signed-after-reset")
+	l.p.push("main")
+	expect(t, "unsigned commit after the new baseline", l.poll(from(reset), "refs/heads/main"), false, after)
+	runGit(t, l.p.dir, "reset", "-q", "--hard", reset)
+	l.signed("good-after-reset")
+	l.p.push("--force", "main")
+	// Remembered as verified: the option can go.
+	expect(t, "signed commit after the new baseline", l.poll(l.source(cache), "refs/heads/main"), true, "1 new commit(s) verified")
+
+	_, err := New(Repository{URL: l.srv.url("exps"), Auth: basicAuth(), URLPolicy: URLPolicy{AllowHTTP: true},
+		Refs:   []RefPolicy{{Pattern: "main", Trusted: true}},
+		Verify: &VerifyPolicy{Required: true, SSHKeys: []string{l.pub}, From: []string{reset[:12]}}}, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "from[0]") || !strings.Contains(err.Error(), "not a full commit ID") {
+		t.Errorf("abbreviated From commit: %v", err)
+	}
+}
