@@ -169,4 +169,12 @@
 //
 // Operations on a cache folder are serialised within the process and,
 // through an flock on <dir>/lock, across processes sharing the folder.
+//
+// Every incremental fetch adds a pack; a fetch that leaves more than 16
+// merges the small ones into one (as `git repack --geometric=2` picks
+// them), copying their objects byte for byte and building the index from
+// theirs, so the cache keeps exactly the objects it had and the merge
+// holds ~50 bytes per object merged and one old index (packmerge.go). A
+// Snapshot open across a merge reads the list of packs again when it
+// meets a removed one.
 package gitsource

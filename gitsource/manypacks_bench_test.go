@@ -264,3 +264,75 @@ func openFDs() int {
 	}
 	return len(entries)
 }
+
+// BenchmarkPackMergeVsGitRepack: the worst merge, every pack of a cache
+// (the shallow fetch of 8,000 files and 16 incremental fetches) into one,
+// against `git repack -a -d` of a copy of the same cache (git reads our
+// cache as the bare repository it is). Both start from a fresh copy.
+// Metrics: ours-ms, git-ms, ratio; ours-alloc-MiB (everything the merge
+// allocated, an upper bound of its heap) and git-maxrss-MiB; objects.
+//
+//	go test -run '^$' -bench PackMerge -benchtime 5x -count 3 ./gitsource/
+func BenchmarkPackMergeVsGitRepack(b *testing.B) {
+	skipShort(b)
+	root := b.TempDir()
+	url := gitDaemon(b, root)
+	repo := newMovingRepo(b, filepath.Join(root, "m.git"), 0, maxCachePacks, bigFiles, randomContent)
+	src := gitSource(b, url+"/m.git", filepath.Join(root, "cache"))
+	for {
+		sn, err := src.Snapshot(context.Background(), "main", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		sn.Close()
+		if repo.at == len(repo.commits)-1 {
+			break
+		}
+		repo.next(b)
+	}
+	packs, err := listPacks(src.packDir())
+	if err != nil || len(packs) != maxCachePacks {
+		b.Fatalf("the cache holds %d packs, want %d: %v", len(packs), maxCachePacks, err)
+	}
+	fresh := func() string {
+		dir := filepath.Join(b.TempDir(), "git")
+		if out, err := exec.Command("cp", "-a", src.gitDir(), dir).CombinedOutput(); err != nil {
+			b.Fatalf("cp: %v: %s", err, out)
+		}
+		return dir
+	}
+	var ours, git time.Duration
+	var alloc uint64
+	var gitRSS int64
+	objects := 0
+	for i := 0; i < b.N; i++ {
+		dir := fresh()
+		packDir := filepath.Join(dir, "objects", "pack")
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		t0 := time.Now()
+		merged, err := mergePacks(context.Background(), packDir, packs)
+		ours += time.Since(t0)
+		runtime.ReadMemStats(&m1)
+		alloc += m1.TotalAlloc - m0.TotalAlloc
+		if err != nil {
+			b.Fatal(err)
+		}
+		idx, err := readPackIndex(filepath.Join(packDir, "pack-"+merged.String()+".idx"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := idx.Count()
+		objects = int(n)
+		d, rss := runChild(b, exec.Command("git", "--git-dir="+fresh(), "repack", "-a", "-d", "-q"), false)
+		git += d
+		gitRSS = max(gitRSS, rss)
+	}
+	b.ReportMetric(float64(ours.Microseconds())/1000/float64(b.N), "ours-ms")
+	b.ReportMetric(float64(git.Microseconds())/1000/float64(b.N), "git-ms")
+	b.ReportMetric(float64(ours)/float64(git), "ratio")
+	b.ReportMetric(float64(alloc)/(1<<20)/float64(b.N), "ours-alloc-MiB")
+	b.ReportMetric(float64(gitRSS)/(1<<20), "git-maxrss-MiB")
+	b.ReportMetric(float64(objects), "objects")
+}
