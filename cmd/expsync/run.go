@@ -36,12 +36,17 @@ type runOptions struct {
 	Jobs          int
 	// GPUs is how many GPUs runs may request in total.
 	GPUs int
-	// VerifyCommits treats the branch as untrusted: its commits run only
-	// when signed by one of CommitKeys.
+	// VerifyCommits runs the branch only when its commits are signed by
+	// one of CommitKeys: the first time, its signed head is the baseline
+	// (the signer vouches for the history beneath, which need not be
+	// re-signed); after that every new commit is checked.
 	VerifyCommits bool
 	CommitKeys    []string
-	Progress      string // auto, bar, plain, none
-	AllowHTTP     bool
+	// VerifyFrom are signed commits accepted as verification baselines
+	// (gitsource.VerifyPolicy.From).
+	VerifyFrom []string
+	Progress   string // auto, bar, plain, none
+	AllowHTTP  bool
 	// CommitSigningKey signs results commits (an SSH or armored PGP private
 	// key file; passphrase from EXPSYNC_COMMIT_KEY_PASSPHRASE).
 	CommitSigningKey string
@@ -88,7 +93,8 @@ signing key that cannot be read or decrypted).`,
 		f.DurationVar(&o.BatchInterval, "batch-interval", 10*time.Second, "commit finished runs this often")
 		f.IntVarP(&o.Jobs, "jobs", "j", 0, "runs at once (default: as many as CPU and memory requests allow)")
 		f.IntVar(&o.GPUs, "gpus", 0, "GPUs the runs' requests may add up to (default 0: a run requesting a GPU is refused; runs see every GPU)")
-		f.BoolVar(&o.VerifyCommits, "verify-commits", false, "run the branch only if every new commit is signed by a --commit-key")
+		f.BoolVar(&o.VerifyCommits, "verify-commits", false, "run the branch only if every new commit is signed by a --commit-key (the first time: its signed head, which vouches for the history beneath)")
+		f.StringSliceVar(&o.VerifyFrom, "verify-from", nil, "with --verify-commits: full ID of a commit signed by a --commit-key to verify from (moves the branch past an unsigned commit below it)")
 		f.StringSliceVar(&o.CommitKeys, "commit-key", nil, "file with an armored PGP key or authorized_keys lines allowed to sign commits")
 		f.StringVar(&o.Progress, "progress", "auto", "progress display: auto, bar, plain or none")
 		f.BoolVar(&o.AllowHTTP, "allow-http", false, "allow plain http:// remotes (tests, private networks)")
@@ -135,11 +141,15 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if target, err = reconcile.WithDefaultBranch(ctx, target, repo); err != nil {
 		return &exitError{defaultBranchExitCode(err), err}
 	}
-	repo.Refs = []gitsource.RefPolicy{{Pattern: target.Branch, Trusted: !o.VerifyCommits}}
+	// Trusted with required verification (commitVerifyPolicy sets
+	// Required): the branch is the operator's own, so its signed head may
+	// be the baseline the first time; an untrusted ref never takes one.
+	repo.Refs = []gitsource.RefPolicy{{Pattern: target.Branch, Trusted: true}}
 	if o.VerifyCommits {
 		if repo.Verify, err = commitVerifyPolicy(o.CommitKeys); err != nil {
 			return &exitError{2, err}
 		}
+		repo.Verify.From = o.VerifyFrom
 	}
 	commitSigner, ownKey, err := loadCommitSigner(o.CommitSigningKey)
 	if err != nil {
@@ -224,6 +234,8 @@ func (o *runOptions) checkFlags() error {
 		return fmt.Errorf("--git-timeout %s, --git-idle-timeout %s: give positive durations such as 10m and 1m, or 0 for the defaults", o.GitLimits.Timeout, o.GitLimits.IdleTimeout)
 	case o.BatchInterval <= 0:
 		return fmt.Errorf("--batch-interval %s: give a positive duration such as 10s or 1m", o.BatchInterval)
+	case len(o.VerifyFrom) > 0 && !o.VerifyCommits:
+		return errors.New("--verify-from needs --verify-commits (and a --commit-key that signed the commit)")
 	case !slices.Contains(progressModes, o.Progress):
 		return fmt.Errorf("--progress %q: use one of %s", o.Progress, strings.Join(progressModes, ", "))
 	}

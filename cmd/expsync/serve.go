@@ -70,9 +70,13 @@ type refConfig struct {
 }
 
 type verifyConfig struct {
+	// Required verifies trusted refs too: a trusted ref's first signed
+	// head is its baseline, then every new commit is checked.
 	Required    bool     `yaml:"required"`
 	PGPKeyFiles []string `yaml:"pgpKeyFiles"`
 	SSHKeyFiles []string `yaml:"sshKeyFiles"`
+	// From are full IDs of signed commits accepted as baselines.
+	From []string `yaml:"from"`
 }
 
 // authConfig names where credentials come from; the file never holds them.
@@ -128,6 +132,9 @@ The configuration file (YAML):
         - {pattern: main, trusted: true}
         - {pattern: "refs/pull/*/head", trusted: false, resultsBranch: "expsync/results/pr-{{number}}"}
       verify: {sshKeyFiles: [/etc/expsync/allowed_signers]}
+      # required: true verifies trusted refs too (a ref's first signed head is
+      # its baseline, then every new commit is checked); from: [COMMIT] names
+      # a signed commit to verify from instead.
 
 Refs that cannot take commits (pull request heads) need a resultsBranch: a
 template naming one branch per ref ({{number}}: the pull request number,
@@ -412,6 +419,7 @@ func (rc repositoryConfig) repository() (gitsource.Repository, error) {
 			return repo, fmt.Errorf("verify: %w", err)
 		}
 		p.Required = v.Required
+		p.From = v.From
 		repo.Verify = p
 	}
 	return repo, nil
