@@ -10,6 +10,10 @@ const (
 	EventPlanned EventKind = "planned"
 	// EventRunFinished: a run finished (or was recovered from the cache).
 	EventRunFinished EventKind = "run-finished"
+	// EventRunHeld: a run failed on this machine and is held, to be tried
+	// again later (Hold says when; Hold.Changed when it was not held before
+	// or its reason changed). Only with a RetryPolicy.
+	EventRunHeld EventKind = "run-held"
 	// EventCommitted: a batch of results was committed and pushed.
 	EventCommitted EventKind = "committed"
 	// EventCommitFailed: a batch could not be pushed yet; it is retried.
@@ -28,6 +32,8 @@ type Event struct {
 	Recovered         bool
 	Duration          time.Duration
 	Reason            string
+	// RunHeld.
+	Hold HeldRun
 	// Committed: the results commit and how many run folders it carries.
 	ResultsCommit string
 	Runs          int

@@ -110,10 +110,14 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 				}
 				ev.Status, ev.Reason = string(runner.Errored), err.Error()
 				rep.Cancelled++
+			case err != nil && r.holding(runCtx):
+				ev = r.held(t.Commit, run, err.Error(), rep)
 			case err != nil:
 				errs = append(errs, fmt.Errorf("run %s of %s: %w", short(run.ID), run.Experiment, err))
 				ev.Status, ev.Reason = string(runner.Errored), err.Error()
 				rep.Cancelled++
+			case res.Status == runner.Errored && r.holding(runCtx):
+				ev = r.held(t.Commit, run, res.Error, rep)
 			case !res.Status.Cacheable():
 				ev.Status, ev.Reason = string(res.Status), res.Error
 				rep.Cancelled++
@@ -121,6 +125,9 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 					errs = append(errs, fmt.Errorf("run %s of %s: %s", short(run.ID), run.Experiment, res.Error))
 				}
 			default:
+				if h, ok := r.release(run); ok {
+					rep.Released = append(rep.Released, h)
+				}
 				if res.Cached {
 					// Another expsync on this store ran it while this one
 					// waited for the run's lock.
@@ -141,6 +148,24 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// holding reports whether a run that failed on this machine is held
+// (serve) rather than reported as an error: never when it was cancelled.
+func (r *Reconciler) holding(runCtx context.Context) bool {
+	return r.Retry.Base > 0 && runCtx.Err() == nil
+}
+
+// held puts a run that failed on this machine on hold: it is not an error
+// of the reconcile (serve would log it at every poll) but a HeldRun in the
+// report, tried again when its backoff ends.
+func (r *Reconciler) held(commit string, run render.Run, reason string, rep *Report) Event {
+	h := r.hold(run, reason)
+	rep.Held++
+	rep.HeldRuns = append(rep.HeldRuns, h)
+	rep.noteRetry(h.Next)
+	return Event{Kind: EventRunHeld, Commit: commit, RunID: run.ID, Experiment: run.Experiment, Status: string(runner.Errored),
+		Reason: reason, Hold: h}
 }
 
 // runOne puts what the run reads into the store, then executes it. A

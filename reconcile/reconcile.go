@@ -90,11 +90,15 @@ type Reconciler struct {
 	// Events receives progress; nil discards it. It is called from several
 	// goroutines, one event at a time.
 	Events func(Event)
+	// Retry holds runs that cannot run on this machine (see RetryPolicy);
+	// the zero policy reports them as errors and holds nothing.
+	Retry RetryPolicy
 
 	mu       sync.Mutex
 	inflight map[string]map[string]context.CancelFunc // target key -> run ID -> cancel
 	verified verifiedTrees
 	eventsMu sync.Mutex
+	holds    holdSet
 }
 
 // Report says what one reconcile did.
@@ -108,6 +112,14 @@ type Report struct {
 	Succeeded int // of Executed and Recovered
 	Failed    int
 	Cancelled int // cancelled by a newer commit or shutdown: not committed
+	// Held runs failed on this machine and wait to be tried again (see
+	// RetryPolicy): not committed, not counted in Cancelled. HeldRuns
+	// are those that failed in this reconcile; NextRetry is the earliest
+	// next attempt of any; Released were held and have now finished.
+	Held      int
+	HeldRuns  []HeldRun
+	Released  []HeldRun
+	NextRetry time.Time
 	// Commits made on the branch, oldest first.
 	Commits []string
 	// Forged folders found in the branch that did not verify.
@@ -116,7 +128,7 @@ type Report struct {
 
 // NothingToDo reports whether the reconcile found every run done.
 func (r *Report) NothingToDo() bool {
-	return r.Recovered == 0 && r.Executed == 0 && r.Cancelled == 0 && len(r.Commits) == 0
+	return r.Recovered == 0 && r.Executed == 0 && r.Cancelled == 0 && r.Held == 0 && len(r.Commits) == 0
 }
 
 // Reconcile runs the named steps of one reconcile of one commit.
@@ -132,6 +144,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	work.execute = r.holdBack(work.execute, rep)
 	r.emit(Event{Kind: EventPlanned, Commit: t.Commit, Planned: rep.Planned, Done: rep.Done,
 		Recover: len(work.recover), Execute: len(work.execute)})
 	if len(work.recover) == 0 && len(work.execute) == 0 {

@@ -31,6 +31,11 @@ func (l *Local) Serve(ctx context.Context, sources []*gitsource.Source, opts Ser
 	if opts.Interval <= 0 {
 		opts.Interval = 30 * time.Second
 	}
+	if l.Reconciler.Retry.Base <= 0 {
+		// A run that cannot run on this machine is tried again after one
+		// poll, then two, four... up to an hour, not at every poll.
+		l.Reconciler.Retry.Base = opts.Interval
+	}
 	logf := opts.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -79,8 +84,11 @@ type refWorker struct {
 	src    *gitsource.Source
 	mu     sync.Mutex
 	latest *gitsource.RefChange
-	retry  *gitsource.RefChange // last change whose reconcile failed
-	busy   bool
+	retry  *gitsource.RefChange // last change whose reconcile failed or held runs
+	// retryAt is when retry is due: the next poll after a failure, the
+	// earliest next attempt of a held run otherwise.
+	retryAt time.Time
+	busy    bool
 }
 
 func (s *server) poll(ctx context.Context, src *gitsource.Source) {
@@ -125,7 +133,7 @@ func (s *server) poll(ctx context.Context, src *gitsource.Source) {
 	s.mu.Unlock()
 	for _, w := range retry {
 		w.mu.Lock()
-		if w.retry != nil && w.latest == nil {
+		if w.retry != nil && w.latest == nil && !time.Now().Before(w.retryAt) {
 			w.latest, w.retry = w.retry, nil
 		}
 		w.mu.Unlock()
@@ -196,10 +204,15 @@ func (s *server) kick(ctx context.Context, w *refWorker) {
 			w.mu.Unlock()
 			rep, err := s.l.ReconcileRef(ctx, w.src, *ch)
 			s.report(w, *ch, rep, err)
-			if err != nil && !errors.Is(err, ErrNotRunnable) && !errors.Is(err, ErrPlan) && ctx.Err() == nil {
+			failed := err != nil && !errors.Is(err, ErrNotRunnable) && !errors.Is(err, ErrPlan)
+			held := rep != nil && rep.Held > 0
+			if (failed || held) && ctx.Err() == nil {
 				w.mu.Lock()
 				if w.latest == nil {
-					w.retry = ch
+					w.retry, w.retryAt = ch, time.Time{}
+					if !failed {
+						w.retryAt = rep.NextRetry
+					}
 				}
 				w.mu.Unlock()
 			}
@@ -209,14 +222,45 @@ func (s *server) kick(ctx context.Context, w *refWorker) {
 
 func (s *server) report(w *refWorker, ch gitsource.RefChange, rep *Report, err error) {
 	prefix := fmt.Sprintf("%s %s at %s", w.src.URL(), ch.Ref, short(ch.New))
+	if rep != nil {
+		s.reportHolds(prefix, rep)
+	}
 	switch {
+	case rep != nil && err == nil && rep.Held > 0 && rep.Executed+rep.Recovered+rep.Cancelled == 0 && len(rep.Commits) == 0:
+		// Only held runs, tried again or still waiting: their changes
+		// were logged above, the rest would repeat at every attempt.
 	case rep != nil && rep.NothingToDo() && err == nil:
 		s.logf("%s: nothing to do (%d runs done)", prefix, rep.Done)
 	case rep != nil:
-		s.logf("%s: %d planned, %d done, %d executed, %d recovered, %d succeeded, %d failed, %d not finished; commits %v",
-			prefix, rep.Planned, rep.Done, rep.Executed, rep.Recovered, rep.Succeeded, rep.Failed, rep.Cancelled, rep.Commits)
+		s.logf("%s: %d planned, %d done, %d executed, %d recovered, %d succeeded, %d failed, %d not finished, %d held; commits %v",
+			prefix, rep.Planned, rep.Done, rep.Executed, rep.Recovered, rep.Succeeded, rep.Failed, rep.Cancelled, rep.Held, rep.Commits)
 	}
 	if err != nil {
 		s.logf("%s: %v", prefix, err)
 	}
+}
+
+// reportHolds logs each held run once per change: when it is first held
+// or its reason changes (with what to do), and when it finally ran.
+func (s *server) reportHolds(prefix string, rep *Report) {
+	for _, h := range rep.HeldRuns {
+		if !h.Changed {
+			continue
+		}
+		s.logf("%s: run %s of %s cannot run on this machine and is held (not committed): %s; "+
+			"tried again in %s, then after twice as long each time up to %s; a commit that changes the run or its resources "+
+			"tries it at once, and so does a restart of serve",
+			prefix, short(h.RunID), h.Experiment, h.Reason, roundWait(h.Wait), s.l.Reconciler.Retry.max())
+	}
+	for _, h := range rep.Released {
+		s.logf("%s: run %s of %s, held since %s after %d failed attempts, has run",
+			prefix, short(h.RunID), h.Experiment, h.Since.UTC().Format(time.RFC3339), h.Failures)
+	}
+}
+
+func roundWait(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
