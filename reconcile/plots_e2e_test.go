@@ -35,7 +35,8 @@ spec:
 // plots commits a README that links the chosen metric's plot and whose SVG
 // names the metric and the parameter on its axes; a chosen metric no run
 // reports is a note, not an SVG. Choosing other plots with the next sweep
-// value reruns nothing else and redraws the plots.
+// value reruns nothing else and redraws the plots; so does a commit that
+// changes nothing but the plots.
 func TestChosenPlotIsCommitted(t *testing.T) {
 	h := newHarness(t)
 	h.Commit("sweep with plots", plotsExperiment("0.1, 0.01", "  plots:\n    - {metric: loss, against: lr}\n    - {metric: f1, against: seed}\n"))
@@ -79,6 +80,31 @@ func TestChosenPlotIsCommitted(t *testing.T) {
 	assertAxes(t, readFile(t, clone, "results/train/plot-2.svg"), "lr (log scale)", "loss")
 	if n := len(runFolders(t, clone, "train")); n != 6 {
 		t.Errorf("%d run folders, want 6", n)
+	}
+
+	// A commit that edits nothing but plots runs nothing and redraws them
+	// in one results commit; the next reconcile (of that commit) does
+	// nothing at all.
+	h.Pull()
+	h.Commit("plots only", plotsExperiment("0.1, 0.01, 0.001", "  plots: [{metric: acc, against: lr}]\n"))
+	rep := h.reconcile()
+	if rep.Executed != 0 || rep.Recovered != 0 || rep.Done != 6 || len(rep.Commits) != 1 {
+		t.Fatalf("report %+v, want 6 runs done, none run, and one commit redrawing the plots", rep)
+	}
+	clone = h.Clone()
+	readme = readFile(t, clone, "results/train/README.md")
+	if !strings.Contains(readme, "![acc against lr](plot.svg)\n") || strings.Contains(readme, "plot-2.svg") {
+		t.Errorf("README not redrawn:\n%s", readme)
+	}
+	assertAxes(t, readFile(t, clone, "results/train/plot.svg"), "lr (log scale)", "acc")
+	if _, err := os.Stat(filepath.Join(clone, "results/train/plot-2.svg")); err == nil {
+		t.Errorf("the plot no longer chosen is still committed")
+	}
+	if n := len(runFolders(t, clone, "train")); n != 6 {
+		t.Errorf("%d run folders after the redraw, want 6", n)
+	}
+	if rep := h.reconcile(); !rep.NothingToDo() {
+		t.Errorf("reconcile of the redraw commit did something: %+v", rep)
 	}
 }
 

@@ -148,7 +148,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	r.emit(Event{Kind: EventPlanned, Commit: t.Commit, Planned: rep.Planned, Done: rep.Done,
 		Recover: len(work.recover), Execute: len(work.execute)})
 	if len(work.recover) == 0 && len(work.execute) == 0 {
-		return rep, nil
+		return rep, r.redrawPlots(ctx, t, layout, plan.Runs, work, rep)
 	}
 	b := newBatcher(r, t, layout, work.known)
 	b.plots = plotChoices(plan.Runs)
@@ -162,7 +162,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	}
 	commits, flushErr := b.stop(ctx)
 	rep.Commits = commits
-	return rep, errors.Join(recErr, execErr, flushErr)
+	redrawErr := r.redrawPlots(ctx, t, layout, plan.Runs, work, rep)
+	return rep, errors.Join(recErr, execErr, flushErr, redrawErr)
 }
 
 // ErrPlan wraps the errors of a commit that does not plan (invalid

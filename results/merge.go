@@ -159,29 +159,61 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 	// stay out of the overlay, which indexes its changes once.
 	merged := newOverlay(head, changes)
 	pages := Changes{}
-	for _, exp := range sortedKeys(affected) {
+	report.Experiments = sortedKeys(affected)
+	if err := l.summaries(head, merged, report.Experiments, opts, pages); err != nil {
+		return nil, report, err
+	}
+	maps.Copy(changes, pages)
+	return changes, report, nil
+}
+
+// summaries regenerates the README and plots of each experiment, and the
+// index, from the run folders of merged into pages; plots of head that the
+// new READMEs no longer link are deleted.
+func (l Layout) summaries(head, merged tree.Reader, experiments []string, opts MergeOptions, pages Changes) error {
+	for _, exp := range experiments {
 		sum, err := l.readSummary(merged, exp, opts)
 		if err != nil {
-			return nil, report, err
+			return err
 		}
 		page := RenderExperiment(exp, sum.Runs, opts.Plots[exp], sum.Unverified...)
 		dir := l.ExperimentDir(exp)
 		pages[path.Join(dir, ReadmeFile)] = page.Readme
 		if err := stalePlots(head, dir, page.Plots, pages); err != nil {
-			return nil, report, err
+			return err
 		}
 		for _, p := range page.Plots {
 			pages[path.Join(dir, p.File)] = p.SVG
 		}
-		report.Experiments = append(report.Experiments, exp)
 	}
 	index, err := l.RenderIndexFrom(merged, opts)
 	if err != nil {
-		return nil, report, err
+		return err
 	}
 	pages[path.Join(l.root(), ReadmeFile)] = index
-	maps.Copy(changes, pages)
-	return changes, report, nil
+	return nil
+}
+
+// Redraw regenerates the summaries of experiments (those with a results
+// folder in head) without adding any run folder: for a spec whose plots
+// changed while none of its runs did.
+func (l Layout) Redraw(head tree.Reader, experiments []string, opts MergeOptions) (Changes, error) {
+	var present []string
+	for _, exp := range experiments {
+		if _, err := head.Stat(l.ExperimentDir(exp)); err == nil {
+			present = append(present, exp)
+		} else if !errors.Is(err, tree.ErrNotExist) {
+			return nil, fmt.Errorf("redraw results of %s: %w", exp, err)
+		}
+	}
+	pages := Changes{}
+	if len(present) == 0 {
+		return pages, nil
+	}
+	if err := l.summaries(head, head, present, opts, pages); err != nil {
+		return nil, err
+	}
+	return pages, nil
 }
 
 // stalePlots deletes the plots of dir in the head that the new page no

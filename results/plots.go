@@ -2,10 +2,15 @@ package results
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"path"
 	"strconv"
 	"strings"
+
+	"github.com/expsync/expsync/tree"
 )
 
 // PlotImage is one SVG of an experiment's README, by its file name in the
@@ -132,4 +137,42 @@ func whyNoPlot(runs []Run, c PlotChoice) string {
 		more = fmt.Sprintf(" and %d more", len(reported)-maxListedMetrics)
 	}
 	return fmt.Sprintf("no run reported it; the runs reported %s%s (check spec.plots against the metrics file's keys)", strings.Join(listed, ", "), more)
+}
+
+// plotsMarkerPrefix starts the README line that records the chosen plots,
+// so a reconcile can tell a README drawn with other plots than the spec
+// now chooses without rendering it.
+const plotsMarkerPrefix = "<!-- expsync:plots "
+
+// PlotsMarker is the README line recording choices: "" for none (the
+// default plot). JSON escapes '<' and '>', so no name can end the comment.
+func PlotsMarker(choices []PlotChoice) string {
+	if len(choices) == 0 {
+		return ""
+	}
+	data, _ := json.Marshal(choices)
+	return plotsMarkerPrefix + string(data) + " -->"
+}
+
+// PlotsChanged tells whether the README of experiment in r was drawn with
+// other plots than choices. An experiment without a README has nothing
+// drawn: false.
+func (l Layout) PlotsChanged(r tree.Reader, experiment string, choices []PlotChoice) (bool, error) {
+	readme, err := r.ReadFile(path.Join(l.ExperimentDir(experiment), ReadmeFile), 1<<20)
+	if errors.Is(err, tree.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read results README of %s: %w", experiment, err)
+	}
+	drawn := ""
+	// The marker is in the README's head, before the table.
+	head, _, _ := bytes.Cut(readme, []byte("\n|"))
+	for line := range bytes.Lines(head) {
+		if bytes.HasPrefix(line, []byte(plotsMarkerPrefix)) {
+			drawn = strings.TrimSpace(string(line))
+			break
+		}
+	}
+	return drawn != PlotsMarker(choices), nil
 }

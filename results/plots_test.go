@@ -73,8 +73,67 @@ func TestChosenPlots(t *testing.T) {
 	def := RenderExperiment("pi", sweepRuns(), nil)
 	defaultX, defaultY, _ := DefaultPlot(sweepRuns(), PlotChoice{})
 	same := RenderExperiment("pi", sweepRuns(), []PlotChoice{{X: defaultX, Y: defaultY}})
+	marker := PlotsMarker([]PlotChoice{{X: defaultX, Y: defaultY}}) + "\n\n"
+	if !strings.Contains(string(same.Readme), marker) || strings.Contains(string(def.Readme), "expsync:plots") {
+		t.Errorf("only the README of chosen plots records them:\n%s", same.Readme)
+	}
+	same.Readme = []byte(strings.Replace(string(same.Readme), marker, "", 1))
 	if diff := cmp.Diff(def, same); diff != "" {
 		t.Errorf("choosing the default plot differs from choosing none (-none +chosen):\n%s", diff)
+	}
+}
+
+// TestPlotsChangedAndRedraw: a README records the plots it was drawn
+// with, so a spec choosing others is noticed without rendering, and Redraw
+// regenerates the summaries of those experiments alone.
+func TestPlotsChangedAndRedraw(t *testing.T) {
+	head := tree.NewMemory()
+	for _, seed := range []int{1, 2} {
+		writeAll(t, head, folderOf(t, aRun("pi", map[string]any{"seed": seed}).record(), `{"err": 1, "acc": 2}`, `{"sig":"ok"}`))
+	}
+	writeAll(t, head, folderOf(t, aRun("other", map[string]any{"n": 1}).record(), `{"x": 1}`, `{"sig":"ok"}`))
+	verify := func(tree.Reader, string, string) error { return nil }
+	byErr := []PlotChoice{{X: "seed", Y: "err"}}
+	hostile := []PlotChoice{{X: "seed", Y: "--> <script>"}}
+	opts := MergeOptions{Verify: verify, Plots: map[string][]PlotChoice{"pi": byErr}}
+	changes, err := Layout{}.Redraw(head, []string{"pi", "gone"}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"results/README.md=true", "results/pi/README.md=true", "results/pi/plot.svg=true"}, keys(changes), sortStrings); diff != "" {
+		t.Errorf("Redraw wrote (-want +got):\n%s", diff)
+	}
+	for p, data := range changes {
+		if err := head.Write(p, data, tree.ModeFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if x, y := axisLabels(changes["results/pi/plot.svg"]); x != "seed" || y != "err" {
+		t.Errorf("redrawn plot axes %q, %q", x, y)
+	}
+	for _, tc := range []struct {
+		name       string
+		experiment string
+		choices    []PlotChoice
+		want       bool
+	}{
+		{"the same plots", "pi", byErr, false},
+		{"another metric", "pi", []PlotChoice{{X: "seed", Y: "acc"}}, true},
+		{"one more plot", "pi", append(byErr, PlotChoice{X: "seed", Y: "acc"}), true},
+		{"back to the default", "pi", nil, true},
+		{"a name that would end an HTML comment", "pi", hostile, true},
+		{"no README yet", "other", byErr, false},
+		{"no results folder", "gone", byErr, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Layout{}.PlotsChanged(head, tc.experiment, tc.choices)
+			if err != nil || got != tc.want {
+				t.Errorf("PlotsChanged = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	if m := PlotsMarker(hostile); strings.Count(m, "-->") != 1 || !strings.HasSuffix(m, " -->") {
+		t.Errorf("marker %q ends its comment early", m)
 	}
 }
 
