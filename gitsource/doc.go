@@ -151,7 +151,8 @@
 // checked. A new trusted ref branched from verified history is checked down
 // to it. Untrusted refs (pull requests) never take a baseline: on first
 // sight as later, every commit between their head and trusted or verified
-// history is checked.
+// history is checked; Poll verifies trusted refs first, so a baseline taken
+// in the same Poll is history they stop at.
 //
 // VerifyPolicy.From names baselines explicitly: full commit IDs, each
 // accepted only when signed by an allowed key, that count as verified (with

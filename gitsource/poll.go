@@ -78,7 +78,7 @@ func (s *Source) Poll(ctx context.Context) ([]RefChange, error) {
 		}
 	}
 	changes := s.diffObserved(current)
-	for i := range changes {
+	for _, i := range s.trustedFirst(changes) {
 		c := &changes[i]
 		p, _ := s.repo.PolicyFor(c.Ref)
 		c.Trusted = p.Trusted
@@ -104,6 +104,22 @@ func (s *Source) Poll(ctx context.Context) ([]RefChange, error) {
 		s.stateMu.Unlock()
 	}
 	return changes, nil
+}
+
+// trustedFirst orders the changes' indexes trusted refs first: a baseline
+// or a verification a trusted ref takes in this Poll is history an
+// untrusted ref's walk stops at, so an untrusted ref that sorts before it
+// is not verified against an empty cache (its head alone).
+func (s *Source) trustedFirst(changes []RefChange) []int {
+	order := make([]int, 0, len(changes))
+	for _, trusted := range []bool{true, false} {
+		for i, c := range changes {
+			if p, _ := s.repo.PolicyFor(c.Ref); p.Trusted == trusted {
+				order = append(order, i)
+			}
+		}
+	}
+	return order
 }
 
 // diffObserved compares the listed refs with the observed ones, sorted by ref.

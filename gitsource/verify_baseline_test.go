@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // baselineLab is a repository whose main has unsigned history, and an SSH
@@ -260,4 +262,34 @@ func TestVerificationFromResetsTheBaseline(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "from[0]") || !strings.Contains(err.Error(), "not a full commit ID") {
 		t.Errorf("abbreviated From commit: %v", err)
 	}
+}
+
+// TestVerificationTrustedRefsFirst: an untrusted ref that sorts before the
+// trusted one (refs/heads/a-pr before refs/heads/main) is verified after
+// main took its baseline in the same first Poll, so its unsigned commit
+// under a signed head is found — not its head alone checked against an
+// empty cache.
+func TestVerificationTrustedRefsFirst(t *testing.T) {
+	l := newBaselineLab(t)
+	l.signed("baseline")
+	l.p.push("main")
+	hidden := l.p.commit("unsigned-in-pr", map[string]string{"evil.txt": "x"})
+	l.signed("signed-pr-head")
+	l.p.push("HEAD:refs/heads/a-pr")
+	src := l.source(t.TempDir(), RefPolicy{Pattern: "a-pr", ResultsBranch: "results"})
+	changes, err := src.Poll(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	got := map[string]RefChange{}
+	for _, c := range changes {
+		refs = append(refs, c.Ref)
+		got[c.Ref] = c
+	}
+	if diff := cmp.Diff([]string{"refs/heads/a-pr", "refs/heads/main"}, refs); diff != "" {
+		t.Errorf("changes are reported sorted by ref: -want +got\n%s", diff)
+	}
+	expect(t, "main", got["refs/heads/main"], true, "verification baseline")
+	expect(t, "untrusted a-pr", got["refs/heads/a-pr"], false, hidden+" by Peer <peer@example.org> is not signed")
 }
