@@ -307,19 +307,18 @@ func BenchmarkPackMergeVsGitRepack(b *testing.B) {
 	objects := 0
 	for i := 0; i < b.N; i++ {
 		dir := fresh()
-		packDir := filepath.Join(dir, "objects", "pack")
 		var m0, m1 runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&m0)
 		t0 := time.Now()
-		merged, err := mergePacks(context.Background(), packDir, packs)
+		merged, err := mergePacks(context.Background(), dir, packs)
 		ours += time.Since(t0)
 		runtime.ReadMemStats(&m1)
 		alloc += m1.TotalAlloc - m0.TotalAlloc
 		if err != nil {
 			b.Fatal(err)
 		}
-		idx, err := readPackIndex(filepath.Join(packDir, "pack-"+merged.String()+".idx"))
+		idx, err := readPackIndex(filepath.Join(dir, "objects", "pack", "pack-"+merged.String()+".idx"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
@@ -54,8 +55,11 @@ import (
 //
 // The merged pack is in place before the old packs are removed, so the
 // folder always holds every object. A Snapshot open across a merge read
-// its storage's list of packs before; its reads retry once they meet a
-// removed pack (see Snapshot.object), with the list read again.
+// its storage's list of packs before; when it meets a removed pack it
+// lists them again (Snapshot.objectLocked) holding the packs lock
+// (<git>/packs.lock) shared, which the merge holds exclusively while it
+// moves its pack in and removes the old ones (milliseconds; not the whole
+// operation, as the cache lock is).
 
 // maxCachePacks: a fetch that leaves more packs than this merges them
 // (git's gc --auto repacks at 50 packs, or ~6,700 loose objects).
@@ -83,7 +87,7 @@ func (s *Source) consolidatePacks(ctx context.Context) (int, error) {
 	if len(merge) < 2 {
 		return 0, nil
 	}
-	if _, err := mergePacks(ctx, dir, merge); err != nil {
+	if _, err := mergePacks(ctx, s.gitDir(), merge); err != nil {
 		return 0, fmt.Errorf("merge the cache's %d packs: %w", len(merge), err)
 	}
 	return len(merge), nil
@@ -154,9 +158,11 @@ func packsToMerge(packs []packFile, keep int) []packFile {
 	return packs[:split]
 }
 
-// mergePacks writes one pack holding every object of packs (in dir) and
-// its index, then removes packs. It returns the new pack's checksum.
-func mergePacks(ctx context.Context, dir string, packs []packFile) (plumbing.Hash, error) {
+// mergePacks writes one pack holding every object of packs (in the cache
+// repository gitDir) and its index, then removes packs. It returns the new
+// pack's checksum.
+func mergePacks(ctx context.Context, gitDir string, packs []packFile) (plumbing.Hash, error) {
+	dir := filepath.Join(gitDir, "objects", "pack")
 	f, err := os.CreateTemp(dir, "tmp_pack_")
 	if err != nil {
 		return plumbing.ZeroHash, err
@@ -209,6 +215,11 @@ func mergePacks(ctx context.Context, dir string, packs []packFile) (plumbing.Has
 		return plumbing.ZeroHash, err
 	}
 	base := filepath.Join(dir, "pack-"+checksum.String())
+	unlock, err := lockPacks(gitDir, syscall.LOCK_EX)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	defer unlock()
 	if err := writeFileAtomic(dir, base+".idx", encodeIndex(entries, checksum)); err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("write pack index: %w", err)
 	}
@@ -307,6 +318,31 @@ func readPackIndex(path string) (*idxfile.MemoryIndex, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	return idx, nil
+}
+
+// packsLockName is the packs lock's file in the cache repository (see
+// above); like the cache lock, it is an flock, across processes.
+const packsLockName = "packs.lock"
+
+// lockPacks takes the packs lock of the cache repository gitDir (a path,
+// or a pinned storage's /proc/self/fd/N) as how says (syscall.LOCK_SH or
+// LOCK_EX), waiting for it: it is held for milliseconds.
+func lockPacks(gitDir string, how int) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(gitDir, packsLockName), os.O_CREATE|os.O_RDONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the packs lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock the packs: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // packsReplaced reports an error of a storage whose list of packs is out of

@@ -3,6 +3,7 @@ package gitsource
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -249,5 +250,70 @@ func TestVerificationAfterPackMerge(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("verification after the merge (-want +got):\n%s", d)
+	}
+}
+
+// TestSnapshotReadsWhilePacksMerge: readers of a Snapshot keep reading
+// while another Source on the same cache folder (another process, as
+// far as the cache knows) fetches and merges the packs under them,
+// several times over.
+func TestSnapshotReadsWhilePacksMerge(t *testing.T) {
+	fetches := 2*maxCachePacks + 2
+	repo, url := packMergeRepo(t, fetches+1, 300)
+	cache := t.TempDir()
+	newSrc := func() *Source {
+		src, err := New(Repository{URL: url, Refs: []RefPolicy{{Pattern: "main", Trusted: true}}}, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	reader, fetcher := newSrc(), newSrc()
+	for len(cachePacks(t, fetcher)) < maxCachePacks {
+		snapshotAt(t, fetcher, repo.next(t)).Close()
+	}
+	held := snapshotAt(t, reader, repo.head())
+	defer held.Close()
+	want := filesAt(t, repo.bare, held.Commit)
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			for reads := 0; ; reads++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				for name, content := range want {
+					data, err := held.ReadFile(name, 0)
+					if err == nil && string(data) != content {
+						err = fmt.Errorf("read %d bytes, want %d", len(data), len(content))
+					}
+					if err != nil {
+						errs <- fmt.Errorf("read %d, %s: %w", reads, name, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	merges := 0
+	for repo.at < len(repo.commits)-1 {
+		before := len(cachePacks(t, fetcher))
+		snapshotAt(t, fetcher, repo.next(t)).Close()
+		if len(cachePacks(t, fetcher)) < before {
+			merges++
+		}
+	}
+	close(done)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("a reader of the snapshot held across %d merges: %v", merges, err)
+		}
+	}
+	if merges < 2 {
+		t.Errorf("%d merges while the snapshot was read, want at least 2", merges)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/expsync/expsync/tree"
@@ -73,30 +74,37 @@ func (sn *Snapshot) object(t plumbing.ObjectType, h plumbing.Hash) (plumbing.Enc
 	return sn.objectLocked(t, h)
 }
 
-// packRetries bounds the re-reads of the pack list when a fetch merges the
-// cache's packs (packmerge.go) again and again while a snapshot reads.
-const packRetries = 5
+// packRetries bounds the lookups of one blob whose reader meets a removed
+// pack: each needs a new merge (maxCachePacks fetches) in between.
+const packRetries = 3
 
 // objectLocked is object with sn.mu held. The storage listed the cache's
-// packs when it was opened; a fetch since may have merged them into one
-// and removed them (the merged pack holds every object, and is in place
-// before they go): the list is read again.
+// packs when it was opened (or when it met one missing); a fetch since
+// may have merged them into one and removed them (the merged pack holds
+// every object). Then the packs are listed again, under the packs lock
+// shared (packmerge.go), so that no merge is replacing packs meanwhile: a
+// listing taken while old packs were being removed failed midway, or
+// left the storage with part of the indexes ("object not found").
 func (sn *Snapshot) objectLocked(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
-	for attempt := 1; ; attempt++ {
-		if sn.st == nil {
-			return nil, errSnapshotClosed
-		}
-		obj, err := sn.st.EncodedObject(t, h)
-		if err == nil || attempt == packRetries || !packsReplaced(err) {
-			return obj, err
-		}
-		sn.st.Reindex()
+	if sn.st == nil {
+		return nil, errSnapshotClosed
 	}
+	obj, err := sn.st.EncodedObject(t, h)
+	if err == nil || !(packsReplaced(err) || errors.Is(err, plumbing.ErrObjectNotFound)) {
+		return obj, err
+	}
+	unlock, lerr := lockPacks(sn.st.Filesystem().Root(), syscall.LOCK_SH)
+	if lerr != nil {
+		return nil, err
+	}
+	defer unlock()
+	sn.st.Reindex()
+	return sn.st.EncodedObject(t, h)
 }
 
-// blobReader opens a blob's content. A large blob's reader opens the pack
-// file itself, after object returned: when that pack was merged and
-// removed in between, the object is looked up again.
+// blobReader opens a blob's content. A blob over 16 KiB is read from its
+// pack file opened by its reader, after object returned: when a merge
+// removed that pack in between, the blob is looked up again.
 func (sn *Snapshot) blobReader(h plumbing.Hash) (io.ReadCloser, error) {
 	for attempt := 1; ; attempt++ {
 		obj, err := sn.object(plumbing.BlobObject, h)
