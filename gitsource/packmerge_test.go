@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -315,5 +316,53 @@ func TestSnapshotReadsWhilePacksMerge(t *testing.T) {
 	}
 	if merges < 2 {
 		t.Errorf("%d merges while the snapshot was read, want at least 2", merges)
+	}
+}
+
+// TestPacksToMerge: which packs a merge takes (sizes only).
+func TestPacksToMerge(t *testing.T) {
+	sizes := func(n int, size func(i int) int64) []int64 {
+		out := make([]int64, n)
+		for i := range out {
+			out[i] = size(i)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		sizes []int64
+		keep  int
+		want  []int64 // sizes merged, smallest first
+	}{
+		{"a large shallow fetch and small incremental ones: the small ones",
+			append([]int64{1 << 20}, sizes(17, func(int) int64 { return 4 << 10 })...), 8,
+			sizes(17, func(int) int64 { return 4 << 10 })},
+		{"the small ones together are half the large one: all",
+			append([]int64{100}, sizes(17, func(int) int64 { return 3 })...), 8,
+			append(sizes(17, func(int) int64 { return 3 }), 100)},
+		{"more than keep packs of doubling sizes: all (the smallest merged outgrow the next, and so on)",
+			sizes(18, func(i int) int64 { return 1 << (17 - i) }), 8,
+			sizes(18, func(i int) int64 { return 1 << i })},
+		{"keep packs of tripling sizes under small ones: the small ones",
+			append(sizes(8, func(i int) int64 { return 1000 * int64(math.Pow(3, float64(i))) }), sizes(10, func(int) int64 { return 10 })...), 8,
+			sizes(10, func(int) int64 { return 10 })},
+		{"earlier merges (a progression) under new small packs: the small ones and the packs they outgrow",
+			[]int64{1 << 20, 64 << 10, 16 << 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}, 8,
+			sizes(15, func(int) int64 { return 10 })},
+		{"equal sizes: all", sizes(17, func(int) int64 { return 7 }), 8, sizes(17, func(int) int64 { return 7 })},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var packs []packFile
+			for i, s := range c.sizes {
+				packs = append(packs, packFile{hash: plumbing.Hash{byte(i)}, size: s})
+			}
+			var got []int64
+			for _, p := range packsToMerge(packs, c.keep) {
+				got = append(got, p.size)
+			}
+			if d := cmp.Diff(c.want, got); d != "" {
+				t.Errorf("merged sizes (-want +got):\n%s", d)
+			}
+		})
 	}
 }
