@@ -445,9 +445,11 @@ func (s *Source) loadVerifiedRefs() (map[string]bool, error) {
 	return refs, nil
 }
 
-// recordVerifiedRef adds ref to the refs verified at least once.
+// recordVerifiedRef adds ref to the refs verified at least once. Only
+// trusted refs may take a baseline, so only they are recorded (every pull
+// request would grow the file without end).
 func (s *Source) recordVerifiedRef(refs map[string]bool, ref string) error {
-	if refs[ref] {
+	if p, _ := s.repo.PolicyFor(ref); !p.Trusted || refs[ref] {
 		return nil
 	}
 	refs[ref] = true

@@ -218,6 +218,14 @@ func TestVerificationBaselineNotForUntrustedRefs(t *testing.T) {
 		}
 		expect(t, "main", got["refs/heads/main"], true, "verification baseline")
 		expect(t, "pull request at "+c.head[:8], got["refs/pull/1/head"], c.runnable, c.reason)
+		// Only the trusted ref is recorded as having taken a baseline.
+		refs, err := src.loadVerifiedRefs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(map[string]bool{"refs/heads/main": true}, refs); diff != "" {
+			t.Errorf("refs recorded as verified: -want +got\n%s", diff)
+		}
 	}
 }
 
