@@ -138,7 +138,7 @@ func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []con
 	for _, in := range inputs {
 		rel, _ := cleanRel(in.Path) // checked by Validate
 		what := describeInput(in)
-		has, err := inputPresent(ctx, st, in, what)
+		has, verified, err := inputPresent(ctx, st, in, what)
 		if err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []con
 		if err := placeObject(ctx, st, in.SHA256, -1, dst, false, in.Path, linked); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		if opts.VerifyStoreObjects {
+		if opts.VerifyStoreObjects && !verified {
 			if err := verifyFile(dst, in.SHA256, what); err != nil {
 				return err
 			}
@@ -180,35 +180,37 @@ func placeInputs(ctx context.Context, st store.Store, opts Options, inputs []con
 // process and file) drops one whose bytes no longer match its name — cut
 // short by a power cut, corrupted by the disk — instead of placing it: a URL
 // input is then fetched again, any other is refused naming both digests.
-func inputPresent(ctx context.Context, st store.Store, in contract.Input, what string) (bool, error) {
+// verified reports that the present object's bytes were checked (placing
+// them need not be checked again).
+func inputPresent(ctx context.Context, st store.Store, in contract.Input, what string) (has, verified bool, err error) {
 	v, ok := st.(store.Verifier)
 	if !ok {
 		has, err := st.Has(ctx, in.SHA256)
 		if err != nil {
-			return false, &transientError{fmt.Errorf("%s: %w", what, err)}
+			return false, false, &transientError{fmt.Errorf("%s: %w", what, err)}
 		}
-		return has, nil
+		return has, false, nil
 	}
-	err := v.Verify(ctx, in.SHA256)
+	err = v.Verify(ctx, in.SHA256)
 	var mm *store.MismatchError
 	switch {
 	case err == nil:
-		return true, nil
+		return true, true, nil
 	case errors.Is(err, store.ErrNotFound):
-		return false, nil
+		return false, false, nil
 	case errors.As(err, &mm) && in.URI != "":
-		return false, nil // dropped: fetched again
+		return false, false, nil // dropped: fetched again
 	case errors.As(err, &mm):
 		again := "put the file in the store again"
 		if in.RepoPath != "" {
 			again = "the next reconcile exports the repository file again"
 		}
-		return false, fmt.Errorf("%s: the store's object %s holds bytes with sha256 %s (cut short or corrupted on disk); it was dropped and the command was not started: %s",
+		return false, false, fmt.Errorf("%s: the store's object %s holds bytes with sha256 %s (cut short or corrupted on disk); it was dropped and the command was not started: %s",
 			what, mm.Want, mm.Got, again)
 	case ctx.Err() != nil:
-		return false, ctx.Err()
+		return false, false, ctx.Err()
 	}
-	return false, &transientError{fmt.Errorf("%s: %w", what, err)}
+	return false, false, &transientError{fmt.Errorf("%s: %w", what, err)}
 }
 
 func describeInput(in contract.Input) string {
