@@ -41,6 +41,8 @@ type Local struct {
 	// verified maps the objects Verify rehashed to the identity of the
 	// file it read (objectStamp): each is rehashed once per process.
 	verified sync.Map
+	// verifying holds a mutex per object being rehashed.
+	verifying sync.Map
 }
 
 // smallMax is the largest object kept in memory (by Put and the cache).

@@ -103,3 +103,26 @@ func TestVerifyRestoresASmallObjectFromMemory(t *testing.T) {
 		t.Errorf("object holds %q", b)
 	}
 }
+
+// Runs starting together verify a shared input at once (run with -race).
+func TestVerifyConcurrently(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := s.PutBytes(ctx, bytes.Repeat([]byte("x"), 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := OpenLocal(s.Root())
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { errs <- fresh.Verify(ctx, obj.SHA256) }()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
