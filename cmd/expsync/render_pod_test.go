@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,7 +267,10 @@ spec:
 		}
 	}
 
-	// The store's copy of the input no longer matches its digest.
+	// The store's copy of the input no longer matches its digest: the
+	// store is corrupt, not the run's definition, so the object is dropped
+	// and the pod fails as infrastructure (the Job retries; no rule fails
+	// it at once), naming the input and both digests.
 	run := runs[0]
 	objs, err := render.RenderJobObjects(run, opts)
 	if err != nil {
@@ -278,8 +284,14 @@ spec:
 	pod := newHostPod(t, objs)
 	code, msg := pod.run(pod.spec.InitContainers[0], bin)
 	got := podFailureAction(objs.Job.Spec.PodFailurePolicy, map[string]int32{render.InitContainerName: int32(code)})
-	if code != int(render.ExitInputMismatch) || got != batchv1.PodFailurePolicyActionFailJob || !strings.Contains(msg, "mismatch") {
-		t.Errorf("tampered input: prepare exited %d (message %q), policy action %q; want %d and FailJob", code, msg, got, render.ExitInputMismatch)
+	tampered := sha256.Sum256([]byte("tampered\n"))
+	if code != int(render.ExitRunnerInfrastructure) || got == batchv1.PodFailurePolicyActionFailJob ||
+		!strings.Contains(msg, run.Contract.Inputs[0].SHA256) || !strings.Contains(msg, hex.EncodeToString(tampered[:])) {
+		t.Errorf("corrupt store object: prepare exited %d (message %q), policy action %q; want %d, not FailJob, and both digests",
+			code, msg, got, render.ExitRunnerInfrastructure)
+	}
+	if _, err := os.Stat(obj); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the corrupt object is still in the store (%v)", err)
 	}
 	if _, err := os.Stat(pod.host(render.ResultPath)); err == nil {
 		t.Errorf("a result exists although the inputs did not verify")
