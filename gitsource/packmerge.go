@@ -31,11 +31,12 @@ import (
 // So after a fetch that leaves more than maxCachePacks packs, the small
 // ones are merged into one. Measured 2026-11-28 on the 2-core CI machine,
 // `go test -run '^$' -bench 'SnapshotAfterManyFetches|PackMerge'
-// -benchtime 5x -count 3 ./gitsource/`, ranges over the runs:
+// -benchtime 5x -count 3 ./gitsource/`, ranges over the runs (after: two
+// runs of 3):
 //
 //	after 500 fetches   packs    ours-ms   ratio to git  ours-cached-ms
 //	before              507-519  486-630   3.4-4.6       253-322
-//	after               3-15     48-64     0.39-0.55     53-67
+//	after               3-15     44-64     0.35-0.55     53-67
 //
 // (after 10 fetches, before: 35-41 ms, ratio 0.33-0.38.) The worst merge,
 // a cache of 8,261 objects in 16 packs (a shallow fetch of 8,000 files
@@ -49,9 +50,12 @@ import (
 // indexPack refuses a delta whose base is not in its pack). The new index
 // is the old indexes' entries with their offsets moved: nothing is
 // inflated, no delta resolved; memory is the entries (48 bytes per
-// object, as indexPack holds for a fetch) and one old index at a time. The cache keeps exactly the
-// objects it had, so verification (which reads the cache's history) and
-// the shallow boundaries see no difference.
+// object, as indexPack holds for a fetch) and one old index at a time.
+// The cache keeps exactly the objects it had, so verification (which
+// reads the cache's history) and the shallow boundaries see no
+// difference. It does not compress them better either: unlike git's gc,
+// which deltas each tree against its previous versions, a merge leaves
+// the cache ~3.7x git's size after 500 fetches (MaxRepoBytes bounds it).
 //
 // The merged pack is in place before the old packs are removed, so the
 // folder always holds every object. A Snapshot open across a merge read
