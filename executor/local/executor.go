@@ -441,6 +441,17 @@ func cancelledResult(j *Job) *runner.Result {
 	return &runner.Result{RunID: j.RunID, Status: runner.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now, Error: "cancelled before it started"}
 }
 
+// Waiters reports how many Submits wait for the run now (0: no queued or
+// running job), so a caller or a test can tell that callers share it.
+func (e *Executor) Waiters(runID string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if j, ok := e.jobs[runID]; ok {
+		return j.waiters
+	}
+	return 0
+}
+
 // CancelAll cancels every queued and running run.
 func (e *Executor) CancelAll() {
 	e.mu.Lock()

@@ -256,14 +256,23 @@ func TestAbandonEndsARunOnlyWhenNoOneWaits(t *testing.T) {
 		t.Fatal("two Submits of one run made two jobs")
 	}
 	waitPID(t, filepath.Join(dir, "pid"))
+	if n := h.ex.Waiters(c.RunID); n != 2 {
+		t.Errorf("Waiters = %d with two Submits, want 2", n)
+	}
 	if !h.ex.Abandon(first) {
 		t.Fatal("Abandon by the first waiter reported the run ended, with a second waiter")
+	}
+	if n := h.ex.Waiters(c.RunID); n != 1 {
+		t.Errorf("Waiters = %d after one Abandon, want 1", n)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "go"), []byte("go\n"), 0o600); err != nil { // let it finish
 		t.Fatal(err)
 	}
 	if res := wait(t, second); res.Status != runner.Succeeded {
 		t.Errorf("the second waiter's run: %s (%s), want it to go on and succeed", res.Status, res.Error)
+	}
+	if n := h.ex.Waiters(c.RunID); n != 0 {
+		t.Errorf("Waiters = %d after the run ended, want 0", n)
 	}
 
 	c = shellContract(`echo $$ > "$P"; exec sleep 300`, "P", filepath.Join(dir, "pid2"))
