@@ -173,6 +173,11 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		}
 		return st, nil
 	}
+	if s.dropPending.Swap(false) {
+		if err := s.dropCache(); err != nil {
+			return nil, nil, s.wrap(op, err)
+		}
+	}
 	_, statErr := os.Stat(s.gitDir())
 	fresh := statErr != nil
 	st, err := attempt()
@@ -210,10 +215,14 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		unpin()
 		return nil, nil, err
 	}
-	if merged, err := s.consolidatePacks(ctx); err != nil {
-		st.Close()
-		unpin()
-		return nil, nil, s.wrap(op, err)
+	// A merge only speeds later reads: the fetch succeeded, and the merged
+	// pack replaces the old ones only once it is whole, so its failure
+	// (a full disk, a cancelled context) fails nothing. A pack that cannot
+	// be read whole is a corrupt cache, dropped by the next operation (not
+	// now: the caller reads st, and a dropped folder no snapshot holds yet
+	// is deleted at once) — else every later fetch would fail on it.
+	if merged, err := s.consolidatePacks(ctx); errors.Is(err, errMalformedPack) {
+		s.dropPending.Store(true)
 	} else if merged > 0 {
 		st.Reindex() // it listed the packs now merged
 	}

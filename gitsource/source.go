@@ -30,6 +30,9 @@ type Source struct {
 	observed map[string]string // full ref name -> last observed commit
 
 	stats counters
+	// dropPending: a pack merge met a malformed pack; the next fetch
+	// drops the cache first (fetch.go).
+	dropPending atomic.Bool
 
 	trashMu       sync.Mutex
 	openSnapshots int
