@@ -122,7 +122,8 @@
 // fetches the new commits — everything the cache does not hold yet; with an
 // empty cache the heads of (up to four) trusted refs are fetched first, so
 // the same holds on a first sight; with no trusted ref and nothing verified
-// before, only the head is there to check — and checks every commit from
+// before, an untrusted ref's whole history (only a trusted ref taking its
+// baseline, below, is fetched head alone) — and checks every commit from
 // the new head back to commits verified before, to the history of trusted
 // refs the cache holds, or to the fetched history's boundary (commits the
 // trusted history already has). A boundary proves nothing while the cache

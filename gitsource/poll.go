@@ -245,11 +245,13 @@ func (s *Source) fetchAndVerify(ctx context.Context, ref string, head plumbing.H
 			return VerifyResult{}, err
 		}
 	}
-	if s.trustedHeads(stop) || len(verified) > 0 {
+	if s.trustedHeads(stop) || len(verified) > 0 || !mayBaseline {
 		// The cache has history, or commits were verified before (kept
 		// across cache drops): fetch all that is new, so the walk reaches
-		// them. Only a first sight with nothing to stop at checks the
-		// head alone.
+		// them. Only a trusted ref taking its baseline (a first sight with
+		// nothing to stop at) checks the head alone: checking an untrusted
+		// ref's head alone would make it a baseline, and a signed head on
+		// an unsigned commit would run.
 		depth = 0
 	}
 	if err := s.ensureCommit(ctx, ref, head, depth); err != nil {
