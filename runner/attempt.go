@@ -106,6 +106,8 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 	outputs, oerr := collectOutputs(ctx, r.st, work, r.c.Outputs, r.outputLimit(), succeeded)
 	res.Outputs = outputs
 	r.readMetrics(ctx, work, res)
+	// Recorded in run.json: it may quote a key the run wrote.
+	res.MetricsError = redactText(res.MetricsError, r.secrets)
 	leaked := r.withholdSecrets(context.WithoutCancel(ctx), res)
 	if ctx.Err() != nil {
 		// Cancelled after the process ended, while its outputs were stored:

@@ -1,0 +1,38 @@
+package runner
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestMetricsErrorNeverNamesASecret: the reason a metrics file was not
+// recorded (Result.MetricsError) is committed in run.json, and it quotes
+// the run's own keys ('metric "K" is string'): a run that wrote a secret's
+// value as a key, or a name holding it, had that value committed. Secret
+// values are redacted from it as from the log, also where %q escaped them.
+func TestMetricsErrorNeverNamesASecret(t *testing.T) {
+	for _, c := range []struct{ name, secret, metrics string }{
+		{"a key", "s3cr3t-value-91f2", `{"s3cr3t-value-91f2": "x"}`},
+		{"a key, escaped by %q", `s3cr"t-value-91f2`, `{"s3cr\"t-value-91f2": "x"}`},
+		{"a key that is not a number's", "s3cr3t-value-91f2", `{"loss": 1, "s3cr3t-value-91f2": true}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.opts.Secrets = func(string, string) (string, bool, error) { return c.secret, true, nil }
+			res := f.run(shell(`printf '%s' "$M" > m.json`).env("M", c.metrics).metrics("m.json").secret("API_TOKEN", "a", "b").build())
+			if res.MetricsError == "" {
+				t.Fatalf("no metrics error for %s (status %s: %s)", c.metrics, res.Status, res.Error)
+			}
+			data, _ := json.Marshal(res)
+			for _, text := range []string{string(data), res.MetricsError} {
+				for _, form := range []string{c.secret, strings.Trim(strconv.Quote(c.secret), `"`)} {
+					if strings.Contains(text, form) {
+						t.Errorf("the result holds the secret (%s): %s", form, res.MetricsError)
+					}
+				}
+			}
+		})
+	}
+}
