@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // TestMetricsErrorNeverNamesASecret: the reason a metrics file was not
@@ -34,5 +36,23 @@ func TestMetricsErrorNeverNamesASecret(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResultErrorNeverNamesASecret: a result's error, committed as the
+// reason in run.json, may name a file the run made inside an output
+// folder ("outputs exceed the limit: o/<name> alone has ..."); a run that
+// named a file after a secret's value had it committed.
+func TestResultErrorNeverNamesASecret(t *testing.T) {
+	const secret = "s3cr3t-value-91f2"
+	f := newFixture(t)
+	f.opts.Secrets = func(string, string) (string, bool, error) { return secret, true, nil }
+	res := f.run(shell(`mkdir o; head -c 4096 /dev/zero > "o/$API_TOKEN"`).outputs("o/").
+		limits(func(l *contract.Limits) { l.MaxOutputBytes = 1024 }).secret("API_TOKEN", "a", "b").build())
+	if res.Error == "" || !strings.Contains(res.Error, "exceed") {
+		t.Fatalf("status %s error %q, want the output limit's error", res.Status, res.Error)
+	}
+	if strings.Contains(res.Error, secret) {
+		t.Errorf("the result's error holds the secret: %s", res.Error)
 	}
 }

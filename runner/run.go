@@ -66,6 +66,8 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
 		out := r.attempt(ctx, attempt, res)
+		// The reason is committed: it may name a file the run made.
+		out.msg = redactText(out.msg, r.secrets)
 		switch {
 		case opts.SingleAttempt:
 			return finish(out.status(), out.msg)
