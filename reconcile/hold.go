@@ -21,7 +21,8 @@ import (
 // error names each such run).
 type RetryPolicy struct {
 	Base time.Duration
-	// Max caps the wait (default 1h).
+	// Max caps the wait (default 10 minutes: a run held through an outage
+	// of the input server or the store is tried soon after it ends).
 	Max time.Duration
 }
 
@@ -29,7 +30,7 @@ func (p RetryPolicy) max() time.Duration {
 	if p.Max > 0 {
 		return p.Max
 	}
-	return time.Hour
+	return 10 * time.Minute
 }
 
 // wait is the time after the n-th failure (n ≥ 1) before the next attempt.

@@ -16,7 +16,7 @@ func TestRetryPolicyWaits(t *testing.T) {
 		got = append(got, p.wait(n))
 	}
 	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute,
-		16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour}
+		10 * time.Minute, 10 * time.Minute, 10 * time.Minute, 10 * time.Minute}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("waits (-want +got):\n%s", d)
 	}
@@ -26,7 +26,7 @@ func TestRetryPolicyWaits(t *testing.T) {
 // resource request (a commit that makes it fit: the run ID is unchanged)
 // is tried at once, and a run that finishes forgets its holds.
 func TestHoldBackSkipsOnlyTheHeldRequest(t *testing.T) {
-	r := &Reconciler{Retry: RetryPolicy{Base: time.Hour}}
+	r := &Reconciler{Retry: RetryPolicy{Base: time.Hour, Max: time.Hour}}
 	run := render.Run{ID: "0123456789abcdef", Experiment: "big"}
 	run.Contract.Limits.CPU = "64"
 	fixed := run

@@ -33,7 +33,7 @@ func (l *Local) Serve(ctx context.Context, sources []*gitsource.Source, opts Ser
 	}
 	if l.Reconciler.Retry.Base <= 0 {
 		// A run that cannot run on this machine is tried again after one
-		// poll, then two, four... up to an hour, not at every poll.
+		// poll, then two, four... up to ten minutes, not at every poll.
 		l.Reconciler.Retry.Base = opts.Interval
 	}
 	logf := opts.Log
