@@ -116,6 +116,7 @@ func TestVerifyConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh, _ := OpenLocal(s.Root())
+	before := objectsHashed.Load()
 	errs := make(chan error, 8)
 	for range 8 {
 		go func() { errs <- fresh.Verify(ctx, obj.SHA256) }()
@@ -124,5 +125,8 @@ func TestVerifyConcurrently(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+	if n := objectsHashed.Load() - before; n != 1 {
+		t.Errorf("8 concurrent Verify calls hashed the object %d times, want once", n)
 	}
 }
