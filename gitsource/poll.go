@@ -210,6 +210,11 @@ func (s *Source) VerifyRef(ctx context.Context, ref, commit string) (VerifyResul
 			return VerifyResult{}, s.wrap(op, derr)
 		}
 		res, err = s.fetchAndVerify(ctx, ref, head, ks, verified, mayBaseline)
+		if errors.Is(err, errUnverifiedCut) {
+			return res, s.newError(op, ErrUnverified,
+				"%v, even after fetching the history afresh: the server sent %s shallow; check that it serves the whole history, or name a signed commit as the baseline (verify.from / --verify-from)",
+				err, ref)
+		}
 	}
 	var re *RepoError
 	if errors.As(err, &re) {
