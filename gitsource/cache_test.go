@@ -36,21 +36,7 @@ func breakCache(t *testing.T, src *Source, blob string) {
 // failed ("file exists"), and the repository could not recover from a
 // force-push again.
 func TestCacheDropWithTrashLeftBehind(t *testing.T) {
-	srv := newServer(t)
-	srv.newRepo("exps")
-	p := newPeer(t, srv.peerURL("exps"))
-	c1 := p.commit("c1", map[string]string{"a.txt": "1"})
-	p.push("main")
-	blob := runGit(t, p.dir, "rev-parse", c1+":a.txt")
-	cacheRoot := t.TempDir()
-	newSrc := func() *Source {
-		src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
-			URLPolicy: URLPolicy{AllowHTTP: true}}, cacheRoot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src
-	}
+	c1, blob, newSrc := oneCommitCache(t)
 	ctx := testCtx(t)
 	first := newSrc()
 	sn, err := first.Snapshot(ctx, "main", c1)
@@ -96,21 +82,7 @@ func TestCacheDropWithTrashLeftBehind(t *testing.T) {
 // of the cache. The next drop by any process removes it, but not a
 // dropped cache another live Source still reads.
 func TestCacheDropRemovesDroppedCachesLeftBehind(t *testing.T) {
-	srv := newServer(t)
-	srv.newRepo("exps")
-	p := newPeer(t, srv.peerURL("exps"))
-	c1 := p.commit("c1", map[string]string{"a.txt": "1"})
-	p.push("main")
-	blob := runGit(t, p.dir, "rev-parse", c1+":a.txt")
-	cacheRoot := t.TempDir()
-	newSrc := func() *Source {
-		src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
-			URLPolicy: URLPolicy{AllowHTTP: true}}, cacheRoot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src
-	}
+	c1, blob, newSrc := oneCommitCache(t)
 	ctx := testCtx(t)
 	live, other := newSrc(), newSrc()
 	held, err := live.Snapshot(ctx, "main", c1)
@@ -151,4 +123,26 @@ func TestCacheDropRemovesDroppedCachesLeftBehind(t *testing.T) {
 	if len(left) != 0 {
 		t.Errorf("dropped caches left after every snapshot closed: %v", left)
 	}
+}
+
+// oneCommitCache serves a repository whose main holds one commit (c1, with
+// a.txt's blob) and returns a maker of Sources sharing one cache folder.
+func oneCommitCache(t *testing.T) (c1, blob string, newSrc func() *Source) {
+	t.Helper()
+	srv := newServer(t)
+	srv.newRepo("exps")
+	p := newPeer(t, srv.peerURL("exps"))
+	c1 = p.commit("c1", map[string]string{"a.txt": "1"})
+	p.push("main")
+	blob = runGit(t, p.dir, "rev-parse", c1+":a.txt")
+	cacheRoot := t.TempDir()
+	newSrc = func() *Source {
+		src, err := New(Repository{URL: srv.url("exps"), Auth: basicAuth(), Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
+			URLPolicy: URLPolicy{AllowHTTP: true}}, cacheRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	return c1, blob, newSrc
 }
