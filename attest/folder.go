@@ -41,6 +41,12 @@ type FolderOptions struct {
 	// contextTree leaves spec files out is recomputed from the attested
 	// real tree; nil (no repository at hand): that check is not made.
 	ContextTreeWithout func(tree string, paths []string) (string, error)
+	// SkipReproductions leaves the folder's reproductions/ out: the
+	// planner decides that a run is done by its own attestation, and
+	// statements about it (checked where they are shown) do not change
+	// that. Otherwise every file there must be a reproduction statement
+	// that verifies (see checkReproductions).
+	SkipReproductions bool
 }
 
 // VerifyFolder checks that a results folder (results/<experiment>/<run-id>/)
@@ -82,8 +88,9 @@ func verifyFolderFrom(src folderSource, where, name string, opts FolderOptions) 
 	}
 	checkInvocationID(r, v)
 	checkSubjects(r, src, v, opts)
-	checkUnattested(r, src, v)
+	statements := checkUnattested(r, src, v, opts)
 	checkRecordedIdentity(r, src, v, opts)
+	checkReproductions(r, src, statements, opts)
 	return r, r.Err()
 }
 
@@ -93,6 +100,11 @@ func verifyFolderFrom(src folderSource, where, name string, opts FolderOptions) 
 func VerifyEnvelopeFile(file string, opts FolderOptions) (*Report, error) {
 	if filepath.Base(file) == EnvelopeFile {
 		return VerifyFolder(filepath.Dir(file), opts)
+	}
+	if dir := filepath.Dir(file); filepath.Base(dir) == ReproductionsDir && ValidReproductionName(filepath.Base(file)) {
+		// A reproduction statement is checked against the run folder it
+		// names: the folder is verified with it.
+		return VerifyFolder(filepath.Dir(dir), opts)
 	}
 	r := &Report{Path: file}
 	if v := verifyFolderEnvelope(r, file, opts.Keys, opts.VerifyOptions); v != nil {
@@ -186,8 +198,9 @@ func checkSubjects(r *Report, src folderSource, v *Verified, opts FolderOptions)
 
 // checkUnattested fails files in the folder that no subject covers: anyone
 // can push files next to a signed envelope, and a reader must not mistake
-// them for attested results.
-func checkUnattested(r *Report, src folderSource, v *Verified) {
+// them for attested results. Reproduction statements carry signatures of
+// their own: it returns them, to be verified (checkReproductions).
+func checkUnattested(r *Report, src folderSource, v *Verified, opts FolderOptions) (statements []string) {
 	attested := map[string]bool{EnvelopeFile: true}
 	for _, s := range v.Subjects {
 		attested[s.Name] = true
@@ -195,20 +208,26 @@ func checkUnattested(r *Report, src folderSource, v *Verified) {
 	names, err := src.files()
 	if err != nil {
 		r.fail("unattested files", err.Error())
-		return
+		return nil
 	}
 	var extra []string
 	for _, n := range names {
-		if !attested[n] {
+		switch {
+		case attested[n]:
+		case inReproductions(n) && opts.SkipReproductions:
+		case IsReproductionFile(n):
+			statements = append(statements, n)
+		default:
 			extra = append(extra, n)
 		}
 	}
 	if len(extra) > 0 {
 		sort.Strings(extra)
 		r.fail("unattested files", fmt.Sprintf("not covered by the attestation: %v", extra))
-		return
+		return statements
 	}
 	r.ok("unattested files", "none")
+	return statements
 }
 
 // checkRecordedIdentity recomputes the run ID from the identity document in

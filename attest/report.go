@@ -29,6 +29,8 @@ type Report struct {
 	// RunID is the run ID the folder claims (its name).
 	RunID  string  `json:"runID,omitempty"`
 	Checks []Check `json:"checks"`
+	// Reproductions are the folder's reproduction statements, verified.
+	Reproductions []ReproductionFile `json:"reproductions,omitempty"`
 	// Verified is the authenticated content; nil unless the signature and
 	// statement checks passed.
 	Verified *Verified `json:"-"`

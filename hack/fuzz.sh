@@ -28,6 +28,7 @@ targets=(
   ./attest:FuzzParseStatement
   ./attest:FuzzValidJSON
   ./attest:FuzzMarshalStatement
+  ./attest:FuzzParseReproduction
   ./store:FuzzRunJournalScan
   ./runner:FuzzParseMetrics
   ./runner:FuzzRedact
