@@ -278,6 +278,13 @@ func (l Layout) ReadRuns(r tree.Reader, experiment string, limit int64) ([]Run, 
 	return sum.Runs, err
 }
 
+// ReadSummary reads the run folders of one experiment, keeping those that
+// are known or verify (opts.Verify) and listing the others as unverified:
+// what the READMEs count, for other readers (expsync diff).
+func (l Layout) ReadSummary(r tree.Reader, experiment string, opts MergeOptions) (Summary, error) {
+	return l.readSummary(r, experiment, opts)
+}
+
 // readSummary reads the run folders of one experiment, keeping those that
 // are known or verify (opts.Verify) and listing the others as unverified.
 func (l Layout) readSummary(r tree.Reader, experiment string, opts MergeOptions) (Summary, error) {

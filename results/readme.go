@@ -283,6 +283,27 @@ func SortRuns(runs []Run) {
 	})
 }
 
+// CompareParams orders two runs' parameters as SortRuns does: by each
+// parameter name of either, sorted, with compareValues' order.
+func CompareParams(a, b map[string]any) int {
+	names := map[string]bool{}
+	for k := range a {
+		names[k] = true
+	}
+	for k := range b {
+		names[k] = true
+	}
+	for _, p := range sortedKeys(names) {
+		if c := compareValues(a[p], b[p]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// FormatValue writes a parameter value as the READMEs show it.
+func FormatValue(v any) string { return formatValue(v) }
+
 // compareValues orders absent < numbers < booleans < strings < others.
 func compareValues(a, b any) int {
 	ka, kb := kindRank(a), kindRank(b)
