@@ -199,4 +199,3 @@ func (t *revisionTree) ReadFile(p string, limit int64) ([]byte, error) {
 	}
 	return data, nil
 }
-

@@ -76,4 +76,3 @@ func JSON(out io.Writer, r *Report) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
-
