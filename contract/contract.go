@@ -109,6 +109,11 @@ type Limits struct {
 	MaxOutputBytes int64 `json:"maxOutputBytes,omitempty"`
 	// MaxLogBytes bounds the captured stdout+stderr.
 	MaxLogBytes int64 `json:"maxLogBytes,omitempty"`
+	// MaxOutputFiles bounds the number of output files, when the
+	// repository lowers it below MaxOutputFiles (0: that builtin limit;
+	// left out otherwise, so existing contracts keep their scheduling
+	// digests).
+	MaxOutputFiles int `json:"maxOutputFiles,omitempty"`
 }
 
 // Retries says which failures are transient.

@@ -103,11 +103,12 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 		return outcome{outcomeTimeout, msg}
 	}
 	succeeded := p.exitCode == 0
-	outputs, oerr := collectOutputs(ctx, r.st, work, r.c.Outputs, r.outputLimit(), succeeded)
+	outputs, oerr := collectOutputs(ctx, r.st, work, r.c.Outputs, outputRules{
+		maxBytes: r.outputLimit(), maxFiles: r.outputFilesLimit(), required: succeeded, secrets: r.secretVars})
 	res.Outputs = outputs
 	r.readMetrics(ctx, work, res)
 	// Recorded in run.json: it may quote a key the run wrote.
-	res.MetricsError = redactText(res.MetricsError, r.secrets)
+	res.MetricsError = contract.Truncate(redactText(res.MetricsError, r.secrets))
 	leaked := r.withholdSecrets(context.WithoutCancel(ctx), res)
 	if ctx.Err() != nil {
 		// Cancelled after the process ended, while its outputs were stored:
@@ -122,6 +123,11 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome
 		}
 		if leaked != "" {
 			msg += "; " + leaked
+		}
+		if oerr != nil {
+			// Outputs of a failed run may be missing; what is said here
+			// is about the ones it did write (names left out, limits).
+			msg += "; " + oerr.Error()
 		}
 		return outcome{outcomeExit, msg}
 	}
@@ -232,6 +238,15 @@ func (r *attemptRunner) outputLimit() int64 {
 		limit = l
 	}
 	return limit
+}
+
+// outputFilesLimit is the contract's limit on output files, within the
+// builtin one.
+func (r *attemptRunner) outputFilesLimit() int {
+	if l := r.c.Limits.MaxOutputFiles; l > 0 && l < contract.MaxOutputFiles {
+		return l
+	}
+	return contract.MaxOutputFiles
 }
 
 func (r *attemptRunner) logLimit() int64 {

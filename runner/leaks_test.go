@@ -99,7 +99,7 @@ func TestOutputNamesGitCannotCommitFailTheRun(t *testing.T) {
 	if diff := cmp.Diff([]string{"out/ok.txt"}, paths); diff != "" {
 		t.Errorf("outputs (-want +got):\n%s", diff)
 	}
-	for _, part := range []string{`"out/.GIT/x" is left out: Git refuses`, `"out/we ird\\name.txt" is left out: its name has a backslash`, `is left out: its name is not UTF-8`} {
+	for _, part := range []string{`"out/.GIT/x" is left out: ".GIT" is Git's own folder`, `"out/we ird\\name.txt" is left out: "we ird\\name.txt" has the character '\\'`, `is left out: its name is not UTF-8`} {
 		if !strings.Contains(res.Error, part) {
 			t.Errorf("error %q lacks %q", res.Error, part)
 		}

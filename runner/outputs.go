@@ -11,36 +11,78 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"unicode/utf8"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/store"
+	"github.com/expsync/expsync/tree"
 )
+
+// outputRules are what collectOutputs enforces on a run's outputs.
+type outputRules struct {
+	// maxBytes bounds the outputs' total size, maxFiles their number.
+	maxBytes int64
+	maxFiles int
+	// required: a declared output that is missing is a problem (a run
+	// that exited 0); a failed run's missing outputs are skipped.
+	required bool
+	// secrets are the values no recorded name may hold.
+	secrets []secretVar
+}
+
+// errTooManyOutputs stops the walk of a folder once the run's outputs
+// exceed maxFiles: nothing more of them is hashed.
+var errTooManyOutputs = errors.New("too many output files")
 
 // collectOutputs hashes every declared output into the store and returns
 // their manifest entries sorted by path. Folders (declared with a trailing
 // "/") expand to their files; symlinks are recorded as data (their target)
-// and never followed. When required is false (a failed run), missing outputs
-// are skipped silently.
-func collectOutputs(ctx context.Context, st store.Store, work string, declared []string, limit int64, required bool) ([]store.Entry, error) {
+// and never followed. A file whose name cannot be recorded — it holds a
+// secret's value, Git refuses it, it is too long — is left out and the
+// error says why, naming the declared output it came from (never a name
+// holding a secret).
+func collectOutputs(ctx context.Context, st store.Store, work string, declared []string, rules outputRules) ([]store.Entry, error) {
 	var m store.Manifest
 	seen := map[string]bool{}
-	var total int64
+	var total, nameBytes int64
+	files := 0
 	var problems []string
-	add := func(rel string, fi fs.FileInfo) error {
+	// secretNamed counts, per declared output, the files whose names hold
+	// a secret's value, and names the variables.
+	secretNamed := map[string]int{}
+	secretVars := map[string][]string{}
+	var secretOrder []string
+	add := func(decl, rel string, fi fs.FileInfo) error {
 		if seen[rel] {
 			return nil
 		}
 		seen[rel] = true
+		if files++; files > rules.maxFiles {
+			return errTooManyOutputs
+		}
+		if vars := secretsInName(rel, rules.secrets); len(vars) > 0 {
+			if secretNamed[decl] == 0 {
+				secretOrder = append(secretOrder, decl)
+			}
+			secretNamed[decl]++
+			secretVars[decl] = appendNew(secretVars[decl], vars...)
+			return nil
+		}
 		if why := uncommittableName(rel); why != "" {
 			// Recorded, it would fail the results commit of every run of
 			// the branch (Git) or the run's attestation (in-toto): the run
 			// fails instead, without it.
-			problems = append(problems, fmt.Sprintf("output file %q is left out: %s; rename it", rel, why))
+			problems = append(problems, fmt.Sprintf("output file %s is left out: %s; rename it", quoteShort(rel), why))
 			return nil
 		}
-		e, err := hashOutput(ctx, st, work, rel, fi, limit-total)
+		if nameBytes += int64(len(rel)); nameBytes > contract.MaxOutputNameBytes {
+			return fmt.Errorf("the names of the output files exceed %d bytes in all, the limit for one run (run.json and the attestation list every output); write fewer files or pack them into an archive", contract.MaxOutputNameBytes)
+		}
+		e, err := hashOutput(ctx, st, work, rel, fi, rules.maxBytes-total)
 		if err != nil {
 			return err
 		}
@@ -48,11 +90,12 @@ func collectOutputs(ctx context.Context, st store.Store, work string, declared [
 		m.Entries = append(m.Entries, e)
 		return nil
 	}
+	var stop error
 	for _, decl := range declared {
 		rel, _ := cleanRel(strings.TrimSuffix(decl, "/")) // checked by Validate
 		fi, err := lstatInside(work, rel)
 		if errors.Is(err, fs.ErrNotExist) {
-			if required {
+			if rules.required {
 				problems = append(problems, fmt.Sprintf("declared output %s was not produced", decl))
 			}
 			continue
@@ -66,15 +109,25 @@ func collectOutputs(ctx context.Context, st store.Store, work string, declared [
 				problems = append(problems, fmt.Sprintf("output %s is declared as a folder but is a file", decl))
 				continue
 			}
-			if err := add(rel, fi); err != nil {
-				return sorted(m), err
+			if stop = add(decl, rel, fi); stop != nil {
+				break
 			}
 			continue
 		}
 		root := filepath.Join(work, filepath.FromSlash(rel))
-		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		stop = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				return err
+				// The path may hold a secret's value: name the
+				// declared output and the system's reason only.
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				problems = append(problems, fmt.Sprintf("output %s: a file or folder under it cannot be read: %v", decl, err))
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
 			}
 			if d.IsDir() {
 				return nil
@@ -84,16 +137,68 @@ func collectOutputs(ctx context.Context, st store.Store, work string, declared [
 				return err
 			}
 			r, _ := filepath.Rel(work, p)
-			return add(filepath.ToSlash(r), fi)
+			return add(decl, filepath.ToSlash(r), fi)
 		})
-		if err != nil {
-			return sorted(m), err
+		if stop != nil {
+			break
 		}
 	}
-	if len(problems) > 0 {
-		return sorted(m), errors.New(strings.Join(problems, "; "))
+	for _, decl := range secretOrder {
+		problems = append(problems, fmt.Sprintf("output %s holds %d file(s) whose names contain the value of %s; they are left out (a secret's value must never be part of a file name)",
+			decl, secretNamed[decl], strings.Join(secretVars[decl], ", ")))
+	}
+	switch {
+	case errors.Is(stop, errTooManyOutputs):
+		return sorted(m), fmt.Errorf("outputs hold more than %d files, the limit for one run (limits.maxOutputFiles in expsync.yaml can lower it, up to %d); write fewer files or pack them into an archive",
+			rules.maxFiles, contract.MaxOutputFiles)
+	case stop != nil:
+		return sorted(m), stop
+	case len(problems) > 0:
+		return sorted(m), errors.New(joinProblems(problems))
 	}
 	return sorted(m), nil
+}
+
+// joinProblems lists the first problems and counts the others, so one run
+// with thousands of bad names gets a readable message.
+func joinProblems(problems []string) string {
+	const shown = 10
+	if len(problems) <= shown {
+		return strings.Join(problems, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more problem(s)", strings.Join(problems[:shown], "; "), len(problems)-shown)
+}
+
+// quoteShort quotes a name for a message, cut to 120 bytes.
+func quoteShort(name string) string {
+	if len(name) > 120 {
+		cut := 120
+		for cut > 0 && name[cut]&0xc0 == 0x80 {
+			cut--
+		}
+		return strconv.Quote(name[:cut]) + "…"
+	}
+	return strconv.Quote(name)
+}
+
+// secretsInName names the secrets whose values occur in a file's path.
+func secretsInName(rel string, secrets []secretVar) []string {
+	var vars []string
+	for _, s := range secrets {
+		if s.value != "" && strings.Contains(rel, s.value) {
+			vars = appendNew(vars, s.name)
+		}
+	}
+	return vars
+}
+
+func appendNew(list []string, items ...string) []string {
+	for _, it := range items {
+		if !slices.Contains(list, it) {
+			list = append(list, it)
+		}
+	}
+	return list
 }
 
 func sorted(m store.Manifest) []store.Entry {
@@ -264,18 +369,24 @@ func inWork(work string, err error) string {
 }
 
 // uncommittableName says why an output's path cannot be committed to Git
-// or named in an attestation ("" when it can).
+// or named in an attestation ("" when it can): Git's own path rules for
+// every platform (tree.CheckResultPath), UTF-8 (in-toto subjects are JSON
+// strings) and the length a results folder leaves for it.
 func uncommittableName(rel string) string {
 	if !utf8.ValidString(rel) {
 		return "its name is not UTF-8"
 	}
-	if strings.ContainsAny(rel, "\\\x00") {
-		return "its name has a backslash"
+	if len(rel) > contract.MaxOutputPathBytes {
+		return fmt.Sprintf("its path has %d bytes, over the limit of %d (a checkout cannot create longer paths below results/)", len(rel), contract.MaxOutputPathBytes)
 	}
-	for _, seg := range strings.Split(rel, "/") {
-		if strings.EqualFold(seg, ".git") {
-			return "Git refuses a .git folder or file inside a commit"
+	var pe *tree.PathError
+	if err := tree.CheckResultPath(rel); errors.As(err, &pe) {
+		if pe.Component != "" && pe.Component != rel {
+			return fmt.Sprintf("%s %s", quoteShort(pe.Component), pe.Reason)
 		}
+		return "it " + pe.Reason
+	} else if err != nil {
+		return err.Error()
 	}
 	return ""
 }

@@ -43,7 +43,7 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 		SchedulingDigest: SchedulingDigest(c),
 	}
 	finish := func(status Status, msg string) (*Result, error) {
-		res.Status, res.Error = status, msg
+		res.Status, res.Error = status, contract.Truncate(msg)
 		res.FinishedAt = time.Now().UTC()
 		if res.StartedAt.IsZero() {
 			// The command never started: the run lasted from its preparation.
