@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/expsync/expsync/tree"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -22,8 +23,11 @@ func newEditNode() *editNode {
 	return &editNode{files: map[string][]byte{}, dirs: map[string]*editNode{}}
 }
 
-// buildEdits checks every path (no escapes, no '.git', no clash between a
-// file and a folder of the same name) and groups them by folder.
+// buildEdits checks every path (no escapes, no clash between a file and a
+// folder of the same name) and groups them by folder. A file it writes must
+// pass Git's own path rules for every platform (tree.CheckGitPath): a
+// commit holding ".git." or "aux.txt" pushes fine and then breaks the
+// checkout of every later clone somewhere. Deleting such a path is allowed.
 func buildEdits(files map[string][]byte) (*editNode, error) {
 	root := newEditNode()
 	for p, data := range files {
@@ -33,6 +37,11 @@ func buildEdits(files map[string][]byte) (*editNode, error) {
 		}
 		if len(segs) == 0 {
 			return nil, fmt.Errorf("file path %q names the root", p)
+		}
+		if data != nil {
+			if err := tree.CheckGitPath(strings.Join(segs, "/"), tree.ModeFile); err != nil {
+				return nil, fmt.Errorf("file %w: nothing was committed", err)
+			}
 		}
 		n := root
 		for i, seg := range segs {

@@ -332,11 +332,22 @@ func (p *planner) run(e *v1alpha1.Loaded, parts experimentParts, params map[stri
 				GPU:            spec.Resources.GPU,
 				MaxOutputBytes: p.repo.Limits.MaxOutputBytes,
 				MaxLogBytes:    p.repo.Limits.MaxLogBytes,
+				MaxOutputFiles: lowered(p.repo.Limits.MaxOutputFiles, contract.MaxOutputFiles),
 			},
 			Retries: contract.Retries{Limit: spec.Retries.Limit, OnExitCodes: spec.Retries.OnExitCodes},
 			Store:   p.opts.StoreURL,
 		},
 	}, nil
+}
+
+// lowered is limit when a repository set it below builtin, else 0: the
+// contract then leaves it out (the runner applies builtin), so contracts of
+// repositories that do not lower it keep their scheduling digests.
+func lowered(limit, builtin int) int {
+	if limit > 0 && limit < builtin {
+		return limit
+	}
+	return 0
 }
 
 func cleanOrEmpty(p string) string {

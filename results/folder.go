@@ -9,6 +9,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/expsync/expsync/tree"
 )
 
 // File names inside a run folder. They are also the attestation's subject
@@ -141,7 +143,11 @@ func BuildFolder(layout Layout, rec *Record, metrics []byte, log *OutputFile, ou
 			return nil, fmt.Errorf("build results folder of run %s: output %q: %w", rec.RunID, o.Path, err)
 		}
 		out := Output{Path: o.Path, SHA256: o.SHA256, Size: o.Size}
-		if o.Size <= limits.MaxOutputFileBytes && total+o.Size <= limits.MaxRunOutputBytes && o.Open != nil {
+		// A name Git refuses on some platform (a result cached by an
+		// older expsync) is recorded by digest, never committed: the
+		// commit would break every later checkout.
+		gitOK := tree.CheckResultPath(path.Join(f.Dir, OutputsDir, o.Path)) == nil
+		if gitOK && o.Size <= limits.MaxOutputFileBytes && total+o.Size <= limits.MaxRunOutputBytes && o.Open != nil {
 			data, err := o.Open()
 			if err != nil {
 				return nil, fmt.Errorf("build results folder of run %s: read output %s: %w", rec.RunID, o.Path, err)

@@ -3,6 +3,8 @@ package v1alpha1
 import (
 	"reflect"
 	"time"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // BuiltinLimits are the limits when neither the operator nor the repository
@@ -23,6 +25,7 @@ func BuiltinLimits() Limits {
 		MaxGPUs:              16,
 		MaxOutputBytes:       10 << 30,
 		MaxLogBytes:          64 << 20,
+		MaxOutputFiles:       contract.MaxOutputFiles,
 	}
 }
 

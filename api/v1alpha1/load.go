@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -179,6 +180,20 @@ func (l *loader) validateConfig(cfg *RepositoryConfig, root *yaml.Node) {
 			*f.val = ""
 		default:
 			*f.val = clean
+		}
+	}
+	// Every results commit writes below the results folder: a name Git
+	// refuses on some platform (".git.", "git~1", "aux", "a:b") would break
+	// every later checkout of the branch.
+	if cfg.Results != "" {
+		var pe *tree.PathError
+		switch err := tree.CheckResultPath(cfg.Results); {
+		case errors.As(err, &pe):
+			l.errs.add(at("results"), "results: %q %s; choose another folder", pe.Component, pe.Reason)
+			cfg.Results = ""
+		case len(cfg.Results) > contract.MaxResultsFolderBytes:
+			l.errs.add(at("results"), "results: %d bytes; the limit is %d (run folders and their outputs go below it)", len(cfg.Results), contract.MaxResultsFolderBytes)
+			cfg.Results = ""
 		}
 	}
 	for i, pattern := range cfg.Ignore {

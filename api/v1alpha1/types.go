@@ -233,6 +233,9 @@ type Limits struct {
 	// MaxOutputBytes bounds a run's outputs; MaxLogBytes its captured log.
 	MaxOutputBytes int64 `json:"maxOutputBytes,omitempty" yaml:"maxOutputBytes,omitempty"`
 	MaxLogBytes    int64 `json:"maxLogBytes,omitempty" yaml:"maxLogBytes,omitempty"`
+	// MaxOutputFiles bounds the files of a run's outputs (contract.MaxOutputFiles
+	// at most: its run.json and attestation list each one).
+	MaxOutputFiles int `json:"maxOutputFiles,omitempty" yaml:"maxOutputFiles,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30m", "1h30m").

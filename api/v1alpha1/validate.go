@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -233,6 +235,13 @@ func (c checker) outputs() {
 				c.errorf(f, "%q is declared twice", o)
 			}
 			seen[p] = true
+			// Outputs are committed below results/<experiment>/<run>/outputs/.
+			var pe *tree.PathError
+			if err := tree.CheckResultPath(p); errors.As(err, &pe) {
+				c.errorf(f, "%q: %q %s; outputs are committed to Git, choose another name", o, pe.Component, pe.Reason)
+			} else if len(p) > contract.MaxOutputPathBytes {
+				c.errorf(f, "%q has %d bytes; an output's path is limited to %d", o, len(p), contract.MaxOutputPathBytes)
+			}
 		}
 	}
 	if m := c.e.Spec.Metrics; m != "" {
