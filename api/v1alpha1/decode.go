@@ -131,6 +131,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.Tag != "!!float" && n.Tag != "!!int") || n.Decode(&f) != nil {
+			d.errorf(n, path, "must be a number, got %s", describe(n))
+			return
+		}
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			d.errorf(n, path, "must be a finite number, got %s", n.Value)
+			return
+		}
+		v.SetFloat(f)
 	default:
 		panic(fmt.Sprintf("decode: unsupported type %s", v.Type()))
 	}

@@ -18,6 +18,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add(experiment("a", valid+"  template: t.yaml\n  sweep: {matrix: {x: [1, 2]}, include: [{x: 3}], exclude: [{x: 1}]}\n"), config)
 	f.Add(experiment("a", valid+"  metrics: m.json\n  sweep: {matrix: {lr: [0.1, 1], opt: [a]}, include: [{lr: 2, seed: 1}]}\n  plots: [{metric: loss, against: lr}, {metric: acc}, {metric: \"\", against: opt}]\n"), "")
 	f.Add(experiment("a", "  template: t.yaml\n  plots: {metric: x}\n"), "")
+	f.Add(experiment("a", valid+"  outputs: [o/, p.txt]\n  metrics: m.json\n  reproduce:\n    exact: [o/x, p.txt, ../q]\n    metrics: [{name: loss, rel: 0.01}, {name: acc, abs: -1e-3}, {name: e, abs: .nan}, {abs: 1}]\n"), "")
+	f.Add(experiment("a", "  template: t.yaml\n  reproduce: {exact: [], metrics: {name: x}}\n"), "")
 	f.Add(laughs(), "")
 	f.Add("a: &a [*a]\n", "a: &a [*a]\n")
 	f.Add("--- !!binary\n---\n- [\n", "experiments: ../x\nresults: .\n")

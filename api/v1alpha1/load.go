@@ -45,6 +45,9 @@ type loader struct {
 	// experimentsAt is where expsync.yaml names the experiments folder
 	// (zero when it does not: the default folder may be absent).
 	experimentsAt Position
+	// fileOnly skips the checks that read other files of the repository
+	// (LoadExperimentFile).
+	fileOnly bool
 }
 
 func (l *loader) load() (*Repository, error) {

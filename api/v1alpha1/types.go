@@ -90,6 +90,11 @@ type ExperimentSpec struct {
 	// metric against a swept parameter; without them the README plots a
 	// default choice. Presentation only: never part of a run's identity.
 	Plots []Plot `json:"plots,omitempty" yaml:"plots,omitempty"`
+	// Reproduce says how a reproduction of a run (`expsync reproduce`,
+	// serve's audit) is judged: which outputs must match bit for bit and
+	// how far each metric may move. Declared before anything runs, shown
+	// in every verdict; never part of a run's identity.
+	Reproduce *Reproduce `json:"reproduce,omitempty" yaml:"reproduce,omitempty"`
 
 	Resources         Resources         `json:"resources,omitempty" yaml:"resources,omitempty"`
 	Timeout           Duration          `json:"timeout,omitempty" yaml:"timeout,omitempty"`
@@ -130,6 +135,29 @@ type Sweep struct {
 type Plot struct {
 	Metric  string `json:"metric" yaml:"metric"`
 	Against string `json:"against,omitempty" yaml:"against,omitempty"`
+}
+
+// Reproduce are the tolerances of a reproduction. Without them every
+// output must be identical and every metric equal.
+type Reproduce struct {
+	// Exact lists the outputs (files, or folders ending in "/", as in
+	// spec.outputs) that must be bit for bit identical; the others may
+	// differ (shown, never failing the verdict). Absent: every output must
+	// be identical; an empty list: none must (the metrics and the exit
+	// status decide).
+	Exact []string `json:"exact,omitempty" yaml:"exact,omitempty"`
+	// Metrics give a metric of spec.metrics room to move; a metric not
+	// listed must be equal.
+	Metrics []MetricTolerance `json:"metrics,omitempty" yaml:"metrics,omitempty"`
+}
+
+// MetricTolerance lets metric Name differ by at most Abs, or by at most
+// Rel times the attested value's magnitude: |new - attested| <=
+// max(Abs, Rel*|attested|).
+type MetricTolerance struct {
+	Name string  `json:"name" yaml:"name"`
+	Abs  float64 `json:"abs,omitempty" yaml:"abs,omitempty"`
+	Rel  float64 `json:"rel,omitempty" yaml:"rel,omitempty"`
 }
 
 // Input is a file placed in the work folder before the command starts: fetched

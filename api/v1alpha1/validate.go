@@ -54,8 +54,11 @@ func (l *loader) validateExperiment(e *Loaded) {
 	c.inputs()
 	c.outputs()
 	c.plots()
+	c.reproduce()
 	c.scheduling()
-	c.context(l.r, l.config)
+	if !l.fileOnly {
+		c.context(l.r, l.config)
+	}
 	applyExperimentDefaults(e, l.config, l.limits)
 }
 
