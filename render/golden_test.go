@@ -22,6 +22,7 @@ var goldenJobOptions = JobOptions{
 	RunnerImage: "ghcr.io/expsync/expsync@sha256:1111111111111111111111111111111111111111111111111111111111111111",
 	Repository:  "https://git.example/lab/experiments.git",
 	Commit:      "0123456789abcdef0123456789abcdef01234567",
+	StoreClaim:  "expsync-store",
 }
 
 const goldenStoreURL = "s3://expsync-store/lab"

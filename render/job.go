@@ -2,6 +2,9 @@ package render
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,10 +46,18 @@ import (
 //     the store. Its exit code
 //     must be the command's, so spec.retries.onExitCodes can name it, or
 //     ExitRunnerInfrastructure when the runner itself failed.
-//   - The contract comes from a ConfigMap named like the Job (JobObjects
-//     returns it; it is immutable). Create the Job first and then the
-//     ConfigMap with an owner reference to the Job (SetContractOwner), so
-//     deleting the Job deletes it; the pod waits for the volume meanwhile.
+//   - The contract travels in the pod template, as the annotation
+//     AnnotationContract, which a downward API volume presents to both
+//     containers as ContractPath: creating the Job is the only write a run
+//     needs (a ConfigMap per run was a second one; see
+//     docs/kubernetes-jobs.md for the figures). prepare reports the sha256
+//     of the contract it read, so the controller can tell that the pod ran
+//     the contract it planned.
+//   - With JobOptions.StoreClaim, the store is that PersistentVolumeClaim:
+//     prepare reads its StoreInputsSubPath read-only (at StoreInputsDir) and
+//     both containers write the run's own prefix, RunPrefix(run ID), at
+//     StoreRunDir. Nothing else of the claim is in the pod: a run can
+//     neither read another run's outputs nor write outside its prefix.
 const (
 	InitContainerName = "prepare"
 	MainContainerName = "run"
@@ -73,6 +84,13 @@ const (
 	// RunTerminationMessagePath is the main container's: the run result.
 	RunTerminationMessagePath = "/dev/termination-log"
 
+	// StoreInputsDir is where prepare sees the objects runs read (the
+	// claim's StoreInputsSubPath, read-only); StoreRunDir is the run's own
+	// prefix, where its pod writes fetched inputs, outputs, the log and the
+	// result.
+	StoreInputsDir = "/store/inputs"
+	StoreRunDir    = "/store/run"
+
 	// DefaultRunnerBinary is where the runner image keeps a static expsync.
 	DefaultRunnerBinary = "/usr/local/bin/expsync"
 	// DefaultRunAsUser is the UID and GID pods run as unless JobOptions says
@@ -85,9 +103,25 @@ const (
 	// deadlineSlack is added to the backstop for image pulls, input
 	// fetching and output upload, which the per-attempt timeout excludes.
 	deadlineSlack = 10 * time.Minute
-	// maxConfigMapBytes is the API server's limit on a ConfigMap's data.
-	maxConfigMapBytes = 1 << 20
+	// MaxContractBytes bounds the contract annotation: the API server
+	// allows 256 KiB of annotations per object, and Kueue or a mutating
+	// webhook may add a few of their own to the pod.
+	MaxContractBytes = 240 << 10
 )
+
+// The layout of a store claim (JobOptions.StoreClaim), shared by the pods
+// and the controller, which mounts the claim whole.
+const (
+	// StoreInputsSubPath holds the context trees and repository inputs
+	// runs read (a store of its own; pods mount it read-only).
+	StoreInputsSubPath = "inputs"
+	// StoreRunsSubPath holds one prefix per run (RunPrefix).
+	StoreRunsSubPath = "runs"
+)
+
+// RunPrefix is the claim's sub-path a run's pod may write: its only
+// writable place on the claim.
+func RunPrefix(runID string) string { return StoreRunsSubPath + "/" + runID }
 
 // Exit codes of the runner that the Job's podFailurePolicy knows.
 const (
@@ -103,7 +137,7 @@ const (
 
 // JobOptions are the operator's choices for every Job.
 type JobOptions struct {
-	// Namespace of the Job and ConfigMap; empty leaves it to the client.
+	// Namespace of the Job; empty leaves it to the client.
 	Namespace string
 	// RunnerImage holds a static expsync binary at RunnerBinary; it should
 	// be digest-pinned like every run image. Required.
@@ -123,17 +157,27 @@ type JobOptions struct {
 	ServiceAccountName string
 	// ImagePullSecrets are Secret names for private registries.
 	ImagePullSecrets []string
+	// StoreClaim is the PersistentVolumeClaim holding the store (laid out
+	// as StoreInputsSubPath and RunPrefix); empty leaves the pods to the
+	// contract's store location.
+	StoreClaim string
+	// Queue and PriorityClassName apply to runs whose experiment names
+	// none (the repository's defaults).
+	Queue             string
+	PriorityClassName string
 }
 
 // JobObjects are what one run needs in the cluster.
 type JobObjects struct {
 	Job *batchv1.Job
-	// Contract is the ConfigMap holding the run contract.
-	Contract *corev1.ConfigMap
+	// ContractJSON is the run contract as the pod reads it (the value of
+	// the pod template's AnnotationContract); ContractSHA256 its digest,
+	// which prepare reports back.
+	ContractJSON   string
+	ContractSHA256 string
 }
 
-// Job renders the batch/v1 Job of a run; see JobObjects for the ConfigMap
-// the Job mounts.
+// Job renders the batch/v1 Job of a run.
 func Job(run Run, opts JobOptions) (*batchv1.Job, error) {
 	objs, err := RenderJobObjects(run, opts)
 	if err != nil {
@@ -142,8 +186,7 @@ func Job(run Run, opts JobOptions) (*batchv1.Job, error) {
 	return objs.Job, nil
 }
 
-// RenderJobObjects renders the Job and the contract ConfigMap of a run in
-// kubernetes mode. The output depends only on the run and opts.
+// RenderJobObjects renders the Job of a run in kubernetes mode. The output depends only on the run and opts.
 func RenderJobObjects(run Run, opts JobOptions) (JobObjects, error) {
 	return newJobRenderer(opts).render(run)
 }
@@ -206,7 +249,7 @@ func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
 	if err != nil {
 		return JobObjects{}, err
 	}
-	cm, err := contractConfigMap(run, opts, name, labels, annotations)
+	contractJSON, err := encodeContract(run)
 	if err != nil {
 		return JobObjects{}, err
 	}
@@ -227,9 +270,13 @@ func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
 	// cost attribution); the queue label belongs to the Job alone.
 	podLabels := cloneMap(labels)
 	jobLabels := labels
-	if q := run.Spec.Queue; q != "" {
+	queue := run.Spec.Queue
+	if queue == "" {
+		queue = opts.Queue
+	}
+	if queue != "" {
 		jobLabels = cloneMap(labels)
-		jobLabels[LabelKueueQueue] = q
+		jobLabels[LabelKueueQueue] = queue
 	}
 
 	job := &batchv1.Job{
@@ -250,17 +297,19 @@ func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
 			// Kueue admits a queued Job by unsuspending it; creating it
 			// suspended means it never starts before admission, even if
 			// Kueue's webhook has not seen it yet.
-			Suspend: suspendFor(run.Spec.Queue),
+			Suspend: suspendFor(queue),
 			// Deliberately no TTLSecondsAfterFinished: the controller deletes
 			// a Job after it collected the result, never the API server
 			// before.
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
-				Spec:       podSpec(run, opts, name, parsed),
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels,
+					Annotations: map[string]string{AnnotationContract: contractJSON}},
+				Spec: podSpec(run, opts, parsed),
 			},
 		},
 	}
-	return JobObjects{Job: job, Contract: cm}, nil
+	sum := sha256.Sum256([]byte(contractJSON))
+	return JobObjects{Job: job, ContractJSON: contractJSON, ContractSHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 func suspendFor(queue string) *bool {
@@ -342,45 +391,23 @@ func jobAnnotations(run Run, opts JobOptions) (map[string]string, error) {
 	return a, nil
 }
 
-func contractConfigMap(run Run, opts JobOptions, name string, labels, annotations map[string]string) (*corev1.ConfigMap, error) {
-	// Compact JSON: the contract of every run of a 10,000-point sweep is
-	// held and sent at once, so every byte counts (jq reads it fine). No
-	// HTML escaping, so a reviewer reads "&&" and ">" in commands as written.
+// encodeContract returns the contract as the pod reads it: compact JSON
+// (the contract of every run of a sweep is sent, so every byte counts; jq
+// reads it fine), without HTML escaping so a reviewer reads "&&" and ">" in
+// commands as written.
+func encodeContract(run Run) (string, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(run.Contract); err != nil {
-		return nil, fmt.Errorf("encode the run contract: %w", err)
+		return "", fmt.Errorf("encode the run contract: %w", err)
 	}
 	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(data) > maxConfigMapBytes {
-		return nil, fmt.Errorf("the run contract is %d bytes; a ConfigMap holds at most %d (fewer or shorter env values, inputs or outputs)", len(data), maxConfigMapBytes)
+	if len(data) > MaxContractBytes {
+		return "", fmt.Errorf("the run contract is %d bytes; a pod annotation holds at most %d (fewer or shorter env values, inputs or outputs)", len(data), MaxContractBytes)
 	}
-	return &corev1.ConfigMap{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
-			Namespace:   opts.Namespace,
-			Labels:      cloneMap(labels),
-			Annotations: map[string]string{AnnotationRunID: annotations[AnnotationRunID]},
-		},
-		Immutable: ptr.To(true),
-		// data is never written again, so the string can share its bytes.
-		Data: map[string]string{ContractFileName: unsafe.String(unsafe.SliceData(data), len(data))},
-	}, nil
-}
-
-// SetContractOwner makes the created Job the owner of its contract
-// ConfigMap, so the garbage collector deletes the ConfigMap with the Job.
-func SetContractOwner(cm *corev1.ConfigMap, job *batchv1.Job) {
-	cm.OwnerReferences = []metav1.OwnerReference{{
-		APIVersion:         "batch/v1",
-		Kind:               "Job",
-		Name:               job.Name,
-		UID:                job.UID,
-		Controller:         ptr.To(true),
-		BlockOwnerDeletion: ptr.To(true),
-	}}
+	// data is never written again, so the string can share its bytes.
+	return unsafe.String(unsafe.SliceData(data), len(data)), nil
 }
 
 // parseResources reads spec.resources. Limits equal requests for CPU and
@@ -519,7 +546,7 @@ func activeDeadlineSeconds(run Run) int64 {
 	return int64(math.Ceil(seconds))
 }
 
-func podSpec(run Run, opts JobOptions, name string, resources parsedResources) corev1.PodSpec {
+func podSpec(run Run, opts JobOptions, resources parsedResources) corev1.PodSpec {
 	uid := opts.RunAsUser
 	if uid == 0 {
 		uid = DefaultRunAsUser
@@ -535,7 +562,7 @@ func podSpec(run Run, opts JobOptions, name string, resources parsedResources) c
 		// No service variables: the command's environment is what the
 		// experiment declares, nothing the namespace happens to contain.
 		EnableServiceLinks: ptr.To(false),
-		PriorityClassName:  run.Spec.PriorityClassName,
+		PriorityClassName:  cmp.Or(run.Spec.PriorityClassName, opts.PriorityClassName),
 		NodeSelector:       cloneOrNil(run.Spec.NodeSelector),
 		Tolerations:        tolerations(run.Spec.Tolerations),
 		SecurityContext: &corev1.PodSecurityContext{
@@ -546,20 +573,21 @@ func podSpec(run Run, opts JobOptions, name string, resources parsedResources) c
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		ImagePullSecrets: pullSecrets(opts.ImagePullSecrets),
-		Volumes:          volumes(name),
+		Volumes:          volumes(opts.StoreClaim),
 		InitContainers: []corev1.Container{{
 			Name:    InitContainerName,
 			Image:   opts.RunnerImage,
 			Command: []string{runner},
-			Args: []string{"exec", "--contract", ContractPath,
+			Args: append([]string{"exec", "--contract", ContractPath,
 				"--verify-inputs-only", "--work-dir", ContextDir,
 				"--copy-self-to", RunnerInPod,
 				"--termination-message", PrepareTerminationMessagePath},
+				storeArgs(opts, true)...),
 			// The pod's requests are the larger of the init container's and
 			// the main container's, so giving prepare the run's resources
 			// costs no quota and lets it hash large inputs at full speed.
 			Resources:                resources.requirements(),
-			VolumeMounts:             mounts(true),
+			VolumeMounts:             mounts(true, opts.StoreClaim != "", run.ID),
 			TerminationMessagePath:   PrepareTerminationMessagePath,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 			ImagePullPolicy:          corev1.PullIfNotPresent,
@@ -569,15 +597,16 @@ func podSpec(run Run, opts JobOptions, name string, resources parsedResources) c
 			Name:    MainContainerName,
 			Image:   run.Contract.Image,
 			Command: []string{RunnerInPod},
-			Args: []string{"exec", "--contract", ContractPath,
+			Args: append([]string{"exec", "--contract", ContractPath,
 				"--prepared-dir", ContextDir,
 				"--work-root", AttemptsDir,
 				"--result", ResultPath,
 				"--termination-message", RunTerminationMessagePath},
+				storeArgs(opts, false)...),
 			WorkingDir:               WorkDir,
 			Env:                      secretEnv(run),
 			Resources:                resources.requirements(),
-			VolumeMounts:             mounts(false),
+			VolumeMounts:             mounts(false, opts.StoreClaim != "", run.ID),
 			TerminationMessagePath:   RunTerminationMessagePath,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 			ImagePullPolicy:          corev1.PullIfNotPresent,
@@ -607,25 +636,37 @@ const (
 	volumeWork     = "work"
 	volumeTmp      = "tmp"
 	volumeOutputs  = "outputs"
+	volumeStore    = "store"
 )
 
-func volumes(configMapName string) []corev1.Volume {
-	return []corev1.Volume{
+func volumes(storeClaim string) []corev1.Volume {
+	v := []corev1.Volume{
 		{Name: volumeRunner, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		{Name: volumeContract, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: configMapName},
-			DefaultMode:          ptr.To[int32](0o444),
+		{Name: volumeContract, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			Items: []corev1.DownwardAPIVolumeFile{{
+				Path:     ContractFileName,
+				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations['" + AnnotationContract + "']"},
+			}},
+			DefaultMode: ptr.To[int32](0o444),
 		}}},
 		{Name: volumeWork, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: volumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: volumeOutputs, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
+	if storeClaim != "" {
+		v = append(v, corev1.Volume{Name: volumeStore, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: storeClaim},
+		}})
+	}
+	return v
 }
 
 // mounts: prepare writes the runner binary and the work folder; the run
-// container gets the binary read-only and writes work, tmp and outputs.
-func mounts(prepare bool) []corev1.VolumeMount {
-	m := make([]corev1.VolumeMount, 0, 5)
+// container gets the binary read-only and writes work, tmp and outputs. Of
+// the store claim, prepare reads the inputs and both write the run's own
+// prefix, nothing else.
+func mounts(prepare, store bool, runID string) []corev1.VolumeMount {
+	m := make([]corev1.VolumeMount, 0, 7)
 	m = append(m, []corev1.VolumeMount{
 		{Name: volumeRunner, MountPath: RunnerDir, ReadOnly: !prepare},
 		{Name: volumeContract, MountPath: ContractDir, ReadOnly: true},
@@ -635,7 +676,27 @@ func mounts(prepare bool) []corev1.VolumeMount {
 	if !prepare {
 		m = append(m, corev1.VolumeMount{Name: volumeOutputs, MountPath: OutputsDir})
 	}
+	if store {
+		if prepare {
+			m = append(m, corev1.VolumeMount{Name: volumeStore, MountPath: StoreInputsDir, SubPath: StoreInputsSubPath, ReadOnly: true})
+		}
+		m = append(m, corev1.VolumeMount{Name: volumeStore, MountPath: StoreRunDir, SubPath: RunPrefix(runID)})
+	}
 	return m
+}
+
+// storeArgs point expsync exec at the claim's mounts: prepare reads the
+// inputs and writes what it fetches to the run's prefix; the run container
+// stores outputs, the log and the result in the prefix.
+func storeArgs(opts JobOptions, prepare bool) []string {
+	switch {
+	case opts.StoreClaim == "":
+		return nil
+	case prepare:
+		return []string{"--store", StoreInputsDir, "--run-store", StoreRunDir}
+	default:
+		return []string{"--store", StoreRunDir}
+	}
 }
 
 // secretEnv exposes each secret reference under its declared name; the
@@ -693,7 +754,7 @@ func cloneOrNil(m map[string]string) map[string]string {
 	return cloneMap(m)
 }
 
-// RenderJobs renders the Jobs and contract ConfigMaps of runs, in order. It
+// RenderJobs renders the Jobs of runs, in order. It
 // stops at the first run that cannot be rendered.
 func RenderJobs(runs []Run, opts JobOptions) ([]JobObjects, error) {
 	out := make([]JobObjects, 0, len(runs))

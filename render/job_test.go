@@ -1,6 +1,8 @@
 package render
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -90,18 +92,15 @@ func mustRender(t *testing.T, run Run, opts JobOptions) JobObjects {
 // machinery's own validation functions.
 func checkObjects(t testing.TB, objs JobObjects) {
 	t.Helper()
-	job, cm := objs.Job, objs.Contract
+	job := objs.Job
 	if errs := validation.IsDNS1123Label(job.Name); len(errs) > 0 {
 		t.Errorf("Job name %q: %v", job.Name, errs)
 	}
 	if len(job.Name) > 63 {
 		t.Errorf("Job name %q has %d > 63 characters", job.Name, len(job.Name))
 	}
-	if cm.Name != job.Name {
-		t.Errorf("ConfigMap name %q, want the Job's %q", cm.Name, job.Name)
-	}
 	for what, labels := range map[string]map[string]string{
-		"job": job.Labels, "pod template": job.Spec.Template.Labels, "configmap": cm.Labels,
+		"job": job.Labels, "pod template": job.Spec.Template.Labels,
 	} {
 		for k, v := range labels {
 			if errs := validation.IsQualifiedName(k); len(errs) > 0 {
@@ -124,10 +123,17 @@ func checkObjects(t testing.TB, objs JobObjects) {
 		t.Errorf("ttlSecondsAfterFinished is set; a finished Job must stay until its result is collected")
 	}
 	var c contract.Contract
-	if err := json.Unmarshal([]byte(cm.Data[ContractFileName]), &c); err != nil {
-		t.Errorf("ConfigMap contract does not decode: %v", err)
+	inPod := job.Spec.Template.Annotations[AnnotationContract]
+	if err := json.Unmarshal([]byte(inPod), &c); err != nil {
+		t.Errorf("the pod template's contract does not decode: %v", err)
 	} else if c.RunID != job.Annotations[AnnotationRunID] {
 		t.Errorf("contract run ID %q, Job annotation %q", c.RunID, job.Annotations[AnnotationRunID])
+	}
+	if sum := sha256.Sum256([]byte(inPod)); inPod != objs.ContractJSON || hex.EncodeToString(sum[:]) != objs.ContractSHA256 {
+		t.Errorf("ContractJSON/ContractSHA256 do not describe the pod template's contract")
+	}
+	if n := len(job.Spec.Template.Annotations); n != 1 {
+		t.Errorf("pod template has %d annotations, want the contract alone", n)
 	}
 }
 
@@ -214,14 +220,11 @@ func TestJobMetadata(t *testing.T) {
 	if diff := cmp.Diff(wantAnnotations, job.Annotations); diff != "" {
 		t.Errorf("annotations (-want +got):\n%s", diff)
 	}
-	if job.Namespace != "research" || objs.Contract.Namespace != "research" {
-		t.Errorf("namespaces %q, %q; want research", job.Namespace, objs.Contract.Namespace)
+	if job.Namespace != "research" {
+		t.Errorf("namespace %q; want research", job.Namespace)
 	}
 	if job.Spec.Suspend != nil {
 		t.Errorf("a Job without a queue is suspended")
-	}
-	if !ptr.Deref(objs.Contract.Immutable, false) {
-		t.Errorf("contract ConfigMap is mutable")
 	}
 
 	// Without repository or commit (a working folder), their label and
@@ -246,7 +249,7 @@ func TestJobCarriesTheExperimentsLabelsAndAnnotations(t *testing.T) {
 		Annotations: map[string]string{"owner": "ada@example.org"},
 	}
 	objs := mustRender(t, testRun(func(r *Run) { r.Meta = meta }), testOptions())
-	for what, labels := range map[string]map[string]string{"job": objs.Job.Labels, "pod": objs.Job.Spec.Template.Labels, "configmap": objs.Contract.Labels} {
+	for what, labels := range map[string]map[string]string{"job": objs.Job.Labels, "pod": objs.Job.Spec.Template.Labels} {
 		if labels["team"] != "vision" || labels["cost-center"] != "c42" || labels[LabelExperiment] != "pi-montecarlo" {
 			t.Errorf("%s labels %v lack the experiment's labels or expsync's", what, labels)
 		}
@@ -449,8 +452,13 @@ func TestJobPodIsHardened(t *testing.T) {
 		if (v.Name == volumeOutputs || v.Name == volumeWork || v.Name == volumeTmp) && v.EmptyDir == nil {
 			t.Errorf("volume %+v is not an emptyDir", v)
 		}
-		if v.Name == volumeContract && (v.ConfigMap == nil || v.ConfigMap.Name != "pi-montecarlo-3f9c0a1b2c3d4e5f") {
-			t.Errorf("contract volume %+v does not mount the Job's ConfigMap", v)
+		if v.Name == volumeContract && (v.DownwardAPI == nil || len(v.DownwardAPI.Items) != 1 ||
+			v.DownwardAPI.Items[0].FieldRef.FieldPath != "metadata.annotations['expsync.dev/contract']" ||
+			v.DownwardAPI.Items[0].Path != ContractFileName) {
+			t.Errorf("contract volume %+v does not present the pod's contract annotation", v)
+		}
+		if v.PersistentVolumeClaim != nil || v.HostPath != nil {
+			t.Errorf("volume %+v reaches outside the pod without a store claim", v)
 		}
 	}
 }
@@ -470,7 +478,7 @@ func TestJobRefusesWhatCannotRun(t *testing.T) {
 		{"contract of another run", testRun(func(r *Run) { r.Contract.RunID = strings.Repeat("0", 64) }), nil, "contract is for run 0000000000000000"},
 		{"huge contract", testRun(func(r *Run) {
 			r.Contract.Env = []contract.EnvVar{{Name: "BIG", Value: strings.Repeat("x", 1<<20)}}
-		}), nil, "ConfigMap holds at most"},
+		}), nil, "annotation holds at most"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,6 +39,9 @@ const (
 	AnnotationParams = "expsync.dev/params"
 	// AnnotationRepeat is the repeat index, when not 0.
 	AnnotationRepeat = "expsync.dev/repeat"
+	// AnnotationContract, on the pod template, is the run contract as JSON
+	// (the pod reads it through a downward API volume).
+	AnnotationContract = "expsync.dev/contract"
 
 	// ManagedBy is the value of LabelManagedBy.
 	ManagedBy = "expsync"
@@ -55,7 +58,7 @@ const maxNameLength = 63
 // (results/<experiment>/<run-id>/), so people can match them by eye.
 const jobNameIDChars = 16
 
-// JobName returns the name of the Job (and contract ConfigMap) of a run:
+// JobName returns the name of the Job of a run:
 // "<experiment>-<first 16 hex chars of the ID>", with the experiment part
 // shortened so the whole name fits in 63 characters. Deterministic: the same
 // run always gets the same name, which is how a restarted controller finds

@@ -10,14 +10,13 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Manifests are the objects of rendered runs in the order `kubectl apply`
-// wants them: per run, the contract ConfigMap, then the Job that mounts it.
-// Each object is a plain map with keys in a stable order, without the empty
-// fields a typed object would print (creationTimestamp: null, status: {}).
+// Manifests are the objects of rendered runs, one Job per run. Each object
+// is a plain map with keys in a stable order, without the empty fields a
+// typed object would print (creationTimestamp: null, status: {}).
 func Manifests(objs []JobObjects) ([]map[string]any, error) {
-	out := make([]map[string]any, 0, 2*len(objs))
+	out := make([]map[string]any, 0, len(objs))
 	for _, o := range objs {
-		for _, obj := range []runtime.Object{o.Contract, o.Job} {
+		for _, obj := range []runtime.Object{o.Job} {
 			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 			if err != nil {
 				return nil, fmt.Errorf("convert %T: %w", obj, err)
@@ -98,7 +97,7 @@ func (mw *ManifestWriter) Write(objs JobObjects) error {
 // fields Manifests drops, by their exact compact encoding: a raw quote
 // cannot occur inside a JSON string, so the patterns only match keys.
 func (mw *ManifestWriter) writeJSON(objs JobObjects) error {
-	for _, obj := range []any{objs.Contract, objs.Job} {
+	for _, obj := range []any{objs.Job} {
 		data, err := json.Marshal(obj)
 		if err != nil {
 			return fmt.Errorf("encode JSON: %w", err)

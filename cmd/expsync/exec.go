@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,7 @@ const maxTerminationMessage = 4096
 type execOptions struct {
 	ContractFile       string
 	Store              string
+	RunStore           string
 	VerifyInputsOnly   bool
 	WorkDir            string
 	ResultFile         string
@@ -80,6 +83,7 @@ contract.`,
 		f := cmd.Flags()
 		f.StringVar(&o.ContractFile, "contract", "", "run contract JSON file (required)")
 		f.StringVar(&o.Store, "store", "", "store folder or file:// URL (default: the contract's store)")
+		f.StringVar(&o.RunStore, "run-store", "", "the run's own store (a pod's prefix of the store claim): --store is then only read, and everything the run stores goes here")
 		f.BoolVar(&o.VerifyInputsOnly, "verify-inputs-only", false, "only materialise and verify the context and inputs into --work-dir")
 		f.StringVar(&o.WorkDir, "work-dir", "", "with --verify-inputs-only: the folder to materialise into (made, or emptied)")
 		f.StringVar(&o.ResultFile, "result", "", "write the result JSON to this file (default: standard output)")
@@ -106,15 +110,11 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 			return &exitError{code: runner.ExitInfrastructure, err: err}
 		}
 	}
-	c, err := readContract(o.ContractFile)
+	c, contractSHA, err := readContract(o.ContractFile)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	location := o.Store
-	if location == "" {
-		location = c.Store
-	}
-	st, err := store.Open(location)
+	st, err := o.openStore(c)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -124,7 +124,7 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	opts := runner.Options{Store: st, SecretsFile: o.SecretsFile, WorkRoot: o.WorkRoot, SingleAttempt: !o.Retry,
 		SecretsFromVariables: true, PreparedWork: o.PreparedDir, KeepWork: o.KeepWork}
 	if o.VerifyInputsOnly {
-		return o.verifyInputs(ctx, c, opts)
+		return o.verifyInputs(ctx, c, contractSHA, opts)
 	}
 	res, err := runner.Run(ctx, c, opts)
 	if err != nil {
@@ -157,6 +157,28 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 		return &exitError{code: code, err: fmt.Errorf("run %s: %s: %s", res.RunID, res.Status, res.Error)}
 	}
 	return nil
+}
+
+// openStore opens the store the run reads and writes: --store (or the
+// contract's), or with --run-store an overlay that reads --store and
+// writes the run's own store.
+func (o *execOptions) openStore(c contract.Contract) (store.Store, error) {
+	location := o.Store
+	if location == "" {
+		location = c.Store
+	}
+	st, err := store.Open(location)
+	if err != nil {
+		return nil, err
+	}
+	if o.RunStore == "" {
+		return st, nil
+	}
+	own, err := store.Open(o.RunStore)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Overlay{Lower: st, Upper: own}, nil
 }
 
 // summary is the main container's termination message: the verdict and
@@ -223,14 +245,17 @@ func copySelf(dst string) error {
 	return nil
 }
 
-// verification is the termination message of --verify-inputs-only.
+// verification is the termination message of --verify-inputs-only: the
+// controller trusts it (the init container runs the runner image, before
+// any code under test), so it names the contract it read by digest.
 type verification struct {
-	RunID       string         `json:"runID"`
-	Verified    bool           `json:"verified"`
-	ContextTree string         `json:"contextTree,omitempty"`
-	Inputs      []verifiedFile `json:"inputs,omitempty"`
-	Mismatch    *mismatch      `json:"mismatch,omitempty"`
-	Error       string         `json:"error,omitempty"`
+	RunID          string         `json:"runID"`
+	ContractSHA256 string         `json:"contractSHA256"`
+	Verified       bool           `json:"verified"`
+	ContextTree    string         `json:"contextTree,omitempty"`
+	Inputs         []verifiedFile `json:"inputs,omitempty"`
+	Mismatch       *mismatch      `json:"mismatch,omitempty"`
+	Error          string         `json:"error,omitempty"`
 }
 
 type verifiedFile struct {
@@ -244,11 +269,11 @@ type mismatch struct {
 	Got   string `json:"got"`
 }
 
-func (o *execOptions) verifyInputs(ctx context.Context, c contract.Contract, opts runner.Options) error {
+func (o *execOptions) verifyInputs(ctx context.Context, c contract.Contract, contractSHA string, opts runner.Options) error {
 	if o.WorkDir == "" {
 		return &exitError{code: 2, err: errors.New("--verify-inputs-only needs --work-dir")}
 	}
-	v := verification{RunID: c.RunID, ContextTree: c.Context.Tree}
+	v := verification{RunID: c.RunID, ContractSHA256: contractSHA, ContextTree: c.Context.Tree}
 	err := runner.Materialise(ctx, c, opts, o.WorkDir)
 	var mm *runner.InputMismatchError
 	switch {
@@ -303,19 +328,22 @@ func (o *execOptions) writeTermination(msg any) error {
 	return os.WriteFile(path, data, 0o644)
 }
 
-func readContract(path string) (contract.Contract, error) {
+// readContract reads and checks a contract file and returns it with the
+// sha256 of its bytes.
+func readContract(path string) (contract.Contract, string, error) {
 	var c contract.Contract
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("read contract: %w", err)
+		return c, "", fmt.Errorf("read contract: %w", err)
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
-		return c, fmt.Errorf("contract %s: %w", path, err)
+		return c, "", fmt.Errorf("contract %s: %w", path, err)
 	}
 	if err := runner.Validate(c); err != nil {
-		return c, fmt.Errorf("contract %s: %w", path, err)
+		return c, "", fmt.Errorf("contract %s: %w", path, err)
 	}
-	return c, nil
+	sum := sha256.Sum256(data)
+	return c, hex.EncodeToString(sum[:]), nil
 }
 
 func writeOut(path string, out io.Writer, data []byte) error {

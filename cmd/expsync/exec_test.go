@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -185,8 +186,9 @@ func TestExecVerifyInputsOnly(t *testing.T) {
 		if err := json.Unmarshal(data, &v); err != nil {
 			t.Fatal(err)
 		}
-		want := verification{RunID: f.contract.RunID, Verified: true, ContextTree: f.contract.Context.Tree,
-			Inputs: []verifiedFile{{Name: "d", SHA256: execSHA("served\n")}}}
+		contractFile, _ := os.ReadFile(f.file)
+		want := verification{RunID: f.contract.RunID, ContractSHA256: execSHA(string(contractFile)), Verified: true,
+			ContextTree: f.contract.Context.Tree, Inputs: []verifiedFile{{Name: "d", SHA256: execSHA("served\n")}}}
 		if diff := cmp.Diff(want, v); diff != "" {
 			t.Errorf("termination message (-want +got):\n%s", diff)
 		}
@@ -352,4 +354,70 @@ func TestExecVerifyInputsTwiceStartsOver(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != "data.txt" {
 		t.Errorf("work folder after a second verification: %v", entries)
 	}
+}
+
+// TestExecRunStore plays a pod's two containers with a store claim: prepare
+// reads the shared store and writes only what it fetches to the run's own
+// store (--run-store); the run container stores outputs, log and result in
+// the run's store alone. The shared store is left exactly as it was.
+func TestExecRunStore(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("served\n"))
+	}))
+	defer srv.Close()
+	in := contract.Input{Name: "d", Path: "in/d.txt", SHA256: execSHA("served\n"), URI: srv.URL + "/d"}
+	f := newExecFixture(t, `cat data.txt in/d.txt > out.txt`, in)
+	shared := listFiles(t, f.st.Root())
+	own := t.TempDir()
+	work, msg := filepath.Join(t.TempDir(), "work"), filepath.Join(t.TempDir(), "prepare-log")
+	prepare := &execOptions{ContractFile: f.file, Store: f.st.Root(), RunStore: own, VerifyInputsOnly: true, WorkDir: work, TerminationMessage: msg}
+	if err := prepare.Exec(context.Background(), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	runStore, err := store.OpenLocal(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := runStore.Has(context.Background(), in.SHA256); !ok {
+		t.Errorf("the fetched input is not in the run's store")
+	}
+	run := &execOptions{ContractFile: f.file, Store: own, PreparedDir: work, WorkRoot: t.TempDir(), TerminationMessage: filepath.Join(t.TempDir(), "run-log")}
+	var out bytes.Buffer
+	if err := run.Exec(context.Background(), &out); err != nil {
+		t.Fatal(err)
+	}
+	var res runner.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || len(res.Outputs) != 1 || res.Outputs[0].SHA256 != execSHA("context data\nserved\n") {
+		t.Fatalf("result %s (%v)", out.String(), err)
+	}
+	for _, sha := range []string{res.Outputs[0].SHA256, res.LogSHA256} {
+		if ok, _ := runStore.Has(context.Background(), sha); !ok {
+			t.Errorf("object %s is not in the run's store", sha)
+		}
+	}
+	if diff := cmp.Diff(shared, listFiles(t, f.st.Root())); diff != "" {
+		t.Errorf("the shared store changed (-before +after):\n%s", diff)
+	}
+}
+
+// listFiles lists the files under root with their sizes.
+func listFiles(t *testing.T, root string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[rel] = fi.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -17,9 +17,9 @@ import (
 // runnerImageEnv overrides the default of --runner-image.
 const runnerImageEnv = "EXPSYNC_RUNNER_IMAGE"
 
-// renderOptions is `expsync render`: print the Jobs (and contract
-// ConfigMaps) that kubernetes mode would create for repository folders, for
-// review in a pull request and for `kubectl apply --dry-run=server -f -`.
+// renderOptions is `expsync render`: print the Jobs that kubernetes mode
+// would create for repository folders, for review in a pull request and for
+// `kubectl apply --dry-run=server -f -`.
 type renderOptions struct {
 	Output      string
 	RunnerImage string
@@ -27,6 +27,7 @@ type renderOptions struct {
 	Repository  string
 	Commit      string
 	Store       string
+	StoreClaim  string
 	Stdout      io.Writer
 	Stderr      io.Writer
 }
@@ -45,9 +46,9 @@ func init() {
 			Use:   "render [PATH...]",
 			Short: "Print the Kubernetes Jobs the experiments of repository folders (default .) would create",
 			Long: "render plans each repository folder in kubernetes mode (digest-pinned images only) and prints, per run,\n" +
-				"its contract ConfigMap and its batch/v1 Job: a YAML stream (-o yaml) or one v1 List (-o json), ready for\n" +
-				"`kubectl apply --dry-run=server -f -`. Invalid experiment files are printed as file:line:col: message\n" +
-				"(exit 1). The controller creates each Job first and then its ConfigMap, owned by the Job.",
+				"its batch/v1 Job (the run contract in the pod template): a YAML stream (-o yaml) or one v1 List (-o json),\n" +
+				"ready for `kubectl apply --dry-run=server -f -`. Invalid experiment files are printed as\n" +
+				"file:line:col: message (exit 1).",
 			RunE: func(c *cobra.Command, args []string) error {
 				o.Stdout, o.Stderr = c.OutOrStdout(), c.ErrOrStderr()
 				return o.Exec(c.Context(), args)
@@ -60,6 +61,7 @@ func init() {
 		f.StringVar(&o.Repository, "repository", "", "repository URL recorded in the expsync.dev/repository label and annotation")
 		f.StringVar(&o.Commit, "commit", "", "commit recorded in the expsync.dev/commit annotation")
 		f.StringVar(&o.Store, "store", "", "store URL written into every run contract (for example s3://bucket/prefix)")
+		f.StringVar(&o.StoreClaim, "store-claim", "", "PersistentVolumeClaim holding the store, as the controller mounts it (inputs/ read-only, runs/<run ID>/ per pod)")
 		return c
 	})
 }
@@ -93,6 +95,7 @@ func (o *renderOptions) Exec(ctx context.Context, paths []string) error {
 		RunnerImage: o.RunnerImage,
 		Repository:  o.Repository,
 		Commit:      o.Commit,
+		StoreClaim:  o.StoreClaim,
 	}
 	var runs [][]render.Run
 	failed := false

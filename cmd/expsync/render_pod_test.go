@@ -86,10 +86,9 @@ func newHostPod(t *testing.T, objs render.JobObjects) *hostPod {
 			t.Fatal(err)
 		}
 	}
-	for name, data := range objs.Contract.Data {
-		if err := os.WriteFile(filepath.Join(p.host(render.ContractDir), name), []byte(data), 0o444); err != nil {
-			t.Fatal(err)
-		}
+	// The downward API volume presents the pod's contract annotation.
+	if err := os.WriteFile(p.host(render.ContractPath), []byte(objs.Job.Spec.Template.Annotations[render.AnnotationContract]), 0o444); err != nil {
+		t.Fatal(err)
 	}
 	return p
 }

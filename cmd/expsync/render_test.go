@@ -14,10 +14,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 )
 
@@ -47,12 +47,11 @@ func runRender(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
-// decodeStream splits a YAML stream into Jobs and ConfigMaps.
-func decodeStream(t *testing.T, stream string) ([]batchv1.Job, []corev1.ConfigMap) {
+// decodeStream decodes a YAML stream of Jobs.
+func decodeStream(t *testing.T, stream string) []batchv1.Job {
 	t.Helper()
 	dec := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(stream)))
 	var jobs []batchv1.Job
-	var cms []corev1.ConfigMap
 	for {
 		doc, err := dec.Read()
 		if err == io.EOF {
@@ -75,17 +74,11 @@ func decodeStream(t *testing.T, stream string) ([]batchv1.Job, []corev1.ConfigMa
 				t.Fatalf("Job document: %v", err)
 			}
 			jobs = append(jobs, j)
-		case "ConfigMap":
-			var cm corev1.ConfigMap
-			if err := yaml.UnmarshalStrict(doc, &cm); err != nil {
-				t.Fatalf("ConfigMap document: %v", err)
-			}
-			cms = append(cms, cm)
 		default:
 			t.Fatalf("unexpected document kind %q", kind.Kind)
 		}
 	}
-	return jobs, cms
+	return jobs
 }
 
 func TestRenderExamplesYAML(t *testing.T) {
@@ -94,17 +87,13 @@ func TestRenderExamplesYAML(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	jobs, cms := decodeStream(t, stdout)
+	jobs := decodeStream(t, stdout)
 	// 3 pi seeds + 12 descent points + 2 word-frequency points.
-	if len(jobs) != 17 || len(cms) != 17 {
-		t.Fatalf("%d Jobs and %d ConfigMaps, want 17 and 17", len(jobs), len(cms))
+	if len(jobs) != 17 {
+		t.Fatalf("%d Jobs, want 17", len(jobs))
 	}
 	if !strings.Contains(stderr, "17 Job(s) from 3 experiment(s)") {
 		t.Errorf("stderr %q lacks the summary", stderr)
-	}
-	contracts := map[string]bool{}
-	for _, cm := range cms {
-		contracts[cm.Name] = true
 	}
 	seen := map[string]bool{}
 	for _, j := range jobs {
@@ -118,14 +107,9 @@ func TestRenderExamplesYAML(t *testing.T) {
 		if got := j.Spec.Template.Spec.InitContainers[0].Image; got != "registry.example/expsync@sha256:"+strings.Repeat("a", 64) {
 			t.Errorf("Job %s: runner image %q", j.Name, got)
 		}
-		var mounted string
-		for _, v := range j.Spec.Template.Spec.Volumes {
-			if v.ConfigMap != nil {
-				mounted = v.ConfigMap.Name
-			}
-		}
-		if !contracts[mounted] {
-			t.Errorf("Job %s mounts ConfigMap %q, which the output lacks", j.Name, mounted)
+		var c contract.Contract
+		if err := json.Unmarshal([]byte(j.Spec.Template.Annotations[render.AnnotationContract]), &c); err != nil || c.RunID != j.Annotations[render.AnnotationRunID] {
+			t.Errorf("Job %s: the pod template's contract is for run %q (%v)", j.Name, c.RunID, err)
 		}
 	}
 }
@@ -147,27 +131,16 @@ func TestRenderJSONListMatchesYAML(t *testing.T) {
 	if err := json.Unmarshal([]byte(jsonOut), &list); err != nil {
 		t.Fatal(err)
 	}
-	if list.APIVersion != "v1" || list.Kind != "List" || len(list.Items) != 34 {
-		t.Fatalf("JSON output is %s %s with %d items, want a v1 List of 34", list.APIVersion, list.Kind, len(list.Items))
+	if list.APIVersion != "v1" || list.Kind != "List" || len(list.Items) != 17 {
+		t.Fatalf("JSON output is %s %s with %d items, want a v1 List of 17", list.APIVersion, list.Kind, len(list.Items))
 	}
 	// The same objects in the same order in both formats.
-	jobs, cms := decodeStream(t, yamlOut)
+	jobs := decodeStream(t, yamlOut)
 	for i, raw := range list.Items {
-		var want any
-		if i%2 == 0 {
-			want = cms[i/2]
-			var got corev1.ConfigMap
-			mustUnmarshal(t, raw, &got)
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("item %d (-yaml +json):\n%s", i, diff)
-			}
-		} else {
-			want = jobs[i/2]
-			var got batchv1.Job
-			mustUnmarshal(t, raw, &got)
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("item %d (-yaml +json):\n%s", i, diff)
-			}
+		var got batchv1.Job
+		mustUnmarshal(t, raw, &got)
+		if diff := cmp.Diff(jobs[i], got); diff != "" {
+			t.Errorf("item %d (-yaml +json):\n%s", i, diff)
 		}
 	}
 }

@@ -84,6 +84,7 @@ func renderRepository(t *testing.T, dir, namespace string) []render.JobObjects {
 		RunnerImage: runnerImage,
 		Repository:  "https://git.example/lab/experiments.git",
 		Commit:      "0123456789abcdef0123456789abcdef01234567",
+		StoreClaim:  "expsync-store",
 	})
 	if err != nil {
 		t.Fatalf("render %s: %v", dir, err)
@@ -94,7 +95,7 @@ func renderRepository(t *testing.T, dir, namespace string) []render.JobObjects {
 	return objs
 }
 
-// TestRenderedJobsAreAccepted creates every Job and contract ConfigMap of the
+// TestRenderedJobsAreAccepted creates every Job of the
 // examples and the golden cases on a real API server, in namespaces that
 // enforce the "restricted" Pod Security Standard, and checks that
 //   - the server accepts them (schema, validation of podFailurePolicy,
@@ -129,7 +130,7 @@ func TestRenderedJobsAreAccepted(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d Jobs and their ConfigMaps accepted", total)
+	t.Logf("%d Jobs accepted", total)
 }
 
 func createRestrictedNamespace(t *testing.T, ctx context.Context, client kubernetes.Interface, name string) {
@@ -146,10 +147,9 @@ func createRestrictedNamespace(t *testing.T, ctx context.Context, client kuberne
 
 func checkAccepted(t *testing.T, ctx context.Context, client kubernetes.Interface, warn *warnings, objs render.JobObjects) {
 	t.Helper()
-	job, cm := objs.Job, objs.Contract
+	job := objs.Job
 	ns := job.Namespace
 
-	// The controller's order: the Job, then its contract owned by it.
 	created, err := client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{FieldValidation: "Strict"})
 	if err != nil {
 		t.Errorf("Job %s refused: %v", job.Name, err)
@@ -157,10 +157,6 @@ func checkAccepted(t *testing.T, ctx context.Context, client kubernetes.Interfac
 	}
 	if w := warn.take(); len(w) > 0 {
 		t.Errorf("Job %s accepted with warnings: %s", job.Name, strings.Join(w, "; "))
-	}
-	render.SetContractOwner(cm, created)
-	if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
-		t.Errorf("ConfigMap %s refused: %v", cm.Name, err)
 	}
 
 	// Stored as rendered: the server kept every field we set.
@@ -185,6 +181,7 @@ func checkAccepted(t *testing.T, ctx context.Context, client kubernetes.Interfac
 		"initContainers":          {want.Template.Spec.InitContainers, got.Template.Spec.InitContainers},
 		"containers":              {want.Template.Spec.Containers, got.Template.Spec.Containers},
 		"volumes":                 {want.Template.Spec.Volumes, got.Template.Spec.Volumes},
+		"pod annotations":         {want.Template.Annotations, got.Template.Annotations},
 	} {
 		if diff := cmp.Diff(pair[0], pair[1]); diff != "" {
 			t.Errorf("Job %s: %s changed by the server (-rendered +stored):\n%s", job.Name, what, diff)
@@ -198,8 +195,9 @@ func checkAccepted(t *testing.T, ctx context.Context, client kubernetes.Interfac
 	// Pod Security admission enforces on pods, not on Jobs: a dry-run pod
 	// from the template must pass the namespace's "restricted" level.
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-dry", Namespace: ns, Labels: job.Spec.Template.Labels},
-		Spec:       *job.Spec.Template.Spec.DeepCopy(),
+		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-dry", Namespace: ns, Labels: job.Spec.Template.Labels,
+			Annotations: job.Spec.Template.Annotations},
+		Spec: *job.Spec.Template.Spec.DeepCopy(),
 	}
 	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 		t.Errorf("a pod of Job %s is refused: %v", job.Name, err)
@@ -298,12 +296,11 @@ func TestRenderOutputAppliesWithServerDryRun(t *testing.T) {
 	if err := list.UnmarshalJSON(out.Bytes()); err != nil {
 		t.Fatalf("decode the List: %v", err)
 	}
-	if len(list.Items) != 2*len(objs) {
+	if len(list.Items) != len(objs) {
 		t.Fatalf("%d items for %d runs", len(list.Items), len(objs))
 	}
 	resources := map[string]schema.GroupVersionResource{
-		"Job":       {Group: "batch", Version: "v1", Resource: "jobs"},
-		"ConfigMap": {Version: "v1", Resource: "configmaps"},
+		"Job": {Group: "batch", Version: "v1", Resource: "jobs"},
 	}
 	for _, item := range list.Items {
 		gvr, ok := resources[item.GetKind()]
