@@ -83,6 +83,11 @@ type Result struct {
 	// Requests are the contract's resource requests, next to Usage so users
 	// can right-size.
 	Requests Requests `json:"requests"`
+	// Queue is the Kueue LocalQueue a Job waited in, and AdmittedAt when
+	// Kueue admitted it (kubernetes mode): the run waited AdmittedAt -
+	// QueuedAt for quota.
+	Queue      string    `json:"queue,omitempty"`
+	AdmittedAt time.Time `json:"admittedAt,omitzero"`
 	// SchedulingDigest is the sha256 of the contract's limits and retries: a
 	// cached failure stands only while they are unchanged.
 	SchedulingDigest string `json:"schedulingDigest"`
