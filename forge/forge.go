@@ -35,6 +35,9 @@ type Config struct {
 	// Repository is the repository's path on the forge: "owner/name"
 	// (GitLab: "group/subgroup/project").
 	Repository string
+	// WebURL is where the forge's pages are, for links (default: URL;
+	// GitHub: https://github.com, or the Enterprise host).
+	WebURL string
 	// Token authenticates every request. It is never logged and never
 	// part of an error.
 	Token string
@@ -74,7 +77,10 @@ type PullRequest struct {
 	// BaseBranch is the branch the pull request targets (its short name).
 	BaseBranch string
 	HeadCommit string
-	URL        string
+	// MergeBase is the best common ancestor of the head and the base
+	// branch, as the forge computed it ("" when it did not say).
+	MergeBase string
+	URL       string
 }
 
 // Comment is the comment UpsertComment left on a pull request.
@@ -100,6 +106,8 @@ type Client interface {
 	PullRequest(ctx context.Context, number int) (PullRequest, error)
 	// MaxCommentBytes is the largest comment body the forge accepts.
 	MaxCommentBytes() int
+	// FileURL is the web page of a file (or folder) on a branch.
+	FileURL(branch, path string) string
 }
 
 // New returns the client of cfg's forge.
@@ -170,6 +178,29 @@ func (cfg Config) httpClient() *http.Client {
 	}
 	hc.Transport = &retryTransport{next: hc.Transport, policy: cfg.Retry.withDefaults()}
 	return &hc
+}
+
+// webBase is where the forge's pages are.
+func (cfg Config) webBase() string {
+	if cfg.WebURL != "" {
+		return strings.TrimSuffix(cfg.WebURL, "/")
+	}
+	switch {
+	case cfg.Kind == GitHub && (cfg.URL == "" || strings.Contains(cfg.URL, "api.github.com")):
+		return "https://github.com"
+	case cfg.Kind == GitHub:
+		return strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(cfg.URL, "/"), "/api/v3"), "/")
+	}
+	return strings.TrimSuffix(cfg.URL, "/")
+}
+
+// pathURL escapes each segment of a branch or path for a URL.
+func pathURL(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/")
 }
 
 // clipRunes shortens s to n runes, marking the cut.

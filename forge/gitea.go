@@ -12,6 +12,7 @@ import (
 // giteaClient talks to Gitea and Forgejo (the same API).
 type giteaClient struct {
 	kind        Kind
+	web         string
 	api         *gitea.Client
 	owner, name string
 	red         redactor
@@ -27,11 +28,16 @@ func newGitea(cfg Config, hc *http.Client, owner, name string, red redactor) (Cl
 	if err != nil {
 		return nil, red.err(fmt.Errorf("forge %s: %w", cfg.Kind, err))
 	}
-	return &giteaClient{kind: cfg.Kind, api: api, owner: owner, name: name, red: red}, nil
+	return &giteaClient{kind: cfg.Kind, web: cfg.webBase(), api: api, owner: owner, name: name, red: red}, nil
 }
 
 func (g *giteaClient) Kind() Kind           { return g.kind }
 func (g *giteaClient) MaxCommentBytes() int { return giteaMaxCommentBytes }
+
+// FileURL: {web}/{owner}/{repo}/src/branch/{branch}/{path}.
+func (g *giteaClient) FileURL(branch, p string) string {
+	return g.web + "/" + pathURL(g.owner+"/"+g.name) + "/src/branch/" + pathURL(branch) + "/" + pathURL(p)
+}
 
 // giteaMaxCommentBytes: Gitea stores comments as LONGTEXT and documents no
 // limit; GitHub's 65,536 characters keep a report readable on every forge.
@@ -63,6 +69,7 @@ func (g *giteaClient) PullRequest(ctx context.Context, number int) (PullRequest,
 	if pr.Head != nil {
 		out.HeadCommit = pr.Head.Sha
 	}
+	out.MergeBase = pr.MergeBase
 	return out, nil
 }
 

@@ -13,6 +13,7 @@ import (
 // githubClient talks to GitHub and GitHub Enterprise Server.
 type githubClient struct {
 	api         *github.Client
+	web         string
 	owner, name string
 	red         redactor
 	me          selfCache
@@ -28,13 +29,19 @@ func newGitHub(cfg Config, hc *http.Client, owner, name string, red redactor) (C
 			return nil, red.err(fmt.Errorf("forge github: URL: %w", err))
 		}
 	}
-	return &githubClient{api: api, owner: owner, name: name, red: red}, nil
+	return &githubClient{api: api, web: cfg.webBase(), owner: owner, name: name, red: red}, nil
 }
 
 func (g *githubClient) Kind() Kind { return GitHub }
 
 // MaxCommentBytes: GitHub refuses a comment body over 65,536 characters.
 func (g *githubClient) MaxCommentBytes() int { return 65536 }
+
+// FileURL: {web}/{owner}/{repo}/blob/{branch}/{path} (GitHub redirects a
+// folder's to /tree/).
+func (g *githubClient) FileURL(branch, p string) string {
+	return g.web + "/" + pathURL(g.owner+"/"+g.name) + "/blob/" + pathURL(branch) + "/" + pathURL(p)
+}
 
 func (g *githubClient) SetStatus(ctx context.Context, s Status) error {
 	st := github.RepoStatus{State: github.Ptr(string(s.State)), Context: github.Ptr(s.Context),
@@ -56,7 +63,17 @@ func (g *githubClient) PullRequest(ctx context.Context, number int) (PullRequest
 		}
 		return PullRequest{}, g.red.err(fmt.Errorf("read pull request %d of %s/%s: %w", number, g.owner, g.name, err))
 	}
-	return PullRequest{Number: number, URL: pr.GetHTMLURL(), BaseBranch: pr.GetBase().GetRef(), HeadCommit: pr.GetHead().GetSHA()}, nil
+	out := PullRequest{Number: number, URL: pr.GetHTMLURL(), BaseBranch: pr.GetBase().GetRef(), HeadCommit: pr.GetHead().GetSHA()}
+	// The pull request does not carry its merge base; the comparison of
+	// its base branch with its head does.
+	if out.BaseBranch != "" && out.HeadCommit != "" {
+		cmp, _, err := g.api.Repositories.CompareCommits(ctx, g.owner, g.name, out.BaseBranch, out.HeadCommit, &github.ListOptions{PerPage: 1})
+		if err != nil {
+			return out, g.red.err(fmt.Errorf("merge base of pull request %d of %s/%s: %w", number, g.owner, g.name, err))
+		}
+		out.MergeBase = cmp.GetMergeBaseCommit().GetSHA()
+	}
+	return out, nil
 }
 
 func (g *githubClient) UpsertComment(ctx context.Context, number int, marker, body string) (Comment, error) {

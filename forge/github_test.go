@@ -56,6 +56,11 @@ func githubRoutes(t *testing.T) []route {
 			handle: func(a *docAPI, w http.ResponseWriter, r *http.Request, m []string, body map[string]any) {
 				editComment(a, w, r, m[3], body, func(c apiComment) any { return githubCommentJSON(r, c) })
 			}},
+		{method: "GET", path: regexp.MustCompile(repo + `/compare/([^/]+)\.\.\.([0-9a-f]{40})$`),
+			handle: func(a *docAPI, w http.ResponseWriter, r *http.Request, m []string, _ map[string]any) {
+				writeJSON(w, http.StatusOK, map[string]any{"status": "ahead", "merge_base_commit": map[string]any{"sha": strings.Repeat("cd", 20)},
+					"base_commit": map[string]any{"sha": strings.Repeat("ef", 20)}})
+			}},
 		{method: "GET", path: regexp.MustCompile(`^/api/v3/user$`),
 			handle: func(a *docAPI, w http.ResponseWriter, r *http.Request, _ []string, _ map[string]any) {
 				writeJSON(w, http.StatusOK, map[string]any{"login": a.me, "id": 7, "type": "User"})

@@ -13,6 +13,7 @@ import (
 // requests (a pull request's number is the merge request's IID).
 type gitlabClient struct {
 	api     *gitlab.Client
+	web     string
 	project string // group/subgroup/project; the library escapes it
 	red     redactor
 	me      selfCache
@@ -26,13 +27,18 @@ func newGitLab(cfg Config, hc *http.Client, red redactor) (Client, error) {
 		return nil, red.err(fmt.Errorf("forge gitlab: %w", err))
 	}
 	api.UserAgent = userAgent
-	return &gitlabClient{api: api, project: strings.Trim(cfg.Repository, "/"), red: red}, nil
+	return &gitlabClient{api: api, web: cfg.webBase(), project: strings.Trim(cfg.Repository, "/"), red: red}, nil
 }
 
 func (g *gitlabClient) Kind() Kind { return GitLab }
 
 // MaxCommentBytes: GitLab accepts notes of up to 1,000,000 characters.
 func (g *gitlabClient) MaxCommentBytes() int { return 1000000 }
+
+// FileURL: {web}/{project}/-/blob/{branch}/{path}.
+func (g *gitlabClient) FileURL(branch, p string) string {
+	return g.web + "/" + pathURL(g.project) + "/-/blob/" + pathURL(branch) + "/" + pathURL(p)
+}
 
 // gitlabState maps a status to GitLab's pipeline states.
 func gitlabState(s State) gitlab.BuildStateValue {
@@ -66,7 +72,8 @@ func (g *gitlabClient) PullRequest(ctx context.Context, number int) (PullRequest
 		}
 		return PullRequest{}, g.red.err(fmt.Errorf("read merge request !%d of %s: %w", number, g.project, err))
 	}
-	return PullRequest{Number: number, URL: mr.WebURL, BaseBranch: mr.TargetBranch, HeadCommit: mr.SHA}, nil
+	// diff_refs.base_sha is the merge base GitLab diffs the request against.
+	return PullRequest{Number: number, URL: mr.WebURL, BaseBranch: mr.TargetBranch, HeadCommit: mr.SHA, MergeBase: mr.DiffRefs.BaseSha}, nil
 }
 
 func (g *gitlabClient) UpsertComment(ctx context.Context, number int, marker, body string) (Comment, error) {

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -70,7 +71,7 @@ func gitlabRoutes(t *testing.T) []route {
 					return
 				}
 				writeJSON(w, http.StatusOK, map[string]any{"iid": n, "web_url": fmt.Sprintf("https://gitlab.example/group/sub/exps/-/merge_requests/%d", n),
-					"target_branch": pr[0], "sha": pr[1]})
+					"target_branch": pr[0], "sha": pr[1], "diff_refs": map[string]any{"base_sha": strings.Repeat("cd", 20), "head_sha": pr[1], "start_sha": strings.Repeat("ef", 20)}})
 			}},
 	}
 }

@@ -212,13 +212,49 @@ func runDocAPISuite(t *testing.T, s docAPISuite) {
 		api, c, _ := s.fixture(t, testToken, RetryPolicy{})
 		api.prs[8] = [2]string{"main", sha}
 		pr, err := c.PullRequest(ctx, 8)
-		if err != nil || pr.BaseBranch != "main" || pr.HeadCommit != sha || pr.Number != 8 || pr.URL == "" {
+		if err != nil || pr.BaseBranch != "main" || pr.HeadCommit != sha || pr.Number != 8 || pr.URL == "" || pr.MergeBase != strings.Repeat("cd", 20) {
 			t.Fatalf("pull request 8: %+v, %v", pr, err)
 		}
 		if _, err := c.PullRequest(ctx, 9); !errors.Is(err, ErrNotFound) {
 			t.Errorf("pull request 9: %v, want ErrNotFound", err)
 		}
 	})
+}
+
+func TestFileURLs(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Kind: GitHub, Repository: "lab/exps"}, "https://github.com/lab/exps/blob/expsync/results/pr-8/results/a%20b/README.md"},
+		{Config{Kind: GitHub, URL: "https://ghe.example/api/v3/", Repository: "lab/exps"}, "https://ghe.example/lab/exps/blob/expsync/results/pr-8/results/a%20b/README.md"},
+		{Config{Kind: Gitea, URL: "http://127.0.0.1:3000/", Repository: "lab/exps"}, "http://127.0.0.1:3000/lab/exps/src/branch/expsync/results/pr-8/results/a%20b/README.md"},
+		{Config{Kind: GitLab, URL: "https://gitlab.example", Repository: "group/sub/exps"}, "https://gitlab.example/group/sub/exps/-/blob/expsync/results/pr-8/results/a%20b/README.md"},
+	} {
+		c.cfg.Token = testToken
+		cl, err := New(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cl.FileURL("expsync/results/pr-8", "results/a b/README.md"); got != c.want {
+			t.Errorf("%s: %s, want %s", c.cfg.Kind, got, c.want)
+		}
+	}
+}
+
+func TestNewRefusesCredentialsInTheURL(t *testing.T) {
+	_, err := New(Config{Kind: Gitea, URL: "https://bot:" + testToken + "@gitea.example", Repository: "lab/exps", Token: testToken})
+	if err == nil || strings.Contains(err.Error(), testToken) {
+		t.Errorf("New with a token in the URL: %v", err)
+	}
+	if _, err := New(Config{Kind: Gitea, URL: "https://gitea.example", Repository: "lab/exps"}); err == nil {
+		t.Errorf("New without a token succeeded")
+	}
+	for _, repo := range []string{"exps", "lab/../exps", "a/b/c", "/"} {
+		if _, err := New(Config{Kind: Gitea, URL: "https://gitea.example", Repository: repo, Token: testToken}); err == nil {
+			t.Errorf("repository %q accepted", repo)
+		}
+	}
 }
 
 func repoOf(c Client) string {
