@@ -44,6 +44,10 @@ func mdText(s string, n int) string {
 	return b.String()
 }
 
+// EscapeMarkdown is mdText for callers composing a report around a diff:
+// s made inert inside a Markdown line, clipped to n runes (0: no clip).
+func EscapeMarkdown(s string, n int) string { return mdText(s, n) }
+
 // plain replaces control characters (terminal escapes, line breaks) and
 // Unicode format characters (bidirectional overrides that make text read
 // other than it is) by spaces and collapses white space.

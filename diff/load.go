@@ -78,6 +78,7 @@ func load(s Side, opts Options) (*side, error) {
 		root = results.DefaultRoot
 	}
 	layout := results.Layout{Root: root}
+	out.info.ResultsRoot = layout.ExperimentDir("")
 	verified, err := readVerified(s.Results, layout, opts, out)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Label, err)

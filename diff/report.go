@@ -23,6 +23,8 @@ type SideInfo struct {
 	// not be.
 	Planned   bool   `json:"planned"`
 	PlanError string `json:"planError,omitempty"`
+	// ResultsRoot is the side's results folder.
+	ResultsRoot string `json:"resultsRoot"`
 }
 
 // Counts sums up an experiment (or the whole report).

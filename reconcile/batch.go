@@ -116,7 +116,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		return changes, err
 	})
 	if err != nil {
-		b.r.emit(Event{Kind: EventCommitFailed, Commit: b.t.Commit, Runs: len(runs), Err: err})
+		b.r.emit(b.t, Event{Kind: EventCommitFailed, Commit: b.t.Commit, Runs: len(runs), Err: err})
 		return fmt.Errorf("commit results of %d runs: %w", len(runs), err)
 	}
 	b.mu.Lock()
@@ -140,7 +140,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		b.commits = append(b.commits, commit)
 	}
 	b.mu.Unlock()
-	b.r.emit(Event{Kind: EventCommitted, Commit: b.t.Commit, ResultsCommit: commit, Runs: len(runs)})
+	b.r.emit(b.t, Event{Kind: EventCommitted, Commit: b.t.Commit, ResultsCommit: commit, Runs: len(runs)})
 	return nil
 }
 

@@ -22,8 +22,11 @@ const (
 
 // Event is one progress report of a reconcile.
 type Event struct {
-	Kind   EventKind
-	Commit string // the commit being reconciled
+	Kind EventKind
+	// Repository and Ref name the target (its URL, credentials stripped,
+	// and full ref name); Commit is the commit being reconciled.
+	Repository, Ref string
+	Commit          string
 	// Planned: counts of the plan.
 	Planned, Done, Recover, Execute int
 	// RunFinished.
@@ -40,10 +43,11 @@ type Event struct {
 	Err           error
 }
 
-func (r *Reconciler) emit(e Event) {
+func (r *Reconciler) emit(t Target, e Event) {
 	if r.Events == nil {
 		return
 	}
+	e.Repository, e.Ref = t.Repository, t.Ref
 	r.eventsMu.Lock()
 	defer r.eventsMu.Unlock()
 	r.Events(e)

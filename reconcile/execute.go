@@ -59,7 +59,7 @@ func (r *Reconciler) recoverRuns(ctx context.Context, t Target, layout results.L
 		} else {
 			rep.Failed++
 		}
-		r.emit(Event{Kind: EventRunFinished, Commit: t.Commit, RunID: rc.run.ID, Experiment: rc.run.Experiment,
+		r.emit(t, Event{Kind: EventRunFinished, Commit: t.Commit, RunID: rc.run.ID, Experiment: rc.run.Experiment,
 			Status: string(folder.Record.Status), Recovered: true, Duration: folder.Record.Duration()})
 	}
 	return rerun, errors.Join(errs...)
@@ -143,7 +143,7 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 				}
 				ev.Status, ev.Reason, ev.Duration = string(res.Status), res.Error, res.FinishedAt.Sub(res.StartedAt)
 			}
-			r.emit(ev)
+			r.emit(t, ev)
 		}(run)
 	}
 	wg.Wait()

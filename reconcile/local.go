@@ -213,3 +213,11 @@ func (l *Local) ReconcileRef(ctx context.Context, src *gitsource.Source, ch gits
 			MayCreate: mayCreate},
 	})
 }
+
+// TrustedKeys are the public keys whose signed results count (the signing
+// key's own and TrustedKeys), for readers of results beside the reconciler
+// (pull request reports). It waits for the signing key like KeyError.
+func (l *Local) TrustedKeys() (attest.Verifiers, error) {
+	_, trusted, err := l.Reconciler.keys()
+	return trusted, err
+}

@@ -145,7 +145,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 		return rep, err
 	}
 	work.execute = r.holdBack(work.execute, rep)
-	r.emit(Event{Kind: EventPlanned, Commit: t.Commit, Planned: rep.Planned, Done: rep.Done,
+	r.emit(t, Event{Kind: EventPlanned, Commit: t.Commit, Planned: rep.Planned, Done: rep.Done,
 		Recover: len(work.recover), Execute: len(work.execute)})
 	if len(work.recover) == 0 && len(work.execute) == 0 {
 		return rep, r.redrawPlots(ctx, t, layout, plan.Runs, work, rep)

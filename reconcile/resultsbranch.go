@@ -3,6 +3,7 @@ package reconcile
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -71,4 +72,15 @@ func CheckResultsBranch(pattern, branch string) error {
 	}
 	return fmt.Errorf("resultsBranch %q is shared by every ref matching %q, so results of different pull requests would be committed onto each other's code; name one branch per ref with a template such as %q or %q",
 		branch, pattern, "expsync/results/pr-{{number}}", "expsync/results/{{ref}}")
+}
+
+// PullRequestNumber is the number of a pull or merge request's ref
+// (refs/pull/8/head, refs/merge-requests/8/head, refs/changes/34/8/1).
+func PullRequestNumber(ref string) (int, bool) {
+	sub := requestNumber.FindStringSubmatch(ref)
+	if sub == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(sub[1] + sub[2])
+	return n, err == nil && n > 0
 }

@@ -17,6 +17,10 @@ type ServeOptions struct {
 	// Log receives one line per notable thing (a new commit, a reconcile's
 	// outcome, an error); nil discards.
 	Log func(format string, args ...any)
+	// Finished, when set, is told each reconcile's outcome (also a commit
+	// that may not run: err wraps ErrNotRunnable). It must not block:
+	// pull-request reports (package review) queue their work.
+	Finished func(src *gitsource.Source, ch gitsource.RefChange, rep *Report, err error)
 }
 
 // Serve polls every source on an interval and reconciles each watched ref
@@ -40,7 +44,7 @@ func (l *Local) Serve(ctx context.Context, sources []*gitsource.Source, opts Ser
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	s := &server{l: l, logf: logf, workers: map[string]*refWorker{}}
+	s := &server{l: l, logf: logf, finished: opts.Finished, workers: map[string]*refWorker{}}
 	// Each repository is polled on its own schedule, so a server that is
 	// slow or stalled (bounded by gitsource's timeouts) delays only itself.
 	var pollers sync.WaitGroup
@@ -71,11 +75,12 @@ func (s *server) pollEvery(ctx context.Context, src *gitsource.Source, interval 
 }
 
 type server struct {
-	l       *Local
-	logf    func(string, ...any)
-	mu      sync.Mutex
-	workers map[string]*refWorker
-	wg      sync.WaitGroup
+	l        *Local
+	logf     func(string, ...any)
+	finished func(*gitsource.Source, gitsource.RefChange, *Report, error)
+	mu       sync.Mutex
+	workers  map[string]*refWorker
+	wg       sync.WaitGroup
 }
 
 // refWorker reconciles one ref: latest holds the newest commit to do.
@@ -204,6 +209,9 @@ func (s *server) kick(ctx context.Context, w *refWorker) {
 			w.mu.Unlock()
 			rep, err := s.l.ReconcileRef(ctx, w.src, *ch)
 			s.report(w, *ch, rep, err)
+			if s.finished != nil && ctx.Err() == nil {
+				s.finished(w.src, *ch, rep, err)
+			}
 			failed := err != nil && !errors.Is(err, ErrNotRunnable) && !errors.Is(err, ErrPlan)
 			held := rep != nil && rep.Held > 0
 			if (failed || held) && ctx.Err() == nil {

@@ -61,6 +61,8 @@ type repositoryConfig struct {
 	Auth      *authConfig   `yaml:"auth"`
 	Refs      []refConfig   `yaml:"refs"`
 	Verify    *verifyConfig `yaml:"verify"`
+	// Forge posts statuses and a comment on pull requests (serve_review.go).
+	Forge *forgeConfig `yaml:"forge"`
 }
 
 type refConfig struct {
@@ -132,6 +134,9 @@ The configuration file (YAML):
         - {pattern: main, trusted: true}
         - {pattern: "refs/pull/*/head", trusted: false, resultsBranch: "expsync/results/pr-{{number}}"}
       verify: {sshKeyFiles: [/etc/expsync/allowed_signers]}
+      # Statuses and one comment per pull request (gitea, forgejo, github,
+      # gitlab); the API token comes from $EXPSYNC_FORGE_TOKEN (tokenEnv).
+      forge: {kind: gitea, url: https://git.example, repository: lab/experiments}
       # required: true verifies trusted refs too (a ref's first signed head is
       # its baseline, then every new commit is checked); from: [COMMIT] names
       # a signed commit to verify from instead.
@@ -176,10 +181,12 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 		defer logMu.Unlock()
 		io.WriteString(log, line)
 	}
+	reviews := newReviewers()
 	opts := reconcile.LocalOptions{
 		StoreDir: cfg.Store, StateDir: cfg.State, Key: cfg.Key, TrustedKeys: cfg.TrustedKeys, BuilderID: cfg.BuilderID,
 		Concurrency: cfg.Concurrency, GPUs: cfg.GPUs, BatchInterval: cfg.BatchInterval.Duration,
 		Events: func(e reconcile.Event) {
+			reviews.event(e)
 			switch e.Kind {
 			case reconcile.EventRunFinished:
 				logf("run %s of %s: %s", short12(e.RunID), e.Experiment, e.Status)
@@ -245,11 +252,22 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 			return &exitError{2, fmt.Errorf("%s: repositories[%d]: %w", o.Config, i, err)}
 		}
 		sources = append(sources, src)
+		if rc.Forge != nil {
+			client, err := rc.Forge.client(rc.URL)
+			if err == nil {
+				err = reviews.add(l, src, client, rc.Forge.Context, logf)
+			}
+			if err != nil {
+				l.Close(context.Background())
+				return &exitError{2, fmt.Errorf("%s: repositories[%d]: %w", o.Config, i, err)}
+			}
+		}
 	}
 	logf("serving %d repositories, polling every %s (store %s, state %s)", len(sources), cfg.Interval.Duration, cfg.Store, cfg.State)
-	err = l.Serve(ctx, sources, reconcile.ServeOptions{Interval: cfg.Interval.Duration, Log: logf})
+	err = l.Serve(ctx, sources, reconcile.ServeOptions{Interval: cfg.Interval.Duration, Log: logf, Finished: reviews.finished})
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	reviews.close(shutdown)
 	if cerr := l.Close(shutdown); cerr != nil {
 		logf("shutdown: %v", cerr)
 	}
@@ -266,6 +284,7 @@ var configSections = map[string]string{
 	"authConfig":       "a repository's auth",
 	"authorConfig":     "author",
 	"refConfig":        "a ref",
+	"forgeConfig":      "a repository's forge",
 	"verifyConfig":     "a repository's verify",
 }
 

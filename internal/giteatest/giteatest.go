@@ -1,0 +1,110 @@
+// Package giteatest starts a real Gitea on loopback for tests, through
+// hack/forge/gitea.sh (which hack/forge/build-gitea.sh feeds), and stops
+// it when the test ends. It is not used by expsync itself.
+//
+// A machine without the Gitea binary skips the test with the reason and
+// the command that builds it; under CI=true a missing Gitea fails the test
+// instead: CI builds it (.ci/run) and must never skip this tier.
+package giteatest
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// Forge is a running Gitea with an admin account.
+type Forge struct {
+	URL      string // http://127.0.0.1:PORT/
+	User     string
+	Password string
+	Token    string // an API token of User (all scopes)
+	dir      string
+}
+
+// Binary is where the Gitea binary is looked for.
+func Binary() string {
+	if b := os.Getenv("EXPSYNC_GITEA_BIN"); b != "" {
+		return b
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "expsync", "gitea", "v1.27.3", "gitea")
+}
+
+// script is hack/forge/gitea.sh of this checkout.
+func script() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "hack", "forge", "gitea.sh")
+}
+
+// Start starts a Gitea for t (or skips t, see the package comment).
+func Start(t testing.TB) *Forge {
+	t.Helper()
+	if _, err := os.Stat(Binary()); err != nil {
+		msg := "no Gitea at " + Binary() + ": build it once with hack/forge/build-gitea.sh (about 14 minutes on 2 cores; .ci/run does)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + "; CI must run the forge tier")
+		}
+		t.Skip(msg)
+	}
+	cmd := exec.Command("bash", script(), "start")
+	cmd.Env = append(os.Environ(), "EXPSYNC_GITEA_BIN="+Binary())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("hack/forge/gitea.sh start: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	f := &Forge{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		switch k {
+		case "GITEA_URL":
+			f.URL = v
+		case "GITEA_USER":
+			f.User = v
+		case "GITEA_PASSWORD":
+			f.Password = v
+		case "GITEA_TOKEN":
+			f.Token = v
+		case "GITEA_DIR":
+			f.dir = v
+		}
+	}
+	if f.URL == "" || f.Token == "" || f.dir == "" {
+		t.Fatalf("hack/forge/gitea.sh start printed no URL, token or folder:\n%s", stdout.String())
+	}
+	t.Cleanup(func() { f.Stop(t) })
+	return f
+}
+
+// Stop ends the Gitea and removes everything it left (also called at the
+// end of the test).
+func (f *Forge) Stop(t testing.TB) {
+	if f.dir == "" {
+		return
+	}
+	if out, err := exec.Command("bash", script(), "stop", f.dir).CombinedOutput(); err != nil {
+		t.Errorf("hack/forge/gitea.sh stop: %v\n%s", err, out)
+	}
+	f.dir = ""
+}
+
+// Dir is the instance's folder (gone after Stop).
+func (f *Forge) Dir() string { return f.dir }
+
+// RepoURL is the HTTP clone URL of owner/name with the admin's credentials.
+func (f *Forge) RepoURL(owner, name string) string {
+	u := strings.TrimSuffix(f.URL, "/")
+	return strings.Replace(u, "http://", "http://"+f.User+":"+f.Password+"@", 1) + "/" + owner + "/" + name + ".git"
+}
+
+// PlainRepoURL is the clone URL without credentials.
+func (f *Forge) PlainRepoURL(owner, name string) string {
+	return strings.TrimSuffix(f.URL, "/") + "/" + owner + "/" + name + ".git"
+}
