@@ -64,7 +64,7 @@ type Outcome struct {
 	// not allowed); Reason says why. PlanFailed: its experiment files do
 	// not plan.
 	Refused, PlanFailed bool
-	Reason             string
+	Reason              string
 	// Held runs could not run on this machine and wait; Cancelled were
 	// stopped (a newer commit, a shutdown).
 	Held, Cancelled int
@@ -172,9 +172,9 @@ type worker struct {
 	// after it (a late event) does not turn a done status back to pending.
 	finalCommit string
 	// lastStatus is the last status posted, not posted twice.
-	lastStatus   forge.Status
-	lastPending  time.Time
-	failing      string // the error being retried, logged once
+	lastStatus  forge.Status
+	lastPending time.Time
+	failing     string // the error being retried, logged once
 }
 
 func (w *worker) set(j job) {
