@@ -7,7 +7,7 @@ export GOTOOLCHAIN := local
 # proxy are cached; hack/envtest/build.sh fills it once.
 ENVTEST_DIR ?= $(HOME)/.cache/expsync/envtest
 
-.PHONY: build test bench bench-e2e lint fuzz envtest quickstart
+.PHONY: build test bench bench-e2e lint fuzz envtest gitea quickstart
 
 # Static and cgo-free, as released: it runs from a distroless/static image
 # (controller, `expsync exec` in pods); user lookups and DNS use Go's own
@@ -17,6 +17,14 @@ build:
 
 envtest:
 	hack/envtest/build.sh "$(ENVTEST_DIR)"
+
+# Gitea v1.27.3 built from the Go module proxy (cgo, ~14 minutes once),
+# cached in GITEA_DIR: the real forge of the pull-request tier. `make test`
+# does not build it: without it those tests skip saying so, except under
+# CI=true, where .ci/run builds it and they must run.
+GITEA_DIR ?= $(HOME)/.cache/expsync/gitea
+gitea:
+	hack/forge/build-gitea.sh "$(GITEA_DIR)"
 
 # The README's main command: the whole loop on a scratch Git remote made from
 # examples/experiments (run, attest, commit back, verify).
