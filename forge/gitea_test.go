@@ -2,9 +2,6 @@ package forge
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,36 +29,9 @@ func newGiteaLab(t *testing.T) *giteaLab {
 	if _, _, err := admin.Repositories.CreateRepo(ctx, gitea.CreateRepoOption{Name: "exps", DefaultBranch: "main"}); err != nil {
 		t.Fatalf("create repository: %v", err)
 	}
-	dir := t.TempDir()
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir, "GIT_TERMINAL_PROMPT=0",
-			"GIT_AUTHOR_NAME=Peer", "GIT_AUTHOR_EMAIL=peer@example.org", "GIT_COMMITTER_NAME=Peer", "GIT_COMMITTER_EMAIL=peer@example.org")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	write := func(name, content string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git("init", "-q", "-b", "main")
-	write("README.md", "base\n")
-	git("add", "-A")
-	git("commit", "-q", "-m", "base")
-	git("push", "-q", g.RepoURL(g.User, "exps"), "main")
-	l := &giteaLab{g: g, admin: admin, base: git("rev-parse", "HEAD")}
+	l := &giteaLab{g: g, admin: admin}
+	_, l.base, l.head = g.PushBranches(t, g.User, "exps")
 	l.mb = l.base
-	git("checkout", "-q", "-b", "feature")
-	write("README.md", "feature\n")
-	git("commit", "-q", "-am", "feature")
-	git("push", "-q", g.RepoURL(g.User, "exps"), "feature")
-	l.head = git("rev-parse", "HEAD")
 	if _, _, err := admin.PullRequests.CreatePullRequest(ctx, g.User, "exps", gitea.CreatePullRequestOption{Head: "feature", Base: "main", Title: "feature"}); err != nil {
 		t.Fatalf("open pull request: %v", err)
 	}

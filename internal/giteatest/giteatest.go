@@ -108,3 +108,42 @@ func (f *Forge) RepoURL(owner, name string) string {
 func (f *Forge) PlainRepoURL(owner, name string) string {
 	return strings.TrimSuffix(f.URL, "/") + "/" + owner + "/" + name + ".git"
 }
+
+// Git runs the git CLI in dir as a peer would (fixed identity, no user
+// configuration) and fails t on error; it returns the trimmed output.
+func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir, "GIT_TERMINAL_PROMPT=0",
+		"GIT_AUTHOR_NAME=Peer", "GIT_AUTHOR_EMAIL=peer@example.org", "GIT_COMMITTER_NAME=Peer", "GIT_COMMITTER_EMAIL=peer@example.org")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// PushBranches makes a clone in a new folder with a commit on main and one
+// more on feature, pushes both to owner/name (which must exist) and
+// returns the clone and the two commits.
+func (f *Forge) PushBranches(t testing.TB, owner, name string) (dir, base, head string) {
+	t.Helper()
+	dir = t.TempDir()
+	write := func(content string) {
+		if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	Git(t, dir, "init", "-q", "-b", "main")
+	write("base\n")
+	Git(t, dir, "add", "-A")
+	Git(t, dir, "commit", "-q", "-m", "base")
+	Git(t, dir, "push", "-q", f.RepoURL(owner, name), "main")
+	base = Git(t, dir, "rev-parse", "HEAD")
+	Git(t, dir, "checkout", "-q", "-b", "feature")
+	write("feature\n")
+	Git(t, dir, "commit", "-q", "-am", "feature")
+	Git(t, dir, "push", "-q", f.RepoURL(owner, name), "feature")
+	return dir, base, Git(t, dir, "rev-parse", "HEAD")
+}
