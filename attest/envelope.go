@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // Limits on what the verifier reads, so a hostile file costs little.
 const (
-	// MaxEnvelopeBytes bounds an envelope file.
-	MaxEnvelopeBytes = 16 << 20
+	// MaxEnvelopeBytes bounds an envelope file read: the readers' limit of
+	// contract/limits.go, above what expsync writes (contract.MaxEnvelopeBytes).
+	MaxEnvelopeBytes = contract.ReadEnvelopeBytes
 	// MaxSignatures bounds the signatures tried per envelope (each is tried
 	// against every key).
 	MaxSignatures = 32

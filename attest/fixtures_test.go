@@ -2,6 +2,8 @@ package attest
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -115,7 +117,14 @@ func testRun(t testing.TB, id contract.Identity) Run {
 func writeRunFolder(t testing.TB, root string, id contract.Identity, run Run, signers ...*Signer) string {
 	t.Helper()
 	dir := filepath.Join(root, run.Experiment, run.RunID)
-	record := map[string]any{"runID": run.RunID, "experiment": run.Experiment, "status": run.Status, "identity": id}
+	const estimate = `{"estimate":3.1416}` + "\n"
+	sum := sha256.Sum256([]byte(estimate))
+	// As expsync writes it: the log and the small output are in the
+	// folder (committed); a large output is in the store only.
+	record := map[string]any{"runID": run.RunID, "experiment": run.Experiment, "status": run.Status, "identity": id,
+		"logCommitted": true, "outputs": []map[string]any{
+			{"path": "big.bin", "sha256": storeOnlySHA256, "size": len(storeOnlyContent), "committed": false},
+			{"path": "out/estimate.json", "sha256": hex.EncodeToString(sum[:]), "size": len(estimate), "committed": true}}}
 	runJSON, err := json.MarshalIndent(record, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +133,7 @@ func writeRunFolder(t testing.TB, root string, id contract.Identity, run Run, si
 		RunFile:                     string(runJSON) + "\n",
 		MetricsFile:                 `{"pi":3.1416}` + "\n",
 		LogFile:                     "estimating pi\n",
-		"outputs/out/estimate.json": `{"estimate":3.1416}` + "\n",
+		"outputs/out/estimate.json": estimate,
 	}
 	for name, content := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -139,7 +148,7 @@ func writeRunFolder(t testing.TB, root string, id contract.Identity, run Run, si
 	if err != nil {
 		t.Fatal(err)
 	}
-	run.Subjects = subjects
+	run.Subjects = append(subjects, Subject{Name: "outputs/big.bin", SHA256: storeOnlySHA256})
 	env, err := SignRun(run, signers...)
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +158,13 @@ func writeRunFolder(t testing.TB, root string, id contract.Identity, run Run, si
 	}
 	return dir
 }
+
+// storeOnlyContent is the output of the fixture folders that is recorded
+// as not committed (too large): a subject whose file is in the store only.
+const (
+	storeOnlyContent = "a large output, kept in the store\n"
+	storeOnlySHA256  = "34e337bdf36160afd2b3957d80c4702ce6556ae2b0fab83fd6533cae6bfa4464"
+)
 
 // signedFolder is the common case: one run, signed by the ECDSA test key.
 func signedFolder(t testing.TB) (dir string, key *Key) {

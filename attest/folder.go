@@ -169,17 +169,21 @@ func checkInvocationID(r *Report, v *Verified) {
 }
 
 func checkSubjects(r *Report, src folderSource, v *Verified, opts FolderOptions) {
+	inFolder := committedFiles(src, v)
 	for _, s := range v.Subjects {
 		name := "subject " + s.Name
 		got, err := src.hash(s.Name)
 		where := "folder"
-		if errors.Is(err, fs.ErrNotExist) && opts.Store != nil {
+		if errors.Is(err, fs.ErrNotExist) && opts.Store != nil && !inFolder[s.Name] {
 			if p, ok := opts.Store(s.SHA256); ok {
 				got, err = hashRegularFile(p)
 				where = "store"
 			}
 		}
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && inFolder[s.Name]:
+			// Signed as part of the folder: a deletion is an edit.
+			r.fail(name, "absent from the folder, which the signed "+RunFile+" says holds it (deleted after signing?)")
 		case errors.Is(err, fs.ErrNotExist):
 			if opts.RequireAll {
 				r.fail(name, "absent from the folder and the store (--require-all)")
@@ -194,6 +198,44 @@ func checkSubjects(r *Report, src folderSource, v *Verified, opts FolderOptions)
 			r.ok(name, "sha256 "+s.SHA256+" ("+where+")")
 		}
 	}
+}
+
+// committedFiles names the subjects the folder itself must hold: run.json
+// and metrics.json always, and the log and outputs that the signed run.json
+// records as committed (logCommitted; outputs[].committed). The others
+// (too large, or holding a secret) live in the store only. run.json is
+// read only when it hashes to its attested digest: a forged one decides
+// nothing.
+func committedFiles(src folderSource, v *Verified) map[string]bool {
+	in := map[string]bool{RunFile: true, MetricsFile: true}
+	var want string
+	for _, s := range v.Subjects {
+		if s.Name == RunFile {
+			want = s.SHA256
+		}
+	}
+	data, err := src.read(RunFile, contract.ReadRecordBytes)
+	sum := sha256.Sum256(data)
+	if err != nil || want == "" || hex.EncodeToString(sum[:]) != want {
+		return in
+	}
+	var rec struct {
+		LogCommitted bool `json:"logCommitted"`
+		Outputs      []struct {
+			Path      string `json:"path"`
+			Committed bool   `json:"committed"`
+		} `json:"outputs"`
+	}
+	if json.Unmarshal(data, &rec) != nil {
+		return in
+	}
+	in[LogFile] = rec.LogCommitted
+	for _, o := range rec.Outputs {
+		if o.Committed {
+			in[path.Join(OutputsDir, o.Path)] = true
+		}
+	}
+	return in
 }
 
 // checkUnattested fails files in the folder that no subject covers: anyone
@@ -234,7 +276,7 @@ func checkUnattested(r *Report, src folderSource, v *Verified, opts FolderOption
 // run.json (already checked against its subject digest) and compares it and
 // its context tree with what the statement attests.
 func checkRecordedIdentity(r *Report, src folderSource, v *Verified, opts FolderOptions) {
-	data, err := src.read(RunFile, MaxEnvelopeBytes)
+	data, err := src.read(RunFile, contract.ReadRecordBytes)
 	if err != nil {
 		r.notChecked("runID", err.Error())
 		failExperimentUnknown(r, opts.Experiment, err)
@@ -294,7 +336,7 @@ func parseContextExcluded(data []byte) ([]string, error) {
 
 // RecordedIdentity reads the identity document from a run.json file.
 func RecordedIdentity(file string) (*contract.Identity, error) {
-	data, err := readLimited(file, MaxEnvelopeBytes)
+	data, err := readLimited(file, contract.ReadRecordBytes)
 	if err != nil {
 		return nil, err
 	}

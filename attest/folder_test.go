@@ -23,14 +23,14 @@ func statuses(r *Report) map[string]Status {
 
 func TestVerifyFolderAcceptsSignedFolder(t *testing.T) {
 	dir, key := signedFolder(t)
-	r, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true})
+	r, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true, Store: storeWith(t, []byte(storeOnlyContent))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]Status{
 		"signature": StatusOK, "statement": StatusOK, "builder": StatusOK, "invocationID": StatusOK,
 		"subject " + RunFile: StatusOK, "subject " + MetricsFile: StatusOK, "subject " + LogFile: StatusOK,
-		"subject outputs/out/estimate.json": StatusOK, "unattested files": StatusOK, "runID": StatusOK, "contextTree": StatusOK,
+		"subject outputs/out/estimate.json": StatusOK, "subject outputs/big.bin": StatusOK, "unattested files": StatusOK, "runID": StatusOK, "contextTree": StatusOK,
 	}
 	if diff := cmp.Diff(want, statuses(r)); diff != "" {
 		t.Errorf("checks (-want +got):\n%s", diff)
@@ -115,35 +115,50 @@ func TestMissingEnvelopeFails(t *testing.T) {
 	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "envelope", "no provenance.intoto.jsonl: the folder is not signed")
 }
 
+// TestMissingSignedFileFails (issue 9, item 5): a file the signed run.json
+// says the folder holds — run.json and metrics.json always, the log when
+// logCommitted, outputs with committed: true — fails verification when it
+// is deleted, with or without --require-all, and a copy in the store does
+// not stand in for it. Deleting an output or log.txt passed (exit 0, "not
+// checked: absent"), so a folder could lose what it was signed with.
+func TestMissingSignedFileFails(t *testing.T) {
+	for _, name := range []string{"outputs/out/estimate.json", LogFile, MetricsFile, RunFile} {
+		t.Run(name, func(t *testing.T) {
+			dir, key := signedFolder(t)
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			data := readFile(t, p)
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}}, "subject "+name, "absent from the folder")
+			expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}, Store: storeWith(t, data)}, "subject "+name, "absent from the folder")
+		})
+	}
+}
+
+// TestMissingSubjectNotCheckedWithoutRequireAll: an output that run.json
+// records as not committed (too large for the folder) is in the store
+// only: absent, it is not checked unless --require-all.
 func TestMissingSubjectNotCheckedWithoutRequireAll(t *testing.T) {
 	dir, key := signedFolder(t)
-	if err := os.Remove(filepath.Join(dir, "outputs", "out", "estimate.json")); err != nil {
-		t.Fatal(err)
-	}
 	r, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}})
 	if err != nil {
-		t.Fatalf("missing subject without --require-all failed: %v", err)
+		t.Fatalf("a store-only subject without --require-all failed: %v", err)
 	}
-	if got := statuses(r)["subject outputs/out/estimate.json"]; got != StatusNotChecked {
-		t.Errorf("missing subject status = %q, want %q", got, StatusNotChecked)
+	if got := statuses(r)["subject outputs/big.bin"]; got != StatusNotChecked {
+		t.Errorf("store-only subject status = %q, want %q", got, StatusNotChecked)
 	}
 }
 
 func TestRejectMissingSubjectWithRequireAll(t *testing.T) {
 	dir, key := signedFolder(t)
-	if err := os.Remove(filepath.Join(dir, "outputs", "out", "estimate.json")); err != nil {
-		t.Fatal(err)
-	}
-	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true}, "subject outputs/out/estimate.json", "absent")
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true}, "subject outputs/big.bin", "absent")
 }
 
-func TestMissingSubjectFoundInStore(t *testing.T) {
-	dir, key := signedFolder(t)
-	out := filepath.Join(dir, "outputs", "out", "estimate.json")
-	data := readFile(t, out)
-	if err := os.Remove(out); err != nil {
-		t.Fatal(err)
-	}
+// storeWith writes data into a store laid out as expsync's and returns its
+// lookup.
+func storeWith(t *testing.T, data []byte) func(string) (string, bool) {
+	t.Helper()
 	store := t.TempDir()
 	sum, err := hashRegularFile(writeTemp(t, data))
 	if err != nil {
@@ -154,16 +169,24 @@ func TestMissingSubjectFoundInStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, blob, data)
-	r, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true, Store: StoreDir(store)})
+	return StoreDir(store)
+}
+
+func TestMissingSubjectFoundInStore(t *testing.T) {
+	dir, key := signedFolder(t)
+	data := []byte(storeOnlyContent)
+	store := storeWith(t, data)
+	r, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := statuses(r)["subject outputs/out/estimate.json"]; c != StatusOK {
+	if c := statuses(r)["subject outputs/big.bin"]; c != StatusOK {
 		t.Errorf("store subject status %q", c)
 	}
 	// A store copy that differs is a failure, not a pass.
-	writeFile(t, blob, append(data, 'x'))
-	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}, Store: StoreDir(store)}, "subject outputs/out/estimate.json", "in the store")
+	p, _ := store(storeOnlySHA256)
+	writeFile(t, p, append(data, 'x'))
+	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}, Store: store}, "subject outputs/big.bin", "in the store")
 }
 
 func writeTemp(t *testing.T, data []byte) string {
@@ -250,7 +273,7 @@ func TestVerifyTreeFolderMatchesVerifyFolder(t *testing.T) {
 	for _, s := range append(subjects, Subject{Name: EnvelopeFile}) {
 		files[base+"/"+s.Name] = string(readFile(t, filepath.Join(dir, filepath.FromSlash(s.Name))))
 	}
-	opts := FolderOptions{Keys: Verifiers{key}, RequireAll: true}
+	opts := FolderOptions{Keys: Verifiers{key}, RequireAll: true, Store: storeWith(t, []byte(storeOnlyContent))}
 	fromDir, err := VerifyFolder(dir, opts)
 	if err != nil {
 		t.Fatal(err)

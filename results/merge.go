@@ -119,9 +119,11 @@ func (l Layout) Merge(head tree.Reader, batch map[string][]byte, opts MergeOptio
 		files := folders[dir]
 		exp := path.Base(path.Dir(dir))
 		if inHead[path.Dir(dir)][path.Base(dir)] {
-			headRun, _ := head.ReadFile(path.Join(dir, RunFile), opts.maxBytes())
-			headEnv, _ := head.ReadFile(path.Join(dir, EnvelopeFile), opts.maxBytes())
-			if bytes.Equal(headRun, files[path.Join(dir, RunFile)]) && bytes.Equal(headEnv, files[path.Join(dir, EnvelopeFile)]) {
+			same, err := holdsExactly(head, dir, files)
+			if err != nil {
+				return nil, report, err
+			}
+			if same {
 				report.Identical = append(report.Identical, dir)
 				continue
 			}
@@ -418,6 +420,42 @@ func (o MergeOptions) maxBytes() int64 {
 		return o.MaxFileBytes
 	}
 	return 1 << 20
+}
+
+// holdsExactly reports whether the head's folder dir holds exactly files
+// (repository paths): the same names and the same bytes, compared by Git
+// blob ID where the head knows it. A folder with the same run.json and
+// envelope but a signed file deleted (or one added) is not the same: ours
+// replaces it when Replace says so, restoring what was signed.
+func holdsExactly(head tree.Reader, dir string, files map[string][]byte) (bool, error) {
+	names, err := listFiles(head, dir)
+	if err != nil {
+		return false, err
+	}
+	if len(names) != len(files) {
+		return false, nil
+	}
+	for _, p := range names {
+		data, ours := files[p]
+		if !ours {
+			return false, nil
+		}
+		e, err := head.Stat(p)
+		if err != nil {
+			return false, nil
+		}
+		if e.Hash != "" {
+			if e.Hash != tree.BlobID(data) || e.Mode != tree.ModeFile {
+				return false, nil
+			}
+			continue
+		}
+		theirs, err := head.ReadFile(p, int64(len(data))+1)
+		if err != nil || !bytes.Equal(theirs, data) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // listFiles lists every file under dir, recursively.

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The issue-9 tests: each through the built binary against a real remote,
+// with the git CLI as the peer that clones, checks out and fscks.
+
+func experimentYAML(name, command string, extra string) string {
+	return `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: ` + name + `
+spec:
+  image: host
+  command: ["sh", "-c", ` + strconvQuote(command) + `]
+  resources: {cpu: 100m}
+` + extra
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// runRecord reads the run.json of the only run folder of experiment.
+func (b *binLab) runRecord(experiment string) (dir string, rec map[string]any) {
+	b.T.Helper()
+	folders := b.folders(experiment)
+	if len(folders) != 1 {
+		b.T.Fatalf("%d run folders of %s, want 1", len(folders), experiment)
+	}
+	data, err := os.ReadFile(filepath.Join(folders[0], "run.json"))
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		b.T.Fatal(err)
+	}
+	return folders[0], rec
+}
+
+// TestSecretInAnOutputNameNeverReachesGit (item 1): a run that names
+// output files and folders after a secret's value — small ones, one too
+// large to commit (recorded by digest only), one in a sub-folder — had the
+// value committed in paths, run.json and the statement's subjects. Now the
+// run fails naming the declared output and the variable; no path, record
+// or subject of any commit holds the value; the folder verifies.
+func TestSecretInAnOutputNameNeverReachesGit(t *testing.T) {
+	const secret = "tokval-8d1e5f93"
+	b := newBinLab(t)
+	b.env = append(b.env, "EXPSYNC_SECRET_LAB_API="+secret)
+	b.Commit("leaky names", map[string]string{"experiments/leak.yaml": experimentYAML("leak",
+		`mkdir -p out/sub "out/dir-$TOK"; echo ok > out/ok.txt; echo a > "out/$TOK.txt"; head -c 2000000 /dev/zero > "out/big-$TOK.bin"; echo b > "out/dir-$TOK/x"; echo c > "out/sub/$TOK"`,
+		"  outputs: [out/]\n  env:\n    - {name: TOK, secretRef: {name: lab, key: api}}\n")})
+	b.mustRun()
+	_, rec := b.runRecord("leak")
+	reason, _ := rec["reason"].(string)
+	if rec["status"] != "Failed" || !strings.Contains(reason, "output out/ holds 4 file(s) whose names contain the value of secret variable TOK") {
+		t.Errorf("status %v reason %q, want Failed naming out/ and TOK", rec["status"], reason)
+	}
+	if found := b.treeHolds("main", secret); len(found) > 0 {
+		t.Errorf("the secret's value is in the branch: %v", found)
+	}
+	clone := b.Clone()
+	if log := b.Git(clone, "log", "--format=%B"); strings.Contains(log, secret) {
+		t.Errorf("a commit message holds the secret")
+	}
+	if code, stdout, stderr := b.verify("main"); code != 0 || strings.Contains(stdout+stderr, secret) {
+		t.Errorf("verify: exit %d\n%s%s", code, stdout, stderr)
+	}
+	b.checkEveryCommit()
+}
+
+// TestNamesGitRefusesNeverReachACommit (item 3): output names Linux
+// accepts but Git refuses somewhere — .git in its NTFS and HFS+ spellings,
+// git~1, Windows device names and characters, a trailing period — and a
+// .gitattributes that would rewrite the folder's files at checkout, used
+// to be committed and break every later clone. The run fails with the
+// reason, only its good output is committed, and every commit of the
+// branch checks out with the git CLI (NTFS and HFS+ protection on) and
+// passes git fsck --strict. A results folder of expsync.yaml with such a
+// name is refused by validate (file:line:col) and by run, which pushes
+// nothing.
+func TestNamesGitRefusesNeverReachACommit(t *testing.T) {
+	b := newBinLab(t)
+	b.Commit("odd names", map[string]string{"experiments/odd.yaml": experimentYAML("odd",
+		`mkdir -p out/.git. "out/.g`+"\u200c"+`it" out/git~1 "out/.git "; echo ok > out/ok.txt; for d in out/.git. "out/.g`+"\u200c"+`it" out/git~1 "out/.git "; do echo x > "$d/config"; done; echo y > out/aux.txt; echo z > out/a:b; echo w > out/end.; printf '* text eol=crlf\n' > out/.gitattributes`,
+		"  outputs: [out/]\n")})
+	b.mustRun()
+	dir, rec := b.runRecord("odd")
+	outputs, _ := rec["outputs"].([]any)
+	if rec["status"] != "Failed" || len(outputs) != 1 {
+		t.Errorf("status %v, %d outputs recorded; want Failed with out/ok.txt alone (reason %q)", rec["status"], len(outputs), rec["reason"])
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "outputs", "out")); len(entries) != 1 {
+		t.Errorf("%d entries committed under outputs/out, want ok.txt alone", len(entries))
+	}
+	if code, stdout, stderr := b.verify("main"); code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", code, stdout, stderr)
+	}
+	b.checkEveryCommit()
+
+	// The results folder itself.
+	head := b.commitUnsigned("results under .git.", map[string]string{"expsync.yaml": "results: lab/.git.\n"})
+	clone := b.Clone()
+	code, _, stderr := b.expsync("validate", clone)
+	if code != 1 || !strings.Contains(stderr, "expsync.yaml:1:10: results: \".git.\" is .git on Windows") {
+		t.Errorf("validate: exit %d, want 1 with file:line:col\n%s", code, stderr)
+	}
+	if code, _, stderr := b.run(); code == 0 || !strings.Contains(stderr, "expsync.yaml:1:10") {
+		t.Errorf("run: exit %d, want a failure naming expsync.yaml:1:10\n%s", code, stderr)
+	}
+	if b.Head() != head {
+		t.Errorf("run pushed a commit for a repository whose results folder Git refuses")
+	}
+	b.checkEveryCommit()
+}
+
+// TestDeletedSignedFileFailsVerifyAndIsRecommitted (item 5): deleting a
+// committed output and log.txt from a run folder passed `expsync verify`
+// (exit 0, "not checked: absent") and the reconciler saw nothing to do,
+// although the signed run.json says the files were committed. Now verify
+// fails naming each file, the next `expsync run` re-commits the folder from
+// the run cache (no rerun), and the run after that does nothing.
+func TestDeletedSignedFileFailsVerifyAndIsRecommitted(t *testing.T) {
+	b := newBinLab(t)
+	marker := filepath.Join(t.TempDir(), "runs")
+	b.Commit("one run", map[string]string{"experiments/one.yaml": experimentYAML("one",
+		`echo ran >> `+marker+`; mkdir -p out; echo 42 > out/answer.txt; echo a log line`, "  outputs: [out/answer.txt]\n")})
+	b.mustRun()
+	dir, _ := b.runRecord("one")
+	rel, _ := filepath.Rel(filepath.Dir(filepath.Dir(filepath.Dir(dir))), dir)
+	b.Pull()
+	for _, f := range []string{"outputs/out/answer.txt", "log.txt"} {
+		b.Git(b.Peer, "rm", "-q", filepath.ToSlash(filepath.Join(rel, f)))
+	}
+	b.Git(b.Peer, "commit", "-q", "-m", "drop two signed files")
+	b.Git(b.Peer, "push", "-q", "origin", "HEAD:main")
+	deleted := b.Head()
+
+	code, stdout, stderr := b.verify("main")
+	for _, want := range []string{"subject outputs/out/answer.txt", "subject log.txt", "absent from the folder"} {
+		if code != 1 || !strings.Contains(stdout+stderr, want) {
+			t.Errorf("verify after deleting: exit %d, want 1 naming %q\n%s%s", code, want, stdout, stderr)
+		}
+	}
+	out := b.mustRun()
+	if !strings.Contains(out, "1 recovered from the run cache") {
+		t.Errorf("second run: want the folder recovered from the run cache\n%s", out)
+	}
+	if b.Head() == deleted {
+		t.Fatalf("the folder was not re-committed")
+	}
+	if code, stdout, stderr := b.verify("main", "--require-all"); code != 0 {
+		t.Errorf("verify after the re-commit: exit %d\n%s%s", code, stdout, stderr)
+	}
+	again := b.Head()
+	b.mustRun()
+	if b.Head() != again {
+		t.Errorf("a third run committed again: the reconcile loops")
+	}
+	if data, _ := os.ReadFile(marker); strings.Count(string(data), "ran") != 1 {
+		t.Errorf("the run executed %d times, want once", strings.Count(string(data), "ran"))
+	}
+}
