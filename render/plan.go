@@ -26,6 +26,8 @@ type PlanResult struct {
 	Config      v1alpha1.RepositoryConfig
 	Limits      v1alpha1.Limits
 	Experiments []*v1alpha1.Loaded
+	// SpecFiles are the repository's spec files (v1alpha1.Repository.SpecFiles).
+	SpecFiles []string
 	// Runs are ordered by experiment name, then sweep point order, then repeat.
 	Runs []Run
 }

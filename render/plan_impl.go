@@ -31,7 +31,7 @@ func plan(r tree.Reader, opts PlanOptions) (*PlanResult, error) {
 		return nil, errs.Err()
 	}
 	p := &planner{r: r, opts: opts, repo: repo, errs: errs, sha: map[string]string{}, digests: map[string]string{}}
-	res := &PlanResult{Config: repo.Config, Limits: repo.Limits, Experiments: repo.Experiments}
+	res := &PlanResult{Config: repo.Config, Limits: repo.Limits, Experiments: repo.Experiments, SpecFiles: repo.SpecFiles}
 	for _, e := range repo.Experiments {
 		if !e.Valid() {
 			continue // its errors are reported; expanding it could mislead

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -35,10 +37,14 @@ func init() {
 		o := &validateOptions{}
 		c := &cobra.Command{
 			Use:   "validate [PATH...]",
-			Short: "Check the experiment files of repository folders (default .) and count their runs",
+			Short: "Check the experiment files of repository folders or files (default .) and count their runs",
 			Long: "validate loads expsync.yaml and every experiment file of each repository folder, expands the sweeps\n" +
 				"and computes the run IDs. It prints one summary line per folder and exits 0, or prints every problem\n" +
-				"as file:line:col: message and exits 1.",
+				"as file:line:col: message and exits 1.\n\n" +
+				"A PATH that is a file (an experiment file, a template, expsync.yaml) checks the repository it belongs to:\n" +
+				"the nearest folder above it holding .git (or else expsync.yaml), planned as a commit would be, since an\n" +
+				"error in any file stops every run. A file expsync would not read fails. This is what the pre-commit hook\n" +
+				"runs (.pre-commit-hooks.yaml).",
 			RunE: func(c *cobra.Command, args []string) error {
 				o.Stdout, o.Stderr = c.OutOrStdout(), c.ErrOrStderr()
 				return o.Exec(c.Context(), args)
@@ -63,9 +69,13 @@ func (o *validateOptions) Exec(ctx context.Context, paths []string) error {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
+	folders, files, err := repositoriesOf(paths)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	failed := false
-	for _, p := range paths {
-		ok, err := o.validate(p, mode)
+	for _, p := range folders {
+		ok, err := o.validate(p, mode, files[p])
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
@@ -77,8 +87,10 @@ func (o *validateOptions) Exec(ctx context.Context, paths []string) error {
 	return nil
 }
 
-// validate checks one folder; ok is false when it printed problems.
-func (o *validateOptions) validate(path string, mode v1alpha1.Mode) (bool, error) {
+// validate checks one folder; ok is false when it printed problems. named
+// are the files the command line named in it (repository paths), which
+// must be files expsync reads.
+func (o *validateOptions) validate(path string, mode v1alpha1.Mode, named []string) (bool, error) {
 	dir, err := tree.NewDir(path)
 	if err != nil {
 		return false, err
@@ -86,16 +98,22 @@ func (o *validateOptions) validate(path string, mode v1alpha1.Mode) (bool, error
 	defer dir.Close()
 	res, err := render.Plan(dir, render.PlanOptions{Mode: mode})
 	var list v1alpha1.ErrorList
-	if errors.As(err, &list) {
+	if err != nil && !errors.As(err, &list) {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	if res != nil {
+		for _, f := range notSpecFiles(res, named) {
+			list = append(list, &v1alpha1.Error{Pos: v1alpha1.Position{File: f, Line: 1, Column: 1},
+				Message: fmt.Sprintf("expsync does not read this file: experiments are the *.yaml and *.yml files below %s/ (experiments: in %s), templates are the files they name", res.Config.Experiments, v1alpha1.ConfigFile)})
+		}
+	}
+	if len(list) > 0 {
 		for _, e := range list {
 			e.Pos.File = displayFile(path, e.Pos.File)
 			o.printProblem(e)
 		}
 		fmt.Fprintf(o.Stderr, "%s: %d problem(s)\n", path, len(list))
 		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	fmt.Fprintf(o.Stdout, "%s: valid: %d experiment(s), %d run(s) in %s mode\n", path, len(res.Experiments), len(res.Runs), mode)
 	o.noteUntracked(path, dir, res.Runs)
@@ -147,6 +165,119 @@ func (o *validateOptions) noteUntracked(path string, dir *tree.Dir, runs []rende
 		return
 	}
 	fmt.Fprintf(o.Stderr, "%s: note: %s\n", path, msg)
+}
+
+// repositoriesOf sorts the command line's paths: folders are checked as
+// they are; a file checks the repository it belongs to, the nearest folder
+// above it holding .git (or, outside Git, expsync.yaml). It returns the
+// folders to check, in order, and the files named in each (repository
+// paths).
+func repositoriesOf(paths []string) ([]string, map[string][]string, error) {
+	var folders []string
+	files := map[string][]string{}
+	add := func(folder string) {
+		if _, ok := files[folder]; !ok {
+			files[folder] = nil
+			folders = append(folders, folder)
+		}
+	}
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if fi.IsDir() {
+			add(p)
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, nil, fmt.Errorf("%s is neither a file nor a folder", p)
+		}
+		root, err := repositoryRoot(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		absRoot, err1 := filepath.Abs(root)
+		absFile, err2 := filepath.Abs(p)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, nil, err
+		}
+		rel, err := filepath.Rel(absRoot, absFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		add(root)
+		files[root] = append(files[root], filepath.ToSlash(rel))
+	}
+	return folders, files, nil
+}
+
+// repositoryRoot finds the folder of file's repository, as the command
+// line names it (relative stays relative, so problems print as paths the
+// user can open).
+func repositoryRoot(file string) (string, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return "", err
+	}
+	var configAt string
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+			return asGiven(file, abs, dir), nil
+		}
+		if configAt == "" {
+			if fi, err := os.Stat(filepath.Join(dir, v1alpha1.ConfigFile)); err == nil && fi.Mode().IsRegular() {
+				configAt = dir
+			}
+		}
+		if parent := filepath.Dir(dir); parent == dir {
+			break
+		}
+	}
+	if configAt != "" {
+		return asGiven(file, abs, configAt), nil
+	}
+	return "", fmt.Errorf("%s: no repository above it (no folder holding .git or %s); name the repository's folder instead", file, v1alpha1.ConfigFile)
+}
+
+// asGiven expresses root like file was given: relative to the working
+// folder when file was relative.
+func asGiven(file, abs, root string) string {
+	if filepath.IsAbs(file) {
+		return root
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return root
+	}
+	if rel, err := filepath.Rel(cwd, root); err == nil {
+		return rel
+	}
+	return root
+}
+
+// notSpecFiles lists the named files (repository paths) that planning did
+// not read: neither expsync.yaml, nor below the experiments folder, nor a
+// template an experiment names.
+func notSpecFiles(res *render.PlanResult, named []string) []string {
+	read := map[string]bool{v1alpha1.ConfigFile: true}
+	for _, f := range res.SpecFiles {
+		read[f] = true
+	}
+	var out []string
+	for _, f := range named {
+		ext := strings.ToLower(path.Ext(f))
+		inExperiments := tree.Contains(res.Config.Experiments, f) && !tree.Contains(res.Config.Results, f) && (ext == ".yaml" || ext == ".yml")
+		for _, pattern := range res.Config.Ignore {
+			if ok, _ := path.Match(pattern, f); ok {
+				inExperiments = false
+			}
+		}
+		if !read[f] && !inExperiments {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // displayFile makes a repository path usable from where the command runs.
