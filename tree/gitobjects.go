@@ -2,6 +2,7 @@ package tree
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 
@@ -51,4 +52,67 @@ func (g gitObjects) ReadDir(p string) ([]Entry, error) {
 		out[i] = Entry{Name: e.Name, Mode: Mode(e.Mode), Hash: Hash(e.Hash.String())}
 	}
 	return out, nil
+}
+
+// GitTree is a Reader over the Git tree root in an object store, read by
+// ID: what a reproduction materialises when the commit that held the tree
+// may be gone (a squash merge keeps trees reachable, not commits). Entry
+// sizes are left zero; ReadFile enforces its limit on the blob itself.
+// Symlinks are data: ReadLink returns a link's target.
+func GitTree(s storer.EncodedObjectStorer, root string) (*GitTreeReader, error) {
+	g, err := GitObjects(s, root)
+	if err != nil {
+		return nil, err
+	}
+	objs := g.(gitObjects)
+	if _, err := object.GetTree(s, objs.root); err != nil {
+		return nil, fmt.Errorf("tree %s: %w", root, err)
+	}
+	return &GitTreeReader{snapshot: snapshot{l: gitLister{objs}}, objs: objs}, nil
+}
+
+// GitTreeReader is a Git tree read by ID (see GitTree).
+type GitTreeReader struct {
+	snapshot
+	objs gitObjects
+}
+
+// ReadLink returns the target of the symlink at p.
+func (g *GitTreeReader) ReadLink(p string) (string, error) {
+	e, err := g.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if e.Mode != ModeSymlink {
+		return "", &fs.PathError{Op: "readlink", Path: p, Err: fmt.Errorf("not a symlink (mode %o)", e.Mode)}
+	}
+	b, err := gitLister{g.objs}.readBlob(p, e, 4096)
+	return string(b), err
+}
+
+type gitLister struct{ gitObjects }
+
+func (g gitLister) listDir(dir string) ([]Entry, error) { return g.ReadDir(dir) }
+
+func (g gitLister) readBlob(p string, e Entry, limit int64) ([]byte, error) {
+	b, err := object.GetBlob(g.s, plumbing.NewHash(string(e.Hash)))
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s of %s: %w", e.Hash, p, err)
+	}
+	if limit > 0 && b.Size > limit {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, b.Size, limit)}
+	}
+	r, err := b.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s of %s: %w", e.Hash, p, err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, b.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s of %s: %w", e.Hash, p, err)
+	}
+	if int64(len(data)) != b.Size {
+		return nil, fmt.Errorf("read blob %s of %s: %d bytes, its header says %d", e.Hash, p, len(data), b.Size)
+	}
+	return data, nil
 }
