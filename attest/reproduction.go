@@ -145,6 +145,9 @@ type Tolerances struct {
 	// Exact lists the outputs that must match bit for bit; empty: all.
 	Exact   []string          `json:"exact,omitempty"`
 	Metrics []MetricTolerance `json:"metrics,omitempty"`
+	// Note says why the declared tolerances did not apply (the experiment
+	// file could not be read): everything was then judged identical-only.
+	Note string `json:"note,omitempty"`
 }
 
 // Materials are what a reproduction executed, rebuilt from the attestation.

@@ -12,7 +12,7 @@ import (
 // Entries expsync makes in a store folder and in a state folder.
 var (
 	storeEntries = []string{"sha256", "trees", "gitblobs", "runs", "locks", "tmp", "work"}
-	stateEntries = []string{"executor", "git", "work"}
+	stateEntries = []string{"executor", "git", "work", "reproduce"}
 )
 
 // checkOwnFolder refuses a store or state folder that holds other things

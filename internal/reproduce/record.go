@@ -1,0 +1,92 @@
+package reproduce
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/expsync/expsync/attest"
+)
+
+// Statement is the reproduction statement of an outcome that has a verdict:
+// its predicate, and the digests of the run folder's envelope and run.json
+// as they were verified.
+func Statement(o *Outcome) (attest.ReproductionStatement, error) {
+	if o.Reproduction == nil || o.Material == nil {
+		return attest.ReproductionStatement{}, errors.New("no verdict to record: the run was not reproduced")
+	}
+	return attest.ReproductionStatementFor(o.Material.Envelope, o.Material.RunJSON, *o.Reproduction), nil
+}
+
+// StatementName names a statement file by when the reproduction finished
+// and the key that signs it, so statements by several reproducers (or one,
+// repeatedly) sit side by side: 20261207T170405Z-<key>.intoto.jsonl.
+func StatementName(finished time.Time, keyID string) string {
+	var key strings.Builder
+	for _, c := range strings.TrimPrefix(keyID, "SHA256:") {
+		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') {
+			key.WriteRune(c)
+		}
+		if key.Len() == 12 {
+			break
+		}
+	}
+	return finished.UTC().Format("20060102T150405Z") + "-" + key.String() + attest.ReproductionSuffix
+}
+
+// Sign signs the outcome's statement with signer and returns the file's
+// name and content.
+func Sign(o *Outcome, signer *attest.Signer) (name string, data []byte, err error) {
+	st, err := Statement(o)
+	if err != nil {
+		return "", nil, err
+	}
+	data, err = attest.SignReproduction(st, signer)
+	if err != nil {
+		return "", nil, err
+	}
+	finished, err := time.Parse(time.RFC3339Nano, o.Reproduction.Reproduced.FinishedOn)
+	if err != nil {
+		finished = time.Now()
+	}
+	return StatementName(finished, signer.KeyID()), data, nil
+}
+
+// Write signs the outcome's statement and writes it into the run folder's
+// reproductions/, never replacing a file there. It returns the path.
+func Write(o *Outcome, signer *attest.Signer) (string, error) {
+	name, data, err := Sign(o, signer)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(o.Path, attest.ReproductionsDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	base := strings.TrimSuffix(name, attest.ReproductionSuffix)
+	for i := 1; ; i++ {
+		p := filepath.Join(dir, name)
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) && i < 100 {
+			name = fmt.Sprintf("%s-%d%s", base, i+1, attest.ReproductionSuffix)
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			os.Remove(p)
+			return "", err
+		}
+		if err := f.Close(); err != nil {
+			os.Remove(p)
+			return "", err
+		}
+		return p, nil
+	}
+}
