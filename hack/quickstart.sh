@@ -2,7 +2,8 @@
 # The README's main command (`make quickstart`): the whole loop on one machine
 # with nothing but Go, git and python3 — build expsync, make a throwaway
 # signing key, push examples/experiments to a scratch Git remote, run it,
-# show the results commit and table, and verify every attestation.
+# show the results commit and table, verify every attestation, and
+# reproduce one run from its attestation alone.
 #
 #   hack/quickstart.sh [WORKDIR]     (default: a new temporary folder)
 set -euo pipefail
@@ -67,6 +68,15 @@ step "Verifying every attestation (expsync verify)"
 
 step "Running again: nothing new, nothing runs"
 "$expsync" run "$remote" --branch main --key "$work/key.key" --store "$work/store" --state "$work/state"
+
+step "Reproducing one run from its attestation alone (expsync reproduce)"
+# Verified first, rebuilt from what its attestation names (the context tree
+# by ID from the clone, inputs by digest), executed afresh and compared bit
+# for bit; --write signs a reproduction statement into the run folder.
+run_folder=$(ls -d "$clone"/results/pi-montecarlo/*/ | head -n 1)
+"$expsync" reproduce --key "$work/key.pub" --store "$work/store" --state "$work/state" \
+  --write --signing-key "$work/key.key" "$run_folder"
+"$expsync" verify --key "$work/key.pub" --repo "$clone" "$run_folder"
 
 printf '\n%sDone.%s Everything is in %s:\n' "$bold" "$reset" "$work"
 printf '  %sclone%s         the repository with its results (open results/*/README.md and plot.svg)\n' "$dim" "$reset"

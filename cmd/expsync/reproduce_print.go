@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -93,8 +94,9 @@ func printReproduction(w io.Writer, r reproduceResult) {
 	}
 	rep := r.Reproduction
 	fmt.Fprintf(w, "  verdict: %s\n", strings.ToUpper(rep.Verdict))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  exit status\t%s\t%s %d\t%s %d\t\n", rep.Status, rep.Original.Status, rep.Original.ExitCode, rep.Reproduced.Status, rep.Reproduced.ExitCode)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  exit status\t%s\t%s %d\t%s %d\n", rep.Status, rep.Original.Status, rep.Original.ExitCode, rep.Reproduced.Status, rep.Reproduced.ExitCode)
 	if len(rep.Outputs) > 0 {
 		fmt.Fprintln(tw, "  OUTPUT\tVERDICT\tATTESTED\tREPRODUCED\tFIRST DIFFERENCE")
 	}
@@ -112,6 +114,11 @@ func printReproduction(w io.Writer, r reproduceResult) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", mc.Name, mc.Verdict, numberText(mc.Attested), numberText(mc.Reproduced), toleranceText(mc.Tolerance))
 	}
 	tw.Flush()
+	for _, line := range strings.SplitAfter(table.String(), "\n") {
+		if line != "" {
+			fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+		}
+	}
 	fmt.Fprintf(w, "  log: %s (never judged)\n", rep.Log)
 	fmt.Fprintf(w, "  tolerances: %s\n", tolerancesText(rep.Tolerances))
 	if r.Statement != "" {
