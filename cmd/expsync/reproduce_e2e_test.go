@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/internal/gitpeer"
 	"github.com/expsync/expsync/internal/testkeys"
 )
 
@@ -289,6 +290,31 @@ func TestReproduceEndToEnd(t *testing.T) {
 			t.Fatalf("other bytes: exit %d, problems %+v", code, res.Problems)
 		}
 		if r.starts("fetch") != before {
+			t.Fatal("a process was started")
+		}
+	})
+
+	t.Run("context tree by ID from the repository's URL, or missing from the repository", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "results", "det", filepath.Base(r.folder(t, "det")))
+		copyDir(t, r.folder(t, "det"), dir) // outside any clone
+		code, res, stderr := r.reproduce(t, dir, "--repo", r.URL(), "--allow-http")
+		if code != 0 || res.Verdict != attest.VerdictIdentical {
+			t.Fatalf("--repo URL: exit %d, verdict %q %+v\n%s", code, res.Verdict, res.Problems, stderr)
+		}
+		other := t.TempDir()
+		if _, err := gitpeer.Git(other, "init", "-q"); err != nil {
+			t.Fatal(err)
+		}
+		before := r.starts("det")
+		code, res, _ = r.reproduce(t, dir, "--repo", other)
+		if code != 1 || len(res.Problems) != 1 || res.Problems[0].Check != "context" || !strings.Contains(res.Problems[0].Why, "is not in the repository") {
+			t.Fatalf("another repository: exit %d, problems %+v", code, res.Problems)
+		}
+		code, res, _ = r.reproduce(t, dir) // outside any repository, none given
+		if code != 1 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Fix, "--repo") {
+			t.Fatalf("no repository: exit %d, problems %+v", code, res.Problems)
+		}
+		if r.starts("det") != before {
 			t.Fatal("a process was started")
 		}
 	})
