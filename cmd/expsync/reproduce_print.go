@@ -148,7 +148,7 @@ func sizeText(n int64) string {
 
 func differenceText(oc attest.OutputComparison, line string) string {
 	if oc.FirstDifference == nil {
-		return ""
+		return line
 	}
 	s := "byte " + strconv.FormatInt(*oc.FirstDifference, 10)
 	if line != "" {

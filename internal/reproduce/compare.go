@@ -162,6 +162,9 @@ func (c *Comparison) locate(ctx context.Context, m *Material, a results.Output, 
 	defer cur.Close()
 	off, ok := firstDifference(ctx, old, cur)
 	if !ok {
+		if a.Size > MaxCompareBytes && r.Size > MaxCompareBytes {
+			c.Lines[a.Path] = fmt.Sprintf("the first %d MiB are identical (compared no further)", MaxCompareBytes>>20)
+		}
 		return
 	}
 	oc.FirstDifference = &off

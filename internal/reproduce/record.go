@@ -57,20 +57,27 @@ func Sign(o *Outcome, signer *attest.Signer) (name string, data []byte, err erro
 }
 
 // Write signs the outcome's statement and writes it into the run folder's
-// reproductions/, never replacing a file there. It returns the path.
+// reproductions/, never replacing a file there. The folder is opened as a
+// root (os.Root): a reproductions/ that became a symlink — the run under
+// test can write anywhere its user can — never sends the file elsewhere.
+// It returns the path.
 func Write(o *Outcome, signer *attest.Signer) (string, error) {
 	name, data, err := Sign(o, signer)
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(o.Path, attest.ReproductionsDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	root, err := os.OpenRoot(o.Path)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	if err := root.Mkdir(attest.ReproductionsDir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
 	base := strings.TrimSuffix(name, attest.ReproductionSuffix)
 	for i := 1; ; i++ {
-		p := filepath.Join(dir, name)
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		rel := attest.ReproductionsDir + "/" + name
+		f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) && i < 100 {
 			name = fmt.Sprintf("%s-%d%s", base, i+1, attest.ReproductionSuffix)
 			continue
@@ -78,15 +85,14 @@ func Write(o *Outcome, signer *attest.Signer) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, err := f.Write(data); err != nil {
-			f.Close()
-			os.Remove(p)
-			return "", err
+		_, werr := f.Write(data)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
 		}
-		if err := f.Close(); err != nil {
-			os.Remove(p)
-			return "", err
+		if werr != nil {
+			root.Remove(rel)
+			return "", werr
 		}
-		return p, nil
+		return filepath.Join(o.Path, attest.ReproductionsDir, name), nil
 	}
 }
