@@ -3,12 +3,10 @@ package reproduce
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -176,16 +174,20 @@ func (c *Comparison) locate(ctx context.Context, m *Material, a results.Output, 
 }
 
 // openAttested opens an attested output: committed in the run folder
-// (checked against its digest when read), else the store's object.
-func openAttested(m *Material, a results.Output, st *store.Local) (*os.File, error) {
-	if a.Committed {
-		p := filepath.Join(m.Dir, attest.OutputsDir, filepath.FromSlash(a.Path))
-		if sum, err := fileSHA256(p); err == nil && sum == a.SHA256 {
-			return os.Open(p)
+// (read whole and checked against its digest: committed outputs are
+// small), else the store's object.
+func openAttested(m *Material, a results.Output, st *store.Local) (io.ReadCloser, error) {
+	if a.Committed && m.files != nil {
+		data, err := m.files.ReadFile(path.Join(attest.OutputsDir, a.Path), maxCommittedBytes)
+		if err == nil && sha256Hex(data) == a.SHA256 {
+			return io.NopCloser(bytes.NewReader(data)), nil
 		}
 	}
 	return os.Open(st.ObjectPath(a.SHA256))
 }
+
+// maxCommittedBytes bounds a committed output read back from the folder.
+const maxCommittedBytes = 64 << 20
 
 // firstDifference returns the offset of the first byte where a and b
 // differ (the shorter one's length when one is a prefix of the other),
@@ -323,15 +325,3 @@ func (c *Comparison) compareMetrics(m *Material, res *runner.Result, tol Toleran
 	}
 }
 
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}

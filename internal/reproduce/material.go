@@ -7,18 +7,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/tree"
 )
 
 // Material is what a verified run folder attests: everything a
 // reproduction may use.
 type Material struct {
-	// Dir is the run folder.
+	// Dir is the run folder (a path on disk, or in a snapshot).
 	Dir   string
 	RunID string
 	// Record is run.json, a subject of the verified statement.
@@ -32,51 +35,84 @@ type Material struct {
 	Contract *contract.Contract
 	// Report is the folder's verification.
 	Report *attest.Report
+
+	files folderFiles
+	// subjects are the verified digests by file name.
+	subjects map[string]string
+}
+
+// folderFiles reads a run folder's files: from disk, or from a snapshot.
+type folderFiles interface {
+	ReadFile(name string, limit int64) ([]byte, error)
+}
+
+type diskFolder string
+
+func (d diskFolder) ReadFile(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(filepath.Join(string(d), filepath.FromSlash(name)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("%s exceeds %d bytes", name, limit)
+	}
+	return data, err
+}
+
+type snapshotFolder struct {
+	snap tree.Reader
+	dir  string
+}
+
+func (s snapshotFolder) ReadFile(name string, limit int64) ([]byte, error) {
+	return s.snap.ReadFile(path.Join(s.dir, name), limit)
 }
 
 // ErrNotVerified is wrapped by Load's error for a folder that does not
 // verify: it is never executed.
 var ErrNotVerified = errors.New("the run folder does not verify; it is not reproduced")
 
-// Load verifies the run folder dir with opts (signature before payload,
-// every subject, the identity hashing to the run ID, the statements already
-// in its reproductions/) and reads what it attests. The files are read once
-// and checked against their verified digests, so what is used is what was
-// signed even if the folder changes meanwhile.
+// Load verifies the run folder dir on disk with opts (signature before
+// payload, every subject, the identity hashing to the run ID, the
+// statements already in its reproductions/ unless opts skips them) and
+// reads what it attests.
 func Load(dir string, opts attest.FolderOptions) (*Material, error) {
 	rep, err := attest.VerifyFolder(dir, opts)
-	if err != nil {
-		return &Material{Dir: dir, Report: rep}, fmt.Errorf("%w: %v", ErrNotVerified, err)
+	return load(rep, err, dir, diskFolder(dir), opts)
+}
+
+// LoadTree is Load for a run folder in a snapshot of a branch (serve's
+// audit): dir is its slash path there.
+func LoadTree(snap tree.Reader, dir string, opts attest.FolderOptions) (*Material, error) {
+	rep, err := attest.VerifyTreeFolder(snap, dir, opts)
+	return load(rep, err, dir, snapshotFolder{snap: snap, dir: dir}, opts)
+}
+
+// load reads what a verified folder attests. The files are read once and
+// checked against their verified digests, so what is used is what was
+// signed even if the folder changes meanwhile.
+func load(rep *attest.Report, verr error, dir string, files folderFiles, opts attest.FolderOptions) (*Material, error) {
+	if verr != nil {
+		return &Material{Dir: dir, Report: rep}, fmt.Errorf("%w: %v", ErrNotVerified, verr)
 	}
-	m := &Material{Dir: dir, RunID: rep.RunID, Verified: rep.Verified, Report: rep}
-	want := map[string]string{}
+	m := &Material{Dir: dir, RunID: rep.RunID, Verified: rep.Verified, Report: rep, files: files, subjects: map[string]string{}}
 	for _, s := range rep.Verified.Subjects {
-		want[s.Name] = s.SHA256
+		m.subjects[s.Name] = s.SHA256
 	}
-	read := func(name string) ([]byte, error) {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, err
-		}
-		if sum := sha256Hex(data); want[name] != "" && sum != want[name] {
-			return nil, fmt.Errorf("%w: %s changed while it was read (sha256 %s, attested %s)", ErrNotVerified, name, sum, want[name])
-		}
-		return data, nil
-	}
-	if m.Envelope, err = os.ReadFile(filepath.Join(dir, attest.EnvelopeFile)); err != nil {
+	var err error
+	if m.Envelope, err = files.ReadFile(attest.EnvelopeFile, attest.MaxEnvelopeBytes); err != nil {
 		return nil, err
 	}
 	if _, err := attest.VerifyEnvelope(m.Envelope, opts.Keys, opts.VerifyOptions); err != nil {
 		return nil, fmt.Errorf("%w: %s changed while it was read: %v", ErrNotVerified, attest.EnvelopeFile, err)
 	}
-	if m.RunJSON, err = read(attest.RunFile); err != nil {
+	if m.RunJSON, err = m.readSubject(attest.RunFile, maxRecordBytes); err != nil {
 		return nil, err
 	}
-	if m.Metrics, err = read(attest.MetricsFile); err != nil {
+	if m.Metrics, err = m.readSubject(attest.MetricsFile, maxRecordBytes); err != nil {
 		return nil, err
-	}
-	if want[attest.RunFile] == "" || want[attest.MetricsFile] == "" {
-		return nil, fmt.Errorf("%w: the statement does not cover run.json and metrics.json", ErrNotVerified)
 	}
 	if m.Record, err = results.ParseRecord(m.RunJSON); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -88,6 +124,26 @@ func Load(dir string, opts attest.FolderOptions) (*Material, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return m, nil
+}
+
+// maxRecordBytes bounds run.json and metrics.json as read here.
+const maxRecordBytes = 16 << 20
+
+// readSubject reads a file of the folder that the statement covers, and
+// checks it against its attested digest.
+func (m *Material) readSubject(name string, limit int64) ([]byte, error) {
+	want := m.subjects[name]
+	if want == "" {
+		return nil, fmt.Errorf("%w: the statement does not cover %s", ErrNotVerified, name)
+	}
+	data, err := m.files.ReadFile(name, limit)
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256Hex(data); sum != want {
+		return nil, fmt.Errorf("%w: %s changed while it was read (sha256 %s, attested %s)", ErrNotVerified, name, sum, want)
+	}
+	return data, nil
 }
 
 // signedContract reads the run contract byproduct of a verified statement,

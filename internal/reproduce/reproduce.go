@@ -81,16 +81,20 @@ func (o *Outcome) OK() bool {
 // error is for the caller's own failures (a cancelled context); every
 // reason a run was not or could not be reproduced is in the Outcome.
 func Reproduce(ctx context.Context, dir string, opts Options) (*Outcome, error) {
-	out := &Outcome{Path: dir}
 	m, err := Load(dir, opts.Folder)
 	if err != nil {
-		out.Refused = err
+		out := &Outcome{Path: dir, Refused: err}
 		if m != nil && m.Report != nil {
 			out.RunID = m.Report.RunID
 		}
 		return out, nil
 	}
-	out.Material, out.RunID, out.Experiment = m, m.RunID, m.Record.Experiment
+	return ReproduceMaterial(ctx, m, opts)
+}
+
+// ReproduceMaterial is Reproduce for a folder already loaded (LoadTree).
+func ReproduceMaterial(ctx context.Context, m *Material, opts Options) (*Outcome, error) {
+	out := &Outcome{Path: m.Dir, Material: m, RunID: m.RunID, Experiment: m.Record.Experiment}
 	opts.progress(Event{Kind: EventVerified, RunID: m.RunID, Message: "attestation verified (" + m.Verified.BuilderID + ")"})
 	c, err := Rebuild(m, "file://"+opts.Machine.Store.Root())
 	if err != nil {
