@@ -324,4 +324,3 @@ func (c *Comparison) compareMetrics(m *Material, res *runner.Result, tol Toleran
 		c.Metrics = append(c.Metrics, mc)
 	}
 }
-
