@@ -132,10 +132,18 @@ func (o *reproduceOptions) Exec(ctx context.Context, stdout, stderr io.Writer) e
 	}
 	defer release()
 	mem, _ := local.MemAvailable()
+	// Attempt folders of its own: `expsync run` clears <state>/work when it
+	// starts, which must never take a reproduction's folder.
+	state, err := filepath.Abs(o.State)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--state: %w", err)}
+	}
+	workRoot := filepath.Join(state, "reproduce", "work")
+	defer runner.DropPool(workRoot) // attempt folders are removed before exit, interrupted or not
 	opts := reproduce.Options{
 		Folder: folder,
 		Machine: reproduce.Machine{Store: st, Objects: objects, RepoName: repoName, GPUs: o.GPUs, MemoryBytes: mem,
-			Runner: runner.Options{SecretsFile: o.Secrets}},
+			Runner: runner.Options{SecretsFile: o.Secrets, WorkRoot: workRoot}},
 		Progress: newReproduceProgress(o.Progress, stderr, len(targets)).event,
 	}
 	var out []reproduceResult
@@ -149,6 +157,9 @@ func (o *reproduceOptions) Exec(ctx context.Context, stdout, stderr io.Writer) e
 		}
 		opts.Folder.Experiment = t.experiment
 		res, err := reproduce.Reproduce(ctx, dir, opts)
+		if err != nil && ctx.Err() != nil {
+			return &exitError{1, fmt.Errorf("interrupted while reproducing %s: its processes were ended and nothing was recorded", dir)}
+		}
 		if err != nil {
 			return &exitError{1, fmt.Errorf("%s: %w", dir, err)}
 		}
