@@ -62,7 +62,9 @@ build() { # build OUTPUT PACKAGE LDFLAGS
 rm -f "$dest/stamp"
 build etcd go.etcd.io/etcd/server/v3 "-s"
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
-"$dest/bin/etcd" --version | head -1
+# sed, not head: head exits after one line and etcd, still writing, dies of
+# SIGPIPE, which pipefail turns into a failed build with no stamp.
+"$dest/bin/etcd" --version | sed -n 1p
 "$dest/bin/kube-apiserver" --version
 echo "$stamp" >"$dest/.stamp.$$"
 mv -f "$dest/.stamp.$$" "$dest/stamp"
