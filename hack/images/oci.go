@@ -100,7 +100,7 @@ func writeArchive(file string, spec imageSpec, img v1.Image) (v1.Hash, error) {
 			"size":      len(manifest),
 			"platform":  map[string]string{"architecture": runtime.GOARCH, "os": "linux"},
 			"annotations": map[string]string{
-				"io.containerd.image.name":         spec.Repository + ":" + spec.Tag,
+				"io.containerd.image.name":          spec.Repository + ":" + spec.Tag,
 				"org.opencontainers.image.ref.name": spec.Tag,
 			},
 		}},

@@ -228,10 +228,10 @@ func pythonImage(in inputs) (imageSpec, *rootFS, error) {
 	}
 	return imageSpec{
 		Repository: repoPrefix + "python", Tag: tagSafe(in.Packages["python3.11-minimal"]),
-		Cmd:        []string{"python3"},
-		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"},
-		Labels:     labels,
-		CreatedBy:  "Debian python3.11-minimal, libpython3.11-stdlib and the libraries they link",
+		Cmd:       []string{"python3"},
+		Env:       []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"},
+		Labels:    labels,
+		CreatedBy: "Debian python3.11-minimal, libpython3.11-stdlib and the libraries they link",
 	}, root, nil
 }
 
