@@ -6,6 +6,7 @@ import (
 	"path"
 
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/results"
 	"github.com/expsync/expsync/runner"
@@ -27,8 +28,6 @@ const (
 	folderRetry
 )
 
-// maxFolderFileBytes bounds what is read of a run folder to decide it.
-const maxFolderFileBytes = 4 << 20
 
 // folderState decides whether the run folder dir in the snapshot proves
 // that run is done. Anyone can push files; only a trusted key can sign
@@ -84,11 +83,11 @@ func verifyFolder(snap tree.Reader, dir, runID, experiment string, trusted attes
 	}
 	// Both files are subjects the check above hashed (a folder without them
 	// is no result): what is read now is what was signed.
-	runJSON, err := snap.ReadFile(path.Join(dir, results.RunFile), maxFolderFileBytes)
+	runJSON, err := snap.ReadFile(path.Join(dir, results.RunFile), contract.ReadRecordBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	metrics, err := snap.ReadFile(path.Join(dir, results.MetricsFile), maxFolderFileBytes)
+	metrics, err := snap.ReadFile(path.Join(dir, results.MetricsFile), contract.ReadMetricsBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}

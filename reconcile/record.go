@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/results"
 	"github.com/expsync/expsync/runner"
@@ -50,6 +51,18 @@ func (r *Reconciler) buildFolder(ctx context.Context, t Target, layout results.L
 	}
 	if err := r.sign(t, run, folder); err != nil {
 		return nil, err
+	}
+	// What expsync writes, expsync must read back (contract/limits.go).
+	if n := len(folder.File(results.EnvelopeFile)); n > contract.MaxEnvelopeBytes {
+		if err := folder.DropOutputs(fmt.Sprintf("its signed attestation would have %d bytes, over the limit of %d bytes", n, contract.MaxEnvelopeBytes)); err != nil {
+			return nil, err
+		}
+		if err := r.sign(t, run, folder); err != nil {
+			return nil, err
+		}
+		if n := len(folder.File(results.EnvelopeFile)); n > contract.MaxEnvelopeBytes {
+			return nil, fmt.Errorf("run %s: its attestation has %d bytes without its outputs, over the limit of %d", run.ID, n, contract.MaxEnvelopeBytes)
+		}
 	}
 	return folder, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -183,14 +184,56 @@ func BuildFolder(layout Layout, rec *Record, metrics []byte, log *OutputFile, ou
 	if err != nil {
 		return nil, fmt.Errorf("build results folder of run %s: %w", rec.RunID, err)
 	}
+	if len(m) > contract.MaxMetricsBytes {
+		rec.MetricsError = fmt.Sprintf("metrics.json would have %d bytes, over the limit of %d bytes for a run's metrics; not recorded (report fewer metrics)", len(m), contract.MaxMetricsBytes)
+		m = []byte("{}\n")
+	}
 	f.files[MetricsFile] = m
+	rec.Reason, rec.MetricsError = contract.Truncate(rec.Reason), contract.Truncate(rec.MetricsError)
+	if err := f.encodeRecord(); err != nil {
+		return nil, err
+	}
+	if n := len(f.files[RunFile]); n > contract.MaxRecordBytes {
+		if err := f.DropOutputs(fmt.Sprintf("run.json would have %d bytes, over the limit of %d bytes for a run's record", n, contract.MaxRecordBytes)); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
 
-	runJSON, err := MarshalRecord(rec)
+// encodeRecord writes run.json from the record.
+func (f *Folder) encodeRecord() error {
+	runJSON, err := MarshalRecord(f.Record)
 	if err != nil {
-		return nil, fmt.Errorf("build results folder of run %s: encode run.json: %w", rec.RunID, err)
+		return fmt.Errorf("build results folder of run %s: encode run.json: %w", f.Record.RunID, err)
 	}
 	f.files[RunFile] = runJSON
-	return f, nil
+	return nil
+}
+
+// DropOutputs turns the folder into a Failed record without its list of
+// outputs, for a run whose record or attestation would exceed expsync's
+// limits (contract/limits.go): what is written must be readable, so a
+// reader never takes the genuine folder for a forged one. The reason says
+// which limit and what to do; the outputs stay in the store. Sign the
+// folder (again) afterwards.
+func (f *Folder) DropOutputs(why string) error {
+	rec := f.Record
+	rec.Reason = contract.Truncate(fmt.Sprintf("%s: the run's %d outputs are not listed and stay in the store (write fewer files or shorter names, or pack them into an archive)", why, len(rec.Outputs)))
+	rec.Status, rec.Outputs = Failed, nil
+	for name := range f.files {
+		if strings.HasPrefix(name, OutputsDir+"/") {
+			delete(f.files, name)
+		}
+	}
+	delete(f.files, EnvelopeFile)
+	if err := f.encodeRecord(); err != nil {
+		return err
+	}
+	if n := len(f.files[RunFile]); n > contract.MaxRecordBytes {
+		return fmt.Errorf("build results folder of run %s: run.json has %d bytes without its outputs, over the limit of %d", rec.RunID, n, contract.MaxRecordBytes)
+	}
+	return nil
 }
 
 // Subject is a file the attestation must cover, named relative to the run

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -22,7 +23,8 @@ type MergeOptions struct {
 	// Plots are the plots chosen per experiment (its spec.plots); an
 	// experiment without an entry gets the default plot.
 	Plots map[string][]PlotChoice
-	// MaxFileBytes bounds each run.json/metrics.json read back (0: 1 MiB).
+	// MaxFileBytes bounds each run.json/metrics.json read back (0: the
+	// readers' limit, contract.ReadRecordBytes: above what expsync writes).
 	MaxFileBytes int64
 	// Known returns run folders the caller already verified (or wrote) with
 	// their content, so regenerating a summary does not read and verify
@@ -317,7 +319,7 @@ func (l Layout) readSummary(r tree.Reader, experiment string, opts MergeOptions)
 			sum.Unverified = append(sum.Unverified, Unverified{Dir: runDir, Reason: err.Error()})
 			continue
 		}
-		run, err := l.ReadRun(r, runDir, opts.maxBytes())
+		run, err := l.ReadRun(r, runDir, opts.MaxBytes())
 		if err != nil {
 			sum.Unverified = append(sum.Unverified, Unverified{Dir: runDir, Reason: err.Error()})
 			continue
@@ -415,11 +417,12 @@ func (l Layout) groupByFolder(batch map[string][]byte) (map[string]map[string][]
 	return out, nil
 }
 
-func (o MergeOptions) maxBytes() int64 {
+// MaxBytes is the limit on each run.json and metrics.json read back.
+func (o MergeOptions) MaxBytes() int64 {
 	if o.MaxFileBytes > 0 {
 		return o.MaxFileBytes
 	}
-	return 1 << 20
+	return contract.ReadRecordBytes
 }
 
 // holdsExactly reports whether the head's folder dir holds exactly files

@@ -112,3 +112,66 @@ func BenchmarkSweepEndToEnd(b *testing.B) {
 	b.ReportMetric(oursCPU.Seconds()*1000/runs, "expsync-cpu-ms/run")
 	b.ReportMetric(bareCPU.Seconds()*1000/runs, "xargs-cpu-ms/run")
 }
+
+// BenchmarkCommitLargeRun measures the peak resident memory of `expsync
+// run` (the real binary, a real Git server on loopback) for one run whose
+// outputs are many small files — EXPSYNC_BENCH_FILES, default 10,000, the
+// limit (contract.MaxOutputFiles): hash, store, build run.json and the
+// statement, sign, commit and push them — and, side by side, of the git CLI
+// committing and pushing the same files from a clone (the largest of `git
+// add`, `git commit` and `git push`). A count above the limit shows what a
+// refused run costs: it stops hashing at the limit.
+func BenchmarkCommitLargeRun(b *testing.B) {
+	n := 10_000
+	if v, err := strconv.Atoi(os.Getenv("EXPSYNC_BENCH_FILES")); err == nil && v > 0 {
+		n = v
+	}
+	bin := expsyncBinary(b)
+	key, _ := labKeyPair(b)
+	var ourRSS, gitRSS int64
+	maxRSS := func(ps *os.ProcessState) int64 {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			return ru.Maxrss * 1024 // Linux reports KiB
+		}
+		return 0
+	}
+	script := fmt.Sprintf(`mkdir -p out; cd out; i=0; while [ $i -lt %d ]; do echo "$i" > "f$i.txt"; i=$((i+1)); done`, n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		lab := newLab(b)
+		lab.Commit("large run", map[string]string{"experiments/many.yaml": experimentYAML("many", script, "  outputs: [out/]\n")})
+		work := b.TempDir()
+		b.StartTimer()
+
+		cmd := exec.Command(bin, "run", lab.URL(), "--allow-http", "--key", key, "--store", filepath.Join(work, "store"),
+			"--state", filepath.Join(work, "state"), "--progress", "none")
+		cmd.Env = append(os.Environ(), "EXPSYNC_PASSWORD=")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "1 executed") {
+			b.Fatalf("expsync run: %v\n%s", err, out)
+		}
+		ourRSS = max(ourRSS, maxRSS(cmd.ProcessState))
+
+		// The peer: the same files committed and pushed by the git CLI.
+		clone := lab.Clone()
+		sh := exec.Command("sh", "-c", script)
+		sh.Dir = clone
+		if out, err := sh.CombinedOutput(); err != nil {
+			b.Fatalf("%v\n%s", err, out)
+		}
+		for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", "many"}, {"push", "-q", "origin", "HEAD:peer"}} {
+			g := exec.Command("git", args...)
+			g.Dir = clone
+			g.Env = append(os.Environ(), "GIT_AUTHOR_NAME=p", "GIT_AUTHOR_EMAIL=p@x", "GIT_COMMITTER_NAME=p", "GIT_COMMITTER_EMAIL=p@x")
+			if out, err := g.CombinedOutput(); err != nil {
+				b.Fatalf("git %v: %v\n%s", args, err, out)
+			}
+			gitRSS = max(gitRSS, maxRSS(g.ProcessState))
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n), "files")
+	b.ReportMetric(float64(ourRSS)/(1<<20), "expsync-peak-MiB")
+	b.ReportMetric(float64(gitRSS)/(1<<20), "git-peak-MiB")
+	b.ReportMetric(float64(ourRSS)/float64(max(gitRSS, 1)), "expsync/git")
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +168,42 @@ func TestDeletedSignedFileFailsVerifyAndIsRecommitted(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(marker); strings.Count(string(data), "ran") != 1 {
 		t.Errorf("the run executed %d times, want once", strings.Count(string(data), "ran"))
+	}
+}
+
+// TestRunAtAndOverTheOutputFileLimit (item 4): a run with 30,000 output
+// files wrote a run.json larger than the reconciler read, so every later
+// reconcile took the genuine folder for a forged one and committed it
+// again. A run at the limit (10,000 files) is committed and verifies; one
+// over it fails naming the limit and how to lower it; a second `expsync
+// run` finds both done and commits nothing.
+func TestRunAtAndOverTheOutputFileLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and commits 10,000 files")
+	}
+	b := newBinLab(t)
+	many := func(n int) string {
+		return fmt.Sprintf(`mkdir -p out; cd out; i=0; while [ $i -lt %d ]; do echo $i > f$i; i=$((i+1)); done`, n)
+	}
+	b.Commit("large runs", map[string]string{
+		"experiments/at.yaml":   experimentYAML("at", many(10_000), "  outputs: [out/]\n"),
+		"experiments/over.yaml": experimentYAML("over", many(10_001), "  outputs: [out/]\n"),
+	})
+	b.mustRun()
+	first := b.Head()
+	_, at := b.runRecord("at")
+	if outs, _ := at["outputs"].([]any); at["status"] != "Succeeded" || len(outs) != 10_000 {
+		t.Errorf("at the limit: status %v with %d outputs (%v)", at["status"], len(outs), at["reason"])
+	}
+	_, over := b.runRecord("over")
+	if reason, _ := over["reason"].(string); over["status"] != "Failed" || !strings.Contains(reason, "outputs hold more than 10000 files") || !strings.Contains(reason, "limits.maxOutputFiles") {
+		t.Errorf("over the limit: status %v reason %q", over["status"], reason)
+	}
+	if code, stdout, stderr := b.verify("main"); code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", code, stdout, stderr)
+	}
+	out := b.mustRun()
+	if b.Head() != first || !strings.Contains(out, "nothing to do: all 2 runs") {
+		t.Errorf("a second run committed again or re-ran (head %s, was %s):\n%s", b.Head(), first, out)
 	}
 }
