@@ -28,7 +28,6 @@ const (
 	folderRetry
 )
 
-
 // folderState decides whether the run folder dir in the snapshot proves
 // that run is done. Anyone can push files; only a trusted key can sign
 // them, so nothing but a verified envelope counts.
