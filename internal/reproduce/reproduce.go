@@ -102,16 +102,7 @@ func ReproduceMaterial(ctx context.Context, m *Material, opts Options) (*Outcome
 		return out, nil
 	}
 	out.Contract = &c
-	tol := Strict(m, nil)
-	if opts.Machine.Objects != nil {
-		if t, err := ReadTolerances(opts.Machine.Objects, m); err == nil {
-			tol = t
-		} else {
-			tol = Strict(m, err)
-		}
-	} else {
-		tol = Strict(m, fmt.Errorf("no repository to read %s@%s from", m.Record.SpecPath, short(m.Record.SpecBlob)))
-	}
+	tol := tolerancesOf(m, opts.Machine.Objects)
 	problems, sources, err := Prepare(ctx, m, c, opts.Machine)
 	if err != nil {
 		return out, err
@@ -156,6 +147,19 @@ func ReproduceMaterial(ctx context.Context, m *Material, opts Options) (*Outcome
 		Materials:  attest.Materials{ContextPath: c.Context.Path, ContextTree: c.Context.Tree, Inputs: sources},
 	}
 	return out, nil
+}
+
+// tolerancesOf reads the attested tolerances, or says why everything must
+// be identical.
+func tolerancesOf(m *Material, objs *Objects) Tolerances {
+	if objs == nil {
+		return Strict(m, fmt.Errorf("no repository to read %s@%s from", m.Record.SpecPath, short(m.Record.SpecBlob)))
+	}
+	t, err := ReadTolerances(objs, m)
+	if err != nil {
+		return Strict(m, err)
+	}
+	return t
 }
 
 // execute runs the contract once, afresh: through the runner, never the
