@@ -96,7 +96,7 @@ func (r *Reviewer) decide(ctx context.Context, pr PullRequest, fpr forge.PullReq
 	t := rep.Totals
 	if forged := newUnverified(rep); len(forged) > 0 {
 		u := forged[0]
-		return forge.StateFailure, fmt.Sprintf("%s did not verify: %s (%s)", plural(len(forged), "results folder"), u.Dir, oneLine(u.Reason))
+		return forge.StateFailure, fmt.Sprintf("%s did not verify: %s (%s)", plural(len(forged), "results folder"), oneLine(u.Dir), oneLine(u.Reason))
 	}
 	if !pr.Trusted {
 		if only, err := r.onlyResultsChanged(ctx, pr, fpr, rep.Head.ResultsRoot); err == nil && only {

@@ -383,6 +383,11 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 		if r.Auth != nil {
 			r.Auth.SSHKeyFile, r.Auth.KnownHostsFile = rel(r.Auth.SSHKeyFile), rel(r.Auth.KnownHostsFile)
 		}
+		if r.Forge != nil {
+			if err := r.Forge.check(); err != nil {
+				return nil, fmt.Errorf("%s: repositories[%d]: %w", file, i, err)
+			}
+		}
 	}
 	return &cfg, nil
 }
@@ -392,6 +397,13 @@ func parseServeConfig(file string, data []byte) (*serveConfig, error) {
 func (cfg *serveConfig) credentials() []string {
 	var out []string
 	for _, r := range cfg.Repositories {
+		if r.Forge != nil {
+			// The forge's token too: a run could read it from expsync's
+			// environment and print it into its log or outputs.
+			if v := os.Getenv(r.Forge.tokenEnv()); v != "" {
+				out = append(out, v)
+			}
+		}
 		if r.Auth == nil {
 			continue
 		}

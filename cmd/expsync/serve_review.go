@@ -36,13 +36,30 @@ type forgeConfig struct {
 
 const defaultForgeTokenEnv = "EXPSYNC_FORGE_TOKEN"
 
+func (f *forgeConfig) tokenEnv() string {
+	if f.TokenEnv == "" {
+		return defaultForgeTokenEnv
+	}
+	return f.TokenEnv
+}
+
+// check refuses a forge the configuration cannot mean.
+func (f *forgeConfig) check() error {
+	for _, k := range forge.Kinds {
+		if forge.Kind(f.Kind) == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("forge.kind %q: use one of %v", f.Kind, forge.Kinds)
+}
+
 // client builds the forge client of the repository at gitURL.
 func (f *forgeConfig) client(gitURL string) (forge.Client, error) {
-	cfg := forge.Config{Kind: forge.Kind(f.Kind), URL: f.URL, WebURL: f.WebURL, Repository: f.Repository}
-	env := f.TokenEnv
-	if env == "" {
-		env = defaultForgeTokenEnv
+	if err := f.check(); err != nil {
+		return nil, err
 	}
+	cfg := forge.Config{Kind: forge.Kind(f.Kind), URL: f.URL, WebURL: f.WebURL, Repository: f.Repository}
+	env := f.tokenEnv()
 	cfg.Token = os.Getenv(env)
 	if cfg.Token == "" {
 		return nil, fmt.Errorf("forge: %s is empty: set the forge's API token in that variable (tokenEnv names another)", env)
