@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -225,12 +224,4 @@ func (s *noSleep) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.waits)
-}
-
-func pathUnescape(t *testing.T, s string) string {
-	u, err := url.PathUnescape(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
