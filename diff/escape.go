@@ -24,8 +24,11 @@ const maxCellRunes = 60
 func mdText(s string, n int) string {
 	s = clip(plain(s), n)
 	var b strings.Builder
-	for _, r := range s {
+	for i, r := range s {
 		switch {
+		case r == '.' && i >= 3 && strings.EqualFold(s[i-3:i], "www"):
+			// GitHub's autolinks turn "www.x" into a link: not after "www\.".
+			b.WriteString(`\.`)
 		case strings.ContainsRune(".,-+%=", r):
 			// Special only at the start of a line, where escaped text
 			// never stands (it follows a table pipe or a list marker):

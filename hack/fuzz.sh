@@ -37,6 +37,7 @@ targets=(
   ./results:FuzzMetrics
   ./results:FuzzRenderExperiment
   ./cmd/expsync:FuzzServeConfig
+  ./diff:FuzzEscapeMarkdown
 )
 passed=0 failed=0 failures=()
 for t in "${targets[@]}"; do
