@@ -17,7 +17,7 @@ import (
 const maxCellRunes = 60
 
 // mdText makes s inert Markdown inside a line: every ASCII punctuation
-// character but .,-+%= is backslash-escaped (CommonMark makes each a literal then: no emphasis,
+// character but .,-+%=() is backslash-escaped (CommonMark makes each a literal then: no emphasis,
 // link, HTML, entity or table pipe survives), line breaks and other
 // control characters become spaces, an @ is followed by a zero-width
 // space so no one is mentioned, and s is clipped to n runes.
@@ -29,10 +29,11 @@ func mdText(s string, n int) string {
 		case r == '.' && i >= 3 && strings.EqualFold(s[i-3:i], "www"):
 			// GitHub's autolinks turn "www.x" into a link: not after "www\.".
 			b.WriteString(`\.`)
-		case strings.ContainsRune(".,-+%=", r):
-			// Special only at the start of a line, where escaped text
-			// never stands (it follows a table pipe or a list marker):
-			// left as they are, numbers stay readable in the source.
+		case strings.ContainsRune(".,-+%=()", r):
+			// .,-+%= are special only at the start of a line, where
+			// escaped text never stands (it follows a table pipe or a list
+			// marker), and ( ) only after a ] (escaped): left as they
+			// are, numbers and changes stay readable in the source.
 			b.WriteRune(r)
 		case r < utf8.RuneSelf && unicode.IsPunct(r) || r < utf8.RuneSelf && unicode.IsSymbol(r):
 			b.WriteByte('\\')
@@ -50,6 +51,14 @@ func mdText(s string, n int) string {
 // EscapeMarkdown is mdText for callers composing a report around a diff:
 // s made inert inside a Markdown line, clipped to n runes (0: no clip).
 func EscapeMarkdown(s string, n int) string { return mdText(s, n) }
+
+// CodeSpan writes s as an inline code span: its content renders as typed
+// (no Markdown, no HTML), so only what would end it is replaced — a
+// backtick by ', a line break by a space, and a | by ¦ (in a table a pipe
+// ends the cell even inside a code span); clipped to n runes (0: no clip).
+func CodeSpan(s string, n int) string {
+	return "`" + strings.NewReplacer("`", "'", "|", "¦").Replace(clip(plain(s), n)) + "`"
+}
 
 // plain replaces control characters (terminal escapes, line breaks) and
 // Unicode format characters (bidirectional overrides that make text read

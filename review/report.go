@@ -148,10 +148,11 @@ func newUnverified(rep *diff.Report) []diff.Unverified {
 func (r *Reviewer) comment(pr PullRequest, fpr forge.PullRequest, branch string, rep *diff.Report, st forge.Status) string {
 	marker := forge.Marker(r.o.Context)
 	icon := map[forge.State]string{forge.StateSuccess: "✅", forge.StateFailure: "❌", forge.StatePending: "⏳"}[st.State]
-	intro := fmt.Sprintf("%s **%s** — results on [`%s`](%s), signed and verified.",
-		icon, diff.EscapeMarkdown(st.Description, 300), diff.EscapeMarkdown(branch, 100), r.o.Forge.FileURL(branch, rep.Head.ResultsRoot+"/README.md"))
-	full := fmt.Sprintf("For the whole diff, fetch `%s` and `refs/heads/%s`, then run `expsync diff %s %s --head-results %s --key KEY.pub`.",
-		diff.EscapeMarkdown(pr.Ref, 100), diff.EscapeMarkdown(branch, 100), short(rep.Base.Commit), short(pr.Commit), diff.EscapeMarkdown(branch, 100))
+	intro := fmt.Sprintf("%s **%s** — results on [%s](%s), signed and verified.",
+		icon, diff.EscapeMarkdown(st.Description, 300), diff.CodeSpan(branch, 100), r.o.Forge.FileURL(branch, rep.Head.ResultsRoot+"/README.md"))
+	full := fmt.Sprintf("For the whole diff, fetch %s and %s, then run %s.",
+		diff.CodeSpan(pr.Ref, 100), diff.CodeSpan("refs/heads/"+branch, 100),
+		diff.CodeSpan(fmt.Sprintf("expsync diff %s %s --head-results %s --key KEY.pub", short(rep.Base.Commit), short(pr.Commit), branch), 300))
 	budget := r.o.Forge.MaxCommentBytes() - len(marker) - 64
 	md := diff.Markdown(rep, diff.MarkdownOptions{Title: title, Intro: intro, MaxRows: 100, MaxBytes: budget, Full: full,
 		Link: func(p string) string { return r.o.Forge.FileURL(branch, p) }})

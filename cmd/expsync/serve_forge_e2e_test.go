@@ -166,7 +166,7 @@ func TestServePullRequestStatusesAndCommentOnGitea(t *testing.T) {
 		t.Errorf("no pending status with counts among %d statuses", len(statuses))
 	}
 	comment := theComment(t, admin, owner, 1, 1)
-	for _, want := range []string{"2 changed, 1 added", "| 1 | ", "1 → 2 (+1, +100.00%)", "expsync/results/pr-1"} {
+	for _, want := range []string{"2 changed, 1 added", "| 1 | ", "1 → 2 (+1, +100.00%)", "[`expsync/results/pr-1`](" + g.URL + owner + "/exps/src/branch/expsync/results/pr-1/results/README.md)"} {
 		if !strings.Contains(comment.Body, want) {
 			t.Errorf("the comment lacks %q:\n%s", want, comment.Body)
 		}
