@@ -11,6 +11,7 @@ package envtest_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -58,7 +59,9 @@ func apiServer(t *testing.T) *rest.Config {
 	}
 	apiServerOnce.Do(func() {
 		started := time.Now()
-		apiServerOnce.env = &envtest.Environment{ControlPlaneStartTimeout: time.Minute}
+		apiServerOnce.env = &envtest.Environment{ControlPlaneStartTimeout: time.Minute,
+			// The ExperimentRepository CRD as `make generate` writes it.
+			CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 		apiServerOnce.cfg, apiServerOnce.err = apiServerOnce.env.Start()
 		if apiServerOnce.err == nil {
 			fmt.Fprintf(os.Stderr, "envtest: kube-apiserver and etcd started in %s\n", time.Since(started).Round(time.Millisecond))
