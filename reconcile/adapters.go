@@ -14,6 +14,7 @@ import (
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/executor/local"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/results"
 	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/tree"
@@ -28,7 +29,8 @@ type LocalExecutor struct {
 }
 
 // Execute implements Executor.
-func (l LocalExecutor) Execute(ctx context.Context, c contract.Contract) (*runner.Result, error) {
+func (l LocalExecutor) Execute(ctx context.Context, run render.Run) (*runner.Result, error) {
+	c := render.Contract(run)
 	var meta map[string]string
 	if l.Meta != nil {
 		meta = l.Meta(c)

@@ -104,7 +104,7 @@ func (b *batcher) flush(ctx context.Context) error {
 	runs := maps.Clone(b.runs)
 	b.mu.Unlock()
 
-	msg := commitMessage(b.t, runs)
+	msg := b.r.commitMessage(b.t, runs)
 	known := b.knownFunc()
 	var report results.MergeReport
 	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (results.Changes, error) {
@@ -173,6 +173,65 @@ func (b *batcher) replace(ours map[string]*results.Record) func(tree.Reader, str
 		}
 		return theirs.Status != results.Succeeded && theirs.Scheduling != mine.Scheduling
 	}
+}
+
+// CommitSummary is what a results commit carries, for
+// Reconciler.CommitMessage.
+type CommitSummary struct {
+	// Source is the commit the runs were planned from, Ref its ref.
+	Source, Ref string
+	// Runs = Succeeded + Failed.
+	Runs, Succeeded, Failed int
+	// Experiments are sorted by name.
+	Experiments []ExperimentSummary
+}
+
+// ExperimentSummary counts one experiment's runs in a results commit.
+type ExperimentSummary struct {
+	Name              string
+	Succeeded, Failed int
+}
+
+// ShortSource is the source commit's first 12 hex digits.
+func (s CommitSummary) ShortSource() string { return short(s.Source) }
+
+func summarizeBatch(t Target, runs map[string]*results.Record) CommitSummary {
+	per := map[string]*ExperimentSummary{}
+	sum := CommitSummary{Source: t.Commit, Ref: t.Ref, Runs: len(runs)}
+	for _, rec := range runs {
+		e := per[rec.Experiment]
+		if e == nil {
+			e = &ExperimentSummary{Name: rec.Experiment}
+			per[rec.Experiment] = e
+		}
+		if rec.Status == results.Succeeded {
+			e.Succeeded++
+			sum.Succeeded++
+		} else {
+			e.Failed++
+			sum.Failed++
+		}
+	}
+	for _, e := range per {
+		sum.Experiments = append(sum.Experiments, *e)
+	}
+	sort.Slice(sum.Experiments, func(i, j int) bool { return sum.Experiments[i].Name < sum.Experiments[j].Name })
+	return sum
+}
+
+// commitMessage writes a batch's message with r.CommitMessage, or the
+// default summary; the source commit trailer always ends it.
+func (r *Reconciler) commitMessage(t Target, runs map[string]*results.Record) string {
+	trailer := fmt.Sprintf("Expsync-Source-Commit: %s\n", t.Commit)
+	if r.CommitMessage != nil {
+		msg, err := r.CommitMessage(summarizeBatch(t, runs))
+		// gitsource reads "{{" as a template of its own: a message that
+		// holds one (the user's data, not a template) falls back.
+		if err == nil && strings.TrimSpace(msg) != "" && !strings.Contains(msg, "{{") {
+			return strings.TrimRight(msg, "\n") + "\n\n" + trailer
+		}
+	}
+	return commitMessage(t, runs)
 }
 
 // commitMessage summarises a batch: a subject line and one line per

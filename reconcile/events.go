@@ -27,8 +27,10 @@ type Event struct {
 	// and full ref name); Commit is the commit being reconciled.
 	Repository, Ref string
 	Commit          string
-	// Planned: counts of the plan.
+	// Planned: counts of the plan; Done splits into DoneSucceeded and
+	// DoneFailed by the recorded status; Held runs wait for their backoff.
 	Planned, Done, Recover, Execute int
+	DoneSucceeded, DoneFailed, Held int
 	// RunFinished.
 	RunID, Experiment string
 	Status            string

@@ -15,10 +15,15 @@ import (
 	"github.com/expsync/expsync/tree"
 )
 
-// Executor runs one contract to its result, waiting for capacity as needed.
-// A cancelled ctx ends the run (its result then has status Cancelled).
+// Executor runs one planned run to its result, waiting for capacity as
+// needed; render.Contract(run) is what the runner executes. It is
+// idempotent by run ID: a restarted process that executes a run again
+// adopts what a predecessor started rather than starting it twice. A
+// cancelled ctx ends the wait (the result then has status Cancelled); an
+// executor whose runs outlive the process (Kubernetes Jobs) stops the run
+// itself only when context.Cause(ctx) is ErrRunObsolete.
 type Executor interface {
-	Execute(ctx context.Context, c contract.Contract) (*runner.Result, error)
+	Execute(ctx context.Context, run render.Run) (*runner.Result, error)
 }
 
 // recovered is a run whose result the run cache holds.
@@ -82,13 +87,13 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 	runsCtx, stopRuns := context.WithCancel(ctx)
 	defer stopRuns()
 	for _, run := range runs {
-		runCtx, cancel := context.WithCancel(runsCtx)
+		runCtx, cancel := context.WithCancelCause(runsCtx)
 		key := TargetKey(t.Repository, t.Ref)
 		r.track(key, run.ID, cancel)
 		wg.Add(1)
 		go func(run render.Run) {
 			defer wg.Done()
-			defer cancel()
+			defer cancel(nil)
 			defer r.untrack(key, run.ID)
 			res, err := r.runOne(runCtx, prep, run)
 			if err == nil && res.Status.Cacheable() {
@@ -184,7 +189,7 @@ func (r *Reconciler) runOne(ctx context.Context, prep *preparer, run render.Run)
 			StartedAt: now, FinishedAt: now, Error: mismatch, SchedulingDigest: runner.SchedulingDigest(c),
 			Requests: runner.Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory}}, nil
 	}
-	return r.Executor.Execute(ctx, c)
+	return r.Executor.Execute(ctx, run)
 }
 
 // preparer exports each context tree and repository input to the store

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/expsync/expsync/attest"
@@ -18,7 +16,6 @@ import (
 	"github.com/expsync/expsync/results"
 	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
-	"github.com/expsync/expsync/tree"
 )
 
 // LocalOptions configure the embedded default: a local store, the local
@@ -161,57 +158,7 @@ var ErrNotRunnable = errors.New("commit may not run")
 
 // ReconcileRef reconciles the commit a poll reported for one ref.
 func (l *Local) ReconcileRef(ctx context.Context, src *gitsource.Source, ch gitsource.RefChange) (*Report, error) {
-	if ch.Deleted() {
-		return &Report{}, nil
-	}
-	if !ch.Runnable {
-		return &Report{Commit: ch.New}, fmt.Errorf("%w: %s at %s: %s", ErrNotRunnable, ch.Ref, short(ch.New), ch.Reason)
-	}
-	branch, err := ExpandResultsBranch(ch.ResultsBranch, ch.Ref)
-	if err != nil {
-		return &Report{Commit: ch.New}, err
-	}
-	startFrom := ""
-	if branch == "" {
-		if !strings.HasPrefix(ch.Ref, "refs/heads/") {
-			return &Report{Commit: ch.New}, fmt.Errorf("%s is not a branch and has no results branch configured", ch.Ref)
-		}
-		branch = strings.TrimPrefix(ch.Ref, "refs/heads/")
-	} else if "refs/heads/"+branch != ch.Ref {
-		startFrom = ch.Ref
-	}
-	snap, err := src.Snapshot(ctx, ch.Ref, ch.New)
-	if err != nil {
-		return &Report{Commit: ch.New}, err
-	}
-	defer snap.Close()
-	var resultsTree tree.Reader
-	separate := "refs/heads/"+branch != ch.Ref
-	if separate {
-		// Done runs of this ref are in its results branch.
-		rs, err := src.Snapshot(ctx, "refs/heads/"+branch, "")
-		switch {
-		case err == nil:
-			defer rs.Close()
-			resultsTree = rs
-		case errors.Is(err, gitsource.ErrRefNotFound):
-			// No results branch yet: nothing is done.
-		default:
-			return &Report{Commit: ch.New}, fmt.Errorf("read results branch %s: %w", branch, err)
-		}
-	}
-	author := l.opts.Author
-	if author.Name == "" {
-		author = gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}
-	}
-	// Only a results branch that is not there yet may be created.
-	mayCreate := new(atomic.Bool)
-	mayCreate.Store(separate && resultsTree == nil)
-	return l.Reconciler.Reconcile(ctx, Target{
-		Repository: src.URL(), Ref: ch.Ref, Commit: ch.New, Tree: snap, Results: resultsTree, SeparateResults: separate,
-		Pusher: GitPusher{Source: src, Branch: branch, StartFrom: startFrom, Author: author, Signer: l.opts.CommitSigner,
-			MayCreate: mayCreate},
-	})
+	return RefReconciler{Reconciler: l.Reconciler, Author: l.opts.Author, CommitSigner: l.opts.CommitSigner}.ReconcileRef(ctx, src, ch)
 }
 
 // TrustedKeys are the public keys whose signed results count (the signing

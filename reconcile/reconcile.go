@@ -93,9 +93,20 @@ type Reconciler struct {
 	// Retry holds runs that cannot run on this machine (see RetryPolicy);
 	// the zero policy reports them as errors and holds nothing.
 	Retry RetryPolicy
+	// RunValidExperiments runs the valid experiments of a commit whose
+	// other experiment files do not load (the controller: one invalid
+	// experiment stalls only itself); Report.Invalid then carries the
+	// errors (wrapped in ErrPlan) and Reconcile's error is about the valid
+	// runs alone. Without it such a commit plans nothing (expsync run:
+	// fix the files first).
+	RunValidExperiments bool
+	// CommitMessage writes the message of a results commit; nil: the
+	// default summary. The Expsync-Source-Commit trailer is appended
+	// either way.
+	CommitMessage func(CommitSummary) (string, error)
 
 	mu       sync.Mutex
-	inflight map[string]map[string]context.CancelFunc // target key -> run ID -> cancel
+	inflight map[string]map[string]context.CancelCauseFunc // target key -> run ID -> cancel
 	verified verifiedTrees
 	eventsMu sync.Mutex
 	holds    holdSet
@@ -124,6 +135,16 @@ type Report struct {
 	Commits []string
 	// Forged folders found in the branch that did not verify.
 	Untrusted []string
+	// Invalid holds the errors of experiment files that did not load
+	// (file:line:col each) when RunValidExperiments ran the others;
+	// InvalidExperiments counts the experiments concerned.
+	Invalid            error
+	InvalidExperiments int
+	// DoneSucceeded and DoneFailed split Done by the recorded status.
+	DoneSucceeded, DoneFailed int
+	// RunIDs are the planned runs' IDs (an executor whose runs outlive
+	// the process prunes what no ref plans any more).
+	RunIDs []string
 }
 
 // NothingToDo reports whether the reconcile found every run done.
@@ -135,10 +156,25 @@ func (r *Report) NothingToDo() bool {
 func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	rep := &Report{Commit: t.Commit}
 	plan, err := r.plan(t)
-	if err != nil {
+	if err != nil && (!r.RunValidExperiments || plan == nil) {
 		return rep, err
 	}
+	if err != nil {
+		rep.Invalid = err
+		for _, e := range plan.Experiments {
+			if !e.Valid() {
+				rep.InvalidExperiments++
+			}
+		}
+		if rep.InvalidExperiments == 0 {
+			rep.InvalidExperiments = 1 // a file that names no experiment it could load
+		}
+	}
 	rep.Planned = len(plan.Runs)
+	rep.RunIDs = make([]string, len(plan.Runs))
+	for i, run := range plan.Runs {
+		rep.RunIDs[i] = run.ID
+	}
 	layout := results.Layout{Root: plan.Config.Results}
 	work, err := r.classify(ctx, t, layout, plan.Runs, rep)
 	if err != nil {
@@ -146,6 +182,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	}
 	work.execute = r.holdBack(work.execute, rep)
 	r.emit(t, Event{Kind: EventPlanned, Commit: t.Commit, Planned: rep.Planned, Done: rep.Done,
+		DoneSucceeded: rep.DoneSucceeded, DoneFailed: rep.DoneFailed, Held: rep.Held,
 		Recover: len(work.recover), Execute: len(work.execute)})
 	if len(work.recover) == 0 && len(work.execute) == 0 {
 		return rep, r.redrawPlots(ctx, t, layout, plan.Runs, work, rep)
@@ -170,7 +207,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 // experiment files): trying again changes nothing until a new commit.
 var ErrPlan = errors.New("cannot plan commit")
 
-// plan loads and plans the snapshot in local mode.
+// plan loads and plans the snapshot (in local mode unless r.Plan says
+// otherwise).
 func (r *Reconciler) plan(t Target) (*render.PlanResult, error) {
 	opts := r.Plan
 	if opts.Mode == "" {
@@ -178,7 +216,13 @@ func (r *Reconciler) plan(t Target) (*render.PlanResult, error) {
 	}
 	plan, err := render.Plan(t.Tree, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrPlan, short(t.Commit), err)
+		err = fmt.Errorf("%w %s: %w", ErrPlan, short(t.Commit), err)
+		if r.RunValidExperiments && plan != nil {
+			// With RunValidExperiments a commit whose invalid files leave
+			// valid experiments returns their plan with the error.
+			return plan, err
+		}
+		return nil, err
 	}
 	return plan, nil
 }
@@ -213,6 +257,11 @@ func (r *Reconciler) classify(ctx context.Context, t Target, layout results.Layo
 		switch state {
 		case folderDone:
 			rep.Done++
+			if known.Record != nil && known.Record.Status == results.Succeeded {
+				rep.DoneSucceeded++
+			} else {
+				rep.DoneFailed++
+			}
 			w.known[dir] = known
 			continue
 		case folderUntrusted:
@@ -236,7 +285,7 @@ func (r *Reconciler) CancelExcept(key string, keep map[string]bool) int {
 	n := 0
 	for id, cancel := range r.inflight[key] {
 		if !keep[id] {
-			cancel()
+			cancel(ErrRunObsolete)
 			n++
 		}
 	}
@@ -255,14 +304,14 @@ func (r *Reconciler) InFlight(key string) []string {
 	return out
 }
 
-func (r *Reconciler) track(key, id string, cancel context.CancelFunc) {
+func (r *Reconciler) track(key, id string, cancel context.CancelCauseFunc) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.inflight == nil {
-		r.inflight = map[string]map[string]context.CancelFunc{}
+		r.inflight = map[string]map[string]context.CancelCauseFunc{}
 	}
 	if r.inflight[key] == nil {
-		r.inflight[key] = map[string]context.CancelFunc{}
+		r.inflight[key] = map[string]context.CancelCauseFunc{}
 	}
 	r.inflight[key][id] = cancel
 }

@@ -1,0 +1,499 @@
+// Package controller reconciles ExperimentRepository objects: it polls
+// each repository through the same engine as `expsync serve` (reconcile:
+// planning, the run cache, batching, commit-back), runs new runs through
+// an executor of the object's namespace (executor/kube: Jobs), and keeps a
+// bounded kstatus status, Flux-style events and Prometheus metrics.
+//
+// Reconcile is a short sequence of named steps; the long work (a commit's
+// runs, hours perhaps) happens in the engine's ref workers, which wake the
+// object's Reconcile when they progress.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	helper "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/events"
+	"github.com/fluxcd/pkg/runtime/jitter"
+	"github.com/fluxcd/pkg/runtime/patch"
+	"github.com/fluxcd/pkg/runtime/predicates"
+	runtimereconcile "github.com/fluxcd/pkg/runtime/reconcile"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/reconcile"
+	"github.com/expsync/expsync/render"
+)
+
+// ownedConditions are the conditions this controller writes.
+var ownedConditions = []string{
+	meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition,
+	v1alpha1.FetchFailedCondition, v1alpha1.NotVerifiedCondition, v1alpha1.InvalidExperimentsCondition,
+	v1alpha1.PushFailedCondition, v1alpha1.SigningFailedCondition,
+}
+
+// Settings are the controller-wide defaults and tunables.
+type Settings struct {
+	// StateDir holds each repository's Git cache (StateDir/<uid>).
+	StateDir string
+	// BuilderID names the deployment in statements when the object names none.
+	BuilderID string
+	// BatchInterval is how often finished runs are committed (0: 10s).
+	BatchInterval time.Duration
+	// ProgressInterval is the least time between two status updates
+	// caused by runs finishing (0: 10s): a thousand runs finishing must
+	// not cost a thousand status writes.
+	ProgressInterval time.Duration
+	// KeysTTL is how long a read of the attestation Secrets is used
+	// before it is read again (0: 1 minute).
+	KeysTTL time.Duration
+}
+
+// Reconciler reconciles ExperimentRepository objects.
+type Reconciler struct {
+	client.Client
+	// APIReader reads Secrets from the API server (never from a cache).
+	APIReader     client.Reader
+	EventRecorder events.Recorder
+	Metrics       helper.Metrics
+	Own           *Metrics
+	// ControllerName is the field manager of status patches.
+	ControllerName string
+	Executors      ExecutorFactory
+	Settings       Settings
+
+	mu    sync.Mutex
+	repos map[types.NamespacedName]*repoState
+	// wake carries progress of the engine back into Reconcile.
+	wake   chan event.GenericEvent
+	timers map[types.NamespacedName]*time.Timer
+	ctx    context.Context
+}
+
+// SetupWithManager registers the controller: it reconciles on a spec
+// change (generation), on reconcile.fluxcd.io/requestedAt, on the
+// interval (requeue with jitter) and when the engine progresses.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
+	r.repos = map[types.NamespacedName]*repoState{}
+	r.timers = map[types.NamespacedName]*time.Timer{}
+	r.wake = make(chan event.GenericEvent, 1024)
+	r.ctx = ctx
+	if r.Settings.ProgressInterval <= 0 {
+		r.Settings.ProgressInterval = 10 * time.Second
+	}
+	if r.Settings.KeysTTL <= 0 {
+		r.Settings.KeysTTL = time.Minute
+	}
+	if err := mgr.Add(stopper{r}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.ExperimentRepository{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}))).
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
+		WithOptions(opts).
+		Complete(r)
+}
+
+// stopper stops every repository's workers when the manager stops (or
+// loses leadership): their runs are left running for the next leader.
+type stopper struct{ r *Reconciler }
+
+func (s stopper) Start(ctx context.Context) error {
+	<-ctx.Done()
+	s.r.mu.Lock()
+	repos := s.r.repos
+	s.r.repos = map[types.NamespacedName]*repoState{}
+	s.r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, st := range repos {
+		wg.Add(1)
+		go func() { defer wg.Done(); st.workers.Stop(errShutdown) }()
+	}
+	wg.Wait()
+	return nil
+}
+
+// NeedLeaderElection: only the leader runs workers.
+func (stopper) NeedLeaderElection() bool { return true }
+
+// Reconcile runs the named steps for one ExperimentRepository.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	start := time.Now()
+	obj := &v1alpha1.ExperimentRepository{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			// No finalizer: its Jobs go with it through their owner
+			// reference, whether this controller runs or not.
+			r.forget(req.NamespacedName, errDeleted, true)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.DeletionTimestamp.IsZero() {
+		r.forget(req.NamespacedName, errDeleted, true)
+		return ctrl.Result{}, nil
+	}
+	oldObj := obj.DeepCopy()
+	sp := patch.NewSerialPatcher(obj, r.Client)
+	defer func() {
+		isSuccess := func(res ctrl.Result, err error) bool { return err == nil && !res.Requeue && res.RequeueAfter > 0 }
+		retErr = runtimereconcile.NewResultFinalizer(isSuccess, "").Finalize(obj, result, retErr)
+		opts := runtimereconcile.AddPatchOptions(obj, nil, ownedConditions, r.ControllerName)
+		if err := sp.Patch(ctx, obj, opts...); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
+		}
+		if retErr != nil {
+			result = ctrl.Result{}
+		}
+		r.mu.Lock()
+		st := r.repos[req.NamespacedName]
+		r.mu.Unlock()
+		r.notify(oldObj, obj, st)
+		r.Metrics.RecordDuration(ctx, obj, start)
+		r.Metrics.RecordSuspend(ctx, obj, obj.Spec.Suspend)
+		r.Metrics.RecordReadiness(ctx, obj)
+		r.Metrics.RecordStalled(ctx, obj)
+		r.Metrics.RecordReconciling(ctx, obj)
+	}()
+
+	if obj.Spec.Suspend {
+		// New runs and commits stop; Jobs in flight go on and are adopted
+		// on resume.
+		r.forget(req.NamespacedName, errSuspended, false)
+		return ctrl.Result{}, nil
+	}
+	st, err := r.reconcileEngine(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if st == nil { // stalled: only a spec change helps
+		return ctrl.Result{RequeueAfter: obj.GetRequeueAfter()}, nil
+	}
+	next, err := r.reconcileSource(ctx, obj, st)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	r.reconcileStatus(obj, st)
+	r.prune(ctx, st)
+	r.recordMetrics(obj, st)
+	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// reconcileEngine returns the object's engine, building it on first sight
+// and rebuilding it when the spec or the Secrets it reads changed. It
+// returns nil with the object marked Stalled when the spec cannot work.
+func (r *Reconciler) reconcileEngine(ctx context.Context, obj *v1alpha1.ExperimentRepository) (*repoState, error) {
+	key := client.ObjectKeyFromObject(obj)
+	if err := checkSpec(obj); err != nil {
+		r.forget(key, errReconfigured, false)
+		conditions.MarkStalled(obj, v1alpha1.InvalidSpecReason, "%s", bounded(err.Error()))
+		conditions.MarkFalse(obj, meta.ReadyCondition, v1alpha1.InvalidSpecReason, "%s", bounded(err.Error()))
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		return nil, nil
+	}
+	creds, err := readCredentials(ctx, r.APIReader, obj)
+	if err != nil {
+		if errors.Is(err, ErrSecret) {
+			conditions.MarkFalse(obj, meta.ReadyCondition, v1alpha1.SecretNotFoundReason, "%s", bounded(err.Error()))
+			conditions.MarkTrue(obj, meta.ReconcilingCondition, meta.ProgressingWithRetryReason, "%s", bounded(err.Error()))
+		}
+		return nil, err
+	}
+	r.mu.Lock()
+	st := r.repos[key]
+	r.mu.Unlock()
+	if st != nil && st.uid == obj.UID && st.generation == obj.Generation && st.versions == creds.versions {
+		return st, nil
+	}
+	if st != nil {
+		r.forget(key, errReconfigured, st.uid != obj.UID)
+	}
+	st, err = r.newState(obj, creds)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.repos[key] = st
+	r.mu.Unlock()
+	return st, nil
+}
+
+// newState builds a repository's Git source, executor, engine and workers.
+func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credentials) (*repoState, error) {
+	key := client.ObjectKeyFromObject(obj)
+	src, err := gitsource.New(gitRepository(obj, creds), filepath.Join(r.Settings.StateDir, string(obj.UID)))
+	if err != nil {
+		return nil, err
+	}
+	ex, err := r.Executors(obj)
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	st := &repoState{key: key, uid: obj.UID, generation: obj.Generation, versions: creds.versions, interval: obj.GetRequeueAfter(),
+		src: src, exec: ex, order: refOrder(obj), progress: map[string]*refProgress{}, notified: map[string]string{}}
+	builder := obj.Spec.Attestation.BuilderID
+	if builder == "" {
+		builder = r.Settings.BuilderID
+	}
+	st.engine = &reconcile.Reconciler{
+		Store: ex.Store(), Executor: ex, Keys: keysFor(r.APIReader, obj, r.Settings.KeysTTL),
+		BuilderID: builder, ExecutorName: "kubernetes",
+		Plan:          render.PlanOptions{Mode: v1alpha1.ModeKubernetes, StoreURL: ex.StoreURL()},
+		BatchInterval: r.Settings.BatchInterval,
+		// A run the cluster refuses now (quota, missing Secret) is held
+		// and tried again after one interval, then two, four...
+		Retry:               reconcile.RetryPolicy{Base: st.interval},
+		RunValidExperiments: true,
+		Events: func(e reconcile.Event) {
+			st.onEvent(e)
+			r.progressed(key, e)
+		},
+	}
+	if c := obj.Spec.Commit; c != nil && c.MessageTemplate != "" {
+		st.engine.CommitMessage, _ = messageTemplate(c.MessageTemplate) // checked by checkSpec
+	}
+	refs := reconcile.RefReconciler{Reconciler: st.engine, CommitSigner: creds.commitSigner,
+		Author: gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}}
+	if c := obj.Spec.Commit; c != nil && c.Author != nil {
+		refs.Author = gitsource.Signature{Name: c.Author.Name, Email: c.Author.Email}
+	}
+	log := ctrl.LoggerFrom(r.ctx).WithValues("experimentrepository", key.String())
+	st.workers = reconcile.NewWorkers(r.ctx, st.engine, src, refs.ReconcileRef, reconcile.WorkersOptions{
+		Log: func(format string, args ...any) { log.V(1).Info(fmt.Sprintf(format, args...)) },
+		Finished: func(ref string, ch gitsource.RefChange, rep *reconcile.Report, err error) {
+			st.finished(ref, ch, rep, err)
+			r.wakeNow(key)
+		},
+	})
+	return st, nil
+}
+
+// reconcileSource lists the repository's refs when a poll is due (the
+// interval passed, a spec change, or reconcile.fluxcd.io/requestedAt) and
+// hands new commits to the workers. It returns when to come back.
+func (r *Reconciler) reconcileSource(ctx context.Context, obj *v1alpha1.ExperimentRepository, st *repoState) (time.Duration, error) {
+	requested, _ := meta.ReconcileAnnotationValue(obj.GetAnnotations())
+	st.mu.Lock()
+	due := st.lastPoll.IsZero() || time.Since(st.lastPoll) >= st.interval-st.interval/20 || requested != st.handledRequest
+	st.mu.Unlock()
+	if due {
+		_, err := st.workers.Poll(ctx)
+		st.mu.Lock()
+		st.lastPoll, st.pollErr, st.handledRequest = time.Now(), err, requested
+		st.mu.Unlock()
+	}
+	st.mu.Lock()
+	pollErr, last := st.pollErr, st.lastPoll
+	st.mu.Unlock()
+	if pollErr != nil {
+		msg := bounded(pollErr.Error())
+		conditions.MarkTrue(obj, v1alpha1.FetchFailedCondition, v1alpha1.FetchFailedReason, "%s", msg)
+		conditions.MarkFalse(obj, meta.ReadyCondition, v1alpha1.FetchFailedReason, "%s", msg)
+		conditions.MarkTrue(obj, meta.ReconcilingCondition, meta.ProgressingWithRetryReason, "%s", msg)
+		// Try again on the workqueue's backoff, sooner than the interval.
+		return 0, fmt.Errorf("list refs of %s: %w", gitsource.RedactURL(obj.Spec.URL), pollErr)
+	}
+	wait := time.Until(last.Add(st.interval))
+	if wait <= 0 {
+		wait = st.interval
+	}
+	return jitter.JitteredIntervalDuration(wait), nil
+}
+
+// reconcileStatus writes the refs and conditions from the engine's state.
+func (r *Reconciler) reconcileStatus(obj *v1alpha1.ExperimentRepository, st *repoState) {
+	views := st.views()
+	setRefs(obj, views)
+	summarize(obj, views)
+}
+
+// prune deletes the Jobs of runs no ref plans any more, once every ref
+// seen was planned in this process (a ref not planned yet after a restart
+// would otherwise lose its Jobs).
+func (r *Reconciler) prune(ctx context.Context, st *repoState) {
+	states := st.workers.Refs()
+	st.mu.Lock()
+	keep := map[string]bool{}
+	complete := !st.pruned
+	for _, rs := range states {
+		if rs.Seen.Deleted() {
+			continue
+		}
+		p := st.progress[rs.Ref]
+		if p == nil || p.runIDs == nil || rs.Busy {
+			complete = false
+			break
+		}
+		for id := range p.runIDs {
+			keep[id] = true
+		}
+	}
+	st.mu.Unlock()
+	if !complete {
+		return
+	}
+	if err := st.exec.Prune(ctx, keep); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "prune Jobs no ref plans")
+		return
+	}
+	st.mu.Lock()
+	st.pruned = true
+	st.mu.Unlock()
+}
+
+// forget stops a repository's workers with cause (their Jobs keep
+// running) and, when the object is gone, removes its Git cache.
+func (r *Reconciler) forget(key types.NamespacedName, cause error, gone bool) {
+	r.mu.Lock()
+	st := r.repos[key]
+	delete(r.repos, key)
+	if t := r.timers[key]; t != nil {
+		t.Stop()
+		delete(r.timers, key)
+	}
+	r.mu.Unlock()
+	if st == nil {
+		return
+	}
+	st.workers.Stop(cause)
+	if gone {
+		_ = os.RemoveAll(filepath.Join(r.Settings.StateDir, string(st.uid)))
+		if r.Own != nil {
+			r.Own.forget(key.Namespace, key.Name)
+		}
+	}
+}
+
+// progressed wakes the object's Reconcile after runs finished, at most
+// once per ProgressInterval.
+func (r *Reconciler) progressed(key types.NamespacedName, e reconcile.Event) {
+	if r.Own != nil && e.Kind == reconcile.EventRunFinished && e.Status != "" && e.Status != "Cancelled" {
+		r.Own.RunsFinished.WithLabelValues(e.Status).Inc()
+	}
+	if e.Kind != reconcile.EventRunFinished && e.Kind != reconcile.EventCommitted && e.Kind != reconcile.EventCommitFailed {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.timers[key] != nil {
+		return
+	}
+	r.timers[key] = time.AfterFunc(r.Settings.ProgressInterval, func() {
+		r.mu.Lock()
+		delete(r.timers, key)
+		r.mu.Unlock()
+		r.wakeNow(key)
+	})
+}
+
+// wakeNow queues a Reconcile of the object (a ref's reconcile ended).
+func (r *Reconciler) wakeNow(key types.NamespacedName) {
+	obj := &v1alpha1.ExperimentRepository{}
+	obj.Namespace, obj.Name = key.Namespace, key.Name
+	select {
+	case r.wake <- event.GenericEvent{Object: obj}:
+	default:
+		// The queue is full of wake-ups: this one's Reconcile is due anyway.
+	}
+}
+
+// recordMetrics sets the runs gauge from the status.
+func (r *Reconciler) recordMetrics(obj *v1alpha1.ExperimentRepository, st *repoState) {
+	if r.Own == nil {
+		return
+	}
+	var c v1alpha1.RunCounts
+	for _, ref := range obj.Status.Refs {
+		c.Planned += ref.Runs.Planned
+		c.Succeeded += ref.Runs.Succeeded
+		c.Failed += ref.Runs.Failed
+		c.Running += ref.Runs.Running
+		c.Held += ref.Runs.Held
+	}
+	for phase, n := range map[string]int32{"planned": c.Planned, "succeeded": c.Succeeded, "failed": c.Failed, "running": c.Running, "held": c.Held} {
+		r.Own.Runs.WithLabelValues(obj.Namespace, obj.Name, phase).Set(float64(n))
+	}
+	pushes := st.src.Stats().Pushes
+	st.mu.Lock()
+	delta := pushes - st.pushes
+	st.pushes = pushes
+	st.mu.Unlock()
+	if delta > 0 {
+		r.Own.PushAttempts.WithLabelValues("attempt").Add(float64(delta))
+	}
+}
+
+// notify sends events on changes only (Flux's metadata, so
+// notification-controller can forward them and set commit statuses):
+//   - a ref whose commit is done (every run's result committed): Normal,
+//     with <group>/revision <ref>@sha1:<hex> and <group>/commit_status
+//     update, once per ref and commit;
+//   - Ready turning False, or its reason or message changing: Warning;
+//   - Ready back to True after False: Normal.
+func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repoState) {
+	if r.EventRecorder == nil {
+		return
+	}
+	prefix := v1alpha1.Group + "/"
+	if st != nil {
+		for _, ref := range obj.Status.Refs {
+			st.mu.Lock()
+			p := st.progress[ref.Name]
+			done := p != nil && p.finished && p.commit != "" && ref.ObservedCommit == revision(ref.Name, p.commit) &&
+				ref.Runs.Running == 0 && ref.Runs.Held == 0 && ref.Message == "" && ref.Runs.Planned > 0 &&
+				ref.Runs.Succeeded+ref.Runs.Failed >= ref.Runs.Planned
+			already := st.notified[ref.Name] == ref.ObservedCommit
+			if done {
+				st.notified[ref.Name] = ref.ObservedCommit
+			}
+			st.mu.Unlock()
+			if !done || already {
+				continue
+			}
+			msg := fmt.Sprintf("%s: %d runs: %d succeeded, %d failed", ref.ObservedCommit, ref.Runs.Planned, ref.Runs.Succeeded, ref.Runs.Failed)
+			if ref.LastResultsCommit != "" {
+				msg += "; results in " + ref.LastResultsCommit
+			}
+			r.EventRecorder.AnnotatedEventf(obj, nil, map[string]string{
+				prefix + eventv1.MetaRevisionKey:     ref.ObservedCommit,
+				prefix + eventv1.MetaCommitStatusKey: eventv1.MetaCommitStatusUpdateValue,
+			}, corev1.EventTypeNormal, "ResultsCommitted", "reconcile", "%s", msg)
+		}
+	}
+	oldReady, ready := conditions.Get(oldObj, meta.ReadyCondition), conditions.Get(obj, meta.ReadyCondition)
+	if ready == nil || (oldReady != nil && oldReady.Status == ready.Status && oldReady.Reason == ready.Reason && oldReady.Message == ready.Message) {
+		return
+	}
+	annotations := map[string]string{}
+	if len(obj.Status.Refs) > 0 && obj.Status.Refs[0].ObservedCommit != "" {
+		annotations[prefix+eventv1.MetaRevisionKey] = obj.Status.Refs[0].ObservedCommit
+	}
+	switch {
+	case ready.Status == metav1.ConditionFalse:
+		r.EventRecorder.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeWarning, ready.Reason, "reconcile", "%s", ready.Message)
+	case ready.Status == metav1.ConditionTrue && oldReady != nil && oldReady.Status == metav1.ConditionFalse:
+		r.EventRecorder.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeNormal, ready.Reason, "reconcile", "%s", ready.Message)
+	}
+}
