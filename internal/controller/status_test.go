@@ -46,7 +46,9 @@ func TestSummarize(t *testing.T) {
 		{"runs in flight", []refView{with(func(v *refView) { v.Busy, v.Running, v.Succeeded = true, 2, 1 })},
 			verdict{Ready: "Unknown/Progressing", Reconciling: "True/RunsInProgress"}},
 		{"invalid experiment while others run",
-			[]refView{with(func(v *refView) { v.Busy, v.Running, v.Invalid, v.InvalidCount = true, 1, "experiments/bad.yaml:3:5: ...", 1 })},
+			[]refView{with(func(v *refView) {
+				v.Busy, v.Running, v.Invalid, v.InvalidCount = true, 1, "experiments/bad.yaml:3:5: ...", 1
+			})},
 			verdict{Ready: "Unknown/Progressing", Reconciling: "True/RunsInProgress", Abnormal: []string{"InvalidExperiments"}}},
 		{"invalid experiment, the rest done", []refView{with(func(v *refView) { v.Invalid, v.InvalidCount = "experiments/bad.yaml:3:5: ...", 1 })},
 			verdict{Ready: "False/InvalidExperiments", Stalled: "True/InvalidExperiments", Abnormal: []string{"InvalidExperiments"}}},
