@@ -26,8 +26,8 @@ const (
 // refs run, who signs what, and where the runs execute.
 //
 // +kubebuilder:object:generate=true
-// +kubebuilder:validation:XValidation:rule="!self.url.startsWith('http://') || self.allowHTTP",message="url: plain http:// sends code and credentials unencrypted; use https:// or ssh://, or set allowHTTP: true for a private network"
-// +kubebuilder:validation:XValidation:rule="self.refs.all(r, r.trusted) || has(self.verify)",message="refs: an untrusted ref runs only commits signed by an allowed key, and verify names none; add verify.secretRef (public keys) or set trusted: true"
+// +kubebuilder:validation:XValidation:rule="!self.url.startsWith('http://') || (has(self.allowHTTP) && self.allowHTTP)",message="url: plain http:// sends code and credentials unencrypted; use https:// or ssh://, or set allowHTTP: true for a private network"
+// +kubebuilder:validation:XValidation:rule="self.refs.all(r, has(r.trusted) && r.trusted) || has(self.verify)",message="refs: an untrusted ref runs only commits signed by an allowed key, and verify names none; add verify.secretRef (public keys) or set trusted: true"
 type ExperimentRepositorySpec struct {
 	// URL of the Git repository: https://, ssh:// or (with allowHTTP)
 	// http://. Credentials never go in the URL: name a Secret in secretRef.
