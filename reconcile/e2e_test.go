@@ -122,7 +122,7 @@ func TestRunCommitsVerifiedResults(t *testing.T) {
 
 var cmpReport = cmp.FilterPath(func(p cmp.Path) bool {
 	f := p.Last().String()
-	return f == ".Commits" || f == ".Untrusted"
+	return f == ".Commits" || f == ".Untrusted" || f == ".RunIDs"
 }, cmp.Ignore())
 
 // TestSweepChangeRunsOnlyNewPoints: adding one sweep value runs exactly that
