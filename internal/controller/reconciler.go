@@ -158,7 +158,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	oldObj := obj.DeepCopy()
 	sp := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
-		isSuccess := func(res ctrl.Result, err error) bool { return err == nil && !res.Requeue && res.RequeueAfter > 0 }
+		isSuccess := func(res ctrl.Result, err error) bool { return err == nil && res.RequeueAfter > 0 }
 		retErr = runtimereconcile.NewResultFinalizer(isSuccess, "").Finalize(obj, result, retErr)
 		opts := runtimereconcile.AddPatchOptions(obj, nil, ownedConditions, r.ControllerName)
 		if err := sp.Patch(ctx, obj, opts...); err != nil {

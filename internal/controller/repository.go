@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"text/template"
 	"time"
@@ -226,14 +225,4 @@ func refOrder(obj *v1alpha1.ExperimentRepository) func(ref string) int {
 		}
 		return len(policies)
 	}
-}
-
-// sortedStrings returns the map's keys, sorted.
-func sortedStrings(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

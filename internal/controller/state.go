@@ -82,16 +82,16 @@ type repoState struct {
 
 // refProgress counts one ref's runs from the engine's events.
 type refProgress struct {
-	commit                               string
-	planned, succeeded, failed, running  int
-	held                                 int
-	heldReason                           string
-	runIDs                               map[string]bool // planned runs, for Prune
-	resultsBranch, resultsCommit         string
-	pushErr, signErr, err, invalid       string
-	invalidCount                         int
-	finished                             bool // the reconcile of commit ended
-	lastFinishedCommit, lastReportedDone string
+	commit                              string
+	planned, succeeded, failed, running int
+	held                                int
+	heldReason                          string
+	runIDs                              map[string]bool // planned runs, for Prune
+	resultsBranch, resultsCommit        string
+	pushErr, signErr, err, invalid      string
+	invalidCount                        int
+	finished                            bool // the reconcile of commit ended
+	lastFinishedCommit                  string
 }
 
 func (st *repoState) ref(name string) *refProgress {

@@ -43,13 +43,6 @@ type refView struct {
 	ResultsBranch, ResultsCommit string
 }
 
-// done reports whether the ref's commit is reconciled: every planned run
-// has its result in the branch and nothing failed.
-func (v refView) done() bool {
-	return !v.Busy && v.Running == 0 && v.Held == 0 && v.Err == "" && v.PushErr == "" && v.SignErr == "" &&
-		v.NotVerified == "" && v.Succeeded+v.Failed >= v.Planned
-}
-
 // revision formats a ref's commit as Flux writes revisions: the branch
 // name for refs/heads/..., the full ref otherwise, then @sha1:<hex>.
 func revision(ref, commit string) string {
