@@ -38,6 +38,17 @@ type CommitRequest struct {
 	// pull request head whose results it holds); "" creates the branch as
 	// a root commit holding only Files.
 	StartFrom string
+	// Contains, when set, is a commit that must be in the history the
+	// commit lands on: the commit the results came from. The head of
+	// ContainsRef (default: Branch itself, checked on the very head the
+	// push builds on, under the push's lease) must be it or descend from
+	// it; otherwise — the branch was force-pushed during the runs —
+	// CommitBack fails with ErrNotContained and pushes nothing, so no
+	// branch shows results its own experiment files never planned.
+	Contains string
+	// ContainsRef is the ref whose head must contain Contains when it is
+	// not Branch: the pull request whose results go to a results branch.
+	ContainsRef string
 	// Message, Author and Committer of the commit (Committer defaults to
 	// Author; When defaults to now). A Message containing "{{" is a
 	// text/template over MessageData.
@@ -166,6 +177,7 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 			"nothing was pushed")
 	}
 	head := branchHead
+	var startHead plumbing.Hash
 	if head.IsZero() && req.StartFrom != "" {
 		if head, err = s.fetchHead(ctx, req.StartFrom); err != nil {
 			return CommitResult{}, err
@@ -173,6 +185,10 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 		if head.IsZero() {
 			return CommitResult{}, fmt.Errorf("%w: %s (to start branch %s from)", ErrRefNotFound, req.StartFrom, req.Branch)
 		}
+		startHead = head
+	}
+	if err := s.checkContains(ctx, req, branchRef, head, startHead); err != nil {
+		return CommitResult{BranchExists: !branchHead.IsZero()}, err
 	}
 	fsStorage, err := s.openStorage()
 	if err != nil {
@@ -218,6 +234,38 @@ func (s *Source) commitOnce(ctx context.Context, req CommitRequest, edits *editN
 	}
 	res.Pushed, res.BranchExists = true, true
 	return res, nil
+}
+
+// checkContains applies CommitRequest.Contains: the head of ContainsRef
+// (or head, the head of Branch the commit is built on) must contain it.
+// startHead is ContainsRef's head when it was just fetched to start the
+// branch from.
+func (s *Source) checkContains(ctx context.Context, req CommitRequest, branchRef string, head, startHead plumbing.Hash) error {
+	if req.Contains == "" {
+		return nil
+	}
+	want := plumbing.NewHash(req.Contains)
+	ref, h := branchRef, head
+	if req.ContainsRef != "" && req.ContainsRef != branchRef {
+		ref, h = req.ContainsRef, startHead
+		if h.IsZero() || req.ContainsRef != req.StartFrom {
+			var err error
+			if h, err = s.fetchHead(ctx, req.ContainsRef); err != nil {
+				return err
+			}
+		}
+	}
+	if h.IsZero() {
+		return s.newError("commit to "+req.Branch, ErrNotContained, "%s is gone", ref)
+	}
+	ok, err := s.headContains(h, want)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.newError("commit to "+req.Branch, ErrNotContained, "%s is at %s, which does not contain %s", ref, h, want)
+	}
+	return nil
 }
 
 func zeroToEmpty(h plumbing.Hash) string {

@@ -124,7 +124,7 @@ func classify(err error) error {
 		errors.Is(err, ErrRefNotFound), errors.Is(err, ErrCommitNotFound), errors.Is(err, ErrUnreachable),
 		errors.Is(err, ErrTimeout), errors.Is(err, ErrHostKey), errors.Is(err, ErrCertificate), errors.Is(err, ErrRepoTooLarge),
 		errors.Is(err, ErrUnverified), errors.Is(err, ErrPushRejected), errors.Is(err, ErrRetriesExhausted),
-		errors.Is(err, ErrBranchDeleted),
+		errors.Is(err, ErrBranchDeleted), errors.Is(err, ErrNotContained),
 		errors.Is(err, ErrUnsafeURL):
 		return nil // already carries its kind in the chain
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),

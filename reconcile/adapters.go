@@ -66,7 +66,17 @@ type GitPusher struct {
 	// pushed yet) and cleared once a commit finds or creates it: a branch
 	// deleted after that is never re-created (QA F9). nil: never create.
 	MayCreate *atomic.Bool
+	// Contains is the commit the results came from: every commit goes
+	// only onto a head that contains it (of Branch, or of ContainsRef for
+	// a results branch), see gitsource.CommitRequest.Contains.
+	Contains, ContainsRef string
 }
+
+// ErrHistoryRewritten wraps a commit-back refused because the branch no
+// longer contains the commit the runs came from: their results stay in
+// the run cache, and a reconcile of the new head recovers the runs it
+// plans without running them again.
+var ErrHistoryRewritten = errors.New("history rewritten during the runs")
 
 // CommitBack implements Pusher. The merge always runs on the head the push
 // goes to (Base is left empty), so summaries reflect every run folder there.
@@ -75,6 +85,7 @@ func (p GitPusher) CommitBack(ctx context.Context, message string, files map[str
 		Branch: p.Branch, Files: files, StartFrom: p.StartFrom,
 		Create:  p.MayCreate != nil && p.MayCreate.Load(),
 		Message: message, Author: p.Author, Signer: p.Signer,
+		Contains: p.Contains, ContainsRef: p.ContainsRef,
 	}
 	res, err := p.Source.CommitBack(ctx, req, func(base tree.Reader, ours map[string][]byte) (map[string][]byte, error) {
 		changes, err := merge(base, ours)
@@ -82,6 +93,9 @@ func (p GitPusher) CommitBack(ctx context.Context, message string, files map[str
 	})
 	if res.BranchExists && p.MayCreate != nil {
 		p.MayCreate.Store(false)
+	}
+	if errors.Is(err, gitsource.ErrNotContained) {
+		return "", fmt.Errorf("%w: results kept in the run cache; the new head is reconciled as a new commit: %w", ErrHistoryRewritten, err)
 	}
 	if errors.Is(err, gitsource.ErrBranchDeleted) {
 		// The runner's run cache still holds every result: a later

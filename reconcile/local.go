@@ -161,6 +161,16 @@ func (l *Local) ReconcileRef(ctx context.Context, src *gitsource.Source, ch gits
 	return RefReconciler{Reconciler: l.Reconciler, Author: l.opts.Author, CommitSigner: l.opts.CommitSigner}.ReconcileRef(ctx, src, ch)
 }
 
+// containsRef is the ref whose head must contain the commit that ran: the
+// pull request's own ref when results go to a results branch, else the
+// branch itself ("").
+func containsRef(separate bool, ref string) string {
+	if separate {
+		return ref
+	}
+	return ""
+}
+
 // TrustedKeys are the public keys whose signed results count (the signing
 // key's own and TrustedKeys), for readers of results beside the reconciler
 // (pull request reports). It waits for the signing key like KeyError.

@@ -74,6 +74,6 @@ func (d RefReconciler) ReconcileRef(ctx context.Context, src *gitsource.Source, 
 	return d.Reconciler.Reconcile(ctx, Target{
 		Repository: src.URL(), Ref: ch.Ref, Commit: ch.New, Tree: snap, Results: resultsTree, SeparateResults: separate,
 		Pusher: GitPusher{Source: src, Branch: branch, StartFrom: startFrom, Author: author, Signer: d.CommitSigner,
-			MayCreate: mayCreate},
+			MayCreate: mayCreate, Contains: ch.New, ContainsRef: containsRef(separate, ch.Ref)},
 	})
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The issue-9 tests: each through the built binary against a real remote,
@@ -205,5 +207,89 @@ func TestRunAtAndOverTheOutputFileLimit(t *testing.T) {
 	out := b.mustRun()
 	if b.Head() != first || !strings.Contains(out, "nothing to do: all 2 runs") {
 		t.Errorf("a second run committed again or re-ran (head %s, was %s):\n%s", b.Head(), first, out)
+	}
+}
+
+// TestForcePushDuringTheRunsKeepsResultsOffTheNewHistory (item 2): the
+// branch is force-pushed, while a run goes on, to a commit that does not
+// descend from the one that ran. Its results were merged onto the new head,
+// which then showed a verified run its own experiment files never planned
+// (and `expsync verify --repo . --rev main` failed). Now they stay in the
+// run cache, `expsync run` reconciles the new head as a new commit, and
+// when the commit that ran comes back its run is recovered, not run again.
+func TestForcePushDuringTheRunsKeepsResultsOffTheNewHistory(t *testing.T) {
+	b := newBinLab(t)
+	dir := t.TempDir()
+	started, release, marker := filepath.Join(dir, "started"), filepath.Join(dir, "release"), filepath.Join(dir, "ran")
+	ran := b.Commit("slow run", map[string]string{"experiments/slow.yaml": experimentYAML("slow",
+		`touch `+started+`; while [ ! -f `+release+` ]; do sleep 0.1; done; echo ran >> `+marker+`; echo done > out.txt`, "  outputs: [out.txt]\n")})
+
+	cmd := exec.Command(expsyncBinary(t), "run", b.URL(), "--allow-http", "--branch", "main", "--key", b.key,
+		"--store", b.store, "--state", b.state, "--progress", "none")
+	cmd.Env = append(os.Environ(), "EXPSYNC_PASSWORD=")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, err := os.Stat(started); err != nil; _, err = os.Stat(started) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the run did not start\n%s%s", stdout.String(), stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Rewrite main: an unrelated history with another experiment.
+	b.Git(b.Peer, "checkout", "-q", "--orphan", "rewrite")
+	b.Git(b.Peer, "rm", "-rq", "--cached", ".")
+	for _, f := range []string{"experiments"} {
+		os.RemoveAll(filepath.Join(b.Peer, f))
+	}
+	if err := os.MkdirAll(filepath.Join(b.Peer, "experiments"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b.Peer, "experiments", "other.yaml"), []byte(experimentYAML("other", "echo other > o.txt", "  outputs: [o.txt]\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Git(b.Peer, "add", "-A")
+	b.Git(b.Peer, "commit", "-q", "-m", "rewritten")
+	rewritten := b.Git(b.Peer, "rev-parse", "HEAD")
+	b.Git(b.Peer, "push", "-q", "--force", "origin", "HEAD:main")
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("expsync run: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "force-pushed during the runs") {
+		t.Errorf("no word of the force-push:\n%s", stdout.String())
+	}
+	clone := b.Clone()
+	if _, err := os.Stat(filepath.Join(clone, "results", "slow")); err == nil {
+		t.Errorf("the results of the run of %s were committed onto the rewritten history", ran[:12])
+	}
+	if len(b.folders("other")) != 1 {
+		t.Errorf("the new head's own run was not committed")
+	}
+	if !strings.Contains(b.Git(clone, "log", "--format=%H"), rewritten) {
+		t.Errorf("main does not hold the rewritten commit")
+	}
+	if code, out, errs := b.verify("main", "--require-all"); code != 0 {
+		t.Errorf("verify --repo . --rev main: exit %d\n%s%s", code, out, errs)
+	}
+	b.checkEveryCommit()
+
+	// The commit that ran comes back: its run is recovered from the cache.
+	b.Git(b.Peer, "push", "-q", "--force", "origin", ran+":refs/heads/main")
+	out := b.mustRun()
+	if !strings.Contains(out, "1 recovered from the run cache") {
+		t.Errorf("want the run recovered from the run cache:\n%s", out)
+	}
+	if data, _ := os.ReadFile(marker); strings.Count(string(data), "ran") != 1 {
+		t.Errorf("the run executed %d times, want once", strings.Count(string(data), "ran"))
+	}
+	if code, out, errs := b.verify("main", "--require-all"); code != 0 {
+		t.Errorf("verify after the commit came back: exit %d\n%s%s", code, out, errs)
 	}
 }

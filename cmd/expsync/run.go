@@ -177,22 +177,44 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 		return &exitError{2, err}
 	}
 	fmt.Fprintf(stdout, "repository %s (%s), branch %s\n", src.URL(), target.Via, target.Branch)
-	changes, err := src.Poll(ctx)
-	if err != nil {
-		return &exitError{1, err}
-	}
-	var change *gitsource.RefChange
-	for i := range changes {
-		if changes[i].Ref == "refs/heads/"+target.Branch && !changes[i].Deleted() {
-			change = &changes[i]
+	var rep *reconcile.Report
+	// A branch force-pushed during the runs to a history without the
+	// commit that ran takes none of its results (they stay in the run
+	// cache): its new head is reconciled as a new commit, recovering the
+	// runs it plans, a bounded number of times.
+	for attempt := 1; ; attempt++ {
+		changes, err := src.Poll(ctx)
+		if err != nil {
+			return &exitError{1, err}
 		}
+		var change *gitsource.RefChange
+		for i := range changes {
+			if changes[i].Ref == "refs/heads/"+target.Branch && !changes[i].Deleted() {
+				change = &changes[i]
+			}
+		}
+		if change == nil {
+			return &exitError{1, fmt.Errorf("branch %s not found in %s", target.Branch, src.URL())}
+		}
+		rep, err = l.ReconcileRef(ctx, src, *change)
+		if errors.Is(err, reconcile.ErrHistoryRewritten) && attempt < 3 && ctx.Err() == nil {
+			fmt.Fprintf(stdout, "branch %s was force-pushed during the runs of %s to a history without it: their results stay in the run cache; reconciling its new head\n",
+				target.Branch, rep.Commit[:min(12, len(rep.Commit))])
+			// The next poll reports the branch whatever its head.
+			observed := src.Observed()
+			delete(observed, "refs/heads/"+target.Branch)
+			src.SetObserved(observed)
+			continue
+		}
+		return o.finish(ctx, stdout, prog, target.Branch, rep, err)
 	}
-	if change == nil {
-		return &exitError{1, fmt.Errorf("branch %s not found in %s", target.Branch, src.URL())}
-	}
-	rep, err := l.ReconcileRef(ctx, src, *change)
+}
+
+// finish prints the report of the last reconcile and maps its error to
+// the exit code.
+func (o *runOptions) finish(ctx context.Context, stdout io.Writer, prog *progress, branch string, rep *reconcile.Report, err error) error {
 	prog.finish()
-	printReport(stdout, target.Branch, rep, err)
+	printReport(stdout, branch, rep, err)
 	if ctx.Err() != nil {
 		return &exitError{1, interrupted(rep, err)}
 	}
