@@ -30,12 +30,12 @@ targets=(
   ./attest:FuzzMarshalStatement
   ./attest:FuzzParseReproduction
   ./store:FuzzRunJournalScan
-  ./runner:FuzzParseMetrics
-  ./runner:FuzzRedact
-  ./executor/local:FuzzJournalReplay
-  ./results:FuzzParseRecord
-  ./results:FuzzMetrics
-  ./results:FuzzRenderExperiment
+  ./internal/runner:FuzzParseMetrics
+  ./internal/runner:FuzzRedact
+  ./internal/executor/local:FuzzJournalReplay
+  ./internal/results:FuzzParseRecord
+  ./internal/results:FuzzMetrics
+  ./internal/results:FuzzRenderExperiment
   ./cmd/expsync:FuzzServeConfig
   ./diff:FuzzEscapeMarkdown
 )

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/tree"
 )
 

@@ -7,9 +7,9 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/results"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/results"
-	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/tree"
 )
 

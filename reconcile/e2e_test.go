@@ -14,8 +14,8 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/results"
 	"github.com/expsync/expsync/tree"
 )
 

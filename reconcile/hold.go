@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/runner"
 )
 
 // RetryPolicy spaces out the attempts of a run that cannot run on this

@@ -10,11 +10,11 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/executor/local"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/executor/local"
+	"github.com/expsync/expsync/internal/results"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/results"
-	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
 )
 

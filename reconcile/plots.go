@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/results"
 	"github.com/expsync/expsync/tree"
 )
 

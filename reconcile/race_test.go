@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/gitsource"
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/tree"
 )
 

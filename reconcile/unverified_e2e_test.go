@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 )
 
 // cubeExperiment is squareExperiment under another experiment name, so a

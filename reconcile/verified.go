@@ -4,7 +4,7 @@ import (
 	"path"
 	"sync"
 
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/tree"
 )
 

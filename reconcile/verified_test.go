@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/tree"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
-	"github.com/expsync/expsync/diff"
+	"github.com/expsync/expsync/internal/diff"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/tree"
 )

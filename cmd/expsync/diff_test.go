@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/expsync/expsync/diff"
+	"github.com/expsync/expsync/internal/diff"
 )
 
 const diffSweep = `apiVersion: expsync.dev/v1alpha1

@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/store"
 )
 

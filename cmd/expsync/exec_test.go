@@ -22,8 +22,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
 )

@@ -15,10 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/expsync/expsync/attest"
-	"github.com/expsync/expsync/executor/local"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/executor/local"
 	"github.com/expsync/expsync/internal/reproduce"
-	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/store"
 )
 

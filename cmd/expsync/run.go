@@ -20,8 +20,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/reconcile"
-	"github.com/expsync/expsync/runner"
 )
 
 // runOptions is `expsync run`: one reconcile of one branch.

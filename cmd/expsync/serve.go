@@ -19,8 +19,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/reconcile"
-	"github.com/expsync/expsync/runner"
 )
 
 // serveConfig is the YAML file of `expsync serve --config FILE`.

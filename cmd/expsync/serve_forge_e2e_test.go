@@ -11,7 +11,7 @@ import (
 
 	gitea "gitea.dev/sdk"
 
-	"github.com/expsync/expsync/forge"
+	"github.com/expsync/expsync/internal/forge"
 	"github.com/expsync/expsync/internal/giteatest"
 )
 

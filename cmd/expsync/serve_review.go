@@ -9,10 +9,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/expsync/expsync/forge"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/forge"
+	"github.com/expsync/expsync/internal/review"
 	"github.com/expsync/expsync/reconcile"
-	"github.com/expsync/expsync/review"
 	"github.com/expsync/expsync/tree"
 )
 

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/expsync/expsync/forge"
+	"github.com/expsync/expsync/internal/forge"
 )
 
 // TestServeConfigForge: a repository's forge section; the token comes from

@@ -12,8 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/expsync/expsync/attest"
-	"github.com/expsync/expsync/results"
-	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/internal/results"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/store"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/tree"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/internal/runner"
 )
 
 // Options are one reproduction's settings.

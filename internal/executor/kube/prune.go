@@ -9,8 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/runner"
 )
 
 // Prune deletes the Jobs of this repository that no run needs any more,

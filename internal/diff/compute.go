@@ -4,7 +4,7 @@ import (
 	"math"
 	"sort"
 
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 )
 
 // Compute compares two sides.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/attest"
-	"github.com/expsync/expsync/forge"
+	"github.com/expsync/expsync/internal/forge"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/tree"
 )

@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/runner"
 )
 
 // Options configure a Cluster.

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 )
 
 // Shared pieces of the text and Markdown renderings.

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/store"
 )
 

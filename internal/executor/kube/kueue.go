@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/runner"
 )
 
 // Kueue's Workload: one per queued Job, made and admitted by Kueue. Its

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/results"
 	"github.com/expsync/expsync/tree"
 )
 

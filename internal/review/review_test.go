@@ -16,9 +16,9 @@ import (
 
 	gitea "gitea.dev/sdk"
 
-	"github.com/expsync/expsync/forge"
+	"github.com/expsync/expsync/internal/forge"
 	"github.com/expsync/expsync/internal/giteatest"
-	"github.com/expsync/expsync/review"
+	"github.com/expsync/expsync/internal/review"
 	"github.com/expsync/expsync/tree"
 )
 

@@ -18,8 +18,8 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/yuin/goldmark/extension"
 	"github.com/yuin/goldmark/renderer/html"
 
-	"github.com/expsync/expsync/diff"
+	"github.com/expsync/expsync/internal/diff"
 )
 
 // FuzzEscapeMarkdown: whatever text a repository holds, once escaped it is

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/expsync/expsync/diff"
-	"github.com/expsync/expsync/forge"
+	"github.com/expsync/expsync/internal/diff"
+	"github.com/expsync/expsync/internal/forge"
 	"github.com/expsync/expsync/tree"
 )
 

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
 )
 

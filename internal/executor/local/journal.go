@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/runner"
+	"github.com/expsync/expsync/internal/runner"
 )
 
 // record is what the journal knows about a run in flight.

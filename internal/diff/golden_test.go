@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/expsync/expsync/attest"
-	"github.com/expsync/expsync/diff"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/diff"
 	"github.com/expsync/expsync/internal/gitpeer"
 	"github.com/expsync/expsync/internal/testkeys"
 	"github.com/expsync/expsync/reconcile"

@@ -6,7 +6,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/expsync/expsync/results"
+	"github.com/expsync/expsync/internal/results"
 )
 
 // MarkdownOptions tune Markdown.

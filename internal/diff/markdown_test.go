@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/expsync/expsync/diff"
+	"github.com/expsync/expsync/internal/diff"
 )
 
 func f(v float64) *float64 { return &v }
