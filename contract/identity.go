@@ -97,3 +97,26 @@ func (i Identity) ID() (string, error) {
 	sum := sha256.Sum256(canonical)
 	return hex.EncodeToString(sum[:]), nil
 }
+
+// IsRunID reports whether s is written as a run ID is: 64 lowercase hex
+// digits (a run folder's name, an invocation ID).
+func IsRunID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ShortID is a run ID (or a Git object ID) cut to the 12 characters logs
+// and tables show.
+func ShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

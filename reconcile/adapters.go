@@ -3,8 +3,6 @@ package reconcile
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,11 +10,10 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/internal/executor/local"
 	"github.com/expsync/expsync/gitsource"
-	"github.com/expsync/expsync/render"
+	"github.com/expsync/expsync/internal/executor/local"
 	"github.com/expsync/expsync/internal/results"
-	"github.com/expsync/expsync/internal/runner"
+	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -29,7 +26,7 @@ type LocalExecutor struct {
 }
 
 // Execute implements Executor.
-func (l LocalExecutor) Execute(ctx context.Context, run render.Run) (*runner.Result, error) {
+func (l LocalExecutor) Execute(ctx context.Context, run render.Run) (*contract.Result, error) {
 	c := render.Contract(run)
 	var meta map[string]string
 	if l.Meta != nil {
@@ -47,7 +44,7 @@ func (l LocalExecutor) Execute(ctx context.Context, run render.Run) (*runner.Res
 		// Another branch that plans the same run still waits for it: it
 		// goes on for that branch, and is cancelled for this one.
 		now := time.Now().UTC()
-		return &runner.Result{RunID: c.RunID, Status: runner.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now,
+		return &contract.Result{RunID: c.RunID, Status: contract.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now,
 			Error: "cancelled for this branch; the run goes on for another branch that plans it"}, nil
 	}
 	return res, err
@@ -115,8 +112,3 @@ func (p GitPusher) CommitBack(ctx context.Context, message string, files map[str
 type MergeFunc func(head tree.Reader, ours map[string][]byte) (results.Changes, error)
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}

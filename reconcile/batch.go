@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/tree"
 )
@@ -171,7 +172,7 @@ func (b *batcher) replace(ours map[string]*results.Record) func(tree.Reader, str
 		if err != nil {
 			return true
 		}
-		return theirs.Status != results.Succeeded && theirs.Scheduling != mine.Scheduling
+		return theirs.Status != contract.Succeeded && theirs.Scheduling != mine.Scheduling
 	}
 }
 
@@ -193,7 +194,7 @@ type ExperimentSummary struct {
 }
 
 // ShortSource is the source commit's first 12 hex digits.
-func (s CommitSummary) ShortSource() string { return short(s.Source) }
+func (s CommitSummary) ShortSource() string { return contract.ShortID(s.Source) }
 
 func summarizeBatch(t Target, runs map[string]*results.Record) CommitSummary {
 	per := map[string]*ExperimentSummary{}
@@ -204,7 +205,7 @@ func summarizeBatch(t Target, runs map[string]*results.Record) CommitSummary {
 			e = &ExperimentSummary{Name: rec.Experiment}
 			per[rec.Experiment] = e
 		}
-		if rec.Status == results.Succeeded {
+		if rec.Status == contract.Succeeded {
 			e.Succeeded++
 			sum.Succeeded++
 		} else {
@@ -245,7 +246,7 @@ func commitMessage(t Target, runs map[string]*results.Record) string {
 			tl = &tally{}
 			per[rec.Experiment] = tl
 		}
-		if rec.Status == results.Succeeded {
+		if rec.Status == contract.Succeeded {
 			tl.ok++
 		} else {
 			tl.failed++
@@ -261,7 +262,7 @@ func commitMessage(t Target, runs map[string]*results.Record) string {
 	if len(runs) == 1 {
 		noun = "run"
 	}
-	fmt.Fprintf(&b, "expsync: results of %d %s for %s\n\n", len(runs), noun, short(t.Commit))
+	fmt.Fprintf(&b, "expsync: results of %d %s for %s\n\n", len(runs), noun, contract.ShortID(t.Commit))
 	for _, n := range names {
 		fmt.Fprintf(&b, "- %s: %d succeeded, %d failed\n", n, per[n].ok, per[n].failed)
 	}

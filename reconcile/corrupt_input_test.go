@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // TestCorruptRepositoryInputIsExportedAgain: a repository input whose
@@ -61,7 +63,7 @@ spec:
 			t.Errorf("%s counted %s lines, want 5000: the run read the corrupt object", filepath.Base(dir), got)
 		}
 	}
-	if got := sha256Hex(mustRead(t, object)); got != hex.EncodeToString(sum[:]) {
+	if got := contract.SHA256Hex(mustRead(t, object)); got != hex.EncodeToString(sum[:]) {
 		t.Errorf("the store object was not restored (sha256 %s)", got)
 	}
 }

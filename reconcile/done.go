@@ -8,7 +8,6 @@ import (
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
-	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/tree"
 )
@@ -46,7 +45,7 @@ func (r *Reconciler) folderState(snap tree.Reader, present map[string]bool, dir 
 	}
 	known := results.Run{Record: rec}
 	known.Metrics, known.MetricText, _ = results.ParseMetrics(metrics)
-	if rec.Status != results.Succeeded && rec.Scheduling != "" && rec.Scheduling != runner.SchedulingDigest(run.Contract) {
+	if rec.Status != contract.Succeeded && rec.Scheduling != "" && rec.Scheduling != run.Contract.SchedulingDigest() {
 		return folderRetry, known, nil
 	}
 	return folderDone, known, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/tree"
@@ -66,7 +67,7 @@ func TestRunCommitsVerifiedResults(t *testing.T) {
 			t.Errorf("verify %s: %v", dir, err)
 		}
 		rec := readRecord(t, dir)
-		if rec.RunID != filepath.Base(dir) || rec.Status != results.Succeeded || rec.Commit != source || rec.Ref != "refs/heads/main" {
+		if rec.RunID != filepath.Base(dir) || rec.Status != contract.Succeeded || rec.Commit != source || rec.Ref != "refs/heads/main" {
 			t.Errorf("%s: run.json %+v", dir, rec)
 		}
 		out, err := os.ReadFile(filepath.Join(dir, "outputs/out/result.txt"))
@@ -89,7 +90,7 @@ func TestRunCommitsVerifiedResults(t *testing.T) {
 		t.Errorf("a failed run must verify too: %v", err)
 	}
 	rec := readRecord(t, broken[0])
-	if rec.Status != results.Failed || rec.ExitCode != 3 {
+	if rec.Status != contract.Failed || rec.ExitCode != 3 {
 		t.Errorf("failing run recorded as %s exit %d", rec.Status, rec.ExitCode)
 	}
 	if log, _ := os.ReadFile(filepath.Join(broken[0], results.LogFile)); !strings.Contains(string(log), "boom") {
@@ -358,7 +359,7 @@ func forgeFolder(t testing.TB, genuine, id string) map[string]string {
 		RunID: id, Experiment: rec.Experiment, Repository: rec.Repository, Ref: rec.Ref, Commit: rec.Commit,
 		ContextTree: rec.ContextTree, SpecPath: rec.SpecPath, SpecBlob: rec.SpecBlob, Image: rec.Image, Params: rec.Params,
 		StartedOn: rec.StartedAt, FinishedOn: rec.FinishedAt, Status: string(rec.Status),
-		Subjects: []attest.Subject{{Name: results.RunFile, SHA256: sha256Hex(runJSON)}, {Name: results.MetricsFile, SHA256: sha256Hex(metrics)}},
+		Subjects: []attest.Subject{{Name: results.RunFile, SHA256: contract.SHA256Hex(runJSON)}, {Name: results.MetricsFile, SHA256: contract.SHA256Hex(metrics)}},
 	}, signer)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
-	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
@@ -23,13 +22,13 @@ import (
 // executor whose runs outlive the process (Kubernetes Jobs) stops the run
 // itself only when context.Cause(ctx) is ErrRunObsolete.
 type Executor interface {
-	Execute(ctx context.Context, run render.Run) (*runner.Result, error)
+	Execute(ctx context.Context, run render.Run) (*contract.Result, error)
 }
 
 // recovered is a run whose result the run cache holds.
 type recovered struct {
 	run render.Run
-	res *runner.Result
+	res *contract.Result
 }
 
 // recoverRuns attests and queues the cached results: a force-push that
@@ -53,13 +52,13 @@ func (r *Reconciler) recoverRuns(ctx context.Context, t Target, layout results.L
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("recover run %s of %s: %w", short(rc.run.ID), rc.run.Experiment, err))
+			errs = append(errs, fmt.Errorf("recover run %s of %s: %w", contract.ShortID(rc.run.ID), rc.run.Experiment, err))
 			rep.Cancelled++
 			continue
 		}
 		b.add(folder.Dir, folder.Record, folder.RelFiles())
 		rep.Recovered++
-		if folder.Record.Status == results.Succeeded {
+		if folder.Record.Status == contract.Succeeded {
 			rep.Succeeded++
 		} else {
 			rep.Failed++
@@ -113,21 +112,21 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 					errs = append(errs, err)
 					stopRuns()
 				}
-				ev.Status, ev.Reason = string(runner.Errored), err.Error()
+				ev.Status, ev.Reason = string(contract.Errored), err.Error()
 				rep.Cancelled++
 			case err != nil && r.holding(runCtx):
 				ev = r.held(t.Commit, run, err.Error(), rep)
 			case err != nil:
-				errs = append(errs, fmt.Errorf("run %s of %s: %w", short(run.ID), run.Experiment, err))
-				ev.Status, ev.Reason = string(runner.Errored), err.Error()
+				errs = append(errs, fmt.Errorf("run %s of %s: %w", contract.ShortID(run.ID), run.Experiment, err))
+				ev.Status, ev.Reason = string(contract.Errored), err.Error()
 				rep.Cancelled++
-			case res.Status == runner.Errored && r.holding(runCtx):
+			case res.Status == contract.Errored && r.holding(runCtx):
 				ev = r.held(t.Commit, run, res.Error, rep)
 			case !res.Status.Cacheable():
 				ev.Status, ev.Reason = string(res.Status), res.Error
 				rep.Cancelled++
-				if res.Status == runner.Errored {
-					errs = append(errs, fmt.Errorf("run %s of %s: %s", short(run.ID), run.Experiment, res.Error))
+				if res.Status == contract.Errored {
+					errs = append(errs, fmt.Errorf("run %s of %s: %s", contract.ShortID(run.ID), run.Experiment, res.Error))
 				}
 			default:
 				if h, ok := r.release(run); ok {
@@ -141,7 +140,7 @@ func (r *Reconciler) execute(ctx context.Context, t Target, layout results.Layou
 				} else {
 					rep.Executed++
 				}
-				if res.Status == runner.Succeeded {
+				if res.Status == contract.Succeeded {
 					rep.Succeeded++
 				} else {
 					rep.Failed++
@@ -169,14 +168,14 @@ func (r *Reconciler) held(commit string, run render.Run, reason string, rep *Rep
 	rep.Held++
 	rep.HeldRuns = append(rep.HeldRuns, h)
 	rep.noteRetry(h.Next)
-	return Event{Kind: EventRunHeld, Commit: commit, RunID: run.ID, Experiment: run.Experiment, Status: string(runner.Errored),
+	return Event{Kind: EventRunHeld, Commit: commit, RunID: run.ID, Experiment: run.Experiment, Status: string(contract.Errored),
 		Reason: reason, Hold: h}
 }
 
 // runOne puts what the run reads into the store, then executes it. A
 // repository input whose bytes do not match its declared digest ends the
 // run as InputMismatch before anything starts.
-func (r *Reconciler) runOne(ctx context.Context, prep *preparer, run render.Run) (*runner.Result, error) {
+func (r *Reconciler) runOne(ctx context.Context, prep *preparer, run render.Run) (*contract.Result, error) {
 	c := render.Contract(run)
 	if err := prep.context(ctx, c.Context); err != nil {
 		return nil, err
@@ -185,9 +184,9 @@ func (r *Reconciler) runOne(ctx context.Context, prep *preparer, run render.Run)
 		return nil, err
 	} else if mismatch != "" {
 		now := time.Now().UTC()
-		return &runner.Result{RunID: run.ID, Status: runner.InputMismatch, ExitCode: -1, Attempts: 0,
-			StartedAt: now, FinishedAt: now, Error: mismatch, SchedulingDigest: runner.SchedulingDigest(c),
-			Requests: runner.Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory}}, nil
+		return &contract.Result{RunID: run.ID, Status: contract.InputMismatch, ExitCode: -1, Attempts: 0,
+			StartedAt: now, FinishedAt: now, Error: mismatch, SchedulingDigest: c.SchedulingDigest(),
+			Requests: contract.Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory}}, nil
 	}
 	return r.Executor.Execute(ctx, run)
 }
@@ -238,7 +237,7 @@ func (p *preparer) inputs(ctx context.Context, c contract.Contract) (string, err
 			var mm *store.MismatchError
 			if errors.As(err, &mm) {
 				return fmt.Sprintf("input %q (repository file %s): declared sha256 %s, the file has sha256 %s; the command was not started",
-					in.Name, in.RepoPath, in.SHA256, sha256Hex(data)), nil
+					in.Name, in.RepoPath, in.SHA256, contract.SHA256Hex(data)), nil
 			}
 			return "", fmt.Errorf("input %q: store repository file %s: %w", in.Name, in.RepoPath, err)
 		}

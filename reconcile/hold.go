@@ -1,12 +1,10 @@
 package reconcile
 
 import (
+	"github.com/expsync/expsync/render"
 	"sort"
 	"sync"
 	"time"
-
-	"github.com/expsync/expsync/internal/runner"
-	"github.com/expsync/expsync/render"
 )
 
 // RetryPolicy spaces out the attempts of a run that cannot run on this
@@ -67,7 +65,7 @@ type holdSet struct {
 // changes only its resource request (not part of the run ID) to fit the
 // machine is tried at once, not when the old request's backoff ends.
 func holdKey(run render.Run) string {
-	return run.ID + " " + runner.SchedulingDigest(run.Contract)
+	return run.ID + " " + run.Contract.SchedulingDigest()
 }
 
 // holdBack drops from runs those whose next attempt is not due, counting

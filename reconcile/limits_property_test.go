@@ -14,7 +14,6 @@ import (
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
-	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
@@ -93,7 +92,7 @@ func TestAnyFolderExpsyncWritesVerifies(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the reconciler takes the folder expsync wrote for a forged one: %v", err)
 			}
-			if len(rec.Outputs) != shape.files && rec.Status != results.Failed {
+			if len(rec.Outputs) != shape.files && rec.Status != contract.Failed {
 				t.Errorf("%d outputs recorded, want %d", len(rec.Outputs), shape.files)
 			}
 			if _, err := (results.Layout{}).ReadRun(snap, folder.Dir, (results.MergeOptions{}).MaxBytes()); err != nil {
@@ -112,7 +111,7 @@ type runShape struct {
 
 // build makes a run and its result of this shape, its outputs (one byte
 // each, so every one is committed) and metrics file in st.
-func (s runShape) build(t *testing.T, st store.Store, seed int64) (render.Run, *runner.Result) {
+func (s runShape) build(t *testing.T, st store.Store, seed int64) (render.Run, *contract.Result) {
 	t.Helper()
 	ctx := context.Background()
 	obj, err := st.Put(ctx, strings.NewReader("x"), "")
@@ -128,15 +127,15 @@ func (s runShape) build(t *testing.T, st store.Store, seed int64) (render.Run, *
 	c := contract.Contract{Version: contract.Version, RunID: runID, Experiment: "big", Identity: id, Image: id.Image,
 		Command: id.Command, Context: contract.Context{Tree: id.ContextTree}, Outputs: []string{"o/"}}
 	now := time.Now().UTC()
-	res := &runner.Result{RunID: runID, Status: runner.Succeeded, Attempts: 1, StartedAt: now, FinishedAt: now,
-		SchedulingDigest: runner.SchedulingDigest(c), Error: contract.Truncate(strings.Repeat("r", s.reasonBytes))}
+	res := &contract.Result{RunID: runID, Status: contract.Succeeded, Attempts: 1, StartedAt: now, FinishedAt: now,
+		SchedulingDigest: c.SchedulingDigest(), Error: contract.Truncate(strings.Repeat("r", s.reasonBytes))}
 	for i := 0; i < s.files; i++ {
 		name := fmt.Sprintf("o/%08d-", i)
 		name += strings.Repeat("n", max(0, s.pathBytes-len(name)))
 		// A path is at most MaxOutputPathBytes, each name at most 255
 		// bytes: long paths are folders of long names.
 		name = folded(name)
-		res.Outputs = append(res.Outputs, store.Entry{Path: name, Mode: store.ModeFile, SHA256: obj.SHA256, Size: obj.Size})
+		res.Outputs = append(res.Outputs, contract.File{Path: name, Mode: store.ModeFile, SHA256: obj.SHA256, Size: obj.Size})
 	}
 	if s.metricsBytes > 0 {
 		var b bytes.Buffer

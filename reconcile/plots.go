@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/tree"
@@ -65,7 +66,7 @@ func (r *Reconciler) redrawPlots(ctx context.Context, t Target, layout results.L
 		return nil
 	}
 	msg := fmt.Sprintf("expsync: redraw the plots of %s for %s\n\nspec.plots changed; no run did.\n\nExpsync-Source-Commit: %s\n",
-		strings.Join(stale, ", "), short(t.Commit), t.Commit)
+		strings.Join(stale, ", "), contract.ShortID(t.Commit), t.Commit)
 	known := work.known
 	commit, err := t.Pusher.CommitBack(ctx, msg, map[string][]byte{}, func(head tree.Reader, _ map[string][]byte) (results.Changes, error) {
 		return layout.Redraw(head, stale, results.MergeOptions{Plots: choices, Verify: r.summaryCheck,

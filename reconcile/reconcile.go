@@ -19,6 +19,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
@@ -216,7 +217,7 @@ func (r *Reconciler) plan(t Target) (*render.PlanResult, error) {
 	}
 	plan, err := render.Plan(t.Tree, opts)
 	if err != nil {
-		err = fmt.Errorf("%w %s: %w", ErrPlan, short(t.Commit), err)
+		err = fmt.Errorf("%w %s: %w", ErrPlan, contract.ShortID(t.Commit), err)
 		if r.RunValidExperiments && plan != nil {
 			// With RunValidExperiments a commit whose invalid files leave
 			// valid experiments returns their plan with the error.
@@ -257,7 +258,7 @@ func (r *Reconciler) classify(ctx context.Context, t Target, layout results.Layo
 		switch state {
 		case folderDone:
 			rep.Done++
-			if known.Record != nil && known.Record.Status == results.Succeeded {
+			if known.Record != nil && known.Record.Status == contract.Succeeded {
 				rep.DoneSucceeded++
 			} else {
 				rep.DoneFailed++
@@ -340,11 +341,4 @@ func (r *Reconciler) limits() results.Limits {
 		return results.DefaultLimits
 	}
 	return r.Limits
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -12,13 +12,12 @@ import (
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
-	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 )
 
 // buildFolder turns a runner result into the run's signed results folder.
-func (r *Reconciler) buildFolder(ctx context.Context, t Target, layout results.Layout, run render.Run, res *runner.Result) (*results.Folder, error) {
+func (r *Reconciler) buildFolder(ctx context.Context, t Target, layout results.Layout, run render.Run, res *contract.Result) (*results.Folder, error) {
 	rec := r.record(t, run, res)
 	metrics, err := r.metricsOf(ctx, res)
 	if err != nil {
@@ -68,22 +67,22 @@ func (r *Reconciler) buildFolder(ctx context.Context, t Target, layout results.L
 }
 
 // record fills run.json from the plan, the target and the result.
-func (r *Reconciler) record(t Target, run render.Run, res *runner.Result) *results.Record {
+func (r *Reconciler) record(t Target, run render.Run, res *contract.Result) *results.Record {
 	c := run.Contract
 	rec := &results.Record{
 		RunID: run.ID, IDVersion: c.Identity.IDVersion, Experiment: run.Experiment, SpecPath: run.SpecPath,
 		Repository: results.SanitizeURL(t.Repository), Ref: t.Ref, Commit: t.Commit,
 		ContextTree: c.Context.Tree, ContextExcluded: c.Context.Excluded, SpecBlob: run.SpecBlob, Params: run.Params, Image: c.Image,
-		Status: results.Status(res.Status), ExitCode: res.ExitCode, Reason: res.Error, MetricsError: res.MetricsError,
+		Status: contract.Status(res.Status), ExitCode: res.ExitCode, Reason: res.Error, MetricsError: res.MetricsError,
 		StartedAt: res.StartedAt, FinishedAt: res.FinishedAt, Attempts: res.Attempts,
-		Usage: results.Usage{CPUSeconds: res.Usage.CPUSeconds, MaxRSSBytes: res.Usage.MaxRSSBytes,
+		Usage: contract.Usage{CPUSeconds: res.Usage.CPUSeconds, MaxRSSBytes: res.Usage.MaxRSSBytes,
 			MaxRSSMethod: res.Usage.MaxRSSMethod, SelfReported: res.Usage.SelfReported},
-		Requests:   results.Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory},
+		Requests:   contract.Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory},
 		Executor:   r.executorName(),
-		Scheduling: runner.SchedulingDigest(c),
+		Scheduling: c.SchedulingDigest(),
 		Identity:   c.Identity,
 	}
-	if res.Status == runner.Succeeded {
+	if res.Status == contract.Succeeded {
 		rec.Reason = ""
 	}
 	for _, tpl := range run.Templates {
@@ -98,7 +97,7 @@ func (r *Reconciler) record(t Target, run render.Run, res *runner.Result) *resul
 
 // metricsOf returns the metrics file exactly as the run wrote it when the
 // store has it, otherwise the parsed numbers.
-func (r *Reconciler) metricsOf(ctx context.Context, res *runner.Result) ([]byte, error) {
+func (r *Reconciler) metricsOf(ctx context.Context, res *contract.Result) ([]byte, error) {
 	if res.MetricsSHA256 != "" {
 		if data, err := readObject(ctx, r.Store, res.MetricsSHA256); err == nil {
 			if _, err := results.NormalizeMetrics(data); err == nil {
@@ -172,7 +171,7 @@ func readObject(ctx context.Context, st store.Store, sha string) ([]byte, error)
 	if _, err := io.Copy(&buf, rc); err != nil {
 		return nil, err
 	}
-	if got := sha256Hex(buf.Bytes()); got != sha {
+	if got := contract.SHA256Hex(buf.Bytes()); got != sha {
 		if l, ok := st.(store.Linker); ok {
 			l.Drop(sha)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/tree"
 )
@@ -29,7 +30,7 @@ func (d RefReconciler) ReconcileRef(ctx context.Context, src *gitsource.Source, 
 		return &Report{}, nil
 	}
 	if !ch.Runnable {
-		return &Report{Commit: ch.New}, fmt.Errorf("%w: %s at %s: %s", ErrNotRunnable, ch.Ref, short(ch.New), ch.Reason)
+		return &Report{Commit: ch.New}, fmt.Errorf("%w: %s at %s: %s", ErrNotRunnable, ch.Ref, contract.ShortID(ch.New), ch.Reason)
 	}
 	branch, err := ExpandResultsBranch(ch.ResultsBranch, ch.Ref)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/tree"
 )
@@ -46,7 +47,7 @@ func TestVerifiedTreesAreKeyedByContentPathAndExperiment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &results.Record{RunID: runID, Experiment: "pi", Status: results.Succeeded}
+	want := &results.Record{RunID: runID, Experiment: "pi", Status: contract.Succeeded}
 	r.verified.put(verifiedKey{tree: e.Hash, dir: dir, experiment: "pi"}, want, []byte(`{"m": 1}`))
 	got, metrics, err := r.verifyFolderOnce(snap, dir, runID, "pi")
 	if err != nil {
@@ -55,8 +56,8 @@ func TestVerifiedTreesAreKeyedByContentPathAndExperiment(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" || string(metrics) != `{"m": 1}` {
 		t.Errorf("remembered record (-want +got):\n%s\nmetrics %s", diff, metrics)
 	}
-	got.Status = results.Failed // callers own their copy
-	if again, _, _ := r.verifyFolderOnce(snap, dir, runID, "pi"); again.Status != results.Succeeded {
+	got.Status = contract.Failed // callers own their copy
+	if again, _, _ := r.verifyFolderOnce(snap, dir, runID, "pi"); again.Status != contract.Succeeded {
 		t.Errorf("a caller's edit changed the remembered record")
 	}
 

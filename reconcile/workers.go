@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
 )
 
@@ -130,7 +131,7 @@ func (w *Workers) Poll(ctx context.Context) ([]gitsource.RefChange, error) {
 			rw.mu.Unlock()
 			continue
 		}
-		w.opts.Log("%s %s: new commit %s (%s)", w.src.URL(), ch.Ref, short(ch.New), ch.Reason)
+		w.opts.Log("%s %s: new commit %s (%s)", w.src.URL(), ch.Ref, contract.ShortID(ch.New), ch.Reason)
 		w.cancelObsolete(ctx, rw.key, ch)
 		rw.mu.Lock()
 		rw.latest, rw.retry = &ch, nil
@@ -208,7 +209,7 @@ func (w *Workers) cancelObsolete(ctx context.Context, key string, ch gitsource.R
 	}
 	snap, err := w.src.Snapshot(ctx, ch.Ref, ch.New)
 	if err != nil {
-		w.opts.Log("%s %s: snapshot %s: %v", w.src.URL(), ch.Ref, short(ch.New), err)
+		w.opts.Log("%s %s: snapshot %s: %v", w.src.URL(), ch.Ref, contract.ShortID(ch.New), err)
 		return
 	}
 	defer snap.Close()
@@ -225,7 +226,7 @@ func (w *Workers) cancelObsolete(ctx context.Context, key string, ch gitsource.R
 		w.opts.Log("%s %s: %v", w.src.URL(), ch.Ref, err)
 	}
 	if n := w.r.CancelExcept(key, keep); n > 0 {
-		w.opts.Log("%s %s: commit %s edits or deletes experiments: cancelled %d in-flight runs", w.src.URL(), ch.Ref, short(ch.New), n)
+		w.opts.Log("%s %s: commit %s edits or deletes experiments: cancelled %d in-flight runs", w.src.URL(), ch.Ref, contract.ShortID(ch.New), n)
 	}
 }
 
@@ -272,7 +273,7 @@ func (w *Workers) kick(rw *refWorker) {
 }
 
 func (w *Workers) report(ch gitsource.RefChange, rep *Report, err error) {
-	prefix := fmt.Sprintf("%s %s at %s", w.src.URL(), ch.Ref, short(ch.New))
+	prefix := fmt.Sprintf("%s %s at %s", w.src.URL(), ch.Ref, contract.ShortID(ch.New))
 	if rep != nil {
 		w.reportHolds(prefix, rep)
 	}
@@ -304,11 +305,11 @@ func (w *Workers) reportHolds(prefix string, rep *Report) {
 		w.opts.Log("%s: run %s of %s cannot run on this machine and is held (not committed): %s; "+
 			"tried again in %s, then after twice as long each time up to %s; a commit that changes the run or its resources "+
 			"tries it at once, and so does a restart of serve",
-			prefix, short(h.RunID), h.Experiment, h.Reason, roundWait(h.Wait), w.r.Retry.max())
+			prefix, contract.ShortID(h.RunID), h.Experiment, h.Reason, roundWait(h.Wait), w.r.Retry.max())
 	}
 	for _, h := range rep.Released {
 		w.opts.Log("%s: run %s of %s, held since %s after %d failed attempts, has run",
-			prefix, short(h.RunID), h.Experiment, h.Since.UTC().Format(time.RFC3339), h.Failures)
+			prefix, contract.ShortID(h.RunID), h.Experiment, h.Since.UTC().Format(time.RFC3339), h.Failures)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/contract"
 )
 
 // What a rendered pod looks like — the interface between render.Job and
@@ -35,7 +37,7 @@ import (
 //     materialises the context and inputs and checks every digest. Its
 //     termination message is its own, so what the controller attests about
 //     inputs is not self-reported by the code under test. A digest mismatch
-//     must exit ExitInputMismatch (the Job fails at once); any other failure
+//     must exit contract.ExitInputMismatch (the Job fails at once); any other failure
 //     (a store or URL unreachable) retries.
 //   - Container "run" (the run's image) runs `/expsync/expsync exec
 //     --contract ... --prepared-dir /work/context --work-root /work/attempts
@@ -45,7 +47,7 @@ import (
 //     per-attempt timeout on the whole process group, outputs hashed into
 //     the store. Its exit code
 //     must be the command's, so spec.retries.onExitCodes can name it, or
-//     ExitRunnerInfrastructure when the runner itself failed.
+//     contract.ExitInfrastructure when the runner itself failed.
 //   - The contract travels in the pod template, as the annotation
 //     AnnotationContract, which a downward API volume presents to both
 //     containers as ContractPath: creating the Job is the only write a run
@@ -123,18 +125,6 @@ const (
 // writable place on the claim.
 func RunPrefix(runID string) string { return StoreRunsSubPath + "/" + runID }
 
-// Exit codes of the runner that the Job's podFailurePolicy knows.
-const (
-	// ExitInputMismatch (EX_DATAERR): an input's digest is not the declared
-	// one. Retrying cannot help, so the Job fails at once.
-	ExitInputMismatch int32 = 65
-	// ExitRunnerInfrastructure: the runner itself could not finish (for
-	// example the store was unreachable while uploading outputs). It counts
-	// as a retry whatever the experiment declares. The runner reports a
-	// command that exits with this code as exit code 1 instead.
-	ExitRunnerInfrastructure int32 = 222
-)
-
 // JobOptions are the operator's choices for every Job.
 type JobOptions struct {
 	// Namespace of the Job; empty leaves it to the client.
@@ -211,16 +201,9 @@ func newJobRenderer(opts JobOptions) *jobRenderer {
 func (jr *jobRenderer) render(run Run) (JobObjects, error) {
 	objs, err := jr.renderJobObjects(run)
 	if err != nil {
-		return JobObjects{}, fmt.Errorf("render the Job of experiment %s (%s) run %s: %w", run.Experiment, run.SpecPath, shortID(run.ID), err)
+		return JobObjects{}, fmt.Errorf("render the Job of experiment %s (%s) run %s: %w", run.Experiment, run.SpecPath, contract.ShortID(run.ID), err)
 	}
 	return objs, nil
-}
-
-func shortID(id string) string {
-	if len(id) > jobNameIDChars {
-		return id[:jobNameIDChars]
-	}
-	return id
 }
 
 func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
@@ -232,7 +215,7 @@ func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
 		return JobObjects{}, errors.New("run has no spec")
 	}
 	if run.Contract.RunID != run.ID {
-		return JobObjects{}, fmt.Errorf("the run's contract is for run %s, not %s", shortID(run.Contract.RunID), shortID(run.ID))
+		return JobObjects{}, fmt.Errorf("the run's contract is for run %s, not %s", contract.ShortID(run.Contract.RunID), contract.ShortID(run.ID))
 	}
 	if run.Contract.Image == "" || run.Contract.Image == v1alpha1.HostImage {
 		return JobObjects{}, fmt.Errorf("image %q cannot run as a Job: kubernetes mode needs a digest-pinned image (repo@sha256:...)", run.Contract.Image)
@@ -268,14 +251,14 @@ func (jr *jobRenderer) renderJobObjects(run Run) (JobObjects, error) {
 
 	// Pods carry the same labels (the experiment's own ones included, for
 	// cost attribution); the queue label belongs to the Job alone.
-	podLabels := cloneMap(labels)
+	podLabels := maps.Clone(labels)
 	jobLabels := labels
 	queue := run.Spec.Queue
 	if queue == "" {
 		queue = opts.Queue
 	}
 	if queue != "" {
-		jobLabels = cloneMap(labels)
+		jobLabels = maps.Clone(labels)
 		jobLabels[LabelKueueQueue] = queue
 	}
 
@@ -317,14 +300,6 @@ func suspendFor(queue string) *bool {
 		return nil
 	}
 	return ptr.To(true)
-}
-
-func cloneMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func jobLabels(run Run, opts JobOptions) (map[string]string, error) {
@@ -486,7 +461,7 @@ func (p parsedResources) requirements() corev1.ResourceRequirements {
 // Other init container failures (a store or URL unreachable) match nothing
 // and retry.
 func podFailurePolicy(transient []int32) (*batchv1.PodFailurePolicy, error) {
-	retryCodes := []int32{ExitRunnerInfrastructure}
+	retryCodes := []int32{contract.ExitInfrastructure}
 	for _, c := range transient {
 		if c <= 0 || c > 255 {
 			return nil, fmt.Errorf("spec.retries.onExitCodes: %d is not an exit code (1-255)", c)
@@ -505,7 +480,7 @@ func podFailurePolicy(transient []int32) (*batchv1.PodFailurePolicy, error) {
 			OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
 				ContainerName: ptr.To(InitContainerName),
 				Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
-				Values:        []int32{ExitInputMismatch},
+				Values:        []int32{contract.ExitInputMismatch},
 			},
 		},
 		{
@@ -751,7 +726,7 @@ func cloneOrNil(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
-	return cloneMap(m)
+	return maps.Clone(m)
 }
 
 // RenderJobs renders the Jobs of runs, in order. It

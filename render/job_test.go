@@ -475,7 +475,7 @@ func TestJobRefusesWhatCannotRun(t *testing.T) {
 		{"bad cpu", testRun(withSpec(func(s *v1alpha1.ExperimentSpec) { s.Resources.CPU = "lots" })), nil, `spec.resources.cpu "lots"`},
 		{"zero memory", testRun(withSpec(func(s *v1alpha1.ExperimentSpec) { s.Resources.Memory = "0" })), nil, "spec.resources.memory"},
 		{"short ID", testRun(func(r *Run) { r.ID, r.Contract.RunID = "abc", "abc" }), nil, "run ID"},
-		{"contract of another run", testRun(func(r *Run) { r.Contract.RunID = strings.Repeat("0", 64) }), nil, "contract is for run 0000000000000000"},
+		{"contract of another run", testRun(func(r *Run) { r.Contract.RunID = strings.Repeat("0", 64) }), nil, "contract is for run 000000000000,"},
 		{"huge contract", testRun(func(r *Run) {
 			r.Contract.Env = []contract.EnvVar{{Name: "BIG", Value: strings.Repeat("x", 1<<20)}}
 		}), nil, "annotation holds at most"},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -76,8 +77,8 @@ func exportDir(ctx context.Context, s Store, r tree.Reader, dir string, id tree.
 	return m, nil
 }
 
-func exportBlob(ctx context.Context, s Store, r tree.Reader, p string, e tree.Entry) (Entry, error) {
-	entry := Entry{Path: e.Name, Mode: FormatMode(e.Mode), GitBlob: string(e.Hash)}
+func exportBlob(ctx context.Context, s Store, r tree.Reader, p string, e tree.Entry) (contract.File, error) {
+	entry := contract.File{Path: e.Name, Mode: FormatMode(e.Mode), GitBlob: string(e.Hash)}
 	local, _ := s.(*Local)
 	if local != nil {
 		if sha, want, ok := local.gitBlobSHA256(string(e.Hash)); ok {
@@ -94,23 +95,23 @@ func exportBlob(ctx context.Context, s Store, r tree.Reader, p string, e tree.En
 	if e.Mode == tree.ModeSymlink {
 		lr, ok := r.(LinkReader)
 		if !ok {
-			return Entry{}, fmt.Errorf("export tree: %q is a symlink and this tree reader cannot read link targets", p)
+			return contract.File{}, fmt.Errorf("export tree: %q is a symlink and this tree reader cannot read link targets", p)
 		}
 		target, err := lr.ReadLink(p)
 		if err != nil {
-			return Entry{}, fmt.Errorf("export tree: read link %q: %w", p, err)
+			return contract.File{}, fmt.Errorf("export tree: read link %q: %w", p, err)
 		}
 		data = []byte(target)
 	} else {
 		b, err := r.ReadFile(p, 0)
 		if err != nil {
-			return Entry{}, fmt.Errorf("export tree: read %q: %w", p, err)
+			return contract.File{}, fmt.Errorf("export tree: read %q: %w", p, err)
 		}
 		data = b
 	}
 	obj, err := s.Put(ctx, bytes.NewReader(data), "")
 	if err != nil {
-		return Entry{}, fmt.Errorf("export tree: store %q: %w", p, err)
+		return contract.File{}, fmt.Errorf("export tree: store %q: %w", p, err)
 	}
 	entry.SHA256, entry.Size = obj.SHA256, obj.Size
 	if local != nil {

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // Local is a Store in a folder of the local file system.
@@ -314,7 +316,7 @@ func (s *Local) LinkTo(_ context.Context, sha, dst string, executable bool) (boo
 		if err != nil {
 			return false, err
 		}
-		if sha256Hex(data) != sha {
+		if contract.SHA256Hex(data) != sha {
 			// Written to through a link: useless under this name. Removing
 			// it lets the next export of its tree store it again.
 			_ = os.Remove(src)
@@ -334,7 +336,7 @@ func (s *Local) Drop(sha string) {
 	if !ValidSHA256(sha) {
 		return
 	}
-	if data, ok := s.small.get(sha); ok && sha256Hex(data) == sha {
+	if data, ok := s.small.get(sha); ok && contract.SHA256Hex(data) == sha {
 		// A new inode replaces the one the run wrote through.
 		if tmp, f, err := s.createTemp(0o444); err == nil {
 			_, werr := f.Write(data)
@@ -367,11 +369,6 @@ func (s *Local) intact(sha string, data []byte) bool {
 		return false
 	}
 	return bytes.Equal(buf[:n], data)
-}
-
-func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // PutFile implements FilePutter: it hashes the file (refusing more than

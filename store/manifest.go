@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -14,20 +15,7 @@ import (
 // run's outputs): sorted by path, one entry per file or symlink, so the same
 // files always give the same bytes.
 type Manifest struct {
-	Entries []Entry `json:"entries"`
-}
-
-// Entry is one file of a manifest. Symlinks are data: their SHA256 and Size
-// are those of the link target string, and nothing follows them.
-type Entry struct {
-	// Path is slash-separated, relative to the tree's root.
-	Path string `json:"path"`
-	// Mode is the Git mode in octal: "100644", "100755" or "120000".
-	Mode   string `json:"mode"`
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-	// GitBlob is the Git blob ID for entries exported from a repository.
-	GitBlob string `json:"gitBlob,omitempty"`
+	Entries []contract.File `json:"entries"`
 }
 
 // Mode strings of manifest entries.
@@ -57,10 +45,10 @@ func (m *Manifest) Sort() {
 // Marshal returns the manifest's canonical JSON: entries sorted by path,
 // fixed field order, no HTML escaping, a trailing newline.
 func (m Manifest) Marshal() ([]byte, error) {
-	sorted := Manifest{Entries: append([]Entry(nil), m.Entries...)}
+	sorted := Manifest{Entries: append([]contract.File(nil), m.Entries...)}
 	sorted.Sort()
 	if sorted.Entries == nil {
-		sorted.Entries = []Entry{}
+		sorted.Entries = []contract.File{}
 	}
 	for i := 1; i < len(sorted.Entries); i++ {
 		if sorted.Entries[i].Path == sorted.Entries[i-1].Path {

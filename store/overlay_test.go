@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"testing"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // TestOverlay: reads come from Lower first, writes go to Upper alone, and an
@@ -41,7 +43,7 @@ func TestOverlay(t *testing.T) {
 			t.Errorf("Verify(%s): %v", sha[:8], err)
 		}
 	}
-	if err := o.Verify(ctx, sha256Hex([]byte("absent"))); !errors.Is(err, ErrNotFound) {
+	if err := o.Verify(ctx, contract.SHA256Hex([]byte("absent"))); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Verify(absent) = %v, want ErrNotFound", err)
 	}
 

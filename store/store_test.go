@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -251,7 +252,7 @@ func TestExportTree(t *testing.T) {
 		e, _ := r.Stat(p)
 		return string(e.Hash)
 	}
-	want := []Entry{
+	want := []contract.File{
 		{Path: "data.txt", Mode: "100644", SHA256: shaOf("sorts between data/ entries in Git, not in the manifest\n"), Size: 56, GitBlob: blob("exp/data.txt")},
 		{Path: "data/a.csv", Mode: "100644", SHA256: shaOf("a\n"), Size: 2, GitBlob: blob("exp/data/a.csv")},
 		{Path: "data/b.csv", Mode: "100644", SHA256: shaOf("b\n"), Size: 2, GitBlob: blob("exp/data/b.csv")},
@@ -311,7 +312,7 @@ func TestExportTreeSymlinkWithoutLinkReader(t *testing.T) {
 }
 
 func TestManifestRejectsDuplicates(t *testing.T) {
-	m := Manifest{Entries: []Entry{{Path: "a"}, {Path: "a"}}}
+	m := Manifest{Entries: []contract.File{{Path: "a"}, {Path: "a"}}}
 	if _, err := m.Marshal(); err == nil {
 		t.Errorf("Marshal of duplicate paths succeeded")
 	}

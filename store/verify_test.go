@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // TestVerifyCatchesACorruptObject: Verify rehashes an object once per
@@ -57,7 +59,7 @@ func TestVerifyCatchesACorruptObject(t *testing.T) {
 	// Cut short: caught, dropped.
 	rewrite(data[:100], time.Time{})
 	var mm *MismatchError
-	if err := s.Verify(ctx, obj.SHA256); !errors.As(err, &mm) || mm.Want != obj.SHA256 || mm.Got != sha256Hex(data[:100]) {
+	if err := s.Verify(ctx, obj.SHA256); !errors.As(err, &mm) || mm.Want != obj.SHA256 || mm.Got != contract.SHA256Hex(data[:100]) {
 		t.Fatalf("truncated object: %v, want a mismatch naming both digests", err)
 	}
 	if err := s.Verify(ctx, obj.SHA256); !errors.Is(err, ErrNotFound) {

@@ -107,7 +107,7 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	}
 	if o.CopySelfTo != "" {
 		if err := copySelf(o.CopySelfTo); err != nil {
-			return &exitError{code: runner.ExitInfrastructure, err: err}
+			return &exitError{code: contract.ExitInfrastructure, err: err}
 		}
 	}
 	c, contractSHA, err := readContract(o.ContractFile)
@@ -130,9 +130,9 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	data, err := runner.MarshalResult(res)
+	data, err := contract.MarshalResult(res)
 	if err != nil {
-		return &exitError{code: runner.ExitInfrastructure, err: err}
+		return &exitError{code: contract.ExitInfrastructure, err: err}
 	}
 	// The full result is a blob of the store, named in the termination
 	// message, so a controller can read it without the pod's files. It is
@@ -140,18 +140,18 @@ func (o *execOptions) Exec(ctx context.Context, out io.Writer) error {
 	ctx = context.WithoutCancel(ctx)
 	obj, err := st.Put(ctx, bytes.NewReader(data), "")
 	if err != nil {
-		return &exitError{code: runner.ExitInfrastructure, err: fmt.Errorf("store the result: %w", err)}
+		return &exitError{code: contract.ExitInfrastructure, err: fmt.Errorf("store the result: %w", err)}
 	}
 	if o.Cache {
 		if err := runner.StoreResult(ctx, st, res); err != nil {
-			return &exitError{code: runner.ExitInfrastructure, err: err}
+			return &exitError{code: contract.ExitInfrastructure, err: err}
 		}
 	}
 	if err := writeOut(o.ResultFile, out, append(data, '\n')); err != nil {
-		return &exitError{code: runner.ExitInfrastructure, err: err}
+		return &exitError{code: contract.ExitInfrastructure, err: err}
 	}
 	if err := o.writeTermination(runSummary(res, obj.SHA256)); err != nil {
-		return &exitError{code: runner.ExitInfrastructure, err: err}
+		return &exitError{code: contract.ExitInfrastructure, err: err}
 	}
 	if code := runner.ExitCode(res); code != 0 {
 		return &exitError{code: code, err: fmt.Errorf("run %s: %s: %s", res.RunID, res.Status, res.Error)}
@@ -184,19 +184,19 @@ func (o *execOptions) openStore(c contract.Contract) (store.Store, error) {
 // summary is the main container's termination message: the verdict and
 // the digest of the full result in the store.
 type summary struct {
-	RunID        string        `json:"runID"`
-	Status       runner.Status `json:"status"`
-	ExitCode     int           `json:"exitCode"`
-	Signal       string        `json:"signal,omitempty"`
-	Attempts     int           `json:"attempts"`
-	StartedAt    string        `json:"startedAt"`
-	FinishedAt   string        `json:"finishedAt"`
-	LogSHA256    string        `json:"logSHA256,omitempty"`
-	ResultSHA256 string        `json:"resultSHA256"`
-	Error        string        `json:"error,omitempty"`
+	RunID        string          `json:"runID"`
+	Status       contract.Status `json:"status"`
+	ExitCode     int             `json:"exitCode"`
+	Signal       string          `json:"signal,omitempty"`
+	Attempts     int             `json:"attempts"`
+	StartedAt    string          `json:"startedAt"`
+	FinishedAt   string          `json:"finishedAt"`
+	LogSHA256    string          `json:"logSHA256,omitempty"`
+	ResultSHA256 string          `json:"resultSHA256"`
+	Error        string          `json:"error,omitempty"`
 }
 
-func runSummary(r *runner.Result, resultSHA string) summary {
+func runSummary(r *contract.Result, resultSHA string) summary {
 	return summary{RunID: r.RunID, Status: r.Status, ExitCode: r.ExitCode, Signal: r.Signal, Attempts: r.Attempts,
 		StartedAt: r.StartedAt.Format(time.RFC3339Nano), FinishedAt: r.FinishedAt.Format(time.RFC3339Nano),
 		LogSHA256: r.LogSHA256, ResultSHA256: resultSHA, Error: shorten(r.Error, 1024)}
@@ -289,16 +289,16 @@ func (o *execOptions) verifyInputs(ctx context.Context, c contract.Contract, con
 		v.Error = err.Error()
 	}
 	if werr := o.writeTermination(v); werr != nil {
-		return &exitError{code: runner.ExitInfrastructure, err: werr}
+		return &exitError{code: contract.ExitInfrastructure, err: werr}
 	}
 	switch {
 	case err == nil:
 		return nil
 	case v.Mismatch != nil:
-		return &exitError{code: runner.ExitInputMismatch, err: err}
+		return &exitError{code: contract.ExitInputMismatch, err: err}
 	default:
 		// A store or URL unreachable: the Job retries.
-		return &exitError{code: runner.ExitInfrastructure, err: err}
+		return &exitError{code: contract.ExitInfrastructure, err: err}
 	}
 }
 

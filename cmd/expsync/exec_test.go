@@ -23,7 +23,6 @@ import (
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/runner"
-	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
 )
@@ -68,17 +67,17 @@ func TestExecRunsAContract(t *testing.T) {
 	if err := o.Exec(context.Background(), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	var res runner.Result
+	var res contract.Result
 	data, _ := os.ReadFile(resultFile)
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
-	want := []store.Entry{{Path: "out.txt", Mode: store.ModeFile, SHA256: execSHA("context data\n"), Size: 13}}
-	if res.Status != runner.Succeeded || !cmp.Equal(want, res.Outputs) {
+	want := []contract.File{{Path: "out.txt", Mode: store.ModeFile, SHA256: execSHA("context data\n"), Size: 13}}
+	if res.Status != contract.Succeeded || !cmp.Equal(want, res.Outputs) {
 		t.Errorf("result %s %s outputs %s", res.Status, res.Error, cmp.Diff(want, res.Outputs))
 	}
 	// With --cache the result is in the run cache too.
-	if cached, err := runner.LoadResult(context.Background(), f.st, f.contract.RunID); err != nil || cached.Status != runner.Succeeded {
+	if cached, err := runner.LoadResult(context.Background(), f.st, f.contract.RunID); err != nil || cached.Status != contract.Succeeded {
 		t.Errorf("run cache: %v", err)
 	}
 	// The termination message names the full result, a blob of the store.
@@ -87,7 +86,7 @@ func TestExecRunsAContract(t *testing.T) {
 	if err := json.Unmarshal(raw, &sum); err != nil {
 		t.Fatal(err)
 	}
-	if sum.Status != runner.Succeeded || sum.ResultSHA256 != execSHA(string(data[:len(data)-1])) {
+	if sum.Status != contract.Succeeded || sum.ResultSHA256 != execSHA(string(data[:len(data)-1])) {
 		t.Errorf("termination message %s", raw)
 	}
 	if ok, _ := f.st.Has(context.Background(), sum.ResultSHA256); !ok {
@@ -149,7 +148,7 @@ func TestExecFailedRunExitsWithTheCommandsCode(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != 3 || !strings.Contains(err.Error(), "Failed") {
 		t.Errorf("Exec = %v, want the command's exit code 3 and the status", err)
 	}
-	var res runner.Result
+	var res contract.Result
 	if json.Unmarshal(out.Bytes(), &res) != nil || res.ExitCode != 3 {
 		t.Errorf("result on stdout: %s", out.String())
 	}
@@ -275,9 +274,9 @@ func TestExecBinarySIGTERM(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
 		t.Errorf("expsync exec after SIGTERM: %v, want exit 143 (stderr %s)", err, stderr.String())
 	}
-	var res runner.Result
+	var res contract.Result
 	raw, _ := os.ReadFile(resultFile)
-	if json.Unmarshal(raw, &res) != nil || res.Status != runner.Cancelled {
+	if json.Unmarshal(raw, &res) != nil || res.Status != contract.Cancelled {
 		t.Errorf("result %s", raw)
 	}
 	for range 200 {
@@ -288,14 +287,6 @@ func TestExecBinarySIGTERM(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	t.Errorf("the run's child %d outlived expsync exec", pid)
-}
-
-// The runner's exit codes are the ones render's podFailurePolicy names.
-func TestExecExitCodesMatchRender(t *testing.T) {
-	if runner.ExitInputMismatch != int(render.ExitInputMismatch) || runner.ExitInfrastructure != int(render.ExitRunnerInfrastructure) {
-		t.Errorf("runner exits %d/%d, render's podFailurePolicy expects %d/%d", runner.ExitInputMismatch, runner.ExitInfrastructure,
-			render.ExitInputMismatch, render.ExitRunnerInfrastructure)
-	}
 }
 
 // In a pod the secret arrives as the variable itself (render's
@@ -331,7 +322,7 @@ func TestExecInPreparedFolder(t *testing.T) {
 	if err := (&execOptions{ContractFile: f.file, PreparedDir: work, WorkRoot: t.TempDir()}).Exec(context.Background(), &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	var res runner.Result
+	var res contract.Result
 	json.Unmarshal(out.Bytes(), &res)
 	if len(res.Outputs) != 1 || res.Outputs[0].SHA256 != execSHA("context data\nfrom the prepared folder\n") {
 		t.Errorf("outputs %+v", res.Outputs)
@@ -386,7 +377,7 @@ func TestExecRunStore(t *testing.T) {
 	if err := run.Exec(context.Background(), &out); err != nil {
 		t.Fatal(err)
 	}
-	var res runner.Result
+	var res contract.Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil || len(res.Outputs) != 1 || res.Outputs[0].SHA256 != execSHA("context data\nserved\n") {
 		t.Fatalf("result %s (%v)", out.String(), err)
 	}

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
@@ -284,10 +285,10 @@ spec:
 	code, msg := pod.run(pod.spec.InitContainers[0], bin)
 	got := podFailureAction(objs.Job.Spec.PodFailurePolicy, map[string]int32{render.InitContainerName: int32(code)})
 	tampered := sha256.Sum256([]byte("tampered\n"))
-	if code != int(render.ExitRunnerInfrastructure) || got == batchv1.PodFailurePolicyActionFailJob ||
+	if code != int(contract.ExitInfrastructure) || got == batchv1.PodFailurePolicyActionFailJob ||
 		!strings.Contains(msg, run.Contract.Inputs[0].SHA256) || !strings.Contains(msg, hex.EncodeToString(tampered[:])) {
 		t.Errorf("corrupt store object: prepare exited %d (message %q), policy action %q; want %d, not FailJob, and both digests",
-			code, msg, got, render.ExitRunnerInfrastructure)
+			code, msg, got, contract.ExitInfrastructure)
 	}
 	if _, err := os.Stat(obj); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the corrupt object is still in the store (%v)", err)

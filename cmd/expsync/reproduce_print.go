@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/reproduce"
 )
 
@@ -76,7 +78,7 @@ func (o *reproduceOptions) print(w io.Writer, out []reproduceResult) error {
 // printReproduction prints one run: its verdict, then the exit status,
 // every output and every metric side by side.
 func printReproduction(w io.Writer, r reproduceResult) {
-	fmt.Fprintf(w, "run %s %s (%s)\n", shortID(r.RunID), r.Experiment, r.Path)
+	fmt.Fprintf(w, "run %s %s (%s)\n", cmp.Or(contract.ShortID(r.RunID), "-"), r.Experiment, r.Path)
 	switch {
 	case r.Refused != nil:
 		fmt.Fprintf(w, "  REFUSED, nothing executed: %s\n\n", verifyDetailLine(r.Refused.Error()))
@@ -179,7 +181,7 @@ func toleranceText(t *attest.MetricTolerance) string {
 }
 
 func tolerancesText(t attest.Tolerances) string {
-	src := fmt.Sprintf("%s@%s", t.SpecPath, shortID(t.SpecBlob))
+	src := fmt.Sprintf("%s@%s", t.SpecPath, cmp.Or(contract.ShortID(t.SpecBlob), "-"))
 	if t.Note != "" {
 		return src + ": " + t.Note
 	}
@@ -220,7 +222,7 @@ func (p *reproduceProgress) event(e reproduce.Event) {
 		p.seen[e.RunID] = true
 		p.n++
 	}
-	prefix := fmt.Sprintf("[%d/%d] %s", p.n, p.total, shortID(e.RunID))
+	prefix := fmt.Sprintf("[%d/%d] %s", p.n, p.total, cmp.Or(contract.ShortID(e.RunID), "-"))
 	switch e.Kind {
 	case reproduce.EventRunning:
 		fmt.Fprintf(p.w, "%s: still running after %s\n", prefix, e.Elapsed)

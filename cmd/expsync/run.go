@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/reconcile"
@@ -298,15 +299,15 @@ func printReport(w io.Writer, branch string, rep *reconcile.Report, err error) {
 		return // stopped before any run was decided: the key error says why
 	}
 	if rep.Planned == 0 && rep.Commit != "" {
-		fmt.Fprintf(w, "commit %s plans no runs\n", short12(rep.Commit))
+		fmt.Fprintf(w, "commit %s plans no runs\n", contract.ShortID(rep.Commit))
 		return
 	}
 	if rep.NothingToDo() && err == nil {
-		fmt.Fprintf(w, "nothing to do: all %d runs of commit %s are already committed and verified\n", rep.Planned, short12(rep.Commit))
+		fmt.Fprintf(w, "nothing to do: all %d runs of commit %s are already committed and verified\n", rep.Planned, contract.ShortID(rep.Commit))
 		return
 	}
 	fmt.Fprintf(w, "commit %s: %d runs planned, %d already done, %d executed, %d recovered from the run cache (%d succeeded, %d failed",
-		short12(rep.Commit), rep.Planned, rep.Done, rep.Executed, rep.Recovered, rep.Succeeded, rep.Failed)
+		contract.ShortID(rep.Commit), rep.Planned, rep.Done, rep.Executed, rep.Recovered, rep.Succeeded, rep.Failed)
 	if rep.Cancelled > 0 {
 		fmt.Fprintf(w, ", %d not finished", rep.Cancelled)
 	}
@@ -427,13 +428,6 @@ func defaultStateDir() string {
 	return filepath.Join(home, ".local", "state", "expsync")
 }
 
-func short12(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
-}
-
 // progress shows finished runs: a bar on a terminal, plain lines otherwise.
 type progress struct {
 	w     io.Writer
@@ -464,7 +458,7 @@ func (p *progress) event(e reconcile.Event) {
 			return // the summary says "nothing to do"
 		}
 		fmt.Fprintf(p.w, "commit %s: %d runs planned, %d already done, %d to recover from the run cache, %d to run\n",
-			short12(e.Commit), e.Planned, e.Done, e.Recover, e.Execute)
+			contract.ShortID(e.Commit), e.Planned, e.Done, e.Recover, e.Execute)
 		if p.mode == "bar" && p.total > 0 {
 			p.bar = progressbar.NewOptions(p.total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription("running"),
 				progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
@@ -481,11 +475,11 @@ func (p *progress) event(e reconcile.Event) {
 			_ = p.bar.Add(1)
 			if e.Reason != "" && e.Status != "Succeeded" {
 				_ = p.bar.Clear()
-				fmt.Fprintf(p.w, "run %s of %s: %s: %s\n", short12(e.RunID), e.Experiment, e.Status, firstLine(e.Reason))
+				fmt.Fprintf(p.w, "run %s of %s: %s: %s\n", contract.ShortID(e.RunID), e.Experiment, e.Status, firstLine(e.Reason))
 			}
 			return
 		}
-		line := fmt.Sprintf("[%d/%d] %s %s %s", p.done, p.total, short12(e.RunID), e.Experiment, how)
+		line := fmt.Sprintf("[%d/%d] %s %s %s", p.done, p.total, contract.ShortID(e.RunID), e.Experiment, how)
 		if e.Duration > 0 {
 			line += " " + e.Duration.Round(time.Millisecond).String()
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/reconcile"
@@ -189,10 +190,10 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 			reviews.event(e)
 			switch e.Kind {
 			case reconcile.EventRunFinished:
-				logf("run %s of %s: %s", short12(e.RunID), e.Experiment, e.Status)
+				logf("run %s of %s: %s", contract.ShortID(e.RunID), e.Experiment, e.Status)
 			case reconcile.EventCommitted:
 				if e.ResultsCommit != "" {
-					logf("committed %d runs of %s: %s", e.Runs, short12(e.Commit), e.ResultsCommit)
+					logf("committed %d runs of %s: %s", e.Runs, contract.ShortID(e.Commit), e.ResultsCommit)
 				}
 			case reconcile.EventCommitFailed:
 				logf("commit of %d runs failed (retried): %v", e.Runs, e.Err)
@@ -234,7 +235,7 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 		if r.Result != nil {
 			what = "finished; its result is recovered from the run cache"
 		}
-		logf("run %s of %s was in flight when expsync stopped: %s", short12(r.Contract.RunID), r.Contract.Experiment, what)
+		logf("run %s of %s was in flight when expsync stopped: %s", contract.ShortID(r.Contract.RunID), r.Contract.Experiment, what)
 	}
 	var sources []*gitsource.Source
 	for i, rc := range cfg.Repositories {

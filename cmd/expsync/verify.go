@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/attest/reach"
+	"github.com/expsync/expsync/contract"
 )
 
 // verifyOptions is `expsync verify`: check the attestations of results.
@@ -247,7 +249,7 @@ func findAttestations(paths []string) ([]target, []missingTarget) {
 			switch {
 			case d.IsDir() && d.Name() == ".git":
 				return filepath.SkipDir
-			case d.Type()&fs.ModeSymlink != 0 && isRunID(d.Name()):
+			case d.Type()&fs.ModeSymlink != 0 && contract.IsRunID(d.Name()):
 				found++
 				missing = append(missing, missingTarget{q, "a symlink where a run folder belongs: results folders hold files only, never links"})
 			case d.IsDir() && isRunFolder(q):
@@ -277,7 +279,7 @@ func findAttestations(paths []string) ([]target, []missingTarget) {
 // isRunFolder tells a run folder: named by a run ID (64 hex digits) and
 // either inside results/<experiment>/ or holding a run.json.
 func isRunFolder(dir string) bool {
-	if !isRunID(filepath.Base(dir)) {
+	if !contract.IsRunID(filepath.Base(dir)) {
 		return false
 	}
 	if experimentOf(dir) != "" {
@@ -291,7 +293,7 @@ func isRunFolder(dir string) bool {
 // so (results/<experiment>/<run-id>); "" otherwise.
 func experimentOf(dir string) string {
 	abs, err := filepath.Abs(dir)
-	if err != nil || !isRunID(filepath.Base(abs)) {
+	if err != nil || !contract.IsRunID(filepath.Base(abs)) {
 		return ""
 	}
 	expDir := filepath.Dir(abs)
@@ -299,18 +301,6 @@ func experimentOf(dir string) string {
 		return ""
 	}
 	return filepath.Base(expDir)
-}
-
-func isRunID(name string) bool {
-	if len(name) != 64 {
-		return false
-	}
-	for _, c := range name {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // verifyAll verifies targets in parallel; the repository index is shared
@@ -392,7 +382,7 @@ func printVerifyTable(out io.Writer, reports []*attest.Report) error {
 		if f := len(r.Failures()); f > 0 {
 			counts += fmt.Sprintf(", %d failed", f)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", result, shortID(r.RunID), counts, r.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", result, cmp.Or(contract.ShortID(r.RunID), "-"), counts, r.Path)
 		for _, c := range r.Checks {
 			if c.Status != attest.StatusOK {
 				fmt.Fprintf(tw, "\t\t  %s %s:\t%s\n", c.Status, c.Name, verifyDetailLine(c.Detail))
@@ -401,16 +391,6 @@ func printVerifyTable(out io.Writer, reports []*attest.Report) error {
 	}
 	fmt.Fprintf(tw, "\n%d verified, %d failed\n", verified, len(reports)-verified)
 	return tw.Flush()
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	if id == "" {
-		return "-"
-	}
-	return id
 }
 
 func verifyDetailLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
 )
 
@@ -115,7 +116,7 @@ func compareExperiment(name string, base, head []Run) Experiment {
 }
 
 func (e *Experiment) countHead(h Run) {
-	if h.Status != "" && h.Status != string(results.Succeeded) {
+	if h.Status != "" && h.Status != string(contract.Succeeded) {
 		e.Counts.Failed++
 	}
 }
@@ -141,7 +142,7 @@ func (e *Experiment) pair(b, h Run, same bool) {
 	p := Pair{Base: b, Head: h, SameRun: same, Metrics: metricChanges(b, h)}
 	if b.Status != h.Status {
 		p.StatusChange = orPending(b.Status) + " → " + h.Status
-		ok := string(results.Succeeded)
+		ok := string(contract.Succeeded)
 		p.Regression = b.Status == ok && h.Status != ok
 		p.Fixed = b.Status != "" && b.Status != ok && h.Status == ok
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
 )
 
@@ -113,7 +114,7 @@ func status(r Run) string {
 		return "pending"
 	}
 	s := r.Status
-	if r.Status != string(results.Succeeded) {
+	if r.Status != string(contract.Succeeded) {
 		var why []string
 		if r.ExitCode > 0 && !strings.Contains(r.Reason, strconv.Itoa(r.ExitCode)) {
 			why = append(why, fmt.Sprintf("exit %d", r.ExitCode))
@@ -126,13 +127,6 @@ func status(r Run) string {
 		}
 	}
 	return s
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 func shortCommit(c string) string {

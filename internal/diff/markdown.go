@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
 )
 
@@ -208,7 +209,7 @@ func (w *mdWriter) statusChanges(r *Report, rows int) {
 
 func emphasizeFailure(r Run) string {
 	s := mdText(status(r), maxCellRunes)
-	if r.Status != "" && r.Status != string(results.Succeeded) {
+	if r.Status != "" && r.Status != string(contract.Succeeded) {
 		return "**" + s + "**"
 	}
 	return s
@@ -234,7 +235,7 @@ func (w *mdWriter) experiment(e Experiment, rows int) {
 			if i == rows {
 				break
 			}
-			w.row(e, p.Head, "`"+shortID(p.Base.ID)+"` → `"+shortID(p.Head.ID)+"`", pairStatus(p), func(m string) string {
+			w.row(e, p.Head, "`"+contract.ShortID(p.Base.ID)+"` → `"+contract.ShortID(p.Head.ID)+"`", pairStatus(p), func(m string) string {
 				for _, mc := range p.Metrics {
 					if mc.Name == m {
 						return mdText(change(mc), 2*maxCellRunes)
@@ -259,7 +260,7 @@ func (w *mdWriter) experiment(e Experiment, rows int) {
 			if i == rows {
 				break
 			}
-			w.row(e, r, "`"+shortID(r.ID)+"`", emphasizeFailure(r), func(m string) string { return mdText(single(r, m), maxCellRunes) })
+			w.row(e, r, "`"+contract.ShortID(r.ID)+"`", emphasizeFailure(r), func(m string) string { return mdText(single(r, m), maxCellRunes) })
 		}
 		w.more(len(part.runs)-rows, "run")
 		w.WriteString("\n")

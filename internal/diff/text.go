@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // Text writes the report for a terminal: one block per experiment, its
@@ -31,7 +33,7 @@ func Text(out io.Writer, r *Report) error {
 			if p.StatusChange != "" {
 				st = orPending(p.Base.Status) + " → " + status(p.Head)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s → %s\t%s\n", mark, plain(point(p.Head)), shortID(p.Base.ID), shortID(p.Head.ID), plain(st))
+			fmt.Fprintf(tw, "  %s\t%s\t%s → %s\t%s\n", mark, plain(point(p.Head)), contract.ShortID(p.Base.ID), contract.ShortID(p.Head.ID), plain(st))
 			for _, m := range p.Metrics {
 				fmt.Fprintf(tw, "  \t  %s\t%s\t\n", plain(m.Name), plain(change(m)))
 			}
@@ -41,7 +43,7 @@ func Text(out io.Writer, r *Report) error {
 			runs []Run
 		}{{"ADDED", e.Added}, {"REMOVED", e.Removed}, {"PENDING", e.Pending}} {
 			for _, r := range part.runs {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", part.mark, plain(point(r)), shortID(r.ID), plain(status(r)))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", part.mark, plain(point(r)), contract.ShortID(r.ID), plain(status(r)))
 				for _, m := range e.Metrics {
 					if v := single(r, m); v != "" {
 						fmt.Fprintf(tw, "  \t  %s\t%s\t\n", plain(m), plain(v))

@@ -219,7 +219,7 @@ func prepareInputs(ctx context.Context, c contract.Contract, mach Machine, add f
 				continue
 			}
 			if _, err := mach.Store.Put(ctx, bytes.NewReader(data), in.SHA256); err != nil {
-				add(check, "", "repository file %s (blob %s) has sha256 %s, attested %s", in.RepoPath, in.GitBlob, sha256Hex(data), in.SHA256)
+				add(check, "", "repository file %s (blob %s) has sha256 %s, attested %s", in.RepoPath, in.GitBlob, contract.SHA256Hex(data), in.SHA256)
 				continue
 			}
 		case in.URI != "":

@@ -12,8 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
-	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/store"
 )
 
@@ -47,7 +47,7 @@ type Comparison struct {
 // path is judged by its metrics unless spec.reproduce.exact names it. The
 // log is compared and never decides. st holds the reproduced outputs; the
 // attested ones are read from the run folder or st.
-func Compare(ctx context.Context, m *Material, metricsPath string, res *runner.Result, tol Tolerances, st *store.Local) Comparison {
+func Compare(ctx context.Context, m *Material, metricsPath string, res *contract.Result, tol Tolerances, st *store.Local) Comparison {
 	cmp := Comparison{Status: attest.ItemIdentical, Lines: map[string]string{}}
 	rec := m.Record
 	if string(rec.Status) != string(res.Status) || rec.ExitCode != res.ExitCode {
@@ -92,12 +92,12 @@ func (c *Comparison) verdict() string {
 	return attest.VerdictReproduced
 }
 
-func (c *Comparison) compareOutputs(ctx context.Context, m *Material, metricsPath string, res *runner.Result, tol Tolerances, st *store.Local) {
+func (c *Comparison) compareOutputs(ctx context.Context, m *Material, metricsPath string, res *contract.Result, tol Tolerances, st *store.Local) {
 	attested := map[string]results.Output{}
 	for _, o := range m.Record.Outputs {
 		attested[o.Path] = o
 	}
-	reproduced := map[string]store.Entry{}
+	reproduced := map[string]contract.File{}
 	for _, o := range res.Outputs {
 		reproduced[o.Path] = o
 	}
@@ -147,7 +147,7 @@ func (c *Comparison) compareOutputs(ctx context.Context, m *Material, metricsPat
 
 // locate finds where two differing outputs first differ, when both can be
 // read: the byte offset, and for small text files the line.
-func (c *Comparison) locate(ctx context.Context, m *Material, a results.Output, r store.Entry, st *store.Local, oc *attest.OutputComparison) {
+func (c *Comparison) locate(ctx context.Context, m *Material, a results.Output, r contract.File, st *store.Local, oc *attest.OutputComparison) {
 	old, err := openAttested(m, a, st)
 	if err != nil {
 		return
@@ -179,7 +179,7 @@ func (c *Comparison) locate(ctx context.Context, m *Material, a results.Output, 
 func openAttested(m *Material, a results.Output, st *store.Local) (io.ReadCloser, error) {
 	if a.Committed && m.files != nil {
 		data, err := m.files.ReadFile(path.Join(attest.OutputsDir, a.Path), maxCommittedBytes)
-		if err == nil && sha256Hex(data) == a.SHA256 {
+		if err == nil && contract.SHA256Hex(data) == a.SHA256 {
 			return io.NopCloser(bytes.NewReader(data)), nil
 		}
 	}
@@ -220,7 +220,7 @@ func firstDifference(ctx context.Context, a, b io.Reader) (int64, bool) {
 
 // quoteLine shows the line holding offset off in both files, when both are
 // text.
-func quoteLine(m *Material, a results.Output, r store.Entry, st *store.Local, off int64) (string, bool) {
+func quoteLine(m *Material, a results.Output, r contract.File, st *store.Local, off int64) (string, bool) {
 	oldFile, err := openAttested(m, a, st)
 	if err != nil {
 		return "", false
@@ -262,7 +262,7 @@ func lineAt(b []byte, off int64) string {
 
 // compareMetrics compares each metric of the attested metrics.json with
 // the reproduction's, by value.
-func (c *Comparison) compareMetrics(m *Material, res *runner.Result, tol Tolerances, st *store.Local) {
+func (c *Comparison) compareMetrics(m *Material, res *contract.Result, tol Tolerances, st *store.Local) {
 	want, wantText, _ := results.ParseMetrics(m.Metrics)
 	got, gotText := res.Metrics, map[string]string{}
 	if res.MetricsSHA256 != "" {

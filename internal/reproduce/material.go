@@ -2,8 +2,6 @@ package reproduce
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,7 +138,7 @@ func (m *Material) readSubject(name string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sum := sha256Hex(data); sum != want {
+	if sum := contract.SHA256Hex(data); sum != want {
 		return nil, fmt.Errorf("%w: %s changed while it was read (sha256 %s, attested %s)", ErrNotVerified, name, sum, want)
 	}
 	return data, nil
@@ -158,7 +156,7 @@ func signedContract(v *attest.Verified) (*contract.Contract, error) {
 			continue
 		}
 		content := b.GetContent()
-		if want := b.GetDigest()["sha256"]; want != "" && want != sha256Hex(content) {
+		if want := b.GetDigest()["sha256"]; want != "" && want != contract.SHA256Hex(content) {
 			return nil, fmt.Errorf("the contract byproduct does not match its digest")
 		}
 		dec := json.NewDecoder(bytes.NewReader(content))
@@ -170,9 +168,4 @@ func signedContract(v *attest.Verified) (*contract.Contract, error) {
 		return &c, nil
 	}
 	return nil, nil
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }

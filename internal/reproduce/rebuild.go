@@ -28,7 +28,7 @@ import (
 func Rebuild(m *Material, storeURL string) (contract.Contract, error) {
 	rec, id := m.Record, m.Record.Identity
 	fail := func(format string, args ...any) (contract.Contract, error) {
-		return contract.Contract{}, fmt.Errorf("rebuild the run contract of %s: %s", short(m.RunID), fmt.Sprintf(format, args...))
+		return contract.Contract{}, fmt.Errorf("rebuild the run contract of %s: %s", contract.ShortID(m.RunID), fmt.Sprintf(format, args...))
 	}
 	if id.IDVersion != contract.IDVersion {
 		return fail("the run was recorded with run-ID recipe version %d; this expsync computes version %d (use the expsync release that ran it)", id.IDVersion, contract.IDVersion)
@@ -204,12 +204,5 @@ func identityOf(c contract.Contract) contract.Identity {
 		id.Inputs = append(id.Inputs, contract.IdentityInput{Name: in.Name, Path: in.Path, SHA256: in.SHA256})
 	}
 	sort.Slice(id.Inputs, func(i, j int) bool { return id.Inputs[i].Name < id.Inputs[j].Name })
-	return id
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
 	return id
 }

@@ -111,13 +111,13 @@ func ReproduceMaterial(ctx context.Context, m *Material, opts Options) (*Outcome
 		out.Problems = problems
 		return out, nil
 	}
-	opts.progress(Event{Kind: EventPrepared, RunID: m.RunID, Message: fmt.Sprintf("contract rebuilt (run ID recomputed), context %s and %d input(s) in the store", short(c.Context.Tree), len(sources))})
+	opts.progress(Event{Kind: EventPrepared, RunID: m.RunID, Message: fmt.Sprintf("contract rebuilt (run ID recomputed), context %s and %d input(s) in the store", contract.ShortID(c.Context.Tree), len(sources))})
 	res, err := opts.execute(ctx, c)
 	if err != nil {
 		return out, err
 	}
 	opts.progress(Event{Kind: EventFinished, RunID: m.RunID, Message: fmt.Sprintf("%s, exit code %d", res.Status, res.ExitCode)})
-	if res.Status == runner.Cancelled || res.Status == runner.Errored {
+	if res.Status == contract.Cancelled || res.Status == contract.Errored {
 		out.Failed = fmt.Sprintf("%s: %s", res.Status, res.Error)
 		if ctx.Err() != nil {
 			return out, ctx.Err()
@@ -153,7 +153,7 @@ func ReproduceMaterial(ctx context.Context, m *Material, opts Options) (*Outcome
 // be identical.
 func tolerancesOf(m *Material, objs *Objects) Tolerances {
 	if objs == nil {
-		return Strict(m, fmt.Errorf("no repository to read %s@%s from", m.Record.SpecPath, short(m.Record.SpecBlob)))
+		return Strict(m, fmt.Errorf("no repository to read %s@%s from", m.Record.SpecPath, contract.ShortID(m.Record.SpecBlob)))
 	}
 	t, err := ReadTolerances(objs, m)
 	if err != nil {
@@ -164,7 +164,7 @@ func tolerancesOf(m *Material, objs *Objects) Tolerances {
 
 // execute runs the contract once, afresh: through the runner, never the
 // run cache (the attested result stays the run's), reporting its progress.
-func (opts Options) execute(ctx context.Context, c contract.Contract) (*runner.Result, error) {
+func (opts Options) execute(ctx context.Context, c contract.Contract) (*contract.Result, error) {
 	ro := opts.Machine.Runner
 	ro.Store = opts.Machine.Store
 	started := make(chan time.Time, 1)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -67,12 +68,12 @@ func ReadTolerances(objs *Objects, m *Material) (Tolerances, error) {
 			continue
 		}
 		if !e.Valid() {
-			return t, fmt.Errorf("%s@%s does not load with this expsync: %v", rec.SpecPath, short(rec.SpecBlob), err)
+			return t, fmt.Errorf("%s@%s does not load with this expsync: %v", rec.SpecPath, contract.ShortID(rec.SpecBlob), err)
 		}
 		t.set(e.Spec.Reproduce)
 		return t, nil
 	}
-	return t, fmt.Errorf("%s@%s holds no experiment %q", rec.SpecPath, short(rec.SpecBlob), rec.Experiment)
+	return t, fmt.Errorf("%s@%s holds no experiment %q", rec.SpecPath, contract.ShortID(rec.SpecBlob), rec.Experiment)
 }
 
 // checkAttestedSpec checks that the experiment file and templates run.json

@@ -2,8 +2,6 @@ package results
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -153,7 +151,7 @@ func BuildFolder(layout Layout, rec *Record, metrics []byte, log *OutputFile, ou
 			if err != nil {
 				return nil, fmt.Errorf("build results folder of run %s: read output %s: %w", rec.RunID, o.Path, err)
 			}
-			if got := sha256Hex(data); got != o.SHA256 {
+			if got := contract.SHA256Hex(data); got != o.SHA256 {
 				return nil, fmt.Errorf("build results folder of run %s: output %s has sha256 %s, its manifest says %s", rec.RunID, o.Path, got, o.SHA256)
 			}
 			f.files[path.Join(OutputsDir, o.Path)] = data
@@ -172,7 +170,7 @@ func BuildFolder(layout Layout, rec *Record, metrics []byte, log *OutputFile, ou
 			if err != nil {
 				return nil, fmt.Errorf("build results folder of run %s: read log: %w", rec.RunID, err)
 			}
-			if got := sha256Hex(data); got != log.SHA256 {
+			if got := contract.SHA256Hex(data); got != log.SHA256 {
 				return nil, fmt.Errorf("build results folder of run %s: log has sha256 %s, its result says %s", rec.RunID, got, log.SHA256)
 			}
 			f.files[LogFile] = data
@@ -220,7 +218,7 @@ func (f *Folder) encodeRecord() error {
 func (f *Folder) DropOutputs(why string) error {
 	rec := f.Record
 	rec.Reason = contract.Truncate(fmt.Sprintf("%s: the run's %d outputs are not listed and stay in the store (write fewer files or shorter names, or pack them into an archive)", why, len(rec.Outputs)))
-	rec.Status, rec.Outputs = Failed, nil
+	rec.Status, rec.Outputs = contract.Failed, nil
 	for name := range f.files {
 		if strings.HasPrefix(name, OutputsDir+"/") {
 			delete(f.files, name)
@@ -247,8 +245,8 @@ type Subject struct {
 // log (committed or not) and every output (committed or not), sorted by name.
 func (f *Folder) Subjects() []Subject {
 	subs := []Subject{
-		{Name: RunFile, SHA256: sha256Hex(f.files[RunFile])},
-		{Name: MetricsFile, SHA256: sha256Hex(f.files[MetricsFile])},
+		{Name: RunFile, SHA256: contract.SHA256Hex(f.files[RunFile])},
+		{Name: MetricsFile, SHA256: contract.SHA256Hex(f.files[MetricsFile])},
 	}
 	if f.Record.LogSHA256 != "" {
 		subs = append(subs, Subject{Name: LogFile, SHA256: f.Record.LogSHA256})
@@ -322,11 +320,6 @@ func ParseMetrics(data []byte) (map[string]float64, map[string]string, error) {
 		other[k] = string(b)
 	}
 	return nums, other, nil
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 // checkRelPath refuses paths that would leave the run folder.

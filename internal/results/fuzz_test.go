@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -73,7 +74,7 @@ func FuzzRenderExperiment(f *testing.F) {
 			t.Fatal(err)
 		}
 		for i := range runs {
-			runs[i].Record.Status = Succeeded
+			runs[i].Record.Status = contract.Succeeded
 		}
 		var choices []PlotChoice
 		if x != "" || y != "" {

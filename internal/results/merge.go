@@ -304,7 +304,7 @@ func (l Layout) readSummary(r tree.Reader, experiment string, opts MergeOptions)
 	for _, e := range entries {
 		runDir := path.Join(dir, e.Name)
 		if !e.IsDir() {
-			if looksLikeRunID(e.Name) {
+			if contract.IsRunID(e.Name) {
 				sum.Unverified = append(sum.Unverified, Unverified{Dir: runDir, Reason: fmt.Sprintf("not a folder (Git mode %o): a run folder holds files only", e.Mode)})
 			}
 			continue
@@ -327,19 +327,6 @@ func (l Layout) readSummary(r tree.Reader, experiment string, opts MergeOptions)
 		sum.Runs = append(sum.Runs, run)
 	}
 	return sum, nil
-}
-
-// looksLikeRunID tells a name made like a run ID (64 lowercase hex digits).
-func looksLikeRunID(name string) bool {
-	if len(name) != 64 {
-		return false
-	}
-	for _, c := range name {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func (l Layout) verify(r tree.Reader, dir, experiment string, opts MergeOptions) error {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // DefaultPlot decides what a sweep's plot shows: the chosen parameter and
@@ -48,7 +50,7 @@ func DefaultPlot(runs []Run, choice PlotChoice) (x, y string, ok bool) {
 	for _, m := range metricNames(runs) {
 		distinct := map[float64]bool{}
 		for _, r := range runs {
-			if v, isNum := r.Metrics[m]; isNum && r.Record.Status == Succeeded {
+			if v, isNum := r.Metrics[m]; isNum && r.Record.Status == contract.Succeeded {
 				distinct[v] = true
 			}
 		}
@@ -264,7 +266,7 @@ func seriesOf(runs []Run, x, y string) []series {
 	keys := map[string][]any{}
 	var order []Run
 	for _, r := range runs {
-		if r.Record.Status == Succeeded {
+		if r.Record.Status == contract.Succeeded {
 			order = append(order, r)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -103,7 +104,7 @@ func whyNoPlot(runs []Run, c PlotChoice) string {
 		if !isNum || math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		if r.Record.Status != Succeeded {
+		if r.Record.Status != contract.Succeeded {
 			failedOnly = true
 			continue
 		}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // Run is one run folder as the README generator reads it back.
@@ -54,7 +56,7 @@ func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverif
 	}
 	succeeded, failed := 0, 0
 	for _, r := range runs {
-		if r.Record.Status == Succeeded {
+		if r.Record.Status == contract.Succeeded {
 			succeeded++
 		} else {
 			failed++
@@ -91,7 +93,7 @@ func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverif
 	b.WriteString("\n")
 	for _, r := range runs {
 		rec := r.Record
-		row := []string{fmt.Sprintf("[`%s`](%s/)", short(rec.RunID), rec.RunID)}
+		row := []string{fmt.Sprintf("[`%s`](%s/)", contract.ShortID(rec.RunID), rec.RunID)}
 		for _, p := range params {
 			v, ok := rec.Params[p]
 			if !ok {
@@ -129,7 +131,7 @@ func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverif
 // statusCell is the status of a run; a failure says why, in one short
 // escaped line (the full reason is in run.json).
 func statusCell(rec *Record) string {
-	if rec.Status == Succeeded {
+	if rec.Status == contract.Succeeded {
 		return string(rec.Status)
 	}
 	cell := "**" + mdEscape(string(rec.Status)) + "**"
@@ -252,7 +254,7 @@ func RenderIndex(entries []IndexEntry) []byte {
 func Summarize(experiment string, runs []Run) IndexEntry {
 	e := IndexEntry{Experiment: experiment, Runs: len(runs)}
 	for _, r := range runs {
-		if r.Record.Status == Succeeded {
+		if r.Record.Status == contract.Succeeded {
 			e.Succeeded++
 		} else {
 			e.Failed++
@@ -421,13 +423,6 @@ func sortedKeys(set map[string]bool) []string {
 	return out
 }
 
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
 // mdEscape keeps a cell inside its table column.
 func mdEscape(s string) string {
 	r := strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;", "[", `\[`, "]", `\]`)
@@ -474,7 +469,7 @@ func formatDuration(d time.Duration) string {
 
 // formatPeakMemory marks a sampled figure as a lower bound ("≥") and says
 // when a run was too short to be measured at all.
-func formatPeakMemory(u Usage) string {
+func formatPeakMemory(u contract.Usage) string {
 	switch {
 	case u.MaxRSSMethod == "unmeasured" || (u.MaxRSSMethod != "" && u.MaxRSSBytes <= 0):
 		return "too short"

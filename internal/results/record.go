@@ -20,17 +20,6 @@ import (
 	"github.com/expsync/expsync/contract"
 )
 
-// Status is a run's final state as committed.
-type Status string
-
-const (
-	// Succeeded: the command exited 0 and every declared output was captured.
-	Succeeded Status = "Succeeded"
-	// Failed: the command ran and failed (non-zero exit, timeout, missing
-	// output), or an input did not match its digest so it never started.
-	Failed Status = "Failed"
-)
-
 // Record is the content of run.json: what a reviewer and `expsync verify`
 // read. It carries the full identity document so the run ID can be
 // recomputed from the record and the trees it names.
@@ -45,24 +34,25 @@ type Record struct {
 	// ContextTree is the context's real Git tree (what ran, reachable in
 	// Git); ContextExcluded the spec files in it, relative to the context,
 	// that identity.contextTree leaves out (contract.Context.Excluded).
-	ContextTree     string         `json:"contextTree"`
-	ContextExcluded []string       `json:"contextExcluded,omitempty"`
-	SpecBlob        string         `json:"specBlob"`
-	Templates       []GitFile      `json:"templates,omitempty"`
-	Params          map[string]any `json:"params,omitempty"`
-	Image           string         `json:"image"`
-	Inputs          []Input        `json:"inputs,omitempty"`
-	Outputs         []Output       `json:"outputs,omitempty"`
-	Status          Status         `json:"status"`
-	ExitCode        int            `json:"exitCode"`
+	ContextTree     string          `json:"contextTree"`
+	ContextExcluded []string        `json:"contextExcluded,omitempty"`
+	SpecBlob        string          `json:"specBlob"`
+	Templates       []GitFile       `json:"templates,omitempty"`
+	Params          map[string]any  `json:"params,omitempty"`
+	Image           string          `json:"image"`
+	Inputs          []Input         `json:"inputs,omitempty"`
+	Outputs         []Output        `json:"outputs,omitempty"`
+	Status          contract.Status `json:"status"`
+	ExitCode        int             `json:"exitCode"`
 	// Reason says why a failed run failed, in one line (never a secret).
 	Reason     string    `json:"reason,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
 	Attempts   int       `json:"attempts"`
-	Usage      Usage     `json:"usage"`
-	Requests   Requests  `json:"requests"`
-	Executor   string    `json:"executor"`
+	// Usage leaves WallSeconds zero (startedAt and finishedAt say it).
+	Usage    contract.Usage    `json:"usage"`
+	Requests contract.Requests `json:"requests"`
+	Executor string            `json:"executor"`
 	// Scheduling is the digest of the limits and retries the run had: a
 	// recorded failure stands only while they are unchanged.
 	Scheduling string `json:"scheduling,omitempty"`
@@ -103,26 +93,6 @@ type Output struct {
 	SHA256    string `json:"sha256"`
 	Size      int64  `json:"size"`
 	Committed bool   `json:"committed"`
-}
-
-// Usage is what the run consumed. SelfReported marks figures that come from
-// the code under test rather than from the operating system or kubelet.
-type Usage struct {
-	CPUSeconds  float64 `json:"cpuSeconds"`
-	MaxRSSBytes int64   `json:"maxRSSBytes"`
-	// MaxRSSMethod says how MaxRSSBytes was measured: "rusage" (the
-	// kernel's exact figure), "sampled" (a lower bound read from /proc while
-	// the run went on) or "unmeasured" (the run ended before the first
-	// sample). See docs/running-runs.md.
-	MaxRSSMethod string `json:"maxRSSMethod,omitempty"`
-	SelfReported bool   `json:"selfReported"`
-}
-
-// Requests are the resources the spec asked for, in Kubernetes quantity
-// syntax, so the table can put use and request side by side.
-type Requests struct {
-	CPU    string `json:"cpu,omitempty"`
-	Memory string `json:"memory,omitempty"`
 }
 
 // Duration is the wall time of the run (zero when a timestamp is missing).

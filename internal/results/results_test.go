@@ -35,14 +35,14 @@ func aRun(exp string, params map[string]any) *recordBuilder {
 		RunID: runID, IDVersion: contract.IDVersion, Experiment: exp, SpecPath: "experiments/" + exp + ".yaml",
 		Repository: "https://git.example/lab/exps.git", Ref: "refs/heads/main", Commit: strings.Repeat("a", 40),
 		ContextTree: id.ContextTree, SpecBlob: strings.Repeat("b", 40), Params: params, Image: contract.HostImage,
-		Status: Succeeded, StartedAt: start, FinishedAt: start.Add(1500 * time.Millisecond), Attempts: 1,
-		Usage:    Usage{CPUSeconds: 1.234, MaxRSSBytes: 50 << 20},
-		Requests: Requests{CPU: "1", Memory: "512Mi"}, Executor: "local", Identity: id,
+		Status: contract.Succeeded, StartedAt: start, FinishedAt: start.Add(1500 * time.Millisecond), Attempts: 1,
+		Usage:    contract.Usage{CPUSeconds: 1.234, MaxRSSBytes: 50 << 20},
+		Requests: contract.Requests{CPU: "1", Memory: "512Mi"}, Executor: "local", Identity: id,
 	}}
 }
 
 func (b *recordBuilder) failed(code int) *recordBuilder {
-	b.r.Status, b.r.ExitCode, b.r.Reason = Failed, code, fmt.Sprintf("exit code %d", code)
+	b.r.Status, b.r.ExitCode, b.r.Reason = contract.Failed, code, fmt.Sprintf("exit code %d", code)
 	return b
 }
 
@@ -161,12 +161,12 @@ func TestBuildFolder(t *testing.T) {
 	small := []byte(`{"estimate": 3.14}`)
 	big := []byte(strings.Repeat("x", 2048))
 	outputs := []OutputFile{
-		{Path: "out/big.bin", SHA256: sha256Hex(big), Size: int64(len(big)), Open: func() ([]byte, error) { return big, nil }},
-		{Path: "out/estimate.json", SHA256: sha256Hex(small), Size: int64(len(small)), Open: func() ([]byte, error) { return small, nil }},
+		{Path: "out/big.bin", SHA256: contract.SHA256Hex(big), Size: int64(len(big)), Open: func() ([]byte, error) { return big, nil }},
+		{Path: "out/estimate.json", SHA256: contract.SHA256Hex(small), Size: int64(len(small)), Open: func() ([]byte, error) { return small, nil }},
 	}
 	limits := Limits{MaxOutputFileBytes: 1024, MaxRunOutputBytes: 4096, MaxLogBytes: 10}
 	logData := []byte("a long log line\n")
-	log := &OutputFile{SHA256: sha256Hex(logData), Size: int64(len(logData)), Open: func() ([]byte, error) { return logData, nil }}
+	log := &OutputFile{SHA256: contract.SHA256Hex(logData), Size: int64(len(logData)), Open: func() ([]byte, error) { return logData, nil }}
 	f, err := BuildFolder(Layout{}, rec, []byte(`{"b":2,"a":1.50}`), log, outputs, limits)
 	if err != nil {
 		t.Fatal(err)
@@ -189,8 +189,8 @@ func TestBuildFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantOutputs := []Output{
-		{Path: "out/big.bin", SHA256: sha256Hex(big), Size: 2048, Committed: false},
-		{Path: "out/estimate.json", SHA256: sha256Hex(small), Size: int64(len(small)), Committed: true},
+		{Path: "out/big.bin", SHA256: contract.SHA256Hex(big), Size: 2048, Committed: false},
+		{Path: "out/estimate.json", SHA256: contract.SHA256Hex(small), Size: int64(len(small)), Committed: true},
 	}
 	if diff := cmp.Diff(wantOutputs, back.Outputs); diff != "" {
 		t.Errorf("outputs (-want +got):\n%s", diff)
@@ -198,7 +198,7 @@ func TestBuildFolder(t *testing.T) {
 	if back.Repository != "https://git.example/x.git" {
 		t.Errorf("credentials leaked into run.json: %q", back.Repository)
 	}
-	if back.LogCommitted || back.LogSHA256 != sha256Hex([]byte("a long log line\n")) {
+	if back.LogCommitted || back.LogSHA256 != contract.SHA256Hex([]byte("a long log line\n")) {
 		t.Errorf("log over the limit: committed=%v sha=%s", back.LogCommitted, back.LogSHA256)
 	}
 	wantSubjects := []string{"log.txt", "metrics.json", "outputs/out/big.bin", "outputs/out/estimate.json", "run.json"}
@@ -218,7 +218,7 @@ func TestBuildFolder(t *testing.T) {
 	if _, err := BuildFolder(Layout{}, aRun("pi", nil).record(), nil, nil, bad, limits); err == nil {
 		t.Errorf("mismatching output digest accepted")
 	}
-	escape := []OutputFile{{Path: "../x", SHA256: sha256Hex([]byte("x")), Size: 1, Open: func() ([]byte, error) { return []byte("x"), nil }}}
+	escape := []OutputFile{{Path: "../x", SHA256: contract.SHA256Hex([]byte("x")), Size: 1, Open: func() ([]byte, error) { return []byte("x"), nil }}}
 	if _, err := BuildFolder(Layout{}, aRun("pi", nil).record(), nil, nil, escape, limits); err == nil {
 		t.Errorf("escaping output path accepted")
 	}

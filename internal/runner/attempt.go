@@ -25,9 +25,9 @@ type attemptRunner struct {
 
 // attempt runs one attempt and records its facts in res (exit code, log,
 // outputs, usage); the returned outcome drives the retry policy.
-func (r *attemptRunner) attempt(ctx context.Context, n int, res *Result) outcome {
+func (r *attemptRunner) attempt(ctx context.Context, n int, res *contract.Result) outcome {
 	// A result describes the last attempt only.
-	res.ExitCode, res.Signal, res.SignalNumber, res.Usage, res.Outputs = -1, "", 0, Usage{}, nil
+	res.ExitCode, res.Signal, res.SignalNumber, res.Usage, res.Outputs = -1, "", 0, contract.Usage{}, nil
 	res.Metrics, res.MetricsSHA256, res.MetricsError = nil, "", ""
 	res.LogSHA256, res.LogSize, res.LogTruncated, res.LogTail = "", 0, false, ""
 	res.Withheld = nil

@@ -51,7 +51,7 @@ func BenchmarkRunnerOverhead(b *testing.B) {
 			Command: []string{"sh", "-c", script}, Context: contract.Context{Tree: string(ctxTree)}, Outputs: []string{"out.txt"}}
 		t0 = time.Now()
 		res, err := Run(context.Background(), c, opts)
-		if err != nil || res.Status != Succeeded {
+		if err != nil || res.Status != contract.Succeeded {
 			b.Fatalf("run: %v %+v", err, res)
 		}
 		run = append(run, time.Since(t0))

@@ -18,12 +18,12 @@ var errCorrupt = errors.New("corrupt")
 
 // LoadResult reads a run's result from the run cache; store.ErrNotFound
 // when there is none.
-func LoadResult(ctx context.Context, st store.Store, runID string) (*Result, error) {
+func LoadResult(ctx context.Context, st store.Store, runID string) (*contract.Result, error) {
 	data, err := st.RunFile(ctx, runID, ResultFile)
 	if err != nil {
 		return nil, err
 	}
-	var r Result
+	var r contract.Result
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("run cache %s: %w %s: %v", runID, errCorrupt, ResultFile, err)
 	}
@@ -37,7 +37,7 @@ func LoadResult(ctx context.Context, st store.Store, runID string) (*Result, err
 // Cached returns the cached result that stands for c, if any: a success
 // always does; a failure only while the contract's limits and retries are
 // unchanged (changing them retries a failed run, never a successful one).
-func Cached(ctx context.Context, st store.Store, c contract.Contract) (*Result, bool, error) {
+func Cached(ctx context.Context, st store.Store, c contract.Contract) (*contract.Result, bool, error) {
 	r, err := LoadResult(ctx, st, c.RunID)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errCorrupt) {
 		// A result cut short (a power loss) stands for nothing: run again.
@@ -55,20 +55,20 @@ func Cached(ctx context.Context, st store.Store, c contract.Contract) (*Result, 
 		return nil, false, nil
 	}
 	switch {
-	case r.Status == Succeeded:
+	case r.Status == contract.Succeeded:
 		return r, true, nil
-	case r.Status.Cacheable() && r.SchedulingDigest == SchedulingDigest(c):
+	case r.Status.Cacheable() && r.SchedulingDigest == c.SchedulingDigest():
 		return r, true, nil
 	}
 	return nil, false, nil
 }
 
 // StoreResult records a result in the run cache (cacheable statuses only).
-func StoreResult(ctx context.Context, st store.Store, r *Result) error {
+func StoreResult(ctx context.Context, st store.Store, r *contract.Result) error {
 	if !r.Status.Cacheable() {
 		return nil
 	}
-	data, err := MarshalResult(r)
+	data, err := contract.MarshalResult(r)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func StoreResult(ctx context.Context, st store.Store, r *Result) error {
 // holds the store's per-run lock while it runs, and re-checks the cache
 // after taking it, so concurrent callers (other goroutines or processes on
 // the same store) execute a run once.
-func RunCached(ctx context.Context, c contract.Contract, opts Options) (*Result, error) {
+func RunCached(ctx context.Context, c contract.Contract, opts Options) (*contract.Result, error) {
 	if err := Validate(c); err != nil {
 		return nil, err
 	}
@@ -96,8 +96,8 @@ func RunCached(ctx context.Context, c contract.Contract, opts Options) (*Result,
 		if ctx.Err() != nil {
 			// Cancelled while another process ran it: not a result.
 			now := time.Now().UTC()
-			return &Result{RunID: c.RunID, Status: Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now,
-				SchedulingDigest: SchedulingDigest(c), Error: "cancelled while waiting for the run's lock"}, nil
+			return &contract.Result{RunID: c.RunID, Status: contract.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now,
+				SchedulingDigest: c.SchedulingDigest(), Error: "cancelled while waiting for the run's lock"}, nil
 		}
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func RunCached(ctx context.Context, c contract.Contract, opts Options) (*Result,
 
 // missingBlob returns the digest of the first blob r refers to that the
 // store lacks ("" when it has them all).
-func missingBlob(ctx context.Context, st store.Store, r *Result) (string, error) {
+func missingBlob(ctx context.Context, st store.Store, r *contract.Result) (string, error) {
 	blobs := make([]string, 0, 2+len(r.Outputs))
 	if r.LogSHA256 != "" {
 		blobs = append(blobs, r.LogSHA256)

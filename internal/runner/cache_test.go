@@ -47,7 +47,7 @@ func TestRunCachedExecutesOnce(t *testing.T) {
 	counter := filepath.Join(t.TempDir(), "runs")
 	c := shell(`echo x >> "$COUNTER"; echo out > o.txt`).env("COUNTER", counter).outputs("o.txt").build()
 	first, err := RunCached(context.Background(), c, f.opts)
-	if err != nil || first.Status != Succeeded || first.Cached {
+	if err != nil || first.Status != contract.Succeeded || first.Cached {
 		t.Fatalf("first RunCached: %+v, %v", first, err)
 	}
 	second, err := RunCached(context.Background(), c, f.opts)
@@ -74,7 +74,7 @@ func TestCachedFailureStandsUntilSchedulingChanges(t *testing.T) {
 	// Raising the timeout (a scheduling field, not in the run ID) retries it.
 	c.Limits.Timeout = contract.Duration{Duration: time.Hour}
 	res, err := RunCached(context.Background(), c, f.opts)
-	if err != nil || res.Cached || res.Status != Failed {
+	if err != nil || res.Cached || res.Status != contract.Failed {
 		t.Fatalf("after a scheduling change: %+v, %v", res, err)
 	}
 	if data, _ := os.ReadFile(counter); strings.Count(string(data), "x") != 2 {
@@ -142,7 +142,7 @@ func TestRunCachedCancelledWhileLockedElsewhere(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	res, err := RunCached(ctx, c, f.opts)
-	if err != nil || res.Status != Cancelled {
+	if err != nil || res.Status != contract.Cancelled {
 		t.Errorf("RunCached = %+v, %v; want a Cancelled result", res, err)
 	}
 }
@@ -157,7 +157,7 @@ func TestCorruptCachedResultRunsAgain(t *testing.T) {
 		t.Errorf("LoadResult of a truncated result = %v", err)
 	}
 	res, err := RunCached(context.Background(), c, f.opts)
-	if err != nil || res.Cached || res.Status != Succeeded {
+	if err != nil || res.Cached || res.Status != contract.Succeeded {
 		t.Errorf("RunCached over a truncated result = %+v, %v; want a new run", res, err)
 	}
 }

@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"testing"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // TestCancelWhileOutputsAreStoredIsNotAFailure: a run cancelled after its
@@ -25,10 +27,10 @@ func TestCancelWhileOutputsAreStoredIsNotAFailure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Status != Cancelled && res.Status != Succeeded {
+			if res.Status != contract.Cancelled && res.Status != contract.Succeeded {
 				t.Errorf("status %s (%s), want Cancelled (or Succeeded, had it finished storing)", res.Status, res.Error)
 			}
-			if cached, ok, _ := Cached(context.Background(), f.st, c); ok && cached.Status != Succeeded {
+			if cached, ok, _ := Cached(context.Background(), f.st, c); ok && cached.Status != contract.Succeeded {
 				t.Errorf("the run cache keeps %s (%s) for a run that was cancelled", cached.Status, cached.Error)
 			}
 		})

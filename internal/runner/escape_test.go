@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // TestSetsidDescendantsEndWithTheRun is QA's F18: a process that leaves the
@@ -15,10 +17,10 @@ func TestSetsidDescendantsEndWithTheRun(t *testing.T) {
 	for _, tc := range []struct {
 		name, script string
 		timeout      time.Duration
-		want         Status
+		want         contract.Status
 	}{
-		{"run succeeds", `setsid sleep 301 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 0.1; echo ok`, 0, Succeeded},
-		{"run times out", `trap '' TERM; setsid sleep 304 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 100`, 500 * time.Millisecond, TimedOut},
+		{"run succeeds", `setsid sleep 301 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 0.1; echo ok`, 0, contract.Succeeded},
+		{"run times out", `trap '' TERM; setsid sleep 304 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 100`, 500 * time.Millisecond, contract.TimedOut},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -33,7 +35,7 @@ func TestSetsidDescendantsEndWithTheRun(t *testing.T) {
 			}
 			// The shell ignores SIGTERM: the reason says why the run
 			// lasted longer than its timeout.
-			if tc.want == TimedOut && !strings.Contains(res.Error, "SIGTERM and, still running 300ms later, SIGKILL") {
+			if tc.want == contract.TimedOut && !strings.Contains(res.Error, "SIGTERM and, still running 300ms later, SIGKILL") {
 				t.Errorf("reason %q does not say the grace period ran out", res.Error)
 			}
 			pid := readPID(t, pidFile)

@@ -73,7 +73,7 @@ func (f *fixture) exportContext(files map[string]string) string {
 	return string(id)
 }
 
-func (f *fixture) run(c contract.Contract) *Result {
+func (f *fixture) run(c contract.Contract) *contract.Result {
 	f.t.Helper()
 	res, err := Run(context.Background(), c, f.opts)
 	if err != nil {

@@ -42,13 +42,13 @@ func TestCorruptURLInputIsFetchedAgain(t *testing.T) {
 	f := newFixture(t)
 	in := contract.Input{Name: "data", Path: "inputs/d.csv", SHA256: shaOf(content), URI: srv.URL + "/d.csv"}
 	c := shell(`cat inputs/d.csv`).input(in).build()
-	if res := f.run(c); res.Status != Succeeded || res.LogTail != content {
+	if res := f.run(c); res.Status != contract.Succeeded || res.LogTail != content {
 		t.Fatalf("first run: status %s (%s) log %q", res.Status, res.Error, res.LogTail)
 	}
 
 	// Within this process: the object changed after it was verified.
 	corruptObject(t, f.st, in.SHA256, "the who")
-	if res := f.run(c); res.Status != Succeeded || res.LogTail != content {
+	if res := f.run(c); res.Status != contract.Succeeded || res.LogTail != content {
 		t.Errorf("after the object was cut short: status %s (%s) log %q, want the whole input", res.Status, res.Error, res.LogTail)
 	}
 
@@ -60,7 +60,7 @@ func TestCorruptURLInputIsFetchedAgain(t *testing.T) {
 	f.st, f.opts.Store = st, st
 	corruptObject(t, st, in.SHA256, "the who")
 	before := hits.Load()
-	if res := f.run(c); res.Status != Succeeded || res.LogTail != content {
+	if res := f.run(c); res.Status != contract.Succeeded || res.LogTail != content {
 		t.Errorf("new process: status %s (%s) log %q, want the whole input", res.Status, res.Error, res.LogTail)
 	}
 	if hits.Load() != before+1 {
@@ -89,7 +89,7 @@ func TestCorruptStoreInputIsRefused(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "started")
 	in := contract.Input{Name: "table", Path: "t.csv", SHA256: obj.SHA256, RepoPath: "data/t.csv"}
 	res := f.run(shell(`touch "$MARKER"`).env("MARKER", marker).input(in).build())
-	if res.Status != Errored || res.Status.Cacheable() {
+	if res.Status != contract.Errored || res.Status.Cacheable() {
 		t.Errorf("status %s; want Errored (the store's fault, never cached)", res.Status)
 	}
 	for _, part := range []string{`input "table" (repository file data/t.csv)`, obj.SHA256, shaOf("table row\n")} {
@@ -117,7 +117,7 @@ func TestInputThroughASymlinkOfTheContextIsAResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	treeID := strings.Repeat("5", 40)
-	m := store.Manifest{Entries: []store.Entry{{Path: "data", Mode: store.ModeSymlink, SHA256: target.SHA256, Size: target.Size}}}
+	m := store.Manifest{Entries: []contract.File{{Path: "data", Mode: store.ModeSymlink, SHA256: target.SHA256, Size: target.Size}}}
 	if err := f.st.PutTree(context.Background(), treeID, m); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestInputThroughASymlinkOfTheContextIsAResult(t *testing.T) {
 	}
 	in := contract.Input{Name: "rows", Path: "data/rows.csv", SHA256: obj.SHA256}
 	res := f.run(shell(`true`).context(treeID).input(in).retries(3, 1).build())
-	if res.Status != Failed || !res.Status.Cacheable() || res.Attempts != 1 ||
+	if res.Status != contract.Failed || !res.Status.Cacheable() || res.Attempts != 1 ||
 		!strings.Contains(res.Error, `input "rows"`) || !strings.Contains(res.Error, "symlink") {
 		t.Errorf("status %s attempts %d error %q; want one Failed attempt naming the input and the symlink", res.Status, res.Attempts, res.Error)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // withholdSecrets scans the run's outputs and metrics file for the exact
@@ -13,7 +15,7 @@ import (
 // that holds one is listed in res.Withheld, so it is never committed; a
 // metrics file that holds one is not recorded. It returns a message naming
 // the files and variables (never the values), "" when nothing leaked.
-func (r *attemptRunner) withholdSecrets(ctx context.Context, res *Result) string {
+func (r *attemptRunner) withholdSecrets(ctx context.Context, res *contract.Result) string {
 	if len(r.secretVars) == 0 {
 		return ""
 	}

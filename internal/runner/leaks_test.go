@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // TestSecretsInOutputsOrMetricsAreWithheld is QA's F3: an output or a
@@ -60,10 +62,10 @@ func TestSecretsInOutputsOrMetricsAreWithheld(t *testing.T) {
 				}
 			}
 			if len(tc.wantInError) == 0 {
-				if res.Status != Succeeded {
+				if res.Status != contract.Succeeded {
 					t.Errorf("status %s: %s", res.Status, res.Error)
 				}
-			} else if res.Status != Failed {
+			} else if res.Status != contract.Failed {
 				t.Errorf("status %s, want Failed", res.Status)
 			}
 			for _, part := range tc.wantInError {
@@ -89,7 +91,7 @@ func TestSecretsInOutputsOrMetricsAreWithheld(t *testing.T) {
 func TestOutputNamesGitCannotCommitFailTheRun(t *testing.T) {
 	f := newFixture(t)
 	res := f.run(shell(`mkdir -p out/.GIT; echo hi > out/.GIT/x; echo a > 'out/we ird\name.txt'; echo b > "out/$(printf 'l\377')"; echo ok > out/ok.txt`).outputs("out/").build())
-	if res.Status != Failed {
+	if res.Status != contract.Failed {
 		t.Fatalf("status %s: %s", res.Status, res.Error)
 	}
 	var paths []string
@@ -127,7 +129,7 @@ func TestOperatorCredentialsAreRedactedAndWithheld(t *testing.T) {
 	if diff := cmp.Diff([]string{"out/tok.txt"}, res.Withheld); diff != "" {
 		t.Errorf("withheld (-want +got):\n%s", diff)
 	}
-	if res.Status != Failed || !strings.Contains(res.Error, "output out/tok.txt holds the value of operator credential EXPSYNC_GIT_TOKEN") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "output out/tok.txt holds the value of operator credential EXPSYNC_GIT_TOKEN") {
 		t.Errorf("status %s error %q", res.Status, res.Error)
 	}
 	data, _ := json.Marshal(res)

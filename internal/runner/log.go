@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // tailBytes is how much of the log's end a Result carries.
@@ -136,7 +138,7 @@ func (l *logCapture) open() (io.ReadCloser, error) {
 
 // recordLog stores the log (redacted as it was captured) and records its
 // digest, size and tail in res.
-func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *Result) {
+func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *contract.Result) {
 	if p.log == nil {
 		return
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // Peak memory of a run.
@@ -26,13 +28,8 @@ import (
 //     and then every sampleInterval: a lower bound that
 //     misses growth in the last interval before a process exits; a run
 //     that ends before its first sample reports 0 (method "unmeasured").
-const (
-	MaxRSSByRusage = "rusage"
-	MaxRSSSampled  = "sampled"
-	// MaxRSSUnmeasured: the run ended before its first sample; its peak
-	// is below expsync's own and otherwise unknown (MaxRSSBytes is 0).
-	MaxRSSUnmeasured = "unmeasured"
-)
+//
+// The methods are contract.MaxRSSByRusage, MaxRSSSampled and MaxRSSUnmeasured.
 
 // sampleInterval is how often the sampler reads /proc while a run lives.
 const sampleInterval = 50 * time.Millisecond
@@ -199,14 +196,14 @@ func selfHWM() int64 {
 // peakRSS combines wait4's figure with the sampled one (see above).
 func peakRSS(rusageBytes, sampled, ownHWM int64) (int64, string) {
 	if ownHWM > 0 && rusageBytes > ownHWM {
-		return max(rusageBytes, sampled), MaxRSSByRusage
+		return max(rusageBytes, sampled), contract.MaxRSSByRusage
 	}
 	if ownHWM == 0 && sampled == 0 {
 		// No /proc: the kernel's figure is all there is.
-		return rusageBytes, MaxRSSByRusage
+		return rusageBytes, contract.MaxRSSByRusage
 	}
 	if sampled == 0 {
-		return 0, MaxRSSUnmeasured
+		return 0, contract.MaxRSSUnmeasured
 	}
-	return sampled, MaxRSSSampled
+	return sampled, contract.MaxRSSSampled
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // ballast raises this test process's peak RSS above what the commands
@@ -44,27 +46,27 @@ func TestPeakMemoryIsTheRunsOwn(t *testing.T) {
 		least, most int64
 		method      string
 	}{
-		{"true exits at once", []string{"true"}, 0, 20 * MiB, MaxRSSSampled + "|" + MaxRSSUnmeasured},
-		{"a shell doing nothing", []string{"sh", "-c", ":"}, 0, 20 * MiB, MaxRSSSampled + "|" + MaxRSSUnmeasured},
+		{"true exits at once", []string{"true"}, 0, 20 * MiB, contract.MaxRSSSampled + "|" + contract.MaxRSSUnmeasured},
+		{"a shell doing nothing", []string{"sh", "-c", ":"}, 0, 20 * MiB, contract.MaxRSSSampled + "|" + contract.MaxRSSUnmeasured},
 		// A short run (~20 ms) is still seen past its first pages (QA's
 		// retest: 20 KiB for a shell, sampled right after exec).
-		{"python exiting at once", []string{"python3", "-c", "pass"}, 2 * MiB, 20 * MiB, MaxRSSSampled},
+		{"python exiting at once", []string{"python3", "-c", "pass"}, 2 * MiB, 20 * MiB, contract.MaxRSSSampled},
 		// Below this process's own peak: only the sampler can tell.
-		{"python allocating 64 MiB", []string{"python3", "-c", alloc(64)}, 64 * MiB, 110 * MiB, MaxRSSSampled},
-		{"python under a shell allocating 64 MiB", []string{"sh", "-c", "python3 -c \"" + alloc(64) + "\"; true"}, 64 * MiB, 110 * MiB, MaxRSSSampled},
+		{"python allocating 64 MiB", []string{"python3", "-c", alloc(64)}, 64 * MiB, 110 * MiB, contract.MaxRSSSampled},
+		{"python under a shell allocating 64 MiB", []string{"sh", "-c", "python3 -c \"" + alloc(64) + "\"; true"}, 64 * MiB, 110 * MiB, contract.MaxRSSSampled},
 		// Above it: the kernel's exact figure.
-		{"python allocating 200 MiB", []string{"python3", "-c", alloc(200)}, 200 * MiB, 260 * MiB, MaxRSSByRusage},
+		{"python allocating 200 MiB", []string{"python3", "-c", alloc(200)}, 200 * MiB, 260 * MiB, contract.MaxRSSByRusage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := tc.method
-			if want == MaxRSSByRusage && selfHWM() >= tc.least {
+			if want == contract.MaxRSSByRusage && selfHWM() >= tc.least {
 				// This process already peaked higher (the race detector's
 				// shadow memory): only the sampler can tell.
-				want = MaxRSSSampled
+				want = contract.MaxRSSSampled
 			}
 			f := newFixture(t)
 			res := f.run(newContract(tc.command...).build())
-			if res.Status != Succeeded {
+			if res.Status != contract.Succeeded {
 				t.Fatalf("status %s: %s", res.Status, res.Error)
 			}
 			got := res.Usage.MaxRSSBytes

@@ -51,7 +51,7 @@ func TestResultErrorNeverNamesASecret(t *testing.T) {
 		limits(func(l *contract.Limits) { l.MaxOutputBytes = 1024 }).secret("API_TOKEN", "a", "b").build())
 	// The file's name holds the secret: it is left out before its size
 	// is looked at, and the error names the declared output instead.
-	if res.Status != Failed || !strings.Contains(res.Error, "output o/ holds 1 file(s) whose names contain the value of secret variable API_TOKEN") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "output o/ holds 1 file(s) whose names contain the value of secret variable API_TOKEN") {
 		t.Fatalf("status %s error %q, want the file left out, named by its declared output", res.Status, res.Error)
 	}
 	if strings.Contains(res.Error, secret) {

@@ -47,7 +47,7 @@ func TestSecretInAnOutputNameIsNeverRecorded(t *testing.T) {
 			f := newFixture(t)
 			f.opts.Secrets = func(string, string) (string, bool, error) { return secret, true, nil }
 			res := f.run(shell(tc.script).secret("TOK", "lab", "api").env("OP", operator).outputs(tc.outputs...).build())
-			if res.Status != Failed {
+			if res.Status != contract.Failed {
 				t.Errorf("status %s (%s), want Failed", res.Status, res.Error)
 			}
 			var got []string
@@ -89,7 +89,7 @@ func TestOutputNamesGitRefusesOnSomePlatform(t *testing.T) {
 		script += "; echo x > '" + n + "'"
 	}
 	res := f.run(shell(script).outputs("out/").build())
-	if res.Status != Failed {
+	if res.Status != contract.Failed {
 		t.Fatalf("status %s: %s", res.Status, res.Error)
 	}
 	if len(res.Outputs) != 1 || res.Outputs[0].Path != "out/ok.txt" {
@@ -107,7 +107,7 @@ func TestTooManyOutputFilesFailTheRun(t *testing.T) {
 	f := newFixture(t)
 	res := f.run(shell(`mkdir out; cd out; i=0; while [ $i -lt 40 ]; do : > f$i; i=$((i+1)); done`).outputs("out/").
 		limits(func(l *contract.Limits) { l.MaxOutputFiles = 25 }).build())
-	if res.Status != Failed || !strings.Contains(res.Error, "outputs hold more than 25 files") || !strings.Contains(res.Error, "limits.maxOutputFiles") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "outputs hold more than 25 files") || !strings.Contains(res.Error, "limits.maxOutputFiles") {
 		t.Fatalf("status %s error %q, want a failure naming the limit", res.Status, res.Error)
 	}
 	if len(res.Outputs) > 25 {
@@ -133,7 +133,7 @@ func TestOutputNamesTooLongInAll(t *testing.T) {
 	// 4,500 files of ~250 bytes: 1.1 MB of names, under the file count.
 	res := f.run(shell(`mkdir -p out/a out/b out/c; for d in a b c; do i=0; while [ $i -lt 1500 ]; do : > out/$d/${i}` + long + `; i=$((i+1)); done; done`).
 		outputs("out/").timeout(2 * time.Minute).build())
-	if res.Status != Failed || !strings.Contains(res.Error, "names of the output files exceed") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "names of the output files exceed") {
 		t.Fatalf("status %s error %q", res.Status, res.Error)
 	}
 }

@@ -45,7 +45,7 @@ var errTooManyOutputs = errors.New("too many output files")
 // secret's value, Git refuses it, it is too long — is left out and the
 // error says why, naming the declared output it came from (never a name
 // holding a secret).
-func collectOutputs(ctx context.Context, st store.Store, work string, declared []string, rules outputRules) ([]store.Entry, error) {
+func collectOutputs(ctx context.Context, st store.Store, work string, declared []string, rules outputRules) ([]contract.File, error) {
 	var m store.Manifest
 	seen := map[string]bool{}
 	var total, nameBytes int64
@@ -201,13 +201,13 @@ func appendNew(list []string, items ...string) []string {
 	return list
 }
 
-func sorted(m store.Manifest) []store.Entry {
+func sorted(m store.Manifest) []contract.File {
 	m.Sort()
 	return m.Entries
 }
 
 // hashOutput stores one output file (or symlink, as its target string).
-func hashOutput(ctx context.Context, st store.Store, work, rel string, fi fs.FileInfo, room int64) (store.Entry, error) {
+func hashOutput(ctx context.Context, st store.Store, work, rel string, fi fs.FileInfo, room int64) (contract.File, error) {
 	tooLarge := func(size int64) error {
 		return fmt.Errorf("outputs exceed the limit: %s alone has %d bytes and %d bytes of the limit remain (raise limits.maxOutputBytes or write less)", rel, size, max(room, 0))
 	}
@@ -215,16 +215,16 @@ func hashOutput(ctx context.Context, st store.Store, work, rel string, fi fs.Fil
 	case fi.Mode()&fs.ModeSymlink != 0:
 		target, err := os.Readlink(filepath.Join(work, filepath.FromSlash(rel)))
 		if err != nil {
-			return store.Entry{}, fmt.Errorf("output %s: %w", rel, err)
+			return contract.File{}, fmt.Errorf("output %s: %w", rel, err)
 		}
 		obj, err := st.Put(ctx, strings.NewReader(target), "")
 		if err != nil {
-			return store.Entry{}, fmt.Errorf("store output %s: %w", rel, err)
+			return contract.File{}, fmt.Errorf("store output %s: %w", rel, err)
 		}
-		return store.Entry{Path: rel, Mode: store.ModeSymlink, SHA256: obj.SHA256, Size: obj.Size}, nil
+		return contract.File{Path: rel, Mode: store.ModeSymlink, SHA256: obj.SHA256, Size: obj.Size}, nil
 	case fi.Mode().IsRegular():
 		if fi.Size() > room {
-			return store.Entry{}, tooLarge(fi.Size())
+			return contract.File{}, tooLarge(fi.Size())
 		}
 		mode := store.ModeFile
 		if fi.Mode()&0o100 != 0 {
@@ -234,29 +234,29 @@ func hashOutput(ctx context.Context, st store.Store, work, rel string, fi fs.Fil
 			// The run is over: move the file into the store by a link.
 			obj, err := fp.PutFile(ctx, filepath.Join(work, filepath.FromSlash(rel)), room)
 			if errors.Is(err, store.ErrTooLarge) {
-				return store.Entry{}, tooLarge(room + 1)
+				return contract.File{}, tooLarge(room + 1)
 			}
 			if err != nil {
-				return store.Entry{}, fmt.Errorf("store output %s: %w", rel, err)
+				return contract.File{}, fmt.Errorf("store output %s: %w", rel, err)
 			}
-			return store.Entry{Path: rel, Mode: mode, SHA256: obj.SHA256, Size: obj.Size}, nil
+			return contract.File{Path: rel, Mode: mode, SHA256: obj.SHA256, Size: obj.Size}, nil
 		}
 		f, err := os.OpenFile(filepath.Join(work, filepath.FromSlash(rel)), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
-			return store.Entry{}, fmt.Errorf("output %s: %w", rel, err)
+			return contract.File{}, fmt.Errorf("output %s: %w", rel, err)
 		}
 		defer f.Close()
 		lr := &limitedReader{r: f, n: room}
 		obj, err := st.Put(ctx, lr, "")
 		if lr.exceeded {
-			return store.Entry{}, tooLarge(room + 1)
+			return contract.File{}, tooLarge(room + 1)
 		}
 		if err != nil {
-			return store.Entry{}, fmt.Errorf("store output %s: %w", rel, err)
+			return contract.File{}, fmt.Errorf("store output %s: %w", rel, err)
 		}
-		return store.Entry{Path: rel, Mode: mode, SHA256: obj.SHA256, Size: obj.Size}, nil
+		return contract.File{Path: rel, Mode: mode, SHA256: obj.SHA256, Size: obj.Size}, nil
 	default:
-		return store.Entry{}, fmt.Errorf("output %s is neither a file, a folder nor a symlink (%s)", rel, fi.Mode().Type())
+		return contract.File{}, fmt.Errorf("output %s is neither a file, a folder nor a symlink (%s)", rel, fi.Mode().Type())
 	}
 }
 
@@ -287,7 +287,7 @@ func lstatInside(root, rel string) (fs.FileInfo, error) {
 
 // readMetrics reads the contract's metrics file into res; any problem is
 // recorded in res.MetricsError, never fatal.
-func (r *attemptRunner) readMetrics(ctx context.Context, work string, res *Result) {
+func (r *attemptRunner) readMetrics(ctx context.Context, work string, res *contract.Result) {
 	res.Metrics, res.MetricsSHA256, res.MetricsError = nil, "", ""
 	if r.c.Metrics == "" {
 		return

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/expsync/expsync/contract"
 )
 
 type processSpec struct {
@@ -32,7 +34,7 @@ type processResult struct {
 	timedOut     bool
 	cancelled    bool
 	graceExpired bool // SIGTERM was ignored: SIGKILL after the grace period
-	usage        Usage
+	usage        contract.Usage
 	startedAt    time.Time // zero when the command did not start
 	log          *logCapture
 	startKind    outcomeKind // when the command did not start: infra or fatal

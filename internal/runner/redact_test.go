@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/expsync/expsync/contract"
 )
 
 // TestSecretCutByTheLogLimitOrTheTailNeverLeaks is QA's F2: a secret that
@@ -25,7 +27,7 @@ func TestSecretCutByTheLogLimitOrTheTailNeverLeaks(t *testing.T) {
 			f.opts.Secrets = func(string, string) (string, bool, error) { return tc.secret, true, nil }
 			f.opts.MaxLogBytes = tc.maxLog
 			res := f.run(shell(tc.script).secret("TOKEN", "lab", "token").build())
-			if res.Status != Succeeded {
+			if res.Status != contract.Succeeded {
 				t.Fatalf("status %s: %s", res.Status, res.Error)
 			}
 			log := f.blob(res.LogSHA256)
@@ -69,7 +71,7 @@ func TestLargeLogIsStoredWithoutHoldingItInMemory(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	res := f.run(shell(`head -c 30000000 /dev/zero | tr '\0' x; echo; echo end`).build())
 	runtime.ReadMemStats(&after)
-	if res.Status != Succeeded || !res.LogTruncated || res.LogSize < 24<<20 {
+	if res.Status != contract.Succeeded || !res.LogTruncated || res.LogSize < 24<<20 {
 		t.Fatalf("status %s truncated %v size %d", res.Status, res.LogTruncated, res.LogSize)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {

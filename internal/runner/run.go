@@ -2,9 +2,6 @@ package runner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,7 +21,7 @@ import (
 // Run executes c with retries and returns its result. The error is non-nil
 // only when no result can be recorded (an invalid contract, an unusable
 // store); every failure of the run itself is a Result.
-func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error) {
+func Run(ctx context.Context, c contract.Contract, opts Options) (*contract.Result, error) {
 	if err := Validate(c); err != nil {
 		return nil, err
 	}
@@ -35,14 +32,14 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 	opts.Store = st
 	opts = opts.withDefaults()
 	hideFromRuns()
-	res := &Result{
+	res := &contract.Result{
 		RunID:            c.RunID,
 		ExitCode:         -1,
 		QueuedAt:         time.Now().UTC(),
-		Requests:         Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory},
-		SchedulingDigest: SchedulingDigest(c),
+		Requests:         contract.Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory},
+		SchedulingDigest: c.SchedulingDigest(),
 	}
-	finish := func(status Status, msg string) (*Result, error) {
+	finish := func(status contract.Status, msg string) (*contract.Result, error) {
 		res.Status, res.Error = status, contract.Truncate(msg)
 		res.FinishedAt = time.Now().UTC()
 		if res.StartedAt.IsZero() {
@@ -52,11 +49,11 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 		return res, nil
 	}
 	if ctx.Err() != nil {
-		return finish(Cancelled, "cancelled before start")
+		return finish(contract.Cancelled, "cancelled before start")
 	}
 	env, secretVars, err := buildEnv(c, opts)
 	if err != nil {
-		return finish(Errored, err.Error())
+		return finish(contract.Errored, err.Error())
 	}
 	r := &attemptRunner{c: c, opts: opts, st: st, env: env, secretVars: secretVars}
 	for _, sv := range secretVars {
@@ -79,7 +76,7 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*Result, error
 			return finish(out.status(), out.msg)
 		}
 		if !sleepCtx(ctx, backoff(opts, infraRetries+exitRetries)) {
-			return finish(Cancelled, "cancelled while waiting to retry after: "+out.msg)
+			return finish(contract.Cancelled, "cancelled while waiting to retry after: "+out.msg)
 		}
 	}
 }
@@ -133,17 +130,6 @@ func cleanRel(p string) (string, error) {
 		return "", fmt.Errorf("%q names the work folder itself", p)
 	}
 	return clean, nil
-}
-
-// SchedulingDigest is the sha256 of the contract's limits and retries: the
-// fields outside the run ID that decide whether a failure is retried.
-func SchedulingDigest(c contract.Contract) string {
-	b, _ := json.Marshal(struct {
-		L contract.Limits  `json:"limits"`
-		R contract.Retries `json:"retries"`
-	}{c.Limits, c.Retries})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 func openStore(c contract.Contract, opts Options) (store.Store, error) {
@@ -230,35 +216,27 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []secretVar, error) 
 // 1); 128+n when killed by signal n; 1 when the command succeeded but its
 // outputs did not; 124 timed out; 143 cancelled; 65 an input mismatched;
 // 222 an infrastructure error.
-func ExitCode(r *Result) int {
+func ExitCode(r *contract.Result) int {
 	switch r.Status {
-	case Succeeded:
+	case contract.Succeeded:
 		return 0
-	case TimedOut:
-		return ExitTimedOut
-	case Cancelled:
+	case contract.TimedOut:
+		return contract.ExitTimedOut
+	case contract.Cancelled:
 		return 128 + int(syscall.SIGTERM)
-	case InputMismatch:
-		return ExitInputMismatch
-	case Errored:
-		return ExitInfrastructure
+	case contract.InputMismatch:
+		return contract.ExitInputMismatch
+	case contract.Errored:
+		return contract.ExitInfrastructure
 	}
 	switch {
 	case r.SignalNumber > 0:
 		return 128 + r.SignalNumber
-	case r.ExitCode == ExitInfrastructure || r.ExitCode <= 0 || r.ExitCode > 255:
+	case r.ExitCode == contract.ExitInfrastructure || r.ExitCode <= 0 || r.ExitCode > 255:
 		return 1
 	}
 	return r.ExitCode
 }
-
-// Exit codes with a meaning of their own (see ExitCode); render's Job
-// podFailurePolicy knows ExitInputMismatch and ExitInfrastructure.
-const (
-	ExitInputMismatch  = 65  // EX_DATAERR: retrying cannot help
-	ExitTimedOut       = 124 // as coreutils timeout(1)
-	ExitInfrastructure = 222 // the runner could not finish: retry
-)
 
 func isTransient(c contract.Contract, code int) bool {
 	for _, t := range c.Retries.OnExitCodes {
@@ -308,23 +286,23 @@ const (
 	outcomeUnusableInput                    // an input the run names cannot be placed (404, path through a symlink): a result, never retried
 )
 
-func (o outcome) status() Status {
+func (o outcome) status() contract.Status {
 	switch o.kind {
 	case outcomeExit:
 		if o.msg == "" {
-			return Succeeded
+			return contract.Succeeded
 		}
-		return Failed
+		return contract.Failed
 	case outcomeOutputs, outcomeNoStart, outcomeUnusableInput:
-		return Failed
+		return contract.Failed
 	case outcomeMismatch:
-		return InputMismatch
+		return contract.InputMismatch
 	case outcomeTimeout:
-		return TimedOut
+		return contract.TimedOut
 	case outcomeCancelled:
-		return Cancelled
+		return contract.Cancelled
 	default:
-		return Errored
+		return contract.Errored
 	}
 }
 

@@ -31,10 +31,10 @@ func TestRunSucceeds(t *testing.T) {
 		outputs("out/copy.txt", "out/plots/").metrics("metrics.json").
 		limits(func(l *contract.Limits) { l.CPU, l.Memory = "1", "64Mi" }).build()
 	res := f.run(c)
-	if res.Status != Succeeded {
+	if res.Status != contract.Succeeded {
 		t.Fatalf("status %s (%s); log:\n%s", res.Status, res.Error, res.LogTail)
 	}
-	want := []store.Entry{
+	want := []contract.File{
 		{Path: "out/copy.txt", Mode: store.ModeFile, SHA256: shaOf("input data\n"), Size: 11},
 		{Path: "out/plots/a.txt", Mode: store.ModeFile, SHA256: shaOf("z\n"), Size: 2},
 		{Path: "out/plots/b.txt", Mode: store.ModeFile, SHA256: shaOf("hi\n"), Size: 3},
@@ -65,7 +65,7 @@ func TestRunSucceeds(t *testing.T) {
 	if res.Usage.MaxRSSBytes <= 0 || res.Usage.WallSeconds <= 0 || res.Usage.SelfReported {
 		t.Errorf("usage not measured: %+v", res.Usage)
 	}
-	if diff := cmp.Diff(Requests{CPU: "1", Memory: "64Mi"}, res.Requests); diff != "" {
+	if diff := cmp.Diff(contract.Requests{CPU: "1", Memory: "64Mi"}, res.Requests); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
 	if !res.FinishedAt.After(res.StartedAt) {
@@ -82,7 +82,7 @@ func TestRunMeasuresCPU(t *testing.T) {
 	f := newFixture(t)
 	// A grandchild's CPU counts too: sh waits for it.
 	res := f.run(shell(`sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'`).build())
-	if res.Status != Succeeded {
+	if res.Status != contract.Succeeded {
 		t.Fatalf("status %s: %s", res.Status, res.Error)
 	}
 	if res.Usage.CPUSeconds < 0.05 {
@@ -94,7 +94,7 @@ func TestRunEnvironmentIsClean(t *testing.T) {
 	f := newFixture(t)
 	t.Setenv("EXPSYNC_TEST_LEAK", "leaked")
 	res := f.run(shell(`env | sort > env.txt`).outputs("env.txt").env("DECLARED", "yes").build())
-	if res.Status != Succeeded {
+	if res.Status != contract.Succeeded {
 		t.Fatalf("status %s: %s", res.Status, res.Error)
 	}
 	env := f.blob(res.Outputs[0].SHA256)
@@ -111,8 +111,8 @@ func TestRunEnvironmentIsClean(t *testing.T) {
 func TestRunFailureIsAResult(t *testing.T) {
 	f := newFixture(t)
 	res := f.run(shell(`echo "bad things" >&2; exit 3`).outputs("never.txt").build())
-	if diff := cmp.Diff(&Result{Status: Failed, ExitCode: 3, Attempts: 1, LogTail: "bad things\n", Error: "exit code 3"}, res,
-		cmpopts.IgnoreFields(Result{}, "RunID", "QueuedAt", "StartedAt", "FinishedAt", "LogSHA256", "LogSize", "Usage", "SchedulingDigest")); diff != "" {
+	if diff := cmp.Diff(&contract.Result{Status: contract.Failed, ExitCode: 3, Attempts: 1, LogTail: "bad things\n", Error: "exit code 3"}, res,
+		cmpopts.IgnoreFields(contract.Result{}, "RunID", "QueuedAt", "StartedAt", "FinishedAt", "LogSHA256", "LogSize", "Usage", "SchedulingDigest")); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
 	if res.LogSHA256 == "" {
@@ -123,7 +123,7 @@ func TestRunFailureIsAResult(t *testing.T) {
 func TestRunMissingOutputFails(t *testing.T) {
 	f := newFixture(t)
 	res := f.run(shell(`true`).outputs("result.json").build())
-	if res.Status != Failed || !strings.Contains(res.Error, "declared output result.json was not produced") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "declared output result.json was not produced") {
 		t.Errorf("status %s error %q; want Failed naming the output", res.Status, res.Error)
 	}
 }
@@ -134,7 +134,7 @@ func TestRunCommandNotFound(t *testing.T) {
 	// recorded like a shell's 127/126, cacheable, not retried, with a short
 	// error (the PATH searched is in the log).
 	res := f.run(newContract("no-such-program-expsync").retries(3, 127).build())
-	if res.Status != Failed || res.ExitCode != 127 || res.Attempts != 1 || !res.Status.Cacheable() ||
+	if res.Status != contract.Failed || res.ExitCode != 127 || res.Attempts != 1 || !res.Status.Cacheable() ||
 		!strings.Contains(res.Error, `"no-such-program-expsync" not found`) || len(res.Error) > 120 {
 		t.Errorf("status %s exit %d attempts %d error %q", res.Status, res.ExitCode, res.Attempts, res.Error)
 	}
@@ -143,7 +143,7 @@ func TestRunCommandNotFound(t *testing.T) {
 	}
 	tr := f.exportContext(map[string]string{"run.sh": "#!/bin/sh\necho hi\n"})
 	res = f.run(newContract("./run.sh").context(tr).build())
-	if res.Status != Failed || res.ExitCode != 126 {
+	if res.Status != contract.Failed || res.ExitCode != 126 {
 		t.Errorf("not executable: status %s exit %d error %q", res.Status, res.ExitCode, res.Error)
 	}
 }
@@ -157,7 +157,7 @@ func TestTimeoutKillsWholeProcessGroup(t *testing.T) {
 	start := time.Now()
 	res := f.run(shell(script).env("PIDFILE", pidFile).timeout(300 * time.Millisecond).build())
 	elapsed := time.Since(start)
-	if res.Status != TimedOut || !strings.Contains(res.Error, "timeout of 300ms") {
+	if res.Status != contract.TimedOut || !strings.Contains(res.Error, "timeout of 300ms") {
 		t.Errorf("status %s error %q; want TimedOut", res.Status, res.Error)
 	}
 	pid := readPID(t, pidFile)
@@ -174,7 +174,7 @@ func TestLeftoverBackgroundProcessIsKilled(t *testing.T) {
 	f := newFixture(t)
 	pidFile := filepath.Join(t.TempDir(), "bg.pid")
 	res := f.run(shell(`sleep 300 >/dev/null 2>&1 & echo $! > "$PIDFILE"; exit 0`).env("PIDFILE", pidFile).build())
-	if res.Status != Succeeded {
+	if res.Status != contract.Succeeded {
 		t.Fatalf("status %s: %s", res.Status, res.Error)
 	}
 	if pid := readPID(t, pidFile); !waitGone(pid) {
@@ -195,7 +195,7 @@ func TestCancelEndsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != Cancelled || res.LogSHA256 == "" {
+	if res.Status != contract.Cancelled || res.LogSHA256 == "" {
 		t.Errorf("status %s log %q, want Cancelled with its log kept", res.Status, res.LogSHA256)
 	}
 	if pid := readPID(t, pidFile); !waitGone(pid) {
@@ -209,7 +209,7 @@ func TestTransientExitCodeRetriedThenSucceeds(t *testing.T) {
 	counter := filepath.Join(t.TempDir(), "attempts")
 	script := `echo x >> "$COUNTER"; n=$(wc -l < "$COUNTER"); echo "attempt $n $EXPSYNC_ATTEMPT"; [ "$n" -ge 3 ] || exit 75`
 	res := f.run(shell(script).env("COUNTER", counter).retries(3, 75).build())
-	if res.Status != Succeeded || res.Attempts != 3 || res.ExitCode != 0 {
+	if res.Status != contract.Succeeded || res.Attempts != 3 || res.ExitCode != 0 {
 		t.Errorf("status %s attempts %d exit %d; want Succeeded after 3 attempts", res.Status, res.Attempts, res.ExitCode)
 	}
 	if res.LogTail != "attempt 3 3\n" {
@@ -220,7 +220,7 @@ func TestTransientExitCodeRetriedThenSucceeds(t *testing.T) {
 func TestTransientRetriesAreBounded(t *testing.T) {
 	f := newFixture(t)
 	res := f.run(shell(`exit 75`).retries(2, 75).build())
-	if res.Status != Failed || res.Attempts != 3 || res.ExitCode != 75 {
+	if res.Status != contract.Failed || res.Attempts != 3 || res.ExitCode != 75 {
 		t.Errorf("status %s attempts %d exit %d; want Failed after 3 attempts", res.Status, res.Attempts, res.ExitCode)
 	}
 }
@@ -230,7 +230,7 @@ func TestNonTransientExitNotRetried(t *testing.T) {
 	counter := filepath.Join(t.TempDir(), "attempts")
 	res := f.run(shell(`echo x >> "$COUNTER"; exit 1`).env("COUNTER", counter).retries(5, 75).build())
 	data, _ := os.ReadFile(counter)
-	if res.Status != Failed || res.Attempts != 1 || strings.Count(string(data), "x") != 1 {
+	if res.Status != contract.Failed || res.Attempts != 1 || strings.Count(string(data), "x") != 1 {
 		t.Errorf("status %s attempts %d, command ran %d times; want one attempt", res.Status, res.Attempts, strings.Count(string(data), "x"))
 	}
 }
@@ -259,7 +259,7 @@ func TestURLInputs(t *testing.T) {
 		hits.Store(0)
 		for range 2 {
 			res := f.run(shell(`cat inputs/x.csv`).input(in).build())
-			if res.Status != Succeeded || res.LogTail != "served bytes\n" {
+			if res.Status != contract.Succeeded || res.LogTail != "served bytes\n" {
 				t.Fatalf("status %s (%s) log %q", res.Status, res.Error, res.LogTail)
 			}
 		}
@@ -271,7 +271,7 @@ func TestURLInputs(t *testing.T) {
 		f := newFixture(t)
 		in := contract.Input{Name: "data", Path: "x", SHA256: shaOf("served bytes\n"), URI: srv.URL + "/flaky"}
 		res := f.run(shell(`cat x`).input(in).build())
-		if res.Status != Succeeded || res.Attempts != 2 {
+		if res.Status != contract.Succeeded || res.Attempts != 2 {
 			t.Errorf("status %s (%s) attempts %d; want success on the second attempt", res.Status, res.Error, res.Attempts)
 		}
 	})
@@ -283,7 +283,7 @@ func TestURLInputs(t *testing.T) {
 		in := contract.Input{Name: "data", Path: "x", SHA256: shaOf("served bytes\n"), URI: srv.URL + "/missing"}
 		hits.Store(0)
 		res := f.run(shell(`cat x`).input(in).retries(3, 1).build())
-		if res.Status != Failed || res.Attempts != 1 || !res.Status.Cacheable() ||
+		if res.Status != contract.Failed || res.Attempts != 1 || !res.Status.Cacheable() ||
 			!strings.Contains(res.Error, "404") || !strings.Contains(res.Error, `input "data"`) {
 			t.Errorf("status %s attempts %d error %q; want Failed naming the input and the 404", res.Status, res.Attempts, res.Error)
 		}
@@ -296,7 +296,7 @@ func TestURLInputs(t *testing.T) {
 		f.opts.MaxInputBytes = 4
 		in := contract.Input{Name: "data", Path: "x", SHA256: shaOf("served bytes\n"), URI: srv.URL + "/x"}
 		res := f.run(shell(`cat x`).input(in).build())
-		if res.Status != Errored || !strings.Contains(res.Error, "input limit of 4 bytes") {
+		if res.Status != contract.Errored || !strings.Contains(res.Error, "input limit of 4 bytes") {
 			t.Errorf("status %s error %q", res.Status, res.Error)
 		}
 	})
@@ -312,7 +312,7 @@ func TestInputWithWrongDigestNeverStarts(t *testing.T) {
 	want := shaOf("original\n")
 	in := contract.Input{Name: "dataset", Path: "d.csv", SHA256: want, URI: srv.URL + "/d.csv"}
 	res := f.run(shell(`touch "$MARKER"`).env("MARKER", marker).input(in).retries(3, 1).build())
-	if res.Status != InputMismatch || res.Attempts != 1 {
+	if res.Status != contract.InputMismatch || res.Attempts != 1 {
 		t.Errorf("status %s attempts %d; want InputMismatch without retries", res.Status, res.Attempts)
 	}
 	for _, part := range []string{`input "dataset"`, want, shaOf("tampered\n")} {
@@ -336,12 +336,12 @@ func TestRepositoryInputFromStore(t *testing.T) {
 	}
 	in := contract.Input{Name: "table", Path: "data/t.csv", SHA256: obj.SHA256, RepoPath: "data/t.csv"}
 	res := f.run(shell(`cat data/t.csv`).input(in).build())
-	if res.Status != Succeeded || res.LogTail != "table\n" {
+	if res.Status != contract.Succeeded || res.LogTail != "table\n" {
 		t.Errorf("status %s (%s) log %q", res.Status, res.Error, res.LogTail)
 	}
 	missing := contract.Input{Name: "gone", Path: "g", SHA256: shaOf("absent"), RepoPath: "g"}
 	res = f.run(shell(`true`).input(missing).build())
-	if res.Status != Errored || !strings.Contains(res.Error, `input "gone" (repository file g)`) {
+	if res.Status != contract.Errored || !strings.Contains(res.Error, `input "gone" (repository file g)`) {
 		t.Errorf("status %s error %q", res.Status, res.Error)
 	}
 }
@@ -351,7 +351,7 @@ func TestContextMaterialisation(t *testing.T) {
 	files := map[string]string{"bin/tool*": "#!/bin/sh\necho tool ran\n", "data.txt": "d\n", "conf/x.yaml": "x: 1\n"}
 	tr := f.exportContext(files)
 	res := f.run(newContract("sh", "-c", `bin/tool; cat conf/x.yaml; [ -x bin/tool ] && [ ! -x data.txt ] && echo modes ok`).context(tr).build())
-	if res.Status != Succeeded || res.LogTail != "tool ran\nx: 1\nmodes ok\n" {
+	if res.Status != contract.Succeeded || res.LogTail != "tool ran\nx: 1\nmodes ok\n" {
 		t.Fatalf("status %s (%s), log %q", res.Status, res.Error, res.LogTail)
 	}
 
@@ -359,7 +359,7 @@ func TestContextMaterialisation(t *testing.T) {
 	// write through them anyway: the run fails, and the changed object
 	// leaves the store instead of serving wrong bytes under its digest.
 	res = f.run(newContract("sh", "-c", `chmod u+w data.txt; echo changed > data.txt`).context(tr).build())
-	if res.Status != Failed || !strings.Contains(res.Error, "the run wrote to data.txt in place") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "the run wrote to data.txt in place") {
 		t.Errorf("status %s error %q; want Failed naming data.txt", res.Status, res.Error)
 	}
 	if ok, _ := f.st.Has(context.Background(), shaOf("d\n")); ok && f.blob(shaOf("d\n")) != "d\n" {
@@ -369,14 +369,14 @@ func TestContextMaterialisation(t *testing.T) {
 	// caught too.
 	f.exportContext(files)
 	res = f.run(newContract("sh", "-c", `chmod u+w data.txt; printf 'X\n' > data.txt`).context(tr).build())
-	if res.Status != Failed || !strings.Contains(res.Error, "the run wrote to data.txt in place") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "the run wrote to data.txt in place") {
 		t.Errorf("same-size write: status %s error %q", res.Status, res.Error)
 	}
 	// Exporting the tree again restores the object; runs that replace a
 	// file instead of writing through it are fine.
 	f.exportContext(files)
 	res = f.run(newContract("sh", "-c", `rm data.txt; echo new > data.txt; cat data.txt`).context(tr).build())
-	if res.Status != Succeeded || res.LogTail != "new\n" {
+	if res.Status != contract.Succeeded || res.LogTail != "new\n" {
 		t.Errorf("status %s (%s), log %q", res.Status, res.Error, res.LogTail)
 	}
 	if got := f.blob(shaOf("d\n")); got != "d\n" {
@@ -386,7 +386,7 @@ func TestContextMaterialisation(t *testing.T) {
 
 func TestSecretsNeverRecorded(t *testing.T) {
 	const secret = "s3cr3t-value-91f2"
-	check := func(t *testing.T, f *fixture, res *Result) {
+	check := func(t *testing.T, f *fixture, res *contract.Result) {
 		t.Helper()
 		data, _ := json.Marshal(res)
 		if strings.Contains(string(data), secret) {
@@ -409,7 +409,7 @@ func TestSecretsNeverRecorded(t *testing.T) {
 		f.opts.Secrets = nil
 		t.Setenv("EXPSYNC_SECRET_LAB_TOKENS_API", secret)
 		res := f.run(shell(script).secret("API_TOKEN", "lab-tokens", "api").build())
-		if res.Status != Failed {
+		if res.Status != contract.Failed {
 			t.Fatalf("status %s: %s", res.Status, res.Error)
 		}
 		check(t, f, res)
@@ -436,7 +436,7 @@ func TestSecretsNeverRecorded(t *testing.T) {
 		f := newFixture(t)
 		f.opts.Secrets = nil
 		res := f.run(shell(`true`).secret("API_TOKEN", "lab-tokens", "api").build())
-		if res.Status != Errored || !strings.Contains(res.Error, "EXPSYNC_SECRET_LAB_TOKENS_API") {
+		if res.Status != contract.Errored || !strings.Contains(res.Error, "EXPSYNC_SECRET_LAB_TOKENS_API") {
 			t.Errorf("status %s error %q", res.Status, res.Error)
 		}
 	})
@@ -456,7 +456,7 @@ func TestSecretsNeverRecorded(t *testing.T) {
 		f.opts.SecretsFile = filepath.Join(t.TempDir(), "secrets.yaml")
 		os.WriteFile(f.opts.SecretsFile, []byte("- "+secret+"\n"), 0o600)
 		res := f.run(shell(`true`).secret("API_TOKEN", "lab-tokens", "api").build())
-		if res.Status != Errored || strings.Contains(res.Error, secret) {
+		if res.Status != contract.Errored || strings.Contains(res.Error, secret) {
 			t.Errorf("status %s error %q", res.Status, res.Error)
 		}
 	})
@@ -468,7 +468,7 @@ func TestOutputsHashedDeterministically(t *testing.T) {
 	a := f.run(shell(`mkdir -p o/s; echo 1 > o/s/z; echo 2 > o/a; echo 3 > o/m; echo r > r.txt`).outputs("r.txt", "o/").build())
 	time.Sleep(10 * time.Millisecond)
 	b := f.run(shell(`mkdir -p o/s; echo 3 > o/m; echo 2 > o/a; echo r > r.txt; echo 1 > o/s/z`).outputs("o/", "r.txt").build())
-	if a.Status != Succeeded || b.Status != Succeeded {
+	if a.Status != contract.Succeeded || b.Status != contract.Succeeded {
 		t.Fatalf("status %s %s", a.Status, b.Status)
 	}
 	if diff := cmp.Diff(a.Outputs, b.Outputs); diff != "" {
@@ -493,11 +493,11 @@ func TestSymlinksNeverFollowedOutOfTheWorkFolder(t *testing.T) {
 	if ok, _ := f.st.Has(context.Background(), shaOf(private)); ok {
 		t.Errorf("the content behind a symlink leaked into the store")
 	}
-	want := []store.Entry{{Path: "out/leak", Mode: store.ModeSymlink, SHA256: shaOf(outside), Size: int64(len(outside))}}
+	want := []contract.File{{Path: "out/leak", Mode: store.ModeSymlink, SHA256: shaOf(outside), Size: int64(len(outside))}}
 	if diff := cmp.Diff(want, res.Outputs); diff != "" {
 		t.Errorf("outputs (-want +got):\n%s", diff)
 	}
-	if res.Status != Failed || !strings.Contains(res.Error, "viadir is a symlink") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "viadir is a symlink") {
 		t.Errorf("status %s error %q; want a failure naming the symlinked folder", res.Status, res.Error)
 	}
 }
@@ -506,7 +506,7 @@ func TestOutputSizeLimit(t *testing.T) {
 	f := newFixture(t)
 	res := f.run(shell(`head -c 600 /dev/zero > a; head -c 600 /dev/zero > b`).outputs("a", "b").
 		limits(func(l *contract.Limits) { l.MaxOutputBytes = 1000 }).build())
-	if res.Status != Failed || !strings.Contains(res.Error, "outputs exceed the limit") || !strings.Contains(res.Error, "b alone has 600 bytes") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "outputs exceed the limit") || !strings.Contains(res.Error, "b alone has 600 bytes") {
 		t.Errorf("status %s error %q", res.Status, res.Error)
 	}
 }
@@ -515,7 +515,7 @@ func TestLogSizeLimit(t *testing.T) {
 	f := newFixture(t)
 	f.opts.MaxLogBytes = 1000
 	res := f.run(shell(`i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done; echo LAST`).build())
-	if res.Status != Succeeded || !res.LogTruncated {
+	if res.Status != contract.Succeeded || !res.LogTruncated {
 		t.Fatalf("status %s truncated %v", res.Status, res.LogTruncated)
 	}
 	log := f.blob(res.LogSHA256)
@@ -546,7 +546,7 @@ func TestMetrics(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			res := f.run(shell(`printf '%s' "$M" > m.json`).env("M", tc.content).metrics("m.json").build())
-			if res.Status != Succeeded {
+			if res.Status != contract.Succeeded {
 				t.Fatalf("invalid metrics changed the status to %s", res.Status)
 			}
 			if diff := cmp.Diff(tc.want, res.Metrics); diff != "" {
@@ -592,7 +592,7 @@ func TestCleanupNeverLeavesTheWorkFolder(t *testing.T) {
 		`mkdir ro; touch ro/f; chmod 0500 ro; chmod 0500 .`,
 	} {
 		res := f.run(shell(script).env("OUTSIDE", outside).build())
-		if res.Status != Succeeded {
+		if res.Status != contract.Succeeded {
 			t.Fatalf("%s: status %s (%s)", script, res.Status, res.Error)
 		}
 		WaitCleanup()
@@ -621,7 +621,7 @@ func TestRetryRecordsOnlyTheLastAttempt(t *testing.T) {
 	// The first attempt writes an output and exits 75; the second times out.
 	script := `echo x >> "$C"; if [ "$(wc -l < "$C")" -eq 1 ]; then echo first > o.txt; echo '{"m":1}' > m.json; exit 75; fi; sleep 30`
 	res := f.run(shell(script).env("C", counter).outputs("o.txt").metrics("m.json").retries(1, 75).timeout(300 * time.Millisecond).build())
-	if res.Status != TimedOut || res.Attempts != 2 {
+	if res.Status != contract.TimedOut || res.Attempts != 2 {
 		t.Fatalf("status %s attempts %d", res.Status, res.Attempts)
 	}
 	if res.Outputs != nil || res.Metrics != nil || res.ExitCode != -1 {

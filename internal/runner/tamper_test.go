@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
 )
@@ -32,7 +33,7 @@ func TestWriteToSharedContextFileNeverStrandsTheResult(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Status != Failed || !strings.Contains(res.Error, "wrote to data.txt in place") {
+			if res.Status != contract.Failed || !strings.Contains(res.Error, "wrote to data.txt in place") {
 				t.Fatalf("status %s error %q; want Failed naming data.txt", res.Status, res.Error)
 			}
 			if res.LogSHA256 != shaOf(tc.content) {
@@ -95,7 +96,7 @@ func TestRunRefusesAContextObjectChangedByAnotherRun(t *testing.T) {
 
 	marker := filepath.Join(t.TempDir(), "started")
 	res := f.run(shell(`touch "$MARKER"; wc -c data.txt`).env("MARKER", marker).context(tr).build())
-	if res.Status != Errored || !strings.Contains(res.Error, "another run wrote to it in place") {
+	if res.Status != contract.Errored || !strings.Contains(res.Error, "another run wrote to it in place") {
 		t.Fatalf("status %s error %q; want Error naming the changed object", res.Status, res.Error)
 	}
 	if _, err := os.Stat(marker); err == nil {
@@ -106,7 +107,7 @@ func TestRunRefusesAContextObjectChangedByAnotherRun(t *testing.T) {
 	}
 	f.exportContext(files)
 	res = f.run(shell(`wc -c < data.txt`).context(tr).build())
-	if res.Status != Succeeded || strings.TrimSpace(res.LogTail) != strconv.Itoa(len(content)) {
+	if res.Status != contract.Succeeded || strings.TrimSpace(res.LogTail) != strconv.Itoa(len(content)) {
 		t.Errorf("after re-export: status %s (%s), log %q", res.Status, res.Error, res.LogTail)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
 )
@@ -24,7 +25,7 @@ const cacheGrace = 30 * time.Second
 
 // await follows the run's Job through the informers until it finishes, is
 // deleted by someone else, gets stuck, or ctx ends.
-func (e *Executor) await(ctx context.Context, f *flight, run render.Run, objs render.JobObjects, job *batchv1.Job, w *waiter) (*runner.Result, error) {
+func (e *Executor) await(ctx context.Context, f *flight, run render.Run, objs render.JobObjects, job *batchv1.Job, w *waiter) (*contract.Result, error) {
 	key := e.jobKey(job.Name)
 	uid := job.UID
 	seen, since := false, time.Now()
@@ -83,7 +84,7 @@ func (e *Executor) await(ctx context.Context, f *flight, run render.Run, objs re
 // finish collects a finished Job, records a result that may stand for the
 // run in the run cache, and deletes the Job and the run's prefix: the run
 // cache stands for the run from then on.
-func (e *Executor) finish(ctx context.Context, run render.Run, objs render.JobObjects, job *batchv1.Job) (*runner.Result, error) {
+func (e *Executor) finish(ctx context.Context, run render.Run, objs render.JobObjects, job *batchv1.Job) (*contract.Result, error) {
 	pods, err := e.cl.jobPods(ctx, job)
 	if err != nil {
 		return nil, &errInfrastructure{err}
@@ -137,7 +138,7 @@ var stuckReasons = []string{"ErrImagePull", "ImagePullBackOff", "InvalidImageNam
 // watchPods looks at a running Job's pods: one stuck longer than
 // StuckAfter ends the run (its Job deleted) as an infrastructure error;
 // pods refused by a quota are reported (QuotaRefusal) while the Job waits.
-func (e *Executor) watchPods(ctx context.Context, run render.Run, job *batchv1.Job) *runner.Result {
+func (e *Executor) watchPods(ctx context.Context, run render.Run, job *batchv1.Job) *contract.Result {
 	if job.Spec.Suspend != nil && *job.Spec.Suspend {
 		return nil // waiting for Kueue
 	}
@@ -154,7 +155,7 @@ func (e *Executor) watchPods(ctx context.Context, run render.Run, job *batchv1.J
 				bg := context.WithoutCancel(ctx)
 				_ = e.deleteJob(bg, job.Name, job.UID, metav1.DeletePropagationForeground)
 				res := cancelled(run, "")
-				res.Status = runner.Errored
+				res.Status = contract.Errored
 				res.Error = fmt.Sprintf("pod %s could not start its %s container for %s: %s: %s", p.Name, st.Name,
 					e.cl.opts.StuckAfter, wt.Reason, shorten(wt.Message, 512))
 				return res

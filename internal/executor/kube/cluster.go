@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/expsync/expsync/internal/runner"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 )
 
@@ -66,7 +66,7 @@ type Observation struct {
 	Namespace, RunID string
 	Latency          time.Duration
 	QueueWait        time.Duration
-	Status           runner.Status
+	Status           contract.Status
 }
 
 func (c *Cluster) observe(o Observation) {

@@ -16,7 +16,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/expsync/expsync/internal/runner"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
@@ -94,13 +94,13 @@ func (e *errInfrastructure) Unwrap() error { return e.err }
 // collect returns the run's result. An error means nothing could be
 // decided (the store claim unreadable): the Job stays and collect runs
 // again later.
-func (c *collector) collect() (*runner.Result, error) {
+func (c *collector) collect() (*contract.Result, error) {
 	_, failed := finished(c.job)
-	res := &runner.Result{
+	res := &contract.Result{
 		RunID: c.run.ID, ExitCode: -1, QueuedAt: c.job.CreationTimestamp.UTC(),
 		Attempts:         max(1, int(c.job.Status.Succeeded+c.job.Status.Failed)),
-		Requests:         runner.Requests{CPU: c.run.Contract.Limits.CPU, Memory: c.run.Contract.Limits.Memory},
-		SchedulingDigest: runner.SchedulingDigest(c.run.Contract),
+		Requests:         contract.Requests{CPU: c.run.Contract.Limits.CPU, Memory: c.run.Contract.Limits.Memory},
+		SchedulingDigest: c.run.Contract.SchedulingDigest(),
 	}
 	pod := c.decisivePod(failed)
 	if pod == nil {
@@ -124,7 +124,7 @@ func (c *collector) collect() (*runner.Result, error) {
 	res.ExitCode = int(term.ExitCode)
 	res.StartedAt, res.FinishedAt = term.StartedAt.UTC(), term.FinishedAt.UTC()
 	if want, got := digestOf(c.run.Contract.Image), digestOf(st.ImageID); want == "" || got != want {
-		res.Status = runner.Failed
+		res.Status = contract.Failed
 		res.Error = fmt.Sprintf("the node ran image %q, not the digest the experiment pins (%s): the result of another image is not this run's", st.ImageID, c.run.Contract.Image)
 		return res, nil
 	}
@@ -175,7 +175,7 @@ func endedAt(p *corev1.Pod) time.Time {
 // never started before the deadline, or pods deleted behind the Job's back.
 // Nothing the code under test did can be checked, so it is never a result
 // that stands for the run.
-func (c *collector) withoutPod(res *runner.Result, failed bool) *runner.Result {
+func (c *collector) withoutPod(res *contract.Result, failed bool) *contract.Result {
 	res.StartedAt, res.FinishedAt = res.QueuedAt, time.Now().UTC()
 	if failed {
 		reason, msg := jobFailure(c.job)
@@ -184,8 +184,8 @@ func (c *collector) withoutPod(res *runner.Result, failed bool) *runner.Result {
 	return c.errored(res, "its Job completed but the pod that completed it is gone, so its exit code and image cannot be checked")
 }
 
-func (c *collector) errored(res *runner.Result, format string, args ...any) *runner.Result {
-	res.Status = runner.Errored
+func (c *collector) errored(res *contract.Result, format string, args ...any) *contract.Result {
+	res.Status = contract.Errored
 	res.Error = fmt.Sprintf(format, args...)
 	return res
 }
@@ -193,7 +193,7 @@ func (c *collector) errored(res *runner.Result, format string, args ...any) *run
 // checkPrepare reads the init container's verdict; false means res is
 // decided (the inputs did not verify, or prepare's report cannot be
 // trusted).
-func (c *collector) checkPrepare(res *runner.Result, st *corev1.ContainerStatus) bool {
+func (c *collector) checkPrepare(res *contract.Result, st *corev1.ContainerStatus) bool {
 	if st == nil || st.State.Terminated == nil {
 		c.errored(res, "its init container never ended (%s)", describeState(st))
 		return false
@@ -216,8 +216,8 @@ func (c *collector) checkPrepare(res *runner.Result, st *corev1.ContainerStatus)
 		return false
 	}
 	switch {
-	case term.ExitCode == render.ExitInputMismatch && v.Mismatch != nil:
-		res.Status, res.StartedAt, res.FinishedAt = runner.InputMismatch, term.StartedAt.UTC(), term.FinishedAt.UTC()
+	case term.ExitCode == contract.ExitInputMismatch && v.Mismatch != nil:
+		res.Status, res.StartedAt, res.FinishedAt = contract.InputMismatch, term.StartedAt.UTC(), term.FinishedAt.UTC()
 		res.Error = fmt.Sprintf("%s: expected sha256 %s, got %s; the command was not started", v.Mismatch.Input, v.Mismatch.Want, v.Mismatch.Got)
 		return false
 	case term.ExitCode != 0:
@@ -250,7 +250,7 @@ func sameInputs(v verification, run render.Run) bool {
 // reportedResult reads the result the run container points to: the
 // pointer and the result are untrusted, so it must name this run and hash
 // to its name. why says why there is none.
-func (c *collector) reportedResult(message string) (*runner.Result, string) {
+func (c *collector) reportedResult(message string) (*contract.Result, string) {
 	var s summary
 	if err := json.Unmarshal([]byte(message), &s); err != nil {
 		return nil, "its termination message is not a result summary"
@@ -270,7 +270,7 @@ func (c *collector) reportedResult(message string) (*runner.Result, string) {
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != s.ResultSHA256 {
 		return nil, "its result does not hash to the name its pod gave it"
 	}
-	var r runner.Result
+	var r contract.Result
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&r); err != nil || r.RunID != c.run.ID {
 		return nil, "its result is not a result of this run"
@@ -280,49 +280,49 @@ func (c *collector) reportedResult(message string) (*runner.Result, string) {
 
 // decide sets the status from the exit code the kubelet saw, then copies
 // and checks what the pod reported.
-func (c *collector) decide(res *runner.Result, term *corev1.ContainerStateTerminated, reported *runner.Result, why string) error {
+func (c *collector) decide(res *contract.Result, term *corev1.ContainerStateTerminated, reported *contract.Result, why string) error {
 	code := term.ExitCode
 	deadline, _ := jobFailure(c.job)
 	switch {
 	case code == 0:
-		res.Status = runner.Succeeded
-	case code == int32(runner.ExitTimedOut) || deadline == batchv1.JobReasonDeadlineExceeded:
-		res.Status = runner.TimedOut
+		res.Status = contract.Succeeded
+	case code == int32(contract.ExitTimedOut) || deadline == batchv1.JobReasonDeadlineExceeded:
+		res.Status = contract.TimedOut
 		res.Error = "the run exceeded its timeout"
 		if deadline == batchv1.JobReasonDeadlineExceeded {
 			res.Error = "the Job's deadline passed before the run ended"
 		}
-	case code == render.ExitRunnerInfrastructure:
-		res.Status = runner.Errored
+	case code == contract.ExitInfrastructure:
+		res.Status = contract.Errored
 		res.Error = "the runner in the pod could not finish (exit code 222)"
-	case code == render.ExitInputMismatch:
-		res.Status = runner.InputMismatch
+	case code == contract.ExitInputMismatch:
+		res.Status = contract.InputMismatch
 		res.Error = "an input did not match its digest (exit code 65)"
 	case term.Reason == "OOMKilled":
-		res.Status, res.Signal, res.SignalNumber = runner.Failed, "killed", 9
+		res.Status, res.Signal, res.SignalNumber = contract.Failed, "killed", 9
 		res.Error = fmt.Sprintf("killed for exceeding its memory limit (%s)", c.run.Contract.Limits.Memory)
 	default:
-		res.Status = runner.Failed
+		res.Status = contract.Failed
 		res.Error = fmt.Sprintf("exit code %d", code)
 	}
 	if reported == nil {
-		if res.Status == runner.Succeeded {
-			res.Status = runner.Failed
+		if res.Status == contract.Succeeded {
+			res.Status = contract.Failed
 			res.Error = "its container exited 0 but " + why
-		} else if res.Status == runner.Failed {
+		} else if res.Status == contract.Failed {
 			res.Error += "; " + why
 		}
 		return nil
 	}
-	if reported.Error != "" && res.Status != runner.Succeeded && reported.ExitCode == int(code) {
+	if reported.Error != "" && res.Status != contract.Succeeded && reported.ExitCode == int(code) {
 		// The pod's own words, for the researcher; the verdict is the
 		// exit code's.
 		res.Error = shorten(reported.Error, 1024)
 	}
-	if reported.Status == runner.Succeeded != (res.Status == runner.Succeeded) || (code != 0 && reported.ExitCode != int(code) && reported.ExitCode >= 0) {
+	if reported.Status == contract.Succeeded != (res.Status == contract.Succeeded) || (code != 0 && reported.ExitCode != int(code) && reported.ExitCode >= 0) {
 		note := fmt.Sprintf("the pod reported %s with exit code %d, its container exited %d: the container's exit code stands", reported.Status, reported.ExitCode, code)
-		if res.Status == runner.Succeeded {
-			res.Status = runner.Failed
+		if res.Status == contract.Succeeded {
+			res.Status = contract.Failed
 			res.Error = note
 		} else {
 			res.Error += " (" + note + ")"
@@ -333,7 +333,7 @@ func (c *collector) decide(res *runner.Result, term *corev1.ContainerStateTermin
 }
 
 // selfReported copies what only the pod can know, marked as such.
-func (c *collector) selfReported(res, reported *runner.Result, term *corev1.ContainerStateTerminated) {
+func (c *collector) selfReported(res, reported *contract.Result, term *corev1.ContainerStateTerminated) {
 	res.Usage = reported.Usage
 	res.Usage.SelfReported = true
 	res.Metrics, res.MetricsError = reported.Metrics, reported.MetricsError
@@ -352,7 +352,7 @@ func (c *collector) selfReported(res, reported *runner.Result, term *corev1.Cont
 // reported from its prefix into the controller's store, rehashing each.
 // An output that is not the run's to declare, or whose bytes do not match,
 // fails the run.
-func (c *collector) importFiles(res, reported *runner.Result) error {
+func (c *collector) importFiles(res, reported *contract.Result) error {
 	limits := c.run.Contract.Limits
 	logLimit, outLimit := orDefault(limits.MaxLogBytes, defaultMaxLogBytes), orDefault(limits.MaxOutputBytes, defaultMaxOutputBytes)
 	var problems []string
@@ -395,17 +395,17 @@ func (c *collector) importFiles(res, reported *runner.Result) error {
 		remaining -= obj.Size
 		res.Outputs = append(res.Outputs, o)
 	}
-	if res.Status == runner.Succeeded {
+	if res.Status == contract.Succeeded {
 		for _, decl := range c.run.Contract.Outputs {
-			if !strings.HasSuffix(decl, "/") && !slices.ContainsFunc(res.Outputs, func(e store.Entry) bool { return e.Path == decl }) {
+			if !strings.HasSuffix(decl, "/") && !slices.ContainsFunc(res.Outputs, func(e contract.File) bool { return e.Path == decl }) {
 				problems = append(problems, "declared output "+decl+" is not among the outputs its pod reported")
 			}
 		}
 	}
 	if len(problems) > 0 {
 		msg := strings.Join(problems, "; ")
-		if res.Status == runner.Succeeded {
-			res.Status, res.Error = runner.Failed, msg
+		if res.Status == contract.Succeeded {
+			res.Status, res.Error = contract.Failed, msg
 		} else {
 			res.Error += "; " + msg
 		}
@@ -416,7 +416,7 @@ func (c *collector) importFiles(res, reported *runner.Result) error {
 
 // badOutput says why a reported output is not one the run may have: a path
 // outside what it declares, or a malformed entry.
-func (c *collector) badOutput(o store.Entry) string {
+func (c *collector) badOutput(o contract.File) string {
 	clean, err := tree.Clean(o.Path)
 	if err != nil || clean != o.Path || clean == "" {
 		return fmt.Sprintf("output path %q is not a clean relative path", o.Path)

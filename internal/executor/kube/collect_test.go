@@ -18,7 +18,6 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 )
@@ -46,7 +45,7 @@ type collectFixture struct {
 	job     *batchv1.Job
 	pod     *corev1.Pod
 	// reported is the result the run container stores in its prefix.
-	reported *runner.Result
+	reported *contract.Result
 }
 
 func newCollectFixture(t *testing.T) *collectFixture {
@@ -80,9 +79,9 @@ func newCollectFixture(t *testing.T) *collectFixture {
 	}
 	f.prepare(0, f.verification(true))
 	started := created.Add(10 * time.Second)
-	f.reported = &runner.Result{RunID: testRunID, Status: runner.Succeeded, ExitCode: 0,
+	f.reported = &contract.Result{RunID: testRunID, Status: contract.Succeeded, ExitCode: 0,
 		StartedAt: started.Add(300 * time.Millisecond), FinishedAt: started.Add(2300 * time.Millisecond),
-		Usage: runner.Usage{CPUSeconds: 1.5, MaxRSSBytes: 1 << 20}, Metrics: map[string]float64{"pi": 3.14}}
+		Usage: contract.Usage{CPUSeconds: 1.5, MaxRSSBytes: 1 << 20}, Metrics: map[string]float64{"pi": 3.14}}
 	f.output("out/pi.json", []byte(`{"pi":3.14}`))
 	f.output("out/plots/a.svg", []byte("<svg/>"))
 	f.reported.LogSHA256 = f.put([]byte("log\n"))
@@ -106,7 +105,7 @@ func (f *collectFixture) put(data []byte) string {
 }
 
 func (f *collectFixture) output(path string, data []byte) {
-	f.reported.Outputs = append(f.reported.Outputs, store.Entry{Path: path, Mode: store.ModeFile, SHA256: f.put(data), Size: int64(len(data))})
+	f.reported.Outputs = append(f.reported.Outputs, contract.File{Path: path, Mode: store.ModeFile, SHA256: f.put(data), Size: int64(len(data))})
 }
 
 func (f *collectFixture) verification(ok bool) string {
@@ -137,10 +136,10 @@ func (f *collectFixture) failJob(reason string) {
 
 // collect stores the reported result in the prefix, points the run
 // container's termination message at it and collects.
-func (f *collectFixture) collect() *runner.Result {
+func (f *collectFixture) collect() *contract.Result {
 	f.t.Helper()
 	if f.reported != nil {
-		data, _ := runner.MarshalResult(f.reported)
+		data, _ := contract.MarshalResult(f.reported)
 		sha := f.put(data)
 		st := &f.pod.Status.ContainerStatuses[0]
 		if st.State.Terminated.Message == "" {
@@ -171,7 +170,7 @@ func (f *collectFixture) inResults(sha string) bool {
 func TestCollectSucceeded(t *testing.T) {
 	f := newCollectFixture(t)
 	res := f.collect()
-	if res.Status != runner.Succeeded || res.ExitCode != 0 || res.Error != "" {
+	if res.Status != contract.Succeeded || res.ExitCode != 0 || res.Error != "" {
 		t.Fatalf("status %s, exit %d, error %q", res.Status, res.ExitCode, res.Error)
 	}
 	if len(res.Outputs) != 2 || !f.inResults(res.Outputs[0].SHA256) || !f.inResults(res.Outputs[1].SHA256) {
@@ -198,30 +197,30 @@ func TestCollectDistrustsThePod(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(f *collectFixture)
-		status runner.Status
+		status contract.Status
 		code   int
 		reason string
 	}{
 		{"exit code the status contradicts", func(f *collectFixture) {
 			f.runContainer(3, "Error", testImage)
 			f.failJob("PodFailurePolicy")
-		}, runner.Failed, 3, "its container exited 3"},
+		}, contract.Failed, 3, "its container exited 3"},
 		{"result claiming failure for exit 0", func(f *collectFixture) {
-			f.reported.Status, f.reported.ExitCode = runner.Failed, 1
-		}, runner.Failed, 0, "the container's exit code stands"},
+			f.reported.Status, f.reported.ExitCode = contract.Failed, 1
+		}, contract.Failed, 0, "the container's exit code stands"},
 		{"another image digest ran", func(f *collectFixture) {
 			f.runContainer(0, "", "docker.io/library/python@sha256:"+strings.Repeat("9", 64))
-		}, runner.Failed, 0, "not the digest the experiment pins"},
+		}, contract.Failed, 0, "not the digest the experiment pins"},
 		{"an image ID naming no digest", func(f *collectFixture) {
 			f.runContainer(0, "", "docker.io/library/python:3.12")
-		}, runner.Failed, 0, "not the digest the experiment pins"},
+		}, contract.Failed, 0, "not the digest the experiment pins"},
 		{"an output whose bytes differ", func(f *collectFixture) {
 			path := filepath.Join(f.storage.PrefixDir(testRunID), "sha256", f.reported.Outputs[0].SHA256[:2], f.reported.Outputs[0].SHA256)
 			_ = os.Chmod(path, 0o644)
 			if err := os.WriteFile(path, []byte(`{"pi":4}`), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, runner.Failed, 0, "out/pi.json does not match"},
+		}, contract.Failed, 0, "out/pi.json does not match"},
 		{"another run's output claimed without its bytes", func(f *collectFixture) {
 			// The results store holds it (another run produced it); this
 			// run's prefix does not.
@@ -230,13 +229,13 @@ func TestCollectDistrustsThePod(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.reported.Outputs[0].SHA256, f.reported.Outputs[0].Size = hexSHA(theirs), int64(len(theirs))
-		}, runner.Failed, 0, "is not in the prefix"},
+		}, contract.Failed, 0, "is not in the prefix"},
 		{"an output outside the declared ones", func(f *collectFixture) {
 			f.output("../../etc/passwd", []byte("x"))
-		}, runner.Failed, 0, "not a clean relative path"},
+		}, contract.Failed, 0, "not a clean relative path"},
 		{"an undeclared output", func(f *collectFixture) {
 			f.output("secret.txt", []byte("x"))
-		}, runner.Failed, 0, "not under any declared output"},
+		}, contract.Failed, 0, "not under any declared output"},
 		{"a symlink out of the prefix", func(f *collectFixture) {
 			// The object the pod names is a link to the controller's own
 			// copy of another run's output.
@@ -248,7 +247,7 @@ func TestCollectDistrustsThePod(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.reported.Outputs[0].SHA256, f.reported.Outputs[0].Size = obj.SHA256, obj.Size
-		}, runner.Failed, 0, "out/pi.json does not match"},
+		}, contract.Failed, 0, "out/pi.json does not match"},
 		{"a FIFO where an output should be", func(f *collectFixture) {
 			sha := strings.Repeat("f", 64)
 			path := filepath.Join(f.storage.PrefixDir(testRunID), "sha256", sha[:2], sha)
@@ -257,67 +256,67 @@ func TestCollectDistrustsThePod(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.reported.Outputs[0].SHA256 = sha
-		}, runner.Failed, 0, "not a file"},
+		}, contract.Failed, 0, "not a file"},
 		{"an output larger than the limit", func(f *collectFixture) {
 			f.run.Contract.Limits.MaxOutputBytes = 10
-		}, runner.Failed, 0, "at most"},
+		}, contract.Failed, 0, "at most"},
 		{"a result pointer that does not hash", func(f *collectFixture) {
 			f.runContainer(0, "", testImage)
 			msg, _ := json.Marshal(map[string]any{"runID": testRunID, "resultSHA256": f.put([]byte("x"))})
 			f.pod.Status.ContainerStatuses[0].State.Terminated.Message = strings.Replace(string(msg), hexSHA([]byte("x")), strings.Repeat("0", 64), 1)
-		}, runner.Failed, 0, "exited 0 but"},
+		}, contract.Failed, 0, "exited 0 but"},
 		{"a termination message of another run", func(f *collectFixture) {
 			msg, _ := json.Marshal(map[string]any{"runID": otherRunID, "resultSHA256": strings.Repeat("0", 64)})
 			f.pod.Status.ContainerStatuses[0].State.Terminated.Message = string(msg)
-		}, runner.Failed, 0, "names another run"},
+		}, contract.Failed, 0, "names another run"},
 		{"a declared output missing", func(f *collectFixture) {
 			f.reported.Outputs = f.reported.Outputs[1:]
-		}, runner.Failed, 0, "declared output out/pi.json"},
+		}, contract.Failed, 0, "declared output out/pi.json"},
 		{"killed for memory", func(f *collectFixture) {
 			f.runContainer(137, "OOMKilled", testImage)
 			f.failJob("PodFailurePolicy")
 			f.reported = nil
-		}, runner.Failed, 137, "memory limit (1Gi)"},
+		}, contract.Failed, 137, "memory limit (1Gi)"},
 		{"the runner's infrastructure failure", func(f *collectFixture) {
 			f.runContainer(222, "Error", testImage)
 			f.failJob("BackoffLimitExceeded")
 			f.reported = nil
-		}, runner.Errored, 222, "could not finish"},
+		}, contract.Errored, 222, "could not finish"},
 		{"the Job's deadline", func(f *collectFixture) {
 			f.runContainer(143, "Error", testImage)
 			f.failJob(batchv1.JobReasonDeadlineExceeded)
 			f.reported = nil
-		}, runner.TimedOut, 143, "deadline"},
+		}, contract.TimedOut, 143, "deadline"},
 		{"an input that does not match", func(f *collectFixture) {
 			f.prepare(65, `{"runID":"`+testRunID+`","contractSHA256":"`+f.objs.ContractSHA256+`","mismatch":{"input":"input \"data\"","want":"a","got":"b"}}`)
 			f.pod.Status.ContainerStatuses = nil
 			f.failJob("PodFailurePolicy")
 			f.reported = nil
-		}, runner.InputMismatch, -1, `input "data": expected sha256 a, got b`},
+		}, contract.InputMismatch, -1, `input "data": expected sha256 a, got b`},
 		{"a contract changed after the Job was made", func(f *collectFixture) {
 			f.prepare(0, strings.Replace(f.verification(true), f.objs.ContractSHA256, strings.Repeat("e", 64), 1))
-		}, runner.Errored, -1, "the Job was changed after it was created"},
+		}, contract.Errored, -1, "the Job was changed after it was created"},
 		{"prepare from another image", func(f *collectFixture) {
 			f.pod.Status.InitContainerStatuses[0].ImageID = "ghcr.io/evil/runner@sha256:" + strings.Repeat("2", 64)
-		}, runner.Errored, -1, "not the runner image"},
+		}, contract.Errored, -1, "not the runner image"},
 		{"prepare exiting 0 without verifying", func(f *collectFixture) {
 			f.prepare(0, f.verification(false))
-		}, runner.Errored, -1, "does not verify"},
+		}, contract.Errored, -1, "does not verify"},
 		{"prepare unable to fetch", func(f *collectFixture) {
 			f.prepare(222, `{"runID":"`+testRunID+`","contractSHA256":"`+f.objs.ContractSHA256+`","error":"GET https://x: 503"}`)
 			f.pod.Status.ContainerStatuses = nil
 			f.failJob("BackoffLimitExceeded")
 			f.reported = nil
-		}, runner.Errored, -1, "503"},
+		}, contract.Errored, -1, "503"},
 		{"no pod left", func(f *collectFixture) {
 			f.failJob(batchv1.JobReasonDeadlineExceeded)
 			f.pod = nil
 			f.reported = nil
-		}, runner.Errored, -1, "no pod left"},
+		}, contract.Errored, -1, "no pod left"},
 		{"a completed Job whose pod is gone", func(f *collectFixture) {
 			f.pod = nil
 			f.reported = nil
-		}, runner.Errored, -1, "is gone"},
+		}, contract.Errored, -1, "is gone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

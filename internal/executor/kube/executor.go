@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/expsync/expsync/internal/runner"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 )
@@ -109,7 +109,7 @@ func (e *Executor) jobOptions() render.JobOptions {
 type flight struct {
 	runID   string
 	done    chan struct{}
-	res     *runner.Result
+	res     *contract.Result
 	err     error
 	waiters int
 	// stop ends the flight's goroutine; deleteJob tells it whether to
@@ -123,7 +123,7 @@ type flight struct {
 // that may stand for the run is in the run cache when Execute returns.
 // Cancelling ctx returns a Cancelled result; the Job is deleted only when
 // the cause is ErrSuperseded (see the package documentation).
-func (e *Executor) Execute(ctx context.Context, run render.Run) (*runner.Result, error) {
+func (e *Executor) Execute(ctx context.Context, run render.Run) (*contract.Result, error) {
 	e.mu.Lock()
 	f, ok := e.flights[run.ID]
 	if !ok {
@@ -165,7 +165,7 @@ func (e *Executor) Execute(ctx context.Context, run render.Run) (*runner.Result,
 }
 
 // fly is a flight's goroutine.
-func (e *Executor) fly(ctx context.Context, f *flight, run render.Run) (*runner.Result, error) {
+func (e *Executor) fly(ctx context.Context, f *flight, run render.Run) (*contract.Result, error) {
 	objs, err := render.RenderJobObjects(run, e.jobOptions())
 	if err != nil {
 		return nil, err
@@ -185,10 +185,10 @@ func (e *Executor) fly(ctx context.Context, f *flight, run render.Run) (*runner.
 }
 
 // cancelled is the result of a run that was stopped before it ended.
-func cancelled(run render.Run, why string) *runner.Result {
+func cancelled(run render.Run, why string) *contract.Result {
 	now := time.Now().UTC()
-	return &runner.Result{RunID: run.ID, Status: runner.Cancelled, ExitCode: -1, QueuedAt: now, StartedAt: now,
-		FinishedAt: now, Error: why, SchedulingDigest: runner.SchedulingDigest(run.Contract)}
+	return &contract.Result{RunID: run.ID, Status: contract.Cancelled, ExitCode: -1, QueuedAt: now, StartedAt: now,
+		FinishedAt: now, Error: why, SchedulingDigest: run.Contract.SchedulingDigest()}
 }
 
 // InFlight returns the IDs of the runs Execute is waiting for.

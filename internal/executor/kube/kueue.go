@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/expsync/expsync/internal/runner"
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 )
 
@@ -26,7 +26,7 @@ const kueueJobUIDLabel = "kueue.x-k8s.io/job-uid"
 // many that are not expsync's). Without a Workload (Kueue already removed
 // it), the Job's startTime stands in: the Job controller sets it when Kueue
 // resumes the Job.
-func (e *Executor) queueWait(ctx context.Context, job *batchv1.Job, res *runner.Result) {
+func (e *Executor) queueWait(ctx context.Context, job *batchv1.Job, res *contract.Result) {
 	queue := job.Labels[render.LabelKueueQueue]
 	if queue == "" {
 		return

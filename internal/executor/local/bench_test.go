@@ -139,7 +139,7 @@ func runExecutor(b *testing.B, root string, runs int, script string) time.Durati
 	}
 	for _, j := range jobs {
 		res, err := j.Result()
-		if err != nil || res.Status != runner.Succeeded {
+		if err != nil || res.Status != contract.Succeeded {
 			b.Fatalf("run: %v %+v", err, res)
 		}
 	}

@@ -61,7 +61,7 @@ type Event struct {
 	RunID string
 	// Result is set for EventFinished (nil when the runner failed outright;
 	// Err says why).
-	Result *runner.Result
+	Result *contract.Result
 	Err    error
 	Counts Counts
 }
@@ -113,7 +113,7 @@ type Job struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
-	result  *runner.Result
+	result  *contract.Result
 	err     error
 	started bool // admitted once: counted as running, no longer as queued
 	// waiters counts the Submits that returned this job and have not
@@ -126,13 +126,13 @@ type Job struct {
 func (j *Job) Done() <-chan struct{} { return j.done }
 
 // Result returns the job's result once Done is closed.
-func (j *Job) Result() (*runner.Result, error) {
+func (j *Job) Result() (*contract.Result, error) {
 	<-j.done
 	return j.result, j.err
 }
 
 // Wait waits for the job or ctx.
-func (j *Job) Wait(ctx context.Context) (*runner.Result, error) {
+func (j *Job) Wait(ctx context.Context) (*contract.Result, error) {
 	select {
 	case <-j.done:
 		return j.result, j.err
@@ -342,12 +342,12 @@ func (e *Executor) execute(j *Job) {
 	e.dispatch()
 }
 
-func (e *Executor) finishLocked(j *Job, res *runner.Result, err error) {
+func (e *Executor) finishLocked(j *Job, res *contract.Result, err error) {
 	j.result, j.err = res, err
 	j.cancel()
 	delete(e.jobs, j.RunID)
 	e.counts.Finished++
-	if res != nil && res.Status == runner.Succeeded {
+	if res != nil && res.Status == contract.Succeeded {
 		e.counts.Succeeded++
 	}
 	if res != nil && res.Cached {
@@ -358,7 +358,7 @@ func (e *Executor) finishLocked(j *Job, res *runner.Result, err error) {
 
 // runJob journals the run, runs it through the run cache and ends the
 // record once the result is stored.
-func (e *Executor) runJob(j *Job) (*runner.Result, error) {
+func (e *Executor) runJob(j *Job) (*contract.Result, error) {
 	rec := record{RunID: j.RunID, Contract: j.Contract, Meta: j.Meta, SubmittedAt: time.Now().UTC()}
 	if err := e.journal.run(rec); err != nil {
 		return nil, fmt.Errorf("journal run %s: %w", j.RunID, err)
@@ -436,9 +436,9 @@ func (e *Executor) Abandon(j *Job) (goesOn bool) {
 	return false
 }
 
-func cancelledResult(j *Job) *runner.Result {
+func cancelledResult(j *Job) *contract.Result {
 	now := time.Now().UTC()
-	return &runner.Result{RunID: j.RunID, Status: runner.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now, Error: "cancelled before it started"}
+	return &contract.Result{RunID: j.RunID, Status: contract.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now, Error: "cancelled before it started"}
 }
 
 // Waiters reports how many Submits wait for the run now (0: no queued or

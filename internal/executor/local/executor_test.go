@@ -71,7 +71,7 @@ func newHarness(t *testing.T, configure func(*Options)) *harness {
 	return h
 }
 
-func wait(t *testing.T, j *Job) *runner.Result {
+func wait(t *testing.T, j *Job) *contract.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -155,7 +155,7 @@ func TestAdmissionNeverExceedsCapacity(t *testing.T) {
 				jobs = append(jobs, j)
 			}
 			for _, j := range jobs {
-				if res := wait(t, j); res.Status != runner.Succeeded {
+				if res := wait(t, j); res.Status != contract.Succeeded {
 					t.Fatalf("status %s: %s", res.Status, res.Error)
 				}
 			}
@@ -222,10 +222,10 @@ func TestCancel(t *testing.T) {
 	if !h.ex.Cancel(queued.RunID) || !h.ex.Cancel(running.RunID) {
 		t.Fatalf("Cancel did not find the runs")
 	}
-	if res := wait(t, queued); res.Status != runner.Cancelled {
+	if res := wait(t, queued); res.Status != contract.Cancelled {
 		t.Errorf("queued run: %s", res.Status)
 	}
-	if res := wait(t, running); res.Status != runner.Cancelled {
+	if res := wait(t, running); res.Status != contract.Cancelled {
 		t.Errorf("running run: %s", res.Status)
 	}
 	if !waitGone(pid) {
@@ -268,7 +268,7 @@ func TestAbandonEndsARunOnlyWhenNoOneWaits(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "go"), []byte("go\n"), 0o600); err != nil { // let it finish
 		t.Fatal(err)
 	}
-	if res := wait(t, second); res.Status != runner.Succeeded {
+	if res := wait(t, second); res.Status != contract.Succeeded {
 		t.Errorf("the second waiter's run: %s (%s), want it to go on and succeed", res.Status, res.Error)
 	}
 	if n := h.ex.Waiters(c.RunID); n != 0 {
@@ -282,7 +282,7 @@ func TestAbandonEndsARunOnlyWhenNoOneWaits(t *testing.T) {
 	if !h.ex.Abandon(first) || h.ex.Abandon(second) {
 		t.Fatal("Abandon: want the run to go on after the first, end after the last")
 	}
-	if res := wait(t, second); res.Status != runner.Cancelled {
+	if res := wait(t, second); res.Status != contract.Cancelled {
 		t.Errorf("run abandoned by every waiter: %s, want Cancelled", res.Status)
 	}
 	if !waitGone(pid) {
@@ -312,10 +312,10 @@ func TestSubmitWhileACancelledRunEndsRunsItAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := wait(t, old); res.Status != runner.Cancelled {
+	if res := wait(t, old); res.Status != contract.Cancelled {
 		t.Errorf("cancelled run: %s", res.Status)
 	}
-	if res := wait(t, again); res.Status != runner.Succeeded {
+	if res := wait(t, again); res.Status != contract.Succeeded {
 		t.Errorf("run submitted while the cancelled one ended: %s (%s), want a run of its own that succeeds", res.Status, res.Error)
 	}
 }
@@ -330,10 +330,10 @@ func TestShutdown(t *testing.T) {
 		if err := h.ex.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if res := wait(t, running); res.Status != runner.Succeeded {
+		if res := wait(t, running); res.Status != contract.Succeeded {
 			t.Errorf("running run: %s", res.Status)
 		}
-		if res := wait(t, queued); res.Status != runner.Cancelled {
+		if res := wait(t, queued); res.Status != contract.Cancelled {
 			t.Errorf("queued run: %s, want Cancelled", res.Status)
 		}
 		if _, err := h.ex.Submit(shellContract(`true`), nil); !errors.Is(err, ErrShutdown) {
@@ -354,7 +354,7 @@ func TestShutdown(t *testing.T) {
 		if err := h.ex.Shutdown(ctx); err == nil {
 			t.Errorf("Shutdown past its deadline returned no error")
 		}
-		if res := wait(t, running); res.Status != runner.Cancelled {
+		if res := wait(t, running); res.Status != contract.Cancelled {
 			t.Errorf("running run: %s", res.Status)
 		}
 		if !waitGone(pid) {

@@ -188,7 +188,7 @@ type Recovered struct {
 	// Result is the run's cached result when the store has one standing for
 	// it (the run finished but the caller never saw it): recover it, do not
 	// rerun it. Nil: submit the run again.
-	Result *runner.Result
+	Result *contract.Result
 	// Ended is true when a leftover process group was killed.
 	Ended bool
 }

@@ -133,7 +133,7 @@ wait`, "D", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := wait(t, j); res.Status != runner.Succeeded || len(res.Outputs) != 1 {
+	if res := wait(t, j); res.Status != contract.Succeeded || len(res.Outputs) != 1 {
 		t.Fatalf("rerun: %s %s", res.Status, res.Error)
 	}
 	if again, _ := ex.Recover(context.Background()); len(again) != 0 {
@@ -196,7 +196,7 @@ func TestRecoverReturnsCachedResultAndSparesReusedPIDs(t *testing.T) {
 	for _, r := range recovered {
 		byID[r.Contract.RunID] = r
 	}
-	if r := byID[done.RunID]; r.Result == nil || r.Result.Status != runner.Succeeded {
+	if r := byID[done.RunID]; r.Result == nil || r.Result.Status != contract.Succeeded {
 		t.Errorf("finished run not recovered from the cache: %+v", r)
 	}
 	if r := byID[reused.RunID]; r.Ended || r.Result != nil {

@@ -1,13 +1,14 @@
-package runner
+package contract
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
-
-	"github.com/expsync/expsync/store"
 )
 
-// Status is how a run ended.
+// Status is how a run ended: the runner records it in a Result, and the
+// results folder commits it in run.json as it is.
 type Status string
 
 const (
@@ -21,20 +22,20 @@ const (
 	Failed Status = "Failed"
 	// TimedOut: the last attempt exceeded the per-attempt timeout.
 	TimedOut Status = "TimedOut"
-	// Cancelled: the caller's context ended. Never cached.
+	// Cancelled: the caller's context ended. Never cached, never committed.
 	Cancelled Status = "Cancelled"
 	// InputMismatch: an input's bytes differ from its declared sha256; the
 	// command never started.
 	InputMismatch Status = "InputMismatch"
 	// Errored: an infrastructure failure that outlived the retries (the
 	// process could not be created, an input could not be fetched, a
-	// secret is missing...). Never cached.
+	// secret is missing...). Never cached, never committed.
 	Errored Status = "Error"
 )
 
 // Cacheable reports whether a result of this status may stand in for the
-// run next time: a run that was cancelled or hit an infrastructure error
-// must run again.
+// run next time (and so be committed): a run that was cancelled or hit an
+// infrastructure error must run again.
 func (s Status) Cacheable() bool {
 	switch s {
 	case Succeeded, Failed, TimedOut, InputMismatch:
@@ -43,7 +44,23 @@ func (s Status) Cacheable() bool {
 	return false
 }
 
-// Result is the outcome of one run, stored in the run cache as result.json.
+// Exit codes with a meaning of their own: what `expsync exec` exits with in a
+// pod, and what a Job's podFailurePolicy (render.Job) acts on. Untyped, so
+// they serve as an int (a process's code) and an int32 (the Kubernetes API's).
+const (
+	// ExitInputMismatch (EX_DATAERR): an input's digest is not the declared
+	// one; retrying cannot help, the Job fails at once.
+	ExitInputMismatch = 65
+	// ExitTimedOut: the attempt's timeout ended it, as coreutils timeout(1).
+	ExitTimedOut = 124
+	// ExitInfrastructure: the runner itself could not finish (the store or
+	// an input's server unreachable...): the Job retries.
+	ExitInfrastructure = 222
+)
+
+// Result is the outcome of one run: what an executor returns, what the run
+// cache stores as result.json, and what run.json and the provenance are
+// written from.
 type Result struct {
 	RunID  string `json:"runID"`
 	Status Status `json:"status"`
@@ -62,7 +79,7 @@ type Result struct {
 	FinishedAt time.Time `json:"finishedAt"`
 	// Outputs lists every declared output's files, sorted by path; folders
 	// expand to their files. Each is in the store by SHA256.
-	Outputs []store.Entry `json:"outputs"`
+	Outputs []File `json:"outputs"`
 	// Withheld lists the outputs that hold the value of one of the run's
 	// secrets: they are in the store, but must never be committed (see
 	// Committable). The run fails when there is any.
@@ -88,8 +105,8 @@ type Result struct {
 	// QueuedAt for quota.
 	Queue      string    `json:"queue,omitempty"`
 	AdmittedAt time.Time `json:"admittedAt,omitzero"`
-	// SchedulingDigest is the sha256 of the contract's limits and retries: a
-	// cached failure stands only while they are unchanged.
+	// SchedulingDigest is Contract.SchedulingDigest of the contract that
+	// ran: a cached failure stands only while it is unchanged.
 	SchedulingDigest string `json:"schedulingDigest"`
 	// Error explains any status other than Succeeded in one line.
 	Error string `json:"error,omitempty"`
@@ -108,24 +125,75 @@ func (r *Result) Committable(path string) bool {
 	return true
 }
 
-// Usage is what one attempt consumed.
+// File is a file by content: a run's output, or an entry of a tree manifest
+// in the store. Symlinks are data: their SHA256 and Size are those of the
+// link target string, and nothing follows them.
+type File struct {
+	// Path is slash-separated, relative to the tree's (or work folder's) root.
+	Path string `json:"path"`
+	// Mode is the Git mode in octal: "100644", "100755" or "120000".
+	Mode   string `json:"mode"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// GitBlob is the Git blob ID for entries exported from a repository.
+	GitBlob string `json:"gitBlob,omitempty"`
+}
+
+// Usage is what a run's last attempt consumed.
 type Usage struct {
 	CPUSeconds  float64 `json:"cpuSeconds"`
 	MaxRSSBytes int64   `json:"maxRSSBytes"`
-	// MaxRSSMethod says how MaxRSSBytes was measured: "rusage" (the
-	// kernel's exact peak) or "sampled" (the largest VmHWM read from /proc
-	// while the run lived: a lower bound). See memory.go.
-	MaxRSSMethod string  `json:"maxRSSMethod,omitempty"`
-	WallSeconds  float64 `json:"wallSeconds"`
+	// MaxRSSMethod says how MaxRSSBytes was measured: one of the MaxRSS*
+	// constants (see docs/running-runs.md).
+	MaxRSSMethod string `json:"maxRSSMethod,omitempty"`
+	// WallSeconds is the attempt's wall time. run.json leaves it out (it
+	// records startedAt and finishedAt instead).
+	WallSeconds float64 `json:"wallSeconds,omitempty"`
 	// SelfReported is true when the numbers come from the code under test
-	// (a pod), false when the runner measured them.
+	// (a pod), false when the runner or the kubelet measured them.
 	SelfReported bool `json:"selfReported"`
 }
 
-// Requests are the resources the contract asked for.
+// How Usage.MaxRSSBytes was measured.
+const (
+	// MaxRSSByRusage: the kernel's exact peak (wait4's rusage).
+	MaxRSSByRusage = "rusage"
+	// MaxRSSSampled: the largest VmHWM read from /proc while the run
+	// lived: a lower bound.
+	MaxRSSSampled = "sampled"
+	// MaxRSSUnmeasured: the run ended before its first sample; its peak is
+	// below expsync's own and otherwise unknown (MaxRSSBytes is 0).
+	MaxRSSUnmeasured = "unmeasured"
+)
+
+// Requests are the resources a contract asked for, in Kubernetes quantity
+// syntax, recorded next to Usage so users can right-size.
 type Requests struct {
 	CPU    string `json:"cpu,omitempty"`
 	Memory string `json:"memory,omitempty"`
+}
+
+// Requests returns the contract's resource requests.
+func (c Contract) Requests() Requests {
+	return Requests{CPU: c.Limits.CPU, Memory: c.Limits.Memory}
+}
+
+// SchedulingDigest is the sha256 of the contract's limits and retries: the
+// fields outside the run ID that decide whether a recorded failure stands
+// (changing them retries a failed run, never a successful one).
+func (c Contract) SchedulingDigest() string {
+	b, _ := json.Marshal(struct {
+		L Limits  `json:"limits"`
+		R Retries `json:"retries"`
+	}{c.Limits, c.Retries})
+	return SHA256Hex(b)
+}
+
+// SHA256Hex is the lowercase hex sha256 of b: how the store names objects
+// and how contracts, results and statements write digests.
+func SHA256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // MarshalResult returns the result's JSON as stored in the run cache.
