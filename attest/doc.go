@@ -8,4 +8,7 @@
 // that the invocation ID is the folder's run ID and that every subject
 // matches its file. VerifyFolder is the check the planner uses to decide that
 // a run committed to a branch is done.
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package attest

@@ -6,6 +6,12 @@
 // execute them; attest records them as byproducts. The package holds types and
 // the ID recipe only, so every side can depend on it without pulling in
 // Kubernetes or Git.
+//
+// It is also the vocabulary every runner and executor shares: a run's
+// Result, its Status, Usage and Requests, and the exit codes a pod reports.
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package contract
 
 import "time"

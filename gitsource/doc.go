@@ -179,4 +179,7 @@
 // holds ~50 bytes per object merged and one old index (packmerge.go). A
 // Snapshot open across a merge reads the list of packs again when it
 // meets a removed one.
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package gitsource

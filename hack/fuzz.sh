@@ -36,8 +36,8 @@ targets=(
   ./internal/results:FuzzParseRecord
   ./internal/results:FuzzMetrics
   ./internal/results:FuzzRenderExperiment
-  ./cmd/expsync:FuzzServeConfig
-  ./diff:FuzzEscapeMarkdown
+  ./internal/deploy:FuzzServeConfig
+  ./internal/diff:FuzzEscapeMarkdown
 )
 passed=0 failed=0 failures=()
 for t in "${targets[@]}"; do

@@ -108,7 +108,7 @@ func (b *batcher) flush(ctx context.Context) error {
 	msg := b.r.commitMessage(b.t, runs)
 	known := b.knownFunc()
 	var report results.MergeReport
-	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (results.Changes, error) {
+	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (map[string][]byte, error) {
 		changes, rep, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs), Known: known, Verify: b.r.summaryCheck,
 			Plots: b.plots,
 			// The batch holds only folders this process built and signed.

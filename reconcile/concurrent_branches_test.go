@@ -24,7 +24,7 @@ func TestConcurrentBranchRecoversWhatTheOtherRan(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	reconcileRef := func(stateDir, ref string) (*Report, error) {
-		l, _, err := OpenLocal(ctx, LocalOptions{StoreDir: h.storeDir, StateDir: stateDir, Key: h.key, BatchInterval: time.Hour})
+		l, err := openLocal(ctx, localOptions{StoreDir: h.storeDir, StateDir: stateDir, Key: h.key, BatchInterval: time.Hour})
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -233,7 +234,7 @@ func (p *preparer) inputs(ctx context.Context, c contract.Contract) (string, err
 		if err != nil {
 			return "", fmt.Errorf("input %q: read repository file %s: %w", in.Name, in.RepoPath, err)
 		}
-		if _, err := p.st.Put(ctx, bytesReader(data), in.SHA256); err != nil {
+		if _, err := p.st.Put(ctx, bytes.NewReader(data), in.SHA256); err != nil {
 			var mm *store.MismatchError
 			if errors.As(err, &mm) {
 				return fmt.Sprintf("input %q (repository file %s): declared sha256 %s, the file has sha256 %s; the command was not started",

@@ -11,8 +11,11 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/executor/local"
 	"github.com/expsync/expsync/internal/gitpeer"
 	"github.com/expsync/expsync/internal/testkeys"
+	"github.com/expsync/expsync/render"
+	"github.com/expsync/expsync/store"
 )
 
 const (
@@ -46,9 +49,9 @@ func writeKeyPair(t testing.TB, dir, name string) (key, pub string) {
 }
 
 // open opens the deployment as one `expsync run` invocation does.
-func (h *harness) open(ctx context.Context) *Local {
+func (h *harness) open(ctx context.Context) *localDeployment {
 	h.t.Helper()
-	l, _, err := OpenLocal(ctx, LocalOptions{
+	l, err := openLocal(ctx, localOptions{
 		StoreDir: h.storeDir, StateDir: h.stateDir, Key: h.key, BatchInterval: h.batch, Concurrency: 2,
 		Events: func(e Event) { h.events = append(h.events, e) },
 	})
@@ -58,7 +61,7 @@ func (h *harness) open(ctx context.Context) *Local {
 	return l
 }
 
-func (h *harness) source(l *Local) *gitsource.Source {
+func (h *harness) source(l *localDeployment) *gitsource.Source {
 	h.t.Helper()
 	src, err := l.Source(gitsource.Repository{
 		URL: h.URL(), Auth: &gitsource.Auth{Username: gitUser, Password: gitPassword},
@@ -70,6 +73,60 @@ func (h *harness) source(l *Local) *gitsource.Source {
 	}
 	return src
 }
+
+// localDeployment is the embedded deployment with the parts
+// internal/deploy assembles (which imports this package, so its Open
+// cannot serve these tests): a local store, the local executor and a
+// signing key file without a passphrase.
+type localDeployment struct {
+	Reconciler *Reconciler
+	Executor   *local.Executor
+	Store      *store.Local
+	stateDir   string
+}
+
+type localOptions struct {
+	StoreDir, StateDir, Key string
+	BatchInterval           time.Duration
+	Concurrency             int
+	Events                  func(Event)
+}
+
+func openLocal(ctx context.Context, opts localOptions) (*localDeployment, error) {
+	st, err := store.OpenLocal(opts.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := attest.LoadSigner(ctx, opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	own, err := attest.NewKey(opts.Key, signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	ex, _, err := local.Open(ctx, local.DeploymentOptions{Store: st, StateDir: opts.StateDir, Concurrency: opts.Concurrency})
+	if err != nil {
+		return nil, err
+	}
+	r := &Reconciler{Store: st, Executor: ex, Signer: signer, Trusted: attest.Verifiers{own}, BuilderID: attest.DefaultBuilderID,
+		ExecutorName: "local", Plan: render.PlanOptions{StoreURL: "file://" + st.Root()}, BatchInterval: opts.BatchInterval, Events: opts.Events}
+	return &localDeployment{Reconciler: r, Executor: ex, Store: st, stateDir: opts.StateDir}, nil
+}
+
+func (l *localDeployment) Source(repo gitsource.Repository) (*gitsource.Source, error) {
+	return gitsource.New(repo, filepath.Join(l.stateDir, "git"))
+}
+
+func (l *localDeployment) ReconcileRef(ctx context.Context, src *gitsource.Source, ch gitsource.RefChange) (*Report, error) {
+	return RefReconciler{Reconciler: l.Reconciler}.ReconcileRef(ctx, src, ch)
+}
+
+func (l *localDeployment) Serve(ctx context.Context, sources []*gitsource.Source, opts ServeOptions) error {
+	return RefReconciler{Reconciler: l.Reconciler}.Serve(ctx, sources, opts)
+}
+
+func (l *localDeployment) Close(ctx context.Context) error { return l.Executor.Shutdown(ctx) }
 
 // mainChange polls and returns main's change.
 func (h *harness) mainChange(ctx context.Context, src *gitsource.Source) gitsource.RefChange {

@@ -1,11 +1,7 @@
 package reconcile
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"os"
-	"sync"
 
 	"github.com/expsync/expsync/attest"
 )
@@ -20,10 +16,33 @@ type Keys func() (*attest.Signer, attest.Verifiers, error)
 // for the next one.
 var ErrSigningKey = errors.New("signing key unavailable")
 
+// SigningKeyError marks err, a signing key's failure to load, as
+// ErrSigningKey without changing its message: what a Keys function returns.
+func SigningKeyError(err error) error { return signingKeyError{err} }
+
 type signingKeyError struct{ err error }
 
 func (e signingKeyError) Error() string   { return e.err.Error() }
 func (e signingKeyError) Unwrap() []error { return []error{ErrSigningKey, e.err} }
+
+// KeyError waits for the signing key (Keys may decrypt it in the
+// background) and says why it cannot be used, or returns nil. A
+// long-running caller such as `expsync serve` checks it before serving: the
+// key is loaded once, so a key that fails now would fail every reconcile,
+// and retrying at each poll would only log the same error forever.
+func (r *Reconciler) KeyError() error {
+	_, _, err := r.keys()
+	return err
+}
+
+// TrustedKeys are the public keys whose signed results count (the signing
+// key's own and the further trusted keys), for readers of results beside
+// the reconciler (pull request reports). It waits for the signing key like
+// KeyError.
+func (r *Reconciler) TrustedKeys() (attest.Verifiers, error) {
+	_, trusted, err := r.keys()
+	return trusted, err
+}
 
 // keys returns Keys(), or Signer and Trusted when Keys is not set.
 func (r *Reconciler) keys() (*attest.Signer, attest.Verifiers, error) {
@@ -31,55 +50,4 @@ func (r *Reconciler) keys() (*attest.Signer, attest.Verifiers, error) {
 		return r.Keys()
 	}
 	return r.Signer, r.Trusted, nil
-}
-
-// openKeys loads the signing key at ref: in the background when it can
-// (see loadKeysInBackground), at once when a passphrase must be typed (the
-// prompt must come before any progress output) or the key file cannot be
-// read (a wrong path fails before anything runs).
-func openKeys(ctx context.Context, ref string, others attest.Verifiers) (Keys, error) {
-	if !attest.IsKMSRef(ref) {
-		if _, err := os.Stat(ref); err != nil {
-			return nil, fmt.Errorf("read signing key: %w (give the key file expsync keygen made, or make one with `expsync keygen --key-prefix NAME`)", err)
-		}
-	}
-	keys := loadKeysInBackground(ctx, ref, others)
-	if attest.PassphraseFromTerminal() {
-		if _, _, err := keys(); err != nil {
-			return nil, err
-		}
-	}
-	return keys, nil
-}
-
-// loadKeysInBackground starts decrypting the signing key at ref and returns
-// Keys that wait for it. A key in cosign's encrypted format costs ~0.2 s of
-// one core (scrypt) to decrypt; loaded in the background, it no longer
-// delays planning and the first runs, only the first signature or
-// verification. others are further trusted keys, already loaded.
-func loadKeysInBackground(ctx context.Context, ref string, others attest.Verifiers) Keys {
-	type loaded struct {
-		signer  *attest.Signer
-		trusted attest.Verifiers
-		err     error
-	}
-	done := make(chan loaded, 1)
-	go func() {
-		signer, err := attest.LoadSigner(ctx, ref)
-		if err != nil {
-			done <- loaded{err: signingKeyError{err}}
-			return
-		}
-		own, err := attest.NewKey(ref, signer.Public())
-		if err != nil {
-			done <- loaded{err: signingKeyError{err}}
-			return
-		}
-		done <- loaded{signer: signer, trusted: append(attest.Verifiers{own}, others...)}
-	}()
-	result := sync.OnceValue(func() loaded { return <-done })
-	return func() (*attest.Signer, attest.Verifiers, error) {
-		l := result()
-		return l.signer, l.trusted, l.err
-	}
 }

@@ -68,7 +68,7 @@ func (r *Reconciler) redrawPlots(ctx context.Context, t Target, layout results.L
 	msg := fmt.Sprintf("expsync: redraw the plots of %s for %s\n\nspec.plots changed; no run did.\n\nExpsync-Source-Commit: %s\n",
 		strings.Join(stale, ", "), contract.ShortID(t.Commit), t.Commit)
 	known := work.known
-	commit, err := t.Pusher.CommitBack(ctx, msg, map[string][]byte{}, func(head tree.Reader, _ map[string][]byte) (results.Changes, error) {
+	commit, err := t.Pusher.CommitBack(ctx, msg, map[string][]byte{}, func(head tree.Reader, _ map[string][]byte) (map[string][]byte, error) {
 		return layout.Redraw(head, stale, results.MergeOptions{Plots: choices, Verify: r.summaryCheck,
 			Known: func(dir string) (results.Run, bool) { run, ok := known[dir]; return run, ok }})
 	})

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/gitsource"
-	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -23,7 +22,7 @@ type racingPusher struct {
 }
 
 func (p *racingPusher) CommitBack(ctx context.Context, msg string, files map[string][]byte, merge MergeFunc) (string, error) {
-	return p.inner.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (results.Changes, error) {
+	return p.inner.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (map[string][]byte, error) {
 		p.merges++
 		p.once.Do(p.race)
 		return merge(head, ours)

@@ -7,6 +7,14 @@
 // It is idempotent and restartable: everything it decides is derived from
 // the branch and the store, so running it again with nothing new does
 // nothing, and a process killed half-way loses at most the runs in flight.
+//
+// The Reconciler depends on interfaces only — store.Store, Executor, Pusher
+// and Keys — so a deployment plugs in its own parts: internal/deploy
+// assembles the ones expsync ships (the local executor for `expsync run`
+// and `serve`, Kubernetes Jobs for the controller).
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package reconcile
 
 import (
@@ -78,14 +86,13 @@ type Reconciler struct {
 	Signer  *attest.Signer
 	Trusted attest.Verifiers
 	// Keys, when set, replaces Signer and Trusted: they are then loaded
-	// lazily (OpenLocal decrypts the key while the first runs execute).
+	// lazily (a deployment decrypts its key while the first runs execute).
 	Keys      Keys
 	BuilderID string
 	// ExecutorName is recorded in run.json ("local").
 	ExecutorName string
 
-	Plan   render.PlanOptions
-	Limits results.Limits
+	Plan render.PlanOptions
 	// BatchInterval is how often finished runs are committed (0: 10s).
 	BatchInterval time.Duration
 	// Events receives progress; nil discards it. It is called from several
@@ -334,11 +341,4 @@ func (r *Reconciler) batchInterval() time.Duration {
 		return r.BatchInterval
 	}
 	return 10 * time.Second
-}
-
-func (r *Reconciler) limits() results.Limits {
-	if r.Limits == (results.Limits{}) {
-		return results.DefaultLimits
-	}
-	return r.Limits
 }

@@ -44,7 +44,7 @@ func (r *Reconciler) buildFolder(ctx context.Context, t Target, layout results.L
 		}
 		outputs = append(outputs, of)
 	}
-	folder, err := results.BuildFolder(layout, rec, metrics, log, outputs, r.limits())
+	folder, err := results.BuildFolder(layout, rec, metrics, log, outputs, results.DefaultLimits)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,10 @@ import (
 	"github.com/expsync/expsync/tree"
 )
 
+// ErrNotRunnable is returned for a commit that may not run (an untrusted
+// ref whose commits are not signed by an allowed key).
+var ErrNotRunnable = errors.New("commit may not run")
+
 // RefReconciler reconciles the commits polls report: it snapshots the
 // commit, finds the results branch (the ref itself, or its resultsBranch
 // template's) and runs Reconciler.Reconcile with a pusher to that branch.
@@ -77,4 +81,14 @@ func (d RefReconciler) ReconcileRef(ctx context.Context, src *gitsource.Source, 
 		Pusher: GitPusher{Source: src, Branch: branch, StartFrom: startFrom, Author: author, Signer: d.CommitSigner,
 			MayCreate: mayCreate, Contains: ch.New, ContainsRef: containsRef(separate, ch.Ref)},
 	})
+}
+
+// containsRef is the ref whose head must contain the commit that ran: the
+// pull request's own ref when results go to a results branch, else the
+// branch itself ("").
+func containsRef(separate bool, ref string) string {
+	if separate {
+		return ref
+	}
+	return ""
 }

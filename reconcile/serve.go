@@ -26,14 +26,14 @@ type ServeOptions struct {
 // newer commit no longer plans cancelled, failures tried again at the next
 // poll). Serve returns when ctx ends, after the running reconciles
 // committed what had finished.
-func (l *Local) Serve(ctx context.Context, sources []*gitsource.Source, opts ServeOptions) error {
+func (d RefReconciler) Serve(ctx context.Context, sources []*gitsource.Source, opts ServeOptions) error {
 	if opts.Interval <= 0 {
 		opts.Interval = 30 * time.Second
 	}
-	if l.Reconciler.Retry.Base <= 0 {
+	if d.Reconciler.Retry.Base <= 0 {
 		// A run that cannot run on this machine is tried again after one
 		// poll, then two, four... up to ten minutes, not at every poll.
-		l.Reconciler.Retry.Base = opts.Interval
+		d.Reconciler.Retry.Base = opts.Interval
 	}
 	logf := opts.Log
 	if logf == nil {
@@ -51,7 +51,7 @@ func (l *Local) Serve(ctx context.Context, sources []*gitsource.Source, opts Ser
 				}
 			}
 		}
-		w := NewWorkers(ctx, l.Reconciler, src, l.ReconcileRef, wo)
+		w := NewWorkers(ctx, d.Reconciler, src, d.ReconcileRef, wo)
 		pollers.Add(1)
 		go func() {
 			defer pollers.Done()

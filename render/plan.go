@@ -1,6 +1,9 @@
 // Package render turns a loaded repository into runs: it expands sweeps,
 // templates commands, computes each run's content-addressed ID and fills in
 // the contract a runner executes. It never talks to a cluster.
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package render
 
 import (

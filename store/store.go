@@ -21,6 +21,9 @@
 // Writes are not fsynced (a trivial run would pay more for it than for
 // everything else): after a power loss the newest objects may be missing or
 // truncated; readers that rehash (Materialise, expsync verify) notice.
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package store
 
 import (

@@ -5,6 +5,9 @@
 // Everything that decides a run's identity reads through a Reader, so the IDs
 // computed from a working folder before a commit equal the IDs the controller
 // computes from the commit.
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package tree
 
 import (

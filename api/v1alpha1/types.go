@@ -2,6 +2,9 @@
 // repository configuration file (expsync.yaml, kind RepositoryConfig), their
 // defaults and their validation. Files are read only through a tree.Reader, so
 // the same code validates a working folder, a Git commit or an in-memory tree.
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package v1alpha1
 
 import (

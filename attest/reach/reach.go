@@ -6,6 +6,9 @@
 // merge; the commit itself does not, so it is checked only on request.
 // Answers are cached and the history is walked once, lazily: verifying a
 // thousand results folders against one repository walks each tree once.
+//
+// This package is part of expsync's supported Go API (see "Go packages" in
+// the README); the packages under internal/ are not.
 package reach
 
 import (

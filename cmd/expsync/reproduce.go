@@ -16,6 +16,7 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/deploy"
 	"github.com/expsync/expsync/internal/executor/local"
 	"github.com/expsync/expsync/internal/reproduce"
 	"github.com/expsync/expsync/internal/runner"
@@ -81,8 +82,8 @@ usage.`,
 		f.StringArrayVar(&o.Keys, "key", nil, "trusted public key file or KMS URI the runs must be signed with (repeatable)")
 		f.StringArrayVar(&o.BuilderIDs, "builder-id", nil, "accepted builder ID of the runs (repeatable; default: any)")
 		f.StringVar(&o.Repo, "repo", "", "Git repository holding the runs' trees: a clone, a bare repository or a URL (default: the repository holding PATH)")
-		f.StringVar(&o.Store, "store", defaultStoreDir(), "store folder: inputs by digest, the reproduced outputs")
-		f.StringVar(&o.State, "state", defaultStateDir(), "state folder (the Git cache of a --repo URL)")
+		f.StringVar(&o.Store, "store", deploy.DefaultStoreDir(), "store folder: inputs by digest, the reproduced outputs")
+		f.StringVar(&o.State, "state", deploy.DefaultStateDir(), "state folder (the Git cache of a --repo URL)")
 		f.BoolVar(&o.Write, "write", false, "write a signed reproduction statement into each run folder's reproductions/")
 		f.StringVar(&o.SigningKey, "signing-key", os.Getenv("EXPSYNC_KEY"), "with --write: the key that signs the statements (env EXPSYNC_KEY; passphrase from EXPSYNC_PASSWORD)")
 		f.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
@@ -204,7 +205,7 @@ func (o *reproduceOptions) checkFlags() error {
 	if err := checkPaths(o.Paths); err != nil {
 		return err
 	}
-	if err := checkOwnFolder("--store", o.Store, storeEntries); err != nil {
+	if err := deploy.CheckOwnFolder("--store", o.Store, deploy.StoreEntries); err != nil {
 		return err
 	}
 	if o.Secrets != "" {
@@ -253,7 +254,7 @@ func (o *reproduceOptions) objects(ctx context.Context) (*reproduce.Objects, str
 	if !strings.Contains(repo, "://") && !strings.Contains(repo, "@") {
 		return nil, "", nothing, fmt.Errorf("--repo %s: not a folder, and not a URL", repo)
 	}
-	src, err := gitsource.New(gitsource.Repository{URL: repo, Auth: gitAuthFromEnv(), Refs: []gitsource.RefPolicy{{Pattern: "*"}},
+	src, err := gitsource.New(gitsource.Repository{URL: repo, Auth: deploy.AuthFromEnvironment(), Refs: []gitsource.RefPolicy{{Pattern: "*"}},
 		URLPolicy: gitsource.URLPolicy{AllowHTTP: o.AllowHTTP}}, filepath.Join(o.State, "reproduce", "git"))
 	if err != nil {
 		return nil, "", nothing, fmt.Errorf("--repo: %w", err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -16,11 +15,11 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/deploy"
 	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/reconcile"
 )
@@ -89,8 +88,8 @@ signing key that cannot be read or decrypted).`,
 		f.StringVarP(&o.Branch, "branch", "b", "", "branch to reconcile (default: the clone's current branch or the remote's default)")
 		f.StringVar(&o.Key, "key", os.Getenv("EXPSYNC_KEY"), "signing key file or KMS URI (env EXPSYNC_KEY; passphrase from EXPSYNC_PASSWORD)")
 		f.StringSliceVar(&o.TrustedKeys, "trusted-key", nil, "public key whose signed results count as done (repeatable; the signing key always counts)")
-		f.StringVar(&o.Store, "store", defaultStoreDir(), "store folder (outputs, logs and the run cache)")
-		f.StringVar(&o.State, "state", defaultStateDir(), "state folder (Git cache, journal, work folders)")
+		f.StringVar(&o.Store, "store", deploy.DefaultStoreDir(), "store folder (outputs, logs and the run cache)")
+		f.StringVar(&o.State, "state", deploy.DefaultStateDir(), "state folder (Git cache, journal, work folders)")
 		f.DurationVar(&o.BatchInterval, "batch-interval", 10*time.Second, "commit finished runs this often")
 		f.IntVarP(&o.Jobs, "jobs", "j", 0, "runs at once (default: as many as CPU and memory requests allow)")
 		f.IntVar(&o.GPUs, "gpus", 0, "GPUs the runs' requests may add up to (default 0: a run requesting a GPU is refused; runs see every GPU)")
@@ -115,7 +114,7 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := o.checkFlags(); err != nil {
 		return &exitError{2, err}
 	}
-	if err := errors.Join(checkOwnFolder("--store", o.Store, storeEntries), checkOwnFolder("--state", o.State, stateEntries)); err != nil {
+	if err := errors.Join(deploy.CheckOwnFolder("--store", o.Store, deploy.StoreEntries), deploy.CheckOwnFolder("--state", o.State, deploy.StateEntries)); err != nil {
 		return &exitError{2, err}
 	}
 	if o.SecretsFile != "" {
@@ -137,43 +136,46 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	repo := gitsource.Repository{URL: target.URL, Auth: gitAuthFromEnv(), URLPolicy: gitsource.URLPolicy{AllowHTTP: o.AllowHTTP},
+	creds := deploy.Credentials{Auth: deploy.AuthFromEnvironment()}
+	lookup := gitsource.Repository{URL: target.URL, Auth: creds.Auth, URLPolicy: gitsource.URLPolicy{AllowHTTP: o.AllowHTTP},
 		Limits: o.GitLimits}
-	if target, err = reconcile.WithDefaultBranch(ctx, target, repo); err != nil {
+	if target, err = reconcile.WithDefaultBranch(ctx, target, lookup); err != nil {
 		return &exitError{defaultBranchExitCode(err), err}
 	}
-	// Trusted with required verification (commitVerifyPolicy sets
-	// Required): the branch is the operator's own, so its signed head may
-	// be the baseline the first time; an untrusted ref never takes one.
-	repo.Refs = []gitsource.RefPolicy{{Pattern: target.Branch, Trusted: true}}
+	// Trusted with required verification: the branch is the operator's
+	// own, so its signed head may be the baseline the first time; an
+	// untrusted ref never takes one.
+	rc := deploy.RepositoryConfig{URL: target.URL, AllowHTTP: o.AllowHTTP, Refs: []deploy.RefConfig{{Pattern: target.Branch, Trusted: true}}}
 	if o.VerifyCommits {
-		if repo.Verify, err = commitVerifyPolicy(o.CommitKeys); err != nil {
+		rc.Verify = &deploy.VerifyConfig{Required: true, From: o.VerifyFrom}
+		if creds.CommitKeys, err = deploy.ReadCommitKeys(o.CommitKeys); err != nil {
 			return &exitError{2, err}
 		}
-		repo.Verify.From = o.VerifyFrom
 	}
-	commitSigner, ownKey, err := loadCommitSigner(o.CommitSigningKey)
+	signer, err := deploy.LoadCommitSigner(o.CommitSigningKey, os.Getenv("EXPSYNC_COMMIT_KEY_PASSPHRASE"))
 	if err != nil {
 		return &exitError{2, err}
 	}
-	if repo.Verify != nil && ownKey != "" {
-		repo.Verify.OwnKeys = append(repo.Verify.OwnKeys, ownKey)
+	repo, err := rc.Repository(creds, signer.OwnKey)
+	if err != nil {
+		return &exitError{2, err}
 	}
+	repo.Limits = o.GitLimits
 	prog := newProgress(o.Progress, stderr)
-	l, _, err := reconcile.OpenLocal(ctx, reconcile.LocalOptions{
+	d, err := deploy.Open(ctx, deploy.Options{
 		StoreDir: o.Store, StateDir: o.State, Key: o.Key, TrustedKeys: o.TrustedKeys,
-		Concurrency: o.Jobs, GPUs: o.GPUs, BatchInterval: o.BatchInterval, Events: prog.event, CommitSigner: commitSigner,
-		Runner: runner.Options{SecretsFile: o.SecretsFile},
+		BatchInterval: o.BatchInterval, Events: prog.event, CommitSigner: signer.Signer,
+		Local: deploy.LocalOptions{Concurrency: o.Jobs, GPUs: o.GPUs, Runner: runner.Options{SecretsFile: o.SecretsFile}},
 	})
-	if l == nil {
+	if d == nil {
 		return &exitError{2, err}
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "expsync: warning:", err)
 	}
-	defer l.Close(context.Background())
+	defer d.Close(context.Background())
 
-	src, err := l.Source(repo)
+	src, err := d.Source(repo)
 	if err != nil {
 		return &exitError{2, err}
 	}
@@ -197,10 +199,10 @@ func (o *runOptions) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 		if change == nil {
 			return &exitError{1, fmt.Errorf("branch %s not found in %s", target.Branch, src.URL())}
 		}
-		rep, err = l.ReconcileRef(ctx, src, *change)
+		rep, err = d.Refs.ReconcileRef(ctx, src, *change)
 		if errors.Is(err, reconcile.ErrHistoryRewritten) && attempt < 3 && ctx.Err() == nil {
 			fmt.Fprintf(stdout, "branch %s was force-pushed during the runs of %s to a history without it: their results stay in the run cache; reconciling its new head\n",
-				target.Branch, rep.Commit[:min(12, len(rep.Commit))])
+				target.Branch, contract.ShortID(rep.Commit))
 			// The next poll reports the branch whatever its head.
 			observed := src.Observed()
 			delete(observed, "refs/heads/"+target.Branch)
@@ -257,6 +259,8 @@ func (o *runOptions) checkFlags() error {
 		return fmt.Errorf("--git-timeout %s, --git-idle-timeout %s: give positive durations such as 10m and 1m, or 0 for the defaults", o.GitLimits.Timeout, o.GitLimits.IdleTimeout)
 	case o.BatchInterval <= 0:
 		return fmt.Errorf("--batch-interval %s: give a positive duration such as 10s or 1m", o.BatchInterval)
+	case o.VerifyCommits && len(o.CommitKeys) == 0:
+		return errors.New("--verify-commits needs at least one --commit-key")
 	case len(o.VerifyFrom) > 0 && !o.VerifyCommits:
 		return errors.New("--verify-from needs --verify-commits (and a --commit-key that signed the commit)")
 	case !slices.Contains(progressModes, o.Progress):
@@ -328,104 +332,6 @@ func printReport(w io.Writer, branch string, rep *reconcile.Report, err error) {
 		}
 		fmt.Fprintf(w, "results commit %s pushed to %s\n", rep.Commits[len(rep.Commits)-1], branch)
 	}
-}
-
-// commitVerifyPolicy reads the keys allowed to sign commits.
-func commitVerifyPolicy(files []string) (*gitsource.VerifyPolicy, error) {
-	if len(files) == 0 {
-		return nil, errors.New("--verify-commits needs at least one --commit-key")
-	}
-	p := &gitsource.VerifyPolicy{Required: true}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("commit key: %w", err)
-		}
-		text := string(data)
-		if strings.Contains(text, "BEGIN PGP PUBLIC KEY") {
-			p.PGPKeys = append(p.PGPKeys, text)
-			continue
-		}
-		for _, line := range strings.Split(text, "\n") {
-			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-				p.SSHKeys = append(p.SSHKeys, line)
-			}
-		}
-	}
-	return p, nil
-}
-
-// loadCommitSigner reads a results-commit signing key: an OpenSSH/PEM
-// private key or an armored PGP private key. For SSH keys it also returns
-// the authorized_keys line, so expsync accepts its own results commits when
-// it verifies the branch's commits.
-func loadCommitSigner(file string) (gitsource.Signer, string, error) {
-	if file == "" {
-		return nil, "", nil
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, "", fmt.Errorf("commit signing key: %w", err)
-	}
-	pass := os.Getenv("EXPSYNC_COMMIT_KEY_PASSPHRASE")
-	if strings.Contains(string(data), "BEGIN PGP PRIVATE KEY") {
-		s, err := gitsource.NewPGPSigner(string(data), pass)
-		if err != nil {
-			return nil, "", fmt.Errorf("commit signing key %s: %w", file, err)
-		}
-		return s, "", nil
-	}
-	s, err := gitsource.NewSSHSigner(data, pass)
-	if err != nil {
-		return nil, "", fmt.Errorf("commit signing key %s: %w", file, err)
-	}
-	return s, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.Signer.PublicKey()))), nil
-}
-
-// gitAuthFromEnv reads Git credentials from the environment, never from
-// flags (flags show up in process listings).
-func gitAuthFromEnv() *gitsource.Auth {
-	a := &gitsource.Auth{
-		Username:    os.Getenv("EXPSYNC_GIT_USERNAME"),
-		Password:    os.Getenv("EXPSYNC_GIT_PASSWORD"),
-		BearerToken: os.Getenv("EXPSYNC_GIT_TOKEN"),
-	}
-	if f := os.Getenv("EXPSYNC_GIT_SSH_KEY"); f != "" {
-		a.SSHPrivateKey, _ = os.ReadFile(f)
-		a.SSHPassphrase = os.Getenv("EXPSYNC_GIT_SSH_PASSPHRASE")
-	}
-	if f := os.Getenv("EXPSYNC_GIT_KNOWN_HOSTS"); f != "" {
-		a.KnownHosts, _ = os.ReadFile(f)
-	}
-	if a.Username == "" && a.Password == "" && a.BearerToken == "" && a.SSHPrivateKey == nil && a.KnownHosts == nil {
-		return nil
-	}
-	return a
-}
-
-func defaultStoreDir() string {
-	if v := os.Getenv("EXPSYNC_STORE"); v != "" {
-		return v
-	}
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	return filepath.Join(dir, "expsync", "store")
-}
-
-func defaultStateDir() string {
-	if v := os.Getenv("EXPSYNC_STATE"); v != "" {
-		return v
-	}
-	if v := os.Getenv("XDG_STATE_HOME"); v != "" {
-		return filepath.Join(v, "expsync")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "expsync-state")
-	}
-	return filepath.Join(home, ".local", "state", "expsync")
 }
 
 // progress shows finished runs: a bar on a terminal, plain lines otherwise.

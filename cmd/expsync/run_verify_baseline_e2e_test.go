@@ -112,28 +112,3 @@ func TestRunVerifyCommitsOnExistingHistory(t *testing.T) {
 	signed("signed after the new baseline", "7\n")
 	step("signed commit after the new baseline", verify, 0, "results commit")
 }
-
-// TestServeConfigVerifyFrom: a repository's verify.from (YAML) reaches the
-// verification policy, with required.
-func TestServeConfigVerifyFrom(t *testing.T) {
-	dir := t.TempDir()
-	keys := filepath.Join(dir, "allowed")
-	if err := os.WriteFile(keys, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEj6O7m4k0sXDv0sbKqTZrZVnY0g1uXv0Vq2j4Q6j0mN maintainer\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	from := strings.Repeat("ab", 20)
-	yaml := "key: k\nrepositories:\n  - url: https://git.example/lab/exps.git\n    refs: [{pattern: main, trusted: true}]\n" +
-		"    verify: {required: true, sshKeyFiles: [allowed], from: [" + from + "]}\n"
-	cfg, err := parseServeConfig(filepath.Join(dir, "serve.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := cfg.Repositories[0].repository()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := []any{repo.Verify.Required, repo.Verify.From, len(repo.Verify.SSHKeys)}
-	if diff := cmp.Diff([]any{true, []string{from}, 1}, got); diff != "" {
-		t.Errorf("verify policy (required, from, keys): -want +got\n%s", diff)
-	}
-}

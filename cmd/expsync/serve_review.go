@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"strings"
 	"sync"
 
 	"github.com/expsync/expsync/gitsource"
@@ -15,65 +12,6 @@ import (
 	"github.com/expsync/expsync/reconcile"
 	"github.com/expsync/expsync/tree"
 )
-
-// forgeConfig is a repository's `forge:` section: where pull requests of
-// the repository get their statuses and comment.
-//
-//	forge: {kind: gitea, url: https://gitea.example, repository: lab/exps, tokenEnv: EXPSYNC_FORGE_TOKEN}
-//
-// url and repository default to the repository URL's host and path; the
-// token is read from the environment variable tokenEnv names (default
-// EXPSYNC_FORGE_TOKEN), never from the file.
-type forgeConfig struct {
-	Kind       string `yaml:"kind"`
-	URL        string `yaml:"url"`
-	WebURL     string `yaml:"webURL"`
-	Repository string `yaml:"repository"`
-	TokenEnv   string `yaml:"tokenEnv"`
-	// Context names the commit status and the comment's marker.
-	Context string `yaml:"context"`
-}
-
-const defaultForgeTokenEnv = "EXPSYNC_FORGE_TOKEN"
-
-func (f *forgeConfig) tokenEnv() string {
-	if f.TokenEnv == "" {
-		return defaultForgeTokenEnv
-	}
-	return f.TokenEnv
-}
-
-// check refuses a forge the configuration cannot mean.
-func (f *forgeConfig) check() error {
-	for _, k := range forge.Kinds {
-		if forge.Kind(f.Kind) == k {
-			return nil
-		}
-	}
-	return fmt.Errorf("forge.kind %q: use one of %v", f.Kind, forge.Kinds)
-}
-
-// client builds the forge client of the repository at gitURL.
-func (f *forgeConfig) client(gitURL string) (forge.Client, error) {
-	if err := f.check(); err != nil {
-		return nil, err
-	}
-	cfg := forge.Config{Kind: forge.Kind(f.Kind), URL: f.URL, WebURL: f.WebURL, Repository: f.Repository}
-	env := f.tokenEnv()
-	cfg.Token = os.Getenv(env)
-	if cfg.Token == "" {
-		return nil, fmt.Errorf("forge: %s is empty: set the forge's API token in that variable (tokenEnv names another)", env)
-	}
-	if u, err := url.Parse(gitURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-		if cfg.URL == "" && cfg.Kind != forge.GitHub {
-			cfg.URL = u.Scheme + "://" + u.Host
-		}
-		if cfg.Repository == "" {
-			cfg.Repository = strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
-		}
-	}
-	return forge.New(cfg)
-}
 
 // reviewers posts statuses and comments for the pull-request refs of the
 // repositories that name a forge. Events and reconcile outcomes are routed
@@ -90,8 +28,8 @@ func newReviewers() *reviewers {
 }
 
 // add starts the reviewer of one repository.
-func (rs *reviewers) add(l *reconcile.Local, src *gitsource.Source, client forge.Client, statusContext string, logf func(string, ...any)) error {
-	keys, err := l.TrustedKeys()
+func (rs *reviewers) add(r *reconcile.Reconciler, src *gitsource.Source, client forge.Client, statusContext string, logf func(string, ...any)) error {
+	keys, err := r.TrustedKeys()
 	if err != nil {
 		return err
 	}

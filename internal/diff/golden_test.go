@@ -13,10 +13,10 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/deploy"
 	"github.com/expsync/expsync/internal/diff"
 	"github.com/expsync/expsync/internal/gitpeer"
 	"github.com/expsync/expsync/internal/testkeys"
-	"github.com/expsync/expsync/reconcile"
 	"github.com/expsync/expsync/tree"
 )
 
@@ -79,7 +79,7 @@ func newSweepLab(t *testing.T) *sweepLab {
 	ctx := context.Background()
 	lab := gitpeer.New(t, nil)
 	key, pub := testkeys.Write(t, t.TempDir(), "lab")
-	l, _, err := reconcile.OpenLocal(ctx, reconcile.LocalOptions{StoreDir: t.TempDir(), StateDir: t.TempDir(), Key: key, Concurrency: 2})
+	l, err := deploy.Open(ctx, deploy.Options{StoreDir: t.TempDir(), StateDir: t.TempDir(), Key: key, Local: deploy.LocalOptions{Concurrency: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func newSweepLab(t *testing.T) *sweepLab {
 		}
 		for _, ch := range changes {
 			if ch.Ref == "refs/heads/main" {
-				if _, err := l.ReconcileRef(ctx, src, ch); err != nil {
+				if _, err := l.Refs.ReconcileRef(ctx, src, ch); err != nil {
 					t.Fatalf("reconcile: %v", err)
 				}
 			}

@@ -1,4 +1,4 @@
-package reconcile
+package local
 
 import (
 	"context"
@@ -6,17 +6,23 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/expsync/expsync/store"
 )
 
-// TestOpenLocalClearsAttemptFoldersOfAKilledPredecessor: a SIGKILLed
+// TestOpenClearsAttemptFoldersOfAKilledPredecessor: a SIGKILLed
 // expsync leaves its runs' attempt folders (context links, half-written
 // outputs of any size) in <state>/work, which nothing removed: every crash
 // leaked them for good. The next expsync on the state folder holds its
-// lock, so every folder there is a dead one's: OpenLocal removes them,
+// lock, so every folder there is a dead one's: Open removes them,
 // read-only ones too.
-func TestOpenLocalClearsAttemptFoldersOfAKilledPredecessor(t *testing.T) {
-	h := newHarness(t)
-	work := filepath.Join(h.stateDir, "work")
+func TestOpenClearsAttemptFoldersOfAKilledPredecessor(t *testing.T) {
+	stateDir := t.TempDir()
+	st, err := store.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(stateDir, "work")
 	stale := filepath.Join(work, "3cc960ed6a4f-a1-4226854706")
 	if err := os.MkdirAll(filepath.Join(stale, "out", "locked"), 0o755); err != nil {
 		t.Fatal(err)
@@ -32,8 +38,11 @@ func TestOpenLocalClearsAttemptFoldersOfAKilledPredecessor(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l := h.open(ctx)
-	defer l.Close(context.Background())
+	ex, _, err := Open(ctx, DeploymentOptions{Store: st, StateDir: stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Shutdown(context.Background())
 	entries, err := os.ReadDir(work)
 	if err != nil {
 		t.Fatal(err)

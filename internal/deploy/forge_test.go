@@ -1,4 +1,4 @@
-package main
+package deploy
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ import (
 // credentials), the URL and repository default from the Git URL, and a
 // missing token or an unknown kind stops serve at start.
 func TestServeConfigForge(t *testing.T) {
-	cfg, err := parseServeConfig("/etc/expsync/serve.yaml", []byte(`key: k
+	cfg, err := ParseConfig("/etc/expsync/serve.yaml", []byte(`key: k
 repositories:
   - url: https://git.example/lab/exps.git
     refs: [{pattern: main, trusted: true}]
@@ -22,11 +22,11 @@ repositories:
 		t.Fatal(err)
 	}
 	f := cfg.Repositories[0].Forge
-	if _, err := f.client(cfg.Repositories[0].URL); err == nil || !strings.Contains(err.Error(), "LAB_FORGE_TOKEN is empty") {
+	if _, err := f.Client(cfg.Repositories[0].URL); err == nil || !strings.Contains(err.Error(), "LAB_FORGE_TOKEN is empty") {
 		t.Errorf("no token: %v", err)
 	}
 	t.Setenv("LAB_FORGE_TOKEN", "forge-tok-9")
-	c, err := f.client(cfg.Repositories[0].URL)
+	c, err := f.Client(cfg.Repositories[0].URL)
 	if err != nil || c.Kind() != forge.Gitea {
 		t.Fatalf("client: %v", err)
 	}
@@ -34,16 +34,16 @@ repositories:
 		t.Errorf("defaults from the Git URL: %s", got)
 	}
 	found := false
-	for _, v := range cfg.credentials() {
+	for _, v := range cfg.Credentials() {
 		found = found || v == "forge-tok-9"
 	}
 	if !found {
 		t.Errorf("the forge token is not among the values redacted from runs")
 	}
-	if _, err := parseServeConfig("s.yaml", []byte("key: k\nrepositories:\n  - url: https://g/x.git\n    refs: [{pattern: main, trusted: true}]\n    forge: {kind: gitea, token: abc}\n")); err == nil || !strings.Contains(err.Error(), "a repository's forge") {
+	if _, err := ParseConfig("s.yaml", []byte("key: k\nrepositories:\n  - url: https://g/x.git\n    refs: [{pattern: main, trusted: true}]\n    forge: {kind: gitea, token: abc}\n")); err == nil || !strings.Contains(err.Error(), "a repository's forge") {
 		t.Errorf("a token in the file: %v", err)
 	}
-	if _, err := parseServeConfig("s.yaml", []byte("key: k\nrepositories:\n  - url: https://g/x.git\n    refs: [{pattern: main, trusted: true}]\n    forge: {kind: bitbucket}\n")); err == nil || !strings.Contains(err.Error(), `forge.kind "bitbucket"`) {
+	if _, err := ParseConfig("s.yaml", []byte("key: k\nrepositories:\n  - url: https://g/x.git\n    refs: [{pattern: main, trusted: true}]\n    forge: {kind: bitbucket}\n")); err == nil || !strings.Contains(err.Error(), `forge.kind "bitbucket"`) {
 		t.Errorf("unknown kind: %v", err)
 	}
 }

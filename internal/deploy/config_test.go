@@ -1,11 +1,15 @@
-package main
+package deploy
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/expsync/expsync/gitsource"
 )
 
 func TestParseServeConfig(t *testing.T) {
@@ -21,7 +25,7 @@ repositories:
       - {pattern: main, trusted: true}
       - {pattern: "refs/pull/*/head", trusted: true, resultsBranch: "expsync/results/pr-{{number}}"}
 `
-	cfg, err := parseServeConfig("/etc/expsync/serve.yaml", []byte(good))
+	cfg, err := ParseConfig("/etc/expsync/serve.yaml", []byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +38,7 @@ repositories:
 		t.Errorf("secretsFile %q, want it relative to the configuration's folder", cfg.SecretsFile)
 	}
 	t.Setenv("LAB_TOKEN", "tok-123")
-	repo, err := cfg.Repositories[0].repository()
+	repo, err := repository(cfg.Repositories[0])
 	if err != nil || repo.Auth == nil || repo.Auth.BearerToken != "tok-123" || repo.Refs[1].ResultsBranch != "expsync/results/pr-{{number}}" {
 		t.Errorf("repository: %+v, %v", repo, err)
 	}
@@ -60,7 +64,7 @@ repositories:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("EXPSYNC_KEY", "")
-			_, err := parseServeConfig("serve.yaml", []byte(tc.yaml))
+			_, err := ParseConfig("serve.yaml", []byte(tc.yaml))
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "serve.yaml") {
 				t.Errorf("error %v, want one naming serve.yaml and containing %q", err, tc.want)
 			}
@@ -72,7 +76,7 @@ func FuzzServeConfig(f *testing.F) {
 	f.Add([]byte("key: k\nrepositories: [{url: x, refs: [{pattern: main}]}]\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := parseServeConfig("serve.yaml", data)
+		cfg, err := ParseConfig("serve.yaml", data)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "serve.yaml") {
 				t.Fatalf("error does not name the file: %v", err)
@@ -83,4 +87,39 @@ func FuzzServeConfig(f *testing.F) {
 			t.Fatalf("accepted an incomplete configuration: %+v", cfg)
 		}
 	})
+}
+
+// TestServeConfigVerifyFrom: a repository's verify.from (YAML) reaches the
+// verification policy, with required.
+func TestServeConfigVerifyFrom(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "allowed")
+	if err := os.WriteFile(keys, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEj6O7m4k0sXDv0sbKqTZrZVnY0g1uXv0Vq2j4Q6j0mN maintainer\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	from := strings.Repeat("ab", 20)
+	yaml := "key: k\nrepositories:\n  - url: https://git.example/lab/exps.git\n    refs: [{pattern: main, trusted: true}]\n" +
+		"    verify: {required: true, sshKeyFiles: [allowed], from: [" + from + "]}\n"
+	cfg, err := ParseConfig(filepath.Join(dir, "serve.yaml"), []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := repository(cfg.Repositories[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{repo.Verify.Required, repo.Verify.From, len(repo.Verify.SSHKeys)}
+	if diff := cmp.Diff([]any{true, []string{from}, 1}, got); diff != "" {
+		t.Errorf("verify policy (required, from, keys): -want +got\n%s", diff)
+	}
+}
+
+// repository reads the secrets rc names and builds its gitsource.Repository,
+// as Deployment.Sources does.
+func repository(rc RepositoryConfig) (gitsource.Repository, error) {
+	creds, err := rc.Credentials()
+	if err != nil {
+		return gitsource.Repository{}, err
+	}
+	return rc.Repository(creds, "")
 }

@@ -1,54 +1,14 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync/atomic"
-	"time"
 
-	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
-	"github.com/expsync/expsync/internal/executor/local"
-	"github.com/expsync/expsync/internal/results"
-	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/tree"
 )
-
-// LocalExecutor adapts executor/local to Executor: submit, wait, and cancel
-// the run when ctx ends.
-type LocalExecutor struct {
-	Executor *local.Executor
-	// Meta is journalled with each run (repository, experiment...).
-	Meta func(c contract.Contract) map[string]string
-}
-
-// Execute implements Executor.
-func (l LocalExecutor) Execute(ctx context.Context, run render.Run) (*contract.Result, error) {
-	c := render.Contract(run)
-	var meta map[string]string
-	if l.Meta != nil {
-		meta = l.Meta(c)
-	}
-	job, err := l.Executor.Submit(c, meta)
-	if err != nil {
-		return nil, err
-	}
-	res, err := job.Wait(ctx)
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		if !l.Executor.Abandon(job) {
-			return job.Result() // ended: its process group is gone
-		}
-		// Another branch that plans the same run still waits for it: it
-		// goes on for that branch, and is cancelled for this one.
-		now := time.Now().UTC()
-		return &contract.Result{RunID: c.RunID, Status: contract.Cancelled, ExitCode: -1, StartedAt: now, FinishedAt: now,
-			Error: "cancelled for this branch; the run goes on for another branch that plans it"}, nil
-	}
-	return res, err
-}
 
 // GitPusher commits to one branch of a gitsource.Source.
 type GitPusher struct {
@@ -61,7 +21,7 @@ type GitPusher struct {
 	// MayCreate, shared by the batches of one reconcile, is set when
 	// Branch did not exist as the reconcile started (a results branch not
 	// pushed yet) and cleared once a commit finds or creates it: a branch
-	// deleted after that is never re-created (QA F9). nil: never create.
+	// deleted after that is never re-created. nil: never create.
 	MayCreate *atomic.Bool
 	// Contains is the commit the results came from: every commit goes
 	// only onto a head that contains it (of Branch, or of ContainsRef for
@@ -84,10 +44,7 @@ func (p GitPusher) CommitBack(ctx context.Context, message string, files map[str
 		Message: message, Author: p.Author, Signer: p.Signer,
 		Contains: p.Contains, ContainsRef: p.ContainsRef,
 	}
-	res, err := p.Source.CommitBack(ctx, req, func(base tree.Reader, ours map[string][]byte) (map[string][]byte, error) {
-		changes, err := merge(base, ours)
-		return map[string][]byte(changes), err
-	})
+	res, err := p.Source.CommitBack(ctx, req, gitsource.MergeFunc(merge))
 	if res.BranchExists && p.MayCreate != nil {
 		p.MayCreate.Store(false)
 	}
@@ -108,7 +65,6 @@ func (p GitPusher) CommitBack(ctx context.Context, message string, files map[str
 	return res.Commit, nil
 }
 
-// MergeFunc rebuilds a batch on a head (see results.Layout.Merge).
-type MergeFunc func(head tree.Reader, ours map[string][]byte) (results.Changes, error)
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+// MergeFunc rebuilds a batch on a head: it returns the files to write
+// (path → content; nil content deletes), none when nothing is to commit.
+type MergeFunc func(head tree.Reader, ours map[string][]byte) (map[string][]byte, error)

@@ -1,0 +1,254 @@
+package deploy
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/runner"
+	"github.com/expsync/expsync/reconcile"
+)
+
+var goTypeInYAMLError = regexp.MustCompile(`not found in type deploy\.(\w+)`)
+
+// configSections names the configuration's Go types for errors.
+var configSections = map[string]string{
+	"Config":           "the configuration",
+	"RepositoryConfig": "a repository",
+	"AuthConfig":       "a repository's auth",
+	"AuthorConfig":     "author",
+	"RefConfig":        "a ref",
+	"ForgeConfig":      "a repository's forge",
+	"VerifyConfig":     "a repository's verify",
+}
+
+// LoadConfig reads serve's configuration file; relative paths in it are
+// relative to the file's folder.
+func LoadConfig(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(file, data)
+}
+
+// ParseConfig reads a configuration; relative paths in it are relative to
+// file's folder.
+func ParseConfig(file string, data []byte) (*Config, error) {
+	if len(data) > 1<<20 {
+		return nil, fmt.Errorf("%s: larger than 1 MiB; this is not a configuration file", file)
+	}
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		// yaml.v3 names Go types ("not found in type deploy.Config"):
+		// say what they are to the reader of the file.
+		msg := goTypeInYAMLError.ReplaceAllStringFunc(err.Error(), func(m string) string {
+			return "not found in " + configSections[goTypeInYAMLError.FindStringSubmatch(m)[1]] + " (see `expsync serve --help`)"
+		})
+		return nil, fmt.Errorf("%s: %s", file, msg)
+	}
+	base := filepath.Dir(file)
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	if cfg.Store == "" {
+		cfg.Store = DefaultStoreDir()
+	}
+	if cfg.State == "" {
+		cfg.State = DefaultStateDir()
+	}
+	if cfg.Key == "" {
+		cfg.Key = os.Getenv("EXPSYNC_KEY")
+	}
+	cfg.Store, cfg.State, cfg.Key = rel(cfg.Store), rel(cfg.State), rel(cfg.Key)
+	cfg.CommitSigningKey, cfg.SecretsFile = rel(cfg.CommitSigningKey), rel(cfg.SecretsFile)
+	for i := range cfg.TrustedKeys {
+		cfg.TrustedKeys[i] = rel(cfg.TrustedKeys[i])
+	}
+	if cfg.Key == "" {
+		return nil, fmt.Errorf("%s: key: a signing key is required (make one with `expsync keygen`)", file)
+	}
+	if cfg.Interval.Duration == 0 {
+		cfg.Interval.Duration = 30 * time.Second
+	}
+	if cfg.BatchInterval.Duration == 0 {
+		cfg.BatchInterval.Duration = 10 * time.Second
+	}
+	if cfg.GPUs < 0 || cfg.Concurrency < 0 {
+		return nil, fmt.Errorf("%s: gpus %d, concurrency %d: give numbers of 0 or more", file, cfg.GPUs, cfg.Concurrency)
+	}
+	if len(cfg.Repositories) == 0 {
+		return nil, fmt.Errorf("%s: repositories: at least one repository is required", file)
+	}
+	seen := map[string]int{}
+	for i, r := range cfg.Repositories {
+		if r.URL == "" {
+			return nil, fmt.Errorf("%s: repositories[%d].url is required", file, i)
+		}
+		// Two entries would poll and fetch into one Git cache at once and
+		// reconcile each ref twice.
+		if j, ok := seen[r.URL]; ok {
+			return nil, fmt.Errorf("%s: repositories[%d]: %s is repositories[%d] already: list all its refs in one entry", file, i, r.URL, j)
+		}
+		seen[r.URL] = i
+		if len(r.Refs) == 0 {
+			return nil, fmt.Errorf("%s: repositories[%d].refs: watch at least one ref, for example {pattern: main, trusted: true}", file, i)
+		}
+		for k, ref := range r.Refs {
+			if err := reconcile.CheckResultsBranch(ref.Pattern, ref.ResultsBranch); err != nil {
+				return nil, fmt.Errorf("%s: repositories[%d].refs[%d]: %w", file, i, k, err)
+			}
+			if !ref.Trusted && (r.Verify == nil || len(r.Verify.PGPKeyFiles)+len(r.Verify.SSHKeyFiles) == 0) {
+				return nil, fmt.Errorf("%s: repositories[%d].refs[%d]: pattern %q is not trusted, so its commits run only when signed by an allowed key, and none is configured: add verify: {sshKeyFiles: [FILE]} or verify: {pgpKeyFiles: [FILE]} to the repository, or set trusted: true",
+					file, i, k, ref.Pattern)
+			}
+		}
+		if r.Forge != nil {
+			if err := r.Forge.Check(); err != nil {
+				return nil, fmt.Errorf("%s: repositories[%d]: %w", file, i, err)
+			}
+		}
+		if r.Verify != nil {
+			for j := range r.Verify.PGPKeyFiles {
+				r.Verify.PGPKeyFiles[j] = rel(r.Verify.PGPKeyFiles[j])
+			}
+			for j := range r.Verify.SSHKeyFiles {
+				r.Verify.SSHKeyFiles[j] = rel(r.Verify.SSHKeyFiles[j])
+			}
+		}
+		if r.Auth != nil {
+			r.Auth.SSHKeyFile, r.Auth.KnownHostsFile = rel(r.Auth.SSHKeyFile), rel(r.Auth.KnownHostsFile)
+		}
+	}
+	return &cfg, nil
+}
+
+// Credentials are the values of the variables the repositories' auth
+// names for passwords and tokens: a run can read expsync's environment, so
+// they are redacted from runs (runner.Options.Redact) whatever the
+// variables are called.
+func (cfg *Config) Credentials() []string {
+	var out []string
+	for _, r := range cfg.Repositories {
+		if r.Forge != nil {
+			// The forge's token too: a run could read it from expsync's
+			// environment and print it into its log or outputs.
+			if v := os.Getenv(r.Forge.TokenEnvName()); v != "" {
+				out = append(out, v)
+			}
+		}
+		if r.Auth == nil {
+			continue
+		}
+		for _, name := range []string{r.Auth.PasswordEnv, r.Auth.TokenEnv} {
+			if v := os.Getenv(name); name != "" && v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// Credentials are a repository's secrets, however they were read: the
+// environment variables and files a RepositoryConfig names (serve), the
+// EXPSYNC_GIT_* variables and --commit-key files (run), or Secrets (the
+// controller).
+type Credentials struct {
+	Auth *gitsource.Auth
+	// CommitKeys are the keys allowed to sign commits: an armored PGP public
+	// key or authorized_keys lines each (see CommitVerifyPolicy).
+	CommitKeys []string
+}
+
+// Credentials reads the secrets the entry names: environment variables and
+// files.
+func (rc RepositoryConfig) Credentials() (Credentials, error) {
+	auth, err := rc.Auth.auth()
+	if err != nil {
+		return Credentials{}, err
+	}
+	creds := Credentials{Auth: auth}
+	if v := rc.Verify; v != nil {
+		files := append(append([]string(nil), v.PGPKeyFiles...), v.SSHKeyFiles...)
+		if creds.CommitKeys, err = ReadCommitKeys(files); err != nil {
+			return Credentials{}, fmt.Errorf("verify: %w", err)
+		}
+	}
+	return creds, nil
+}
+
+// Repository turns one entry and its credentials into a
+// gitsource.Repository. ownKey, the authorized_keys line of the key results
+// commits are signed with, is allowed to sign commits when the repository
+// verifies them (CommitSigner.OwnKey).
+func (rc RepositoryConfig) Repository(creds Credentials, ownKey string) (gitsource.Repository, error) {
+	repo := gitsource.Repository{URL: rc.URL, URLPolicy: gitsource.URLPolicy{AllowHTTP: rc.AllowHTTP}, Auth: creds.Auth}
+	for _, r := range rc.Refs {
+		repo.Refs = append(repo.Refs, gitsource.RefPolicy{Pattern: r.Pattern, Trusted: r.Trusted, ResultsBranch: r.ResultsBranch})
+	}
+	if v := rc.Verify; v != nil {
+		p, err := CommitVerifyPolicy(creds.CommitKeys)
+		if err != nil {
+			return repo, fmt.Errorf("verify: %w", err)
+		}
+		p.Required = v.Required
+		p.From = v.From
+		if ownKey != "" {
+			p.OwnKeys = append(p.OwnKeys, ownKey)
+		}
+		repo.Verify = p
+	}
+	return repo, nil
+}
+
+// Options are the deployment options the configuration sets; the caller
+// adds what it prints (Events) and the commit signer it loaded.
+func (cfg *Config) Options() Options {
+	opts := Options{
+		StoreDir: cfg.Store, StateDir: cfg.State, Key: cfg.Key, TrustedKeys: cfg.TrustedKeys, BuilderID: cfg.BuilderID,
+		BatchInterval: cfg.BatchInterval.Duration,
+		Local: LocalOptions{Concurrency: cfg.Concurrency, GPUs: cfg.GPUs,
+			// A run can read expsync's environment: the repositories'
+			// credentials are redacted from runs like EXPSYNC_*
+			// credentials, whatever their variables are called.
+			Runner: runner.Options{Redact: cfg.Credentials(), SecretsFile: cfg.SecretsFile}},
+	}
+	if cfg.Author != nil {
+		opts.Author = gitsource.Signature{Name: cfg.Author.Name, Email: cfg.Author.Email}
+	}
+	return opts
+}
+
+// Sources opens every repository of the configuration, with the secrets
+// each names; ownKey as for RepositoryConfig.Repository.
+func (d *Deployment) Sources(repos []RepositoryConfig, ownKey string) ([]*gitsource.Source, error) {
+	var sources []*gitsource.Source
+	for i, rc := range repos {
+		creds, err := rc.Credentials()
+		if err != nil {
+			return nil, fmt.Errorf("repositories[%d]: %w", i, err)
+		}
+		repo, err := rc.Repository(creds, ownKey)
+		if err != nil {
+			return nil, fmt.Errorf("repositories[%d]: %w", i, err)
+		}
+		src, err := d.Source(repo)
+		if err != nil {
+			return nil, fmt.Errorf("repositories[%d]: %w", i, err)
+		}
+		sources = append(sources, src)
+	}
+	return sources, nil
+}

@@ -1,0 +1,72 @@
+package deploy
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/expsync/expsync/internal/forge"
+)
+
+// ForgeConfig is a repository's `forge:` section: where pull requests of
+// the repository get their statuses and comment.
+//
+//	forge: {kind: gitea, url: https://gitea.example, repository: lab/exps, tokenEnv: EXPSYNC_FORGE_TOKEN}
+//
+// url and repository default to the repository URL's host and path; the
+// token is read from the environment variable tokenEnv names (default
+// EXPSYNC_FORGE_TOKEN), never from the file.
+type ForgeConfig struct {
+	Kind       string `yaml:"kind"`
+	URL        string `yaml:"url"`
+	WebURL     string `yaml:"webURL"`
+	Repository string `yaml:"repository"`
+	TokenEnv   string `yaml:"tokenEnv"`
+	// Context names the commit status and the comment's marker.
+	Context string `yaml:"context"`
+}
+
+// DefaultForgeTokenEnv holds the forge API token unless tokenEnv names
+// another variable.
+const DefaultForgeTokenEnv = "EXPSYNC_FORGE_TOKEN"
+
+// TokenEnv is the variable the forge API token is read from.
+func (f *ForgeConfig) TokenEnvName() string {
+	if f.TokenEnv == "" {
+		return DefaultForgeTokenEnv
+	}
+	return f.TokenEnv
+}
+
+// Check refuses a forge the configuration cannot mean.
+func (f *ForgeConfig) Check() error {
+	for _, k := range forge.Kinds {
+		if forge.Kind(f.Kind) == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("forge.kind %q: use one of %v", f.Kind, forge.Kinds)
+}
+
+// Client builds the forge client of the repository at gitURL.
+func (f *ForgeConfig) Client(gitURL string) (forge.Client, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	cfg := forge.Config{Kind: forge.Kind(f.Kind), URL: f.URL, WebURL: f.WebURL, Repository: f.Repository}
+	env := f.TokenEnvName()
+	cfg.Token = os.Getenv(env)
+	if cfg.Token == "" {
+		return nil, fmt.Errorf("forge: %s is empty: set the forge's API token in that variable (tokenEnv names another)", env)
+	}
+	if u, err := url.Parse(gitURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		if cfg.URL == "" && cfg.Kind != forge.GitHub {
+			cfg.URL = u.Scheme + "://" + u.Host
+		}
+		if cfg.Repository == "" {
+			cfg.Repository = strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
+		}
+	}
+	return forge.New(cfg)
+}
