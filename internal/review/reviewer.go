@@ -279,9 +279,8 @@ func (w *worker) post(j job) error {
 	if err != nil {
 		return err
 	}
-	if err := w.status(ctx, rep.status); err != nil {
-		return err
-	}
+	// The comment first: once the status is final, the comment a reviewer
+	// opens from it already shows what the status says.
 	if rep.comment != "" {
 		c, err := w.r.o.Forge.UpsertComment(ctx, j.pr.Number, forge.Marker(w.r.o.Context), rep.comment)
 		if err != nil {
@@ -290,6 +289,9 @@ func (w *worker) post(j job) error {
 		if c.Created || c.Edited {
 			w.r.o.Log("pull request %d: %s; comment %s", w.number, rep.status.Description, c.URL)
 		}
+	}
+	if err := w.status(ctx, rep.status); err != nil {
+		return err
 	}
 	if rep.status.State != forge.StatePending {
 		w.mu.Lock()
