@@ -18,6 +18,7 @@ targets=(
   ./tree:FuzzClean
   ./tree:FuzzTreeIDWithout
   ./tree:FuzzIgnorePattern
+  ./tree:FuzzCheckGitPath
   ./gitsource:FuzzRedactURL
   ./gitsource:FuzzValidateURLRefusesHelpers
   ./gitsource:FuzzVerifySSHSignature
@@ -36,6 +37,7 @@ targets=(
   ./internal/results:FuzzParseRecord
   ./internal/results:FuzzMetrics
   ./internal/results:FuzzRenderExperiment
+  ./internal/results:FuzzFolderSizes
   ./internal/deploy:FuzzServeConfig
   ./internal/diff:FuzzEscapeMarkdown
 )

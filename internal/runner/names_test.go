@@ -151,3 +151,18 @@ func TestRecordedMessagesAreCut(t *testing.T) {
 		t.Errorf("error of %d bytes", len(res.Error))
 	}
 }
+
+// TestRelativeWorkRootGivesAbsoluteHome: with a relative work root (expsync
+// run --state state), HOME and TMPDIR were relative to expsync's working
+// folder while the command runs in the attempt folder: $HOME pointed
+// nowhere. They are absolute, and HOME is the command's own folder.
+func TestRelativeWorkRootGivesAbsoluteHome(t *testing.T) {
+	f := newFixture(t)
+	base := t.TempDir()
+	t.Chdir(base)
+	f.opts.WorkRoot = "rel/work"
+	res := f.run(shell(`[ "$HOME" = "$(pwd -P)" ] || exit 7; [ "$TMPDIR" = "$HOME" ] || exit 8; case "$HOME" in /*) ;; *) exit 9;; esac; echo "$HOME" > h.txt`).outputs("h.txt").build())
+	if res.Status != Succeeded {
+		t.Fatalf("status %s: %s (HOME was not the command's absolute folder)", res.Status, res.Error)
+	}
+}

@@ -112,6 +112,17 @@ func (o Options) withDefaults() Options {
 			o.WorkRoot = filepath.Join(os.TempDir(), "expsync-work")
 		}
 	}
+	// A run's HOME and TMPDIR are its attempt folder, and the command runs
+	// inside it: a relative path (expsync run --state state) would point
+	// nowhere from there, and record expsync's working folder in outputs.
+	if abs, err := filepath.Abs(o.WorkRoot); err == nil {
+		o.WorkRoot = abs
+	}
+	if o.PreparedWork != "" {
+		if abs, err := filepath.Abs(o.PreparedWork); err == nil {
+			o.PreparedWork = abs
+		}
+	}
 	if o.DefaultTimeout <= 0 {
 		o.DefaultTimeout = 24 * time.Hour
 	}
