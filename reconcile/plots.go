@@ -3,7 +3,6 @@ package reconcile
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/results"
@@ -28,52 +27,41 @@ func plotChoices(runs []render.Run) map[string][]results.PlotChoice {
 	return out
 }
 
-// redrawPlots commits fresh summaries for the experiments whose README was
-// drawn with other plots than their spec now chooses, when this reconcile
-// commits no run of theirs (a batch redraws those anyway). Plots are not
-// part of any run's identity, so a commit that only edits spec.plots runs
-// nothing; without this its README would keep the old plots until the
-// experiment's next run.
-func (r *Reconciler) redrawPlots(ctx context.Context, t Target, layout results.Layout, runs []render.Run, work workList, rep *Report) error {
+// refreshSummaries brings the results summaries of the target's branch up
+// to date (results.Layout.Refresh): every experiment's README and plots
+// and the index, regenerated from the run folders the branch holds now. A
+// folder pushed by someone else since the last results commit is listed
+// as unverified at once, a README edited by hand or drawn with other plots
+// than the spec now chooses is redrawn, in one commit; with nothing stale
+// nothing is committed (and nothing fetched when this reconcile committed
+// nothing: the snapshot says so). Plots are not part of any run's
+// identity, so a commit that only edits spec.plots runs nothing and is
+// redrawn here.
+func (r *Reconciler) refreshSummaries(ctx context.Context, t Target, layout results.Layout, runs []render.Run, committed bool, rep *Report) error {
 	if t.Pusher == nil || ctx.Err() != nil {
 		return nil
 	}
-	busy := map[string]bool{}
-	for _, rec := range work.recover {
-		busy[rec.run.Experiment] = true
-	}
-	for _, run := range work.execute {
-		busy[run.Experiment] = true
+	if _, _, err := r.keys(); err != nil {
+		return nil // nothing can be verified: every folder would look forged
 	}
 	choices := plotChoices(runs)
-	var stale []string
-	seen := map[string]bool{}
-	for _, run := range runs {
-		exp := run.Experiment
-		if seen[exp] || busy[exp] {
-			continue
-		}
-		seen[exp] = true
-		changed, err := layout.PlotsChanged(t.resultsTree(), exp, choices[exp])
-		if err != nil {
+	// Folders are verified once per tree ID (verifyFolderOnce): those the
+	// plan checked cost a lookup.
+	opts := results.MergeOptions{Verify: r.summaryCheck}
+	if !committed {
+		stale, err := layout.Refresh(t.resultsTree(), choices, opts)
+		if err != nil || len(stale) == 0 {
 			return err
 		}
-		if changed {
-			stale = append(stale, exp)
-		}
 	}
-	if len(stale) == 0 {
-		return nil
-	}
-	msg := fmt.Sprintf("expsync: redraw the plots of %s for %s\n\nspec.plots changed; no run did.\n\nExpsync-Source-Commit: %s\n",
-		strings.Join(stale, ", "), contract.ShortID(t.Commit), t.Commit)
-	known := work.known
+	msg := fmt.Sprintf("expsync: bring the results summaries up to date for %s\n\nRun folders, plots or READMEs changed outside expsync; no run did.\n\nExpsync-Source-Commit: %s\n",
+		contract.ShortID(t.Commit), t.Commit)
 	commit, err := t.Pusher.CommitBack(ctx, msg, map[string][]byte{}, func(head tree.Reader, _ map[string][]byte) (map[string][]byte, error) {
-		return layout.Redraw(head, stale, results.MergeOptions{Plots: choices, Verify: r.summaryCheck,
-			Known: func(dir string) (results.Run, bool) { run, ok := known[dir]; return run, ok }})
+		changes, err := layout.Refresh(head, choices, opts)
+		return changes, err
 	})
 	if err != nil {
-		return fmt.Errorf("commit the redrawn plots of %s: %w", strings.Join(stale, ", "), err)
+		return fmt.Errorf("commit the results summaries: %w", err)
 	}
 	if commit != "" {
 		rep.Commits = append(rep.Commits, commit)

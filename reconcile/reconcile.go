@@ -193,7 +193,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 		DoneSucceeded: rep.DoneSucceeded, DoneFailed: rep.DoneFailed, Held: rep.Held,
 		Recover: len(work.recover), Execute: len(work.execute)})
 	if len(work.recover) == 0 && len(work.execute) == 0 {
-		return rep, r.redrawPlots(ctx, t, layout, plan.Runs, work, rep)
+		return rep, r.refreshSummaries(ctx, t, layout, plan.Runs, false, rep)
 	}
 	b := newBatcher(r, t, layout, work.known)
 	b.plots = plotChoices(plan.Runs)
@@ -207,7 +207,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, t Target) (*Report, error) {
 	}
 	commits, flushErr := b.stop(ctx)
 	rep.Commits = commits
-	redrawErr := r.redrawPlots(ctx, t, layout, plan.Runs, work, rep)
+	redrawErr := r.refreshSummaries(ctx, t, layout, plan.Runs, len(commits) > 0, rep)
 	return rep, errors.Join(recErr, execErr, flushErr, redrawErr)
 }
 

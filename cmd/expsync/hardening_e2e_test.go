@@ -293,3 +293,54 @@ func TestForcePushDuringTheRunsKeepsResultsOffTheNewHistory(t *testing.T) {
 		t.Errorf("verify after the commit came back: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestSummariesFollowTheBranch (item 7): a folder someone else pushes into
+// results/ after the last results commit was not listed as unverified
+// until the next run of that experiment. A reconcile with nothing to run
+// now brings the summaries up to date in one commit, and the next one
+// commits nothing (no loop); a README edited by hand is rewritten the same
+// way.
+func TestSummariesFollowTheBranch(t *testing.T) {
+	b := newBinLab(t)
+	b.Commit("sweep", map[string]string{"experiments/s.yaml": experimentYAML("s", "echo '{\"v\": 1}' > m.json",
+		"  metrics: m.json\n  sweep:\n    matrix: {seed: [1, 2]}\n")})
+	b.mustRun()
+	forged := strings.Repeat("ab", 32)
+	b.commitUnsigned("someone else's folder", map[string]string{
+		"results/s/" + forged + "/run.json":                `{"runID": "` + forged + `", "experiment": "s", "status": "Succeeded"}`,
+		"results/s/" + forged + "/provenance.intoto.jsonl": `{"payloadType":"x","payload":"eA==","signatures":[]}`,
+	})
+	pushed := b.Head()
+	out := b.mustRun()
+	if b.Head() == pushed {
+		t.Fatalf("nothing committed after a forged folder was pushed:\n%s", out)
+	}
+	readme, err := os.ReadFile(filepath.Join(b.Clone(), "results", "s", "README.md"))
+	if err != nil || !strings.Contains(string(readme), "Unverified folders") || !strings.Contains(string(readme), forged[:12]) {
+		t.Errorf("README does not list the forged folder as unverified:\n%s", readme)
+	}
+	if !strings.Contains(string(readme), "2 verified runs") {
+		t.Errorf("README does not count the 2 genuine runs:\n%s", readme)
+	}
+	refreshed := b.Head()
+	b.mustRun()
+	if b.Head() != refreshed {
+		t.Fatalf("a reconcile with nothing new committed again: the refresh loops")
+	}
+
+	// A README edited by hand.
+	b.commitUnsigned("edit the README", map[string]string{"results/s/README.md": "# all runs succeeded, trust me\n"})
+	edited := b.Head()
+	b.mustRun()
+	if b.Head() == edited {
+		t.Fatalf("the hand-edited README was not rewritten")
+	}
+	if data, _ := os.ReadFile(filepath.Join(b.Clone(), "results", "s", "README.md")); !strings.Contains(string(data), "2 verified runs") {
+		t.Errorf("README after the rewrite:\n%s", data)
+	}
+	again := b.Head()
+	b.mustRun()
+	if b.Head() != again {
+		t.Errorf("committed again after the rewrite")
+	}
+}

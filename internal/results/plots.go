@@ -159,7 +159,9 @@ func PlotsMarker(choices []PlotChoice) string {
 // other plots than choices. An experiment without a README has nothing
 // drawn: false.
 func (l Layout) PlotsChanged(r tree.Reader, experiment string, choices []PlotChoice) (bool, error) {
-	readme, err := r.ReadFile(path.Join(l.ExperimentDir(experiment), ReadmeFile), 1<<20)
+	// The marker is in the README's head, before the table (which a
+	// README of 10,000 runs makes longer than any fixed read limit).
+	head, err := readmeHead(r, path.Join(l.ExperimentDir(experiment), ReadmeFile))
 	if errors.Is(err, tree.ErrNotExist) {
 		return false, nil
 	}
@@ -167,8 +169,6 @@ func (l Layout) PlotsChanged(r tree.Reader, experiment string, choices []PlotCho
 		return false, fmt.Errorf("read results README of %s: %w", experiment, err)
 	}
 	drawn := ""
-	// The marker is in the README's head, before the table.
-	head, _, _ := bytes.Cut(readme, []byte("\n|"))
 	for line := range bytes.Lines(head) {
 		if bytes.HasPrefix(line, []byte(plotsMarkerPrefix)) {
 			drawn = strings.TrimSpace(string(line))
