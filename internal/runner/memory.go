@@ -48,12 +48,15 @@ type peakSampler struct {
 	// seen are the descendants met while sampling (up to maxSeen): the
 	// ones that left the process group (setsid) are ended after the run.
 	seen map[int]bool
+	// skipRoot leaves pid itself out of the peak: the run's reaper, whose
+	// memory is expsync's, not the run's.
+	skipRoot bool
 }
 
 const maxSeen = 256
 
-func startPeakSampler(pid int) *peakSampler {
-	s := &peakSampler{pid: pid, stopc: make(chan struct{}), done: make(chan struct{})}
+func startPeakSampler(pid int, skipRoot bool) *peakSampler {
+	s := &peakSampler{pid: pid, skipRoot: skipRoot, stopc: make(chan struct{}), done: make(chan struct{})}
 	go s.loop()
 	return s
 }
@@ -100,7 +103,9 @@ func (s *peakSampler) sample() {
 	for n := 0; len(queue) > 0 && n < maxSampledProcs; n++ {
 		pid := queue[0]
 		queue = queue[1:]
-		if hwm, ok := s.readHWM(pid); ok && hwm > s.peak {
+		if pid == s.pid && s.skipRoot {
+			// the reaper: not the run's memory
+		} else if hwm, ok := s.readHWM(pid); ok && hwm > s.peak {
 			s.peak = hwm
 		}
 		if pid != s.pid && len(s.seen) < maxSeen {

@@ -87,6 +87,11 @@ type Options struct {
 	// which are I/O, overlap with other runs' processes.
 	Admit func(ctx context.Context) (release func(), err error)
 
+	// NoReaper starts the command directly, without the reaper process
+	// that ends every process of the run with it (reaper.go): only for
+	// comparing the two.
+	NoReaper bool
+
 	// OnStart is called once per attempt right after the process started,
 	// before it is waited for (the executor journals the process group).
 	OnStart func(Started)

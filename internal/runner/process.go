@@ -67,9 +67,16 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		res.startKind = outcomeInfra
 		return res, fmt.Errorf("%w: pipe: %v", errNotStarted, err)
 	}
+	path, args := prog, r.c.Command
+	reaped := false
+	if exe := reaperPath(); exe != "" && !r.opts.NoReaper {
+		// The command's reaper (reaper.go) keeps every process of the run
+		// below it and ends them with the command.
+		path, args, reaped = exe, append([]string{"expsync-run", reaperArg, prog}, r.c.Command...), true
+	}
 	cmd := &exec.Cmd{
-		Path:   prog,
-		Args:   r.c.Command,
+		Path:   path,
+		Args:   args,
 		Dir:    spec.dir,
 		Env:    spec.env,
 		Stdin:  devNull(),
@@ -102,7 +109,15 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	}
 	pgid := cmd.Process.Pid
 	res.startedAt = start.UTC()
-	sampler := startPeakSampler(pgid)
+	sampler := startPeakSampler(pgid, reaped)
+	// terminate asks the run to stop; kill ends it. Through the reaper,
+	// which passes SIGTERM to the command's group and on SIGUSR1 kills
+	// every process of the run; without it, to the command's group.
+	terminate, kill := func() { _ = syscall.Kill(-pgid, syscall.SIGTERM) }, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
+	if reaped {
+		terminate = func() { _ = syscall.Kill(pgid, syscall.SIGTERM) }
+		kill = func() { _ = syscall.Kill(pgid, syscall.SIGUSR1) }
+	}
 	if r.opts.OnStart != nil {
 		ticks, _ := ProcessStartTicks(pgid)
 		r.opts.OnStart(Started{RunID: r.c.RunID, Attempt: spec.attempt, PID: pgid, StartTicks: ticks, WorkDir: spec.dir})
@@ -123,14 +138,14 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		case <-ctx.Done():
 			cancelled = true
 		}
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		terminate()
 		grace := time.NewTimer(r.opts.KillGrace)
 		defer grace.Stop()
 		select {
 		case <-waited:
 		case <-grace.C:
 			graceExpired = true
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			kill()
 		}
 	}()
 	werr := cmd.Wait()

@@ -1,0 +1,84 @@
+package runner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNoProcessOutlivesTheRun (issue 9, item 6): a process a run starts in
+// a new session, with its environment cleared (so nothing marks it as the
+// run's) and re-parented away from the command by a double fork, outlived
+// the run, kept a file descriptor on a context file hard-linked from the
+// store and rewrote it after the runner's link check: a later run, in a
+// new expsync, computed from changed bytes. With the run's reaper it dies
+// with the command, before the check, and the store keeps its bytes.
+func TestNoProcessOutlivesTheRun(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the escaped writer opens a read-only store object for writing, which only root can")
+	}
+	for _, reaper := range []bool{true, false} {
+		name := "with the reaper"
+		if !reaper {
+			name = "without the reaper, as before"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.opts.NoReaper = !reaper
+			f.opts.KillGrace = 200 * time.Millisecond
+			const genuine = "genuine context bytes\n"
+			ctxTree := f.exportContext(map[string]string{"data.txt": genuine})
+			pidFile := filepath.Join(t.TempDir(), "escaped.pid")
+			// The escaped writer: new session, empty environment, its
+			// parent gone; it holds data.txt open and writes 400 ms later.
+			script := `setsid sh -c 'exec env -i sh -c "exec 3<>data.txt; echo \$\$ > ` + pidFile + `; sleep 0.4; printf tampered >&3; sleep 30"' </dev/null >/dev/null 2>&1 &
+while [ ! -s ` + pidFile + ` ]; do sleep 0.01; done`
+			res := f.run(shell(script).context(ctxTree).build())
+			if res.Status != Succeeded {
+				t.Fatalf("status %s: %s\n%s", res.Status, res.Error, res.LogTail)
+			}
+			data, err := os.ReadFile(pidFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+			time.Sleep(800 * time.Millisecond) // past the writer's write
+			sum := shaOf(genuine)
+			rc, err := f.st.Open(context.Background(), sum)
+			var got []byte
+			if err == nil {
+				got = make([]byte, 64)
+				n, _ := rc.Read(got)
+				got = got[:n]
+				rc.Close()
+			}
+			intact := err == nil && string(got) == genuine
+			if reaper {
+				if alive(pid) {
+					t.Errorf("process %d of the run outlived it", pid)
+				}
+				if !intact {
+					t.Errorf("the store object of data.txt holds %q (%v), want the genuine bytes", got, err)
+				}
+			} else {
+				// The scenario reproduces the bug: the writer lived on
+				// and changed the store's bytes after the run ended.
+				if !alive(pid) || intact {
+					t.Errorf("without the reaper the writer (pid %d, alive %v) left the store intact (%v): the test no longer shows the escape it guards against", pid, alive(pid), intact)
+				}
+				killIfAlive(pid)
+			}
+		})
+	}
+}
+
+func killIfAlive(pid int) {
+	if pid > 0 && alive(pid) {
+		p, _ := os.FindProcess(pid)
+		_ = p.Kill()
+	}
+}
