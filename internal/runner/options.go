@@ -91,6 +91,9 @@ type Options struct {
 	// that ends every process of the run with it (reaper.go): only for
 	// comparing the two.
 	NoReaper bool
+	// NoCgroup does not put the run in a cgroup of its own even where the
+	// machine allows it (cgroup.go): only for comparing.
+	NoCgroup bool
 
 	// OnStart is called once per attempt right after the process started,
 	// before it is waited for (the executor journals the process group).

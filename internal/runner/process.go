@@ -67,13 +67,19 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		res.startKind = outcomeInfra
 		return res, fmt.Errorf("%w: pipe: %v", errNotStarted, err)
 	}
+	// Every process of the run ends with it: in a cgroup of its own where
+	// the machine offers one (cgroup.go), else below the run's reaper
+	// (reaper.go).
 	path, args := prog, r.c.Command
 	reaped := false
-	if exe := reaperPath(); exe != "" && !r.opts.NoReaper {
-		// The command's reaper (reaper.go) keeps every process of the run
-		// below it and ends them with the command.
+	var group *runGroup
+	if !r.opts.NoCgroup {
+		group = newRunGroup(filepath.Base(spec.dir))
+	}
+	if exe := reaperPath(); group == nil && exe != "" && !r.opts.NoReaper {
 		path, args, reaped = exe, append([]string{"expsync-run", reaperArg, prog}, r.c.Command...), true
 	}
+	defer group.killAll()
 	cmd := &exec.Cmd{
 		Path:   path,
 		Args:   args,
@@ -89,6 +95,9 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
+	if group != nil {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, group.fd
+	}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -98,6 +107,9 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
+		if group != nil {
+			cgroupStartFailed.Store(true) // the retry starts below the reaper
+		}
 		pr.Close()
 		<-copied
 		logw.close()
@@ -117,6 +129,9 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	if reaped {
 		terminate = func() { _ = syscall.Kill(pgid, syscall.SIGTERM) }
 		kill = func() { _ = syscall.Kill(pgid, syscall.SIGUSR1) }
+	}
+	if group != nil {
+		kill = group.killAll
 	}
 	if r.opts.OnStart != nil {
 		ticks, _ := ProcessStartTicks(pgid)
@@ -155,6 +170,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	// Whatever the leader left behind in its group goes with it, and so do
 	// the descendants seen while it ran that left the group (setsid).
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	group.killAll() // every process of the run, wherever it went
 	killEscaped(sampler.seen, pgid, r.c.RunID)
 	res.usage.WallSeconds = time.Since(start).Seconds()
 	res.timedOut, res.cancelled, res.graceExpired = timedOut, cancelled && !timedOut, graceExpired
