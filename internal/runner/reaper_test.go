@@ -83,3 +83,24 @@ func killIfAlive(pid int) {
 		_ = p.Kill()
 	}
 }
+
+// TestSameSizeRewriteWithRestoredMtimeIsCaught (issue 9, item 6): a run
+// that rewrote a large (> 64 KiB) hard-linked context file in place with
+// the same size and put its modification time back passed the check
+// (size and mtime for large files), and the store handed the changed bytes
+// under the genuine digest to later runs. Every linked file is rehashed
+// now: the run fails naming the file and the object is dropped.
+func TestSameSizeRewriteWithRestoredMtimeIsCaught(t *testing.T) {
+	f := newFixture(t)
+	genuine := strings.Repeat("0123456789abcdef", 8<<10) // 128 KiB
+	tr := f.exportContext(map[string]string{"big.bin": genuine})
+	res := f.run(shell(`touch -r big.bin stamp; chmod u+w big.bin; printf X | dd of=big.bin bs=1 seek=100 conv=notrunc 2>/dev/null; touch -r stamp big.bin`).context(tr).build())
+	if res.Status != Failed || !strings.Contains(res.Error, "wrote to big.bin in place") {
+		t.Fatalf("status %s error %q; want Failed naming big.bin", res.Status, res.Error)
+	}
+	if ok, _ := f.st.Has(context.Background(), shaOf(genuine)); ok {
+		if got := f.blob(shaOf(genuine)); got != genuine {
+			t.Fatalf("the store hands changed bytes under the genuine digest")
+		}
+	}
+}
