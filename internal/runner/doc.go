@@ -27,10 +27,11 @@
 // the direct child, which includes the descendants it waited for; peak RSS
 // as memory.go explains), not
 // enforced: RLIMIT_AS would break runtimes that reserve address space, and
-// cgroups need privileges local mode does not assume. A process that calls
-// setsid leaves the process group; it is killed at the end of the attempt
-// if the memory sampler saw it (killEscaped), else the executor's recovery
-// finds it by EXPSYNC_RUN_ID after a crash.
+// cgroups need privileges local mode does not assume. Every process of a
+// run ends with it, also one that left the process group (setsid): in a
+// cgroup of its own where the machine allows (cgroup.go), else below the
+// run's reaper, a child subreaper (reaper.go); after a crash of expsync the
+// executor's recovery finds what is left by EXPSYNC_RUN_ID.
 //
 // RunCached adds the run cache: it takes the store's per-run lock, returns a
 // cached result when there is one, and stores the new result otherwise, so
