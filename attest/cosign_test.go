@@ -145,7 +145,7 @@ func TestCosignKeyPairSignsWhatWeVerify(t *testing.T) {
 	}
 	id := testIdentity(1)
 	dir := writeRunFolder(t, work, id, testRun(t, id), signer)
-	if _, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true}); err != nil {
+	if _, err := VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}, RequireAll: true, Store: storeWith(t, []byte(storeOnlyContent))}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -157,7 +157,7 @@ func TestRejectMissingSubjectWithRequireAll(t *testing.T) {
 
 // storeWith writes data into a store laid out as expsync's and returns its
 // lookup.
-func storeWith(t *testing.T, data []byte) func(string) (string, bool) {
+func storeWith(t testing.TB, data []byte) func(string) (string, bool) {
 	t.Helper()
 	store := t.TempDir()
 	sum, err := hashRegularFile(writeTemp(t, data))
@@ -189,7 +189,7 @@ func TestMissingSubjectFoundInStore(t *testing.T) {
 	expectFolderFailure(t, dir, FolderOptions{Keys: Verifiers{key}, Store: store}, "subject outputs/big.bin", "in the store")
 }
 
-func writeTemp(t *testing.T, data []byte) string {
+func writeTemp(t testing.TB, data []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "f")
 	writeFile(t, p, data)
