@@ -43,7 +43,7 @@ func FuzzFolderSizes(f *testing.F) {
 			}
 			outputs = append(outputs, OutputFile{Path: splitLong(name), SHA256: sha, Size: 1, Open: func() ([]byte, error) { return content, nil }})
 		}
-		rec := &Record{RunID: strings.Repeat("a", 64), Experiment: "e", Status: Succeeded,
+		rec := &Record{RunID: strings.Repeat("a", 64), Experiment: "e", Status: contract.Succeeded,
 			Reason: strings.Repeat(string(fill)+"r", int(reasonBytes%(2<<20))), MetricsError: strings.Repeat("m", int(metricsErrBytes%(2<<20)))}
 		folder, err := BuildFolder(Layout{}, rec, []byte(`{"a":1}`), nil, outputs, DefaultLimits)
 		if err != nil {

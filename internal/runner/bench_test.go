@@ -113,7 +113,7 @@ func BenchmarkContainment(b *testing.B) {
 				Command: []string{"sh", "-c", "echo hi > out.txt"}, Outputs: []string{"out.txt"}}
 			t0 := time.Now()
 			res, err := Run(context.Background(), c, opts)
-			if err != nil || res.Status != Succeeded {
+			if err != nil || res.Status != contract.Succeeded {
 				b.Fatalf("%s: %v %+v", m.name, err, res)
 			}
 			times[m.name] = append(times[m.name], time.Since(t0))

@@ -162,7 +162,7 @@ func TestRelativeWorkRootGivesAbsoluteHome(t *testing.T) {
 	t.Chdir(base)
 	f.opts.WorkRoot = "rel/work"
 	res := f.run(shell(`[ "$HOME" = "$(pwd -P)" ] || exit 7; [ "$TMPDIR" = "$HOME" ] || exit 8; case "$HOME" in /*) ;; *) exit 9;; esac; echo "$HOME" > h.txt`).outputs("h.txt").build())
-	if res.Status != Succeeded {
+	if res.Status != contract.Succeeded {
 		t.Fatalf("status %s: %s (HOME was not the command's absolute folder)", res.Status, res.Error)
 	}
 }

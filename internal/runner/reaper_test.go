@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"github.com/expsync/expsync/contract"
+
 	"context"
 	"os"
 	"path/filepath"
@@ -39,7 +41,7 @@ func TestNoProcessOutlivesTheRun(t *testing.T) {
 			script := `setsid sh -c 'exec env -i sh -c "exec 3<>data.txt; echo \$\$ > ` + pidFile + `; sleep 0.4; printf tampered >&3; sleep 30"' </dev/null >/dev/null 2>&1 &
 while [ ! -s ` + pidFile + ` ]; do sleep 0.01; done`
 			res := f.run(shell(script).context(ctxTree).build())
-			if res.Status != Succeeded {
+			if res.Status != contract.Succeeded {
 				t.Fatalf("status %s: %s\n%s", res.Status, res.Error, res.LogTail)
 			}
 			data, err := os.ReadFile(pidFile)
@@ -95,7 +97,7 @@ func TestSameSizeRewriteWithRestoredMtimeIsCaught(t *testing.T) {
 	genuine := strings.Repeat("0123456789abcdef", 8<<10) // 128 KiB
 	tr := f.exportContext(map[string]string{"big.bin": genuine})
 	res := f.run(shell(`touch -r big.bin stamp; chmod u+w big.bin; printf X | dd of=big.bin bs=1 seek=100 conv=notrunc 2>/dev/null; touch -r stamp big.bin`).context(tr).build())
-	if res.Status != Failed || !strings.Contains(res.Error, "wrote to big.bin in place") {
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "wrote to big.bin in place") {
 		t.Fatalf("status %s error %q; want Failed naming big.bin", res.Status, res.Error)
 	}
 	if ok, _ := f.st.Has(context.Background(), shaOf(genuine)); ok {
