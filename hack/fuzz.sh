@@ -34,6 +34,7 @@ targets=(
   ./internal/runner:FuzzParseMetrics
   ./internal/runner:FuzzRedact
   ./internal/executor/local:FuzzJournalReplay
+  ./internal/executor/kube:FuzzCollect
   ./internal/results:FuzzParseRecord
   ./internal/results:FuzzMetrics
   ./internal/results:FuzzRenderExperiment

@@ -29,6 +29,7 @@ func (e *Executor) await(ctx context.Context, f *flight, run render.Run, objs re
 	key := e.jobKey(job.Name)
 	uid := job.UID
 	seen, since := false, time.Now()
+	var finishedSince time.Time
 	resync := time.NewTicker(e.cl.opts.Resync)
 	defer resync.Stop()
 	var retryCollect <-chan time.Time
@@ -39,7 +40,15 @@ func (e *Executor) await(ctx context.Context, f *flight, run render.Run, objs re
 		case err == nil && cur.UID == uid:
 			seen = true
 			if done, _ := finished(&cur); done {
-				res, err := e.finish(ctx, run, objs, &cur)
+				if finishedSince.IsZero() {
+					finishedSince = time.Now()
+				}
+				res, err := e.finish(ctx, run, objs, &cur, time.Since(finishedSince) > cacheGrace)
+				if errors.Is(err, errPodNotSeen) {
+					// Its pod's last event comes next; the resync tick ends
+					// the wait for a pod that is really gone.
+					break
+				}
 				var infra *errInfrastructure
 				if errors.As(err, &infra) && ctx.Err() == nil {
 					// The store claim could not be read: the Job stays, and
@@ -84,12 +93,13 @@ func (e *Executor) await(ctx context.Context, f *flight, run render.Run, objs re
 // finish collects a finished Job, records a result that may stand for the
 // run in the run cache, and deletes the Job and the run's prefix: the run
 // cache stands for the run from then on.
-func (e *Executor) finish(ctx context.Context, run render.Run, objs render.JobObjects, job *batchv1.Job) (*contract.Result, error) {
+func (e *Executor) finish(ctx context.Context, run render.Run, objs render.JobObjects, job *batchv1.Job, settled bool) (*contract.Result, error) {
 	pods, err := e.cl.jobPods(ctx, job)
 	if err != nil {
 		return nil, &errInfrastructure{err}
 	}
-	c := &collector{ctx: ctx, storage: e.repo.Storage, run: run, objs: objs, job: job, pods: pods, runnerImage: e.repo.RunnerImage}
+	c := &collector{ctx: ctx, storage: e.repo.Storage, run: run, objs: objs, job: job, pods: pods,
+		runnerImage: e.repo.RunnerImage, podsSettled: settled}
 	res, err := c.collect()
 	if err != nil {
 		return nil, err
@@ -100,9 +110,6 @@ func (e *Executor) finish(ctx context.Context, run render.Run, objs render.JobOb
 		obs.QueueWait = res.AdmittedAt.Sub(res.QueuedAt)
 	}
 	e.cl.observe(obs)
-	e.mu.Lock()
-	delete(e.quotaChecked, job.Name)
-	e.mu.Unlock()
 	if err := runner.StoreResult(ctx, e.repo.Storage.Store(), res); err != nil {
 		return nil, &errInfrastructure{fmt.Errorf("run %s finished (%s) but its result could not be cached: %w", run.ID, res.Status, err)}
 	}
@@ -170,37 +177,34 @@ func (e *Executor) watchPods(ctx context.Context, run render.Run, job *batchv1.J
 	return nil
 }
 
-// checkPodQuota reads the events of a Job whose pods do not appear, at
-// most once a minute per Job: a quota refusing them is reported.
+// checkPodQuota looks for the Job controller's refusal to create the
+// pods of a Job that has none: a quota naming itself in the event is
+// reported (QuotaRefusal) while the Job waits for room.
 func (e *Executor) checkPodQuota(ctx context.Context, job *batchv1.Job) {
-	if time.Since(job.CreationTimestamp.Time) < 5*time.Second {
-		return
-	}
-	e.mu.Lock()
-	if e.quotaChecked == nil {
-		e.quotaChecked = map[string]time.Time{}
-	}
-	last := e.quotaChecked[job.Name]
-	if time.Since(last) < time.Minute {
-		e.mu.Unlock()
-		return
-	}
-	e.quotaChecked[job.Name] = time.Now()
-	e.mu.Unlock()
 	var events corev1.EventList
-	err := e.cl.opts.APIReader.List(ctx, &events, client.InNamespace(job.Namespace),
-		client.MatchingFields{"involvedObject.kind": "Job", "involvedObject.name": job.Name, "reason": "FailedCreate"})
-	if err != nil {
+	if err := e.cl.opts.Cache.List(ctx, &events, client.InNamespace(job.Namespace)); err != nil {
 		return
 	}
-	for i := len(events.Items) - 1; i >= 0; i-- {
-		ev := events.Items[i]
-		if ev.InvolvedObject.UID != job.UID {
-			continue
-		}
-		if m := quotaPattern.FindStringSubmatch(ev.Message); m != nil {
-			e.setRefusal(&QuotaError{Namespace: job.Namespace, Quota: m[1], Message: ev.Message, Pods: true})
-			return
+	var latest *corev1.Event
+	for i := range events.Items {
+		ev := &events.Items[i]
+		if ev.InvolvedObject.UID == job.UID && quotaPattern.MatchString(ev.Message) &&
+			(latest == nil || eventTime(ev).After(eventTime(latest))) {
+			latest = ev
 		}
 	}
+	if latest != nil {
+		m := quotaPattern.FindStringSubmatch(latest.Message)
+		e.setRefusal(&QuotaError{Namespace: job.Namespace, Quota: m[1], Message: latest.Message, Pods: true})
+	}
+}
+
+func eventTime(ev *corev1.Event) time.Time {
+	if !ev.LastTimestamp.IsZero() {
+		return ev.LastTimestamp.Time
+	}
+	if !ev.EventTime.IsZero() {
+		return ev.EventTime.Time
+	}
+	return ev.CreationTimestamp.Time
 }

@@ -9,6 +9,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -27,8 +29,8 @@ type Options struct {
 	Client client.Client
 	// APIReader reads what the cache does not hold, rarely: a Job that
 	// already existed when the cache had not seen it yet, the Kueue
-	// Workload of a queued run once it ends, the events of a Job whose pods
-	// are refused. mgr.GetAPIReader(); nil uses Client.
+	// Workload of a queued run once it ends. mgr.GetAPIReader(); nil uses
+	// Client.
 	APIReader client.Reader
 	// Cache is the informer cache, built with CacheOptions (mgr.GetCache()).
 	// It must be started by its owner (the manager).
@@ -106,7 +108,7 @@ func New(ctx context.Context, opts Options) (*Cluster, error) {
 		opts.Resync = time.Minute
 	}
 	c := &Cluster{opts: opts, waiters: map[types.NamespacedName]map[*waiter]struct{}{}}
-	for _, obj := range []client.Object{&batchv1.Job{}, &corev1.Pod{}} {
+	for _, obj := range []client.Object{&batchv1.Job{}, &corev1.Pod{}, &corev1.Event{}} {
 		inf, err := opts.Cache.GetInformer(ctx, obj)
 		if err != nil {
 			return nil, fmt.Errorf("kube: informer for %T: %w", obj, err)
@@ -126,16 +128,29 @@ func New(ctx context.Context, opts Options) (*Cluster, error) {
 // template's labels, their pods.
 var managedBy = labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
 
+// refusedPods selects the events the Job controller records when it cannot
+// create a Job's pods (a ResourceQuota refusing them, among others): rare,
+// so watching them costs nothing while no quota bites.
+var refusedPods = fields.SelectorFromSet(fields.Set{"involvedObject.kind": "Job", "reason": "FailedCreate"})
+
 // CacheOptions are the cache settings the Cluster needs, to merge into the
 // manager's cache.Options.ByObject: only expsync's Jobs and pods are held,
 // and without what a controller never reads back (managed fields, the
 // contract in the pod template), so holding 10,000 runs costs little
-// memory.
+// memory; of events, only the Job controller's refusals to create pods.
 func CacheOptions() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
-		&batchv1.Job{}: {Label: managedBy, Transform: trimJob},
-		&corev1.Pod{}:  {Label: managedBy, Transform: trimPod},
+		&batchv1.Job{}:  {Label: managedBy, Transform: trimJob},
+		&corev1.Pod{}:   {Label: managedBy, Transform: trimPod},
+		&corev1.Event{}: {Field: refusedPods, Transform: trimMeta},
 	}
+}
+
+func trimMeta(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+	}
+	return obj, nil
 }
 
 func trimJob(obj any) (any, error) {
@@ -169,6 +184,8 @@ func (c *Cluster) onEvent(obj any) {
 			return
 		}
 		key = types.NamespacedName{Namespace: o.Namespace, Name: name}
+	case *corev1.Event:
+		key = types.NamespacedName{Namespace: o.InvolvedObject.Namespace, Name: o.InvolvedObject.Name}
 	default:
 		return
 	}

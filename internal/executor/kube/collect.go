@@ -82,7 +82,14 @@ type collector struct {
 	pods    []corev1.Pod
 	// runnerImage is the image prepare must have run.
 	runnerImage string
+	// podsSettled says the cache had time to show the pod that ended the
+	// Job: without it, a missing pod is errPodNotSeen, not gone.
+	podsSettled bool
 }
+
+// errPodNotSeen: the Job's end reached the cache before its pod's did (two
+// informers, no order between them); collect again after the pod's event.
+var errPodNotSeen = errors.New("the pod that ended the Job is not in the cache yet")
 
 // errInfrastructure marks a failure to read or copy what the pod left
 // (the volume unreachable): collecting is tried again, the Job is kept.
@@ -103,13 +110,25 @@ func (c *collector) collect() (*contract.Result, error) {
 		SchedulingDigest: c.run.Contract.SchedulingDigest(),
 	}
 	pod := c.decisivePod(failed)
+	if !c.podsSettled && (pod == nil || stillRunning(c.pods)) {
+		// The Job controller ends a Job once all its pods ended: a pod
+		// the cache still shows running is a pod event still to come.
+		return nil, errPodNotSeen
+	}
 	if pod == nil {
 		return c.withoutPod(res, failed), nil
 	}
-	res.StartedAt, res.FinishedAt = pod.CreationTimestamp.UTC(), c.job.CreationTimestamp.UTC()
-	if end := c.job.Status.CompletionTime; end != nil {
-		res.FinishedAt = end.UTC()
+	if failed && pod.DeletionTimestamp != nil && !disrupted(pod) {
+		// Deleted through the API (not evicted: that is a disruption the
+		// Job retries): the kubelet stopped it, so its exit code says
+		// nothing about the run.
+		res.Status = contract.Cancelled
+		res.StartedAt, res.FinishedAt = pod.CreationTimestamp.UTC(), endedAt(pod).UTC()
+		res.Error = fmt.Sprintf("its pod %s was deleted before the run ended; it runs again at the next reconcile", pod.Name)
+		return res, nil
 	}
+	// Until a container's own times say better: the pod's life.
+	res.StartedAt, res.FinishedAt = pod.CreationTimestamp.UTC(), endedAt(pod).UTC()
 	// prepare: the inputs.
 	prep := containerStatus(pod.Status.InitContainerStatuses, render.InitContainerName)
 	if ok := c.checkPrepare(res, prep); !ok {
@@ -157,6 +176,30 @@ func (c *collector) decisivePod(failed bool) *corev1.Pod {
 	return best
 }
 
+func stillRunning(pods []corev1.Pod) bool {
+	for i := range pods {
+		if !terminal(&pods[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+func terminal(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+// disrupted reports a pod the Job's podFailurePolicy ignores (evicted,
+// preempted, its node gone).
+func disrupted(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
 // endedAt is when the last container of a pod ended (its creation when
 // none did).
 func endedAt(p *corev1.Pod) time.Time {
@@ -179,7 +222,14 @@ func (c *collector) withoutPod(res *contract.Result, failed bool) *contract.Resu
 	res.StartedAt, res.FinishedAt = res.QueuedAt, time.Now().UTC()
 	if failed {
 		reason, msg := jobFailure(c.job)
-		return c.errored(res, "its Job failed (%s: %s) with no pod left to show what ran", reason, msg)
+		if reason == batchv1.JobReasonDeadlineExceeded {
+			return c.errored(res, "its Job failed (%s: %s) with no pod left to show what ran", reason, msg)
+		}
+		// Its pods were deleted (by a person, the namespace's deletion):
+		// the run was stopped, not failed.
+		res.Status = contract.Cancelled
+		res.Error = fmt.Sprintf("its pod was deleted before the run ended (%s: %s); it runs again at the next reconcile", reason, shorten(msg, 512))
+		return res
 	}
 	return c.errored(res, "its Job completed but the pod that completed it is gone, so its exit code and image cannot be checked")
 }
@@ -282,14 +332,14 @@ func (c *collector) reportedResult(message string) (*contract.Result, string) {
 // and checks what the pod reported.
 func (c *collector) decide(res *contract.Result, term *corev1.ContainerStateTerminated, reported *contract.Result, why string) error {
 	code := term.ExitCode
-	deadline, _ := jobFailure(c.job)
+	jobReason, _ := jobFailure(c.job)
 	switch {
 	case code == 0:
 		res.Status = contract.Succeeded
-	case code == int32(contract.ExitTimedOut) || deadline == batchv1.JobReasonDeadlineExceeded:
+	case code == int32(contract.ExitTimedOut) || jobReason == batchv1.JobReasonDeadlineExceeded:
 		res.Status = contract.TimedOut
 		res.Error = "the run exceeded its timeout"
-		if deadline == batchv1.JobReasonDeadlineExceeded {
+		if jobReason == batchv1.JobReasonDeadlineExceeded {
 			res.Error = "the Job's deadline passed before the run ended"
 		}
 	case code == contract.ExitInfrastructure:

@@ -38,7 +38,7 @@ func hexSHA(b []byte) string {
 // collectFixture is a finished Job with one pod, the run's prefix on a
 // VolumeStorage, and builders to shape what the pod did.
 type collectFixture struct {
-	t       *testing.T
+	t       testing.TB
 	storage *VolumeStorage
 	run     render.Run
 	objs    render.JobObjects
@@ -48,7 +48,7 @@ type collectFixture struct {
 	reported *contract.Result
 }
 
-func newCollectFixture(t *testing.T) *collectFixture {
+func newCollectFixture(t testing.TB) *collectFixture {
 	t.Helper()
 	st, err := NewVolumeStorage("store", t.TempDir())
 	if err != nil {
@@ -151,7 +151,7 @@ func (f *collectFixture) collect() *contract.Result {
 	if f.pod != nil {
 		pods = []corev1.Pod{*f.pod}
 	}
-	c := &collector{ctx: context.Background(), storage: f.storage, run: f.run, objs: f.objs, job: f.job, pods: pods, runnerImage: runnerImage}
+	c := &collector{ctx: context.Background(), storage: f.storage, run: f.run, objs: f.objs, job: f.job, pods: pods, runnerImage: runnerImage, podsSettled: true}
 	res, err := c.collect()
 	if err != nil {
 		f.t.Fatalf("collect: %v", err)
@@ -313,6 +313,17 @@ func TestCollectDistrustsThePod(t *testing.T) {
 			f.pod = nil
 			f.reported = nil
 		}, contract.Errored, -1, "no pod left"},
+		{"a failed Job whose pods were deleted", func(f *collectFixture) {
+			f.failJob("PodFailurePolicy")
+			f.pod = nil
+			f.reported = nil
+		}, contract.Cancelled, -1, "its pod was deleted"},
+		{"a pod deleted through the API", func(f *collectFixture) {
+			f.runContainer(143, "Error", testImage)
+			f.failJob("PodFailurePolicy")
+			now := metav1.Now()
+			f.pod.DeletionTimestamp = &now
+		}, contract.Cancelled, -1, "was deleted before the run ended"},
 		{"a completed Job whose pod is gone", func(f *collectFixture) {
 			f.pod = nil
 			f.reported = nil

@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/reconcile"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 )
@@ -54,21 +54,21 @@ type Executor struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 	refusal *QuotaError
-	// quotaChecked is when each Job's events were last read for a quota
-	// refusing its pods.
-	quotaChecked map[string]time.Time
 }
 
 // ErrSuperseded is the cause with which the engine cancels a run whose
-// experiment a newer commit edited or removed: Execute then deletes the
-// run's Job. Any other cancellation leaves the Job running.
-var ErrSuperseded = errors.New("superseded by a newer commit")
+// experiment a newer commit edited or removed (reconcile.ErrRunObsolete):
+// Execute then deletes the run's Job. Any other cancellation leaves the Job
+// running.
+var ErrSuperseded = reconcile.ErrRunObsolete
 
 // Superseded reports whether a cancellation's cause says the run is
 // obsolete.
 func Superseded(cause error) bool {
 	return errors.Is(cause, ErrSuperseded)
 }
+
+var _ reconcile.Executor = (*Executor)(nil)
 
 // Executor returns the executor of one repository.
 func (c *Cluster) Executor(repo Repository) (*Executor, error) {
@@ -246,6 +246,3 @@ func jobFailure(job *batchv1.Job) (reason, message string) {
 	}
 	return "", ""
 }
-
-// errf is fmt.Errorf, named for the executor's messages.
-var errf = fmt.Errorf

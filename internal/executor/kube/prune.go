@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,14 +24,15 @@ import (
 //
 // keep must hold the runs every ref of the repository plans now: call
 // Prune after planning them all, never when a ref could not be read. Runs
-// Execute is waiting for are never touched. It also removes the store
-// prefixes of runs that have neither a Job nor an Execute.
+// Execute is waiting for are never touched. It also removes store prefixes
+// a crash left: untouched for OrphanPrefixAge, with no Job in the
+// namespace (another repository may share the claim) and no Execute here.
 func (e *Executor) Prune(ctx context.Context, keep map[string]bool) (deleted int, err error) {
 	var jobs batchv1.JobList
 	err = e.cl.opts.Cache.List(ctx, &jobs, client.InNamespace(e.repo.Namespace), client.MatchingLabels{
-		render.LabelManagedBy: render.ManagedBy, render.LabelRepository: render.RepositoryHash(e.repo.URL)})
+		render.LabelManagedBy: render.ManagedBy})
 	if err != nil {
-		return 0, fmt.Errorf("list the Jobs of %s: %w", e.repo.URL, err)
+		return 0, fmt.Errorf("list the Jobs of namespace %s: %w", e.repo.Namespace, err)
 	}
 	inFlight := map[string]bool{}
 	for _, id := range e.InFlight() {
@@ -64,15 +66,20 @@ func (e *Executor) Prune(ctx context.Context, keep map[string]bool) (deleted int
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, id := range prefixes {
-		if !withJob[id] && !inFlight[id] && !e.flying(id) {
-			if err := e.repo.Storage.RemovePrefix(ctx, id); err != nil {
+	for _, pre := range prefixes {
+		if !withJob[pre.RunID] && !inFlight[pre.RunID] && !e.flying(pre.RunID) && time.Since(pre.Changed) > OrphanPrefixAge {
+			if err := e.repo.Storage.RemovePrefix(ctx, pre.RunID); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	return deleted, errors.Join(errs...)
 }
+
+// OrphanPrefixAge is how long a prefix without a Job stays before Prune
+// removes it: an Execute of another repository sharing the claim makes the
+// prefix a moment before its Job.
+var OrphanPrefixAge = 10 * time.Minute
 
 // owns reports whether the Job is this repository's (another repository of
 // the namespace may watch the same URL).

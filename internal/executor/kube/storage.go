@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
@@ -39,8 +40,15 @@ type Storage interface {
 	Import(ctx context.Context, runID, sha string, limit int64) (store.Object, error)
 	// RemovePrefix deletes a run's prefix once its result is collected.
 	RemovePrefix(ctx context.Context, runID string) error
-	// Prefixes lists the runs that have a prefix.
-	Prefixes(ctx context.Context) ([]string, error)
+	// Prefixes lists the prefixes there are.
+	Prefixes(ctx context.Context) ([]Prefix, error)
+}
+
+// Prefix is a run's prefix in a listing.
+type Prefix struct {
+	RunID string
+	// Changed is when an entry was last added to or removed from it.
+	Changed time.Time
 }
 
 // ErrBadObject is wrapped by errors for objects of a prefix the pod got
@@ -152,18 +160,23 @@ func (v *VolumeStorage) RemovePrefix(_ context.Context, runID string) error {
 }
 
 // Prefixes implements Storage.
-func (v *VolumeStorage) Prefixes(context.Context) ([]string, error) {
+func (v *VolumeStorage) Prefixes(context.Context) ([]Prefix, error) {
 	entries, err := os.ReadDir(filepath.Join(v.dir, runsSubPath))
 	if err != nil {
 		return nil, fmt.Errorf("store claim %s: %w", v.claim, err)
 	}
-	var ids []string
+	var out []Prefix
 	for _, e := range entries {
-		if checkRunID(e.Name()) == nil {
-			ids = append(ids, e.Name())
+		if checkRunID(e.Name()) != nil {
+			continue
 		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, Prefix{RunID: e.Name(), Changed: fi.ModTime()})
 	}
-	return ids, nil
+	return out, nil
 }
 
 // OpenPrefixObject implements Storage. The prefix is opened as an os.Root,
