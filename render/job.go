@@ -315,6 +315,9 @@ func jobLabels(run Run, opts JobOptions) (map[string]string, error) {
 			if reservedKey(k) {
 				return nil, fmt.Errorf("metadata.labels: %q is reserved for expsync (set spec.queue for Kueue); remove it", k)
 			}
+			if systemKey(k) {
+				return nil, fmt.Errorf("metadata.labels: %q is reserved for Kubernetes (the Job controller labels a Job's pods with it); remove it", k)
+			}
 			labels[k] = v
 		}
 	}
@@ -330,6 +333,23 @@ func jobLabels(run Run, opts JobOptions) (map[string]string, error) {
 // reservedKey reports label and annotation keys that only expsync sets.
 func reservedKey(k string) bool {
 	return strings.HasPrefix(k, "expsync.dev/") || strings.HasPrefix(k, "kueue.x-k8s.io/") || k == LabelManagedBy
+}
+
+// systemKey reports label keys Kubernetes sets on a Job's pods or reserves
+// for its own components (kubernetes.io, k8s.io and their subdomains, but
+// app.kubernetes.io: the recommended labels are for everyone): the API
+// server refuses a Job whose template sets the Job controller's, and the
+// others are not an experiment's to set.
+func systemKey(k string) bool {
+	prefix, _, named := strings.Cut(k, "/")
+	if !named {
+		return k == "controller-uid" || k == "job-name"
+	}
+	if prefix == "app.kubernetes.io" {
+		return false
+	}
+	return prefix == "kubernetes.io" || prefix == "k8s.io" ||
+		strings.HasSuffix(prefix, ".kubernetes.io") || strings.HasSuffix(prefix, ".k8s.io")
 }
 
 func jobAnnotations(run Run, opts JobOptions) (map[string]string, error) {

@@ -245,7 +245,7 @@ func TestJobMetadata(t *testing.T) {
 func TestJobCarriesTheExperimentsLabelsAndAnnotations(t *testing.T) {
 	meta := &v1alpha1.ObjectMeta{
 		Name:        "pi-montecarlo",
-		Labels:      map[string]string{"team": "vision", "cost-center": "c42"},
+		Labels:      map[string]string{"team": "vision", "cost-center": "c42", "app.kubernetes.io/part-of": "pi"},
 		Annotations: map[string]string{"owner": "ada@example.org"},
 	}
 	objs := mustRender(t, testRun(func(r *Run) { r.Meta = meta }), testOptions())
@@ -263,6 +263,14 @@ func TestJobCarriesTheExperimentsLabelsAndAnnotations(t *testing.T) {
 		{Labels: map[string]string{"kueue.x-k8s.io/queue-name": "sneaky"}},
 		{Labels: map[string]string{"app.kubernetes.io/managed-by": "me"}},
 		{Annotations: map[string]string{"expsync.dev/commit": "0"}},
+		// The Job controller's own labels: the API server would refuse
+		// the Job (a forged controller-uid could pass another Job's pods
+		// for this one's).
+		{Labels: map[string]string{"batch.kubernetes.io/controller-uid": "x"}},
+		{Labels: map[string]string{"controller-uid": "x"}},
+		{Labels: map[string]string{"job-name": "x"}},
+		{Labels: map[string]string{"kubernetes.io/hostname": "x"}},
+		{Labels: map[string]string{"node.k8s.io/x": "x"}},
 	} {
 		_, err := RenderJobObjects(testRun(func(r *Run) { r.Meta = bad }), testOptions())
 		if err == nil || !strings.Contains(err.Error(), "reserved") {
