@@ -17,6 +17,7 @@ build:
 
 envtest:
 	hack/envtest/build.sh "$(ENVTEST_DIR)"
+	hack/envtest/kueue-crds.sh "$(ENVTEST_DIR)/kueue-crds"
 
 # Gitea v1.27.3 built from the Go module proxy (cgo, ~14 minutes once),
 # cached in GITEA_DIR: the real forge of the pull-request tier. `make test`

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# build.sh DEST — build the envtest binaries (kube-apiserver, etcd) from the Go
-# module proxy into DEST/bin, for KUBEBUILDER_ASSETS=DEST/bin.
+# build.sh DEST — build the envtest binaries (kube-apiserver, etcd) and
+# kube-controller-manager (the Job controller, the garbage collector and the
+# quota controller the Job tests run against) from the Go module proxy into
+# DEST/bin, for KUBEBUILDER_ASSETS=DEST/bin.
 #
 # Needs only Go and the module proxy (GOPROXY): kube-apiserver comes from
 # k8s.io/kubernetes v1.37.2 with its staging modules replaced by the published
 # k8s.io/<name> v0.37.2, etcd from go.etcd.io/etcd/server/v3 (see go.mod next
 # to this script). The first run takes ~10-15 minutes on 2 cores; DEST/stamp
-# records what was built, and a run that finds a matching stamp and both
-# binaries returns at once. Delete DEST to force a rebuild.
+# records what was built, and a run that finds a matching stamp and every
+# binary returns at once (with a matching stamp, only missing binaries are
+# built). Delete DEST to force a rebuild.
 set -euo pipefail
 
 if [[ $# -ne 1 || -z "$1" ]]; then
@@ -25,10 +28,18 @@ export GOTOOLCHAIN=local
 # toolchain and the platform.
 stamp="kubernetes=$kube_version etcd=$etcd_version $(go env GOVERSION GOOS GOARCH | tr '\n' ' ')gomod=$(sha256sum <"$here/go.mod" | cut -c1-16)"
 
-if [[ -x "$dest/bin/kube-apiserver" && -x "$dest/bin/etcd" && -f "$dest/stamp" ]] &&
-	[[ "$(cat "$dest/stamp")" == "$stamp" ]]; then
-	echo "envtest binaries up to date in $dest/bin ($stamp)"
-	exit 0
+binaries=(etcd kube-apiserver kube-controller-manager)
+missing=()
+for b in "${binaries[@]}"; do
+	[[ -x "$dest/bin/$b" ]] || missing+=("$b")
+done
+if [[ -f "$dest/stamp" && "$(cat "$dest/stamp")" == "$stamp" ]]; then
+	if ((${#missing[@]} == 0)); then
+		echo "envtest binaries up to date in $dest/bin ($stamp)"
+		exit 0
+	fi
+else
+	missing=("${binaries[@]}")
 fi
 
 mkdir -p "$dest/bin"
@@ -60,12 +71,17 @@ build() { # build OUTPUT PACKAGE LDFLAGS
 }
 
 rm -f "$dest/stamp"
-build etcd go.etcd.io/etcd/server/v3 "-s"
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+for b in "${missing[@]}"; do
+	case $b in
+	etcd) build etcd go.etcd.io/etcd/server/v3 "-s" ;;
+	*) build "$b" "k8s.io/kubernetes/cmd/$b" "$kube_ldflags" ;;
+	esac
+done
 # sed, not head: head exits after one line and etcd, still writing, dies of
 # SIGPIPE, which pipefail turns into a failed build with no stamp.
 "$dest/bin/etcd" --version | sed -n 1p
 "$dest/bin/kube-apiserver" --version
+"$dest/bin/kube-controller-manager" --version
 echo "$stamp" >"$dest/.stamp.$$"
 mv -f "$dest/.stamp.$$" "$dest/stamp"
 echo "envtest binaries ready: KUBEBUILDER_ASSETS=$dest/bin"

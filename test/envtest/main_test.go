@@ -16,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/expsync/expsync/internal/standin"
 )
 
 // One API server for the whole package: started by the first test that
@@ -30,7 +34,15 @@ var apiServerOnce struct {
 }
 
 func TestMain(m *testing.M) {
+	// The stand-in kubelet runs containers by starting this binary again.
+	standin.RunSandbox()
+	// controller-runtime's informers log through it; the tests read
+	// objects, not logs.
+	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
+	if kcm := controllerManagerOnce.kcm; kcm != nil {
+		_ = kcm.Stop()
+	}
 	if env := apiServerOnce.env; env != nil && apiServerOnce.err == nil {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stop envtest:", err)
@@ -46,7 +58,7 @@ func TestMain(m *testing.M) {
 // first use. Without KUBEBUILDER_ASSETS the test is skipped with the command
 // that fixes it — except in CI (CI=true), where a missing API server is a
 // failure, never a silent skip.
-func apiServer(t *testing.T) *rest.Config {
+func apiServer(t testing.TB) *rest.Config {
 	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		const msg = "KUBEBUILDER_ASSETS is not set: build kube-apiserver and etcd once with " +
@@ -71,4 +83,31 @@ func apiServer(t *testing.T) *rest.Config {
 		t.Fatalf("start kube-apiserver and etcd from KUBEBUILDER_ASSETS=%s: %v", os.Getenv("KUBEBUILDER_ASSETS"), apiServerOnce.err)
 	}
 	return rest.CopyConfig(apiServerOnce.cfg)
+}
+
+// controllerManagerOnce is the package's kube-controller-manager (the Job
+// controller, the garbage collector, the quota controller), started by the
+// first test that needs Jobs to run.
+var controllerManagerOnce struct {
+	sync.Once
+	kcm *standin.ControllerManager
+	err error
+}
+
+// controllerManager starts kube-controller-manager next to the API server
+// once, and returns the API server's config.
+func controllerManager(t testing.TB) *rest.Config {
+	t.Helper()
+	cfg := apiServer(t)
+	controllerManagerOnce.Do(func() {
+		started := time.Now()
+		controllerManagerOnce.kcm, controllerManagerOnce.err = standin.StartControllerManager(apiServerOnce.env)
+		if controllerManagerOnce.err == nil {
+			fmt.Fprintf(os.Stderr, "envtest: kube-controller-manager started in %s\n", time.Since(started).Round(time.Millisecond))
+		}
+	})
+	if controllerManagerOnce.err != nil {
+		t.Fatal(controllerManagerOnce.err)
+	}
+	return cfg
 }

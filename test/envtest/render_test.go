@@ -133,7 +133,7 @@ func TestRenderedJobsAreAccepted(t *testing.T) {
 	t.Logf("%d Jobs accepted", total)
 }
 
-func createRestrictedNamespace(t *testing.T, ctx context.Context, client kubernetes.Interface, name string) {
+func createRestrictedNamespace(t testing.TB, ctx context.Context, client kubernetes.Interface, name string) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 		"pod-security.kubernetes.io/enforce": "restricted",
