@@ -36,6 +36,10 @@ type MergeOptions struct {
 	// verified folders; the others are listed apart as unverified. Nil
 	// verifies nothing: every folder not known is unverified.
 	Verify func(r tree.Reader, dir, experiment string) error
+	// Reproductions lists the reproduction statements of the run folder
+	// runDir, each verified (attest.VerifyTreeReproductions), for the
+	// README. Nil lists none.
+	Reproductions func(r tree.Reader, runDir string) []Reproduction
 	// OwnBatch says the batch's folders are the caller's own, signed by it
 	// and never read from a remote: those Merge adds or replaces are
 	// summarised from the batch without verifying them again. Folders the
@@ -309,24 +313,31 @@ func (l Layout) readSummary(r tree.Reader, experiment string, opts MergeOptions)
 			}
 			continue
 		}
-		if opts.Known != nil {
-			if run, ok := opts.Known(runDir); ok {
-				sum.Runs = append(sum.Runs, run)
-				continue
-			}
-		}
-		if err := l.verify(r, runDir, experiment, opts); err != nil {
-			sum.Unverified = append(sum.Unverified, Unverified{Dir: runDir, Reason: err.Error()})
-			continue
-		}
-		run, err := l.ReadRun(r, runDir, opts.MaxBytes())
+		run, err := l.knownOrVerified(r, runDir, experiment, opts)
 		if err != nil {
 			sum.Unverified = append(sum.Unverified, Unverified{Dir: runDir, Reason: err.Error()})
 			continue
 		}
+		if opts.Reproductions != nil {
+			run.Reproductions = opts.Reproductions(r, runDir)
+		}
 		sum.Runs = append(sum.Runs, run)
 	}
 	return sum, nil
+}
+
+// knownOrVerified reads a run folder the caller knows, or one that
+// verifies.
+func (l Layout) knownOrVerified(r tree.Reader, runDir, experiment string, opts MergeOptions) (Run, error) {
+	if opts.Known != nil {
+		if run, ok := opts.Known(runDir); ok {
+			return run, nil
+		}
+	}
+	if err := l.verify(r, runDir, experiment, opts); err != nil {
+		return Run{}, err
+	}
+	return l.ReadRun(r, runDir, opts.MaxBytes())
 }
 
 func (l Layout) verify(r tree.Reader, dir, experiment string, opts MergeOptions) error {
@@ -418,9 +429,17 @@ func (o MergeOptions) MaxBytes() int64 {
 // envelope but a signed file deleted (or one added) is not the same: ours
 // replaces it when Replace says so, restoring what was signed.
 func holdsExactly(head tree.Reader, dir string, files map[string][]byte) (bool, error) {
-	names, err := listFiles(head, dir)
+	all, err := listFiles(head, dir)
 	if err != nil {
 		return false, err
+	}
+	// Reproduction statements carry their own signatures and are not part
+	// of the run's result: a folder holding them is the same result.
+	names := all[:0:0]
+	for _, p := range all {
+		if !inReproductions(strings.TrimPrefix(p, dir+"/")) {
+			names = append(names, p)
+		}
 	}
 	if len(names) != len(files) {
 		return false, nil

@@ -20,6 +20,8 @@ type Run struct {
 	Metrics map[string]float64
 	// MetricText holds metrics that are not numbers, as JSON text.
 	MetricText map[string]string
+	// Reproductions are the run folder's reproduction statements.
+	Reproductions []Reproduction
 }
 
 // PlotChoice picks the plotted metric (Y) against a parameter (X), as an
@@ -47,6 +49,10 @@ func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverif
 	params := paramNames(runs)
 	metrics := metricNames(runs)
 	repeats := hasRepeats(runs)
+	reproduced := false
+	for _, r := range runs {
+		reproduced = reproduced || len(r.Reproductions) > 0
+	}
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Results: %s\n\n", experiment)
@@ -77,6 +83,9 @@ func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverif
 		cols = append(cols, "repeat")
 	}
 	cols = append(cols, "status", "duration", "CPU s (requested)", "peak memory (requested)")
+	if reproduced {
+		cols = append(cols, "reproduced")
+	}
 	cols = append(cols, metrics...)
 	b.WriteString("|")
 	for _, c := range cols {
@@ -84,7 +93,7 @@ func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverif
 	}
 	b.WriteString("\n|")
 	for i := range cols {
-		if i == 0 || i > len(params)+repeatCols(repeats) && i <= len(params)+repeatCols(repeats)+2 {
+		if i == 0 || i > len(params)+repeatCols(repeats) && i <= len(params)+repeatCols(repeats)+2 || reproduced && i == len(params)+repeatCols(repeats)+5 {
 			b.WriteString(" --- |")
 		} else {
 			b.WriteString(" ---: |")
@@ -108,6 +117,9 @@ func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverif
 		row = append(row, statusCell(rec), formatDuration(rec.Duration()),
 			withRequest(strconv.FormatFloat(round(rec.Usage.CPUSeconds, 2), 'f', -1, 64), rec.Requests.CPU, rec.Usage.SelfReported),
 			withRequest(formatPeakMemory(rec.Usage), rec.Requests.Memory, rec.Usage.SelfReported))
+		if reproduced {
+			row = append(row, reproducedCell(r))
+		}
 		for _, m := range metrics {
 			if v, ok := r.Metrics[m]; ok {
 				row = append(row, formatFloat(v))
@@ -123,6 +135,7 @@ func RenderExperiment(experiment string, runs []Run, plots []PlotChoice, unverif
 		}
 		b.WriteString("\n")
 	}
+	writeReproductions(&b, runs)
 	writeUnverified(&b, unverified)
 	page.Readme = b.Bytes()
 	return page
