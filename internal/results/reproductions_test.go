@@ -114,3 +114,22 @@ func changedPaths(c Changes) []string {
 	}
 	return out
 }
+
+// TestDrawnPlotsRoundTrip: the plots a README records are read back, so
+// adding a statement redraws the README with the plots its spec chose.
+func TestDrawnPlotsRoundTrip(t *testing.T) {
+	choices := []PlotChoice{{X: "samples", Y: "abs_error"}, {X: "seed", Y: "estimate"}}
+	head := tree.NewMemory()
+	writeAll(t, head, map[string][]byte{"results/pi/README.md": RenderExperiment("pi", sweepRuns(), choices).Readme})
+	got, err := Layout{}.DrawnPlots(head, "pi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(choices, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	writeAll(t, head, map[string][]byte{"results/pi/README.md": RenderExperiment("pi", sweepRuns(), nil).Readme})
+	if got, err := (Layout{}).DrawnPlots(head, "pi"); err != nil || got != nil {
+		t.Errorf("default plot: %v %v", got, err)
+	}
+}
