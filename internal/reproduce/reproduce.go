@@ -24,6 +24,10 @@ type Options struct {
 	Progress func(Event)
 	// Heartbeat is how often a running reproduction reports (default 10s).
 	Heartbeat time.Duration
+	// Execute runs the contract once, afresh (never the run cache); nil
+	// runs it with the runner here. serve's audit passes its executor's,
+	// so reproductions share the machine's capacity with runs.
+	Execute func(ctx context.Context, c contract.Contract) (*contract.Result, error)
 }
 
 // Event is one step of a reproduction, for progress output.
@@ -165,6 +169,9 @@ func tolerancesOf(m *Material, objs *Objects) Tolerances {
 // execute runs the contract once, afresh: through the runner, never the
 // run cache (the attested result stays the run's), reporting its progress.
 func (opts Options) execute(ctx context.Context, c contract.Contract) (*contract.Result, error) {
+	if opts.Execute != nil {
+		return opts.Execute(ctx, c)
+	}
 	ro := opts.Machine.Runner
 	ro.Store = opts.Machine.Store
 	started := make(chan time.Time, 1)
