@@ -105,6 +105,9 @@ func New(opts Options) (*Auditor, error) {
 	if opts.Log == nil {
 		opts.Log = func(string, ...any) {}
 	}
+	if opts.Author.Name == "" {
+		opts.Author = gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}
+	}
 	if opts.Runner.WorkRoot == "" {
 		opts.Runner.WorkRoot = filepath.Join(opts.StateDir, "work")
 	}
