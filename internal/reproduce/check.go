@@ -33,6 +33,17 @@ type Machine struct {
 	GPUs        int
 	// Runner are the runner's options (secrets file, HTTP client, PATH...).
 	Runner runner.Options
+	// FreeBytes says how much space the file system of a folder has left
+	// (default: statfs).
+	FreeBytes func(dir string) (int64, error)
+}
+
+func statfsFree(dir string) (int64, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return 0, err
+	}
+	return int64(fs.Bavail) * int64(fs.Bsize), nil
 }
 
 // Problem is a reason a reproduction cannot work here, found before
@@ -135,11 +146,14 @@ func checkDisk(m *Material, mach Machine, add func(check, fix, format string, ar
 		need += o.Size
 	}
 	need += m.Record.LogSize
-	var fs unix.Statfs_t
-	if err := unix.Statfs(mach.Store.Root(), &fs); err != nil {
+	freeBytes := mach.FreeBytes
+	if freeBytes == nil {
+		freeBytes = statfsFree
+	}
+	free, err := freeBytes(mach.Store.Root())
+	if err != nil {
 		return
 	}
-	free := int64(fs.Bavail) * int64(fs.Bsize)
 	if need > free {
 		add("disk", "free space there, or give --store on a larger file system",
 			"the run's outputs and log were %s; %s has %s free", bytesText(need), mach.Store.Root(), bytesText(free))
@@ -266,4 +280,18 @@ func redactURL(u string) string {
 	return u
 }
 
-func bytesText(n int64) string { return resource.NewQuantity(n, resource.BinarySI).String() + "B" }
+// bytesText writes a size for people: "812 B", "1.5 GiB".
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, suffix := float64(n), "B"
+	for _, s := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
+		if f < unit {
+			break
+		}
+		f, suffix = f/unit, s
+	}
+	return fmt.Sprintf("%.1f %s", f, suffix)
+}
