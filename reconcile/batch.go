@@ -110,7 +110,7 @@ func (b *batcher) flush(ctx context.Context) error {
 	var report results.MergeReport
 	commit, err := b.t.Pusher.CommitBack(ctx, msg, files, func(head tree.Reader, ours map[string][]byte) (map[string][]byte, error) {
 		changes, rep, err := b.layout.Merge(head, ours, results.MergeOptions{Replace: b.replace(runs), Known: known, Verify: b.r.summaryCheck,
-			Plots: b.plots,
+			Plots: b.plots, Reproductions: b.r.reproductions,
 			// The batch holds only folders this process built and signed.
 			OwnBatch: true})
 		report = rep

@@ -47,7 +47,7 @@ func (r *Reconciler) refreshSummaries(ctx context.Context, t Target, layout resu
 	choices := plotChoices(runs)
 	// Folders are verified once per tree ID (verifyFolderOnce): those the
 	// plan checked cost a lookup.
-	opts := results.MergeOptions{Verify: r.summaryCheck}
+	opts := results.MergeOptions{Verify: r.summaryCheck, Reproductions: r.reproductions}
 	if !committed {
 		stale, err := layout.Refresh(t.resultsTree(), choices, opts)
 		if err != nil || len(stale) == 0 {

@@ -29,6 +29,7 @@ import (
 	"github.com/expsync/expsync/internal/reproduce"
 	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/internal/runner"
+	"github.com/expsync/expsync/reconcile"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
 )
@@ -345,7 +346,7 @@ func (a *Auditor) commit(ctx context.Context, src *gitsource.Source, branch stri
 	mergeOpts := results.MergeOptions{
 		Verify: verify,
 		Reproductions: func(r tree.Reader, runDir string) []results.Reproduction {
-			return Listed(r, runDir, trusted)
+			return reconcile.ListReproductions(r, runDir, trusted)
 		},
 	}
 	msg := fmt.Sprintf("expsync: audit reproduced %d run(s): %s", len(verdicts), joinCounts(verdicts))
@@ -355,24 +356,6 @@ func (a *Auditor) commit(ctx context.Context, src *gitsource.Source, branch stri
 			return map[string][]byte(changes), err
 		})
 	return err
-}
-
-// Listed verifies the statements of the run folder runDir against trusted
-// keys, for the README.
-func Listed(r tree.Reader, runDir string, trusted attest.Verifiers) []results.Reproduction {
-	files, err := attest.VerifyTreeReproductions(r, runDir, attest.FolderOptions{Keys: trusted})
-	if err != nil {
-		return nil
-	}
-	out := make([]results.Reproduction, 0, len(files))
-	for _, f := range files {
-		rp := results.Reproduction{File: path.Base(f.Name), Verdict: f.Verdict, BuilderID: f.BuilderID, FinishedOn: f.FinishedOn}
-		if !f.OK {
-			rp.Unverified = f.Reason
-		}
-		out = append(out, rp)
-	}
-	return out
 }
 
 func joinCounts(verdicts []string) string {

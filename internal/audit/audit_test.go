@@ -1,4 +1,4 @@
-package audit
+package audit_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/audit"
+	"github.com/expsync/expsync/internal/deploy"
 	"github.com/expsync/expsync/internal/gitpeer"
 	"github.com/expsync/expsync/internal/reproduce"
 	"github.com/expsync/expsync/internal/testkeys"
@@ -33,7 +35,7 @@ spec:
 
 type auditLab struct {
 	*gitpeer.Lab
-	deploy *reconcile.Local
+	deploy *deploy.Deployment
 	src    *gitsource.Source
 	key    string
 	state  string
@@ -46,7 +48,7 @@ func newAuditLab(t *testing.T) *auditLab {
 	l.key, _ = testkeys.Write(t, t.TempDir(), "deploy")
 	l.Commit("sweep", map[string]string{"experiments/sq.yaml": sweep})
 	ctx := testCtx(t)
-	d, _, err := reconcile.OpenLocal(ctx, reconcile.LocalOptions{StoreDir: filepath.Join(l.state, "store"), StateDir: filepath.Join(l.state, "state"),
+	d, err := deploy.Open(ctx, deploy.Options{StoreDir: filepath.Join(l.state, "store"), StateDir: filepath.Join(l.state, "state"),
 		Key: l.key, BatchInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -69,14 +71,14 @@ func (l *auditLab) reconcile(t *testing.T) *reconcile.Report {
 	}
 	var rep *reconcile.Report
 	for _, ch := range changes {
-		if rep, err = l.deploy.ReconcileRef(testCtx(t), l.src, ch); err != nil {
+		if rep, err = l.deploy.Refs.ReconcileRef(testCtx(t), l.src, ch); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return rep
 }
 
-func (l *auditLab) auditor(t *testing.T, fraction float64, perBranch int) *Auditor {
+func (l *auditLab) auditor(t *testing.T, fraction float64, perBranch int) *audit.Auditor {
 	t.Helper()
 	keys := func() (*attest.Signer, attest.Verifiers, error) {
 		s, err := attest.LoadSigner(context.Background(), l.key)
@@ -86,7 +88,7 @@ func (l *auditLab) auditor(t *testing.T, fraction float64, perBranch int) *Audit
 		k, err := attest.NewKey("deploy", s.Public())
 		return s, attest.Verifiers{k}, err
 	}
-	a, err := New(Options{Fraction: fraction, PerBranch: perBranch, Keys: keys, Store: l.deploy.Store,
+	a, err := audit.New(audit.Options{Fraction: fraction, PerBranch: perBranch, Keys: keys, Store: l.deploy.Store,
 		StateDir: filepath.Join(l.state, "audit"), Log: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +157,7 @@ func TestAuditReproducesTheSampleOnce(t *testing.T) {
 func TestAuditSamplesDeterministically(t *testing.T) {
 	l := newAuditLab(t)
 	pub := strings.TrimSuffix(l.key, ".key") + ".pub"
-	for _, a := range []*Auditor{l.auditor(t, 0.5, 10), l.auditor(t, 0.5, 10)} {
+	for _, a := range []*audit.Auditor{l.auditor(t, 0.5, 10), l.auditor(t, 0.5, 10)} {
 		if err := a.Audit(testCtx(t), l.src, "main"); err != nil {
 			t.Fatal(err)
 		}
