@@ -45,6 +45,10 @@ The configuration file (YAML):
   concurrency: 4
   gpus: 0                              # GPUs the runs' requests may add up to
   secretsFile: /etc/expsync/secrets.yaml  # {secret: {key: value}}, after EXPSYNC_SECRET_<NAME>_<KEY>
+  # Re-execute a sample of the finished runs of trusted branches from their
+  # attestations and commit signed reproduction statements (the same runs
+  # for every serve: chosen by run ID); READMEs show the verdicts.
+  audit: {fraction: 0.05, perBranch: 1}
   repositories:
     - url: https://git.example/lab/experiments.git
       auth: {usernameEnv: GIT_USER, passwordEnv: GIT_TOKEN}
@@ -157,8 +161,21 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 			return &exitError{2, fmt.Errorf("%s: repositories[%d]: %w", o.Config, i, err)}
 		}
 	}
+	auditor, err := newAuditor(cfg, opts, d, logf)
+	if err != nil {
+		d.Close(context.Background())
+		return &exitError{2, fmt.Errorf("%s: %w", o.Config, err)}
+	}
+	auditDone := make(chan struct{})
+	if auditor != nil {
+		go func() { defer close(auditDone); auditor.Run(ctx) }()
+		logf("auditing %g of the finished runs of trusted branches", cfg.Audit.Fraction)
+	} else {
+		close(auditDone)
+	}
 	logf("serving %d repositories, polling every %s (store %s, state %s)", len(sources), cfg.Interval.Duration, cfg.Store, cfg.State)
-	err = d.Refs.Serve(ctx, sources, reconcile.ServeOptions{Interval: cfg.Interval.Duration, Log: logf, Finished: reviews.finished})
+	err = d.Refs.Serve(ctx, sources, reconcile.ServeOptions{Interval: cfg.Interval.Duration, Log: logf, Finished: auditAfter(auditor, reviews.finished)})
+	<-auditDone // ctx ended: a reproduction in flight was cancelled
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reviews.close(shutdown)

@@ -92,7 +92,7 @@ type request struct {
 // New makes an Auditor; Run starts it.
 func New(opts Options) (*Auditor, error) {
 	switch {
-	case opts.Fraction <= 0 || opts.Fraction > 1:
+	case !(opts.Fraction > 0 && opts.Fraction <= 1): // NaN too
 		return nil, fmt.Errorf("audit fraction %v: give a fraction of runs above 0 and at most 1 (0.05 reproduces one run in twenty)", opts.Fraction)
 	case opts.Keys == nil || opts.Store == nil || opts.StateDir == "":
 		return nil, errors.New("audit: keys, store and state folder are required")

@@ -33,6 +33,19 @@ type Config struct {
 	// SecretsFile is a YAML file {secret: {key: value}} for secretRef
 	// variables not set as EXPSYNC_SECRET_<NAME>_<KEY>.
 	SecretsFile string `yaml:"secretsFile"`
+	// Audit re-executes a sample of the finished runs of trusted branches
+	// and commits signed reproduction statements (docs/reproducing-runs.md).
+	Audit *AuditConfig `yaml:"audit"`
+}
+
+// AuditConfig is serve's audit sampling.
+type AuditConfig struct {
+	// Fraction of the finished runs re-executed, chosen by run ID so every
+	// serve process agrees (0 < fraction <= 1).
+	Fraction float64 `yaml:"fraction"`
+	// PerBranch bounds the runs reproduced per branch after each
+	// reconcile (default 1).
+	PerBranch int `yaml:"perBranch"`
 }
 
 // AuthorConfig is the author of results commits.

@@ -27,6 +27,7 @@ var configSections = map[string]string{
 	"RefConfig":        "a ref",
 	"ForgeConfig":      "a repository's forge",
 	"VerifyConfig":     "a repository's verify",
+	"AuditConfig":      "audit",
 }
 
 // LoadConfig reads serve's configuration file; relative paths in it are
@@ -88,6 +89,14 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	}
 	if cfg.GPUs < 0 || cfg.Concurrency < 0 {
 		return nil, fmt.Errorf("%s: gpus %d, concurrency %d: give numbers of 0 or more", file, cfg.GPUs, cfg.Concurrency)
+	}
+	if a := cfg.Audit; a != nil {
+		if !(a.Fraction > 0 && a.Fraction <= 1) { // NaN too
+			return nil, fmt.Errorf("%s: audit.fraction %v: give the share of finished runs to re-execute, above 0 and at most 1 (0.05: one run in twenty)", file, a.Fraction)
+		}
+		if a.PerBranch < 0 {
+			return nil, fmt.Errorf("%s: audit.perBranch %d: give the runs reproduced per branch and reconcile (default 1)", file, a.PerBranch)
+		}
 	}
 	if len(cfg.Repositories) == 0 {
 		return nil, fmt.Errorf("%s: repositories: at least one repository is required", file)

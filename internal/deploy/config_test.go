@@ -61,6 +61,10 @@ repositories:
 		{"shared results branch (QA F17)", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', trusted: true, resultsBranch: expsync-results}]}]\n",
 			`repositories[0].refs[0]: resultsBranch "expsync-results" is shared by every ref matching "refs/pull/*/head"`},
 		{"unknown placeholder", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', trusted: true, resultsBranch: 'r/{{pr}}'}]}]\n", "unknown placeholder {{pr}}"},
+		{"audit fraction above 1", "key: k\naudit: {fraction: 5}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "audit.fraction 5: give the share of finished runs"},
+		{"audit fraction NaN", "key: k\naudit: {fraction: .nan}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "audit.fraction NaN"},
+		{"audit without a fraction", "key: k\naudit: {perBranch: 2}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "audit.fraction 0"},
+		{"audit: unknown field", "key: k\naudit: {fracton: 0.1}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "field fracton not found in audit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("EXPSYNC_KEY", "")
@@ -75,6 +79,7 @@ repositories:
 func FuzzServeConfig(f *testing.F) {
 	f.Add([]byte("key: k\nrepositories: [{url: x, refs: [{pattern: main}]}]\n"))
 	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("key: k\naudit: {fraction: 0.05, perBranch: 2}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := ParseConfig("serve.yaml", data)
 		if err != nil {
@@ -85,6 +90,9 @@ func FuzzServeConfig(f *testing.F) {
 		}
 		if cfg.Key == "" || len(cfg.Repositories) == 0 {
 			t.Fatalf("accepted an incomplete configuration: %+v", cfg)
+		}
+		if a := cfg.Audit; a != nil && (!(a.Fraction > 0 && a.Fraction <= 1) || a.PerBranch < 0) {
+			t.Fatalf("accepted audit %+v", *a)
 		}
 	})
 }

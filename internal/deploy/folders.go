@@ -13,7 +13,7 @@ import (
 // Entries expsync makes in a store folder and in a state folder.
 var (
 	StoreEntries = []string{"sha256", "trees", "gitblobs", "runs", "locks", "tmp", "work"}
-	StateEntries = []string{"executor", "git", "work", "reproduce"}
+	StateEntries = []string{"executor", "git", "work", "reproduce", "audit"}
 )
 
 // CheckOwnFolder refuses a store or state folder that holds other things

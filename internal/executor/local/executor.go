@@ -120,7 +120,21 @@ type Job struct {
 	// abandoned it: two branches planning one run share its job, and one
 	// branch giving up must not end the other's run.
 	waiters int
+	// fresh marks a reproduction (ExecuteFresh): executed afresh, never
+	// from or into the run cache, never shared with the run's own job.
+	fresh bool
 }
+
+// key is the job's key in Executor.jobs: its run ID, or for a
+// reproduction a key of its own, so it never joins the run's job.
+func (j *Job) key() string {
+	if j.fresh {
+		return freshKey(j.RunID)
+	}
+	return j.RunID
+}
+
+func freshKey(runID string) string { return "reproduction/" + runID }
 
 // Done is closed when the job finished.
 func (j *Job) Done() <-chan struct{} { return j.done }
@@ -345,7 +359,7 @@ func (e *Executor) execute(j *Job) {
 func (e *Executor) finishLocked(j *Job, res *contract.Result, err error) {
 	j.result, j.err = res, err
 	j.cancel()
-	delete(e.jobs, j.RunID)
+	delete(e.jobs, j.key())
 	e.counts.Finished++
 	if res != nil && res.Status == contract.Succeeded {
 		e.counts.Succeeded++
@@ -359,6 +373,9 @@ func (e *Executor) finishLocked(j *Job, res *contract.Result, err error) {
 // runJob journals the run, runs it through the run cache and ends the
 // record once the result is stored.
 func (e *Executor) runJob(j *Job) (*contract.Result, error) {
+	if j.fresh {
+		return e.runFresh(j)
+	}
 	rec := record{RunID: j.RunID, Contract: j.Contract, Meta: j.Meta, SubmittedAt: time.Now().UTC()}
 	if err := e.journal.run(rec); err != nil {
 		return nil, fmt.Errorf("journal run %s: %w", j.RunID, err)
@@ -423,7 +440,7 @@ func (e *Executor) cancelAndUnlock(j *Job) {
 // the caller must not wait for it.
 func (e *Executor) Abandon(j *Job) (goesOn bool) {
 	e.mu.Lock()
-	if e.jobs[j.RunID] != j {
+	if e.jobs[j.key()] != j {
 		e.mu.Unlock()
 		return false // finished already
 	}
@@ -483,7 +500,7 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	queued := append([]*Job(nil), e.queue...)
 	e.mu.Unlock()
 	for _, j := range queued {
-		e.Cancel(j.RunID)
+		e.Cancel(j.key())
 	}
 	allDone := make(chan struct{})
 	go func() {
