@@ -116,8 +116,11 @@ type Reconciler struct {
 	mu       sync.Mutex
 	inflight map[string]map[string]context.CancelCauseFunc // target key -> run ID -> cancel
 	verified verifiedTrees
-	eventsMu sync.Mutex
-	holds    holdSet
+	// statements remembers the reproduction statements listed per run
+	// folder tree, for the READMEs (reproductions.go).
+	statements statementLists
+	eventsMu   sync.Mutex
+	holds      holdSet
 }
 
 // Report says what one reconcile did.

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"path"
+	"sync"
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/internal/results"
@@ -29,11 +30,51 @@ func ListReproductions(snap tree.Reader, runDir string, trusted attest.Verifiers
 }
 
 // reproductions is results.MergeOptions.Reproductions: the statements of
-// a run folder, verified with this reconciler's trusted keys.
+// a run folder, verified with this reconciler's trusted keys. Summaries are
+// refreshed at every reconcile: a folder whose Git tree ID was listed
+// before (the tree names every statement's bytes) is not verified again.
 func (r *Reconciler) reproductions(snap tree.Reader, runDir string) []results.Reproduction {
 	_, trusted, err := r.keys()
 	if err != nil {
 		return nil
 	}
-	return ListReproductions(snap, runDir, trusted)
+	e, err := snap.Stat(runDir)
+	if err != nil || e.Hash == "" {
+		return ListReproductions(snap, runDir, trusted)
+	}
+	key := statementKey{tree: e.Hash, dir: runDir}
+	if list, ok := r.statements.get(key); ok {
+		return list
+	}
+	list := ListReproductions(snap, runDir, trusted)
+	r.statements.put(key, list)
+	return list
+}
+
+// statementLists caches ListReproductions by run folder tree ID (the
+// trusted keys of a Reconciler are fixed); bounded like verifiedTrees.
+type statementLists struct {
+	mu sync.Mutex
+	m  map[statementKey][]results.Reproduction
+}
+
+type statementKey struct {
+	tree tree.Hash
+	dir  string
+}
+
+func (s *statementLists) get(k statementKey) ([]results.Reproduction, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list, ok := s.m[k]
+	return list, ok
+}
+
+func (s *statementLists) put(k statementKey, list []results.Reproduction) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil || len(s.m) >= maxVerifiedTrees {
+		s.m = map[statementKey][]results.Reproduction{}
+	}
+	s.m[k] = list
 }

@@ -2,7 +2,6 @@ package results
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -153,7 +152,7 @@ func (l Layout) AddReproductions(head tree.Reader, statements map[string][]byte,
 	}
 	for exp := range affected {
 		if _, ok := plots[exp]; !ok {
-			if drawn, err := l.DrawnPlots(head, exp); err == nil {
+			if drawn, ok, err := l.drawnPlots(head, exp); err == nil && ok {
 				plots[exp] = drawn
 			}
 		}
@@ -178,27 +177,4 @@ func (l Layout) reproductionPath(p string) (experiment, runDir string, err error
 		return "", "", fmt.Errorf("add reproduction: %s is not %s/<experiment>/<run-id>/%s/<name>", p, l.root(), ReproductionsDir)
 	}
 	return parts[0], path.Join(l.root(), parts[0], parts[1]), nil
-}
-
-// DrawnPlots returns the plots the README of experiment in r was drawn
-// with (its plots marker); nil for the default plot or no README.
-func (l Layout) DrawnPlots(r tree.Reader, experiment string) ([]PlotChoice, error) {
-	readme, err := r.ReadFile(path.Join(l.ExperimentDir(experiment), ReadmeFile), 1<<20)
-	if errors.Is(err, tree.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	head, _, _ := bytes.Cut(readme, []byte("\n|"))
-	for line := range bytes.Lines(head) {
-		if rest, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte(plotsMarkerPrefix)); ok {
-			var choices []PlotChoice
-			if err := json.Unmarshal(bytes.TrimSuffix(rest, []byte(" -->")), &choices); err != nil {
-				return nil, fmt.Errorf("README of %s: plots marker: %w", experiment, err)
-			}
-			return choices, nil
-		}
-	}
-	return nil, nil
 }

@@ -47,6 +47,9 @@ func TestAddReproductions(t *testing.T) {
 	dir := "results/pi/" + rec.RunID
 	existing := dir + "/reproductions/old.intoto.jsonl"
 	writeAll(t, head, map[string][]byte{existing: []byte("old")})
+	// The README was drawn with plots its spec chose: they stay.
+	choices := []PlotChoice{{X: "seed", Y: "m"}}
+	writeAll(t, head, map[string][]byte{"results/pi/README.md": RenderExperiment("pi", []Run{{Record: rec}}, choices).Readme})
 	gone := "results/pi/" + strings.Repeat("d", 64) + "/reproductions/x.intoto.jsonl"
 	statements := map[string][]byte{
 		dir + "/reproductions/new.intoto.jsonl": []byte("new"),
@@ -75,7 +78,7 @@ func TestAddReproductions(t *testing.T) {
 		t.Errorf("changes %v", changedPaths(changes))
 	}
 	readme := string(changes["results/pi/README.md"])
-	if !strings.Contains(readme, "2 reproductions") || !strings.Contains(readme, "new.intoto.jsonl") {
+	if !strings.Contains(readme, "2 reproductions") || !strings.Contains(readme, "new.intoto.jsonl") || !strings.Contains(readme, PlotsMarker(choices)) {
 		t.Errorf("README:\n%s", readme)
 	}
 	if changes["results/README.md"] == nil {
@@ -113,23 +116,4 @@ func changedPaths(c Changes) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// TestDrawnPlotsRoundTrip: the plots a README records are read back, so
-// adding a statement redraws the README with the plots its spec chose.
-func TestDrawnPlotsRoundTrip(t *testing.T) {
-	choices := []PlotChoice{{X: "samples", Y: "abs_error"}, {X: "seed", Y: "estimate"}}
-	head := tree.NewMemory()
-	writeAll(t, head, map[string][]byte{"results/pi/README.md": RenderExperiment("pi", sweepRuns(), choices).Readme})
-	got, err := Layout{}.DrawnPlots(head, "pi")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(choices, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-	writeAll(t, head, map[string][]byte{"results/pi/README.md": RenderExperiment("pi", sweepRuns(), nil).Readme})
-	if got, err := (Layout{}).DrawnPlots(head, "pi"); err != nil || got != nil {
-		t.Errorf("default plot: %v %v", got, err)
-	}
 }
