@@ -25,7 +25,12 @@ const (
 // ExperimentRepositorySpec says which repository to watch, which of its
 // refs run, who signs what, and where the runs execute.
 //
+// The password rule is the spec's, not the url's: the API server quotes a
+// refused string field's value in its answer, and an object's as "object",
+// so the refusal never repeats the password.
+//
 // +kubebuilder:object:generate=true
+// +kubebuilder:validation:XValidation:rule="!self.url.matches('^[a-z]+://[^/@]*:[^/@]*@')",fieldPath=".url",message="url: a password in the URL would be shown in status, events and logs; remove it and put the credentials in the Secret named by secretRef (keys username and password, or bearerToken)"
 // +kubebuilder:validation:XValidation:rule="!self.url.startsWith('http://') || (has(self.allowHTTP) && self.allowHTTP)",message="url: plain http:// sends code and credentials unencrypted; use https:// or ssh://, or set allowHTTP: true for a private network"
 // +kubebuilder:validation:XValidation:rule="self.refs.all(r, has(r.trusted) && r.trusted) || has(self.verify)",message="refs: an untrusted ref runs only commits signed by an allowed key, and verify names none; add verify.secretRef (public keys) or set trusted: true"
 type ExperimentRepositorySpec struct {
@@ -33,7 +38,6 @@ type ExperimentRepositorySpec struct {
 	// http://. Credentials never go in the URL: name a Secret in secretRef.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern="^(https?|ssh)://[^\\s]+$"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-z]+://[^/@]*:[^/@]*@')",message="url: a password in the URL would be shown in status, events and logs; remove it and put the credentials in the Secret named by secretRef (keys username and password, or bearerToken)"
 	// +required
 	URL string `json:"url"`
 
