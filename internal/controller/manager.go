@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	runtimeclient "github.com/fluxcd/pkg/runtime/client"
@@ -59,6 +60,10 @@ type Options struct {
 	RunnerImage string
 	MaxInFlight int
 	StoreRoot   string
+
+	// restartable lets a test start the controller again in one process
+	// (controller-runtime refuses a second controller of the same name).
+	restartable bool
 }
 
 // BindFlags adds the flags to fs with Flux's defaults (--kube-api-qps 50,
@@ -189,10 +194,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o *Options, exec ExecutorSetup
 	}
 	r := &Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), EventRecorder: recorder,
-		Metrics: helper.NewMetrics(mgr, metrics.MustMakeRecorder()), Own: NewMetrics(),
+		Metrics: helper.NewMetrics(mgr, fluxRecorder()), Own: NewMetrics(),
 		ControllerName: ControllerName, Executors: factory, Settings: o.Settings,
 	}
-	err = r.SetupWithManager(ctx, mgr, controller.Options{RateLimiter: helper.GetRateLimiter(o.RateLimiter)})
+	copts := controller.Options{RateLimiter: helper.GetRateLimiter(o.RateLimiter)}
+	if o.restartable {
+		copts.SkipNameValidation = ptr.To(true)
+	}
+	err = r.SetupWithManager(ctx, mgr, copts)
 	return r, err
 }
 
@@ -210,4 +219,16 @@ func clientConfig(o *Options) (*rest.Config, error) {
 	cfg.QPS, cfg.Burst = o.Client.QPS, o.Client.Burst
 	cfg.UserAgent = ControllerName
 	return cfg, nil
+}
+
+var (
+	fluxRecorderOnce sync.Once
+	fluxRecorderInst *metrics.Recorder
+)
+
+// fluxRecorder registers Flux's reconcile metrics once per process (a
+// restarted manager in the same process reuses them).
+func fluxRecorder() *metrics.Recorder {
+	fluxRecorderOnce.Do(func() { fluxRecorderInst = metrics.MustMakeRecorder() })
+	return fluxRecorderInst
 }

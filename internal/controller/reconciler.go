@@ -158,8 +158,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	oldObj := obj.DeepCopy()
 	sp := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
-		isSuccess := func(res ctrl.Result, err error) bool { return err == nil && res.RequeueAfter > 0 }
-		retErr = runtimereconcile.NewResultFinalizer(isSuccess, "").Finalize(obj, result, retErr)
+		finalize(obj, retErr)
 		opts := runtimereconcile.AddPatchOptions(obj, nil, ownedConditions, r.ControllerName)
 		if err := sp.Patch(ctx, obj, opts...); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
@@ -449,7 +448,7 @@ func (r *Reconciler) recordMetrics(obj *v1alpha1.ExperimentRepository, st *repoS
 // notification-controller can forward them and set commit statuses):
 //   - a ref whose commit is done (every run's result committed): Normal,
 //     with <group>/revision <ref>@sha1:<hex> and <group>/commit_status
-//     update, once per ref and commit;
+//     update, once per results commit;
 //   - Ready turning False, or its reason or message changing: Warning;
 //   - Ready back to True after False: Normal.
 func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repoState) {
@@ -464,9 +463,12 @@ func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repo
 			done := p != nil && p.finished && p.commit != "" && ref.ObservedCommit == revision(ref.Name, p.commit) &&
 				ref.Runs.Running == 0 && ref.Runs.Held == 0 && ref.Message == "" && ref.Runs.Planned > 0 &&
 				ref.Runs.Succeeded+ref.Runs.Failed >= ref.Runs.Planned
-			already := st.notified[ref.Name] == ref.ObservedCommit
+			// One event per results commit: a commit whose runs were all
+			// done already (expsync's own results commit, seen at the next
+			// poll) announces nothing new.
+			already := ref.LastResultsCommit == "" || st.notified[ref.Name] == ref.LastResultsCommit
 			if done {
-				st.notified[ref.Name] = ref.ObservedCommit
+				st.notified[ref.Name] = ref.LastResultsCommit
 			}
 			st.mu.Unlock()
 			if !done || already {
@@ -495,5 +497,28 @@ func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repo
 		r.EventRecorder.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeWarning, ready.Reason, "reconcile", "%s", ready.Message)
 	case ready.Status == metav1.ConditionTrue && oldReady != nil && oldReady.Status == metav1.ConditionFalse:
 		r.EventRecorder.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeNormal, ready.Reason, "reconcile", "%s", ready.Message)
+	}
+}
+
+// finalize completes the kstatus conditions after the steps: summarize set
+// Ready, Reconciling and Stalled from the engine's state; an error of a
+// step (a Secret missing, the refs not listed) is retried, so it is never
+// Stalled, Reconciling says a retry comes and Ready=False carries it.
+// Flux's ResultFinalizer reads a requeue without error as success and would
+// mark Ready=True while runs are still in flight, so expsync does not use
+// it. The handled reconcile.fluxcd.io/requestedAt is recorded.
+func finalize(obj *v1alpha1.ExperimentRepository, recErr error) {
+	if recErr != nil {
+		msg := bounded(recErr.Error())
+		conditions.Delete(obj, meta.StalledCondition)
+		if !conditions.IsFalse(obj, meta.ReadyCondition) {
+			conditions.MarkFalse(obj, meta.ReadyCondition, meta.FailedReason, "%s", msg)
+		}
+		if !conditions.IsReconciling(obj) {
+			conditions.MarkTrue(obj, meta.ReconcilingCondition, meta.ProgressingWithRetryReason, "%s", msg)
+		}
+	}
+	if v, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
+		obj.Status.SetLastHandledReconcileRequest(v)
 	}
 }

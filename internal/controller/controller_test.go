@@ -1,0 +1,310 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/internal/gitpeer"
+	"github.com/expsync/expsync/tree"
+)
+
+const (
+	gitUser     = "lab"
+	gitPassword = "pa55-w0rd-never-shown"
+	// busybox is a digest-pinned image: kubernetes mode plans only those.
+	// The host executor runs the command on the host, as a pod would.
+	busybox = "docker.io/library/busybox@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+)
+
+func squareSweep(xs string) map[string]string {
+	return map[string]string{
+		"experiments/square.yaml": `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: square
+spec:
+  image: ` + busybox + `
+  command: ["sh", "square.sh", "{{params.x}}"]
+  context: code/square
+  sweep:
+    matrix:
+      x: [` + xs + `]
+  outputs: [out/result.txt]
+  metrics: out/metrics.json
+  resources: {cpu: 100m, memory: 16Mi}
+  timeout: 1m
+`,
+		"code/square/square.sh": `set -e
+mkdir -p out
+echo $(($1 * $1)) > out/result.txt
+printf '{"square": %d}\n' $(($1 * $1)) > out/metrics.json
+`,
+	}
+}
+
+// invalidExperiment has a typo three lines in: its file:line:col must
+// reach the status, and it must not stop the valid experiment.
+var invalidExperiment = map[string]string{"experiments/broken.yaml": `apiVersion: expsync.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: broken
+spec:
+  image: ` + busybox + `
+  comand: ["true"]
+`}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+type fixture struct {
+	t     *testing.T
+	c     client.Client
+	lab   *gitpeer.Lab
+	key   client.ObjectKey
+	pub   *attest.Key
+	execs *hostExecutors
+	state string
+}
+
+func newFixture(t *testing.T, ns string) *fixture {
+	cfg := apiServer(t)
+	c, err := client.New(cfg, client.Options{Scheme: NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, c: c, lab: gitpeer.New(t, &gitpeer.Auth{Username: gitUser, Password: gitPassword}),
+		key: client.ObjectKey{Namespace: ns, Name: "lab"}, execs: &hostExecutors{t: t, root: t.TempDir(), ex: map[string]*hostExecutor{}},
+		state: t.TempDir()}
+	newNamespace(t, c, ns)
+	f.pub = signingSecret(t, c, ns)
+	if err := c.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "git"},
+		Data: map[string][]byte{"username": []byte(gitUser), "password": []byte(gitPassword)}}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) create(interval time.Duration) {
+	f.t.Helper()
+	obj := &v1alpha1.ExperimentRepository{ObjectMeta: metav1.ObjectMeta{Namespace: f.key.Namespace, Name: f.key.Name},
+		Spec: v1alpha1.ExperimentRepositorySpec{
+			URL: f.lab.URL(), AllowHTTP: true, SecretRef: &meta.LocalObjectReference{Name: "git"},
+			Refs:        []v1alpha1.WatchedRef{{Pattern: "main", Trusted: true}},
+			Interval:    &metav1.Duration{Duration: interval},
+			Attestation: v1alpha1.Attestation{SecretRef: &meta.LocalObjectReference{Name: "signing-key"}},
+			Store:       v1alpha1.Store{ClaimName: "store"},
+		}}
+	if err := f.c.Create(context.Background(), obj); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// update changes the object, retrying on conflicts with the controller's
+// status writes.
+func (f *fixture) update(change func(*v1alpha1.ExperimentRepository)) {
+	f.t.Helper()
+	for i := 0; ; i++ {
+		obj := &v1alpha1.ExperimentRepository{}
+		if err := f.c.Get(context.Background(), f.key, obj); err != nil {
+			f.t.Fatal(err)
+		}
+		change(obj)
+		err := f.c.Update(context.Background(), obj)
+		if err == nil {
+			return
+		}
+		if i > 20 {
+			f.t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (f *fixture) controller() *controllerProcess {
+	return startController(f.t, apiServer(f.t), f.state, f.execs)
+}
+
+// verifyClone checks every results folder of a fresh clone of main with
+// the library check `expsync verify` runs, and returns their count.
+func (f *fixture) verifyClone(experiment string) int {
+	f.t.Helper()
+	dir := f.lab.Clone()
+	root, err := tree.NewDir(dir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer root.Close()
+	entries, err := os.ReadDir(filepath.Join(dir, "results", experiment))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		folder := filepath.ToSlash(filepath.Join("results", experiment, e.Name()))
+		if _, err := attest.VerifyTreeFolder(root, folder, attest.FolderOptions{Keys: attest.Verifiers{f.pub}, RunID: e.Name(), Experiment: experiment}); err != nil {
+			f.t.Errorf("%s does not verify: %v", folder, err)
+		}
+		n++
+	}
+	return n
+}
+
+// TestControllerReconcilesARepository: a push becomes runs; the valid
+// experiment runs next to an invalid one, whose file:line:col reaches the
+// status; the results verify on a fresh clone; Ready, Stalled and
+// observedGeneration read the way kstatus and `kubectl wait` read them; a
+// restarted controller reruns nothing; suspend stops new runs and resume
+// runs them.
+func TestControllerReconcilesARepository(t *testing.T) {
+	f := newFixture(t, "reconciles")
+	f.lab.Commit("experiments", merge(squareSweep("1, 2, 3"), invalidExperiment))
+	f.create(time.Hour) // only the object's changes and requestedAt poll in this test
+	p := f.controller()
+
+	obj := waitFor(t, f.c, f.key, "the valid runs' results and the invalid experiment stalled", 2*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 3 && conditions.IsStalled(o)
+	})
+	ref := obj.Status.Refs[0]
+	if want := "main@sha1:"; !strings.HasPrefix(ref.ObservedCommit, want) || ref.Runs.Planned != 3 || ref.Runs.InvalidExperiments != 1 {
+		t.Errorf("ref status %+v", ref)
+	}
+	if msg := conditions.GetMessage(obj, v1alpha1.InvalidExperimentsCondition); !strings.Contains(msg, "experiments/broken.yaml:7:") {
+		t.Errorf("InvalidExperiments does not name the file, line and column: %q", msg)
+	}
+	if conditions.IsReady(obj) || obj.Status.ObservedGeneration != obj.Generation {
+		t.Errorf("stalled object: %s, observedGeneration %d of %d", condString(obj, meta.ReadyCondition), obj.Status.ObservedGeneration, obj.Generation)
+	}
+	if n := f.verifyClone("square"); n != 3 {
+		t.Errorf("%d verified results folders, want 3", n)
+	}
+
+	// Fix the file: the object becomes Ready (kstatus) and runs nothing
+	// again.
+	p.stop()
+	f.lab.Pull()
+	f.lab.Commit("fix", map[string]string{"experiments/broken.yaml": strings.Replace(invalidExperiment["experiments/broken.yaml"], "comand", "command", 1)})
+	p = f.controller()
+	obj = waitFor(t, f.c, f.key, "Ready after the fix", 2*time.Minute, kstatusReady)
+	if got := obj.Status.Refs[0].Runs; got.Succeeded != 4 || got.Planned != 4 {
+		t.Errorf("after the fix: runs %+v, want 4 planned and succeeded (3 done, 1 new); status %+v", got, obj.Status)
+	}
+	if n := f.verifyClone("square"); n != 3 {
+		t.Errorf("%d square folders after a restart, want 3: a restart reran or duplicated runs", n)
+	}
+
+	// Suspend: a new commit runs nothing; resume runs it.
+	f.update(func(o *v1alpha1.ExperimentRepository) { o.Spec.Suspend = true })
+	time.Sleep(time.Second)
+	f.lab.Pull()
+	f.lab.Commit("more", squareSweep("1, 2, 3, 4"))
+	f.update(func(o *v1alpha1.ExperimentRepository) {
+		o.Annotations = map[string]string{meta.ReconcileRequestAnnotation: time.Now().String()}
+	})
+	time.Sleep(3 * time.Second)
+	if n := f.verifyClone("square"); n != 3 {
+		t.Errorf("a suspended repository committed results: %d folders", n)
+	}
+	f.update(func(o *v1alpha1.ExperimentRepository) { o.Spec.Suspend = false })
+	waitFor(t, f.c, f.key, "Ready after resume with the new run", 2*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return kstatusReady(o) && len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 5
+	})
+	if n := f.verifyClone("square"); n != 4 {
+		t.Errorf("%d square folders after resume, want 4", n)
+	}
+	p.stop()
+}
+
+// requestCounter counts the API requests of a client by verb.
+type requestCounter struct {
+	mu     sync.Mutex
+	byVerb map[string]int
+	rt     http.RoundTripper
+}
+
+func (c *requestCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	verb := req.Method
+	if req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true" {
+		verb = "WATCH"
+	}
+	c.mu.Lock()
+	c.byVerb[verb]++
+	c.mu.Unlock()
+	return c.rt.RoundTrip(req)
+}
+
+func (c *requestCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.byVerb {
+		out[k] = v
+	}
+	return out
+}
+
+// TestUnchangedRepositoryCostsOneListing: once a repository's commit is
+// reconciled, each interval costs one listing of its refs and no API
+// write (no status patch, no event): the controller's requests are
+// counted at its HTTP transport, the listings by the Git source.
+func TestUnchangedRepositoryCostsOneListing(t *testing.T) {
+	f := newFixture(t, "unchanged")
+	f.lab.Commit("experiments", squareSweep("1, 2"))
+	const interval = 10 * time.Second // the schema's minimum
+	f.create(interval)
+	cfg := apiServer(t)
+	counter := &requestCounter{byVerb: map[string]int{}}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter })
+	p := startController(t, cfg, f.state, f.execs)
+	defer p.stop()
+	// The first pass ends when the controller has seen its own results
+	// commit (one more listing and a reconcile that runs nothing).
+	waitFor(t, f.c, f.key, "Ready at the results commit", 2*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return kstatusReady(o) && len(o.Status.Refs) == 1 && o.Status.Refs[0].ObservedCommit == revision("refs/heads/main", f.lab.Head())
+	})
+	time.Sleep(2 * time.Second) // the last wake-ups of the first pass
+	r := p.reconciler
+	r.mu.Lock()
+	st := r.repos[f.key]
+	r.mu.Unlock()
+	before, lists := counter.snapshot(), st.src.Stats().Lists
+	const periods = 3
+	time.Sleep(periods*interval + interval/2)
+	after, listsAfter := counter.snapshot(), st.src.Stats().Lists
+	writes := 0
+	for _, verb := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		writes += after[verb] - before[verb]
+	}
+	got := listsAfter - lists
+	t.Logf("%d intervals of an unchanged repository: %d ref listings, %d API writes, %d API reads (GET: Secrets read per use)",
+		periods, got, writes, after[http.MethodGet]-before[http.MethodGet])
+	if got < periods || got > periods+1 {
+		t.Errorf("%d ref listings in %d intervals, want one per interval", got, periods)
+	}
+	if writes != 0 {
+		t.Errorf("%d API writes for an unchanged repository (%v → %v), want 0", writes, before, after)
+	}
+}

@@ -1,0 +1,221 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/attest"
+	"github.com/expsync/expsync/executor/local"
+	"github.com/expsync/expsync/reconcile"
+	"github.com/expsync/expsync/store"
+)
+
+// One API server per package run (envtest, from the binaries
+// hack/envtest/build.sh builds), started by the first test needing it.
+var apiServerOnce struct {
+	sync.Once
+	env *envtest.Environment
+	cfg *rest.Config
+	err error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if env := apiServerOnce.env; env != nil && apiServerOnce.err == nil {
+		_ = env.Stop()
+	}
+	os.Exit(code)
+}
+
+func apiServer(t *testing.T) *rest.Config {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		const msg = "KUBEBUILDER_ASSETS is not set: `make envtest`, then KUBEBUILDER_ASSETS=$HOME/.cache/expsync/envtest/bin (`make test` does both)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	apiServerOnce.Do(func() {
+		apiServerOnce.env = &envtest.Environment{ControlPlaneStartTimeout: time.Minute,
+			CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+		apiServerOnce.cfg, apiServerOnce.err = apiServerOnce.env.Start()
+	})
+	if apiServerOnce.err != nil {
+		t.Fatal(apiServerOnce.err)
+	}
+	return rest.CopyConfig(apiServerOnce.cfg)
+}
+
+// hostExecutors run each repository's runs as host processes through
+// executor/local, on one store per repository: the controller's logic
+// (status, triggers, suspend, invalid experiments, Git failures) is tested
+// with the real engine, API server and Git server, and the Job executor
+// has its own tests (executor/kube, with the stand-in kubelet).
+type hostExecutors struct {
+	t    *testing.T
+	root string
+	mu   sync.Mutex
+	ex   map[string]*hostExecutor
+}
+
+type hostExecutor struct {
+	reconcile.LocalExecutor
+	st     *store.Local
+	pruned []map[string]bool
+	mu     sync.Mutex
+}
+
+func (h *hostExecutor) Store() store.Store { return h.st }
+func (h *hostExecutor) StoreURL() string   { return "file://" + h.st.Root() }
+func (h *hostExecutor) QuotaRefusal() string {
+	return ""
+}
+func (h *hostExecutor) Prune(_ context.Context, keep map[string]bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pruned = append(h.pruned, keep)
+	return nil
+}
+
+func (h *hostExecutors) factory(obj *v1alpha1.ExperimentRepository) (RepositoryExecutor, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key := obj.Namespace + "/" + obj.Name
+	if ex := h.ex[key]; ex != nil {
+		return ex, nil
+	}
+	dir := filepath.Join(h.root, obj.Namespace, obj.Spec.Store.ClaimName)
+	st, err := store.OpenLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		return nil, err
+	}
+	lx, err := local.New(local.Options{Store: st, StateDir: filepath.Join(dir, "executor"), MaxConcurrent: 2})
+	if err != nil {
+		return nil, err
+	}
+	h.t.Cleanup(func() { _ = lx.Shutdown(context.Background()) })
+	ex := &hostExecutor{LocalExecutor: reconcile.LocalExecutor{Executor: lx}, st: st}
+	h.ex[key] = ex
+	return ex, nil
+}
+
+// controllerProcess is one `expsync controller` in the test process: a
+// manager with the ExperimentRepository controller; stop ends it as a
+// killed process would end (its ref workers stop, in-flight runs are left
+// to the next one).
+type controllerProcess struct {
+	reconciler *Reconciler
+	cancel     context.CancelFunc
+	done       chan error
+}
+
+func startController(t *testing.T, cfg *rest.Config, stateDir string, execs *hostExecutors) *controllerProcess {
+	t.Helper()
+	o := &Options{Concurrent: 2, restartable: true, Settings: Settings{StateDir: stateDir, BuilderID: "https://expsync.dev/builder/test",
+		BatchInterval: 200 * time.Millisecond, ProgressInterval: 300 * time.Millisecond, KeysTTL: time.Second}}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := Setup(ctx, mgr, o, ExecutorSetup{New: func(context.Context, ctrl.Manager, *Options) (ExecutorFactory, error) {
+		return execs.factory, nil
+	}})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	p := &controllerProcess{reconciler: r, cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- mgr.Start(ctx) }()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *controllerProcess) stop() {
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
+	p.cancel = nil
+}
+
+// waitFor polls the object until cond holds.
+func waitFor(t *testing.T, c client.Client, key client.ObjectKey, what string, timeout time.Duration, cond func(*v1alpha1.ExperimentRepository) bool) *v1alpha1.ExperimentRepository {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	obj := &v1alpha1.ExperimentRepository{}
+	for {
+		if err := c.Get(context.Background(), key, obj); err == nil && cond(obj) {
+			return obj
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; status: %+v", timeout, what, obj.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// kstatusReady is what `kubectl wait --for=condition=Ready` and Flux's
+// health checks (kstatus) accept: Ready=True about the current generation.
+func kstatusReady(obj *v1alpha1.ExperimentRepository) bool {
+	return conditions.IsReady(obj) && obj.Status.ObservedGeneration == obj.Generation && !conditions.IsReconciling(obj)
+}
+
+func newNamespace(t *testing.T, c client.Client, name string) {
+	t.Helper()
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signingSecret makes a cosign-format key pair and its Secret.
+func signingSecret(t *testing.T, c client.Client, ns string) *attest.Key {
+	t.Helper()
+	priv, err := attest.GenerateKey(attest.KeyECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := attest.EncodeKeyPair(priv, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "signing-key"},
+		Data: map[string][]byte{"cosign.key": pair.Private, "cosign.password": []byte("pw"), "cosign.pub": pair.Public}}
+	if err := c.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	key, err := attest.NewKey("test", priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func condString(obj *v1alpha1.ExperimentRepository, typ string) string {
+	c := conditions.Get(obj, typ)
+	if c == nil {
+		return typ + "=<none>"
+	}
+	return fmt.Sprintf("%s=%s/%s: %s", typ, c.Status, c.Reason, c.Message)
+}
+
+var _ = meta.ReadyCondition
