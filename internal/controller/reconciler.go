@@ -385,13 +385,15 @@ func (r *Reconciler) forget(key types.NamespacedName, cause error, gone bool) {
 	}
 }
 
-// progressed wakes the object's Reconcile after runs finished, at most
-// once per ProgressInterval.
+// progressed wakes the object's Reconcile when a commit was planned or
+// runs finished, at most once per ProgressInterval.
 func (r *Reconciler) progressed(key types.NamespacedName, e reconcile.Event) {
 	if r.Own != nil && e.Kind == reconcile.EventRunFinished && e.Status != "" && e.Status != "Cancelled" {
 		r.Own.RunsFinished.WithLabelValues(e.Status).Inc()
 	}
-	if e.Kind != reconcile.EventRunFinished && e.Kind != reconcile.EventCommitted && e.Kind != reconcile.EventCommitFailed {
+	switch e.Kind {
+	case reconcile.EventPlanned, reconcile.EventRunFinished, reconcile.EventRunHeld, reconcile.EventCommitted, reconcile.EventCommitFailed:
+	default:
 		return
 	}
 	r.mu.Lock()
