@@ -78,7 +78,7 @@ func merge(ms ...map[string]string) map[string]string {
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	c     client.Client
 	lab   *gitpeer.Lab
 	key   client.ObjectKey
@@ -87,7 +87,7 @@ type fixture struct {
 	state string
 }
 
-func newFixture(t *testing.T, ns string) *fixture {
+func newFixture(t testing.TB, ns string) *fixture {
 	cfg := apiServer(t)
 	c, err := client.New(cfg, client.Options{Scheme: NewScheme()})
 	if err != nil {

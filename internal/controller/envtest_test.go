@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func apiServer(t *testing.T) *rest.Config {
+func apiServer(t testing.TB) *rest.Config {
 	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		const msg = "KUBEBUILDER_ASSETS is not set: `make envtest`, then KUBEBUILDER_ASSETS=$HOME/.cache/expsync/envtest/bin (`make test` does both)"
@@ -71,7 +71,7 @@ func apiServer(t *testing.T) *rest.Config {
 // with the real engine, API server and Git server, and the Job executor
 // has its own tests (executor/kube, with the stand-in kubelet).
 type hostExecutors struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 	mu   sync.Mutex
 	ex   map[string]*hostExecutor
@@ -128,7 +128,7 @@ type controllerProcess struct {
 	done       chan error
 }
 
-func startController(t *testing.T, cfg *rest.Config, stateDir string, execs *hostExecutors) *controllerProcess {
+func startController(t testing.TB, cfg *rest.Config, stateDir string, execs *hostExecutors) *controllerProcess {
 	t.Helper()
 	o := &Options{Concurrent: 2, restartable: true, Settings: Settings{StateDir: stateDir, BuilderID: "https://expsync.dev/builder/test",
 		BatchInterval: 200 * time.Millisecond, ProgressInterval: 300 * time.Millisecond, KeysTTL: time.Second}}
@@ -161,7 +161,7 @@ func (p *controllerProcess) stop() {
 }
 
 // waitFor polls the object until cond holds.
-func waitFor(t *testing.T, c client.Client, key client.ObjectKey, what string, timeout time.Duration, cond func(*v1alpha1.ExperimentRepository) bool) *v1alpha1.ExperimentRepository {
+func waitFor(t testing.TB, c client.Client, key client.ObjectKey, what string, timeout time.Duration, cond func(*v1alpha1.ExperimentRepository) bool) *v1alpha1.ExperimentRepository {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	obj := &v1alpha1.ExperimentRepository{}
@@ -182,7 +182,7 @@ func kstatusReady(obj *v1alpha1.ExperimentRepository) bool {
 	return conditions.IsReady(obj) && obj.Status.ObservedGeneration == obj.Generation && !conditions.IsReconciling(obj)
 }
 
-func newNamespace(t *testing.T, c client.Client, name string) {
+func newNamespace(t testing.TB, c client.Client, name string) {
 	t.Helper()
 	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func newNamespace(t *testing.T, c client.Client, name string) {
 }
 
 // signingSecret makes a cosign-format key pair and its Secret.
-func signingSecret(t *testing.T, c client.Client, ns string) *attest.Key {
+func signingSecret(t testing.TB, c client.Client, ns string) *attest.Key {
 	t.Helper()
 	priv, err := attest.GenerateKey(attest.KeyECDSA)
 	if err != nil {

@@ -18,7 +18,7 @@ const testRunnerImage = "ghcr.io/expsync/expsync@sha256:222222222222222222222222
 
 // startKubeController starts `expsync controller` as the command builds
 // it (NewManager with executor/kube's cache options, KubeExecutors).
-func startKubeController(t *testing.T, cfg *rest.Config, stateDir, storeRoot string) *controllerProcess {
+func startKubeController(t testing.TB, cfg *rest.Config, stateDir, storeRoot string) *controllerProcess {
 	t.Helper()
 	o := &Options{Concurrent: 2, restartable: true, MetricsAddr: "0", HealthAddr: "0", RunnerImage: testRunnerImage,
 		StoreRoot: storeRoot, MaxInFlight: 100,
@@ -41,7 +41,7 @@ func startKubeController(t *testing.T, cfg *rest.Config, stateDir, storeRoot str
 	return p
 }
 
-func jobsOf(t *testing.T, c client.Client, ns string) []batchv1.Job {
+func jobsOf(t testing.TB, c client.Client, ns string) []batchv1.Job {
 	t.Helper()
 	var list batchv1.JobList
 	if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
