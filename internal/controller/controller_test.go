@@ -308,3 +308,26 @@ func TestUnchangedRepositoryCostsOneListing(t *testing.T) {
 		t.Errorf("%d API writes for an unchanged repository (%v → %v), want 0", writes, before, after)
 	}
 }
+
+// TestTwoControllersWithoutLeaderElection: two controllers that both
+// reconcile the same object (leader election off, a misconfiguration)
+// share the store's run locks and the branch's push leases: every run
+// executes once and every result is committed exactly once, verifiable.
+func TestTwoControllersWithoutLeaderElection(t *testing.T) {
+	f := newFixture(t, "two-controllers")
+	f.lab.Commit("experiments", squareSweep("1, 2, 3, 4, 5, 6"))
+	f.create(time.Hour)
+	cfg := apiServer(t)
+	storeRoot := t.TempDir()
+	a := startController(t, cfg, t.TempDir(), &hostExecutors{t: t, root: storeRoot, execRoot: t.TempDir(), ex: map[string]*hostExecutor{}})
+	b := startController(t, cfg, t.TempDir(), &hostExecutors{t: t, root: storeRoot, execRoot: t.TempDir(), ex: map[string]*hostExecutor{}})
+	defer a.stop()
+	defer b.stop()
+	waitFor(t, f.c, f.key, "Ready with 6 results", 3*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return kstatusReady(o) && len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 6
+	})
+	time.Sleep(time.Second) // the other controller's last push, if any
+	if n := f.verifyClone("square"); n != 6 {
+		t.Errorf("%d results folders, want 6 (each exactly once)", n)
+	}
+}

@@ -73,6 +73,9 @@ func apiServer(t testing.TB) *rest.Config {
 type hostExecutors struct {
 	t    testing.TB
 	root string
+	// execRoot holds the executors' journals (default root): two
+	// controllers sharing a store each have their own.
+	execRoot string
 	mu   sync.Mutex
 	ex   map[string]*hostExecutor
 }
@@ -108,7 +111,11 @@ func (h *hostExecutors) factory(obj *v1alpha1.ExperimentRepository) (RepositoryE
 	if err != nil {
 		return nil, err
 	}
-	lx, err := local.New(local.Options{Store: st, StateDir: filepath.Join(dir, "executor"), MaxConcurrent: 2})
+	execDir := filepath.Join(dir, "executor")
+	if h.execRoot != "" {
+		execDir = filepath.Join(h.execRoot, obj.Namespace, obj.Spec.Store.ClaimName)
+	}
+	lx, err := local.New(local.Options{Store: st, StateDir: execDir, MaxConcurrent: 2})
 	if err != nil {
 		return nil, err
 	}

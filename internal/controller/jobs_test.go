@@ -2,11 +2,14 @@ package controller
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -116,6 +119,33 @@ func TestControllerCreatesJobsOnce(t *testing.T) {
 		if uids[j.Name] != string(j.UID) {
 			t.Errorf("Job %s was created again after the restart", j.Name)
 		}
+	}
+	// Deleted mid-run: the object is gone at once (no finalizer waits for
+	// the controller), its workers stop and its Git cache is removed; its
+	// Jobs go with it through their owner reference (the garbage
+	// collector's work: envtest runs none, so they are only checked for
+	// the reference above).
+	r := p.reconciler
+	if err := f.c.Delete(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r.mu.Lock()
+		_, known := r.repos[f.key]
+		r.mu.Unlock()
+		_, statErr := os.Stat(filepath.Join(f.state, string(obj.UID)))
+		err := f.c.Get(context.Background(), f.key, &v1alpha1.ExperimentRepository{})
+		if apierrors.IsNotFound(err) && !known && os.IsNotExist(statErr) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after deletion: get %v, engine still held %v, Git cache %v", err, known, statErr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(jobsOf(t, f.c, f.key.Namespace)); n != 3 {
+		t.Errorf("%d Jobs after the deletion, want the 3 (no new one)", n)
 	}
 	p.stop()
 }
