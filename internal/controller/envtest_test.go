@@ -76,8 +76,8 @@ type hostExecutors struct {
 	// execRoot holds the executors' journals (default root): two
 	// controllers sharing a store each have their own.
 	execRoot string
-	mu   sync.Mutex
-	ex   map[string]*hostExecutor
+	mu       sync.Mutex
+	ex       map[string]*hostExecutor
 }
 
 type hostExecutor struct {
