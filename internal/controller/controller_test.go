@@ -3,10 +3,14 @@ package controller
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,6 +82,7 @@ func merge(ms ...map[string]string) map[string]string {
 }
 
 type fixture struct {
+	url   string // the object's repository URL (default the Lab's)
 	t     testing.TB
 	c     client.Client
 	lab   *gitpeer.Lab
@@ -109,7 +114,7 @@ func (f *fixture) create(interval time.Duration) {
 	f.t.Helper()
 	obj := &v1alpha1.ExperimentRepository{ObjectMeta: metav1.ObjectMeta{Namespace: f.key.Namespace, Name: f.key.Name},
 		Spec: v1alpha1.ExperimentRepositorySpec{
-			URL: f.lab.URL(), AllowHTTP: true, SecretRef: &meta.LocalObjectReference{Name: "git"},
+			URL: f.repoURL(), AllowHTTP: true, SecretRef: &meta.LocalObjectReference{Name: "git"},
 			Refs:        []v1alpha1.WatchedRef{{Pattern: "main", Trusted: true}},
 			Interval:    &metav1.Duration{Duration: interval},
 			Attestation: v1alpha1.Attestation{SecretRef: &meta.LocalObjectReference{Name: "signing-key"}},
@@ -118,6 +123,13 @@ func (f *fixture) create(interval time.Duration) {
 	if err := f.c.Create(context.Background(), obj); err != nil {
 		f.t.Fatal(err)
 	}
+}
+
+func (f *fixture) repoURL() string {
+	if f.url != "" {
+		return f.url
+	}
+	return f.lab.URL()
 }
 
 // update changes the object, retrying on conflicts with the controller's
@@ -330,4 +342,116 @@ func TestTwoControllersWithoutLeaderElection(t *testing.T) {
 	if n := f.verifyClone("square"); n != 6 {
 		t.Errorf("%d results folders, want 6 (each exactly once)", n)
 	}
+}
+
+// markedSweep is squareSweep whose runs append their x to marker: a rerun
+// shows as a second line.
+func markedSweep(xs, marker string) map[string]string {
+	files := squareSweep(xs)
+	files["code/square/square.sh"] = `set -e
+echo "$1" >> ` + marker + `
+mkdir -p out
+echo $(($1 * $1)) > out/result.txt
+printf '{"square": %d}\n' $(($1 * $1)) > out/metrics.json
+`
+	return files
+}
+
+func lines(t *testing.T, file string) int {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), "\n")
+}
+
+// TestForcePushRecommitsWithoutRerun: a force-push that drops the results
+// commit costs a re-commit from the run cache, never a rerun.
+func TestForcePushRecommitsWithoutRerun(t *testing.T) {
+	f := newFixture(t, "force-push")
+	marker := filepath.Join(t.TempDir(), "marker")
+	source := f.lab.Commit("experiments", markedSweep("1, 2, 3", marker))
+	f.create(10 * time.Second)
+	p := f.controller()
+	defer p.stop()
+	waitFor(t, f.c, f.key, "Ready", 2*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return kstatusReady(o) && len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 3
+	})
+	if n := lines(t, marker); n != 3 {
+		t.Fatalf("%d executions, want 3", n)
+	}
+	// Rewrite main from the source commit, without the results commit.
+	f.lab.Git(f.lab.Peer, "reset", "-q", "--hard", source)
+	if err := os.WriteFile(filepath.Join(f.lab.Peer, "NOTES.md"), []byte("rewritten\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.lab.Git(f.lab.Peer, "add", "-A")
+	f.lab.Git(f.lab.Peer, "commit", "-q", "-m", "rewritten history")
+	rewritten := strings.TrimSpace(f.lab.Git(f.lab.Peer, "rev-parse", "HEAD"))
+	f.lab.Git(f.lab.Peer, "push", "-q", "--force", "origin", "main")
+	waitFor(t, f.c, f.key, "Ready on the rewritten history", 2*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return kstatusReady(o) && len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 3 &&
+			o.Status.Refs[0].LastResultsCommit != "" && f.lab.Head() != rewritten
+	})
+	if n := f.verifyClone("square"); n != 3 {
+		t.Errorf("%d results folders on the rewritten main, want 3", n)
+	}
+	if n := lines(t, marker); n != 3 {
+		t.Errorf("%d executions after the force-push, want 3: results must come from the run cache", n)
+	}
+}
+
+// TestGitServerDownThenBack: while the server drops every connection the
+// object says FetchFailed (Ready=False, retried, never Stalled, no
+// credential in the message); once it is back the new commit runs.
+func TestGitServerDownThenBack(t *testing.T) {
+	f := newFixture(t, "git-down")
+	// The object reads the repository through a proxy that, while down,
+	// drops every connection, as a server that went away does.
+	var down atomic.Bool
+	target, err := url.Parse(f.lab.Srv.HTTPAddress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	f.url = proxy.URL + "/lab.git"
+	f.lab.Commit("experiments", squareSweep("1, 2"))
+	f.create(10 * time.Second)
+	p := f.controller()
+	defer p.stop()
+	waitFor(t, f.c, f.key, "Ready", 2*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return kstatusReady(o) && len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 2
+	})
+	f.lab.Pull()
+	f.lab.Commit("one more", squareSweep("1, 2, 3"))
+	down.Store(true)
+	obj := waitFor(t, f.c, f.key, "FetchFailed", time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return conditions.IsTrue(o, v1alpha1.FetchFailedCondition)
+	})
+	if conditions.IsReady(obj) || conditions.IsStalled(obj) || !conditions.IsReconciling(obj) {
+		t.Errorf("server down: %s, %s, %s", condString(obj, meta.ReadyCondition), condString(obj, meta.StalledCondition), condString(obj, meta.ReconcilingCondition))
+	}
+	for _, c := range obj.Status.Conditions {
+		if strings.Contains(c.Message, gitPassword) {
+			t.Errorf("%s shows the Git password: %s", c.Type, c.Message)
+		}
+	}
+	down.Store(false)
+	waitFor(t, f.c, f.key, "Ready with the new run", 2*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return kstatusReady(o) && !conditions.Has(o, v1alpha1.FetchFailedCondition) && len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 3
+	})
 }
