@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
@@ -198,7 +199,8 @@ func TestControllerReconcilesARepository(t *testing.T) {
 	p := f.controller()
 
 	obj := waitFor(t, f.c, f.key, "the valid runs' results and the invalid experiment stalled", 2*time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
-		return len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 3 && conditions.IsStalled(o)
+		return len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Succeeded == 3 && conditions.IsStalled(o) &&
+			o.Status.Refs[0].Runs.InvalidExperiments == 1 && o.Status.ObservedGeneration == o.Generation
 	})
 	ref := obj.Status.Refs[0]
 	if want := "main@sha1:"; !strings.HasPrefix(ref.ObservedCommit, want) || ref.Runs.Planned != 3 || ref.Runs.InvalidExperiments != 1 {
@@ -207,8 +209,9 @@ func TestControllerReconcilesARepository(t *testing.T) {
 	if msg := conditions.GetMessage(obj, v1alpha1.InvalidExperimentsCondition); !strings.Contains(msg, "experiments/broken.yaml:7:") {
 		t.Errorf("InvalidExperiments does not name the file, line and column: %q", msg)
 	}
-	if conditions.IsReady(obj) || obj.Status.ObservedGeneration != obj.Generation {
-		t.Errorf("stalled object: %s, observedGeneration %d of %d", condString(obj, meta.ReadyCondition), obj.Status.ObservedGeneration, obj.Generation)
+	if conditions.IsReady(obj) || obj.Status.ObservedGeneration != obj.Generation || kstatusOf(obj) != kstatus.FailedStatus {
+		t.Errorf("stalled object: %s, observedGeneration %d of %d, kstatus %s", condString(obj, meta.ReadyCondition),
+			obj.Status.ObservedGeneration, obj.Generation, kstatusOf(obj))
 	}
 	if n := f.verifyClone("square"); n != 3 {
 		t.Errorf("%d verified results folders, want 3", n)

@@ -9,11 +9,14 @@ import (
 	"testing"
 	"time"
 
+	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -184,9 +187,23 @@ func waitFor(t testing.TB, c client.Client, key client.ObjectKey, what string, t
 }
 
 // kstatusReady is what `kubectl wait --for=condition=Ready` and Flux's
-// health checks (kstatus) accept: Ready=True about the current generation.
+// health checks accept: Ready=True about the current generation, and
+// kstatus (the library Flux's health checks run) computing Current.
 func kstatusReady(obj *v1alpha1.ExperimentRepository) bool {
-	return conditions.IsReady(obj) && obj.Status.ObservedGeneration == obj.Generation && !conditions.IsReconciling(obj)
+	return conditions.IsReady(obj) && obj.Status.ObservedGeneration == obj.Generation && kstatusOf(obj) == kstatus.CurrentStatus
+}
+
+// kstatusOf computes the object's kstatus as Flux's health checks do.
+func kstatusOf(obj *v1alpha1.ExperimentRepository) kstatus.Status {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return kstatus.UnknownStatus
+	}
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: m})
+	if err != nil {
+		return kstatus.UnknownStatus
+	}
+	return res.Status
 }
 
 func newNamespace(t testing.TB, c client.Client, name string) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
@@ -83,8 +84,8 @@ func TestControllerCreatesJobsOnce(t *testing.T) {
 	obj := waitFor(t, f.c, f.key, "Reconciling with 3 runs", time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
 		return len(o.Status.Refs) == 1 && o.Status.Refs[0].Runs.Running == 3
 	})
-	if kstatusReady(obj) {
-		t.Errorf("Ready while 3 runs are in flight: %s", condString(obj, "Ready"))
+	if kstatusReady(obj) || kstatusOf(obj) != kstatus.InProgressStatus {
+		t.Errorf("runs in flight: %s, kstatus %s; want not Ready, InProgress", condString(obj, "Ready"), kstatusOf(obj))
 	}
 	for _, j := range jobs {
 		refs := j.OwnerReferences
