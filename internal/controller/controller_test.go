@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
@@ -251,6 +252,46 @@ func TestControllerReconcilesARepository(t *testing.T) {
 		t.Errorf("%d square folders after resume, want 4", n)
 	}
 	p.stop()
+
+	// Events on changes only, with Flux's metadata: one ResultsCommitted
+	// per results commit, the invalid experiment's warning once.
+	var events corev1.EventList
+	if err := f.c.List(context.Background(), &events, client.InNamespace(f.key.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	byReason := map[string]int{}
+	for _, e := range events.Items {
+		if e.InvolvedObject.Name != f.key.Name {
+			continue
+		}
+		byReason[e.Reason] += int(max(e.Count, 1))
+		if e.Reason == "ResultsCommitted" {
+			if e.Annotations["expsync.dev/commit_status"] != "update" || !strings.HasPrefix(e.Annotations["expsync.dev/revision"], "main@sha1:") {
+				t.Errorf("ResultsCommitted event without Flux's metadata: %v", e.Annotations)
+			}
+		}
+		if strings.Contains(e.Message, gitPassword) {
+			t.Errorf("event %s shows the Git password", e.Reason)
+		}
+	}
+	if byReason["ResultsCommitted"] != 3 || byReason[v1alpha1.InvalidExperimentsReason] != 1 {
+		t.Errorf("events by reason %v: want 3 ResultsCommitted (three results commits) and 1 InvalidExperiments", byReason)
+	}
+
+	// Metrics: Flux's reconcile duration and expsync's own series.
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, fam := range families {
+		seen[fam.GetName()] = true
+	}
+	for _, name := range []string{"gotk_reconcile_duration_seconds", "expsync_runs", "expsync_runs_finished_total"} {
+		if !seen[name] {
+			t.Errorf("metric %s not exposed", name)
+		}
+	}
 }
 
 // requestCounter counts the API requests of a client by verb.

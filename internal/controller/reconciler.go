@@ -462,9 +462,12 @@ func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repo
 		for _, ref := range obj.Status.Refs {
 			st.mu.Lock()
 			p := st.progress[ref.Name]
+			// Terminal: every planned run's result is committed (the
+			// experiments that do not load never run; their warning is
+			// Ready's).
 			done := p != nil && p.finished && p.commit != "" && ref.ObservedCommit == revision(ref.Name, p.commit) &&
-				ref.Runs.Running == 0 && ref.Runs.Held == 0 && ref.Message == "" && ref.Runs.Planned > 0 &&
-				ref.Runs.Succeeded+ref.Runs.Failed >= ref.Runs.Planned
+				ref.Runs.Running == 0 && ref.Runs.Held == 0 && p.pushErr == "" && p.signErr == "" && p.err == "" &&
+				ref.Runs.Planned > 0 && ref.Runs.Succeeded+ref.Runs.Failed >= ref.Runs.Planned
 			// One event per results commit: a commit whose runs were all
 			// done already (expsync's own results commit, seen at the next
 			// poll) announces nothing new.
