@@ -25,8 +25,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
-	"github.com/expsync/expsync/executor/local"
-	"github.com/expsync/expsync/reconcile"
+	"github.com/expsync/expsync/internal/executor/local"
 	"github.com/expsync/expsync/store"
 )
 
@@ -84,7 +83,7 @@ type hostExecutors struct {
 }
 
 type hostExecutor struct {
-	reconcile.LocalExecutor
+	*local.Executor
 	st     *store.Local
 	pruned []map[string]bool
 	mu     sync.Mutex
@@ -123,7 +122,7 @@ func (h *hostExecutors) factory(obj *v1alpha1.ExperimentRepository) (RepositoryE
 		return nil, err
 	}
 	h.t.Cleanup(func() { _ = lx.Shutdown(context.Background()) })
-	ex := &hostExecutor{LocalExecutor: reconcile.LocalExecutor{Executor: lx}, st: st}
+	ex := &hostExecutor{Executor: lx, st: st}
 	h.ex[key] = ex
 	return ex, nil
 }

@@ -11,8 +11,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/expsync/expsync/api/v1alpha1"
-	"github.com/expsync/expsync/executor/kube"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/executor/kube"
 	"github.com/expsync/expsync/render"
 )
 

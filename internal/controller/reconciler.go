@@ -242,7 +242,11 @@ func (r *Reconciler) reconcileEngine(ctx context.Context, obj *v1alpha1.Experime
 // newState builds a repository's Git source, executor, engine and workers.
 func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credentials) (*repoState, error) {
 	key := client.ObjectKeyFromObject(obj)
-	src, err := gitsource.New(gitRepository(obj, creds), filepath.Join(r.Settings.StateDir, string(obj.UID)))
+	repo, err := gitRepository(obj, creds)
+	if err != nil {
+		return nil, err
+	}
+	src, err := gitsource.New(repo, filepath.Join(r.Settings.StateDir, string(obj.UID)))
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +277,7 @@ func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credent
 	if c := obj.Spec.Commit; c != nil && c.MessageTemplate != "" {
 		st.engine.CommitMessage, _ = messageTemplate(c.MessageTemplate) // checked by checkSpec
 	}
-	refs := reconcile.RefReconciler{Reconciler: st.engine, CommitSigner: creds.commitSigner,
+	refs := reconcile.RefReconciler{Reconciler: st.engine, CommitSigner: creds.commitSigner.Signer,
 		Author: gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}}
 	if c := obj.Spec.Commit; c != nil && c.Author != nil {
 		refs.Author = gitsource.Signature{Name: c.Author.Name, Email: c.Author.Email}

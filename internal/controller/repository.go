@@ -10,17 +10,18 @@ import (
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/deploy"
 	"github.com/expsync/expsync/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // credentials are what an ExperimentRepository's Secrets hold, read at one
-// moment. versions names each Secret's resourceVersion: a change of any
-// rebuilds the repository's engine.
+// moment, in the shape serve's configuration gives them (deploy).
+// versions names each Secret's resourceVersion: a change of any rebuilds
+// the repository's engine.
 type credentials struct {
-	auth         *gitsource.Auth
-	verify       *gitsource.VerifyPolicy
-	commitSigner gitsource.Signer
+	deploy.Credentials
+	commitSigner deploy.CommitSigner
 	versions     string
 }
 
@@ -36,18 +37,17 @@ func readCredentials(ctx context.Context, r client.Reader, obj *v1alpha1.Experim
 		if err != nil {
 			return nil, err
 		}
-		if c.auth, err = gitAuth(s); err != nil {
+		if c.Auth, err = gitAuth(s); err != nil {
 			return nil, err
 		}
 		versions = append(versions, "git="+s.ResourceVersion)
 	}
-	var ownKey string
 	if ck := obj.Spec.Commit; ck != nil && ck.SigningKey != nil {
 		s, err := getSecret(ctx, r, ns, ck.SigningKey.Name, "commit signing key (spec.commit.signingKey)")
 		if err != nil {
 			return nil, err
 		}
-		if c.commitSigner, ownKey, err = commitSigner(s); err != nil {
+		if c.commitSigner, err = commitSigner(s); err != nil {
 			return nil, err
 		}
 		versions = append(versions, "commit="+s.ResourceVersion)
@@ -57,16 +57,8 @@ func readCredentials(ctx context.Context, r client.Reader, obj *v1alpha1.Experim
 		if err != nil {
 			return nil, err
 		}
-		pgp, sshKeys, err := verifyKeys(s)
-		if err != nil {
+		if c.CommitKeys, err = verifyKeys(s); err != nil {
 			return nil, err
-		}
-		c.verify = &gitsource.VerifyPolicy{Required: v.Required, PGPKeys: pgp, SSHKeys: sshKeys}
-		for _, f := range v.From {
-			c.verify.From = append(c.verify.From, string(f))
-		}
-		if ownKey != "" {
-			c.verify.OwnKeys = append(c.verify.OwnKeys, ownKey)
 		}
 		versions = append(versions, "verify="+s.ResourceVersion)
 	}
@@ -74,23 +66,35 @@ func readCredentials(ctx context.Context, r client.Reader, obj *v1alpha1.Experim
 	return c, nil
 }
 
-// gitRepository is the spec as gitsource reads it; controller mode refuses
-// file:// URLs and local paths (a user's object must not read the
-// controller's file system).
-func gitRepository(obj *v1alpha1.ExperimentRepository, c *credentials) gitsource.Repository {
-	repo := gitsource.Repository{
-		URL:       obj.Spec.URL,
-		Auth:      c.auth,
-		Verify:    c.verify,
-		URLPolicy: gitsource.URLPolicy{ControllerMode: true, AllowHTTP: obj.Spec.AllowHTTP},
+// repositoryConfig is the spec as serve's configuration would say it.
+func repositoryConfig(obj *v1alpha1.ExperimentRepository) deploy.RepositoryConfig {
+	rc := deploy.RepositoryConfig{URL: obj.Spec.URL, AllowHTTP: obj.Spec.AllowHTTP}
+	for _, r := range obj.Spec.Refs {
+		rc.Refs = append(rc.Refs, deploy.RefConfig{Pattern: r.Pattern, Trusted: r.Trusted, ResultsBranch: r.ResultsBranch})
 	}
+	if v := obj.Spec.Verify; v != nil {
+		rc.Verify = &deploy.VerifyConfig{Required: v.Required}
+		for _, f := range v.From {
+			rc.Verify.From = append(rc.Verify.From, string(f))
+		}
+	}
+	return rc
+}
+
+// gitRepository is the spec as gitsource reads it, assembled by the same
+// code as serve's entries (deploy.RepositoryConfig.Repository); controller
+// mode refuses file:// URLs and local paths (a user's object must not read
+// the controller's file system).
+func gitRepository(obj *v1alpha1.ExperimentRepository, c *credentials) (gitsource.Repository, error) {
+	repo, err := repositoryConfig(obj).Repository(c.Credentials, c.commitSigner.OwnKey)
+	if err != nil {
+		return repo, err
+	}
+	repo.URLPolicy.ControllerMode = true
 	if t := obj.Spec.Timeout; t != nil && t.Duration > 0 {
 		repo.Limits.Timeout = t.Duration
 	}
-	for _, r := range obj.Spec.Refs {
-		repo.Refs = append(repo.Refs, gitsource.RefPolicy{Pattern: r.Pattern, Trusted: r.Trusted, ResultsBranch: r.ResultsBranch})
-	}
-	return repo
+	return repo, nil
 }
 
 // checkSpec finds what the schema cannot: a problem only a spec change

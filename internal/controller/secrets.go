@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/deploy"
 )
 
 // Secrets are read when they are used, through the API server directly
@@ -70,24 +70,19 @@ func getSecret(ctx context.Context, r client.Reader, namespace, name, what strin
 	return &s, nil
 }
 
-// gitAuth turns a Secret with Flux GitRepository keys into credentials.
+// gitAuth turns a Secret with Flux GitRepository keys into credentials
+// (deploy.AuthFromSecret: the same reading as serve's, with ca.crt and an
+// SSH key's passphrase under password), refusing a Secret with none.
 func gitAuth(s *corev1.Secret) (*gitsource.Auth, error) {
-	a := &gitsource.Auth{
-		Username:      string(s.Data[keyUsername]),
-		Password:      string(s.Data[keyPassword]),
-		BearerToken:   string(s.Data[keyBearerToken]),
-		SSHPrivateKey: s.Data[keyIdentity],
-		KnownHosts:    s.Data[keyKnownHosts],
-	}
-	if a.Username == "" && a.Password == "" && a.BearerToken == "" && len(a.SSHPrivateKey) == 0 {
+	if len(s.Data[keyUsername]) == 0 && len(s.Data[keyPassword]) == 0 && len(s.Data[keyBearerToken]) == 0 && len(s.Data[keyIdentity]) == 0 {
 		return nil, secretErrorf("Git credentials (spec.secretRef): Secret %s/%s has none of the keys %s/%s, %s, %s/%s (the keys of Flux's GitRepository); it has %s",
 			s.Namespace, s.Name, keyUsername, keyPassword, keyBearerToken, keyIdentity, keyKnownHosts, keyNames(s))
 	}
-	if a.Password != "" && a.BearerToken != "" {
+	if len(s.Data[keyPassword]) > 0 && len(s.Data[keyBearerToken]) > 0 {
 		return nil, secretErrorf("Git credentials (spec.secretRef): Secret %s/%s has both %s and %s; keep one",
 			s.Namespace, s.Name, keyPassword, keyBearerToken)
 	}
-	return a, nil
+	return deploy.AuthFromSecret(s.Data), nil
 }
 
 // credentialValues are the secret values of a Git credentials Secret, for
@@ -97,7 +92,7 @@ func credentialValues(a *gitsource.Auth) []string {
 		return nil
 	}
 	var out []string
-	for _, v := range []string{a.Password, a.BearerToken, string(a.SSHPrivateKey)} {
+	for _, v := range []string{a.Password, a.BearerToken, string(a.SSHPrivateKey), a.SSHPassphrase} {
 		if v != "" {
 			out = append(out, v)
 		}
@@ -105,30 +100,28 @@ func credentialValues(a *gitsource.Auth) []string {
 	return out
 }
 
-// verifyKeys reads the allowed commit signing keys: OpenPGP under *.asc,
-// SSH (allowed_signers or authorized_keys lines) under *.sshpub.
-func verifyKeys(s *corev1.Secret) (pgp, sshKeys []string, err error) {
+// verifyKeys reads the allowed commit signing keys as deploy reads key
+// files: an armored OpenPGP public key under each *.asc key, SSH keys
+// (allowed_signers or authorized_keys lines) under each *.sshpub key.
+func verifyKeys(s *corev1.Secret) ([]string, error) {
+	var texts []string
 	for _, k := range sortedKeys(s) {
 		v := string(s.Data[k])
 		switch {
 		case strings.HasSuffix(k, suffixPGP):
 			if !strings.Contains(v, "BEGIN PGP PUBLIC KEY") {
-				return nil, nil, secretErrorf("verify.secretRef: Secret %s/%s key %s is not an armored OpenPGP public key", s.Namespace, s.Name, k)
+				return nil, secretErrorf("verify.secretRef: Secret %s/%s key %s is not an armored OpenPGP public key", s.Namespace, s.Name, k)
 			}
-			pgp = append(pgp, v)
+			texts = append(texts, v)
 		case strings.HasSuffix(k, suffixSSH):
-			for _, line := range strings.Split(v, "\n") {
-				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-					sshKeys = append(sshKeys, line)
-				}
-			}
+			texts = append(texts, v)
 		}
 	}
-	if len(pgp)+len(sshKeys) == 0 {
-		return nil, nil, secretErrorf("verify.secretRef: Secret %s/%s holds no key ending in %s (OpenPGP) or %s (SSH); it has %s",
+	if len(texts) == 0 {
+		return nil, secretErrorf("verify.secretRef: Secret %s/%s holds no key ending in %s (OpenPGP) or %s (SSH); it has %s",
 			s.Namespace, s.Name, suffixPGP, suffixSSH, keyNames(s))
 	}
-	return pgp, sshKeys, nil
+	return texts, nil
 }
 
 // trustedKeys reads further public keys (PEM, as `expsync keygen` or
@@ -195,25 +188,23 @@ func attestationSigner(s *corev1.Secret) (*attest.Signer, error) {
 
 // commitSigner reads the results-commit signing key: git.asc (armored
 // OpenPGP, as image-automation-controller) or identity (SSH), with an
-// optional passphrase. For an SSH key it also returns its authorized_keys
-// line, so verification accepts expsync's own results commits.
-func commitSigner(s *corev1.Secret) (gitsource.Signer, string, error) {
+// optional passphrase (deploy.ParseCommitSigner, as serve reads a key
+// file). For an SSH key OwnKey is its authorized_keys line, so
+// verification accepts expsync's own results commits.
+func commitSigner(s *corev1.Secret) (deploy.CommitSigner, error) {
 	pass := string(s.Data[keyPassphrase])
-	if asc, ok := s.Data[keyGitASC]; ok {
-		signer, err := gitsource.NewPGPSigner(string(asc), pass)
-		if err != nil {
-			return nil, "", secretErrorf("commit.signingKey: Secret %s/%s key %s: %v", s.Namespace, s.Name, keyGitASC, err)
+	for _, k := range []string{keyGitASC, keyIdentity} {
+		data, ok := s.Data[k]
+		if !ok {
+			continue
 		}
-		return signer, "", nil
-	}
-	if id, ok := s.Data[keyIdentity]; ok {
-		signer, err := gitsource.NewSSHSigner(id, pass)
+		signer, err := deploy.ParseCommitSigner(data, pass)
 		if err != nil {
-			return nil, "", secretErrorf("commit.signingKey: Secret %s/%s key %s: %v", s.Namespace, s.Name, keyIdentity, err)
+			return deploy.CommitSigner{}, secretErrorf("commit.signingKey: Secret %s/%s key %s: %v", s.Namespace, s.Name, k, err)
 		}
-		return signer, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.Signer.PublicKey()))), nil
+		return signer, nil
 	}
-	return nil, "", secretErrorf("commit.signingKey: Secret %s/%s has neither %s (armored OpenPGP private key) nor %s (SSH private key); it has %s",
+	return deploy.CommitSigner{}, secretErrorf("commit.signingKey: Secret %s/%s has neither %s (armored OpenPGP private key) nor %s (SSH private key); it has %s",
 		s.Namespace, s.Name, keyGitASC, keyIdentity, keyNames(s))
 }
 

@@ -41,9 +41,9 @@ func TestSecretErrorsNameKeysNeverValues(t *testing.T) {
 			_, err := gitAuth(secret(map[string]string{"password": value, "bearerToken": value}))
 			return err
 		}, []string{"both password and bearerToken"}},
-		{"verify: no keys", func() error { _, _, err := verifyKeys(secret(map[string]string{"key": value})); return err },
+		{"verify: no keys", func() error { _, err := verifyKeys(secret(map[string]string{"key": value})); return err },
 			[]string{".asc", ".sshpub", "keys key"}},
-		{"verify: not PGP", func() error { _, _, err := verifyKeys(secret(map[string]string{"a.asc": value})); return err },
+		{"verify: not PGP", func() error { _, err := verifyKeys(secret(map[string]string{"a.asc": value})); return err },
 			[]string{"a.asc", "not an armored OpenPGP public key"}},
 		{"trusted: bad PEM", func() error { _, err := trustedKeys(secret(map[string]string{"x.pub": value})); return err },
 			[]string{"x.pub"}},
@@ -55,10 +55,10 @@ func TestSecretErrorsNameKeysNeverValues(t *testing.T) {
 			_, err := attestationSigner(secret(map[string]string{"cosign.key": string(pair.Private), "cosign.password": "wrong-" + value}))
 			return err
 		}, []string{"cosign.password does not open cosign.key"}},
-		{"commit key: missing", func() error { _, _, err := commitSigner(secret(map[string]string{"k": value})); return err },
+		{"commit key: missing", func() error { _, err := commitSigner(secret(map[string]string{"k": value})); return err },
 			[]string{"git.asc", "identity"}},
 		{"commit key: bad SSH", func() error {
-			_, _, err := commitSigner(secret(map[string]string{"identity": value, "passphrase": value}))
+			_, err := commitSigner(secret(map[string]string{"identity": value, "passphrase": value}))
 			return err
 		}, []string{"commit.signingKey", "identity"}},
 	}
