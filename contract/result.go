@@ -105,6 +105,10 @@ type Result struct {
 	// QueuedAt for quota.
 	Queue      string    `json:"queue,omitempty"`
 	AdmittedAt time.Time `json:"admittedAt,omitzero"`
+	// SelfReported names what only the code under test vouches for
+	// (SelfReportedUsage, ...): a run in a pod reports its usage, metrics
+	// numbers and log from inside its own image.
+	SelfReported []string `json:"selfReported,omitempty"`
 	// SchedulingDigest is Contract.SchedulingDigest of the contract that
 	// ran: a cached failure stands only while it is unchanged.
 	SchedulingDigest string `json:"schedulingDigest"`
@@ -113,6 +117,13 @@ type Result struct {
 	// Cached is set (not stored) when the result came from the run cache.
 	Cached bool `json:"-"`
 }
+
+// What a Result may name as self-reported.
+const (
+	SelfReportedUsage   = "usage"
+	SelfReportedMetrics = "metrics"
+	SelfReportedLog     = "log"
+)
 
 // Committable reports whether the output at path may be committed to the
 // results folder: false for outputs that hold a secret's value.

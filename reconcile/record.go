@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"sort"
 
 	"github.com/expsync/expsync/attest"
@@ -85,6 +87,11 @@ func (r *Reconciler) record(t Target, run render.Run, res *contract.Result) *res
 	if res.Status == contract.Succeeded {
 		rec.Reason = ""
 	}
+	if res.Queue != "" && !res.AdmittedAt.IsZero() {
+		rec.Queue = &results.Queue{Name: res.Queue, AdmittedAt: res.AdmittedAt.UTC(),
+			WaitSeconds: math.Round(max(0, res.AdmittedAt.Sub(res.QueuedAt).Seconds())*1000) / 1000}
+	}
+	rec.SelfReported = slices.Clone(res.SelfReported)
 	for _, tpl := range run.Templates {
 		rec.Templates = append(rec.Templates, results.GitFile{Path: tpl.Path, Blob: tpl.Blob})
 	}

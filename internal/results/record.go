@@ -67,6 +67,21 @@ type Record struct {
 	// metrics (the file is missing, is not a flat object of numbers, is a
 	// symlink...); it does not fail the run.
 	MetricsError string `json:"metricsError,omitempty"`
+
+	// Queue is the Kueue queue a Job waited in and how long (kubernetes
+	// mode), from the Job's creation to Kueue's admission.
+	Queue *Queue `json:"queue,omitempty"`
+	// SelfReported names what only the code under test vouches for
+	// ("usage", "metrics", "log": a run in a pod measured and captured them
+	// inside its own image); the rest was checked by expsync.
+	SelfReported []string `json:"selfReported,omitempty"`
+}
+
+// Queue is where a run waited for quota before it started.
+type Queue struct {
+	Name        string    `json:"name"`
+	AdmittedAt  time.Time `json:"admittedAt"`
+	WaitSeconds float64   `json:"waitSeconds"`
 }
 
 // GitFile is a repository file the run depended on, named by its blob ID.

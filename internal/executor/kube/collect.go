@@ -386,6 +386,7 @@ func (c *collector) decide(res *contract.Result, term *corev1.ContainerStateTerm
 func (c *collector) selfReported(res, reported *contract.Result, term *corev1.ContainerStateTerminated) {
 	res.Usage = reported.Usage
 	res.Usage.SelfReported = true
+	res.SelfReported = []string{contract.SelfReportedLog, contract.SelfReportedMetrics, contract.SelfReportedUsage}
 	res.Metrics, res.MetricsError = reported.Metrics, reported.MetricsError
 	res.LogTruncated, res.LogTail = reported.LogTruncated, reported.LogTail
 	res.Withheld = reported.Withheld

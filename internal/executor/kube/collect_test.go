@@ -182,6 +182,9 @@ func TestCollectSucceeded(t *testing.T) {
 	if !res.Usage.SelfReported || res.Usage.CPUSeconds != 1.5 {
 		t.Errorf("usage %+v, want the pod's figures marked self-reported", res.Usage)
 	}
+	if strings.Join(res.SelfReported, ",") != "log,metrics,usage" {
+		t.Errorf("self-reported %v, want log, metrics and usage", res.SelfReported)
+	}
 	// The pod's finer clock is kept: it agrees with the kubelet's seconds.
 	if !res.StartedAt.Equal(f.reported.StartedAt) || !res.FinishedAt.Equal(f.reported.FinishedAt) {
 		t.Errorf("timings %s..%s", res.StartedAt, res.FinishedAt)
