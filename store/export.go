@@ -128,10 +128,21 @@ func statObject(s *Local, sha string) (int64, error) {
 	return fi.Size(), nil
 }
 
-// complete reports whether every blob of a manifest is in the store (a
-// blob may have been dropped after a run wrote to it).
+// complete reports whether every blob of a manifest is in the store with
+// its bytes. A blob may have been dropped after a run wrote to it, or
+// written to while no expsync was there to check (a process of a run of a
+// killed expsync): a store that can rehash (Verifier, once per process and
+// file) drops such a blob, and the export reads it from the tree again.
+// Repository inputs are checked the same way before each run.
 func complete(ctx context.Context, s Store, m Manifest) bool {
+	v, verifies := s.(Verifier)
 	for _, e := range m.Entries {
+		if verifies {
+			if v.Verify(ctx, e.SHA256) != nil {
+				return false
+			}
+			continue
+		}
 		if ok, err := s.Has(ctx, e.SHA256); !ok || err != nil {
 			return false
 		}

@@ -161,22 +161,32 @@ func (r *attemptRunner) makeAttemptDir(n int) (string, error) {
 }
 
 // tampered checks that the run did not write to the store objects linked
-// into its work folder (read-only files stop everyone but root). A file that
-// is still the object's inode is rehashed when small; a larger one must
-// keep its size and mtime (not its ctime, which other runs' links to the
-// same object move). Changed objects are repaired or dropped (Linker.Drop).
+// into its work folder (read-only files stop everyone but root and their
+// owner, who can chmod them). Every object still linked — by its path in
+// the work folder, or by the store's path when the run removed or renamed
+// its link — is rehashed. Changed objects are repaired or dropped
+// (Linker.Drop).
 func (r *attemptRunner) tampered(linked []linkedObject) string {
 	l, ok := r.st.(store.Linker)
 	if !ok {
 		return ""
 	}
+	objects, _ := r.st.(interface{ ObjectPath(sha string) string })
 	var written []string
 	for _, o := range linked {
-		fi, err := os.Lstat(o.dst)
-		if err != nil || !os.SameFile(fi, o.was) {
-			continue // removed or replaced: the object was not touched
+		path := o.dst
+		fi, err := os.Lstat(path)
+		if (err != nil || !os.SameFile(fi, o.was)) && objects != nil {
+			// Removed or renamed in the work folder: a descriptor the run
+			// opened before still writes to the object's inode, so the
+			// store's file is checked, when it is still that inode.
+			path = objects.ObjectPath(o.sha)
+			fi, err = os.Lstat(path)
 		}
-		if changed(o, fi) {
+		if err != nil || !os.SameFile(fi, o.was) {
+			continue // the object's file is another one: not touched
+		}
+		if changed(path, o, fi) {
 			l.Drop(o.sha)
 			written = append(written, o.path)
 		}
@@ -195,11 +205,11 @@ func (r *attemptRunner) tampered(linked []linkedObject) string {
 // the bytes once (they are in the page cache from the run); copying the
 // context instead of linking it reads and writes them:
 // BenchmarkContextLinkRehashVsCopy puts both side by side.
-func changed(o linkedObject, now os.FileInfo) bool {
+func changed(path string, o linkedObject, now os.FileInfo) bool {
 	if now.Size() != o.was.Size() {
 		return true
 	}
-	return verifyFile(o.dst, o.sha, o.path) != nil
+	return verifyFile(path, o.sha, o.path) != nil
 }
 
 // prepare materialises the context and the inputs into work.

@@ -105,7 +105,7 @@ func BenchmarkContainment(b *testing.B) {
 		}
 		times["bare"] = append(times["bare"], time.Since(t0))
 		for _, m := range modes {
-			if m.name == "cgroup" && cgroupBase() == "" {
+			if m.name == "cgroup" && !cgroupsAvailable() {
 				continue
 			}
 			opts := Options{Store: st, WorkRoot: filepath.Join(b.TempDir(), "work"), NoCgroup: m.noCgroup, NoReaper: m.noReaper}

@@ -98,6 +98,12 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	if group != nil {
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, group.fd
 	}
+	if reaped {
+		// The reaper catches it and kills every process of the run before
+		// it exits: SIGKILL would leave the ones that left the command's
+		// session to init when expsync dies.
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGUSR1
+	}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)

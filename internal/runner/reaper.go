@@ -27,8 +27,11 @@ import (
 //
 // expsync signals the reaper, never the command's group directly: SIGTERM
 // is passed to the command's process group, SIGUSR1 kills every process
-// of the run. If expsync dies, Pdeathsig kills the reaper and the command;
-// the executor's journal recovery ends the rest by EXPSYNC_RUN_ID.
+// of the run. If expsync dies, the reaper gets SIGUSR1 too (its
+// Pdeathsig) and so ends every process of the run, also those that left
+// the command's session, before it exits (with SIGKILL they went to init
+// and lived on). What the reaper cannot end — it was killed itself — the
+// executor's journal recovery ends by EXPSYNC_RUN_ID.
 const reaperArg = "__expsync_run_reaper__"
 
 func init() {

@@ -50,9 +50,16 @@ func Open(ctx context.Context, opts DeploymentOptions) (*Executor, []Recovered, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// Processes that runs of a killed expsync left in its cgroup (they
+	// left the command's session, so Pdeathsig missed them) end first:
+	// until then they could write to store objects.
+	cerr := runner.ClearStaleCgroups()
 	recovered, err := ex.Recover(ctx)
 	if err != nil {
 		err = fmt.Errorf("recover runs of a previous expsync: %w", err)
+	}
+	if cerr != nil {
+		err = errors.Join(err, fmt.Errorf("end the runs of a killed expsync: %w", cerr))
 	}
 	if opts.Runner.WorkRoot == "" {
 		// <state>/work is this state folder's, whose lock the executor
