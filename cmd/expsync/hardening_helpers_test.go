@@ -20,6 +20,9 @@ type binLab struct {
 	key, pub     string
 	store, state string
 	env          []string
+	// wrap, when set, starts the binary through this command (which must
+	// exec it with the arguments that follow).
+	wrap []string
 }
 
 func newBinLab(t *testing.T) *binLab {
@@ -30,11 +33,29 @@ func newBinLab(t *testing.T) *binLab {
 		store: filepath.Join(dir, "store"), state: filepath.Join(dir, "state")}
 }
 
+// command is the built binary with args, as the lab starts it.
+func (b *binLab) command(args ...string) *exec.Cmd {
+	b.T.Helper()
+	argv := append([]string{expsyncBinary(b.T)}, args...)
+	if len(b.wrap) > 0 {
+		argv = append(append([]string(nil), b.wrap...), argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), "EXPSYNC_PASSWORD="), b.env...)
+	return cmd
+}
+
+// runArgs are `expsync run`'s arguments for main with the lab's key,
+// store and state.
+func (b *binLab) runArgs(extra ...string) []string {
+	return append([]string{"run", b.URL(), "--allow-http", "--branch", "main", "--key", b.key,
+		"--store", b.store, "--state", b.state, "--progress", "none"}, extra...)
+}
+
 // expsync runs the built binary and returns its exit code and output.
 func (b *binLab) expsync(args ...string) (code int, stdout, stderr string) {
 	b.T.Helper()
-	cmd := exec.Command(expsyncBinary(b.T), args...)
-	cmd.Env = append(append(os.Environ(), "EXPSYNC_PASSWORD="), b.env...)
+	cmd := b.command(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -51,9 +72,7 @@ func (b *binLab) expsync(args ...string) (code int, stdout, stderr string) {
 // run is `expsync run` of main with the lab's key, store and state.
 func (b *binLab) run(extra ...string) (int, string, string) {
 	b.T.Helper()
-	args := append([]string{"run", b.URL(), "--allow-http", "--branch", "main", "--key", b.key,
-		"--store", b.store, "--state", b.state, "--progress", "none"}, extra...)
-	return b.expsync(args...)
+	return b.expsync(b.runArgs(extra...)...)
 }
 
 // mustRun is run, failing the test unless it exits 0.
