@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -127,29 +128,24 @@ func Statement(run Run) (*intoto.Statement, error) {
 }
 
 // MarshalStatement returns the run's statement as compact JSON — the DSSE
-// payload: the bytes protojson gives for Statement(run), compacted (its
-// whitespace is deliberately unstable), so equal runs give equal bytes.
-// They are written directly (appendStatementJSON) from the same validated
-// parts Statement assembles.
+// payload: protojson's output for Statement(run), compacted (its whitespace
+// is deliberately unstable), so equal runs give equal bytes. A hand-written
+// writer saved ~0.3 ms per run (BenchmarkMarshalStatement), noise beside a
+// run of seconds; it was removed for the library's own encoder.
 func MarshalStatement(run Run) ([]byte, error) {
-	if err := checkRun(run); err != nil {
-		return nil, err
-	}
-	predicate, err := provenance(run)
+	st, err := Statement(run)
 	if err != nil {
 		return nil, err
 	}
-	subs := subjects(run.Subjects)
-	for _, s := range subs {
-		if err := s.Validate(); err != nil {
-			return nil, fmt.Errorf("statement of run %s: subject %q: %w", run.RunID, s.Name, err)
-		}
-	}
-	out, err := appendStatementJSON(make([]byte, 0, 2048), subs, predicate)
+	raw, err := protojson.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("encode statement of run %s: %w", run.RunID, err)
 	}
-	return out, nil
+	var out bytes.Buffer
+	if err := json.Compact(&out, raw); err != nil {
+		return nil, fmt.Errorf("encode statement of run %s: %w", run.RunID, err)
+	}
+	return out.Bytes(), nil
 }
 
 func checkRun(run Run) error {

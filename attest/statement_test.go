@@ -153,3 +153,13 @@ func TestStatementRejectsBadRuns(t *testing.T) {
 		})
 	}
 }
+
+func TestMarshalStatementRefusesInvalidUTF8(t *testing.T) {
+	run := testRun(t, testIdentity(1))
+	run.Subjects = testSubjects()
+	run.Ref = "refs/heads/\xff"
+	_, err := MarshalStatement(run)
+	if err == nil || !strings.Contains(err.Error(), "UTF-8") || !strings.Contains(err.Error(), run.RunID) {
+		t.Fatalf("want an error naming the run and UTF-8, got %v", err)
+	}
+}

@@ -28,7 +28,6 @@ targets=(
   ./attest:FuzzParseEnvelope
   ./attest:FuzzParseStatement
   ./attest:FuzzValidJSON
-  ./attest:FuzzMarshalStatement
   ./attest:FuzzParseReproduction
   ./store:FuzzRunJournalScan
   ./internal/runner:FuzzParseMetrics

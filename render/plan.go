@@ -70,14 +70,6 @@ func Plan(r tree.Reader, opts PlanOptions) (*PlanResult, error) {
 	return plan(r, opts)
 }
 
-// Contract returns a copy of the run's contract that the caller may modify.
-func Contract(run Run) contract.Contract {
-	c := run.Contract
-	c.Command = append([]string(nil), c.Command...)
-	c.Env = append([]contract.EnvVar(nil), c.Env...)
-	c.Inputs = append([]contract.Input(nil), c.Inputs...)
-	c.Outputs = append([]string(nil), c.Outputs...)
-	c.Context.Excluded = append([]string(nil), c.Context.Excluded...)
-	c.Retries.OnExitCodes = append([]int32(nil), c.Retries.OnExitCodes...)
-	return c
-}
+// Contract returns a copy of the run's contract that the caller may modify
+// (contract.Contract.Clone).
+func Contract(run Run) contract.Contract { return run.Contract.Clone() }
