@@ -1,20 +1,19 @@
 package v1alpha1
 
 import (
+	"errors"
 	"fmt"
-	"math"
 	"reflect"
-	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/expsync/expsync/internal/yamldecode"
 )
 
-// decoder fills Go values from YAML nodes field by field, so every problem
-// is reported with its own position and all of them in one pass. It knows
-// the field names from the yaml tags and rejects unknown ones with a hint.
+// decoder fills Go values from YAML nodes field by field (internal/yamldecode),
+// so every problem is reported with its own position and all of them in one
+// pass.
 type decoder struct {
 	file string
 	// fileOf names the file of nodes that came from a template; nodes not
@@ -28,326 +27,44 @@ type decoder struct {
 	bad map[string]bool
 }
 
-func (d *decoder) at(n *yaml.Node) Position {
-	if f, ok := d.fileOf[n]; ok {
-		return pos(f, n)
-	}
-	return pos(d.file, n)
-}
-
-func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	if d.errs.full() {
-		return
-	}
-	if d.bad != nil {
-		d.bad[path] = true
-	}
-	msg := fmt.Sprintf(format, args...)
-	if path != "" {
-		msg = path + ": " + msg
-	}
-	d.errs.add(d.at(n), "%s", msg)
-}
-
 var durationType = reflect.TypeOf(Duration{})
 
 // decode fills v (addressable) from n; path names the field for messages.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
+	yd := yamldecode.Decoder{
+		File: d.file, FileOf: d.fileOf, Bad: d.bad,
+		Errorf: func(at yamldecode.Pos, msg string) { d.errs.add(position(at), "%s", msg) },
+		Full:   d.errs.full,
+		Scalars: map[reflect.Type]func(*yaml.Node) (reflect.Value, error){
+			durationType: decodeDuration,
+		},
+		MergeKeys: "YAML merge keys (<<) are not supported; share defaults with spec.template",
 	}
 	if d.pos != nil {
-		d.pos[path] = d.at(n)
+		yd.Seen = func(path string, at yamldecode.Pos) { d.pos[path] = position(at) }
 	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && v.Kind() != reflect.Interface {
-		return // an explicit null leaves the zero value (a parameter value must be one)
-	}
-	switch {
-	case v.Type() == durationType:
-		d.decodeDuration(n, v, path)
-		return
-	}
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
-		}
-		d.decode(n, v.Elem(), path)
-	case reflect.Struct:
-		d.decodeStruct(n, v, path)
-	case reflect.Slice:
-		if !d.expect(n, yaml.SequenceNode, path, "a list") {
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		for i, item := range n.Content {
-			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
-		}
-		v.Set(s)
-	case reflect.Map:
-		if !d.expect(n, yaml.MappingNode, path, "a mapping") {
-			return
-		}
-		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			key, ok := d.key(k, path)
-			if !ok {
-				continue
-			}
-			if seen[key] {
-				d.errorf(k, path, "duplicate key %q", key)
-				continue
-			}
-			seen[key] = true
-			elem := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, elem, path+"."+key)
-			m.SetMapIndex(reflect.ValueOf(key), elem)
-		}
-		v.Set(m)
-	case reflect.Interface:
-		d.decodeValue(n, v, path)
-	case reflect.String:
-		if !d.expect(n, yaml.ScalarNode, path, "a string") {
-			return
-		}
-		v.SetString(n.Value)
-	case reflect.Bool:
-		var b bool
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
-			d.errorf(n, path, "must be true or false, got %s", describe(n))
-			return
-		}
-		v.SetBool(b)
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		var i int64
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
-			d.errorf(n, path, "must be an integer, got %s", describe(n))
-			return
-		}
-		if v.OverflowInt(i) {
-			d.errorf(n, path, "%d is out of range", i)
-			return
-		}
-		v.SetInt(i)
-	case reflect.Float64:
-		var f float64
-		if n.Kind != yaml.ScalarNode || (n.Tag != "!!float" && n.Tag != "!!int") || n.Decode(&f) != nil {
-			d.errorf(n, path, "must be a number, got %s", describe(n))
-			return
-		}
-		if math.IsInf(f, 0) || math.IsNaN(f) {
-			d.errorf(n, path, "must be a finite number, got %s", n.Value)
-			return
-		}
-		v.SetFloat(f)
-	default:
-		panic(fmt.Sprintf("decode: unsupported type %s", v.Type()))
-	}
+	yd.Decode(n, v, path)
 }
 
-func (d *decoder) expect(n *yaml.Node, kind yaml.Kind, path, what string) bool {
-	if n.Kind == kind {
-		return true
-	}
-	d.errorf(n, path, "must be %s, got %s", what, describe(n))
-	return false
+func position(p yamldecode.Pos) Position {
+	return Position{File: p.File, Line: p.Line, Column: p.Column}
 }
 
-// key returns a mapping key; keys are plain strings, never YAML merge keys.
-func (d *decoder) key(k *yaml.Node, path string) (string, bool) {
-	for k.Kind == yaml.AliasNode {
-		k = k.Alias
-	}
-	if k.Kind != yaml.ScalarNode {
-		d.errorf(k, path, "keys must be strings, got %s", describe(k))
-		return "", false
-	}
-	if k.Tag == "!!merge" {
-		d.errorf(k, path, "YAML merge keys (<<) are not supported; share defaults with spec.template")
-		return "", false
-	}
-	return k.Value, true
-}
-
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
-	if !d.expect(n, yaml.MappingNode, path, "a mapping") {
-		return
-	}
-	fields := fieldsOf(v.Type())
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		key, ok := d.key(k, path)
-		if !ok {
-			continue
-		}
-		idx, known := fields.index[key]
-		if !known && d.errs.full() {
-			continue
-		}
-		if !known {
-			d.errorf(k, path, "unknown field %q%s", key, hint(key, fields.names))
-			continue
-		}
-		if seen[key] {
-			d.errorf(k, path, "field %q is set twice", key)
-			continue
-		}
-		seen[key] = true
-		d.decode(val, v.Field(idx), join(path, key))
-	}
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
+// decodeDuration reads a positive duration ("30m", "1h30m").
+func decodeDuration(n *yaml.Node) (reflect.Value, error) {
 	if n.Kind != yaml.ScalarNode {
-		d.errorf(n, path, "must be a duration such as 30m or 1h30m, got %s", describe(n))
-		return
+		return reflect.Value{}, fmt.Errorf("must be a duration such as 30m or 1h30m, got %s", describe(n))
 	}
 	dur, err := time.ParseDuration(n.Value)
 	if err != nil {
-		d.errorf(n, path, "must be a duration such as 30m or 1h30m, got %q", n.Value)
-		return
+		return reflect.Value{}, fmt.Errorf("must be a duration such as 30m or 1h30m, got %q", n.Value)
 	}
 	if dur <= 0 {
-		d.errorf(n, path, "must be positive, got %s", n.Value)
-		return
+		return reflect.Value{}, errors.New("must be positive, got " + n.Value)
 	}
-	v.Set(reflect.ValueOf(Duration{dur}))
+	return reflect.ValueOf(Duration{dur}), nil
 }
 
-// maxSafeInt is the largest integer a JSON number (an IEEE double) holds
-// exactly; params beyond it would change value on their way into a run ID.
-const maxSafeInt = 1<<53 - 1
-
-// decodeValue reads a parameter value: a string, a number or a boolean.
-func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string) {
-	if n.Kind != yaml.ScalarNode {
-		d.errorf(n, path, "must be a string, number or boolean, got %s", describe(n))
-		return
-	}
-	switch n.Tag {
-	case "!!str":
-		v.Set(reflect.ValueOf(n.Value))
-	case "!!bool":
-		var b bool
-		if n.Decode(&b) != nil {
-			d.errorf(n, path, "invalid boolean %q", n.Value)
-			return
-		}
-		v.Set(reflect.ValueOf(b))
-	case "!!int":
-		var i int64
-		if n.Decode(&i) != nil || i > maxSafeInt || i < -maxSafeInt {
-			d.errorf(n, path, "integer %s is outside ±2^53 and would lose precision; quote it to make it a string", n.Value)
-			return
-		}
-		v.Set(reflect.ValueOf(i))
-	case "!!float":
-		var f float64
-		if n.Decode(&f) != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			d.errorf(n, path, "number %s is not finite; quote it to make it a string", n.Value)
-			return
-		}
-		v.Set(reflect.ValueOf(f))
-	default:
-		d.errorf(n, path, "must be a string, number or boolean, got %s", describe(n))
-	}
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "null"
-		}
-		v := n.Value
-		if len(v) > 40 {
-			v = v[:40] + "…"
-		}
-		return fmt.Sprintf("%s %q", strings.TrimPrefix(n.Tag, "!!"), v)
-	}
-	return "an alias"
-}
-
-// structFields maps YAML field names to struct field indexes.
-type structFields struct {
-	index map[string]int
-	names []string
-}
-
-var fieldCache sync.Map // reflect.Type → structFields
-
-func fieldsOf(t reflect.Type) structFields {
-	if f, ok := fieldCache.Load(t); ok {
-		return f.(structFields)
-	}
-	f := structFields{index: map[string]int{}}
-	for i := 0; i < t.NumField(); i++ {
-		name := yamlName(t.Field(i))
-		if name == "" || name == "-" {
-			continue
-		}
-		f.index[name] = i
-		f.names = append(f.names, name)
-	}
-	sort.Strings(f.names)
-	fieldCache.Store(t, f)
-	return f
-}
-
-func yamlName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-	return name
-}
-
-// hint suggests the closest allowed name (edit distance ≤ 2, or ≤ a third of
-// the word), else lists the allowed names.
-func hint(got string, allowed []string) string {
-	best, bestDist := "", math.MaxInt
-	for _, a := range allowed {
-		if d := editDistance(strings.ToLower(got), strings.ToLower(a)); d < bestDist {
-			best, bestDist = a, d
-		}
-	}
-	if best != "" && (bestDist <= 2 || bestDist <= len(got)/3) {
-		return fmt.Sprintf("; did you mean %q?", best)
-	}
-	return "; allowed: " + strings.Join(allowed, ", ")
-}
-
-// editDistance is the Levenshtein distance of a and b (by bytes; names are ASCII).
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return math.MaxInt // a long unknown key is nobody's typo
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func describe(n *yaml.Node) string             { return yamldecode.Describe(n) }
+func hint(got string, allowed []string) string { return yamldecode.Hint(got, allowed) }
+func yamlName(f reflect.StructField) string    { return yamldecode.FieldName(f) }

@@ -1,11 +1,6 @@
 package deploy
 
-import (
-	"fmt"
-	"time"
-
-	"gopkg.in/yaml.v3"
-)
+import "time"
 
 // Config is the YAML file of `expsync serve --config FILE`: a deployment
 // and the repositories it watches.
@@ -97,13 +92,3 @@ type AuthConfig struct {
 
 // Duration is a time.Duration written as "30s" or "5m".
 type Duration struct{ time.Duration }
-
-// UnmarshalYAML reads a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (for example 30s or 5m)", n.Line, n.Value)
-	}
-	d.Duration = v
-	return nil
-}

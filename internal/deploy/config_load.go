@@ -1,11 +1,11 @@
 package deploy
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"reflect"
 	"strings"
 	"time"
 
@@ -13,22 +13,9 @@ import (
 
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/internal/runner"
+	"github.com/expsync/expsync/internal/yamldecode"
 	"github.com/expsync/expsync/reconcile"
 )
-
-var goTypeInYAMLError = regexp.MustCompile(`not found in type deploy\.(\w+)`)
-
-// configSections names the configuration's Go types for errors.
-var configSections = map[string]string{
-	"Config":           "the configuration",
-	"RepositoryConfig": "a repository",
-	"AuthConfig":       "a repository's auth",
-	"AuthorConfig":     "author",
-	"RefConfig":        "a ref",
-	"ForgeConfig":      "a repository's forge",
-	"VerifyConfig":     "a repository's verify",
-	"AuditConfig":      "audit",
-}
 
 // LoadConfig reads serve's configuration file; relative paths in it are
 // relative to the file's folder.
@@ -40,24 +27,46 @@ func LoadConfig(file string) (*Config, error) {
 	return ParseConfig(file, data)
 }
 
-// ParseConfig reads a configuration; relative paths in it are relative to
-// file's folder.
+// maxConfigAliases bounds the YAML aliases of a configuration: a file of a
+// few aliases to aliases expands without end, and a configuration has no
+// use for them beyond sharing a block or two.
+const maxConfigAliases = 64
+
+// ParseConfig reads a configuration: every problem is reported as
+// file:line:col and the field it concerns, the way experiment files are
+// (internal/yamldecode); relative paths in it are relative to file's folder.
 func ParseConfig(file string, data []byte) (*Config, error) {
 	if len(data) > 1<<20 {
 		return nil, fmt.Errorf("%s: larger than 1 MiB; this is not a configuration file", file)
 	}
-	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		// yaml.v3 names Go types ("not found in type deploy.Config"):
-		// say what they are to the reader of the file.
-		msg := goTypeInYAMLError.ReplaceAllStringFunc(err.Error(), func(m string) string {
-			return "not found in " + configSections[goTypeInYAMLError.FindStringSubmatch(m)[1]] + " (see `expsync serve --help`)"
-		})
-		return nil, fmt.Errorf("%s: %s", file, msg)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	base := filepath.Dir(file)
+	var cfg Config
+	c := &configCheck{file: file, pos: map[string]yamldecode.Pos{}}
+	if len(doc.Content) > 0 {
+		root := doc.Content[0]
+		if n := countAliases(root); n > maxConfigAliases {
+			return nil, fmt.Errorf("%s: %d YAML aliases; a configuration may use at most %d", file, n, maxConfigAliases)
+		}
+		d := yamldecode.Decoder{File: file, Errorf: c.add, Seen: func(path string, at yamldecode.Pos) { c.pos[path] = at },
+			Scalars: map[reflect.Type]func(*yaml.Node) (reflect.Value, error){durationType: decodeDuration}}
+		d.Decode(root, reflect.ValueOf(&cfg).Elem(), "")
+		if err := c.err(); err != nil {
+			return nil, err
+		}
+	}
+	cfg.defaults(filepath.Dir(file))
+	if err := cfg.check(c); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// defaults fills what the file leaves out and makes paths absolute
+// (relative to base, the file's folder).
+func (cfg *Config) defaults(base string) {
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") {
 			return p
@@ -78,57 +87,13 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	for i := range cfg.TrustedKeys {
 		cfg.TrustedKeys[i] = rel(cfg.TrustedKeys[i])
 	}
-	if cfg.Key == "" {
-		return nil, fmt.Errorf("%s: key: a signing key is required (make one with `expsync keygen`)", file)
-	}
 	if cfg.Interval.Duration == 0 {
 		cfg.Interval.Duration = 30 * time.Second
 	}
 	if cfg.BatchInterval.Duration == 0 {
 		cfg.BatchInterval.Duration = 10 * time.Second
 	}
-	if cfg.GPUs < 0 || cfg.Concurrency < 0 {
-		return nil, fmt.Errorf("%s: gpus %d, concurrency %d: give numbers of 0 or more", file, cfg.GPUs, cfg.Concurrency)
-	}
-	if a := cfg.Audit; a != nil {
-		if !(a.Fraction > 0 && a.Fraction <= 1) { // NaN too
-			return nil, fmt.Errorf("%s: audit.fraction %v: give the share of finished runs to re-execute, above 0 and at most 1 (0.05: one run in twenty)", file, a.Fraction)
-		}
-		if a.PerBranch < 0 {
-			return nil, fmt.Errorf("%s: audit.perBranch %d: give the runs reproduced per branch and reconcile (default 1)", file, a.PerBranch)
-		}
-	}
-	if len(cfg.Repositories) == 0 {
-		return nil, fmt.Errorf("%s: repositories: at least one repository is required", file)
-	}
-	seen := map[string]int{}
-	for i, r := range cfg.Repositories {
-		if r.URL == "" {
-			return nil, fmt.Errorf("%s: repositories[%d].url is required", file, i)
-		}
-		// Two entries would poll and fetch into one Git cache at once and
-		// reconcile each ref twice.
-		if j, ok := seen[r.URL]; ok {
-			return nil, fmt.Errorf("%s: repositories[%d]: %s is repositories[%d] already: list all its refs in one entry", file, i, r.URL, j)
-		}
-		seen[r.URL] = i
-		if len(r.Refs) == 0 {
-			return nil, fmt.Errorf("%s: repositories[%d].refs: watch at least one ref, for example {pattern: main, trusted: true}", file, i)
-		}
-		for k, ref := range r.Refs {
-			if err := reconcile.CheckResultsBranch(ref.Pattern, ref.ResultsBranch); err != nil {
-				return nil, fmt.Errorf("%s: repositories[%d].refs[%d]: %w", file, i, k, err)
-			}
-			if !ref.Trusted && (r.Verify == nil || len(r.Verify.PGPKeyFiles)+len(r.Verify.SSHKeyFiles) == 0) {
-				return nil, fmt.Errorf("%s: repositories[%d].refs[%d]: pattern %q is not trusted, so its commits run only when signed by an allowed key, and none is configured: add verify: {sshKeyFiles: [FILE]} or verify: {pgpKeyFiles: [FILE]} to the repository, or set trusted: true",
-					file, i, k, ref.Pattern)
-			}
-		}
-		if r.Forge != nil {
-			if err := r.Forge.Check(); err != nil {
-				return nil, fmt.Errorf("%s: repositories[%d]: %w", file, i, err)
-			}
-		}
+	for _, r := range cfg.Repositories {
 		if r.Verify != nil {
 			for j := range r.Verify.PGPKeyFiles {
 				r.Verify.PGPKeyFiles[j] = rel(r.Verify.PGPKeyFiles[j])
@@ -141,7 +106,126 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 			r.Auth.SSHKeyFile, r.Auth.KnownHostsFile = rel(r.Auth.SSHKeyFile), rel(r.Auth.KnownHostsFile)
 		}
 	}
-	return &cfg, nil
+}
+
+// check refuses a configuration that cannot work, naming the field and
+// where the file sets it.
+func (cfg *Config) check(c *configCheck) error {
+	if cfg.Key == "" {
+		return c.at("key", "key: a signing key is required (make one with `expsync keygen`)")
+	}
+	if cfg.GPUs < 0 || cfg.Concurrency < 0 {
+		field := "gpus"
+		if cfg.GPUs >= 0 {
+			field = "concurrency"
+		}
+		return c.at(field, "gpus %d, concurrency %d: give numbers of 0 or more", cfg.GPUs, cfg.Concurrency)
+	}
+	if a := cfg.Audit; a != nil {
+		if !(a.Fraction > 0 && a.Fraction <= 1) { // NaN too
+			return c.at("audit.fraction", "audit.fraction %v: give the share of finished runs to re-execute, above 0 and at most 1 (0.05: one run in twenty)", a.Fraction)
+		}
+		if a.PerBranch < 0 {
+			return c.at("audit.perBranch", "audit.perBranch %d: give the runs reproduced per branch and reconcile (default 1)", a.PerBranch)
+		}
+	}
+	if len(cfg.Repositories) == 0 {
+		return c.at("repositories", "repositories: at least one repository is required")
+	}
+	seen := map[string]int{}
+	for i, r := range cfg.Repositories {
+		entry := fmt.Sprintf("repositories[%d]", i)
+		if r.URL == "" {
+			return c.at(entry, "%s.url is required", entry)
+		}
+		// Two entries would poll and fetch into one Git cache at once and
+		// reconcile each ref twice.
+		if j, ok := seen[r.URL]; ok {
+			return c.at(entry+".url", "%s: %s is repositories[%d] already: list all its refs in one entry", entry, r.URL, j)
+		}
+		seen[r.URL] = i
+		if len(r.Refs) == 0 {
+			return c.at(entry, "%s.refs: watch at least one ref, for example {pattern: main, trusted: true}", entry)
+		}
+		for k, ref := range r.Refs {
+			field := fmt.Sprintf("%s.refs[%d]", entry, k)
+			if err := reconcile.CheckResultsBranch(ref.Pattern, ref.ResultsBranch); err != nil {
+				return c.at(field, "%s: %v", field, err)
+			}
+			if !ref.Trusted && (r.Verify == nil || len(r.Verify.PGPKeyFiles)+len(r.Verify.SSHKeyFiles) == 0) {
+				return c.at(field, "%s: pattern %q is not trusted, so its commits run only when signed by an allowed key, and none is configured: add verify: {sshKeyFiles: [FILE]} or verify: {pgpKeyFiles: [FILE]} to the repository, or set trusted: true",
+					field, ref.Pattern)
+			}
+		}
+		if r.Forge != nil {
+			if err := r.Forge.Check(); err != nil {
+				return c.at(entry+".forge.kind", "%s: %v", entry, err)
+			}
+		}
+	}
+	return nil
+}
+
+// configCheck collects a configuration's problems with their positions.
+type configCheck struct {
+	file string
+	pos  map[string]yamldecode.Pos
+	errs []string
+}
+
+func (c *configCheck) add(at yamldecode.Pos, msg string) {
+	if len(c.errs) < 20 {
+		c.errs = append(c.errs, fmt.Sprintf("%s:%d:%d: %s", at.File, at.Line, at.Column, msg))
+	}
+}
+
+func (c *configCheck) err() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(c.errs, "\n"))
+}
+
+// at is a problem of the field at path: file:line:col when the file sets
+// it (or the closest enclosing field it sets), the file alone otherwise.
+func (c *configCheck) at(path, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	for p := path; ; {
+		if at, ok := c.pos[p]; ok && p != "" {
+			return fmt.Errorf("%s:%d:%d: %s", at.File, at.Line, at.Column, msg)
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return fmt.Errorf("%s: %s", c.file, msg)
+		}
+		p = p[:i]
+	}
+}
+
+var durationType = reflect.TypeOf(Duration{})
+
+// decodeDuration reads a duration ("30s", "5m").
+func decodeDuration(n *yaml.Node) (reflect.Value, error) {
+	if n.Kind != yaml.ScalarNode {
+		return reflect.Value{}, fmt.Errorf("%s is not a duration (for example 30s or 5m)", yamldecode.Describe(n))
+	}
+	d, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return reflect.Value{}, fmt.Errorf("%q is not a duration (for example 30s or 5m)", n.Value)
+	}
+	return reflect.ValueOf(Duration{d}), nil
+}
+
+// countAliases counts alias nodes without following them.
+func countAliases(n *yaml.Node) int {
+	if n.Kind == yaml.AliasNode {
+		return 1
+	}
+	total := 0
+	for _, c := range n.Content {
+		total += countAliases(c)
+	}
+	return total
 }
 
 // Credentials are the values of the variables the repositories' auth

@@ -46,25 +46,26 @@ repositories:
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown field", "key: k\nrepos: []\n", "field repos not found"},
+		{"unknown field", "key: k\nrepos: []\n", `serve.yaml:2:1: unknown field "repos"; allowed: audit, author, batchInterval,`},
 		{"unknown field of a ref, named without Go types", "key: k\nrepositories: [{url: x, refs: [{pattern: main, trust: yes}]}]\n",
-			"line 2: field trust not found in a ref (see `expsync serve --help`)"},
-		{"bad duration", "key: k\ninterval: soon\nrepositories: [{url: x, refs: [{pattern: main}]}]\n", "line 2: \"soon\" is not a duration"},
+			`serve.yaml:2:48: repositories[0].refs[0]: unknown field "trust"; did you mean "trusted"?`},
+		{"bad duration", "key: k\ninterval: soon\nrepositories: [{url: x, refs: [{pattern: main}]}]\n", `serve.yaml:2:11: interval: "soon" is not a duration (for example 30s or 5m)`},
+		{"wrong kind", "key: k\nconcurrency: many\nrepositories: [{url: x, refs: [{pattern: main}]}]\n", `serve.yaml:2:14: concurrency: must be an integer, got str "many"`},
 		{"no repositories", "key: k\n", "at least one repository"},
-		{"no refs", "key: k\nrepositories: [{url: https://x}]\n", "repositories[0].refs"},
-		{"no url", "key: k\nrepositories: [{refs: [{pattern: main}]}]\n", "repositories[0].url is required"},
+		{"no refs", "key: k\nrepositories: [{url: https://x}]\n", "serve.yaml:2:16: repositories[0].refs: watch at least one ref"},
+		{"no url", "key: k\nrepositories: [{refs: [{pattern: main}]}]\n", "serve.yaml:2:16: repositories[0].url is required"},
 		{"one repository twice", "key: k\nrepositories: [{url: https://x/a.git, refs: [{pattern: main, trusted: true}]}, {url: https://x/a.git, refs: [{pattern: dev, trusted: true}]}]\n",
 			"repositories[1]: https://x/a.git is repositories[0] already: list all its refs in one entry"},
-		{"untrusted without keys (QA F17)", "key: k\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}, {pattern: 'refs/pull/*/head', resultsBranch: 'r/{{number}}'}]}]\n",
+		{"untrusted without keys ", "key: k\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}, {pattern: 'refs/pull/*/head', resultsBranch: 'r/{{number}}'}]}]\n",
 			`repositories[0].refs[1]: pattern "refs/pull/*/head" is not trusted, so its commits run only when signed by an allowed key, and none is configured: add verify: {sshKeyFiles: [FILE]}`},
 		{"no key", "repositories: [{url: x, refs: [{pattern: main}]}]\n", "key: a signing key is required"},
-		{"shared results branch (QA F17)", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', trusted: true, resultsBranch: expsync-results}]}]\n",
+		{"shared results branch ", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', trusted: true, resultsBranch: expsync-results}]}]\n",
 			`repositories[0].refs[0]: resultsBranch "expsync-results" is shared by every ref matching "refs/pull/*/head"`},
 		{"unknown placeholder", "key: k\nrepositories: [{url: x, refs: [{pattern: 'refs/pull/*/head', trusted: true, resultsBranch: 'r/{{pr}}'}]}]\n", "unknown placeholder {{pr}}"},
-		{"audit fraction above 1", "key: k\naudit: {fraction: 5}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "audit.fraction 5: give the share of finished runs"},
-		{"audit fraction NaN", "key: k\naudit: {fraction: .nan}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "audit.fraction NaN"},
+		{"audit fraction above 1", "key: k\naudit: {fraction: 5}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "serve.yaml:2:19: audit.fraction 5: give the share of finished runs"},
+		{"audit fraction NaN", "key: k\naudit: {fraction: .nan}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "serve.yaml:2:19: audit.fraction: must be a finite number, got .nan"},
 		{"audit without a fraction", "key: k\naudit: {perBranch: 2}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "audit.fraction 0"},
-		{"audit: unknown field", "key: k\naudit: {fracton: 0.1}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", "field fracton not found in audit"},
+		{"audit: unknown field", "key: k\naudit: {fracton: 0.1}\nrepositories: [{url: x, refs: [{pattern: main, trusted: true}]}]\n", `serve.yaml:2:9: audit: unknown field "fracton"; did you mean "fraction"?`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("EXPSYNC_KEY", "")

@@ -40,7 +40,7 @@ repositories:
 	if !found {
 		t.Errorf("the forge token is not among the values redacted from runs")
 	}
-	if _, err := ParseConfig("s.yaml", []byte("key: k\nrepositories:\n  - url: https://g/x.git\n    refs: [{pattern: main, trusted: true}]\n    forge: {kind: gitea, token: abc}\n")); err == nil || !strings.Contains(err.Error(), "a repository's forge") {
+	if _, err := ParseConfig("s.yaml", []byte("key: k\nrepositories:\n  - url: https://g/x.git\n    refs: [{pattern: main, trusted: true}]\n    forge: {kind: gitea, token: abc}\n")); err == nil || !strings.Contains(err.Error(), `s.yaml:5:26: repositories[0].forge: unknown field "token"`) {
 		t.Errorf("a token in the file: %v", err)
 	}
 	if _, err := ParseConfig("s.yaml", []byte("key: k\nrepositories:\n  - url: https://g/x.git\n    refs: [{pattern: main, trusted: true}]\n    forge: {kind: bitbucket}\n")); err == nil || !strings.Contains(err.Error(), `forge.kind "bitbucket"`) {
