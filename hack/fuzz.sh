@@ -41,6 +41,16 @@ targets=(
   ./internal/deploy:FuzzServeConfig
   ./internal/diff:FuzzEscapeMarkdown
 )
+# Every fuzz target of the module must be listed (a new or moved one would
+# otherwise never run), and every listed one must exist.
+found=$(grep -rl --include='*_test.go' '^func Fuzz' --exclude-dir=hack --exclude-dir=.git . |
+  while read -r f; do d=$(dirname "${f#./}"); grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed "s#^func #./$d:#"; done | sort)
+listed=$(printf '%s\n' "${targets[@]}" | sort)
+if [[ "$found" != "$listed" ]]; then
+  echo "hack/fuzz.sh: the target list differs from the module's fuzz targets (< found, > listed):" >&2
+  diff <(echo "$found") <(echo "$listed") >&2 || true
+  exit 1
+fi
 passed=0 failed=0 failures=()
 for t in "${targets[@]}"; do
   pkg="${t%%:*}" name="${t##*:}"
