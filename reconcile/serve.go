@@ -2,19 +2,21 @@ package reconcile
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/logging"
 )
 
 // ServeOptions configure Serve.
 type ServeOptions struct {
 	// Interval between polls of each repository (default 30s).
 	Interval time.Duration
-	// Log receives one line per notable thing (a new commit, a reconcile's
-	// outcome, an error); nil discards.
-	Log func(format string, args ...any)
+	// Logger receives a record per notable thing (a new commit, a
+	// reconcile's outcome, an error); nil discards.
+	Logger *slog.Logger
 	// Finished, when set, is told each reconcile's outcome (also a commit
 	// that may not run: err wraps ErrNotRunnable). It must not block:
 	// pull-request reports (package review) queue their work.
@@ -35,15 +37,12 @@ func (d RefReconciler) Serve(ctx context.Context, sources []*gitsource.Source, o
 		// poll, then two, four... up to ten minutes, not at every poll.
 		d.Reconciler.Retry.Base = opts.Interval
 	}
-	logf := opts.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
+	log := logging.OrDiscard(opts.Logger)
 	// Each repository is polled on its own schedule, so a server that is
 	// slow or stalled (bounded by gitsource's timeouts) delays only itself.
 	var pollers sync.WaitGroup
 	for _, src := range sources {
-		wo := WorkersOptions{Log: logf}
+		wo := WorkersOptions{Logger: log}
 		if opts.Finished != nil {
 			wo.Finished = func(_ string, ch gitsource.RefChange, rep *Report, err error) {
 				if ctx.Err() == nil {
@@ -56,7 +55,7 @@ func (d RefReconciler) Serve(ctx context.Context, sources []*gitsource.Source, o
 		go func() {
 			defer pollers.Done()
 			defer w.Wait()
-			pollEvery(ctx, w, opts.Interval, logf)
+			pollEvery(ctx, w, opts.Interval, log)
 		}()
 	}
 	pollers.Wait()
@@ -64,12 +63,12 @@ func (d RefReconciler) Serve(ctx context.Context, sources []*gitsource.Source, o
 }
 
 // pollEvery polls one repository now and then every interval until ctx ends.
-func pollEvery(ctx context.Context, w *Workers, interval time.Duration, logf func(string, ...any)) {
+func pollEvery(ctx context.Context, w *Workers, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		if _, err := w.Poll(ctx); err != nil && ctx.Err() == nil {
-			logf("poll %s: %v", w.Source().URL(), err)
+			log.Error("poll failed", logging.Repository, w.Source().URL(), "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -75,11 +74,7 @@ func TestServeHoldsAHopelessRun(t *testing.T) {
 	// the 404 run's result took on a loaded machine.
 	serveStarted := time.Now()
 	go func() {
-		done <- l.Serve(ctx, []*gitsource.Source{src}, ServeOptions{Interval: interval, Log: func(f string, a ...any) {
-			logMu.Lock()
-			fmt.Fprintf(&log, f+"\n", a...)
-			logMu.Unlock()
-		}})
+		done <- l.Serve(ctx, []*gitsource.Source{src}, ServeOptions{Interval: interval, Logger: textLogger(&logMu, &log)})
 	}()
 	wait := func(what string, cond func() bool) {
 		t.Helper()

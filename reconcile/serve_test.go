@@ -45,11 +45,7 @@ func TestServeInProcess(t *testing.T) {
 	var log strings.Builder
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Serve(ctx, []*gitsource.Source{src}, ServeOptions{Interval: 200 * time.Millisecond, Log: func(f string, a ...any) {
-			logMu.Lock()
-			fmt.Fprintf(&log, f+"\n", a...)
-			logMu.Unlock()
-		}})
+		done <- l.Serve(ctx, []*gitsource.Source{src}, ServeOptions{Interval: 200 * time.Millisecond, Logger: textLogger(&logMu, &log)})
 	}()
 	logged := func() string { logMu.Lock(); defer logMu.Unlock(); return log.String() }
 	wait := func(what string, cond func() bool) {
@@ -85,7 +81,7 @@ func TestServeInProcess(t *testing.T) {
 		t.Fatal("Serve did not return after its context ended")
 	}
 	l.Close(context.Background())
-	if !strings.Contains(logged(), "cancelled 2 in-flight runs") {
+	if !strings.Contains(logged(), "in-flight runs cancelled") || !strings.Contains(logged(), "cancelled=2") {
 		t.Errorf("no cancellation logged:\n%s", logged())
 	}
 	for _, dir := range runFolders(t, h.Clone(), "square") {

@@ -3,13 +3,13 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/logging"
 )
 
 // ErrRunObsolete is the cancellation cause (context.Cause) of a run that a
@@ -25,8 +25,10 @@ type RefReconcileFunc func(ctx context.Context, src *gitsource.Source, ch gitsou
 
 // WorkersOptions configure Workers.
 type WorkersOptions struct {
-	// Log receives one line per notable thing; nil discards.
-	Log func(format string, args ...any)
+	// Logger receives one record per notable thing, with the keys of
+	// internal/logging (repository, ref, commit, experiment, runID); nil
+	// discards.
+	Logger *slog.Logger
 	// Finished is called after each reconcile of a ref ends, from the
 	// ref's worker goroutine.
 	Finished func(ref string, ch gitsource.RefChange, rep *Report, err error)
@@ -57,9 +59,7 @@ type Workers struct {
 // NewWorkers returns the workers of src; their reconciles run under ctx
 // (until Stop).
 func NewWorkers(ctx context.Context, r *Reconciler, src *gitsource.Source, reconcile RefReconcileFunc, opts WorkersOptions) *Workers {
-	if opts.Log == nil {
-		opts.Log = func(string, ...any) {}
-	}
+	opts.Logger = logging.OrDiscard(opts.Logger).With(logging.Repository, src.URL())
 	ctx, cancel := context.WithCancelCause(ctx)
 	return &Workers{r: r, src: src, reconcile: reconcile, opts: opts, ctx: ctx, cancel: cancel, refs: map[string]*refWorker{}}
 }
@@ -125,13 +125,13 @@ func (w *Workers) Poll(ctx context.Context) ([]gitsource.RefChange, error) {
 		rw.mu.Unlock()
 		if ch.Deleted() {
 			n := w.r.CancelExcept(rw.key, nil)
-			w.opts.Log("%s %s deleted; cancelled %d runs", w.src.URL(), ch.Ref, n)
+			w.opts.Logger.Info("ref deleted; its runs cancelled", logging.Ref, ch.Ref, "cancelled", n)
 			rw.mu.Lock()
 			rw.latest, rw.retry = nil, nil
 			rw.mu.Unlock()
 			continue
 		}
-		w.opts.Log("%s %s: new commit %s (%s)", w.src.URL(), ch.Ref, contract.ShortID(ch.New), ch.Reason)
+		w.opts.Logger.Info("new commit", logging.Ref, ch.Ref, logging.Commit, ch.New, "reason", ch.Reason)
 		w.cancelObsolete(ctx, rw.key, ch)
 		rw.mu.Lock()
 		rw.latest, rw.retry = &ch, nil
@@ -209,7 +209,7 @@ func (w *Workers) cancelObsolete(ctx context.Context, key string, ch gitsource.R
 	}
 	snap, err := w.src.Snapshot(ctx, ch.Ref, ch.New)
 	if err != nil {
-		w.opts.Log("%s %s: snapshot %s: %v", w.src.URL(), ch.Ref, contract.ShortID(ch.New), err)
+		w.opts.Logger.Error("snapshot failed", logging.Ref, ch.Ref, logging.Commit, ch.New, "err", err)
 		return
 	}
 	defer snap.Close()
@@ -223,10 +223,10 @@ func (w *Workers) cancelObsolete(ctx context.Context, key string, ch gitsource.R
 	if err != nil {
 		// A commit that does not plan (invalid files) keeps only the runs
 		// of its valid experiments, when the reconciler runs those.
-		w.opts.Log("%s %s: %v", w.src.URL(), ch.Ref, err)
+		w.opts.Logger.Warn("commit does not plan", logging.Ref, ch.Ref, logging.Commit, ch.New, "err", err)
 	}
 	if n := w.r.CancelExcept(key, keep); n > 0 {
-		w.opts.Log("%s %s: commit %s edits or deletes experiments: cancelled %d in-flight runs", w.src.URL(), ch.Ref, contract.ShortID(ch.New), n)
+		w.opts.Logger.Info("commit edits or deletes experiments: in-flight runs cancelled", logging.Ref, ch.Ref, logging.Commit, ch.New, "cancelled", n)
 	}
 }
 
@@ -273,43 +273,42 @@ func (w *Workers) kick(rw *refWorker) {
 }
 
 func (w *Workers) report(ch gitsource.RefChange, rep *Report, err error) {
-	prefix := fmt.Sprintf("%s %s at %s", w.src.URL(), ch.Ref, contract.ShortID(ch.New))
+	log := w.opts.Logger.With(logging.Ref, ch.Ref, logging.Commit, ch.New)
 	if rep != nil {
-		w.reportHolds(prefix, rep)
+		w.reportHolds(log, rep)
 	}
 	switch {
 	case rep != nil && err == nil && rep.Held > 0 && rep.Executed+rep.Recovered+rep.Cancelled == 0 && len(rep.Commits) == 0:
 		// Only held runs, tried again or still waiting: their changes
 		// were logged above, the rest would repeat at every attempt.
 	case rep != nil && rep.NothingToDo() && err == nil:
-		w.opts.Log("%s: nothing to do (%d runs done)", prefix, rep.Done)
+		log.Info("nothing to do", "done", rep.Done)
 	case rep != nil:
-		w.opts.Log("%s: %d planned, %d done, %d executed, %d recovered, %d succeeded, %d failed, %d not finished, %d held; commits %v",
-			prefix, rep.Planned, rep.Done, rep.Executed, rep.Recovered, rep.Succeeded, rep.Failed, rep.Cancelled, rep.Held, rep.Commits)
+		log.Info("reconciled", "planned", rep.Planned, "done", rep.Done, "executed", rep.Executed, "recovered", rep.Recovered,
+			"succeeded", rep.Succeeded, "failed", rep.Failed, "notFinished", rep.Cancelled, "held", rep.Held, "commits", rep.Commits)
 	}
 	if err != nil {
-		w.opts.Log("%s: %v", prefix, err)
+		log.Error("reconcile failed", "err", err)
 	}
 	if rep != nil && rep.Invalid != nil {
-		w.opts.Log("%s: %d experiments do not load and did not run (the others did): %v", prefix, rep.InvalidExperiments, rep.Invalid)
+		log.Warn("experiments do not load and did not run (the others did)", "invalid", rep.InvalidExperiments, "err", rep.Invalid)
 	}
 }
 
 // reportHolds logs each held run once per change: when it is first held
 // or its reason changes (with what to do), and when it finally ran.
-func (w *Workers) reportHolds(prefix string, rep *Report) {
+func (w *Workers) reportHolds(log *slog.Logger, rep *Report) {
 	for _, h := range rep.HeldRuns {
 		if !h.Changed {
 			continue
 		}
-		w.opts.Log("%s: run %s of %s cannot run on this machine and is held (not committed): %s; "+
-			"tried again in %s, then after twice as long each time up to %s; a commit that changes the run or its resources "+
-			"tries it at once, and so does a restart of serve",
-			prefix, contract.ShortID(h.RunID), h.Experiment, h.Reason, roundWait(h.Wait), w.r.Retry.max())
+		log.Warn("run cannot run on this machine and is held (not committed): tried again after retryIn, then after twice as long each time up to maxRetryIn; "+
+			"a commit that changes the run or its resources tries it at once, and so does a restart of serve",
+			logging.RunID, h.RunID, logging.Experiment, h.Experiment, "reason", h.Reason, "retryIn", roundWait(h.Wait), "maxRetryIn", w.r.Retry.max())
 	}
 	for _, h := range rep.Released {
-		w.opts.Log("%s: run %s of %s, held since %s after %d failed attempts, has run",
-			prefix, contract.ShortID(h.RunID), h.Experiment, h.Since.UTC().Format(time.RFC3339), h.Failures)
+		log.Info("held run has run", logging.RunID, h.RunID, logging.Experiment, h.Experiment,
+			"heldSince", h.Since.UTC().Format(time.RFC3339), "failedAttempts", h.Failures)
 	}
 }
 

@@ -5,22 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/internal/deploy"
+	"github.com/expsync/expsync/internal/logging"
 	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/reconcile"
 )
 
 type serveOptions struct {
 	Config string
+	// LogFormat is text (key=value lines, the default) or json (one object
+	// a line, for a log pipeline).
+	LogFormat string
 }
 
 func init() {
@@ -75,12 +78,13 @@ against its head: expsync verify results/ --key K --repo . --rev <PR head>.`,
 			},
 		}
 		cmd.Flags().StringVar(&o.Config, "config", "", "configuration file (required)")
+		cmd.Flags().StringVar(&o.LogFormat, "log-format", logging.Text, "log format: text (key=value lines) or json (one object a line); keys repository, ref, commit, experiment, runID")
 		return cmd
 	})
 }
 
 // Exec serves until SIGINT or SIGTERM.
-func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
+func (o *serveOptions) Exec(ctx context.Context, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -96,26 +100,26 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var logMu sync.Mutex // repositories are polled concurrently
-	logf := func(format string, args ...any) {
-		line := fmt.Sprintf("%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
-		logMu.Lock()
-		defer logMu.Unlock()
-		io.WriteString(log, line)
+	logger, err := logging.New(stderr, o.LogFormat, slog.LevelInfo)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--log-format: %w", err)}
 	}
+	// review logs lines of its own (one per pull request report).
+	logf := func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
 	reviews := newReviewers()
 	opts := cfg.Options()
 	opts.Events = func(e reconcile.Event) {
 		reviews.event(e)
+		log := logger.With(logging.Repository, e.Repository, logging.Ref, e.Ref, logging.Commit, e.Commit)
 		switch e.Kind {
 		case reconcile.EventRunFinished:
-			logf("run %s of %s: %s", contract.ShortID(e.RunID), e.Experiment, e.Status)
+			log.Info("run finished", logging.RunID, e.RunID, logging.Experiment, e.Experiment, "status", e.Status)
 		case reconcile.EventCommitted:
 			if e.ResultsCommit != "" {
-				logf("committed %d runs of %s: %s", e.Runs, contract.ShortID(e.Commit), e.ResultsCommit)
+				log.Info("results committed", "runs", e.Runs, "resultsCommit", e.ResultsCommit)
 			}
 		case reconcile.EventCommitFailed:
-			logf("commit of %d runs failed (retried): %v", e.Runs, e.Err)
+			log.Warn("results commit failed; retried with the next batch", "runs", e.Runs, "err", e.Err)
 		}
 	}
 	if cfg.SecretsFile != "" {
@@ -138,10 +142,14 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 		return &exitError{2, fmt.Errorf("%s: %w; fix the key or its passphrase and start serve again", o.Config, kerr)}
 	}
 	if err != nil {
-		logf("warning: %v", err)
+		logger.Warn("starting", "err", err)
 	}
 	for _, r := range d.Recovered {
-		logf("%s", deploy.RecoveredRun(r))
+		then := "runs again"
+		if r.Result != nil {
+			then = "finished; its result is recovered from the run cache"
+		}
+		logger.Info("run was in flight when expsync stopped", logging.RunID, r.Contract.RunID, logging.Experiment, r.Contract.Experiment, "then", then)
 	}
 	sources, err := d.Sources(cfg.Repositories, signer.OwnKey)
 	if err != nil {
@@ -169,19 +177,19 @@ func (o *serveOptions) Exec(ctx context.Context, log io.Writer) error {
 	auditDone := make(chan struct{})
 	if auditor != nil {
 		go func() { defer close(auditDone); auditor.Run(ctx) }()
-		logf("auditing %g of the finished runs of trusted branches", cfg.Audit.Fraction)
+		logger.Info("auditing finished runs of trusted branches", "fraction", cfg.Audit.Fraction)
 	} else {
 		close(auditDone)
 	}
-	logf("serving %d repositories, polling every %s (store %s, state %s)", len(sources), cfg.Interval.Duration, cfg.Store, cfg.State)
-	err = d.Refs.Serve(ctx, sources, reconcile.ServeOptions{Interval: cfg.Interval.Duration, Log: logf, Finished: auditAfter(auditor, reviews.finished)})
+	logger.Info("serving", "repositories", len(sources), "interval", cfg.Interval.Duration, "store", cfg.Store, "state", cfg.State)
+	err = d.Refs.Serve(ctx, sources, reconcile.ServeOptions{Interval: cfg.Interval.Duration, Logger: logger, Finished: auditAfter(auditor, reviews.finished)})
 	<-auditDone // ctx ended: a reproduction in flight was cancelled
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reviews.close(shutdown)
 	if cerr := d.Close(shutdown); cerr != nil {
-		logf("shutdown: %v", cerr)
+		logger.Error("shutdown", "err", cerr)
 	}
-	logf("stopped")
+	logger.Info("stopped")
 	return err
 }

@@ -241,7 +241,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	}
 
 	second := startServe(t, config)
-	waitFor(t, "the restarted serve to recover", 30*time.Second, func() bool { return strings.Contains(second.output(), "serving 1 repositories") }, second.output)
+	waitFor(t, "the restarted serve to recover", 30*time.Second, func() bool { return strings.Contains(second.output(), "msg=serving repositories=1") }, second.output)
 	for _, pgid := range pgids {
 		if groupAlive(pgid) {
 			t.Errorf("process group %d of a killed run is still running after the restart", pgid)
@@ -303,7 +303,7 @@ func TestServeCancelsRunsOfAnEditedExperiment(t *testing.T) {
 	}, serve.output)
 	waitFor(t, "2 results on main", 60*time.Second, func() bool { return l.Head() != edited && len(l.folders("slow")) == 2 }, serve.output)
 	serve.stop(t)
-	if !strings.Contains(serve.output(), "cancelled 2 in-flight runs") {
+	if !strings.Contains(serve.output(), "in-flight runs cancelled") && strings.Contains(serve.output(), "cancelled=2") {
 		t.Errorf("serve did not report the cancellation:\n%s", serve.output())
 	}
 	for _, dir := range l.folders("slow") {

@@ -43,6 +43,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/logging"
 	"github.com/expsync/expsync/reconcile"
 	"github.com/expsync/expsync/render"
 )
@@ -284,7 +285,7 @@ func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credent
 	}
 	log := ctrl.LoggerFrom(r.ctx).WithValues("experimentrepository", key.String())
 	st.workers = reconcile.NewWorkers(r.ctx, st.engine, src, refs.ReconcileRef, reconcile.WorkersOptions{
-		Log: func(format string, args ...any) { log.V(1).Info(fmt.Sprintf(format, args...)) },
+		Logger: logging.FromLogr(log.V(1)),
 		Finished: func(ref string, ch gitsource.RefChange, rep *reconcile.Report, err error) {
 			st.finished(ref, ch, rep, err)
 			r.wakeNow(key)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/attest"
-	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/internal/executor/local"
 	"github.com/expsync/expsync/internal/runner"
@@ -156,14 +155,4 @@ func (d *Deployment) KeyError() error { return d.Reconciler.KeyError() }
 // until ctx ends to finish.
 func (d *Deployment) Close(ctx context.Context) error {
 	return d.Executor.Shutdown(ctx)
-}
-
-// RecoveredRun describes a run a killed predecessor left in flight, for a
-// log line.
-func RecoveredRun(r local.Recovered) string {
-	what := "will run again"
-	if r.Result != nil {
-		what = "finished; its result is recovered from the run cache"
-	}
-	return fmt.Sprintf("run %s of %s was in flight when expsync stopped: %s", contract.ShortID(r.Contract.RunID), r.Contract.Experiment, what)
 }
