@@ -24,8 +24,9 @@ out=$(cd "$out" && pwd)
 
 # What the images are made of. python3.11-minimal and its standard library
 # with the libraries the interpreter links (libc6, zlib1g, libexpat1);
-# busybox-static; ca-certificates for the expsync image.
-packages=(busybox-static python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 zlib1g libexpat1 ca-certificates)
+# busybox-static with dash and mawk (Debian's static busybox has no awk
+# math, and its sh prefers its own awk); ca-certificates for the expsync image.
+packages=(busybox-static dash mawk python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 zlib1g libexpat1 ca-certificates)
 
 # Download the version apt offers now, once; an offline machine uses what it
 # has cached (the newest file of each package).
@@ -59,8 +60,10 @@ done
 
 (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/bin/pause" ./pause)
 (cd "$here" && go build -o "$out/bin/images" .)
-# GOFLAGS from the caller (-buildvcs=false in CI clones without .git) are kept.
-(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$out/bin/expsync" ./cmd/expsync)
+# Stripped (-s -w: no symbol table or DWARF; stack traces keep their
+# function names). GOFLAGS from the caller (-buildvcs=false in CI clones
+# without .git) are kept.
+(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/bin/expsync" ./cmd/expsync)
 
 "$out/bin/images" -debs "$root" -packages "$out/packages.txt" \
 	-expsync "$out/bin/expsync" -pause "$out/bin/pause" -out "$out"

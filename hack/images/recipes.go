@@ -142,9 +142,13 @@ func caBundle(dir string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// busyboxImage is Debian's busybox-static with every applet linked at the
-// path busybox names for it: sh, awk, tr, wc, ... — what the shell examples
-// run.
+// busyboxImage is what the shell examples run: Debian's busybox-static for
+// the utilities (tr, wc, mkdir, cat, ...: every applet linked at the path
+// busybox names for it), dash as sh and mawk as awk, with the libraries they
+// link. Debian builds busybox-static's awk without its math functions
+// ("Math support is not compiled in": no log, exp, sqrt), which the descent
+// example needs, and its sh runs its own applets before any program on PATH
+// — so busybox's sh would still pick its own awk.
 func busyboxImage(in inputs) (imageSpec, *rootFS, error) {
 	bin := filepath.Join(in.Debs, "bin/busybox")
 	root := newRootFS()
@@ -156,15 +160,31 @@ func busyboxImage(in inputs) (imageSpec, *rootFS, error) {
 	if err != nil {
 		return imageSpec{}, nil, fmt.Errorf("%s --list-full: %w", bin, err)
 	}
+	replaced := map[string]bool{"busybox": true, "sh": true, "ash": true, "awk": true}
 	for _, applet := range strings.Fields(string(out)) {
-		if applet == "bin/busybox" {
+		if replaced[path.Base(applet)] {
 			continue
 		}
 		if err := root.Symlink(applet, "/bin/busybox"); err != nil {
 			return imageSpec{}, nil, err
 		}
 	}
-	labels, err := in.versionLabels("busybox-static")
+	libs := newLibResolver(in.Debs, root)
+	for _, prog := range []struct{ file, link, target string }{
+		{"bin/dash", "bin/sh", "dash"},
+		{"usr/bin/mawk", "usr/bin/awk", "mawk"},
+	} {
+		if err := root.Copy(prog.file, filepath.Join(in.Debs, prog.file)); err != nil {
+			return imageSpec{}, nil, err
+		}
+		if err := libs.addNeeds(filepath.Join(in.Debs, prog.file)); err != nil {
+			return imageSpec{}, nil, fmt.Errorf("%s: %w", prog.file, err)
+		}
+		if err := root.Symlink(prog.link, prog.target); err != nil {
+			return imageSpec{}, nil, err
+		}
+	}
+	labels, err := in.versionLabels("busybox-static", "dash", "mawk", "libc6")
 	if err != nil {
 		return imageSpec{}, nil, err
 	}
@@ -173,7 +193,7 @@ func busyboxImage(in inputs) (imageSpec, *rootFS, error) {
 		Cmd:       []string{"sh"},
 		Env:       []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"},
 		Labels:    labels,
-		CreatedBy: "Debian busybox-static",
+		CreatedBy: "Debian busybox-static, dash as sh, mawk as awk",
 	}, root, nil
 }
 
