@@ -7,7 +7,7 @@ export GOTOOLCHAIN := local
 # proxy are cached; hack/envtest/build.sh fills it once.
 ENVTEST_DIR ?= $(HOME)/.cache/expsync/envtest
 
-.PHONY: build test test-chart bench bench-e2e lint fuzz envtest gitea quickstart generate verify tools
+.PHONY: build test test-chart bench bench-e2e lint fuzz envtest gitea quickstart generate verify tools cluster-up cluster-down e2e e2e-bench
 
 # Static and cgo-free, as released: it runs from a distroless/static image
 # (controller, `expsync exec` in pods); user lookups and DNS use Go's own
@@ -27,6 +27,23 @@ envtest:
 GITEA_DIR ?= $(HOME)/.cache/expsync/gitea
 gitea:
 	hack/forge/build-gitea.sh "$(GITEA_DIR)"
+
+# A real single-node Kubernetes on this machine (root, Debian 12): etcd,
+# kube-apiserver, containerd, kubelet ... built from the Go module proxy
+# (cached) and started on a bridge of the host; docs/real-cluster.md.
+cluster-up:
+	hack/cluster/up
+cluster-down:
+	hack/cluster/down
+
+# The real-node tier: cluster up, test/e2e (the examples and hostile pods in
+# real containers), cluster down, and a check that nothing was left behind.
+e2e:
+	hack/cluster/e2e.sh
+# The same plus the real node's latency figures (a trivial Job beside a bare
+# one; 100 rendered Jobs beside 100 bare pods created with kubectl).
+e2e-bench:
+	E2E_BENCH=1 hack/cluster/e2e.sh
 
 # The README's main command: the whole loop on a scratch Git remote made from
 # examples/experiments (run, attest, commit back, verify).
