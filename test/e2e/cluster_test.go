@@ -41,7 +41,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
-	"github.com/expsync/expsync/executor/kube"
+	"github.com/expsync/expsync/internal/executor/kube"
 	"github.com/expsync/expsync/render"
 )
 

@@ -16,9 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/expsync/expsync/contract"
-	"github.com/expsync/expsync/executor/kube"
+	"github.com/expsync/expsync/internal/executor/kube"
 	"github.com/expsync/expsync/render"
-	"github.com/expsync/expsync/runner"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
 )
@@ -162,7 +161,7 @@ func TestExamplesRunOnARealNode(t *testing.T) {
 
 // checkPod checks one succeeded pod of a run and returns the run's result
 // as read from the run's prefix of the store claim.
-func checkPod(t *testing.T, n *node, vs *kube.VolumeStorage, pod corev1.Pod, o render.JobObjects) runner.Result {
+func checkPod(t *testing.T, n *node, vs *kube.VolumeStorage, pod corev1.Pod, o render.JobObjects) contract.Result {
 	t.Helper()
 	c := contractOf(t, o)
 	if len(pod.Status.InitContainerStatuses) != 1 || len(pod.Status.ContainerStatuses) != 1 {
@@ -208,15 +207,15 @@ func checkPod(t *testing.T, n *node, vs *kube.VolumeStorage, pod corev1.Pod, o r
 	if err := json.Unmarshal([]byte(run.State.Terminated.Message), &rm); err != nil {
 		t.Fatalf("run's termination message %q: %v", run.State.Terminated.Message, err)
 	}
-	if rm.RunID != c.RunID || rm.Status != string(runner.Succeeded) || rm.Attempts != 1 || rm.ResultSHA256 == "" {
+	if rm.RunID != c.RunID || rm.Status != string(contract.Succeeded) || rm.Attempts != 1 || rm.ResultSHA256 == "" {
 		t.Fatalf("run reported %+v; want run %s Succeeded in 1 attempt with a result", rm, c.RunID)
 	}
 	data := prefixObject(t, vs, c.RunID, rm.ResultSHA256)
-	var res runner.Result
+	var res contract.Result
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatalf("result %s: %v", rm.ResultSHA256, err)
 	}
-	if res.RunID != c.RunID || res.Status != runner.Succeeded || res.ExitCode != 0 {
+	if res.RunID != c.RunID || res.Status != contract.Succeeded || res.ExitCode != 0 {
 		t.Errorf("result in the store: run %s %s exit %d", res.RunID, res.Status, res.ExitCode)
 	}
 	if len(res.Outputs) == 0 || len(res.Outputs) < len(c.Outputs) {
@@ -268,7 +267,7 @@ func digestOf(image string) string {
 
 // checkMetrics: the numbers show the experiment ran, not just that a pod
 // exited 0.
-func checkMetrics(t *testing.T, experiment string, res runner.Result) {
+func checkMetrics(t *testing.T, experiment string, res contract.Result) {
 	t.Helper()
 	m := res.Metrics
 	switch experiment {

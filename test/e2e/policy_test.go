@@ -15,6 +15,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 
+	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/render"
 )
 
@@ -170,8 +171,8 @@ echo "env=$(env | cut -d= -f1 | sort | tr '\n' ' ')";
 			t.Errorf("%d pods: a wrong digest must not be retried", len(pods))
 		}
 		prep := pods[0].Status.InitContainerStatuses[0].State.Terminated
-		if prep == nil || prep.ExitCode != render.ExitInputMismatch {
-			t.Fatalf("prepare: %+v, want exit %d", prep, render.ExitInputMismatch)
+		if prep == nil || prep.ExitCode != contract.ExitInputMismatch {
+			t.Fatalf("prepare: %+v, want exit %d", prep, contract.ExitInputMismatch)
 		}
 		var pm prepareMessage
 		if err := json.Unmarshal([]byte(prep.Message), &pm); err != nil || pm.Verified || pm.Mismatch == nil ||
