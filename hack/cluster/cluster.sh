@@ -49,6 +49,7 @@ sysctls=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-
 # Folders outside $dir that the components create when missing (the netns
 # and CNI cache of containerd's CRI, the shim sockets, the kubelet's log
 # links); down removes them again if up found them missing.
+# (/var/lib/kubelet: the kubelet's device-plugin socket has a fixed path.)
 outside=(/var/run/netns /run/netns /var/lib/cni /run/containerd /var/log/containers /var/log/pods
 	/usr/libexec/kubernetes /etc/kubernetes /var/lib/kubelet /opt/containerd)
 
@@ -488,7 +489,8 @@ EOF
 	start kube-controller-manager "$node_bin/kube-controller-manager" --kubeconfig "$dir/pki/kube-controller-manager.kubeconfig" \
 		--secure-port 0 --leader-elect=false --controllers '*,-nodeipam' --use-service-account-credentials \
 		--service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
-		--cluster-signing-cert-file "$dir/pki/ca.crt" --cluster-signing-key-file "$dir/pki/ca.key"
+		--cluster-signing-cert-file "$dir/pki/ca.crt" --cluster-signing-key-file "$dir/pki/ca.key" \
+		--flex-volume-plugin-dir "$dir/kube-controller-manager/volume-plugins"
 	start kube-scheduler "$node_bin/kube-scheduler" --kubeconfig "$dir/pki/kube-scheduler.kubeconfig" \
 		--secure-port 0 --leader-elect=false
 	start kubelet "$node_bin/kubelet" --config "$dir/kubelet/config.yaml" --kubeconfig "$dir/pki/kubelet.kubeconfig" \
