@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# build.sh DEST — build the node's Kubernetes binaries (kube-controller-manager,
-# kube-scheduler, kubelet, kube-proxy, kubectl) into DEST/bin, from the same
+# build.sh DEST — build the node's Kubernetes binaries (kube-scheduler,
+# kubelet, kube-proxy, kubectl) into DEST/bin, from the same
 # module and pins as the envtest binaries (hack/envtest/go.mod: k8s.io/kubernetes
 # with its staging modules replaced by the published k8s.io/<name>). The
-# API server and etcd come from hack/envtest/build.sh; building those first
+# API server, etcd and kube-controller-manager come from hack/envtest/build.sh
+# (the envtest tests use them too); building those first
 # fills the Go build cache with most of what these need (~3-5 minutes more on
 # 2 cores; alone, from nothing, ~15). DEST/stamp records what was built: a run
 # that finds a matching stamp returns at once. Delete DEST to force a rebuild.
@@ -15,7 +16,7 @@ module=$(cd "$here/../envtest" && pwd)
 
 export GOTOOLCHAIN=local
 kube_version=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$module/go.mod")
-binaries=(kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+binaries=(kube-scheduler kubelet kube-proxy kubectl)
 stamp="kubernetes=$kube_version binaries=${binaries[*]} $(go env GOVERSION GOOS GOARCH | tr '\n' ' ')gomod=$(sha256sum <"$module/go.mod" | cut -c1-16)"
 
 up_to_date=1

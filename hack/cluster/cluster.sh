@@ -486,7 +486,7 @@ EOF
 	wait_for 60 "containerd" ctr version
 	import_images
 	wait_for 120 "kube-apiserver" kubectl get --raw /readyz
-	start kube-controller-manager "$node_bin/kube-controller-manager" --kubeconfig "$dir/pki/kube-controller-manager.kubeconfig" \
+	start kube-controller-manager "$envtest_bin/kube-controller-manager" --kubeconfig "$dir/pki/kube-controller-manager.kubeconfig" \
 		--secure-port 0 --leader-elect=false --controllers '*,-nodeipam' --use-service-account-credentials \
 		--service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
 		--cluster-signing-cert-file "$dir/pki/ca.crt" --cluster-signing-key-file "$dir/pki/ca.key" \
