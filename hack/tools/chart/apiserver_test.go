@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +24,9 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/expsync/expsync/internal/standin"
 )
 
 // One API server for the package, started by the first test that needs it.
@@ -34,7 +38,16 @@ var apiServerOnce struct {
 }
 
 func TestMain(m *testing.M) {
+	// The stand-in kubelet of the RBAC proof runs containers by starting
+	// this binary again.
+	standin.RunSandbox()
+	// envtest and the clients log through controller-runtime's logger;
+	// the tests read objects and the audit log, not logs.
+	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
+	if kcm := controllerManagerOnce.kcm; kcm != nil {
+		_ = kcm.Stop()
+	}
 	if env := apiServerOnce.env; env != nil && apiServerOnce.err == nil {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stop envtest:", err)
@@ -71,6 +84,11 @@ func apiServer(t *testing.T) *rest.Config {
 			ControlPlaneStartTimeout: 2 * time.Minute,
 			CRDDirectoryPaths:        []string{thirdPartyCRDs("flux"), thirdPartyCRDs("monitoring")},
 			ErrorIfCRDPathMissing:    true,
+		}
+		// An audit log of every request (metadata only): the RBAC proof
+		// reads what the controller's ServiceAccount asked for.
+		if apiServerOnce.err = configureAudit(env); apiServerOnce.err != nil {
+			return
 		}
 		apiServerOnce.env = env
 		apiServerOnce.cfg, apiServerOnce.err = env.Start()
