@@ -84,6 +84,9 @@ func apiServer(t *testing.T) *rest.Config {
 			ControlPlaneStartTimeout: 2 * time.Minute,
 			CRDDirectoryPaths:        []string{thirdPartyCRDs("flux"), thirdPartyCRDs("monitoring")},
 			ErrorIfCRDPathMissing:    true,
+			// envtest waits 10 s by default for the 20 CRDs to be served:
+			// too short on a loaded CI machine.
+			CRDInstallOptions: envtest.CRDInstallOptions{MaxTime: 2 * time.Minute},
 		}
 		// An audit log of every request (metadata only): the RBAC proof
 		// reads what the controller's ServiceAccount asked for.
