@@ -147,8 +147,8 @@ func TestSupersededRunDeletesItsJob(t *testing.T) {
 }
 
 // TestJobDeletedByAUser: someone deletes a run's Job mid-run. The run ends
-// without a result (it runs again at the next reconcile); nothing is
-// cached.
+// Errored without a result (the engine holds it and runs it again);
+// nothing is cached.
 func TestJobDeletedByAUser(t *testing.T) {
 	hooks, reached, _ := holdRun()
 	h := newJobsHarness(t, "jobs-user-delete", hooks)
@@ -161,7 +161,7 @@ func TestJobDeletedByAUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := wait(t, done)
-	if err != nil || res.Status != contract.Cancelled || !strings.Contains(res.Error, "was deleted") {
+	if err != nil || res.Status != contract.Errored || !strings.Contains(res.Error, "was deleted") {
 		t.Fatalf("%+v, %v", res, err)
 	}
 	if _, err := runner.LoadResult(h.ctx, h.storage.Store(), runs[0].ID); err == nil {
@@ -183,7 +183,7 @@ func TestNamespaceDeletedMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := wait(t, done)
-	if err != nil || res.Status != contract.Cancelled {
+	if err != nil || res.Status != contract.Errored {
 		t.Fatalf("%+v, %v", res, err)
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)

@@ -157,7 +157,7 @@ func TestJobCarriesTheRepositorysTenancy(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := wait(t, done)
-	if err != nil || res.Status != contract.Cancelled || !strings.Contains(res.Error, "deleted") {
+	if err != nil || res.Status != contract.Errored || !strings.Contains(res.Error, "deleted") {
 		t.Fatalf("after the repository was deleted: %+v, %v", res, err)
 	}
 	h.eventually("the garbage collector to delete the Job and its pod", time.Minute, func() bool { return len(h.jobs()) == 0 && len(h.pods()) == 0 })

@@ -63,10 +63,13 @@ func (e *Executor) await(ctx context.Context, f *flight, run render.Run, objs re
 			}
 		case (err == nil || apierrors.IsNotFound(err)) && (seen || time.Since(since) > cacheGrace):
 			// Deleted by someone else (a person, a namespace being
-			// deleted): what ran cannot be checked. The next reconcile
-			// plans the run again.
+			// deleted): what ran cannot be checked. Errored, so the engine
+			// holds the run and tries it again (suspend is how a run is
+			// stopped for good).
 			_ = e.repo.Storage.RemovePrefix(context.WithoutCancel(ctx), run.ID)
-			return cancelled(run, fmt.Sprintf("its Job %s was deleted before it finished; it runs again at the next reconcile", key)), nil
+			res := cancelled(run, fmt.Sprintf("its Job %s was deleted before it finished; it runs again", key))
+			res.Status = contract.Errored
+			return res, nil
 		case err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil:
 			return nil, fmt.Errorf("read Job %s from the cache: %w", key, err)
 		}

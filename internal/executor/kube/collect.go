@@ -121,11 +121,12 @@ func (c *collector) collect() (*contract.Result, error) {
 	if failed && pod.DeletionTimestamp != nil && !disrupted(pod) {
 		// Deleted through the API (not evicted: that is a disruption the
 		// Job retries): the kubelet stopped it, so its exit code says
-		// nothing about the run.
-		res.Status = contract.Cancelled
+		// nothing about the run. Errored, not Cancelled: the engine holds
+		// the run and tries it again (a Cancelled run of an unchanged
+		// commit would wait for the next commit, its object Ready without
+		// its result).
 		res.StartedAt, res.FinishedAt = pod.CreationTimestamp.UTC(), endedAt(pod).UTC()
-		res.Error = fmt.Sprintf("its pod %s was deleted before the run ended; it runs again at the next reconcile", pod.Name)
-		return res, nil
+		return c.errored(res, "its pod %s was deleted before the run ended; it runs again", pod.Name), nil
 	}
 	// Until a container's own times say better: the pod's life.
 	res.StartedAt, res.FinishedAt = pod.CreationTimestamp.UTC(), endedAt(pod).UTC()
@@ -226,10 +227,8 @@ func (c *collector) withoutPod(res *contract.Result, failed bool) *contract.Resu
 			return c.errored(res, "its Job failed (%s: %s) with no pod left to show what ran", reason, msg)
 		}
 		// Its pods were deleted (by a person, the namespace's deletion):
-		// the run was stopped, not failed.
-		res.Status = contract.Cancelled
-		res.Error = fmt.Sprintf("its pod was deleted before the run ended (%s: %s); it runs again at the next reconcile", reason, shorten(msg, 512))
-		return res
+		// the run was stopped, not failed; it is tried again.
+		return c.errored(res, "its pod was deleted before the run ended (%s: %s); it runs again", reason, shorten(msg, 512))
 	}
 	return c.errored(res, "its Job completed but the pod that completed it is gone, so its exit code and image cannot be checked")
 }

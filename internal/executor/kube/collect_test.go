@@ -320,13 +320,13 @@ func TestCollectDistrustsThePod(t *testing.T) {
 			f.failJob("PodFailurePolicy")
 			f.pod = nil
 			f.reported = nil
-		}, contract.Cancelled, -1, "its pod was deleted"},
+		}, contract.Errored, -1, "its pod was deleted"},
 		{"a pod deleted through the API", func(f *collectFixture) {
 			f.runContainer(143, "Error", testImage)
 			f.failJob("PodFailurePolicy")
 			now := metav1.Now()
 			f.pod.DeletionTimestamp = &now
-		}, contract.Cancelled, -1, "was deleted before the run ended"},
+		}, contract.Errored, -1, "was deleted before the run ended"},
 		{"a completed Job whose pod is gone", func(f *collectFixture) {
 			f.pod = nil
 			f.reported = nil

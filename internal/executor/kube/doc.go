@@ -35,6 +35,10 @@
 //     between the two finds the result in the run cache next time; Prune
 //     deletes the Job it left.
 //
+// A Job or pod deleted by someone else mid-run (kubectl delete, a namespace
+// going) ends the run Errored, with no result: the engine holds it and
+// runs it again, so the run still ends in exactly one result.
+//
 // Cancelling Execute's context with ErrSuperseded as its cause (a new commit
 // edited the experiment) deletes the Job; any other cancellation (the
 // controller stopping, an object suspended) leaves it running for the next
