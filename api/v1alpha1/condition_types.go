@@ -30,6 +30,12 @@ const (
 	SigningKeyUnusableReason = "SigningKeyUnusable"
 	SecretNotFoundReason     = "SecretNotFound"
 	InvalidSpecReason        = "InvalidSpec"
+	// StoreNotMountedReason (Stalled): the controller does not see the
+	// store claim at <--store-root>/<namespace>/<claimName>; mount it there.
+	StoreNotMountedReason = "StoreNotMounted"
+	// NoRunnerImageReason (Stalled): neither spec.execution.runnerImage nor
+	// the controller's --runner-image names the runner image.
+	NoRunnerImageReason      = "NoRunnerImage"
 	RunsInProgressReason     = "RunsInProgress"
 	RunsHeldReason           = "RunsHeld"
 	ReconciliationDoneReason = "Succeeded"

@@ -56,7 +56,7 @@ type ExperimentRepositorySpec struct {
 	// Interval between two listings of the repository's refs; each
 	// listing is spread by a small random jitter. An unchanged repository
 	// costs one listing per interval.
-	// +kubebuilder:default="1m"
+	// +kubebuilder:default="1m0s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="interval: at least 10s (each interval costs one listing of the repository's refs)"
@@ -65,7 +65,7 @@ type ExperimentRepositorySpec struct {
 
 	// Timeout bounds one Git operation (a listing, a fetch, one push
 	// attempt).
-	// +kubebuilder:default="5m"
+	// +kubebuilder:default="5m0s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +optional

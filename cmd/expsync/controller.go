@@ -11,9 +11,24 @@ import (
 	"github.com/expsync/expsync/internal/controller"
 )
 
+// controllerOptions is `expsync controller`: the Kubernetes controller,
+// its flags those of controller.Options.BindFlags (Flux's client, logger,
+// leader election, jitter and rate limiter sets, then expsync's own; the
+// chart parses its rendered args with the same FlagSet).
+type controllerOptions struct {
+	controller.Options
+}
+
+// Exec runs the controller until ctx ends: each ExperimentRepository's
+// deployment is assembled by internal/deploy with the Job executor
+// (executor/kube) and the object's signing key Secret or KMS key.
+func (o *controllerOptions) Exec(ctx context.Context) error {
+	return controller.Run(ctx, &o.Options, controller.KubeExecutors())
+}
+
 func init() {
 	commands = append(commands, func() *cobra.Command {
-		o := &controller.Options{}
+		o := &controllerOptions{}
 		cmd := &cobra.Command{
 			Use:   "controller",
 			Short: "Reconcile ExperimentRepository objects in a Kubernetes cluster: runs as Jobs, results committed back",
@@ -43,7 +58,7 @@ notification-controller, metrics on --metrics-addr, /healthz and /readyz on
 				}
 				ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				return controller.Run(ctx, o, controller.KubeExecutors())
+				return o.Exec(ctx)
 			},
 		}
 		o.BindFlags(cmd.Flags())

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +38,11 @@ func BenchmarkThousandRunsJobCreation(b *testing.B) {
 		cfg := apiServer(b)
 		counter := &requestCounter{byVerb: map[string]int{}}
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter })
-		p := startKubeController(b, cfg, f.state, b.TempDir())
+		storeRoot := b.TempDir()
+		if err := os.MkdirAll(filepath.Join(storeRoot, f.key.Namespace, "store"), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		p := startKubeController(b, cfg, f.state, storeRoot)
 		obj := &v1alpha1.ExperimentRepository{}
 		start := time.Now()
 		f.create(time.Hour)

@@ -287,7 +287,7 @@ func TestControllerReconcilesARepository(t *testing.T) {
 	for _, fam := range families {
 		seen[fam.GetName()] = true
 	}
-	for _, name := range []string{"gotk_reconcile_duration_seconds", "expsync_runs", "expsync_runs_finished_total"} {
+	for _, name := range []string{"gotk_reconcile_duration_seconds", "expsync_runs", "expsync_runs_finished_total", "expsync_run_duration_seconds"} {
 		if !seen[name] {
 			t.Errorf("metric %s not exposed", name)
 		}

@@ -140,7 +140,7 @@ type controllerProcess struct {
 func startController(t testing.TB, cfg *rest.Config, stateDir string, execs *hostExecutors) *controllerProcess {
 	t.Helper()
 	o := &Options{Concurrent: 2, restartable: true, Settings: Settings{StateDir: stateDir, BuilderID: "https://expsync.dev/builder/test",
-		BatchInterval: 200 * time.Millisecond, ProgressInterval: 300 * time.Millisecond, KeysTTL: time.Second}}
+		BatchInterval: 200 * time.Millisecond, ProgressInterval: 300 * time.Millisecond}}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"},
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}})
 	if err != nil {

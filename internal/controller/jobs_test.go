@@ -5,10 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
@@ -27,7 +30,7 @@ func startKubeController(t testing.TB, cfg *rest.Config, stateDir, storeRoot str
 	o := &Options{Concurrent: 2, restartable: true, MetricsAddr: "0", HealthAddr: "0", RunnerImage: testRunnerImage,
 		StoreRoot: storeRoot, MaxInFlight: 100,
 		Settings: Settings{StateDir: stateDir, BuilderID: "https://expsync.dev/builder/test",
-			BatchInterval: 200 * time.Millisecond, ProgressInterval: 300 * time.Millisecond, KeysTTL: time.Second}}
+			BatchInterval: 200 * time.Millisecond, ProgressInterval: 300 * time.Millisecond}}
 	o.Client.QPS, o.Client.Burst = 50, 300
 	mgr, err := NewManager(cfg, o, KubeExecutors())
 	if err != nil {
@@ -66,6 +69,29 @@ func TestControllerCreatesJobsOnce(t *testing.T) {
 	cfg := apiServer(t)
 	storeRoot := t.TempDir()
 	p := startKubeController(t, cfg, f.state, storeRoot)
+	// The claim is not mounted yet: Stalled with the path and what to do,
+	// and nothing created on the controller's own disk.
+	claimDir := filepath.Join(storeRoot, f.key.Namespace, "store")
+	stalledObj := waitFor(t, f.c, f.key, "Stalled: store not mounted", time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return conditions.IsStalled(o) && conditions.GetReason(o, meta.StalledCondition) == v1alpha1.StoreNotMountedReason &&
+			kstatusOf(o) == kstatus.FailedStatus
+	})
+	if msg := conditions.GetMessage(stalledObj, meta.ReadyCondition); !strings.Contains(msg, claimDir) || !strings.Contains(msg, "mount") ||
+		conditions.IsReady(stalledObj) || kstatusOf(stalledObj) != kstatus.FailedStatus {
+		t.Errorf("store not mounted: %s, kstatus %s; want Ready=False naming %s and what to do, kstatus Failed", condString(stalledObj, "Ready"), kstatusOf(stalledObj), claimDir)
+	}
+	if _, err := os.Stat(claimDir); !os.IsNotExist(err) {
+		t.Errorf("the controller created %s (%v): a store on its own disk no pod sees", claimDir, err)
+	}
+	if n := len(jobsOf(t, f.c, f.key.Namespace)); n != 0 {
+		t.Errorf("%d Jobs while the store is not mounted", n)
+	}
+	if err := os.MkdirAll(claimDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.update(func(o *v1alpha1.ExperimentRepository) {
+		o.Annotations = map[string]string{meta.ReconcileRequestAnnotation: time.Now().String()}
+	})
 	waitJobs := func(n int) []batchv1.Job {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Minute)

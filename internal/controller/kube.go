@@ -2,8 +2,8 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,7 +32,7 @@ func KubeExecutors() ExecutorSetup {
 						m.JobCreation.Observe(ob.Latency.Seconds())
 					case kube.Finished:
 						if ob.QueueWait > 0 {
-							m.QueueWait.Observe(ob.QueueWait.Seconds())
+							m.observedQueueWait(ob.Namespace, ob.RunID, ob.QueueWait.Seconds())
 						}
 					}
 				}})
@@ -53,10 +53,11 @@ func kubeExecutor(cl *kube.Cluster, o *Options, obj *v1alpha1.ExperimentReposito
 		image = o.RunnerImage
 	}
 	if image == "" {
-		return nil, errors.New("no runner image: set spec.execution.runnerImage or start the controller with --runner-image")
+		return nil, stalled(v1alpha1.NoRunnerImageReason,
+			"no runner image: set spec.execution.runnerImage (by digest) or start the controller with --runner-image (chart value runner.image)")
 	}
-	if o.StoreRoot == "" {
-		return nil, errors.New("no --store-root: the controller cannot see the repositories' store claims")
+	if err := storeMounted(o.StoreRoot, obj); err != nil {
+		return nil, err
 	}
 	storage, err := kube.NewVolumeStorage(obj.Spec.Store.ClaimName, filepath.Join(o.StoreRoot, obj.Namespace, obj.Spec.Store.ClaimName))
 	if err != nil {
@@ -86,11 +87,34 @@ func kubeExecutor(cl *kube.Cluster, o *Options, obj *v1alpha1.ExperimentReposito
 	return kubeRepoExecutor{e}, nil
 }
 
+// storeMounted checks that the controller sees the object's store claim
+// at <store-root>/<namespace>/<claimName>. The folder is never created
+// here: a claim that is not mounted would otherwise become a store on the
+// controller's own (ephemeral) disk, which no pod sees.
+func storeMounted(root string, obj *v1alpha1.ExperimentRepository) error {
+	claim := obj.Spec.Store.ClaimName
+	if root == "" {
+		return stalled(v1alpha1.StoreNotMountedReason, "the controller runs without --store-root, so it sees no store claim: start it with --store-root and mount claim %s of namespace %s below it", claim, obj.Namespace)
+	}
+	dir := filepath.Join(root, obj.Namespace, claim)
+	fi, err := os.Stat(dir)
+	if err == nil && fi.IsDir() {
+		return nil
+	}
+	return stalled(v1alpha1.StoreNotMountedReason,
+		"store claim %s is not mounted in the controller at %s: mount the PersistentVolumeClaim %s/%s there (chart values store.claims or store.volume) and restart the controller; it is checked again every interval",
+		claim, dir, obj.Namespace, claim)
+}
+
 // kubeRepoExecutor adapts kube.Executor to RepositoryExecutor.
 type kubeRepoExecutor struct{ *kube.Executor }
 
 // StoreURL is where a pod's runner sees the store's inputs.
 func (kubeRepoExecutor) StoreURL() string { return "file://" + render.StoreInputsDir }
+
+// Shutdown leaves the repository's Jobs running: a controller that stops
+// (or loses leadership) hands them to the next one, which adopts them.
+func (kubeRepoExecutor) Shutdown(context.Context) error { return nil }
 
 func (k kubeRepoExecutor) Prune(ctx context.Context, keep map[string]bool) error {
 	n, err := k.Executor.Prune(ctx, keep)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -43,6 +44,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/deploy"
 	"github.com/expsync/expsync/internal/logging"
 	"github.com/expsync/expsync/reconcile"
 	"github.com/expsync/expsync/render"
@@ -54,6 +56,9 @@ var ownedConditions = []string{
 	v1alpha1.FetchFailedCondition, v1alpha1.NotVerifiedCondition, v1alpha1.InvalidExperimentsCondition,
 	v1alpha1.PushFailedCondition, v1alpha1.SigningFailedCondition,
 }
+
+// ExecutorName names the Job executor in run.json.
+const ExecutorName = "kubernetes"
 
 // Settings are the controller-wide defaults and tunables.
 type Settings struct {
@@ -67,9 +72,6 @@ type Settings struct {
 	// caused by runs finishing (0: 10s): a thousand runs finishing must
 	// not cost a thousand status writes.
 	ProgressInterval time.Duration
-	// KeysTTL is how long a read of the attestation Secrets is used
-	// before it is read again (0: 1 minute).
-	KeysTTL time.Duration
 }
 
 // Reconciler reconciles ExperimentRepository objects.
@@ -103,9 +105,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	r.ctx = ctx
 	if r.Settings.ProgressInterval <= 0 {
 		r.Settings.ProgressInterval = 10 * time.Second
-	}
-	if r.Settings.KeysTTL <= 0 {
-		r.Settings.KeysTTL = time.Minute
 	}
 	if err := mgr.Add(stopper{r}); err != nil {
 		return err
@@ -231,6 +230,13 @@ func (r *Reconciler) reconcileEngine(ctx context.Context, obj *v1alpha1.Experime
 		r.forget(key, errReconfigured, st.uid != obj.UID)
 	}
 	st, err = r.newState(obj, creds)
+	var stall *stallError
+	if errors.As(err, &stall) {
+		conditions.MarkStalled(obj, stall.Reason, "%s", bounded(stall.Error()))
+		conditions.MarkFalse(obj, meta.ReadyCondition, stall.Reason, "%s", bounded(stall.Error()))
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -240,51 +246,62 @@ func (r *Reconciler) reconcileEngine(ctx context.Context, obj *v1alpha1.Experime
 	return st, nil
 }
 
-// newState builds a repository's Git source, executor, engine and workers.
+// newState builds a repository's executor, its deployment (deploy.Open,
+// as serve and run assemble theirs: the Job executor, the store on the
+// repository's claim, the attestation key from its Secret or KMS), its Git
+// source and the ref workers.
 func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credentials) (*repoState, error) {
 	key := client.ObjectKeyFromObject(obj)
 	repo, err := gitRepository(obj, creds)
 	if err != nil {
 		return nil, err
 	}
-	src, err := gitsource.New(repo, filepath.Join(r.Settings.StateDir, string(obj.UID)))
+	ex, err := r.Executors(obj)
 	if err != nil {
 		return nil, err
 	}
-	ex, err := r.Executors(obj)
+	signingKey, loadSigner, err := signingKey(obj, creds)
 	if err != nil {
-		return nil, fmt.Errorf("executor: %w", err)
+		return nil, err
 	}
-	st := &repoState{key: key, uid: obj.UID, generation: obj.Generation, versions: creds.versions, interval: obj.GetRequeueAfter(),
-		src: src, exec: ex, order: refOrder(obj), progress: map[string]*refProgress{}, notified: map[string]string{}}
 	builder := obj.Spec.Attestation.BuilderID
 	if builder == "" {
 		builder = r.Settings.BuilderID
 	}
-	st.engine = &reconcile.Reconciler{
-		Store: ex.Store(), Executor: ex, Keys: keysFor(r.APIReader, obj, r.Settings.KeysTTL),
-		BuilderID: builder, ExecutorName: "kubernetes",
-		Plan:          render.PlanOptions{Mode: v1alpha1.ModeKubernetes, StoreURL: ex.StoreURL()},
-		BatchInterval: r.Settings.BatchInterval,
-		// A run the cluster refuses now (quota, missing Secret) is held
-		// and tried again after one interval, then two, four...
-		Retry:               reconcile.RetryPolicy{Base: st.interval},
-		RunValidExperiments: true,
+	st := &repoState{key: key, uid: obj.UID, generation: obj.Generation, versions: creds.versions, interval: obj.GetRequeueAfter(),
+		exec: ex, order: refOrder(obj), progress: map[string]*refProgress{}, notified: map[string]string{}, refused: map[string]string{}}
+	author := gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}
+	if c := obj.Spec.Commit; c != nil && c.Author != nil {
+		author = gitsource.Signature{Name: c.Author.Name, Email: c.Author.Email}
+	}
+	d, err := deploy.Open(r.ctx, deploy.Options{
+		Store: ex.Store(), StateDir: filepath.Join(r.Settings.StateDir, string(obj.UID)),
+		Plan: &render.PlanOptions{Mode: v1alpha1.ModeKubernetes, StoreURL: ex.StoreURL()},
+		Key:  signingKey, LoadSigner: loadSigner, Verifiers: creds.trusted,
+		BuilderID: builder, BatchInterval: r.Settings.BatchInterval,
+		Author: author, CommitSigner: creds.commitSigner.Signer,
+		Executor: ex, ExecutorName: ExecutorName,
 		Events: func(e reconcile.Event) {
 			st.onEvent(e)
 			r.progressed(key, e)
 		},
+	})
+	if err != nil {
+		return nil, err
 	}
+	if st.src, err = d.Source(repo); err != nil {
+		return nil, err
+	}
+	st.engine = d.Reconciler
+	// A run the cluster refuses now (quota, missing Secret) is held and
+	// tried again after one interval, then two, four...
+	st.engine.Retry = reconcile.RetryPolicy{Base: st.interval}
+	st.engine.RunValidExperiments = true
 	if c := obj.Spec.Commit; c != nil && c.MessageTemplate != "" {
 		st.engine.CommitMessage, _ = messageTemplate(c.MessageTemplate) // checked by checkSpec
 	}
-	refs := reconcile.RefReconciler{Reconciler: st.engine, CommitSigner: creds.commitSigner.Signer,
-		Author: gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}}
-	if c := obj.Spec.Commit; c != nil && c.Author != nil {
-		refs.Author = gitsource.Signature{Name: c.Author.Name, Email: c.Author.Email}
-	}
 	log := ctrl.LoggerFrom(r.ctx).WithValues("experimentrepository", key.String())
-	st.workers = reconcile.NewWorkers(r.ctx, st.engine, src, refs.ReconcileRef, reconcile.WorkersOptions{
+	st.workers = reconcile.NewWorkers(r.ctx, st.engine, st.src, d.Refs.ReconcileRef, reconcile.WorkersOptions{
 		Logger: logging.FromLogr(log.V(1)),
 		Finished: func(ref string, ch gitsource.RefChange, rep *reconcile.Report, err error) {
 			st.finished(ref, ch, rep, err)
@@ -394,7 +411,7 @@ func (r *Reconciler) forget(key types.NamespacedName, cause error, gone bool) {
 // runs finished, at most once per ProgressInterval.
 func (r *Reconciler) progressed(key types.NamespacedName, e reconcile.Event) {
 	if r.Own != nil && e.Kind == reconcile.EventRunFinished && e.Status != "" && e.Status != "Cancelled" {
-		r.Own.RunsFinished.WithLabelValues(e.Status).Inc()
+		r.Own.runFinished(key.Namespace, key.Name, e)
 	}
 	switch e.Kind {
 	case reconcile.EventPlanned, reconcile.EventRunFinished, reconcile.EventRunHeld, reconcile.EventCommitted, reconcile.EventCommitFailed:
@@ -447,7 +464,7 @@ func (r *Reconciler) recordMetrics(obj *v1alpha1.ExperimentRepository, st *repoS
 	st.pushes = pushes
 	st.mu.Unlock()
 	if delta > 0 {
-		r.Own.PushAttempts.WithLabelValues("attempt").Add(float64(delta))
+		r.Own.PushAttempts.WithLabelValues(obj.Namespace, obj.Name, "attempt").Add(float64(delta))
 	}
 }
 
@@ -488,15 +505,22 @@ func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repo
 			if ref.LastResultsCommit != "" {
 				msg += "; results in " + ref.LastResultsCommit
 			}
-			r.EventRecorder.AnnotatedEventf(obj, nil, map[string]string{
-				prefix + eventv1.MetaRevisionKey:     ref.ObservedCommit,
-				prefix + eventv1.MetaCommitStatusKey: eventv1.MetaCommitStatusUpdateValue,
-			}, corev1.EventTypeNormal, "ResultsCommitted", "reconcile", "%s", msg)
+			// A commit with failed runs is a failed commit status (Flux's
+			// providers: Warning → error → failure).
+			typ := corev1.EventTypeNormal
+			if ref.Runs.Failed > 0 {
+				typ = corev1.EventTypeWarning
+			}
+			r.EventRecorder.AnnotatedEventf(obj, nil, commitStatusMetadata(ref.Name, ref.ObservedCommit), typ, "ResultsCommitted", "reconcile", "%s", msg)
 		}
+		r.notifyRefused(obj, st)
 	}
 	oldReady, ready := conditions.Get(oldObj, meta.ReadyCondition), conditions.Get(obj, meta.ReadyCondition)
 	if ready == nil || (oldReady != nil && oldReady.Status == ready.Status && oldReady.Reason == ready.Reason && oldReady.Message == ready.Message) {
 		return
+	}
+	if (ready.Reason == v1alpha1.CommitNotVerifiedReason || ready.Reason == v1alpha1.InvalidExperimentsReason) && st != nil && st.announcedRefused(ready.Message) {
+		return // the refused commit's own event said it
 	}
 	annotations := map[string]string{}
 	if len(obj.Status.Refs) > 0 && obj.Status.Refs[0].ObservedCommit != "" {
@@ -507,6 +531,57 @@ func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repo
 		r.EventRecorder.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeWarning, ready.Reason, "reconcile", "%s", ready.Message)
 	case ready.Status == metav1.ConditionTrue && oldReady != nil && oldReady.Status == metav1.ConditionFalse:
 		r.EventRecorder.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeNormal, ready.Reason, "reconcile", "%s", ready.Message)
+	}
+}
+
+// commitStatusMetadata is the metadata of a commit's final event, as Flux's
+// notification-controller reads it: <group>/revision and
+// <group>/commit_status: update (commit status providers post a status),
+// and for a pull-request ref event.toolkit.fluxcd.io/change_request with
+// its number (the providers that comment on pull requests read it).
+func commitStatusMetadata(ref, revision string) map[string]string {
+	prefix := v1alpha1.Group + "/"
+	m := map[string]string{
+		prefix + eventv1.MetaRevisionKey:     revision,
+		prefix + eventv1.MetaCommitStatusKey: eventv1.MetaCommitStatusUpdateValue,
+	}
+	if n, ok := reconcile.PullRequestNumber(ref); ok {
+		m[eventv1.Group+"/"+eventv1.MetaChangeRequestKey] = strconv.Itoa(n)
+	}
+	return m
+}
+
+// notifyRefused sends the final event of a commit that runs nothing — not
+// signed by an allowed key, or none of its experiments loads — once per
+// commit, so a pull request's status does not wait forever (serve's review
+// hook reports the same moments to the forge).
+func (r *Reconciler) notifyRefused(obj *v1alpha1.ExperimentRepository, st *repoState) {
+	for _, v := range st.views() {
+		// Not waiting for the worker to be idle: both states are final
+		// once known (the Ready warning of the same reconcile is left out
+		// for them, see announcedRefused).
+		if v.Commit == "" {
+			continue
+		}
+		reason, msg := "", ""
+		switch {
+		case v.NotVerified != "":
+			reason, msg = v1alpha1.CommitNotVerifiedReason, v.NotVerified
+		case v.Invalid != "" && v.Planned == 0:
+			reason, msg = v1alpha1.InvalidExperimentsReason, v.Invalid
+		default:
+			continue
+		}
+		st.mu.Lock()
+		already := st.refused[v.Ref] == v.Commit
+		st.refused[v.Ref] = v.Commit
+		st.mu.Unlock()
+		if already {
+			continue
+		}
+		rev := revision(v.Ref, v.Commit)
+		r.EventRecorder.AnnotatedEventf(obj, nil, commitStatusMetadata(v.Ref, rev), corev1.EventTypeWarning, reason, "reconcile",
+			"%s: %s", rev, bounded(msg))
 	}
 }
 

@@ -2,10 +2,12 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/template"
-	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
@@ -22,12 +24,18 @@ import (
 type credentials struct {
 	deploy.Credentials
 	commitSigner deploy.CommitSigner
-	versions     string
+	// attestation is the Secret of spec.attestation.secretRef (nil with a
+	// KMS key): decrypted when the engine first signs (deploy.Open loads
+	// keys in the background). trusted are spec.trustedKeys' keys.
+	attestation *corev1.Secret
+	trusted     attest.Verifiers
+	versions    string
 }
 
-// readCredentials reads the Secrets a repository's Git side needs: Git
-// credentials, verification keys and the commit signing key. The
-// attestation key is read when a statement is signed (see keysFor).
+// readCredentials reads the Secrets a repository needs: Git credentials,
+// verification keys, the commit signing key, the attestation key and the
+// trusted keys. They are read at every reconcile (a few GETs, never a
+// watch): a rotated or revoked key rebuilds the engine at once.
 func readCredentials(ctx context.Context, r client.Reader, obj *v1alpha1.ExperimentRepository) (*credentials, error) {
 	c := &credentials{}
 	var versions []string
@@ -61,6 +69,27 @@ func readCredentials(ctx context.Context, r client.Reader, obj *v1alpha1.Experim
 			return nil, err
 		}
 		versions = append(versions, "verify="+s.ResourceVersion)
+	}
+	if a := obj.Spec.Attestation.SecretRef; a != nil {
+		s, err := getSecret(ctx, r, ns, a.Name, "attestation key (spec.attestation.secretRef)")
+		if err != nil {
+			return nil, err
+		}
+		if len(s.Data[keyCosignKey]) == 0 {
+			return nil, missingCosignKey(s)
+		}
+		c.attestation = s
+		versions = append(versions, "attestation="+s.ResourceVersion)
+	}
+	if tk := obj.Spec.TrustedKeys; tk != nil {
+		s, err := getSecret(ctx, r, ns, tk.Name, "trusted keys (spec.trustedKeys)")
+		if err != nil {
+			return nil, err
+		}
+		if c.trusted, err = trustedKeys(s); err != nil {
+			return nil, err
+		}
+		versions = append(versions, "trusted="+s.ResourceVersion)
 	}
 	c.versions = strings.Join(versions, ",")
 	return c, nil
@@ -135,84 +164,21 @@ func messageTemplate(text string) (func(reconcile.CommitSummary) (string, error)
 	}, nil
 }
 
-// keysFor loads the attestation signer and the trusted keys when the
-// engine signs or verifies: the Secrets are read again when the last read
-// is older than keysTTL (a rotated or revoked key takes effect within it),
-// and a cosign key is decrypted only when its bytes changed.
-func keysFor(r client.Reader, obj *v1alpha1.ExperimentRepository, ttl time.Duration) reconcile.Keys {
-	ns, spec := obj.Namespace, obj.Spec.DeepCopy()
-	var (
-		mu      = make(chan struct{}, 1)
-		at      time.Time
-		signer  *attest.Signer
-		trusted attest.Verifiers
-		lastErr error
-	)
-	load := func() (*attest.Signer, attest.Verifiers, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var s *attest.Signer
-		switch a := spec.Attestation; {
-		case a.SecretRef != nil:
-			sec, err := getSecret(ctx, r, ns, a.SecretRef.Name, "attestation key (spec.attestation.secretRef)")
-			if err != nil {
-				return nil, nil, err
-			}
-			if s, err = attestationSigner(sec); err != nil {
-				return nil, nil, err
-			}
-		case a.KMSKey != "":
-			var err error
-			if s, err = attest.LoadSigner(ctx, a.KMSKey); err != nil {
-				return nil, nil, fmt.Errorf("attestation key (spec.attestation.kmsKey): %w", err)
-			}
-		default:
-			return nil, nil, fmt.Errorf("spec.attestation names no key")
-		}
-		own, err := attest.NewKey("attestation", s.Public())
-		if err != nil {
-			return nil, nil, err
-		}
-		keys := attest.Verifiers{own}
-		if tk := spec.TrustedKeys; tk != nil {
-			sec, err := getSecret(ctx, r, ns, tk.Name, "trusted keys (spec.trustedKeys)")
-			if err != nil {
-				return nil, nil, err
-			}
-			more, err := trustedKeys(sec)
-			if err != nil {
-				return nil, nil, err
-			}
-			keys = append(keys, more...)
-		}
-		return s, keys, nil
-	}
-	return func() (*attest.Signer, attest.Verifiers, error) {
-		mu <- struct{}{}
-		defer func() { <-mu }()
-		if time.Since(at) < ttl && (signer != nil || lastErr != nil) {
-			if lastErr != nil {
-				return nil, nil, lastErr
-			}
-			return signer, trusted, nil
-		}
-		s, keys, err := load()
-		at = time.Now()
-		if err != nil {
-			lastErr = signingKeyError{err}
-			return nil, nil, lastErr
-		}
-		signer, trusted, lastErr = s, keys, nil
-		return signer, trusted, nil
+// signingKey says how deploy.Open loads the attestation key: key names it
+// (in messages and the trusted key list); load, when not nil, decrypts the
+// Secret's cosign.key (a KMS URI is loaded by deploy itself).
+func signingKey(obj *v1alpha1.ExperimentRepository, c *credentials) (key string, load func(context.Context) (*attest.Signer, error), err error) {
+	switch a := obj.Spec.Attestation; {
+	case c.attestation != nil:
+		s := c.attestation
+		return fmt.Sprintf("secret:%s/%s/%s", s.Namespace, s.Name, keyCosignKey),
+			func(context.Context) (*attest.Signer, error) { return attestationSigner(s) }, nil
+	case a.KMSKey != "":
+		return a.KMSKey, nil, nil
+	default:
+		return "", nil, errors.New("spec.attestation names no key: set secretRef (cosign.key/cosign.password) or kmsKey")
 	}
 }
-
-// signingKeyError marks an unusable key as reconcile.ErrSigningKey, so the
-// engine stops signing (finished runs stay in the run cache).
-type signingKeyError struct{ err error }
-
-func (e signingKeyError) Error() string   { return e.err.Error() }
-func (e signingKeyError) Unwrap() []error { return []error{reconcile.ErrSigningKey, e.err} }
 
 // refOrder maps a ref to the index of the first spec.refs pattern it
 // matches (the status lists refs in that order).

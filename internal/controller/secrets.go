@@ -158,8 +158,7 @@ var signerCache sync.Map // string -> *attest.Signer
 func attestationSigner(s *corev1.Secret) (*attest.Signer, error) {
 	pem, ok := s.Data[keyCosignKey]
 	if !ok {
-		return nil, secretErrorf("attestation.secretRef: Secret %s/%s has no key %s (a cosign private key, as `cosign generate-key-pair k8s://%s/%s` or `expsync keygen` writes it); it has %s",
-			s.Namespace, s.Name, keyCosignKey, s.Namespace, s.Name, keyNames(s))
+		return nil, missingCosignKey(s)
 	}
 	h := sha256.New()
 	h.Write(pem)
@@ -184,6 +183,11 @@ func attestationSigner(s *corev1.Secret) (*attest.Signer, error) {
 	}
 	actual, _ := signerCache.LoadOrStore(cacheKey, signer)
 	return actual.(*attest.Signer), nil
+}
+
+func missingCosignKey(s *corev1.Secret) error {
+	return secretErrorf("attestation.secretRef: Secret %s/%s has no key %s (a cosign private key, as `cosign generate-key-pair k8s://%s/%s` or `expsync keygen` writes it); it has %s",
+		s.Namespace, s.Name, keyCosignKey, s.Namespace, s.Name, keyNames(s))
 }
 
 // commitSigner reads the results-commit signing key: git.asc (armored

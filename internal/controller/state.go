@@ -12,6 +12,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/deploy"
 	"github.com/expsync/expsync/reconcile"
 	"github.com/expsync/expsync/store"
 )
@@ -20,7 +21,10 @@ import (
 // in a cluster): the engine's Executor, the store it collects results
 // from, and the clean-up of Jobs no plan keeps.
 type RepositoryExecutor interface {
-	reconcile.Executor
+	// Execute and Shutdown (deploy.Executor): the controller never shuts a
+	// repository's executor down while it runs; stopping the workers
+	// leaves Jobs in flight to be adopted.
+	deploy.Executor
 	Store() store.Store
 	// StoreURL is the store location written into run contracts.
 	StoreURL() string
@@ -46,6 +50,20 @@ var (
 	errDeleted      = errors.New("the ExperimentRepository was deleted")
 	errShutdown     = errors.New("the controller is stopping")
 )
+
+// stallError is a problem of the spec or the controller's deployment that
+// no retry fixes (the object is then Stalled with Reason): a missing store
+// mount, no runner image.
+type stallError struct {
+	Reason string
+	msg    string
+}
+
+func (e *stallError) Error() string { return e.msg }
+
+func stalled(reason, format string, args ...any) error {
+	return &stallError{Reason: reason, msg: fmt.Sprintf(format, args...)}
+}
 
 // repoState is one ExperimentRepository's engine in this process: its Git
 // source, the reconcile engine with its executor, the ref workers, and the
@@ -76,6 +94,9 @@ type repoState struct {
 	// notified holds, per ref, the last source commit an event announced
 	// results of, so events are sent on changes only.
 	notified map[string]string
+	// refused holds, per ref, the last commit announced as running nothing
+	// (not verified, no experiment loads).
+	refused map[string]string
 	// pushes is the Source's push count at the last metrics update.
 	pushes int64
 }
@@ -235,6 +256,19 @@ func (st *repoState) views() []refView {
 		out = append(out, v)
 	}
 	return out
+}
+
+// announcedRefused tells whether msg (Ready's) is about a commit whose
+// refusal was announced already by its own event.
+func (st *repoState) announcedRefused(msg string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for ref, commit := range st.refused {
+		if strings.Contains(msg, revision(ref, commit)) {
+			return true
+		}
+	}
+	return false
 }
 
 func short(id string) string {

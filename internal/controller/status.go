@@ -91,7 +91,10 @@ func setRefs(obj *v1alpha1.ExperimentRepository, views []refView) {
 				Running: int32(v.Running), Held: int32(v.Held), InvalidExperiments: int32(v.InvalidCount)},
 			Message: bounded(v.message()),
 		}
-		if v.ResultsCommit != "" {
+		// The branch is known once the ref's reconcile ended (a pull
+		// request's is a template's expansion); until then the commit
+		// waits, so the field never changes form.
+		if v.ResultsCommit != "" && v.ResultsBranch != "" {
 			rs.LastResultsCommit = v.ResultsBranch + "@sha1:" + v.ResultsCommit
 		}
 		refs = append(refs, rs)

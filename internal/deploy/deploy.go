@@ -20,6 +20,13 @@ import (
 type Options struct {
 	// StoreDir is the content-addressed store and run cache.
 	StoreDir string
+	// Store, when set, is the store to use instead of opening StoreDir: the
+	// controller's store on a repository's claim (executor/kube), whose
+	// inputs and results halves are separate folders.
+	Store store.Store
+	// Plan, when set, replaces the planning options (the controller plans
+	// in kubernetes mode, with the store location its pods see).
+	Plan *render.PlanOptions
 	// StateDir holds the Git caches, the executor's journal and the work
 	// folders.
 	StateDir string
@@ -33,7 +40,10 @@ type Options struct {
 	// TrustedKeys are further public key files (or KMS URIs) whose signed
 	// results folders count as done.
 	TrustedKeys []string
-	BuilderID   string
+	// Verifiers are further trusted keys, already loaded (the controller
+	// reads them from a Secret).
+	Verifiers attest.Verifiers
+	BuilderID string
 	// BatchInterval is how often finished runs are committed (0: 10s).
 	BatchInterval time.Duration
 	// Author of results commits (default expsync <expsync@localhost>);
@@ -77,7 +87,9 @@ type Deployment struct {
 	Reconciler *reconcile.Reconciler
 	// Refs reconciles the refs polls report, with the deployment's author
 	// and commit signer (`expsync run` one ref, Refs.Serve every ref).
-	Refs     reconcile.RefReconciler
+	Refs reconcile.RefReconciler
+	// Store is the local store opened from StoreDir (nil when
+	// Options.Store was given: Reconciler.Store is that one).
 	Store    *store.Local
 	Executor Executor
 	// Local is the local executor (nil when Options.Executor was set) and
@@ -94,17 +106,24 @@ type Deployment struct {
 // Deployment means it cannot start; with a Deployment it is a warning to
 // show (recovery problems: the runs are planned again anyway).
 func Open(ctx context.Context, opts Options) (*Deployment, error) {
-	if opts.StoreDir == "" || opts.StateDir == "" {
+	if (opts.StoreDir == "" && opts.Store == nil) || opts.StateDir == "" {
 		return nil, errors.New("a store folder and a state folder are required")
 	}
 	if opts.Key == "" && opts.LoadSigner == nil {
 		return nil, errors.New("a signing key is required (--key; make one with `expsync keygen`)")
 	}
-	st, err := store.OpenLocal(opts.StoreDir)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", opts.StoreDir, err)
+	var (
+		st  *store.Local
+		use store.Store = opts.Store
+	)
+	if use == nil {
+		var err error
+		if st, err = store.OpenLocal(opts.StoreDir); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", opts.StoreDir, err)
+		}
+		use = st
 	}
-	var others attest.Verifiers
+	others := append(attest.Verifiers{}, opts.Verifiers...)
 	for _, ref := range opts.TrustedKeys {
 		k, err := attest.LoadVerifierKey(ctx, ref)
 		if err != nil {
@@ -120,6 +139,9 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 	name := opts.ExecutorName
 	var warning error
 	if d.Executor == nil {
+		if st == nil {
+			return nil, errors.New("the local executor needs a store folder (StoreDir)")
+		}
 		ex, recovered, err := local.Open(ctx, local.DeploymentOptions{Store: st, StateDir: opts.StateDir,
 			Concurrency: opts.Local.Concurrency, GPUs: opts.Local.GPUs, Runner: opts.Local.Runner, OnEvent: opts.Local.Events})
 		if ex == nil {
@@ -132,9 +154,16 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 	if builder == "" {
 		builder = attest.DefaultBuilderID
 	}
+	plan := render.PlanOptions{}
+	if st != nil {
+		plan.StoreURL = "file://" + st.Root()
+	}
+	if opts.Plan != nil {
+		plan = *opts.Plan
+	}
 	d.Reconciler = &reconcile.Reconciler{
-		Store: st, Keys: keys, BuilderID: builder, ExecutorName: name, Executor: d.Executor,
-		Plan:          render.PlanOptions{StoreURL: "file://" + st.Root()},
+		Store: use, Keys: keys, BuilderID: builder, ExecutorName: name, Executor: d.Executor,
+		Plan:          plan,
 		BatchInterval: opts.BatchInterval,
 		Events:        opts.Events,
 	}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -158,8 +159,8 @@ func TestExperimentRepositoryValidation(t *testing.T) {
 			t.Fatal(err)
 		}
 		spec := created.Object["spec"].(map[string]any)
-		if spec["interval"] != "1m" || spec["timeout"] != "5m" {
-			t.Errorf("defaults: interval %v, timeout %v; want 1m and 5m", spec["interval"], spec["timeout"])
+		if spec["interval"] != "1m0s" || spec["timeout"] != "5m0s" {
+			t.Errorf("defaults: interval %v, timeout %v; want 1m0s and 5m0s", spec["interval"], spec["timeout"])
 		}
 		var typed v1alpha1.ExperimentRepository
 		data, _ := json.Marshal(created.Object)
@@ -168,6 +169,40 @@ func TestExperimentRepositoryValidation(t *testing.T) {
 		}
 		if typed.GetRequeueAfter().String() != "1m0s" {
 			t.Errorf("GetRequeueAfter = %s", typed.GetRequeueAfter())
+		}
+		// An object a Go client created and writes back with an annotation
+		// only keeps its generation: the defaults are in the form Go
+		// writes durations ("5m0s", not "5m"), so the controller does not
+		// rebuild the repository's engine for a spec that did not change.
+		var goObj v1alpha1.ExperimentRepository
+		if err := json.Unmarshal(data, &goObj); err != nil {
+			t.Fatal(err)
+		}
+		goObj.ObjectMeta = metav1.ObjectMeta{Name: "from-go", Namespace: ns}
+		goObj.Spec.Interval, goObj.Spec.Timeout = nil, nil
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&goObj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := dyn.Resource(experimentRepositories).Namespace(ns)
+		first, err := res.Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again v1alpha1.ExperimentRepository
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(first.Object, &again); err != nil {
+			t.Fatal(err)
+		}
+		again.Annotations = map[string]string{"touched": "yes"}
+		if m, err = runtime.DefaultUnstructuredConverter.ToUnstructured(&again); err != nil {
+			t.Fatal(err)
+		}
+		updated, err := res.Update(ctx, &unstructured.Unstructured{Object: m}, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if updated.GetGeneration() != first.GetGeneration() {
+			t.Errorf("a Go client's annotation-only update changed the generation %d → %d: a default is not in Go's form", first.GetGeneration(), updated.GetGeneration())
 		}
 	})
 
