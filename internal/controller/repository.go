@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"text/template"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -143,25 +142,6 @@ func checkSpec(obj *v1alpha1.ExperimentRepository) error {
 		}
 	}
 	return nil
-}
-
-// messageTemplate parses the results commit message template.
-func messageTemplate(text string) (func(reconcile.CommitSummary) (string, error), error) {
-	tmpl, err := template.New("message").Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	// Execute once on a sample so a template naming a field that does not
-	// exist fails now, not at the first commit.
-	var b strings.Builder
-	if err := tmpl.Execute(&b, reconcile.CommitSummary{Experiments: []reconcile.ExperimentSummary{{}}}); err != nil {
-		return nil, err
-	}
-	return func(s reconcile.CommitSummary) (string, error) {
-		var b strings.Builder
-		err := tmpl.Execute(&b, s)
-		return b.String(), err
-	}, nil
 }
 
 // signingKey says how deploy.Open loads the attestation key: key names it
