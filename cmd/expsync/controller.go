@@ -38,13 +38,17 @@ polled like a serve entry; new runs become Jobs in the object's namespace,
 under the service account it names; their results are collected without
 trusting the code under test, signed with the object's key and committed back.
 
-Install the CRD (config/crd/bases) and give the controller's service account:
-  expsync.dev experimentrepositories: get, list, watch; /status: get, update, patch
-  batch jobs: get, list, watch, create, delete; pods, events: get, list, watch
-  secrets: get (read when used, never cached or watched)
-  events: create, patch; coordination.k8s.io leases: get, create, update (leader election)
-  kueue.x-k8s.io workloads: get, list, watch (when Kueue is installed)
-Mount every store claim at <--store-root>/<namespace>/<claimName>.
+Install the CRD (config/crd/bases) and give the controller's service account
+the rules of config/rbac/role.yaml (generated from the +kubebuilder:rbac
+markers in internal/controller; the Helm chart renders the same rules):
+ExperimentRepositories and their status, Secrets get only (read when used,
+never cached or watched), Jobs, pods and events, Kueue Workloads, and a
+Lease for leader election.
+
+Mount every store claim at <--store-root>/<namespace>/<claimName>: an object
+whose claim is not mounted there is Stalled (reason StoreNotMounted); the
+controller never creates that folder. Writable: --state-dir, the store
+mounts, and /tmp.
 
 Flags follow Flux's controllers: --kube-api-qps/--kube-api-burst (50/300),
 --enable-leader-election, --log-encoding json, --events-addr for Flux's
