@@ -82,8 +82,9 @@ func apiServer(t *testing.T) *rest.Config {
 		started := time.Now()
 		env := &envtest.Environment{
 			ControlPlaneStartTimeout: 2 * time.Minute,
-			CRDDirectoryPaths:        []string{thirdPartyCRDs("flux"), thirdPartyCRDs("monitoring")},
-			ErrorIfCRDPathMissing:    true,
+			CRDDirectoryPaths: []string{thirdPartyCRDs("flux"), thirdPartyCRDs("monitoring"),
+				filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "..", "kueue-crds")},
+			ErrorIfCRDPathMissing: true,
 			// envtest waits 10 s by default for the 20 CRDs to be served:
 			// too short on a loaded CI machine.
 			CRDInstallOptions: envtest.CRDInstallOptions{MaxTime: 2 * time.Minute},

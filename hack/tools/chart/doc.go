@@ -1,19 +1,29 @@
-// Package chart tests charts/expsync with Helm's own Go packages, in a
-// module of its own so that expsync's module never imports Helm:
+// Package chart tests charts/expsync, its Flux and Kueue examples and the
+// deployment docs with Helm's own Go packages, in a module of its own so
+// that expsync's module never imports Helm:
 //
 //   - lint (Helm's linter, strict) and rendering of the default values and of
 //     every documented values example (charts/expsync/examples, the
 //     HelmRelease of examples/flux), schema and template checks of hostile
 //     values (a tag instead of a digest, a negative QPS, two replicas
 //     without leader election, ...), each failing with a message that says
-//     what to change;
+//     what to change (chart_test.go);
 //   - what must equal what the code generates: the CRDs (config/crd/bases),
 //     the RBAC rules (config/rbac, from the controller's markers), the
-//     controller's flags (parsed with `expsync controller`'s own FlagSet),
-//     the dashboard's metric names (the controller's registered series);
+//     controller's flags (parsed with `expsync controller`'s own FlagSet)
+//     (generated_test.go);
 //   - every rendered object created server-side on a real kube-apiserver
 //     (envtest, hack/envtest/build.sh) in namespaces enforcing Pod Security
-//     "restricted": all accepted, none with a warning.
+//     "restricted": all accepted, none with a warning (apiserver_test.go);
+//   - the RBAC proof: the real controller binary with the chart's args and
+//     only its ServiceAccount's permissions reconciles a repository to
+//     Ready (rbac_proof_test.go);
+//   - examples/flux on Flux's CRDs (flux_test.go);
+//   - the reference sections of docs/helm.md and
+//     docs/reference/experimentrepository.md, generated from values.yaml,
+//     the CRD and api/v1alpha1 (reference_test.go, -update rewrites them);
+//   - the commands of docs/helm.md, docs/flux.md and docs/kueue.md, run
+//     from the Markdown (docs_commands_test.go).
 //
 // Run with `make test-chart`, or:
 //
