@@ -122,6 +122,16 @@ type Limits struct {
 	MaxOutputFiles int `json:"maxOutputFiles,omitempty"`
 }
 
+// OutputFiles is the limit on a run's output files: MaxOutputFiles when
+// the repository lowered it, the builtin MaxOutputFiles otherwise. The
+// runner and the Job executor's collection apply it alike.
+func (l Limits) OutputFiles() int {
+	if l.MaxOutputFiles > 0 && l.MaxOutputFiles < MaxOutputFiles {
+		return l.MaxOutputFiles
+	}
+	return MaxOutputFiles
+}
+
 // Retries says which failures are transient.
 type Retries struct {
 	// Limit is the number of retries after the first attempt.

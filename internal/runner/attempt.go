@@ -252,12 +252,7 @@ func (r *attemptRunner) outputLimit() int64 {
 
 // outputFilesLimit is the contract's limit on output files, within the
 // builtin one.
-func (r *attemptRunner) outputFilesLimit() int {
-	if l := r.c.Limits.MaxOutputFiles; l > 0 && l < contract.MaxOutputFiles {
-		return l
-	}
-	return contract.MaxOutputFiles
-}
+func (r *attemptRunner) outputFilesLimit() int { return r.c.Limits.OutputFiles() }
 
 func (r *attemptRunner) logLimit() int64 {
 	limit := r.opts.MaxLogBytes

@@ -72,7 +72,7 @@ func collectOutputs(ctx context.Context, st store.Store, work string, declared [
 			secretVars[decl] = appendNew(secretVars[decl], vars...)
 			return nil
 		}
-		if why := uncommittableName(rel); why != "" {
+		if why := UncommittableName(rel); why != "" {
 			// Recorded, it would fail the results commit of every run of
 			// the branch (Git) or the run's attestation (in-toto): the run
 			// fails instead, without it.
@@ -368,11 +368,12 @@ func inWork(work string, err error) string {
 	return strings.ReplaceAll(err.Error(), work+string(filepath.Separator), "")
 }
 
-// uncommittableName says why an output's path cannot be committed to Git
+// UncommittableName says why an output's path cannot be committed to Git
 // or named in an attestation ("" when it can): Git's own path rules for
 // every platform (tree.CheckResultPath), UTF-8 (in-toto subjects are JSON
-// strings) and the length a results folder leaves for it.
-func uncommittableName(rel string) string {
+// strings) and the length a results folder leaves for it. The Job
+// executor applies it to the outputs a pod reports.
+func UncommittableName(rel string) string {
 	if !utf8.ValidString(rel) {
 		return "its name is not UTF-8"
 	}

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
@@ -428,6 +429,12 @@ func (c *collector) importFiles(res, reported *contract.Result) error {
 			res.Metrics, res.MetricsError = nil, "the metrics file its pod reported cannot be used: "+err.Error()
 		}
 	}
+	if why := overOutputLimits(reported.Outputs, c.run.Contract.Limits); why != "" {
+		// The runner in the pod refuses such a run; a pod that reports it
+		// anyway gets none of its outputs recorded.
+		problems = append(problems, why)
+		reported.Outputs = nil
+	}
 	remaining := outLimit
 	for _, o := range reported.Outputs {
 		if why := c.badOutput(o); why != "" {
@@ -479,12 +486,38 @@ func (c *collector) badOutput(o contract.File) string {
 	default:
 		return fmt.Sprintf("output %s has mode %q", o.Path, o.Mode)
 	}
+	if why := runner.UncommittableName(o.Path); why != "" {
+		// Git's path rules for every platform: recorded, it would break
+		// every later checkout of the branch (issue 9). The runner in the
+		// pod leaves such files out, as the local runner does.
+		return fmt.Sprintf("output file %q is left out: %s; rename it", shorten(o.Path, 200), why)
+	}
 	for _, decl := range c.run.Contract.Outputs {
 		if o.Path == decl || (strings.HasSuffix(decl, "/") && strings.HasPrefix(o.Path, decl)) {
 			return ""
 		}
 	}
 	return fmt.Sprintf("output %s is not under any declared output", o.Path)
+}
+
+// overOutputLimits says why a pod's outputs are more than a run may have
+// ("" when they are not): the output files limit (the repository's
+// limits.maxOutputFiles within contract.MaxOutputFiles) and the bytes of
+// their names in all. run.json and the attestation list every output, and
+// what expsync writes it must read back (contract/limits.go).
+func overOutputLimits(outputs []contract.File, limits contract.Limits) string {
+	if n := limits.OutputFiles(); len(outputs) > n {
+		return fmt.Sprintf("outputs hold more than %d files, the limit for one run (limits.maxOutputFiles in expsync.yaml can lower it, up to %d); write fewer files or pack them into an archive",
+			n, contract.MaxOutputFiles)
+	}
+	var names int
+	for _, o := range outputs {
+		if names += len(o.Path); names > contract.MaxOutputNameBytes {
+			return fmt.Sprintf("the names of the output files exceed %d bytes in all, the limit for one run (run.json and the attestation list every output); write fewer files or pack them into an archive",
+				contract.MaxOutputNameBytes)
+		}
+	}
+	return ""
 }
 
 // infrastructure returns err unless it is the pod's doing (ErrBadObject):

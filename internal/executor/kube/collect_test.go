@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
 )
@@ -236,6 +238,30 @@ func TestCollectDistrustsThePod(t *testing.T) {
 		{"an output outside the declared ones", func(f *collectFixture) {
 			f.output("../../etc/passwd", []byte("x"))
 		}, contract.Failed, 0, "not a clean relative path"},
+		// Issue 9, item 3: a name Git refuses on some platform would break
+		// every later checkout of the branch; the runner in the pod leaves
+		// such files out, but the pod's report is untrusted.
+		{"an output named .git in another case", func(f *collectFixture) {
+			f.output("out/plots/.GIT/config", []byte("[core]\n"))
+		}, contract.Failed, 0, `output file "out/plots/.GIT/config" is left out`},
+		{"an output with the NTFS short name of .git", func(f *collectFixture) {
+			f.output("out/plots/git~1/hooks/post-checkout", []byte("#!/bin/sh\n"))
+		}, contract.Failed, 0, "is left out"},
+		{"an output with a trailing dot", func(f *collectFixture) {
+			f.output("out/plots/b.svg.", []byte("<svg/>"))
+		}, contract.Failed, 0, "is left out"},
+		// Issue 9, item 4: what the reconciler and verify read back is
+		// bounded; so is what a pod may report.
+		{"more output files than the repository allows", func(f *collectFixture) {
+			f.run.Contract.Limits.MaxOutputFiles = 1
+		}, contract.Failed, 0, "outputs hold more than 1 files"},
+		{"output names over the limit in all", func(f *collectFixture) {
+			long := "out/plots/" + strings.Repeat("n", 3000)
+			for i := 0; i*3000 <= contract.MaxOutputNameBytes; i++ {
+				f.reported.Outputs = append(f.reported.Outputs, contract.File{Path: fmt.Sprintf("%s%04d", long, i), Mode: store.ModeFile,
+					SHA256: f.reported.Outputs[0].SHA256, Size: f.reported.Outputs[0].Size})
+			}
+		}, contract.Failed, 0, "names of the output files exceed"},
 		{"an undeclared output", func(f *collectFixture) {
 			f.output("secret.txt", []byte("x"))
 		}, contract.Failed, 0, "not under any declared output"},
@@ -341,6 +367,9 @@ func TestCollectDistrustsThePod(t *testing.T) {
 				t.Errorf("status %s, exit code %d, error %q; want %s, %d, %q", res.Status, res.ExitCode, res.Error, tt.status, tt.code, tt.reason)
 			}
 			for _, o := range res.Outputs {
+				if why := runner.UncommittableName(o.Path); why != "" {
+					t.Errorf("output %q was kept: %s", o.Path, why)
+				}
 				if o.Path == "out/pi.json" && (tt.name == "an output whose bytes differ" || strings.Contains(tt.name, "claimed") || strings.Contains(tt.name, "symlink")) {
 					t.Errorf("a bad output was kept: %+v", o)
 				}
