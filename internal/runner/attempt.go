@@ -131,14 +131,19 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *contract.Result
 		}
 		return outcome{outcomeExit, msg}
 	}
-	if leaked != "" {
-		return outcome{outcomeOutputs, leaked}
-	}
-	if tampered != "" {
-		return outcome{outcomeOutputs, tampered}
+	// Every reason the outputs fail is said: a reader who fixes one must
+	// not find the next at the next run.
+	var problems []string
+	for _, p := range []string{leaked, tampered} {
+		if p != "" {
+			problems = append(problems, p)
+		}
 	}
 	if oerr != nil {
-		return outcome{outcomeOutputs, oerr.Error()}
+		problems = append(problems, oerr.Error())
+	}
+	if len(problems) > 0 {
+		return outcome{outcomeOutputs, strings.Join(problems, "; ")}
 	}
 	return outcome{outcomeExit, ""}
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +165,35 @@ func TestRelativeWorkRootGivesAbsoluteHome(t *testing.T) {
 	res := f.run(shell(`[ "$HOME" = "$(pwd -P)" ] || exit 7; [ "$TMPDIR" = "$HOME" ] || exit 8; case "$HOME" in /*) ;; *) exit 9;; esac; echo "$HOME" > h.txt`).outputs("h.txt").build())
 	if res.Status != contract.Succeeded {
 		t.Fatalf("status %s: %s (HOME was not the command's absolute folder)", res.Status, res.Error)
+	}
+}
+
+// TestSecretWithSurroundingWhitespace (issue 9, item 1, hostile re-attack):
+// secret values often end in a newline (a Kubernetes Secret made with
+// --from-file, a file written by echo, a YAML block scalar), and what the
+// run uses is the value without it: a shell's $(...) or a program's
+// strip() removes it. The value as stored was matched only, so the bare
+// token in a file name, a log line or an output's content was recorded.
+func TestSecretWithSurroundingWhitespace(t *testing.T) {
+	const bare = "tok-4f9a2c7e"
+	f := newFixture(t)
+	f.opts.Secrets = func(string, string) (string, bool, error) { return " " + bare + "\n", true, nil }
+	res := f.run(shell(`T=$(printf %s "$TOK" | tr -d ' ')
+mkdir -p out; echo x > "out/res-$T.txt"; echo ok > out/ok.txt; printf %s "$T" > out/val.txt
+echo "token=$T"`).secret("TOK", "lab", "api").outputs("out/").build())
+	if res.Status != contract.Failed || !strings.Contains(res.Error, "whose names contain the value of secret variable TOK") {
+		t.Errorf("status %s (%s), want Failed naming the output whose name holds the value", res.Status, res.Error)
+	}
+	data, _ := json.Marshal(res)
+	if strings.Contains(string(data), bare) {
+		t.Errorf("the result holds the secret's value: %s", data)
+	}
+	if log := f.blob(res.LogSHA256); strings.Contains(log, bare) {
+		t.Errorf("the log holds the secret's value: %q", log)
+	}
+	for _, o := range res.Outputs {
+		if o.Path == "out/val.txt" && !slices.Contains(res.Withheld, o.Path) {
+			t.Errorf("out/val.txt holds the secret's value and is not withheld (withheld: %v)", res.Withheld)
+		}
 	}
 }

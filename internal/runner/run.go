@@ -191,8 +191,8 @@ func buildEnv(c contract.Contract, opts Options) ([]string, []secretVar, error) 
 			return nil, nil, fmt.Errorf("variable %s: secret %s key %s is not set: set the %s", e.Name, e.SecretRef.Name, e.SecretRef.Key, where)
 		}
 		vars[e.Name] = v
-		if v != "" {
-			secrets = append(secrets, secretVar{"secret variable " + e.Name, v})
+		for _, value := range secretValues(v) {
+			secrets = append(secrets, secretVar{"secret variable " + e.Name, value})
 		}
 	}
 	// EXPSYNC_RUN_ID marks every process of the run (the executor's

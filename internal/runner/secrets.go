@@ -95,6 +95,22 @@ func chainSecrets(sources ...SecretSource) SecretSource {
 	}
 }
 
+// secretValues are the values of a secret to redact and withhold: the
+// value as stored and, when it has surrounding white space, the value
+// without it. Secrets often end in a newline (a Kubernetes Secret made
+// --from-file, a file written by echo, a YAML block scalar) and what a run
+// uses — and writes into a name, a log line or a file — is the bare value:
+// a shell's $(...) and a program's strip() drop the rest.
+func secretValues(v string) []string {
+	if v == "" {
+		return nil
+	}
+	if bare := strings.TrimSpace(v); bare != v && bare != "" {
+		return []string{v, bare}
+	}
+	return []string{v}
+}
+
 // minCredentialLen is the shortest operator credential redacted: masking
 // every "1" or "ab" of a log would destroy it and protect nothing.
 const minCredentialLen = 6
@@ -112,11 +128,13 @@ func appendOperatorCredentials(secrets []secretVar, extra []string) []secretVar 
 		known[s.value] = true
 	}
 	add := func(name, value string) {
-		if len(value) < minCredentialLen || known[value] {
-			return
+		for _, v := range secretValues(value) {
+			if len(v) < minCredentialLen || known[v] {
+				continue
+			}
+			known[v] = true
+			secrets = append(secrets, secretVar{name, v})
 		}
-		known[value] = true
-		secrets = append(secrets, secretVar{name, value})
 	}
 	for _, kv := range os.Environ() {
 		name, value, _ := strings.Cut(kv, "=")
