@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"syscall"
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
@@ -409,18 +410,15 @@ func checkIdentity(r *Report, id *contract.Identity, v *Verified, excluded []str
 
 // hashRegularFile hashes a regular file; symlinks are refused, never followed.
 func hashRegularFile(file string) (string, error) {
-	info, err := os.Lstat(file)
-	if err != nil {
-		return "", err
-	}
-	if !info.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file (%s); symlinks are not followed", filepath.Base(file), info.Mode().Type())
-	}
-	f, err := os.Open(file)
+	f, err := openRegular(func(flag int) (*os.File, error) { return os.OpenFile(file, flag|syscall.O_NOFOLLOW, 0) }, filepath.Base(file))
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	return hashOpened(f, file)
+}
+
+func hashOpened(f *os.File, file string) (string, error) {
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("hash %s: %w", file, err)
@@ -428,12 +426,48 @@ func hashRegularFile(file string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// openRegular opens a file for reading with open (given the flags), and
+// refuses a symlink (O_NOFOLLOW) and anything but a regular file. It never
+// waits: O_NONBLOCK makes opening a FIFO return at once, and a FIFO is
+// then refused.
+func openRegular(open func(flag int) (*os.File, error), name string) (*os.File, error) {
+	f, err := open(os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symlink; symlinks are not followed", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file (%s); symlinks are not followed", path.Base(filepath.ToSlash(name)), info.Mode().Type())
+	}
+	// Reads block again (O_NONBLOCK is for the open only).
+	if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// readLimited reads a file named by the user (an envelope or a run.json
+// given on the command line): it may be a symlink, but must end at a
+// regular file, never a FIFO or a device that would block or never end.
 func readLimited(file string, limit int64) ([]byte, error) {
-	f, err := os.Open(file)
+	f, err := openRegular(func(flag int) (*os.File, error) { return os.OpenFile(file, flag&^syscall.O_NOFOLLOW, 0) }, filepath.Base(file))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return readAllLimited(f, file, limit)
+}
+
+func readAllLimited(f io.Reader, file string, limit int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", file, err)

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/tree"
@@ -323,4 +325,76 @@ func TestVerifyFolderChecksExperiment(t *testing.T) {
 	}
 	opts.Experiment = id.Experiment
 	expectFolderFailure(t, dir, opts, "experiment", "cannot tell which experiment")
+}
+
+// TestFolderFilesAreReadInsideTheFolderOnly (issue 9, hostile re-attack):
+// a folder checked out from a pull request is hostile. Its run.json and
+// envelope were read with os.Open, which follows a symlink anywhere — to
+// a FIFO or a terminal, where `expsync verify` waited forever, or to a
+// file outside the folder — and a subject below a symlinked folder
+// (outputs -> elsewhere) was hashed from outside it. Each is refused at
+// once, naming the file.
+func TestFolderFilesAreReadInsideTheFolderOnly(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, file, check, detail string
+		replace                   func(t *testing.T, p string)
+	}{
+		{"an envelope linked to a FIFO", EnvelopeFile, "envelope", "symlinks are not followed", func(t *testing.T, p string) { relink(t, p, fifo) }},
+		{"run.json linked to a FIFO", RunFile, "subject " + RunFile, "symlinks are not followed", func(t *testing.T, p string) { relink(t, p, fifo) }},
+		{"run.json a FIFO", RunFile, "subject " + RunFile, "not a regular file", func(t *testing.T, p string) {
+			_ = os.Remove(p)
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"outputs linked to a copy outside", "outputs", "subject outputs/out/estimate.json", "outputs is a symlink", func(t *testing.T, p string) {
+			elsewhere := filepath.Join(t.TempDir(), "outputs")
+			if err := os.Rename(p, elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			relink(t, p, elsewhere)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, key := signedFolder(t)
+			tc.replace(t, filepath.Join(dir, tc.file))
+			var r *Report
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				r, _ = VerifyFolder(dir, FolderOptions{Keys: Verifiers{key}})
+			}()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				// Opening a FIFO for reading waits for a writer: open it
+				// for writing so the verification ends, and fail.
+				for i := 0; i < 10; i++ {
+					if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+						f.Close()
+					}
+				}
+				<-done
+				t.Fatal("verification waited on a FIFO the folder linked to")
+			}
+			for _, c := range r.Failures() {
+				if c.Name == tc.check && strings.Contains(c.Detail, tc.detail) {
+					return
+				}
+			}
+			t.Errorf("want failed check %q mentioning %q; failures: %+v", tc.check, tc.detail, r.Failures())
+		})
+	}
+}
+
+func relink(t *testing.T, p, target string) {
+	t.Helper()
+	_ = os.RemoveAll(p)
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
+	}
 }

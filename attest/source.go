@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/expsync/expsync/tree"
 )
@@ -26,15 +28,67 @@ type folderSource interface {
 	files() ([]string, error)
 }
 
+// dirSource reads a folder on disk. A folder checked out from a pull
+// request is hostile: every file is opened below the folder (os.Root: no
+// symlink or ".." leads out of it), a symlink is refused rather than
+// followed, and a file that is not a regular one (a FIFO, a device) is
+// refused without waiting on it.
 type dirSource struct{ dir string }
 
 func (d dirSource) path(name string) string { return filepath.Join(d.dir, filepath.FromSlash(name)) }
 
 func (d dirSource) read(name string, limit int64) ([]byte, error) {
-	return readLimited(d.path(name), limit)
+	f, err := d.open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAllLimited(f, d.path(name), limit)
 }
 
-func (d dirSource) hash(name string) (string, error) { return hashRegularFile(d.path(name)) }
+func (d dirSource) hash(name string) (string, error) {
+	f, err := d.open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return hashOpened(f, d.path(name))
+}
+
+// ReadFolderFile reads the file name (a slash path) of the results folder
+// dir on disk the way verification does: below dir only, through no
+// symlink, a regular file of at most limit bytes. Readers of a folder a
+// pull request checked out use it so a symlink to a FIFO or to a file
+// elsewhere is refused, not read.
+func ReadFolderFile(dir, name string, limit int64) ([]byte, error) {
+	return dirSource{dir: dir}.read(name, limit)
+}
+
+// open opens the folder's file name for reading: a regular file below the
+// folder, reached through no symlink.
+func (d dirSource) open(name string) (*os.File, error) {
+	root, err := os.OpenRoot(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	// Every folder on the way is checked too: os.Root alone would follow
+	// a symlink that stays inside the folder, and one that leads out
+	// fails with a message that does not say why.
+	rel := filepath.FromSlash(name)
+	parts := strings.Split(name, "/")
+	for i := 1; i <= len(parts); i++ { // from the top: the folders on the way, then the file
+		p := filepath.Join(parts[:i]...)
+		fi, err := root.Lstat(p)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%s is a symlink; symlinks are not followed", path.Join(parts[:i]...))
+		}
+	}
+	return openRegular(func(flag int) (*os.File, error) { return root.OpenFile(rel, flag, 0) }, name)
+}
 
 func (d dirSource) files() ([]string, error) {
 	var out []string
