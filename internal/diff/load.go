@@ -38,7 +38,8 @@ type Options struct {
 	// Plan plans each side's experiment files (the mode matters: local
 	// runs and cluster runs have different IDs).
 	Plan render.PlanOptions
-	// MaxFileBytes bounds each run.json and metrics.json read (0: 1 MiB).
+	// MaxFileBytes bounds each run.json and metrics.json read (0: the
+	// readers' limit, contract.ReadRecordBytes, above what expsync writes).
 	MaxFileBytes int64
 }
 
