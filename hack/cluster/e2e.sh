@@ -29,6 +29,10 @@ step "hack/images: unit tests (its own module)"
 (cd hack/images && GOWORK=off go test -count=1 ./...)
 step "prepare: packages and binaries (cached)"
 timed prepare "$here/cluster.sh" prepare
+# helm installs the controller from charts/expsync (the controller tier).
+tools=${TOOLS_DIR:-$HOME/.cache/expsync/tools}
+timed helm "$repo/hack/tools/build-codegen.sh" "$tools" helm
+export EXPSYNC_HELM=$tools/helm
 if [[ -d $dir ]]; then
 	step "a cluster is already up in $dir: bringing it down first"
 	"$here/cluster.sh" down
@@ -72,6 +76,8 @@ if [[ ${E2E_BENCH:-} == 1 ]]; then
 	step "benchmarks"
 	go test -count=1 -timeout 60m -run '^$' -bench TrivialJobLatency -benchtime "${E2E_LATENCY_N:-10}x" ./test/e2e/ | tee "$artifacts/bench.log"
 	go test -count=1 -timeout 60m -run '^$' -bench HundredPods -benchtime 1x ./test/e2e/ | tee -a "$artifacts/bench.log"
+	go test -count=1 -timeout 60m -run '^$' -bench PushToResults -benchtime "${E2E_LATENCY_N:-10}x" ./test/e2e/ | tee -a "$artifacts/bench.log"
+	go test -count=1 -timeout 60m -run '^$' -bench HundredRunCommit -benchtime 1x ./test/e2e/ | tee -a "$artifacts/bench.log"
 fi
 
 trap - EXIT

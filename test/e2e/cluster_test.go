@@ -32,15 +32,19 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/internal/executor/kube"
 	"github.com/expsync/expsync/render"
 )
@@ -59,6 +63,10 @@ type node struct {
 	// nodeIP is the host's address on the pods' bridge: a pod reaches a
 	// server of the test there.
 	nodeIP string
+	// kubeconfig is the admin's (helm uses it); ctl a controller-runtime
+	// client of it that knows expsync's API (ExperimentRepository).
+	kubeconfig string
+	ctl        client.Client
 }
 
 // storeClaim is the name of each test namespace's store claim.
@@ -84,7 +92,8 @@ func realNode(t testing.TB) *node {
 		nodeIP:       need("EXPSYNC_NODE_IP"),
 	}
 	n.expsync = filepath.Join(n.dir, "images", "bin", "expsync")
-	cfg, err := clientcmd.BuildConfigFromFlags("", need("KUBECONFIG"))
+	n.kubeconfig = need("KUBECONFIG")
+	cfg, err := clientcmd.BuildConfigFromFlags("", n.kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +101,15 @@ func realNode(t testing.TB) *node {
 	// 5 QPS would measure the client, not the cluster.
 	cfg.QPS, cfg.Burst = 100, 200
 	if n.client, err = kubernetes.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	sch := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{scheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(sch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n.ctl, err = client.New(cfg, client.Options{Scheme: sch}); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -134,8 +152,27 @@ func (n *node) namespace(t testing.TB, prefix string) string {
 // results/ the controller's).
 func (n *node) hostStore(t testing.TB, ns string) *kube.VolumeStorage {
 	t.Helper()
+	dir := n.hostClaim(t, ns)
+	vs, err := kube.NewVolumeStorage(storeClaim, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+// hostClaim makes the claim "store" of ns bound to a hostPath
+// PersistentVolume on a folder of the host under the cluster's folder (so
+// down removes it), owned by the user the controller and the run pods run
+// as, and returns the folder.
+func (n *node) hostClaim(t testing.TB, ns string) string {
+	t.Helper()
 	dir := filepath.Join(n.dir, "stores", ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The controller (UID 65532, as the chart runs it) writes the store; a
+	// hostPath volume ignores fsGroup, so the folder is made its own.
+	if err := os.Chown(dir, controllerUID, controllerUID); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -171,11 +208,7 @@ func (n *node) hostStore(t testing.TB, ns string) *kube.VolumeStorage {
 	if _, err := n.client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	vs, err := kube.NewVolumeStorage(storeClaim, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vs
+	return dir
 }
 
 // renderJobs runs `expsync render` (the binary of the runner image) on a

@@ -33,10 +33,11 @@ const trivialCommand = "mkdir -p out && echo ok > out/ok"
 
 func trivialRepo(t testing.TB, n *node, points int) string {
 	t.Helper()
-	seeds := make([]string, points)
-	for i := range seeds {
-		seeds[i] = fmt.Sprint(i + 1)
-	}
+	return trivialRepoFrom(t, n, 1, points)
+}
+
+func trivialRepoSeeds(t testing.TB, n *node, seeds []string) string {
+	t.Helper()
 	dir := t.TempDir()
 	yaml := fmt.Sprintf(`apiVersion: expsync.dev/v1alpha1
 kind: Experiment
@@ -289,13 +290,128 @@ func table(b *testing.B, what string, names []string, sides [][]time.Duration) {
 		lines = append(lines, fmt.Sprintf("  %-26s %10s %10s %10s", names[i], p50.Round(time.Millisecond), p90.Round(time.Millisecond), mx.Round(time.Millisecond)))
 		b.ReportMetric(p50.Seconds(), strings.Fields(names[i])[0]+"-p50-s")
 	}
-	ratio := float64(p50s[0]) / float64(p50s[1])
-	lines = append(lines, fmt.Sprintf("  ratio %s / %s (p50): %.2f", strings.Fields(names[0])[0], strings.Fields(names[1])[0], ratio))
-	b.ReportMetric(ratio, "ratio-p50")
+	// The peer is the last side; every other side's ratio is to it.
+	peer := len(sides) - 1
+	for i := 0; i < peer; i++ {
+		ratio := float64(p50s[i]) / float64(p50s[peer])
+		lines = append(lines, fmt.Sprintf("  ratio %s / %s (p50): %.2f", strings.Fields(names[i])[0], strings.Fields(names[peer])[0], ratio))
+		metric := "ratio-p50"
+		if peer > 1 {
+			metric = strings.Fields(names[i])[0] + "-ratio-p50"
+		}
+		b.ReportMetric(ratio, metric)
+	}
 	fmt.Println(strings.Join(lines, "\n"))
 }
 
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	i := int(q*float64(len(sorted)-1) + 0.5)
 	return sorted[i]
+}
+
+// BenchmarkPushToResults: the loop users wait for, on the real node with
+// the controller installed from the chart — from `git push` of a commit with
+// one new trivial run (and an immediate trigger: reconcile.fluxcd.io/
+// requestedAt, as `flux reconcile` or a webhook receiver sets it) until its
+// signed result is committed back on the branch — side by side with a bare
+// Job running the same command, created and watched until Complete;
+// interleaved, one of each per iteration.
+//
+//	make e2e-bench   (or: EXPSYNC_E2E=1 go test -run '^$' -bench PushToResults -benchtime 10x ./test/e2e)
+func BenchmarkPushToResults(b *testing.B) {
+	n := realNode(b)
+	l := n.newLab(b, "push")
+	ctx := context.Background()
+	// A first push makes the controller clone the repository; the figure is
+	// for a repository it already watches.
+	first := trivialRepo(b, n, 1)
+	l.push("warm up", first)
+	l.waitResults(n.plannedRuns(b, first), 5*time.Minute)
+	var loop, bare []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		repo := trivialSeedRepo(b, n, 1000+i)
+		ids := n.plannedRuns(b, repo)
+		started := time.Now()
+		l.push(fmt.Sprintf("seed %d", 1000+i), repo)
+		l.waitResults(ids, 5*time.Minute)
+		loop = append(loop, time.Since(started))
+
+		pod := barePod(n, "")
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bare-%d", i), Namespace: l.ns},
+			Spec:       batchv1.JobSpec{BackoffLimit: ptr.To[int32](0), Template: corev1.PodTemplateSpec{Spec: pod.Spec}},
+		}
+		started = time.Now()
+		if _, err := n.client.BatchV1().Jobs(l.ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		if typ, err := n.waitJobWatch(ctx, l.ns, job.Name); err != nil || typ != batchv1.JobComplete {
+			n.describe(b, l.ns)
+			b.Fatalf("bare Job %s: %s %v", job.Name, typ, err)
+		}
+		bare = append(bare, time.Since(started))
+	}
+	b.StopTimer()
+	table(b, "push → result committed (controller) beside Job create → Complete", []string{"push-to-results (expsync)", "bare Job (peer)"}, [][]time.Duration{loop, bare})
+}
+
+// BenchmarkHundredRunCommit: a commit with a 100-point sweep of the trivial
+// experiment pushed to the repository the controller (installed from the
+// chart) watches, until all 100 results are committed back — side by side
+// with the same 100 pods created bare with one `kubectl create`, until all
+// have Succeeded. Each side runs alone on the node.
+//
+//	make e2e-bench   (or: EXPSYNC_E2E=1 go test -run '^$' -bench HundredRunCommit -benchtime 1x ./test/e2e)
+func BenchmarkHundredRunCommit(b *testing.B) {
+	n := realNode(b)
+	kubectl := os.Getenv("EXPSYNC_KUBECTL")
+	if kubectl == "" {
+		b.Fatal("EXPSYNC_KUBECTL is not set (hack/cluster/up's env file names it)")
+	}
+	const count = 100
+	l := n.newLab(b, "commit100")
+	warm := trivialSeedRepo(b, n, 0)
+	l.push("warm up", warm)
+	known := n.plannedRuns(b, warm)
+	l.waitResults(known, 5*time.Minute)
+	var bare, loop []time.Duration
+	for i := 0; i < b.N; i++ {
+		ns := n.namespace(b, "bare100")
+		var list corev1.List
+		list.APIVersion, list.Kind = "v1", "List"
+		for p := 0; p < count; p++ {
+			pod := barePod(n, fmt.Sprintf("bare-%03d", p))
+			raw, _ := json.Marshal(pod)
+			list.Items = append(list.Items, runtimeRaw(raw))
+		}
+		bare = append(bare, n.kubectlCreateAndWait(b, kubectl, ns, list, count, podsSucceeded))
+		n.deleteNamespaceAndWait(b, ns)
+
+		repo := trivialRepoFrom(b, n, 1+i*count, count)
+		ids := n.plannedRuns(b, repo)
+		if len(ids) != count {
+			b.Fatalf("%d runs planned; expected %d", len(ids), count)
+		}
+		started := time.Now()
+		l.push(fmt.Sprintf("%d runs", count), repo)
+		l.waitResults(append(known, ids...), 15*time.Minute)
+		loop = append(loop, time.Since(started))
+		known = append(known, ids...)
+	}
+	table(b, fmt.Sprintf("%d runs: push / kubectl create → all finished", count), []string{"commit-to-100-results (expsync)", "bare pods (peer)"}, [][]time.Duration{loop, bare})
+}
+
+// trivialSeedRepo is the trivial experiment with one run, its seed seed.
+func trivialSeedRepo(t testing.TB, n *node, seed int) string { return trivialRepoFrom(t, n, seed, 1) }
+
+// trivialRepoFrom is the trivial experiment with points runs, seeds first,
+// first+1, ...
+func trivialRepoFrom(t testing.TB, n *node, first, points int) string {
+	t.Helper()
+	seeds := make([]string, points)
+	for i := range seeds {
+		seeds[i] = fmt.Sprint(first + i)
+	}
+	return trivialRepoSeeds(t, n, seeds)
 }
