@@ -261,4 +261,34 @@ func TestGoldenResultsFolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "folders.txt", text.Bytes())
+
+	// A junk reproduction statement pushed into a verified run folder: the
+	// run still counts (a run is done by its own attestation, as the
+	// READMEs and the planner say) and the statement is listed apart as
+	// unverified, naming it, so a pull request that forges one fails.
+	steady, err := filepath.Glob(filepath.Join(dirs["head"], "steady", "*", "run.json"))
+	if err != nil || len(steady) != 1 {
+		t.Fatalf("steady's run folder on the head: %v %v", steady, err)
+	}
+	junk := filepath.Join(filepath.Dir(steady[0]), "reproductions", "20261207T000000Z-0000000000000000.intoto.jsonl")
+	if err := os.MkdirAll(filepath.Dir(junk), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(junk, []byte(`{"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": []}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = diff.Compute(side("base"), side("head"), diff.Options{Keys: s.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals != want {
+		t.Errorf("with a junk reproduction statement in steady's run folder: totals %+v, want %+v (the run still counts)", rep.Totals, want)
+	}
+	var named bool
+	for _, u := range rep.Unverified {
+		named = named || (u.Side == "head" && strings.HasSuffix(u.Dir, "/reproductions/"+filepath.Base(junk)))
+	}
+	if !named {
+		t.Errorf("the junk statement is not listed apart as unverified: %+v", rep.Unverified)
+	}
 }

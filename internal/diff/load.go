@@ -104,7 +104,23 @@ func readVerified(r tree.Reader, layout results.Layout, opts Options, out *side)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", rootDir, err)
 	}
-	mo := results.MergeOptions{MaxFileBytes: opts.MaxFileBytes, Verify: verifier(opts.Keys)}
+	mo := results.MergeOptions{MaxFileBytes: opts.MaxFileBytes, Verify: verifier(opts.Keys),
+		// Called for each run folder that verified: its reproduction
+		// statements that do not verify are listed apart, naming each (a
+		// pull request forging one fails), the run still counts.
+		Reproductions: func(r tree.Reader, runDir string) []results.Reproduction {
+			files, err := attest.VerifyTreeReproductions(r, runDir, attest.FolderOptions{Keys: opts.Keys})
+			if err != nil {
+				out.unverified = append(out.unverified, results.Unverified{Dir: path.Join(runDir, attest.ReproductionsDir), Reason: err.Error()})
+				return nil
+			}
+			for _, f := range files {
+				if !f.OK {
+					out.unverified = append(out.unverified, results.Unverified{Dir: path.Join(runDir, f.Name), Reason: f.Reason})
+				}
+			}
+			return nil
+		}}
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -132,10 +148,12 @@ func readVerified(r tree.Reader, layout results.Layout, opts Options, out *side)
 }
 
 // verifier is the READMEs' check: signed by a trusted key, attesting the
-// folder's run ID and experiment, covering every file.
+// folder's run ID and experiment, covering every file. A run counts by its
+// own attestation: the statements in its reproductions/ are checked apart
+// (readVerified), so a junk one never makes a verified run look removed.
 func verifier(keys attest.Verifiers) func(tree.Reader, string, string) error {
 	return func(r tree.Reader, dir, experiment string) error {
-		rep, err := attest.VerifyTreeFolder(r, dir, attest.FolderOptions{Keys: keys, RunID: path.Base(dir), Experiment: experiment})
+		rep, err := attest.VerifyTreeFolder(r, dir, attest.FolderOptions{Keys: keys, RunID: path.Base(dir), Experiment: experiment, SkipReproductions: true})
 		if err == nil {
 			return nil
 		}
