@@ -19,7 +19,8 @@ import (
 // page, as a misconfigured proxy might), `expsync serve` still runs a pull
 // request's runs and commits their results to its results branch — the
 // forge delays the status, never the results commit — keeps the token out
-// of its log, and stops promptly on SIGTERM while the forge still fails.
+// of its log and of the run's (which prints it), and stops promptly on
+// SIGTERM while the forge still fails.
 func TestServeCommitsResultsWhileTheForgeFails(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds the binary and runs serve")
@@ -49,9 +50,13 @@ spec:
   outputs: [out/x.txt]
   timeout: 1m
 `})
-	// A pull request's head, as a forge publishes it.
+	// A pull request's head, as a forge publishes it. Its run prints the
+	// forge token, as a run reading serve's environment would (in two
+	// pieces, so the command recorded in run.json does not hold it).
 	l.Git(l.Peer, "checkout", "-q", "-b", "feature")
-	writeFile(t, l.Peer, "experiments/e.yaml", strings.Replace(readFile(t, filepath.Join(l.Peer, "experiments/e.yaml")), "x: 1", "x: 2", 1))
+	spec := strings.Replace(readFile(t, filepath.Join(l.Peer, "experiments/e.yaml")), "x: 1", "x: 2", 1)
+	spec = strings.Replace(spec, "> out/x.txt", "> out/x.txt && printf 'token=%s%s\\n' forge-token- 5e1d0c9b8a7f", 1)
+	writeFile(t, l.Peer, "experiments/e.yaml", spec)
 	l.Git(l.Peer, "commit", "-q", "-am", "x: 2")
 	l.Git(l.Peer, "push", "-q", "origin", "HEAD:refs/pull/7/head")
 
@@ -80,8 +85,20 @@ spec:
 	l.Git(filepath.Dir(clone), "clone", "-q", "--branch", "expsync/results/pr-7", l.URL(), clone)
 	runs, _ := filepath.Glob(filepath.Join(clone, "results", "e", "*", "outputs", "out", "x.txt"))
 	if len(runs) != 1 || strings.TrimSpace(readFile(t, runs[0])) != "2" {
-		t.Errorf("the results branch holds %d runs of e (want the pull request's one, x=2): %v", len(runs), runs)
+		t.Fatalf("the results branch holds %d runs of e (want the pull request's one, x=2): %v", len(runs), runs)
 	}
+	if log := readFile(t, filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(runs[0]))), "log.txt")); !strings.Contains(log, "token=[REDACTED]") {
+		t.Errorf("log.txt: %q, want the forge token redacted", log)
+	}
+	filepath.Walk(clone, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() && fi.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if err == nil && !fi.IsDir() && strings.Contains(readFile(t, p), token) {
+			t.Errorf("%s holds the forge token", p)
+		}
+		return nil
+	})
 
 	start := time.Now()
 	serve.stop(t)
