@@ -267,6 +267,52 @@ func TestReproduceEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a folder of run folders: each reproduced or refused on its own", func(t *testing.T) {
+		// A results folder as a pull request might bring it: a genuine run,
+		// the same run filed under another experiment, and an unsigned
+		// folder. Only the genuine one runs; the others are named.
+		root := filepath.Join(t.TempDir(), "results")
+		id := filepath.Base(r.folder(t, "det"))
+		copyDir(t, r.folder(t, "det"), filepath.Join(root, "det", id))
+		copyDir(t, r.folder(t, "det"), filepath.Join(root, "clock", id))
+		unsigned := filepath.Join(root, "det", strings.Repeat("f0", 32))
+		copyDir(t, r.folder(t, "det"), unsigned)
+		if err := os.Remove(filepath.Join(unsigned, "provenance.intoto.jsonl")); err != nil {
+			t.Fatal(err)
+		}
+		before := r.starts("det")
+		code, stdout, stderr := runBinary(t, "reproduce", "--key", r.pub, "--store", r.store, "--state", r.state, "-o", "json",
+			"--progress", "none", "--repo", r.clone, root)
+		var out struct{ Results []reproduceJSON }
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+			t.Fatalf("exit %d, no JSON (%v):\n%s\n%s", code, err, stdout, stderr)
+		}
+		verdicts := map[string]string{}
+		for _, res := range out.Results {
+			rel, _ := filepath.Rel(root, filepath.Clean(res.Path))
+			verdicts[rel] = res.Verdict
+			if res.Verdict == "refused" && res.Refused == "" {
+				t.Errorf("%s refused without a reason", rel)
+			}
+		}
+		want := map[string]string{
+			filepath.Join("det", id):                       attest.VerdictIdentical,
+			filepath.Join("clock", id):                     "refused",
+			filepath.Join("det", strings.Repeat("f0", 32)): "refused",
+		}
+		if code != 1 || len(verdicts) != len(want) {
+			t.Fatalf("exit %d, verdicts %v; want exit 1 and %v\n%s", code, verdicts, want, stderr)
+		}
+		for k, v := range want {
+			if verdicts[k] != v {
+				t.Errorf("%s: verdict %q, want %q", k, verdicts[k], v)
+			}
+		}
+		if r.starts("det") != before+1 {
+			t.Errorf("%d processes of det started, want 1 (the genuine folder only)", r.starts("det")-before)
+		}
+	})
+
 	t.Run("input gone from its URL but in the store reproduces", func(t *testing.T) {
 		r.mode.Store(1)
 		defer r.mode.Store(0)
