@@ -36,7 +36,9 @@ func installKueue(t *testing.T) {
 			kueueCRDs.err = err
 			return
 		}
-		_, kueueCRDs.err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{dir}, ErrorIfPathMissing: true})
+		// MaxTime: envtest's default (10 s) for the CRDs to be served ran
+		// out in CI on a loaded machine; the wait ends as soon as they are.
+		_, kueueCRDs.err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{dir}, ErrorIfPathMissing: true, MaxTime: 2 * time.Minute})
 	})
 	if kueueCRDs.err != nil {
 		t.Fatalf("install Kueue's CRDs (make envtest puts them in $KUBEBUILDER_ASSETS/../kueue-crds): %v", kueueCRDs.err)

@@ -71,7 +71,11 @@ func apiServer(t testing.TB) *rest.Config {
 	}
 	apiServerOnce.Do(func() {
 		started := time.Now()
-		apiServerOnce.env = &envtest.Environment{ControlPlaneStartTimeout: time.Minute,
+		// Start and CRD bounds well above what they take on a loaded 2-core
+		// CI machine (the control plane took 58 s there against a 1-minute
+		// bound); each wait ends as soon as the thing is ready.
+		apiServerOnce.env = &envtest.Environment{ControlPlaneStartTimeout: 3 * time.Minute,
+			CRDInstallOptions: envtest.CRDInstallOptions{MaxTime: 2 * time.Minute},
 			// The ExperimentRepository CRD as `make generate` writes it.
 			CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 		apiServerOnce.cfg, apiServerOnce.err = apiServerOnce.env.Start()
