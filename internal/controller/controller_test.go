@@ -363,6 +363,38 @@ func TestUnchangedRepositoryCostsOneListing(t *testing.T) {
 	if writes != 0 {
 		t.Errorf("%d API writes for an unchanged repository (%v → %v), want 0", writes, before, after)
 	}
+	// The Git credentials are held for Settings.SecretsTTL (5 minutes):
+	// no Secret GET per poll (10,000 objects polled every minute would
+	// exceed --kube-api-qps 50).
+	if reads := after[http.MethodGet] - before[http.MethodGet]; reads != 0 {
+		t.Errorf("%d API reads in %d intervals of an unchanged repository, want 0 (Secrets read again only after --secrets-ttl)", reads, periods)
+	}
+
+	// A rotated credential is read at once when the operator asks
+	// (reconcile.fluxcd.io/requestedAt), not after the TTL: a wrong
+	// password makes the poll fail, the right one again heals it.
+	setPassword := func(pw string) {
+		t.Helper()
+		s := &corev1.Secret{}
+		if err := f.c.Get(context.Background(), client.ObjectKey{Namespace: f.key.Namespace, Name: "git"}, s); err != nil {
+			t.Fatal(err)
+		}
+		s.Data["password"] = []byte(pw)
+		if err := f.c.Update(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		f.update(func(o *v1alpha1.ExperimentRepository) {
+			o.Annotations = map[string]string{meta.ReconcileRequestAnnotation: time.Now().String()}
+		})
+	}
+	setPassword("rotated-elsewhere")
+	waitFor(t, f.c, f.key, "FetchFailed with the rotated password", time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return conditions.IsTrue(o, v1alpha1.FetchFailedCondition)
+	})
+	setPassword(gitPassword)
+	waitFor(t, f.c, f.key, "Ready again with the right password", time.Minute, func(o *v1alpha1.ExperimentRepository) bool {
+		return kstatusReady(o) && !conditions.Has(o, v1alpha1.FetchFailedCondition)
+	})
 }
 
 // TestTwoControllersWithoutLeaderElection: two controllers that both

@@ -86,6 +86,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxInFlight, "max-in-flight", 100, "Jobs a repository may have at once, when its spec names no execution.maxInFlight")
 	fs.StringVar(&o.Settings.BuilderID, "builder-id", "https://expsync.dev/builder/kubernetes", "builder ID of the statements, for repositories that name none (verification binds builder IDs to keys)")
 	fs.DurationVar(&o.Settings.BatchInterval, "batch-interval", 10*time.Second, "how often finished runs are committed")
+	fs.DurationVar(&o.Settings.SecretsTTL, "secrets-ttl", 5*time.Minute, "how long a read of the Secrets an ExperimentRepository names (Git credentials, commit signing, verification, attestation and trusted keys) is used before they are read again (a failed poll, a spec change or reconcile.fluxcd.io/requestedAt reads them at once); one GET per object per interval would exceed --kube-api-qps for large fleets")
 	fs.DurationVar(&o.Settings.ProgressInterval, "progress-interval", 10*time.Second, "least time between two status updates caused by runs finishing")
 }
 

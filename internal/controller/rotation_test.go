@@ -19,8 +19,9 @@ import (
 )
 
 // TestAttestationKeyRotation: replacing the attestation Secret's key takes
-// effect at the next reconcile (the Secrets are read at every reconcile and
-// a new resourceVersion rebuilds the engine): new runs are signed with the
+// effect at the next reconcile the operator requests (requestedAt reads the
+// Secrets at once, before --secrets-ttl; a new resourceVersion rebuilds
+// the engine): new runs are signed with the
 // new key; runs signed with the old key stay done (not rerun) when the old
 // public key is listed in spec.trustedKeys.
 func TestAttestationKeyRotation(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/expsync/expsync/api/v1alpha1"
@@ -99,6 +100,22 @@ type repoState struct {
 	refused map[string]string
 	// pushes is the Source's push count at the last metrics update.
 	pushes int64
+	// secretsRead is when the Secrets the engine was built from were last
+	// read and found unchanged (see Settings.SecretsTTL).
+	secretsRead time.Time
+}
+
+// credentialsFresh: the engine may be used without reading its Secrets
+// again — same object and generation, Secrets read less than ttl ago, no
+// new reconcile.fluxcd.io/requestedAt (an operator who rotated a Secret
+// asks for it to be read now) and the last poll worked (a rotated Git
+// credential shows as a failed poll).
+func (st *repoState) credentialsFresh(obj *v1alpha1.ExperimentRepository, ttl time.Duration) bool {
+	requested, _ := meta.ReconcileAnnotationValue(obj.GetAnnotations())
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.uid == obj.UID && st.generation == obj.Generation && time.Since(st.secretsRead) < ttl &&
+		requested == st.handledRequest && st.pollErr == nil
 }
 
 // refProgress counts one ref's runs from the engine's events.
