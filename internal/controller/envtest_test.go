@@ -40,6 +40,9 @@ var apiServerOnce struct {
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
+	if interval := os.Getenv(fleetFloorEnv); interval != "" {
+		os.Exit(runFleetFloor(interval)) // BenchmarkControllerFleet's floor
+	}
 	code := m.Run()
 	if env := apiServerOnce.env; env != nil && apiServerOnce.err == nil {
 		_ = env.Stop()
