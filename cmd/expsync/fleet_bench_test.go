@@ -36,7 +36,8 @@ import (
 // set the polling. The largest count is also measured after a restart on
 // the caches the first run left (startup on 10,000 caches).
 //
-// make bench-fleet runs it; it takes about 10 minutes per binary.
+// make bench-fleet runs it (after BenchmarkControllerFleet); about 10 minutes per
+// binary and count.
 func BenchmarkServeFleet(b *testing.B) {
 	spec := os.Getenv("EXPSYNC_BENCH_FLEET")
 	if spec == "" {
