@@ -6,9 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -299,7 +303,8 @@ func proveRBAC(t *testing.T, release, repoNS string, values map[string]any) {
 	if err := os.MkdirAll(filepath.Join(storeRoot, repoNS, claim), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	local := map[string]string{"--state-dir": t.TempDir(), "--store-root": storeRoot, "--metrics-addr": "127.0.0.1:0", "--health-addr": "127.0.0.1:0"}
+	metricsAddr := freeAddr(t)
+	local := map[string]string{"--state-dir": t.TempDir(), "--store-root": storeRoot, "--metrics-addr": metricsAddr, "--health-addr": "127.0.0.1:0"}
 	var runnerImage string
 	for i, arg := range args {
 		name, _, _ := strings.Cut(arg, "=")
@@ -396,6 +401,58 @@ func proveRBAC(t *testing.T, release, repoNS string, values map[string]any) {
 		t.Errorf("refused requests %q, want only the control's list of Secrets", forbidden)
 	}
 	reportUnused(t, r, used, release, repoNS)
+	checkDashboardSeries(t, metricsAddr)
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// seriesOnlyWithKueue are series a dashboard panel uses that the proof's
+// cluster cannot produce (no Kueue there).
+var seriesOnlyWithKueue = map[string]bool{"expsync_queue_wait_seconds": true}
+
+// checkDashboardSeries: every series the Grafana dashboard queries is one
+// the controller serves on its metrics endpoint after reconciling runs, so
+// a renamed metric breaks this test, not a panel.
+func checkDashboardSeries(t *testing.T, addr string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics endpoint: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "# TYPE ") {
+			served[strings.Fields(line)[2]] = true
+		}
+	}
+	dashboard, err := os.ReadFile(filepath.Join(chartDir, "files", "dashboards", "expsync.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`\b(expsync|gotk|controller_runtime)_[a-z_]+`).FindAllString(string(dashboard), -1)
+	if len(names) == 0 {
+		t.Fatal("the dashboard queries no expsync, gotk or controller_runtime series")
+	}
+	for _, n := range names {
+		family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
+		if !served[family] && !seriesOnlyWithKueue[family] {
+			t.Errorf("the dashboard queries %s, which the controller does not serve (served: %d families)", n, len(served))
+		}
+	}
 }
 
 // ready is `kubectl wait --for=condition=Ready` about the current generation.
