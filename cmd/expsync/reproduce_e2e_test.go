@@ -251,6 +251,30 @@ func TestReproduceEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("tolerances loosened after the fact are not used", func(t *testing.T) {
+		// Someone sees far differ and commits a generous tolerance for it:
+		// the run was attested with the old file, and that is what judges.
+		r.Pull()
+		r.Commit("loosen far", map[string]string{"experiments/tol.yaml": strings.Replace(readFile(t, filepath.Join(r.Peer, "experiments", "tol.yaml")),
+			"{name: far, abs: 0.5}", "{name: far, abs: 1e12}", 1)})
+		if _, err := gitpeer.Git(r.clone, "pull", "-q", "--ff-only", "origin", "main"); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(readFile(t, filepath.Join(r.clone, "experiments", "tol.yaml")), "abs: 1e12") {
+			t.Fatal("the clone's experiment file was not loosened")
+		}
+		code, res, _ := r.reproduce(t, r.folder(t, "tol-far"))
+		m := metricVerdicts(res.Reproduction)
+		if code != 1 || res.Verdict != attest.VerdictDiffers || m["far"] != attest.ItemDiffers {
+			t.Fatalf("exit %d, verdict %q, metrics %v: judged by the loosened file", code, res.Verdict, m)
+		}
+		for _, mc := range res.Reproduction.Metrics {
+			if mc.Name == "far" && (mc.Tolerance == nil || mc.Tolerance.Abs != 0.5) {
+				t.Errorf("far's tolerance %+v, want the attested abs 0.5", mc.Tolerance)
+			}
+		}
+	})
+
 	t.Run("tampered folder refused before any execution", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "results", "det", filepath.Base(r.folder(t, "det")))
 		copyDir(t, r.folder(t, "det"), dir)
