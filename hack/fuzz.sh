@@ -32,6 +32,7 @@ targets=(
   ./store:FuzzRunJournalScan
   ./internal/runner:FuzzParseMetrics
   ./internal/runner:FuzzRedact
+  ./internal/redact:FuzzUserinfo
   ./internal/executor/local:FuzzJournalReplay
   ./internal/executor/kube:FuzzCollect
   ./internal/results:FuzzParseRecord

@@ -100,7 +100,7 @@ func (o *serveOptions) Exec(ctx context.Context, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger, err := logging.New(stderr, o.LogFormat, slog.LevelInfo)
+	logger, err := serveLogger(stderr, o.LogFormat, cfg)
 	if err != nil {
 		return &exitError{2, fmt.Errorf("--log-format: %w", err)}
 	}
@@ -192,4 +192,15 @@ func (o *serveOptions) Exec(ctx context.Context, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return err
+}
+
+// serveLogger is serve's logger: format to w, with the credentials the
+// configuration names (passwords, tokens, the forge's token) and any
+// user:password@ of a URL redacted from every line.
+func serveLogger(w io.Writer, format string, cfg *deploy.Config) (*slog.Logger, error) {
+	l, err := logging.New(w, format, slog.LevelInfo)
+	if err != nil {
+		return nil, err
+	}
+	return logging.Redacting(l, cfg.Credentials()), nil
 }

@@ -320,7 +320,8 @@ func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credent
 	}
 	log := ctrl.LoggerFrom(r.ctx).WithValues("experimentrepository", key.String())
 	st.workers = reconcile.NewWorkers(r.ctx, st.engine, st.src, d.Refs.ReconcileRef, reconcile.WorkersOptions{
-		Logger: logging.FromLogr(log.V(1)),
+		// Errors from go-git or the server may quote a credential.
+		Logger: logging.Redacting(logging.FromLogr(log.V(1)), creds.Secrets()),
 		Finished: func(ref string, ch gitsource.RefChange, rep *reconcile.Report, err error) {
 			st.finished(ref, ch, rep, err)
 			r.wakeNow(key)

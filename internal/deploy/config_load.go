@@ -265,6 +265,16 @@ type Credentials struct {
 	CommitKeys []string
 }
 
+// Secrets lists the values no log line, event or status may show: the
+// password, bearer token, SSH key and its passphrase (see
+// logging.Redacting).
+func (c Credentials) Secrets() []string {
+	if c.Auth == nil {
+		return nil
+	}
+	return []string{c.Auth.Password, c.Auth.BearerToken, c.Auth.SSHPassphrase, string(c.Auth.SSHPrivateKey)}
+}
+
 // Credentials reads the secrets the entry names: environment variables and
 // files.
 func (rc RepositoryConfig) Credentials() (Credentials, error) {

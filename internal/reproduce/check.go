@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 
 	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/redact"
 	"github.com/expsync/expsync/internal/runner"
 	"github.com/expsync/expsync/store"
 )
@@ -245,7 +245,7 @@ func prepareInputs(ctx context.Context, c contract.Contract, mach Machine, add f
 			switch {
 			case errors.As(err, &mm):
 				add(check, "put the original file in the store (a store that has it: --store), or the URL's old content back",
-					"%s now serves bytes with sha256 %s, the run used %s", redactURL(in.URI), mm.Got, mm.Want)
+					"%s now serves bytes with sha256 %s, the run used %s", redact.URL(in.URI), mm.Got, mm.Want)
 				continue
 			case errors.Is(err, runner.ErrInputGone):
 				add(check, "give --store a store that holds it (the machine that ran the run has it), or put the file back at its URL",
@@ -264,20 +264,6 @@ func prepareInputs(ctx context.Context, c contract.Contract, mach Machine, add f
 		sources = append(sources, src)
 	}
 	return sources, nil
-}
-
-// redactURL drops credentials and the query from a URL for messages.
-func redactURL(u string) string {
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		u = u[:i]
-	}
-	if i := strings.Index(u, "://"); i >= 0 {
-		rest := u[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 && !strings.Contains(rest[:at], "/") {
-			u = u[:i+3] + rest[at+1:]
-		}
-	}
-	return u
 }
 
 // bytesText writes a size for people: "812 B", "1.5 GiB".

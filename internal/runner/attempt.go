@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/redact"
 	"github.com/expsync/expsync/store"
 )
 
@@ -108,7 +109,7 @@ func (r *attemptRunner) attempt(ctx context.Context, n int, res *contract.Result
 	res.Outputs = outputs
 	r.readMetrics(ctx, work, res)
 	// Recorded in run.json: it may quote a key the run wrote.
-	res.MetricsError = contract.Truncate(redactText(res.MetricsError, r.secrets))
+	res.MetricsError = contract.Truncate(redact.Text(res.MetricsError, r.secrets))
 	leaked := r.withholdSecrets(context.WithoutCancel(ctx), res)
 	if ctx.Err() != nil {
 		// Cancelled after the process ended, while its outputs were stored:

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/expsync/expsync/contract"
+
+	"github.com/expsync/expsync/internal/redact"
 )
 
 // tailBytes is how much of the log's end a Result carries.
@@ -166,7 +168,7 @@ func (r *attemptRunner) recordLog(ctx context.Context, p processResult, res *con
 }
 
 // redactMarker replaces secret values in logs.
-const redactMarker = "[REDACTED]"
+const redactMarker = redact.Marker
 
 // streamRedactor replaces every occurrence of every secret (overlapping
 // ones included) with one marker per run of secret bytes, in a stream

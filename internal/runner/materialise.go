@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/redact"
 	"github.com/expsync/expsync/store"
 )
 
@@ -216,24 +217,11 @@ func inputPresent(ctx context.Context, st store.Store, in contract.Input, what s
 func describeInput(in contract.Input) string {
 	switch {
 	case in.URI != "":
-		return fmt.Sprintf("input %q (%s)", in.Name, redactURL(in.URI))
+		return fmt.Sprintf("input %q (%s)", in.Name, redact.URL(in.URI))
 	case in.RepoPath != "":
 		return fmt.Sprintf("input %q (repository file %s)", in.Name, in.RepoPath)
 	}
 	return fmt.Sprintf("input %q", in.Name)
-}
-
-// redactURL drops credentials and the query from a URL for messages.
-func redactURL(u string) string {
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		u = u[:i]
-	}
-	if i := strings.Index(u, "://"); i >= 0 {
-		if at := strings.LastIndex(u[i+3:], "@"); at >= 0 && !strings.Contains(u[i+3:i+3+at], "/") {
-			u = u[:i+3] + u[i+3+at+1:]
-		}
-	}
-	return u
 }
 
 // fetch downloads a URL input into the store, verified against its sha256.
@@ -250,7 +238,7 @@ func fetch(ctx context.Context, st store.Store, opts Options, in contract.Input,
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &transientError{fmt.Errorf("%s: fetch: %s", what, strings.ReplaceAll(err.Error(), in.URI, redactURL(in.URI)))}
+		return &transientError{fmt.Errorf("%s: fetch: %s", what, strings.ReplaceAll(err.Error(), in.URI, redact.URL(in.URI)))}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/redact"
 	"github.com/expsync/expsync/store"
 	"github.com/expsync/expsync/tree"
 )
@@ -64,7 +65,7 @@ func Run(ctx context.Context, c contract.Contract, opts Options) (*contract.Resu
 		res.Attempts = attempt
 		out := r.attempt(ctx, attempt, res)
 		// The reason is committed: it may name a file the run made.
-		out.msg = redactText(out.msg, r.secrets)
+		out.msg = redact.Text(out.msg, r.secrets)
 		switch {
 		case opts.SingleAttempt:
 			return finish(out.status(), out.msg)
