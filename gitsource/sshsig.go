@@ -2,30 +2,17 @@ package gitsource
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base64"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
+	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 )
 
-// Git SSH signatures use OpenSSH's "sshsig" format (PROTOCOL.sshsig in the
-// OpenSSH sources): an armored blob
-//
-//	"SSHSIG" uint32(1) string(publickey) string(namespace) string(reserved)
-//	string(hash_algorithm) string(signature)
-//
-// whose signature covers
-//
-//	"SSHSIG" string(namespace) string(reserved) string(hash_algorithm) string(H(message)).
-
-const sshsigMagic = "SSHSIG"
+// Git SSH signatures are OpenSSH's "sshsig" format (PROTOCOL.sshsig),
+// read and written by github.com/hiddeco/sshsig, the library Flux's
+// source-controller uses. What stays here is expsync's policy: which keys
+// are allowed, in which namespace, and messages that say which key signed.
 
 type sshKey struct {
 	key ssh.PublicKey
@@ -40,90 +27,30 @@ func parseSSHAuthorizedKey(line string) (sshKey, error) {
 	return sshKey{key: k, fp: ssh.FingerprintSHA256(k)}, nil
 }
 
-type sshsigBlob struct {
-	Version       uint32
-	PublicKey     []byte
-	Namespace     string
-	Reserved      string
-	HashAlgorithm string
-	Signature     []byte
-}
-
-type sshsigSigned struct {
-	Namespace     string
-	Reserved      string
-	HashAlgorithm string
-	Hash          []byte
-}
-
-func sshsigHash(alg string, msg []byte) ([]byte, error) {
-	switch alg {
-	case "sha512":
-		h := sha512.Sum512(msg)
-		return h[:], nil
-	case "sha256":
-		h := sha256.Sum256(msg)
-		return h[:], nil
-	}
-	return nil, fmt.Errorf("SSH signature uses unsupported hash %q", alg)
-}
-
-func sshsigSignedData(ns, alg string, msg []byte) ([]byte, error) {
-	h, err := sshsigHash(alg, msg)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(sshsigMagic), ssh.Marshal(sshsigSigned{Namespace: ns, HashAlgorithm: alg, Hash: h})...), nil
-}
-
 // verifySSHSignature checks an armored SSH signature over msg in namespace
 // ns against the allowed keys and returns the signer's fingerprint. The key
-// is matched against the allow list before the signature is trusted.
+// is matched against the allow list before the signature is trusted; the
+// library refuses ssh-rsa signatures (SHA-1) and hashes other than SHA-256
+// and SHA-512.
 func verifySSHSignature(allowed []sshKey, msg, armored []byte, ns string) (string, error) {
-	blk, _ := pem.Decode(armored)
-	if blk == nil || blk.Type != "SSH SIGNATURE" {
-		return "", errors.New("malformed SSH signature (no SSH SIGNATURE block)")
-	}
-	raw := blk.Bytes
-	if !bytes.HasPrefix(raw, []byte(sshsigMagic)) {
-		return "", errors.New("malformed SSH signature (bad magic)")
-	}
-	var b sshsigBlob
-	if err := ssh.Unmarshal(raw[len(sshsigMagic):], &b); err != nil {
+	sig, err := sshsig.Unarmor(armored)
+	if err != nil {
 		return "", fmt.Errorf("malformed SSH signature: %w", err)
 	}
-	if b.Version != 1 {
-		return "", fmt.Errorf("SSH signature version %d is not supported", b.Version)
-	}
-	if b.Namespace != ns {
-		return "", fmt.Errorf("SSH signature namespace %q, want %q", b.Namespace, ns)
-	}
-	pub, err := ssh.ParsePublicKey(b.PublicKey)
-	if err != nil {
-		return "", fmt.Errorf("malformed SSH signature key: %w", err)
+	if sig.Namespace != ns {
+		return "", fmt.Errorf("SSH signature namespace %q, want %q", sig.Namespace, ns)
 	}
 	var match *sshKey
 	for i := range allowed {
-		if bytes.Equal(allowed[i].key.Marshal(), pub.Marshal()) {
+		if bytes.Equal(allowed[i].key.Marshal(), sig.PublicKey.Marshal()) {
 			match = &allowed[i]
 			break
 		}
 	}
 	if match == nil {
-		return "", fmt.Errorf("SSH signature made by key %s, which is not allowed", ssh.FingerprintSHA256(pub))
+		return "", fmt.Errorf("SSH signature made by key %s, which is not allowed", ssh.FingerprintSHA256(sig.PublicKey))
 	}
-	sig := new(ssh.Signature)
-	if err := ssh.Unmarshal(b.Signature, sig); err != nil {
-		return "", fmt.Errorf("malformed SSH signature value: %w", err)
-	}
-	if pub.Type() == ssh.KeyAlgoRSA && sig.Format == ssh.KeyAlgoRSA {
-		return "", errors.New("SSH signature uses ssh-rsa with SHA-1, which is refused")
-	}
-	data, err := sshsigSignedData(ns, b.HashAlgorithm, msg)
-	if err != nil {
-		return "", err
-	}
-	if err := pub.Verify(data, sig); err != nil {
+	if err := sshsig.Verify(bytes.NewReader(msg), sig, match.key, sig.HashAlgorithm, ns); err != nil {
 		return "", fmt.Errorf("SSH signature by %s does not verify: %w", match.fp, err)
 	}
 	return "SSH " + match.fp, nil
@@ -151,41 +78,17 @@ func NewSSHSigner(privateKey []byte, passphrase string) (*SSHSigner, error) {
 	return &SSHSigner{Signer: s}, nil
 }
 
-// Sign implements go-git's Signer: it returns an armored SSH signature.
+// Sign implements go-git's Signer: it returns an armored SSH signature
+// (SHA-512, as git and ssh-keygen make them; RSA keys sign with
+// rsa-sha2-512).
 func (s *SSHSigner) Sign(message io.Reader) ([]byte, error) {
-	msg, err := io.ReadAll(message)
-	if err != nil {
-		return nil, err
-	}
 	ns := s.Namespace
 	if ns == "" {
 		ns = "git"
 	}
-	const alg = "sha512"
-	data, err := sshsigSignedData(ns, alg, msg)
-	if err != nil {
-		return nil, err
-	}
-	var sig *ssh.Signature
-	if as, ok := s.Signer.(ssh.AlgorithmSigner); ok && s.Signer.PublicKey().Type() == ssh.KeyAlgoRSA {
-		sig, err = as.SignWithAlgorithm(rand.Reader, data, ssh.KeyAlgoRSASHA512)
-	} else {
-		sig, err = s.Signer.Sign(rand.Reader, data)
-	}
+	sig, err := sshsig.Sign(message, s.Signer, sshsig.HashSHA512, ns)
 	if err != nil {
 		return nil, fmt.Errorf("SSH sign: %w", err)
 	}
-	blob := append([]byte(sshsigMagic), ssh.Marshal(sshsigBlob{
-		Version: 1, PublicKey: s.Signer.PublicKey().Marshal(), Namespace: ns,
-		HashAlgorithm: alg, Signature: ssh.Marshal(sig),
-	})...)
-	enc := base64.StdEncoding.EncodeToString(blob)
-	var out strings.Builder
-	out.WriteString("-----BEGIN SSH SIGNATURE-----\n")
-	for len(enc) > 70 {
-		out.WriteString(enc[:70] + "\n")
-		enc = enc[70:]
-	}
-	out.WriteString(enc + "\n-----END SSH SIGNATURE-----\n")
-	return []byte(out.String()), nil
+	return sshsig.Armor(sig), nil
 }
