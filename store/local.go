@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // Local is a Store in a folder of the local file system.
@@ -456,7 +457,7 @@ func (s *Local) copyFile(src, dst string, mode os.FileMode) error {
 	}
 	if !s.noClone.Load() {
 		// A copy-on-write clone costs no data copy where the file system can.
-		if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
+		if platform.CloneFile(out, in) == nil {
 			return out.Close()
 		}
 		s.noClone.Store(true)
@@ -477,45 +478,19 @@ func (s *Local) writeAtomic(path string, data []byte, mode os.FileMode) error {
 	return s.writeViaTemp(path, data, mode)
 }
 
-// writeUnnamed writes data to an unnamed file in path's folder (O_TMPFILE)
-// and links it in under path once complete: one file creation, no temp
-// name to clean up after a crash. done is false when the file system or
-// the kernel cannot (no O_TMPFILE, no /proc) or path exists: the caller
-// falls back to a named temp file and a rename.
+// writeUnnamed writes data to an unnamed file linked in under path once
+// complete (platform.WriteUnnamed: O_TMPFILE on Linux). done is false when
+// the caller must fall back to a named temp file and a rename; a file
+// system that cannot is remembered.
 func (s *Local) writeUnnamed(path string, data []byte, mode os.FileMode) (done bool, err error) {
 	if s.noTmpfile.Load() {
 		return false, nil
 	}
-	dir := filepath.Dir(path)
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(mode.Perm()))
-	if errors.Is(err, unix.ENOENT) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return true, err
-		}
-		fd, err = unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(mode.Perm()))
+	done, unsupported, err := platform.WriteUnnamed(path, filepath.Dir(path), data, mode)
+	if unsupported {
+		s.noTmpfile.Store(true)
 	}
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
-			s.noTmpfile.Store(true)
-		}
-		return false, nil
-	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		return true, err
-	}
-	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EEXIST):
-		return false, nil // replacing a file takes a rename
-	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
-		s.noTmpfile.Store(true) // no /proc
-		return false, nil
-	}
-	return true, err
+	return done, err
 }
 
 // writeViaTemp writes data to a temp file under tmp/ and renames it to path.
@@ -657,7 +632,8 @@ func (s *Local) RunFile(_ context.Context, runID, name string) ([]byte, error) {
 // F_OFD_SETLK) on one byte of locks/runs.lock chosen by the run ID: no file
 // per run, exclusive between processes and between goroutines (each call
 // opens its own description), and released by the kernel when its holder
-// dies, so a crashed run never blocks others.
+// dies, so a crashed run never blocks others. Where there are no such
+// locks (not Linux), a file per run locked with flock does the same.
 func (s *Local) LockRun(ctx context.Context, runID string) (func() error, error) {
 	if err := checkRunID(runID); err != nil {
 		return nil, err
@@ -667,16 +643,19 @@ func (s *Local) LockRun(ctx context.Context, runID string) (func() error, error)
 		return nil, fmt.Errorf("lock run %s: %w", runID, err)
 	}
 	offset, _ := strconv.ParseInt(runID[:15], 16, 64) // 60 bits: never negative
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: offset, Len: 1}
 	wait := time.Millisecond
 	for {
-		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
-		if err == nil {
-			break
+		locked, err := platform.TryLockByte(f, offset)
+		if errors.Is(err, platform.ErrUnsupported) {
+			f.Close()
+			return s.lockRunFile(ctx, runID)
 		}
-		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINTR) {
+		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock run %s: %w", runID, err)
+		}
+		if locked {
+			break
 		}
 		select {
 		case <-ctx.Done():

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // Where the machine lets expsync make cgroup v2 groups (the unified
@@ -47,8 +49,7 @@ var cgroupParent = sync.OnceValue(findCgroupParent)
 func findCgroupParent() string {
 	var mount string
 	for _, m := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		var st unix.Statfs_t
-		if unix.Statfs(m, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		if platform.IsCgroup2(m) {
 			mount = m
 			break
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/platform"
 )
 
 type processSpec struct {
@@ -81,28 +82,26 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	}
 	defer group.killAll()
 	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   args,
-		Dir:    spec.dir,
-		Env:    spec.env,
-		Stdin:  devNull(),
-		Stdout: pw,
-		Stderr: pw,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid: true,
-			// The direct child dies with this process (its thread, in fact:
-			// Go keeps threads alive unless LockOSThread'ed goroutines exit).
-			Pdeathsig: syscall.SIGKILL,
-		},
+		Path:        path,
+		Args:        args,
+		Dir:         spec.dir,
+		Env:         spec.env,
+		Stdin:       devNull(),
+		Stdout:      pw,
+		Stderr:      pw,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	// The direct child dies with this process (its thread, in fact: Go
+	// keeps threads alive unless LockOSThread'ed goroutines exit).
+	platform.DieWithParent(cmd.SysProcAttr, syscall.SIGKILL)
 	if group != nil {
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, group.fd
+		platform.StartInCgroup(cmd.SysProcAttr, group.fd)
 	}
 	if reaped {
 		// The reaper catches it and kills every process of the run before
 		// it exits: SIGKILL would leave the ones that left the command's
 		// session to init when expsync dies.
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGUSR1
+		platform.DieWithParent(cmd.SysProcAttr, syscall.SIGUSR1)
 	}
 	copied := make(chan struct{})
 	go func() {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // A run's command does not start as expsync's child but as the child of a
@@ -61,12 +61,13 @@ func reaperPath() string {
 
 // reaperMain runs prog with argv (argv[0] included) as the reaper.
 func reaperMain(prog string, argv []string) int {
-	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	_ = platform.BecomeSubreaper()
 	signals := make(chan os.Signal, 4)
 	// Caught, not ignored: the command gets the default dispositions.
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGHUP)
 	cmd := &exec.Cmd{Path: prog, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
+	platform.DieWithParent(cmd.SysProcAttr, syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
 		os.Stderr.WriteString("expsync: start " + argv[0] + ": " + err.Error() + "\n")
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC) {

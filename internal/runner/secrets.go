@@ -6,9 +6,9 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"gopkg.in/yaml.v3"
+
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // SecretSource returns a secret's value; ok is false when it has none.
@@ -169,5 +169,5 @@ var hideOnce sync.Once
 // mode is unisolated; redaction still keeps the values out of the
 // results). Runs are unaffected: exec makes them dumpable again.
 func hideFromRuns() {
-	hideOnce.Do(func() { _ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) })
+	hideOnce.Do(func() { _ = platform.HideFromPeers() })
 }

@@ -1,15 +1,13 @@
 package local
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // request is what one run holds while it runs.
@@ -52,33 +50,6 @@ func milli(m int64) string {
 	return strconv.FormatFloat(float64(m)/1000, 'f', -1, 64)
 }
 
-// MemAvailable returns the machine's available memory from /proc/meminfo.
-func MemAvailable() (int64, error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var total int64
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		kib, err := strconv.ParseInt(fields[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		switch fields[0] {
-		case "MemAvailable:":
-			return kib * 1024, nil
-		case "MemTotal:":
-			total = kib * 1024
-		}
-	}
-	if total > 0 {
-		return total, nil
-	}
-	return 0, fmt.Errorf("/proc/meminfo: no MemAvailable or MemTotal")
-}
+// MemAvailable returns the machine's available memory
+// (platform.MemAvailable: /proc/meminfo on Linux).
+func MemAvailable() (int64, error) { return platform.MemAvailable() }
