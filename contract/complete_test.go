@@ -73,3 +73,19 @@ func TestCanonicalCheckCatchesAForgottenField(t *testing.T) {
 		t.Errorf("fields reported as left out (-want +got):\n%s", diff)
 	}
 }
+
+// TestCloneSharesNothing: Contract.Clone (render's copy of a run's
+// contract, once field by field) is deep for every leaf — a slice, map or
+// pointer added to Contract or Identity and not copied is reported — and
+// the check itself catches a shallow copy.
+func TestCloneSharesNothing(t *testing.T) {
+	if shared := fieldcheck.Shared(func(c Contract) Contract { return c.Clone() }); len(shared) > 0 {
+		t.Errorf("Contract.Clone shares %v with the original: copy them in contract/clone.go", shared)
+	}
+	if shared := fieldcheck.Shared(func(i Identity) Identity { return i.Clone() }); len(shared) > 0 {
+		t.Errorf("Identity.Clone shares %v with the original", shared)
+	}
+	if shared := fieldcheck.Shared(func(c Contract) Contract { return c }); len(shared) == 0 {
+		t.Error("a shallow copy of Contract shares nothing: the check walks nothing")
+	}
+}
