@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // cgroupsAvailable reports whether this machine lets the runner make
@@ -56,8 +57,7 @@ func TestCgroupGoesWithTheLastRun(t *testing.T) {
 // process's group.
 func cgroupMount() string {
 	for _, m := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		var st unix.Statfs_t
-		if unix.Statfs(m, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		if platform.IsCgroup2(m) {
 			return m
 		}
 	}
