@@ -87,5 +87,7 @@ func (l *ErrorList) add(pos Position, format string, args ...any) {
 }
 
 // full reports whether add would drop errors, so callers can skip work
-// (such as finding a hint) whose result would be dropped.
-func (l ErrorList) full() bool { return len(l) > MaxErrors }
+// (such as finding a hint) whose result would be dropped. A pointer
+// receiver: the decoder keeps the method value d.errs.full, which with a
+// value receiver would copy the list once, empty, and never be full.
+func (l *ErrorList) full() bool { return len(*l) > MaxErrors }
