@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // generateRepo writes a bare repository of `commits` commits whose head
@@ -128,7 +130,8 @@ func gitDaemon(tb testing.TB, root string) string {
 	cmd := exec.Command(gitDaemonPath(tb), "--reuseaddr", "--export-all", "--enable=receive-pack",
 		"--base-path="+root, "--listen=127.0.0.1", "--port="+strconv.Itoa(port), root)
 	cmd.Env = gitEnv(os.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	platform.DieWithParent(cmd.SysProcAttr, syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}

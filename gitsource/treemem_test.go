@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -67,15 +66,15 @@ func newTreeSampler(root int, includeRoot bool) (*treeSampler, error) {
 }
 
 // run samples every interval (plus the sample's own cost) until stop is
-// set. It keeps its OS thread and sleeps with nanosleep: Go's timers
-// round a 250 µs sleep up to about a millisecond.
+// set. It keeps its OS thread and sleeps with nanosleep (on Linux, the
+// only system with the /proc it reads): Go's timers round a 250 µs sleep
+// up to about a millisecond.
 func (s *treeSampler) run(interval time.Duration, stop *atomic.Bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	ts := syscall.NsecToTimespec(interval.Nanoseconds())
 	for !stop.Load() {
 		_ = s.sample()
-		_ = syscall.Nanosleep(&ts, nil)
+		sleepPrecisely(interval)
 	}
 	_ = s.proc.Close()
 }

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/platform"
 	"github.com/expsync/expsync/store"
 )
 
@@ -160,8 +159,7 @@ func containment(t *testing.T, b *binLab, mode string) {
 // expsync it starts) runs in; "" without a cgroup2 mount.
 func cgroupParentOfTests() string {
 	for _, m := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		var st unix.Statfs_t
-		if unix.Statfs(m, &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		if !platform.IsCgroup2(m) {
 			continue
 		}
 		data, _ := os.ReadFile("/proc/self/cgroup")

@@ -16,16 +16,6 @@ import (
 	"github.com/expsync/expsync/internal/platform"
 )
 
-// cgroupsAvailable reports whether this machine lets the runner make
-// cgroup v2 groups.
-func cgroupsAvailable() bool {
-	if acquireProcessGroup() == "" {
-		return false
-	}
-	releaseProcessGroup()
-	return true
-}
-
 func ownCgroup() string {
 	return filepath.Join(cgroupParent(), ownGroupName())
 }

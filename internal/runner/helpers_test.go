@@ -173,3 +173,13 @@ func waitGone(pid int) bool {
 	}
 	return false
 }
+
+// cgroupsAvailable reports whether this machine lets the runner make
+// cgroup v2 groups.
+func cgroupsAvailable() bool {
+	if acquireProcessGroup() == "" {
+		return false
+	}
+	releaseProcessGroup()
+	return true
+}
