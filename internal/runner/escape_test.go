@@ -20,8 +20,10 @@ func TestSetsidDescendantsEndWithTheRun(t *testing.T) {
 		want         contract.Status
 	}{
 		{"run succeeds", `setsid sleep 301 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 0.1; echo ok`, 0, contract.Succeeded},
-		{"run times out", `trap '' TERM; setsid sleep 304 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 100`, 500 * time.Millisecond, contract.TimedOut},
+		{"run times out", `trap '' TERM; setsid sleep 304 >/dev/null 2>&1 </dev/null & echo $! > "$PIDFILE"; sleep 100`, 2 * time.Second, contract.TimedOut},
 	} {
+		// The timeout leaves a loaded machine time to start the shell and
+		// write the pid file before the run is ended.
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			pidFile := filepath.Join(t.TempDir(), "escaped.pid")

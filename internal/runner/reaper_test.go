@@ -37,8 +37,9 @@ func TestNoProcessOutlivesTheRun(t *testing.T) {
 			ctxTree := f.exportContext(map[string]string{"data.txt": genuine})
 			pidFile := filepath.Join(t.TempDir(), "escaped.pid")
 			// The escaped writer: new session, empty environment, its
-			// parent gone; it holds data.txt open and writes 400 ms later.
-			script := `setsid sh -c 'exec env -i sh -c "exec 3<>data.txt; echo \$\$ > ` + pidFile + `; sleep 0.4; printf tampered >&3; sleep 30"' </dev/null >/dev/null 2>&1 &
+			// parent gone; it holds data.txt open and writes 2 s later
+			// (time enough for the runner to end it on a loaded machine).
+			script := `setsid sh -c 'exec env -i sh -c "exec 3<>data.txt; echo \$\$ > ` + pidFile + `; sleep 2; printf tampered >&3; sleep 30"' </dev/null >/dev/null 2>&1 &
 while [ ! -s ` + pidFile + ` ]; do sleep 0.01; done`
 			res := f.run(shell(script).context(ctxTree).build())
 			if res.Status != contract.Succeeded {
@@ -49,15 +50,23 @@ while [ ! -s ` + pidFile + ` ]; do sleep 0.01; done`
 				t.Fatal(err)
 			}
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-			time.Sleep(800 * time.Millisecond) // past the writer's write
-			sum := shaOf(genuine)
-			rc, err := f.st.Open(context.Background(), sum)
-			var got []byte
-			if err == nil {
-				got = make([]byte, 64)
+			stored := func() ([]byte, error) {
+				rc, err := f.st.Open(context.Background(), shaOf(genuine))
+				if err != nil {
+					return nil, err
+				}
+				defer rc.Close()
+				got := make([]byte, 64)
 				n, _ := rc.Read(got)
-				got = got[:n]
-				rc.Close()
+				return got[:n], nil
+			}
+			// Past the writer's write; without the reaper, until the write
+			// shows (a loaded machine may run the writer late).
+			time.Sleep(2500 * time.Millisecond)
+			got, err := stored()
+			for deadline := time.Now().Add(30 * time.Second); !reaper && err == nil && string(got) == genuine && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+				got, err = stored()
 			}
 			intact := err == nil && string(got) == genuine
 			if reaper {

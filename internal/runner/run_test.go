@@ -631,9 +631,10 @@ func TestCleanupNeverLeavesTheWorkFolder(t *testing.T) {
 func TestRetryRecordsOnlyTheLastAttempt(t *testing.T) {
 	f := newFixture(t)
 	counter := filepath.Join(t.TempDir(), "n")
-	// The first attempt writes an output and exits 75; the second times out.
+	// The first attempt writes an output and exits 75; the second times out
+	// (2 s: the first must finish within it on a loaded machine too).
 	script := `echo x >> "$C"; if [ "$(wc -l < "$C")" -eq 1 ]; then echo first > o.txt; echo '{"m":1}' > m.json; exit 75; fi; sleep 30`
-	res := f.run(shell(script).env("C", counter).outputs("o.txt").metrics("m.json").retries(1, 75).timeout(300 * time.Millisecond).build())
+	res := f.run(shell(script).env("C", counter).outputs("o.txt").metrics("m.json").retries(1, 75).timeout(2 * time.Second).build())
 	if res.Status != contract.TimedOut || res.Attempts != 2 {
 		t.Fatalf("status %s attempts %d", res.Status, res.Attempts)
 	}
