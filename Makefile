@@ -55,8 +55,13 @@ quickstart:
 # 2-core machine shared with other builds (its binary's runs, serve, Gitea),
 # so the guard sits above that; .ci/run's 90 minutes bound the whole.
 TEST_TIMEOUT ?= 45m
+# TEST_JSON=FILE keeps go test's events (-json) in FILE and ends with the
+# slowest packages and tests (hack/ci/testlog.py); .ci/run sets it.
+TEST_JSON ?=
+GO_TEST = go test $(if $(TEST_JSON),-json )
+GO_TEST_LOG = $(if $(TEST_JSON),| python3 "$(CURDIR)/hack/ci/testlog.py" "$(abspath $(TEST_JSON))")
 test: envtest
-	KUBEBUILDER_ASSETS="$(ENVTEST_DIR)/bin" go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	set -o pipefail; KUBEBUILDER_ASSETS="$(ENVTEST_DIR)/bin" $(GO_TEST) -count=1 -timeout $(TEST_TIMEOUT) ./... $(GO_TEST_LOG)
 	$(MAKE) test-chart
 
 # The Helm chart's tests, in a module of their own (hack/tools/chart: Helm's
@@ -64,7 +69,7 @@ test: envtest
 # documented values example, CRDs/RBAC/flags checked against the code, and
 # every rendered object created server-side on envtest's kube-apiserver.
 test-chart: envtest
-	cd hack/tools/chart && GOWORK=off KUBEBUILDER_ASSETS="$(ENVTEST_DIR)/bin" go test -count=1 -timeout 20m ./...
+	set -o pipefail; cd hack/tools/chart && GOWORK=off KUBEBUILDER_ASSETS="$(ENVTEST_DIR)/bin" $(GO_TEST) -count=1 -timeout 20m ./... $(GO_TEST_LOG)
 
 # Short fuzzing of every parser, as CI runs it; FUZZTIME=5m for a longer run.
 FUZZTIME ?= 10s
