@@ -4,7 +4,8 @@
 # `make generate` / `make verify`) and helm (the chart's lint and template
 # tests). Binaries cannot be downloaded here; both build from the Go module
 # proxy (controller-gen ~1 minute, helm ~3 minutes on 2 cores) and are cached
-# by version, so later runs return at once.
+# by version, go.mod and toolchain (DEST/<tool>.version), so later runs return
+# at once.
 #
 # usage: hack/tools/build-codegen.sh DEST [TOOL...]   (e.g. $HOME/.cache/expsync/tools)
 #        TOOL: controller-gen, helm (default: both)
@@ -20,10 +21,13 @@ module_dir="$here/codegen"
 mkdir -p "$dest"
 
 build() { # name module package ldflags
-  local name=$1 module=$2 pkg=$3 ldflags=$4 version stamp tmp
+  local name=$1 module=$2 pkg=$3 ldflags=$4 version stamp tmp key
   version="$(cd "$module_dir" && GOWORK=off go list -m -f '{{.Version}}' "$module")"
   stamp="$dest/$name.version"
-  if [[ -x "$dest/$name" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
+  # What the binary is made of: the version, every pinned dependency (go.mod)
+  # and the toolchain; any change rebuilds (compiles stay in the Go build cache).
+  key="$version gomod=$(sha256sum <"$module_dir/go.mod" | cut -c1-16) $(go env GOVERSION GOOS GOARCH | tr '\n' ' ' | sed 's/ $//')"
+  if [[ -x "$dest/$name" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
     echo "$name $version already built in $dest"
     return
   fi
@@ -31,7 +35,7 @@ build() { # name module package ldflags
   tmp="$dest/$name.tmp.$$"
   (cd "$module_dir" && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
   mv "$tmp" "$dest/$name"
-  echo "$version" >"$stamp"
+  echo "$key" >"$stamp"
   echo "$name $version ready: $dest/$name"
 }
 
