@@ -77,7 +77,10 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	if !r.opts.NoCgroup {
 		group = newRunGroup(filepath.Base(spec.dir))
 	}
-	if exe := reaperPath(); group == nil && exe != "" && !r.opts.NoReaper {
+	// As PID 1 of its namespace this process is the run's reaper itself
+	// (pidinit.go): no second expsync in the run's memory.
+	asInit := group == nil && !r.opts.NoReaper && pidNamespaceInit()
+	if exe := reaperPath(); group == nil && exe != "" && !r.opts.NoReaper && !asInit {
 		path, args, reaped = exe, append([]string{"expsync-run", reaperArg, prog}, r.c.Command...), true
 	}
 	defer group.killAll()
@@ -176,6 +179,11 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	// the descendants seen while it ran that left the group (setsid).
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	group.killAll() // every process of the run, wherever it went
+	if asInit {
+		// Orphans of the run were re-parented to this process: they go
+		// (and are reaped) before the run's files are checked.
+		killDescendants()
+	}
 	killEscaped(sampler.seen, pgid, r.c.RunID)
 	res.usage.WallSeconds = time.Since(start).Seconds()
 	res.timedOut, res.cancelled, res.graceExpired = timedOut, cancelled && !timedOut, graceExpired
