@@ -63,6 +63,21 @@ die() {
 
 pidfile() { echo "$dir/run/$1.pid"; }
 
+# There is one node per machine (its bridge, ports and host folders are
+# fixed): up, down and images take a machine-wide lock for their own
+# duration, so two callers never interleave. Who brought the node up is in
+# $dir/owner (EXPSYNC_CLUSTER_OWNER, set by e2e.sh; else the user and folder
+# of a hand-run up): e2e.sh reads it before it takes the node over.
+lock_node() {
+	[[ -z ${node_locked:-} ]] || return 0 # up calls down
+	node_locked=1
+	exec 9>"$dir.lock"
+	if ! flock -n 9; then
+		log "another cluster.sh up/down/images is at work on $dir: waiting for it"
+		flock 9
+	fi
+}
+
 # alive NAME: the recorded process runs and is still that program (a reused
 # PID is not ours).
 alive() {
@@ -427,11 +442,12 @@ all_alive() {
 
 cmd_up() {
 	[[ $(id -u) == 0 ]] || die "up needs root (a kubelet, a bridge, mounts)"
+	lock_node
 	if [[ -f $dir/ports ]] && all_alive; then
 		# shellcheck disable=SC1091
 		source "$dir/ports"
 		if node_ready; then
-			log "already up: KUBECONFIG=$dir/kubeconfig"
+			log "already up (brought up by: $(cat "$dir/owner" 2>/dev/null || echo unknown)): KUBECONFIG=$dir/kubeconfig"
 			return 0
 		fi
 	fi
@@ -502,6 +518,7 @@ EOF
 	wait_for 60 "the default ServiceAccount" kubectl -n default get serviceaccount default
 	wait_for 60 "kube-root-ca.crt" kubectl -n default get configmap kube-root-ca.crt
 	print_env >"$dir/env"
+	echo "${EXPSYNC_CLUSTER_OWNER:-hack/cluster/up by $(id -un) from $PWD} since $(date -u +%FT%TZ)" >"$dir/owner"
 	log "up in $((SECONDS - started))s: node $node_name Ready"
 	log "kubeconfig: $dir/kubeconfig   (source $dir/env for the images and KUBECONFIG)"
 	kubectl get nodes -o wide >&2
@@ -523,6 +540,7 @@ cmd_down() {
 		return 0
 	fi
 	[[ $(id -u) == 0 ]] || die "down needs root"
+	lock_node
 	# Nothing new may start: the controllers first, then the node agents.
 	local c
 	for c in kube-controller-manager kube-scheduler kube-proxy kubelet; do stop "$c"; done
@@ -653,6 +671,7 @@ cmd_status() {
 		echo "down ($dir does not exist)"
 		return 0
 	}
+	[[ -f $dir/owner ]] && echo "brought up by: $(<"$dir/owner")"
 	for c in "${components[@]}"; do
 		if alive "$c"; then echo "$c: running ($(<"$(pidfile "$c")"))"; else echo "$c: not running"; fi
 	done
@@ -665,6 +684,7 @@ cmd_status() {
 
 cmd_images() {
 	alive containerd || die "the cluster is not up"
+	lock_node
 	build_images
 	import_images
 	print_env >"$dir/env"

@@ -33,8 +33,29 @@ timed prepare "$here/cluster.sh" prepare
 tools=${TOOLS_DIR:-$HOME/.cache/expsync/tools}
 timed helm "$repo/hack/tools/build-codegen.sh" "$tools" helm
 export EXPSYNC_HELM=$tools/helm
+# One node per machine, one make e2e at a time: a second one waits here for
+# the first; a node someone brought up by hand (hack/cluster/up) is theirs
+# until they bring it down (waited for, EXPSYNC_E2E_WAIT minutes); one an
+# earlier make e2e left (it died) or of unknown origin is brought down.
+exec 8>"$dir.e2e.lock"
+if ! flock -n 8; then
+	step "another make e2e is using the node ($(cat "$dir.e2e.owner" 2>/dev/null || echo unknown)): waiting for it"
+	flock 8
+fi
+echo "make e2e from $repo (pid $$) since $(date -u +%FT%TZ)" >"$dir.e2e.owner"
+export EXPSYNC_CLUSTER_OWNER="make e2e from $repo (pid $$)"
+owner=$(cat "$dir/owner" 2>/dev/null || true)
+if [[ -d $dir && -n $owner && $owner != "make e2e "* ]]; then
+	step "the node in $dir was brought up by hand ($owner): waiting up to ${EXPSYNC_E2E_WAIT:-60} min for its hack/cluster/down"
+	deadline=$((SECONDS + ${EXPSYNC_E2E_WAIT:-60} * 60))
+	while [[ -d $dir ]] && ((SECONDS < deadline)); do sleep 15; done
+	if [[ -d $dir ]]; then
+		echo "e2e: the node brought up by hand ($owner) is still up; bring it down with hack/cluster/down when nobody uses it" >&2
+		exit 1
+	fi
+fi
 if [[ -d $dir ]]; then
-	step "a cluster is already up in $dir: bringing it down first"
+	step "a cluster is already up in $dir (${owner:-left by an earlier run}): bringing it down first"
 	"$here/cluster.sh" down
 fi
 "$here/check-clean.sh" snapshot "$artifacts/host-before"
