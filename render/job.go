@@ -405,11 +405,23 @@ func encodeContract(run Run) (string, error) {
 	return unsafe.String(unsafe.SliceData(data), len(data)), nil
 }
 
+// RunnerMemoryOverhead is added to a run's memory request and limit in
+// both containers of its pod: `expsync exec` runs in the run's container,
+// under the run's own memory limit, and a user's spec.resources.memory is
+// what their command may use (as in local mode, where the runner is
+// outside the run's cgroup). Measured on the real node
+// (test/e2e TestRunnerMemoryInTheRunContainer, docs/real-cluster.md):
+// `expsync exec` as PID 1 of the run container holds ~21 MiB RSS (~7 MiB
+// anonymous, ~14 MiB of its binary's pages) while the command runs; a
+// 32Mi run without this margin had ~10 MiB left and thrashed. The run
+// contract, run.json and the OOM message keep the user's value.
+var RunnerMemoryOverhead = resource.MustParse("24Mi")
+
 // parseResources reads spec.resources. Limits equal requests for CPU and
 // memory: a run that sets both gets the Guaranteed QoS class (evicted last,
 // timings comparable between runs), and Kueue's quota counts exactly what
-// the run can use. GPUs and ephemeral storage are limited to what is
-// requested too.
+// the run can use (with RunnerMemoryOverhead). GPUs and ephemeral storage
+// are limited to what is requested too.
 func parseResources(r v1alpha1.Resources) parsedResources {
 	var p parsedResources
 	add := func(field string, name corev1.ResourceName, value string) error {
@@ -432,6 +444,9 @@ func parseResources(r v1alpha1.Resources) parsedResources {
 	}
 	if p.err = add("memory", corev1.ResourceMemory, r.Memory); p.err != nil {
 		return p
+	}
+	if r.Memory != "" {
+		p.quantities[len(p.quantities)-1].Add(RunnerMemoryOverhead)
 	}
 	if p.err = add("ephemeralStorage", corev1.ResourceEphemeralStorage, r.EphemeralStorage); p.err != nil {
 		return p

@@ -363,7 +363,9 @@ func TestJobResources(t *testing.T) {
 		want corev1.ResourceList
 	}{
 		{"none", v1alpha1.Resources{}, nil},
-		{"cpu and memory", v1alpha1.Resources{CPU: "500m", Memory: "512Mi"}, corev1.ResourceList{"cpu": q("500m"), "memory": q("512Mi")}},
+		// The runner's own memory comes on top of the run's (RunnerMemoryOverhead).
+		{"cpu and memory", v1alpha1.Resources{CPU: "500m", Memory: "512Mi"}, corev1.ResourceList{"cpu": q("500m"), "memory": q("536Mi")}},
+		{"memory in G", v1alpha1.Resources{Memory: "1G"}, corev1.ResourceList{"memory": *resource.NewQuantity(1e9+24<<20, resource.DecimalSI)}},
 		{"gpu default resource", v1alpha1.Resources{CPU: "4", GPU: 2}, corev1.ResourceList{"cpu": q("4"), "nvidia.com/gpu": q("2")}},
 		{"gpu named resource and storage", v1alpha1.Resources{GPU: 1, GPUResource: "amd.com/gpu", EphemeralStorage: "10Gi"}, corev1.ResourceList{"amd.com/gpu": q("1"), "ephemeral-storage": q("10Gi")}},
 	}
