@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,68 @@ type gitRemote struct {
 	t    testing.TB
 	url  string // http://<node IP>:<port>/lab.git
 	peer string
+
+	mu sync.Mutex
+	// received are when pushes by other clients than the git CLI (the
+	// controller's go-git) were answered: the moment results are on the
+	// branch, without the delay of a reader polling it.
+	received []time.Time
+	// requests are every request the server answered, for timelines.
+	requests []gitRequest
+}
+
+type gitRequest struct {
+	began       time.Time
+	took        time.Duration
+	what, agent string
+}
+
+// requestsBetween lists the requests of the controller (not the git
+// CLI's) that began in [from, to], relative to from.
+func (r *gitRemote) requestsBetween(from, to time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, q := range r.requests {
+		if q.began.Before(from) || q.began.After(to) || strings.HasPrefix(q.agent, "git/") {
+			continue
+		}
+		out = append(out, fmt.Sprintf("+%6.2fs %6.2fs %s", q.began.Sub(from).Seconds(), q.took.Seconds(), q.what))
+	}
+	return out
+}
+
+// receiveLog records when the server answered a push by anything but the
+// git CLI.
+type receiveLog struct {
+	next http.Handler
+	r    *gitRemote
+}
+
+func (l receiveLog) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	began := time.Now()
+	l.next.ServeHTTP(w, req)
+	l.r.mu.Lock()
+	l.r.requests = append(l.r.requests, gitRequest{began: began, took: time.Since(began), what: req.Method + " " + req.URL.Path + "?" + req.URL.RawQuery, agent: req.UserAgent()})
+	l.r.mu.Unlock()
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/git-receive-pack") && !strings.HasPrefix(req.UserAgent(), "git/") {
+		l.r.mu.Lock()
+		l.r.received = append(l.r.received, time.Now())
+		l.r.mu.Unlock()
+	}
+}
+
+// receivedAfter is when the server first answered a push of the
+// controller after t (zero if none).
+func (r *gitRemote) receivedAfter(t time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, at := range r.received {
+		if at.After(t) {
+			return at
+		}
+	}
+	return time.Time{}
 }
 
 func (n *node) gitServer(t testing.TB) *gitRemote {
@@ -39,13 +103,13 @@ func (n *node) gitServer(t testing.TB) *gitRemote {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: &cgi.Handler{
+	r := &gitRemote{t: t, url: "http://" + ln.Addr().String() + "/lab.git", peer: t.TempDir()}
+	srv := &http.Server{Handler: receiveLog{next: &cgi.Handler{
 		Path: git, Args: []string{"http-backend"}, Dir: root,
 		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "HOME=" + root},
-	}, ReadHeaderTimeout: 10 * time.Second}
+	}, r: r}, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	r := &gitRemote{t: t, url: "http://" + ln.Addr().String() + "/lab.git", peer: t.TempDir()}
 	must(t, r.peer, "init", "-q", "-b", "main")
 	must(t, r.peer, "remote", "add", "origin", r.url)
 	return r
@@ -64,6 +128,20 @@ func must(t testing.TB, dir string, args ...string) string {
 // controller committed, kept), commits and pushes; it returns the commit.
 func (r *gitRemote) pushTree(msg, src string) string {
 	r.t.Helper()
+	r.commitTree(msg, src)
+	r.pushHead()
+	return must(r.t, r.peer, "rev-parse", "HEAD")
+}
+
+// pushHead pushes the peer's HEAD to the server's main.
+func (r *gitRemote) pushHead() {
+	r.t.Helper()
+	must(r.t, r.peer, "push", "-q", "origin", "HEAD:main")
+}
+
+// commitTree commits the folder src in the peer (see pushTree), unpushed.
+func (r *gitRemote) commitTree(msg, src string) {
+	r.t.Helper()
 	r.pull()
 	entries, err := os.ReadDir(r.peer)
 	if err != nil {
@@ -81,8 +159,6 @@ func (r *gitRemote) pushTree(msg, src string) string {
 	}
 	must(r.t, r.peer, "add", "-A")
 	must(r.t, r.peer, "commit", "-q", "--allow-empty", "-m", msg)
-	must(r.t, r.peer, "push", "-q", "origin", "HEAD:main")
-	return must(r.t, r.peer, "rev-parse", "HEAD")
 }
 
 // pull brings the peer up to the server's main (nothing when it is empty).

@@ -71,8 +71,9 @@ controller:
 `, repository, digest, storeClaim)
 }
 
-// newLab deploys the controller with the chart and creates the repository.
-func (n *node) newLab(t testing.TB, prefix string) *lab {
+// newLab deploys the controller with the chart and creates the repository
+// (changed by each of edit first).
+func (n *node) newLab(t testing.TB, prefix string, edit ...func(*v1alpha1.ExperimentRepository)) *lab {
 	t.Helper()
 	chart := chartDir(t)
 	n.installCRD(t, chart)
@@ -92,6 +93,9 @@ func (n *node) newLab(t testing.TB, prefix string) *lab {
 			Execution:   v1alpha1.Execution{ServiceAccountName: "expsync-runs"},
 			Store:       v1alpha1.Store{ClaimName: storeClaim},
 		},
+	}
+	for _, e := range edit {
+		e(er)
 	}
 	if err := n.ctl.Create(context.Background(), er); err != nil {
 		t.Fatal(err)
@@ -291,6 +295,23 @@ func (l *lab) logStatus() {
 			}
 			l.t.Logf("controller log %s:\n%s", f, strings.Join(lines, "\n"))
 		}
+	}
+}
+
+// saveControllerLog copies the controller pod's log (the kubelet's files
+// on this host) to file, for reading a run's timeline; "" does nothing.
+func (l *lab) saveControllerLog(file string) {
+	if file == "" {
+		return
+	}
+	files, _ := filepath.Glob(filepath.Join(l.n.dir, "logs", "pods", l.ns+"_expsync-*", "*", "*.log"))
+	var all []byte
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		all = append(all, data...)
+	}
+	if err := os.WriteFile(file, all, 0o644); err != nil {
+		l.t.Logf("save the controller's log: %v", err)
 	}
 }
 

@@ -321,21 +321,67 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 func BenchmarkPushToResults(b *testing.B) {
 	n := realNode(b)
 	l := n.newLab(b, "push")
+	tl := n.watchTimeline(b, l.ns)
 	ctx := context.Background()
 	// A first push makes the controller clone the repository; the figure is
 	// for a repository it already watches.
 	first := trivialRepo(b, n, 1)
 	l.push("warm up", first)
 	l.waitResults(n.plannedRuns(b, first), 5*time.Minute)
+	const (
+		msPush      = "push"
+		msRequested = "pushed"
+		msResult    = "result on the branch"
+		msCreate    = "create called"
+	)
+	loopStages := newBreakdown(
+		stage{"git push (the git CLI, to git http-backend)", msPush, msRequested},
+		stage{"requestedAt → Job created (poll, fetch, plan, render, create)", msRequested, msJobCreated},
+		stage{"Job created → pod created (Job controller)", msJobCreated, msPodCreated},
+		stage{"pod created → scheduled (scheduler)", msPodCreated, msPodScheduled},
+		stage{"scheduled → init container running (kubelet, sandbox)", msPodScheduled, msInitRunning},
+		stage{"init running → done (verify context, copy runner)", msInitRunning, msInitDone},
+		stage{"init done → run container running", msInitDone, msRunRunning},
+		stage{"run running → done (expsync exec: command, outputs)", msRunRunning, msRunDone},
+		stage{"run done → Job finished (kubelet status, Job controller)", msRunDone, msJobFinished},
+		stage{"Job finished → Job deleted (collect, run cache)", msJobFinished, msJobDeleted},
+		stage{"Job deleted → results pushed (sign, commit, push)", msJobDeleted, msResult},
+	)
+	bareStages := newBreakdown(
+		stage{"create → Job created (seen by the watch)", msCreate, msJobCreated},
+		stage{"Job created → pod created (Job controller)", msJobCreated, msPodCreated},
+		stage{"pod created → scheduled (scheduler)", msPodCreated, msPodScheduled},
+		stage{"scheduled → container running (kubelet, sandbox)", msPodScheduled, msRunRunning},
+		stage{"running → done (the command)", msRunRunning, msRunDone},
+		stage{"done → Job finished (kubelet status, Job controller)", msRunDone, msJobFinished},
+	)
 	var loop, bare []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		repo := trivialSeedRepo(b, n, 1000+i)
 		ids := n.plannedRuns(b, repo)
+		l.remote.commitTree(fmt.Sprintf("seed %d", 1000+i), repo)
 		started := time.Now()
-		l.push(fmt.Sprintf("seed %d", 1000+i), repo)
+		l.remote.pushHead()
+		pushed := time.Now()
+		l.requestReconcile()
 		l.waitResults(ids, 5*time.Minute)
-		loop = append(loop, time.Since(started))
+		// The results were on the branch when the server answered the
+		// controller's push, not when this test's polling saw them.
+		onBranch := l.remote.receivedAfter(pushed)
+		if onBranch.IsZero() {
+			b.Fatalf("the results of run %s are on the branch, but the server answered no push of the controller after the commit", ids[0])
+		}
+		loop = append(loop, onBranch.Sub(started))
+		marks := tl.job(ids[0])
+		marks[msPush], marks[msRequested], marks[msResult] = started, pushed, onBranch
+		loopStages.add(marks)
+		if i == b.N-1 {
+			// The last iteration's Git requests: where the fetch and the
+			// results push spend their time.
+			fmt.Printf("the controller's Git requests of the last iteration (from the push; start, duration):\n  %s\n",
+				strings.Join(l.remote.requestsBetween(started, onBranch), "\n  "))
+		}
 
 		pod := barePod(n, "")
 		job := &batchv1.Job{
@@ -351,9 +397,15 @@ func BenchmarkPushToResults(b *testing.B) {
 			b.Fatalf("bare Job %s: %s %v", job.Name, typ, err)
 		}
 		bare = append(bare, time.Since(started))
+		marks = tl.job(job.Name)
+		marks[msCreate] = started
+		bareStages.add(marks)
 	}
 	b.StopTimer()
 	table(b, "push → result committed (controller) beside Job create → Complete", []string{"push-to-results (expsync)", "bare Job (peer)"}, [][]time.Duration{loop, bare})
+	fmt.Println(loopStages.print("where push → result goes (milestones as a watch sees them; p50 of each stage)"))
+	fmt.Println(bareStages.print("where the bare Job's time goes"))
+	l.saveControllerLog(os.Getenv("EXPSYNC_E2E_CONTROLLER_LOG"))
 }
 
 // BenchmarkHundredRunCommit: a commit with a 100-point sweep of the trivial
