@@ -60,7 +60,11 @@ func apiServer(t testing.TB) *rest.Config {
 		t.Skip(msg)
 	}
 	apiServerOnce.Do(func() {
-		apiServerOnce.env = &envtest.Environment{ControlPlaneStartTimeout: time.Minute,
+		// Bounds well above what start and CRD install take on a loaded
+		// 2-core CI machine (58 s against a 1-minute bound there; the CRD
+		// wait defaults to 10 s), as in test/envtest; each wait ends once ready.
+		apiServerOnce.env = &envtest.Environment{ControlPlaneStartTimeout: 3 * time.Minute,
+			CRDInstallOptions: envtest.CRDInstallOptions{MaxTime: 2 * time.Minute},
 			CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 		apiServerOnce.cfg, apiServerOnce.err = apiServerOnce.env.Start()
 	})
