@@ -32,9 +32,7 @@ func newGiteaLab(t *testing.T) *giteaLab {
 	l := &giteaLab{g: g, admin: admin}
 	_, l.base, l.head = g.PushBranches(t, g.User, "exps")
 	l.mb = l.base
-	if _, _, err := admin.PullRequests.CreatePullRequest(ctx, g.User, "exps", gitea.CreatePullRequestOption{Head: "feature", Base: "main", Title: "feature"}); err != nil {
-		t.Fatalf("open pull request: %v", err)
-	}
+	g.OpenPullRequest(t, g.User, "exps", "feature", "main", "feature")
 	return l
 }
 

@@ -10,12 +10,16 @@ package giteatest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	gitea "gitea.dev/sdk"
 )
 
 // Forge is a running Gitea with an admin account.
@@ -125,8 +129,9 @@ func Git(t testing.TB, dir string, args ...string) string {
 }
 
 // PushBranches makes a clone in a new folder with a commit on main and one
-// more on feature, pushes both to owner/name (which must exist) and
-// returns the clone and the two commits.
+// more on feature, pushes both to owner/name (which must exist), waits
+// until Gitea's API shows them (see WaitForBranch) and returns the clone
+// and the two commits.
 func (f *Forge) PushBranches(t testing.TB, owner, name string) (dir, base, head string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -145,5 +150,68 @@ func (f *Forge) PushBranches(t testing.TB, owner, name string) (dir, base, head 
 	write("feature\n")
 	Git(t, dir, "commit", "-q", "-am", "feature")
 	Git(t, dir, "push", "-q", f.RepoURL(owner, name), "feature")
-	return dir, base, Git(t, dir, "rev-parse", "HEAD")
+	head = Git(t, dir, "rev-parse", "HEAD")
+	f.WaitForBranch(t, owner, name, "main", base)
+	f.WaitForBranch(t, owner, name, "feature", head)
+	return dir, base, head
+}
+
+// indexDeadline bounds the waits for Gitea's background indexing: a hang
+// guard only, generous for a loaded CI machine.
+const indexDeadline = 3 * time.Minute
+
+// API is a client of Gitea's API as the admin.
+func (f *Forge) API(t testing.TB) *gitea.Client {
+	t.Helper()
+	c, err := gitea.NewClient(f.URL, gitea.SetToken(f.Token), gitea.SetGiteaVersion(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// BranchHead is the commit Gitea's API shows for owner/name's branch, ""
+// while it shows none.
+func (f *Forge) BranchHead(t testing.TB, owner, name, branch string) string {
+	t.Helper()
+	b, _, err := f.API(t).Repositories.GetRepoBranch(context.Background(), owner, name, branch)
+	if err != nil || b == nil || b.Commit == nil {
+		return ""
+	}
+	return b.Commit.ID
+}
+
+// WaitForBranch waits until Gitea's API shows owner/name's branch at
+// commit ("": at any commit). Gitea records a pushed branch in its
+// database in the background after `git push` returns: until then its API
+// answers 404 for the branch, and opening a pull request from or into it
+// fails with "not found" (seen under load in CI).
+func (f *Forge) WaitForBranch(t testing.TB, owner, name, branch, commit string) {
+	t.Helper()
+	deadline := time.Now().Add(indexDeadline)
+	for {
+		got := f.BranchHead(t, owner, name, branch)
+		if got != "" && (commit == "" || got == commit) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Gitea's API still shows branch %s of %s/%s at %q after %s, want %q", branch, owner, name, got, indexDeadline, commit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// OpenPullRequest opens a pull request from branch head into branch base
+// of owner/name once Gitea's API knows both branches (see WaitForBranch),
+// and returns it.
+func (f *Forge) OpenPullRequest(t testing.TB, owner, name, head, base, title string) *gitea.PullRequest {
+	t.Helper()
+	f.WaitForBranch(t, owner, name, base, "")
+	f.WaitForBranch(t, owner, name, head, "")
+	pr, _, err := f.API(t).PullRequests.CreatePullRequest(context.Background(), owner, name,
+		gitea.CreatePullRequestOption{Head: head, Base: base, Title: title})
+	if err != nil {
+		t.Fatalf("open pull request %s into %s of %s/%s: %v", head, base, owner, name, err)
+	}
+	return pr
 }

@@ -88,9 +88,7 @@ func TestForgeDownDelaysTheReportOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, head := g.PushBranches(t, g.User, "exps")
-	if _, _, err := admin.PullRequests.CreatePullRequest(ctx, g.User, "exps", gitea.CreatePullRequestOption{Head: "feature", Base: "main", Title: "f"}); err != nil {
-		t.Fatal(err)
-	}
+	g.OpenPullRequest(t, g.User, "exps", "feature", "main", "f")
 	flaky := newFlakyForge(t, g.URL)
 	flaky.down.Store(true)
 	client, err := forge.New(forge.Config{Kind: forge.Gitea, URL: flaky.srv.URL, WebURL: g.URL, Repository: g.User + "/exps", Token: g.Token,
