@@ -57,6 +57,10 @@ BASE and fails on HEAD is listed first.
 
 A pull request is compared with the merge base of its target branch:
   expsync diff --merge-base main pr-8        (or: expsync diff main...pr-8)
+The base's runs are the runs the merge base's experiment files plan; their
+results are read from BASE (main above, or --base-results): expsync commits
+results after the code that ran, so they may have landed after the merge
+base, and a run's signed folder is the same wherever it was committed.
 Its results live on its results branch (docs/results-branches.md):
   expsync diff main...pr-8-head --head-results pr-8-results
 
@@ -75,7 +79,7 @@ Exit codes: 0 compared, 1 a side could not be read, 2 usage.`,
 		f.StringVar(&o.Repo, "repo", "", "Git repository the revisions are read from (default: the current folder's)")
 		f.StringArrayVar(&o.Keys, "key", nil, "trusted public key file or KMS URI (repeatable)")
 		f.BoolVar(&o.MergeBase, "merge-base", false, "compare HEAD with the merge base of BASE and HEAD (as a pull request does)")
-		f.StringVar(&o.BaseResults, "base-results", "", "revision holding BASE's results, when not BASE itself")
+		f.StringVar(&o.BaseResults, "base-results", "", "revision holding BASE's results (default: BASE itself; with --merge-base, BASE rather than the merge base)")
 		f.StringVar(&o.HeadResults, "head-results", "", "revision holding HEAD's results (a pull request's results branch)")
 		f.StringVarP(&o.Output, "output", "o", "text", "output format: text, markdown or json")
 		f.StringVar(&o.Mode, "mode", string(v1alpha1.ModeLocal), "mode the runs were planned in: local or kubernetes")
@@ -172,17 +176,24 @@ func (o *diffOptions) sides() (diff.Side, diff.Side, error) {
 	if err != nil {
 		return diff.Side{}, diff.Side{}, err
 	}
-	baseLabel := o.Base
+	baseLabel, baseResults := o.Base, o.BaseResults
 	if o.MergeBase {
 		if baseCommit, err = repo.MergeBase(baseCommit, headCommit); err != nil {
 			return diff.Side{}, diff.Side{}, err
 		}
 		baseLabel = "merge base of " + o.Base + " and " + o.Head
+		if baseResults == "" {
+			// The merge base's runs, with their results as BASE holds
+			// them: expsync commits results after the code that ran, so
+			// the merge base itself may hold none of them yet.
+			baseResults = o.Base
+		}
 	}
-	base, err := revisionSide(repo, baseLabel, baseCommit, o.BaseResults)
+	base, err := revisionSide(repo, baseLabel, baseCommit, baseResults)
 	if err != nil {
 		return base, diff.Side{}, err
 	}
+	base.ResultsLater = o.MergeBase
 	head, err := revisionSide(repo, o.Head, headCommit, o.HeadResults)
 	return base, head, err
 }

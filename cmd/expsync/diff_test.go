@@ -44,7 +44,7 @@ func TestDiffCommand(t *testing.T) {
 			t.Fatalf("expsync run %s exited %d:\n%s\n%s", branch, code, stdout, stderr)
 		}
 	}
-	l.Commit("sweep", map[string]string{"experiments/sweep/sweep.yaml": diffSweep, "experiments/sweep/train.sh": diffTrain("1")})
+	experiments := l.Commit("sweep", map[string]string{"experiments/sweep/sweep.yaml": diffSweep, "experiments/sweep/train.sh": diffTrain("1")})
 	run("main")
 	l.Pull()
 	// The feature branch forks here and changes the code.
@@ -82,6 +82,18 @@ func TestDiffCommand(t *testing.T) {
 		if !strings.HasPrefix(r.Base.Label, "merge base of main and feature") {
 			t.Errorf("diff %v: base labelled %q", args, r.Base.Label)
 		}
+	}
+	// A branch off the experiments commit, from before main's results
+	// landed: the merge base holds no results, main does. The base's runs
+	// are the merge base's, with their results as main holds them (CI saw
+	// every base run "pending" when the merge base's own tree was read).
+	l.Git(l.Peer, "branch", "early", experiments)
+	if r := report("main...early"); r.Totals != (diff.Counts{Unchanged: 2}) {
+		t.Errorf("diff main...early: totals %+v, want both runs unchanged (the base's results are main's)", r.Totals)
+	}
+	// --base-results still names where the base's results are.
+	if r := report("--merge-base", "main", "early", "--base-results", "early", "--head-results", "main"); r.Totals != (diff.Counts{Changed: 2}) {
+		t.Errorf("diff --merge-base main early --base-results early --head-results main: totals %+v, want 2 changed from pending", r.Totals)
 	}
 	if r := report("main", "feature"); r.Totals.Removed != 1 || r.Totals.Changed != 2 {
 		t.Errorf("diff main feature: totals %+v, want main's later run removed and 2 changed", r.Totals)

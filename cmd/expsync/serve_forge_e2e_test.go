@@ -101,7 +101,7 @@ func TestServePullRequestStatusesAndCommentOnGitea(t *testing.T) {
 	}
 	p := &forgePeer{t: t, dir: t.TempDir(), push: g.RepoURL(owner, "exps"), signKey: filepath.Join(keys, "contributor")}
 	p.git("init", "-q", "-b", "main")
-	p.commit("main", "sweep", false, map[string]string{
+	experiments := p.commit("main", "sweep", false, map[string]string{
 		"experiments/sweep/sweep.yaml": strings.Replace(forgeSweep, "SEEDS", "1, 2", 1),
 		"experiments/sweep/train.sh":   forgeTrain("1"),
 	})
@@ -125,26 +125,25 @@ func TestServePullRequestStatusesAndCommentOnGitea(t *testing.T) {
 	serve := startServe(t, config)
 	defer serve.stop(t)
 
-	branchHead := func(branch string) string {
-		b, _, err := admin.Repositories.GetRepoBranch(ctx, owner, "exps", branch)
-		if err != nil || b.Commit == nil {
-			return ""
-		}
-		return b.Commit.ID
-	}
-	first := branchHead("main")
-	waitFor(t, "main's results commit", 3*time.Minute, func() bool { return branchHead("main") != first }, serve.output)
-	p.git("pull", "-q", p.push, "main")
-
-	// A pull request: new code (the loss doubles) and one more seed.
+	// A pull request: new code (the loss doubles) and one more seed. It
+	// branches off the experiments commit, before main's results land, so
+	// its merge base holds no results: the base's runs are the merge
+	// base's, their results are read from main as it is when the report is
+	// made. (CI branched there by accident: the test read main's head
+	// before Gitea had indexed the first push, got "", and took the
+	// experiments commit for main's results commit.)
 	p.git("checkout", "-q", "-b", "feature")
 	head1 := p.commit("feature", "double the loss, add seed 3", true, map[string]string{
 		"experiments/sweep/sweep.yaml": strings.Replace(forgeSweep, "SEEDS", "1, 2, 3", 1),
 		"experiments/sweep/train.sh":   forgeTrain("2"),
 	})
-	if _, _, err := admin.PullRequests.CreatePullRequest(ctx, owner, "exps", gitea.CreatePullRequestOption{Head: "feature", Base: "main", Title: "double the loss"}); err != nil {
-		t.Fatalf("open pull request: %v", err)
-	}
+	// Opened once main holds both runs' results (serve may commit them in
+	// more than one commit), so the report compares with them.
+	waitFor(t, "main's results of both runs", 3*time.Minute, func() bool {
+		head := g.BranchHead(t, owner, "exps", "main")
+		return head != "" && head != experiments && runFolders(ctx, admin, owner, head, "results/sweep") == 2
+	}, serve.output)
+	g.OpenPullRequest(t, owner, "exps", "feature", "main", "double the loss")
 	final := waitForFinalStatus(t, admin, owner, head1, serve)
 	if final.State != gitea.StatusSuccess || !strings.Contains(final.Description, "3 runs succeeded; 2 changed, 1 added, 0 removed against main") {
 		t.Errorf("final status of the pull request: %s %q", final.State, final.Description)
@@ -187,15 +186,14 @@ func TestServePullRequestStatusesAndCommentOnGitea(t *testing.T) {
 
 	// A pull request forging a results folder (and changing nothing else).
 	p.git("checkout", "-q", "main")
+	p.git("pull", "-q", p.push, "main")
 	p.git("checkout", "-q", "-b", "forged")
 	forgedID := strings.Repeat("f0", 32)
 	head3 := p.commit("forged", "results, trust me", true, map[string]string{
 		"results/sweep/" + forgedID + "/run.json":     `{"runID": "` + forgedID + `", "experiment": "sweep", "status": "Succeeded", "params": {"seed": 9}}`,
 		"results/sweep/" + forgedID + "/metrics.json": `{"loss": 0}`,
 	})
-	if _, _, err := admin.PullRequests.CreatePullRequest(ctx, owner, "exps", gitea.CreatePullRequestOption{Head: "forged", Base: "main", Title: "forged"}); err != nil {
-		t.Fatal(err)
-	}
+	g.OpenPullRequest(t, owner, "exps", "forged", "main", "forged")
 	final = waitForFinalStatus(t, admin, owner, head3, serve)
 	if final.State != gitea.StatusFailure || !strings.Contains(final.Description, "1 results folder did not verify: results/sweep/"+forgedID) {
 		t.Errorf("status of the forging pull request: %s %q", final.State, final.Description)
@@ -208,9 +206,7 @@ func TestServePullRequestStatusesAndCommentOnGitea(t *testing.T) {
 	p.git("checkout", "-q", "main")
 	p.git("checkout", "-q", "-b", "unsigned")
 	head4 := p.commit("unsigned", "unsigned", false, map[string]string{"experiments/sweep/train.sh": forgeTrain("5")})
-	if _, _, err := admin.PullRequests.CreatePullRequest(ctx, owner, "exps", gitea.CreatePullRequestOption{Head: "unsigned", Base: "main", Title: "unsigned"}); err != nil {
-		t.Fatal(err)
-	}
+	g.OpenPullRequest(t, owner, "exps", "unsigned", "main", "unsigned")
 	final = waitForFinalStatus(t, admin, owner, head4, serve)
 	if final.State != gitea.StatusFailure || !strings.Contains(final.Description, "may not run") {
 		t.Errorf("status of the unsigned pull request: %s %q", final.State, final.Description)
@@ -218,6 +214,21 @@ func TestServePullRequestStatusesAndCommentOnGitea(t *testing.T) {
 	if strings.Contains(serve.output(), g.Token) {
 		t.Errorf("the forge token is in serve's log")
 	}
+}
+
+// runFolders counts the folders below dir at commit.
+func runFolders(ctx context.Context, admin *gitea.Client, owner, commit, dir string) int {
+	entries, _, err := admin.Repositories.ListContents(ctx, owner, "exps", commit, dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Type == "dir" {
+			n++
+		}
+	}
+	return n
 }
 
 // waitForFinalStatus waits until commit's expsync status is success or

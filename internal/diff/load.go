@@ -28,6 +28,11 @@ type Side struct {
 	// plan (expsync.yaml), else "results"; "." when Results is the
 	// results folder itself.
 	ResultsRoot string
+	// ResultsLater: Results is a later revision of Code's branch (a pull
+	// request's target branch as it is now, read for its merge base). Its
+	// results of runs Code does not plan are not this side's: they are
+	// left out without counting as stale (they may be newer code's).
+	ResultsLater bool
 }
 
 // Options tune Compute.
@@ -86,6 +91,9 @@ func load(s Side, opts Options) (*side, error) {
 	}
 	if plan != nil {
 		out.fromPlan(plan, verified, layout)
+		if s.ResultsLater {
+			clear(out.stale)
+		}
 	} else {
 		out.latestPerPoint(verified, layout)
 	}

@@ -64,6 +64,24 @@ func (r *Reviewer) compare(ctx context.Context, pr PullRequest, fpr forge.PullRe
 		return nil, fmt.Errorf("pull request %d: read its base %s at %s: %w", pr.Number, fpr.BaseBranch, short(fpr.MergeBase), err)
 	}
 	defer releaseBase()
+	// The base's runs are the runs the merge base's experiment files plan;
+	// their results are read from the target branch as it is now. expsync
+	// commits a commit's results after it, in one or more results commits
+	// (and later commits keep them: results stay when code moves on), so
+	// the merge base itself holds none or some of them when the pull
+	// request branched off before they all landed. A run's result is the
+	// same wherever it was committed (its folder is named by its run ID
+	// and signed for it), and only verified folders count.
+	var baseResults tree.Reader
+	switch res, release, err := r.trees(ctx, baseRef, ""); {
+	case err == nil:
+		defer release()
+		baseResults = res
+	case errors.Is(err, ErrNoResultsYet):
+		// The target branch is gone: the merge base's own results.
+	default:
+		return nil, fmt.Errorf("pull request %d: read the results of its target branch %s: %w", pr.Number, fpr.BaseBranch, err)
+	}
 	head, releaseHead, err := r.trees(ctx, pr.Ref, pr.Commit)
 	if err != nil {
 		return nil, fmt.Errorf("pull request %d: read %s at %s: %w", pr.Number, pr.Ref, short(pr.Commit), err)
@@ -86,7 +104,7 @@ func (r *Reviewer) compare(ctx context.Context, pr PullRequest, fpr forge.PullRe
 		baseLabel += " (merge base)"
 	}
 	return diff.Compute(
-		diff.Side{Label: baseLabel, Commit: fpr.MergeBase, Code: base},
+		diff.Side{Label: baseLabel, Commit: fpr.MergeBase, Code: base, Results: baseResults, ResultsLater: baseResults != nil},
 		diff.Side{Label: fmt.Sprintf("pull request %d", pr.Number), Commit: pr.Commit, Code: head, Results: headResults},
 		diff.Options{Keys: r.o.Keys, Plan: r.o.Plan})
 }
@@ -150,9 +168,9 @@ func (r *Reviewer) comment(pr PullRequest, fpr forge.PullRequest, branch string,
 	icon := map[forge.State]string{forge.StateSuccess: "✅", forge.StateFailure: "❌", forge.StatePending: "⏳"}[st.State]
 	intro := fmt.Sprintf("%s **%s** — results on [%s](%s), signed and verified.",
 		icon, diff.EscapeMarkdown(st.Description, 300), diff.CodeSpan(branch, 100), r.o.Forge.FileURL(branch, rep.Head.ResultsRoot+"/README.md"))
-	full := fmt.Sprintf("For the whole diff, fetch %s and %s, then run %s.",
-		diff.CodeSpan(pr.Ref, 100), diff.CodeSpan("refs/heads/"+branch, 100),
-		diff.CodeSpan(fmt.Sprintf("expsync diff %s %s --head-results %s --key KEY.pub", short(rep.Base.Commit), short(pr.Commit), branch), 300))
+	full := fmt.Sprintf("For the whole diff, fetch %s, %s and %s, then run %s.",
+		diff.CodeSpan("refs/heads/"+fpr.BaseBranch, 100), diff.CodeSpan(pr.Ref, 100), diff.CodeSpan("refs/heads/"+branch, 100),
+		diff.CodeSpan(fmt.Sprintf("expsync diff %s %s --base-results %s --head-results %s --key KEY.pub", short(rep.Base.Commit), short(pr.Commit), fpr.BaseBranch, branch), 300))
 	budget := r.o.Forge.MaxCommentBytes() - len(marker) - 64
 	md := diff.Markdown(rep, diff.MarkdownOptions{Title: title, Intro: intro, MaxRows: 100, MaxBytes: budget, Full: full,
 		Link: func(p string) string { return r.o.Forge.FileURL(branch, p) }})
