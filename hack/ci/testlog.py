@@ -42,7 +42,9 @@ def main():
             elif action == "output":
                 line = ev.get("Output", "")
                 if test is None:
-                    if not line.startswith(NOISE):
+                    # -json implies -v: its "PASS" of a package that passed
+                    # is not what plain go test prints (its ok line is).
+                    if not line.startswith(NOISE) and line != "PASS\n":
                         out(line)
                 elif not line.startswith(NOISE):
                     buffers.setdefault((pkg, test), []).append(line)
