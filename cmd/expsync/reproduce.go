@@ -245,7 +245,12 @@ func (o *reproduceOptions) objects(ctx context.Context) (*reproduce.Objects, str
 		return reproduce.NewObjects(r.Storer), "the repository holding " + o.Paths[0], nothing, nil
 	}
 	if info, err := os.Stat(repo); err == nil && info.IsDir() {
-		r, err := git.PlainOpenWithOptions(repo, &git.PlainOpenOptions{DetectDotGit: true})
+		// A bare repository first: DetectDotGit looks only for a .git
+		// folder (here or above) and so never finds one.
+		r, err := git.PlainOpen(repo)
+		if err != nil {
+			r, err = git.PlainOpenWithOptions(repo, &git.PlainOpenOptions{DetectDotGit: true})
+		}
 		if err != nil {
 			return nil, "", nothing, fmt.Errorf("--repo %s: %w", repo, err)
 		}
