@@ -42,10 +42,13 @@ const (
 
 // Experiment is one document of kind Experiment.
 type Experiment struct {
-	APIVersion string         `json:"apiVersion" yaml:"apiVersion"`
-	Kind       string         `json:"kind" yaml:"kind"`
-	Metadata   ObjectMeta     `json:"metadata" yaml:"metadata"`
-	Spec       ExperimentSpec `json:"spec" yaml:"spec"`
+	// APIVersion is always "expsync.dev/v1alpha1" (required).
+	APIVersion string `json:"apiVersion" yaml:"apiVersion"`
+	// Kind is "Experiment" ("ExperimentTemplate" in a template file, which
+	// has only a spec) (required).
+	Kind     string         `json:"kind" yaml:"kind"`
+	Metadata ObjectMeta     `json:"metadata" yaml:"metadata"`
+	Spec     ExperimentSpec `json:"spec" yaml:"spec"`
 }
 
 // ObjectMeta names an experiment. Labels and annotations are free-form notes
@@ -53,8 +56,12 @@ type Experiment struct {
 type ObjectMeta struct {
 	// Name is unique per repository: a DNS-1123 label of at most
 	// MaxNameLength characters, so Job names built from it fit in 63.
-	Name        string            `json:"name" yaml:"name"`
-	Labels      map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Name string `json:"name" yaml:"name"`
+	// Labels are free-form notes (team, project); Kubernetes mode copies
+	// them onto the run's Job. Never part of a run's identity.
+	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	// Annotations are free-form notes for tools; never part of a run's
+	// identity.
 	Annotations map[string]string `json:"annotations,omitempty" yaml:"annotations,omitempty"`
 }
 
@@ -73,8 +80,12 @@ type ExperimentSpec struct {
 	// Command is the program and its arguments; Args are appended to it.
 	// Both may use {{params.NAME}}.
 	Command []string `json:"command,omitempty" yaml:"command,omitempty"`
-	Args    []string `json:"args,omitempty" yaml:"args,omitempty"`
-	Env     []EnvVar `json:"env,omitempty" yaml:"env,omitempty"`
+	// Args are appended to Command (a template's command with the
+	// experiment's arguments, say); {{params.NAME}} works here too.
+	Args []string `json:"args,omitempty" yaml:"args,omitempty"`
+	// Env are the run's environment variables, each a literal value or a
+	// secret reference; merged with a template's by name.
+	Env []EnvVar `json:"env,omitempty" yaml:"env,omitempty"`
 	// Context is the repository subtree (from the root) that becomes the work
 	// folder; default: the experiment file's folder.
 	Context string `json:"context,omitempty" yaml:"context,omitempty"`
@@ -84,8 +95,12 @@ type ExperimentSpec struct {
 	Sweep  *Sweep         `json:"sweep,omitempty" yaml:"sweep,omitempty"`
 	// Repeat runs every point this many times (default 1); run i > 0 of a
 	// point has its own ID, so raising repeat adds runs and keeps the others.
-	Repeat  int      `json:"repeat,omitempty" yaml:"repeat,omitempty"`
-	Inputs  []Input  `json:"inputs,omitempty" yaml:"inputs,omitempty"`
+	Repeat int     `json:"repeat,omitempty" yaml:"repeat,omitempty"`
+	Inputs []Input `json:"inputs,omitempty" yaml:"inputs,omitempty"`
+	// Outputs are the files (or folders, ending in "/") of the work folder
+	// the run produces: hashed, attested and committed (up to 1 MiB per
+	// file; larger ones are recorded by digest and kept in the store). A
+	// declared output the run does not write fails the run.
 	Outputs []string `json:"outputs,omitempty" yaml:"outputs,omitempty"`
 	// Metrics is a flat JSON object of numbers, relative to the work folder.
 	Metrics string `json:"metrics,omitempty" yaml:"metrics,omitempty"`
@@ -99,18 +114,32 @@ type ExperimentSpec struct {
 	// in every verdict; never part of a run's identity.
 	Reproduce *Reproduce `json:"reproduce,omitempty" yaml:"reproduce,omitempty"`
 
-	Resources         Resources         `json:"resources,omitempty" yaml:"resources,omitempty"`
-	Timeout           Duration          `json:"timeout,omitempty" yaml:"timeout,omitempty"`
-	Retries           Retries           `json:"retries,omitempty" yaml:"retries,omitempty"`
-	Queue             string            `json:"queue,omitempty" yaml:"queue,omitempty"`
-	PriorityClassName string            `json:"priorityClassName,omitempty" yaml:"priorityClassName,omitempty"`
-	NodeSelector      map[string]string `json:"nodeSelector,omitempty" yaml:"nodeSelector,omitempty"`
-	Tolerations       []Toleration      `json:"tolerations,omitempty" yaml:"tolerations,omitempty"`
+	Resources Resources `json:"resources,omitempty" yaml:"resources,omitempty"`
+	// Timeout bounds each attempt of a run (default: expsync.yaml's
+	// defaults.timeout, else 1h); the run is then stopped (SIGTERM to its
+	// process group, then SIGKILL) and counts as timed out.
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	Retries Retries  `json:"retries,omitempty" yaml:"retries,omitempty"`
+	// Queue is the Kueue LocalQueue the run's Job is submitted to
+	// (Kubernetes mode; default: expsync.yaml's defaults.queue, else none):
+	// the Job waits suspended until Kueue admits it. Ignored in local mode.
+	Queue string `json:"queue,omitempty" yaml:"queue,omitempty"`
+	// PriorityClassName is the run pod's PriorityClass (Kubernetes mode;
+	// default: expsync.yaml's defaults.priorityClassName, else none).
+	PriorityClassName string `json:"priorityClassName,omitempty" yaml:"priorityClassName,omitempty"`
+	// NodeSelector places the run's pod on nodes with these labels
+	// (Kubernetes mode).
+	NodeSelector map[string]string `json:"nodeSelector,omitempty" yaml:"nodeSelector,omitempty"`
+	// Tolerations let the run's pod onto tainted nodes (Kubernetes mode).
+	Tolerations []Toleration `json:"tolerations,omitempty" yaml:"tolerations,omitempty"`
 }
 
 // EnvVar is a literal value or a secret reference, never both.
 type EnvVar struct {
-	Name      string     `json:"name" yaml:"name"`
+	// Name is the variable's name (required).
+	Name string `json:"name" yaml:"name"`
+	// Value is a literal value; {{params.NAME}} works here. Part of the
+	// run's identity.
 	Value     string     `json:"value,omitempty" yaml:"value,omitempty"`
 	SecretRef *SecretRef `json:"secretRef,omitempty" yaml:"secretRef,omitempty"`
 }
@@ -118,16 +147,25 @@ type EnvVar struct {
 // SecretRef names a Kubernetes Secret key (kube mode) or, in local mode, the
 // operator's environment variable EXPSYNC_SECRET_<NAME>_<KEY>; see the runner.
 type SecretRef struct {
+	// Name is the Secret's name (required); only {name, key} enter the
+	// run's identity, never the value.
 	Name string `json:"name" yaml:"name"`
-	Key  string `json:"key" yaml:"key"`
+	// Key is the key in the Secret (required).
+	Key string `json:"key" yaml:"key"`
 }
 
 // Sweep expands an experiment into points: the cartesian product of Matrix,
 // minus every point that matches an Exclude entry, plus every Include entry
 // (an include entry is a point of its own, added after exclusion).
 type Sweep struct {
-	Matrix  map[string][]any `json:"matrix,omitempty" yaml:"matrix,omitempty"`
+	// Matrix maps a parameter to its values; the sweep is every
+	// combination of them.
+	Matrix map[string][]any `json:"matrix,omitempty" yaml:"matrix,omitempty"`
+	// Include adds points: each entry is one point (parameters over the
+	// defaults), added after exclusion.
 	Include []map[string]any `json:"include,omitempty" yaml:"include,omitempty"`
+	// Exclude drops every matrix point whose parameters match all of an
+	// entry's.
 	Exclude []map[string]any `json:"exclude,omitempty" yaml:"exclude,omitempty"`
 }
 
@@ -136,7 +174,10 @@ type Sweep struct {
 // combination of the other swept parameters. Against may be left out when
 // the sweep varies exactly one parameter.
 type Plot struct {
-	Metric  string `json:"metric" yaml:"metric"`
+	// Metric is a key of the metrics file, plotted on the y axis (required).
+	Metric string `json:"metric" yaml:"metric"`
+	// Against is the swept parameter on the x axis; its values must be
+	// numbers (default: the sweep's only parameter, when it varies one).
 	Against string `json:"against,omitempty" yaml:"against,omitempty"`
 }
 
@@ -158,19 +199,29 @@ type Reproduce struct {
 // Rel times the attested value's magnitude: |new - attested| <=
 // max(Abs, Rel*|attested|).
 type MetricTolerance struct {
-	Name string  `json:"name" yaml:"name"`
-	Abs  float64 `json:"abs,omitempty" yaml:"abs,omitempty"`
-	Rel  float64 `json:"rel,omitempty" yaml:"rel,omitempty"`
+	// Name is a key of the metrics file (required).
+	Name string `json:"name" yaml:"name"`
+	// Abs is the absolute difference allowed (default 0).
+	Abs float64 `json:"abs,omitempty" yaml:"abs,omitempty"`
+	// Rel is the difference allowed relative to the attested value's
+	// magnitude (default 0).
+	Rel float64 `json:"rel,omitempty" yaml:"rel,omitempty"`
 }
 
 // Input is a file placed in the work folder before the command starts: fetched
 // from URI (then SHA256 is required), or a repository File (hashed from the
 // tree; SHA256, when given, must match it).
 type Input struct {
+	// Name names the input (required, unique in the experiment).
 	Name string `json:"name" yaml:"name"`
-	URI  string `json:"uri,omitempty" yaml:"uri,omitempty"`
+	// URI is an http(s) URL the input is fetched from once, then served
+	// from the store; SHA256 is then required and checked before the run
+	// starts (a mismatch ends the run as InputMismatch).
+	URI string `json:"uri,omitempty" yaml:"uri,omitempty"`
 	// File is a repository path from the root.
-	File   string `json:"file,omitempty" yaml:"file,omitempty"`
+	File string `json:"file,omitempty" yaml:"file,omitempty"`
+	// SHA256 is the input's digest (64 hex): required with URI; with File
+	// it must match the file's.
 	SHA256 string `json:"sha256,omitempty" yaml:"sha256,omitempty"`
 	// Path is where the file lands, relative to the work folder; default
 	// "inputs/<name>".
@@ -179,35 +230,56 @@ type Input struct {
 
 // Resources are per-run requests (and limits, for memory and GPUs).
 type Resources struct {
-	CPU    string `json:"cpu,omitempty" yaml:"cpu,omitempty"`
+	// CPU is the CPU request, a Kubernetes quantity ("500m", "2"); local
+	// mode schedules runs by it (default: expsync.yaml's defaults, else
+	// none).
+	CPU string `json:"cpu,omitempty" yaml:"cpu,omitempty"`
+	// Memory is the memory request and limit of the run's container, a
+	// quantity ("512Mi", "16Gi"); local mode schedules runs by it but does
+	// not enforce it (default: expsync.yaml's defaults, else none).
 	Memory string `json:"memory,omitempty" yaml:"memory,omitempty"`
 	// GPU is a count of GPUResource (default "nvidia.com/gpu").
-	GPU              int    `json:"gpu,omitempty" yaml:"gpu,omitempty"`
-	GPUResource      string `json:"gpuResource,omitempty" yaml:"gpuResource,omitempty"`
+	GPU int `json:"gpu,omitempty" yaml:"gpu,omitempty"`
+	// GPUResource is the extended resource GPUs are requested as (default
+	// "nvidia.com/gpu").
+	GPUResource string `json:"gpuResource,omitempty" yaml:"gpuResource,omitempty"`
+	// EphemeralStorage is the pod's ephemeral-storage request and limit
+	// (Kubernetes mode), a quantity ("1Gi").
 	EphemeralStorage string `json:"ephemeralStorage,omitempty" yaml:"ephemeralStorage,omitempty"`
 }
 
 // Retries says how often a failed attempt is retried and which exit codes
 // mean "transient"; infrastructure failures always retry.
 type Retries struct {
-	Limit       int     `json:"limit,omitempty" yaml:"limit,omitempty"`
+	// Limit is how many times a transient failure is retried (default 0).
+	Limit int `json:"limit,omitempty" yaml:"limit,omitempty"`
+	// OnExitCodes are the command's exit codes that mean "transient, try
+	// again"; any other failure is the run's result.
 	OnExitCodes []int32 `json:"onExitCodes,omitempty" yaml:"onExitCodes,omitempty"`
 }
 
 // Toleration mirrors core/v1 Toleration.
 type Toleration struct {
-	Key               string `json:"key,omitempty" yaml:"key,omitempty"`
-	Operator          string `json:"operator,omitempty" yaml:"operator,omitempty"`
-	Value             string `json:"value,omitempty" yaml:"value,omitempty"`
-	Effect            string `json:"effect,omitempty" yaml:"effect,omitempty"`
+	// Key is the taint's key (empty with operator Exists: every taint).
+	Key string `json:"key,omitempty" yaml:"key,omitempty"`
+	// Operator is Equal or Exists (default Equal).
+	Operator string `json:"operator,omitempty" yaml:"operator,omitempty"`
+	// Value is the taint's value (operator Equal).
+	Value string `json:"value,omitempty" yaml:"value,omitempty"`
+	// Effect is the taint effect tolerated: NoSchedule, PreferNoSchedule or
+	// NoExecute (empty: every effect).
+	Effect string `json:"effect,omitempty" yaml:"effect,omitempty"`
+	// TolerationSeconds bounds how long a NoExecute taint is tolerated.
 	TolerationSeconds *int64 `json:"tolerationSeconds,omitempty" yaml:"tolerationSeconds,omitempty"`
 }
 
 // RepositoryConfig is expsync.yaml at the repository root. Every field is
 // optional; a repository without the file gets the defaults.
 type RepositoryConfig struct {
+	// APIVersion is "expsync.dev/v1alpha1" when set.
 	APIVersion string `json:"apiVersion,omitempty" yaml:"apiVersion,omitempty"`
-	Kind       string `json:"kind,omitempty" yaml:"kind,omitempty"`
+	// Kind is "RepositoryConfig" when set.
+	Kind string `json:"kind,omitempty" yaml:"kind,omitempty"`
 	// Experiments is the folder (from the root) searched recursively for
 	// experiment files (*.yaml, *.yml); default "experiments".
 	Experiments string `json:"experiments,omitempty" yaml:"experiments,omitempty"`
@@ -228,10 +300,13 @@ type RepositoryConfig struct {
 
 // Defaults are repository-wide scheduling defaults; they never enter a run ID.
 type Defaults struct {
-	Resources         Resources `json:"resources,omitempty" yaml:"resources,omitempty"`
-	Timeout           Duration  `json:"timeout,omitempty" yaml:"timeout,omitempty"`
-	Queue             string    `json:"queue,omitempty" yaml:"queue,omitempty"`
-	PriorityClassName string    `json:"priorityClassName,omitempty" yaml:"priorityClassName,omitempty"`
+	Resources Resources `json:"resources,omitempty" yaml:"resources,omitempty"`
+	// Timeout per attempt of experiments that set none (default 1h).
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	// Queue is the Kueue LocalQueue of experiments that set none.
+	Queue string `json:"queue,omitempty" yaml:"queue,omitempty"`
+	// PriorityClassName of experiments that set none.
+	PriorityClassName string `json:"priorityClassName,omitempty" yaml:"priorityClassName,omitempty"`
 }
 
 // Limits bound what a repository may ask for. Zero means "not set" (the
@@ -261,9 +336,10 @@ type Limits struct {
 	MaxRetries int `json:"maxRetries,omitempty" yaml:"maxRetries,omitempty"`
 	// MaxGPUs bounds spec.resources.gpu.
 	MaxGPUs int `json:"maxGPUs,omitempty" yaml:"maxGPUs,omitempty"`
-	// MaxOutputBytes bounds a run's outputs; MaxLogBytes its captured log.
+	// MaxOutputBytes bounds a run's outputs (enforced by the runner).
 	MaxOutputBytes int64 `json:"maxOutputBytes,omitempty" yaml:"maxOutputBytes,omitempty"`
-	MaxLogBytes    int64 `json:"maxLogBytes,omitempty" yaml:"maxLogBytes,omitempty"`
+	// MaxLogBytes bounds a run's captured log (enforced by the runner).
+	MaxLogBytes int64 `json:"maxLogBytes,omitempty" yaml:"maxLogBytes,omitempty"`
 	// MaxOutputFiles bounds the files of a run's outputs (contract.MaxOutputFiles
 	// at most: its run.json and attestation list each one).
 	MaxOutputFiles int `json:"maxOutputFiles,omitempty" yaml:"maxOutputFiles,omitempty"`

@@ -5,15 +5,28 @@ import "time"
 // Config is the YAML file of `expsync serve --config FILE`: a deployment
 // and the repositories it watches.
 type Config struct {
-	// Store, State and Key as for `expsync run`.
+	// Store is the folder of blobs, outputs, logs and the run cache, as
+	// `expsync run --store` (default: $EXPSYNC_STORE, else
+	// ~/.cache/expsync/store).
 	Store string `yaml:"store"`
+	// State is the folder of Git caches, the journal and work folders, as
+	// `expsync run --state` (default: $EXPSYNC_STATE, else
+	// ~/.local/state/expsync).
 	State string `yaml:"state"`
-	Key   string `yaml:"key"`
+	// Key is the signing key file, cosign's encrypted format (`expsync
+	// keygen`), passphrase from EXPSYNC_PASSWORD (default: $EXPSYNC_KEY;
+	// required).
+	Key string `yaml:"key"`
 	// TrustedKeys are further public keys whose results count as done.
 	TrustedKeys []string `yaml:"trustedKeys"`
-	BuilderID   string   `yaml:"builderID"`
-	// Interval between polls; BatchInterval between results commits.
-	Interval      Duration `yaml:"interval"`
+	// BuilderID is the attestations' builder ID (default
+	// "https://expsync.dev/builder/local/unisolated", which says what local
+	// mode is).
+	BuilderID string `yaml:"builderID"`
+	// Interval between polls of each repository (default 30s).
+	Interval Duration `yaml:"interval"`
+	// BatchInterval between results commits of one ref: finished runs are
+	// committed together (default 10s).
 	BatchInterval Duration `yaml:"batchInterval"`
 	// Concurrency bounds the runs at once (0: CPU and memory requests).
 	Concurrency int `yaml:"concurrency"`
@@ -45,7 +58,9 @@ type AuditConfig struct {
 
 // AuthorConfig is the author of results commits.
 type AuthorConfig struct {
-	Name  string `yaml:"name"`
+	// Name of the results commits' author (default "expsync").
+	Name string `yaml:"name"`
+	// Email of the results commits' author (default "expsync@localhost").
 	Email string `yaml:"email"`
 }
 
@@ -53,19 +68,35 @@ type AuthorConfig struct {
 // ExperimentRepository's spec mirrors it, with a Secret in place of Auth
 // and of the key files.
 type RepositoryConfig struct {
-	URL       string        `yaml:"url"`
-	AllowHTTP bool          `yaml:"allowHTTP"`
-	Auth      *AuthConfig   `yaml:"auth"`
-	Refs      []RefConfig   `yaml:"refs"`
-	Verify    *VerifyConfig `yaml:"verify"`
+	// URL is the Git remote: https://, ssh://, user@host:path, a path or
+	// file:// (required); never with credentials in it.
+	URL string `yaml:"url"`
+	// AllowHTTP permits a plain http:// URL (default false: credentials
+	// and code would cross the network in clear).
+	AllowHTTP bool        `yaml:"allowHTTP"`
+	Auth      *AuthConfig `yaml:"auth"`
+	// Refs are the watched refs (required: at least one, for example
+	// {pattern: main, trusted: true}).
+	Refs   []RefConfig   `yaml:"refs"`
+	Verify *VerifyConfig `yaml:"verify"`
 	// Forge posts statuses and a comment on pull requests.
 	Forge *ForgeConfig `yaml:"forge"`
 }
 
 // RefConfig is a watched ref pattern (gitsource.RefPolicy).
 type RefConfig struct {
-	Pattern       string `yaml:"pattern"`
-	Trusted       bool   `yaml:"trusted"`
+	// Pattern is a branch ("main"), a branch glob ("exp/*") or a full ref
+	// name or glob ("refs/pull/*/head"); '*' matches within one path
+	// segment (required).
+	Pattern string `yaml:"pattern"`
+	// Trusted refs run their commits; untrusted ones (pull requests) run a
+	// commit only when every new commit is signed by a key of verify
+	// (default false).
+	Trusted bool `yaml:"trusted"`
+	// ResultsBranch receives the results of refs that cannot take commits
+	// (pull request heads): a template, {{number}} the pull request's
+	// number, {{ref}} the ref without refs/ (default: the ref itself, which
+	// must then be a branch).
 	ResultsBranch string `yaml:"resultsBranch"`
 }
 
@@ -73,8 +104,12 @@ type RefConfig struct {
 type VerifyConfig struct {
 	// Required verifies trusted refs too: a trusted ref's first signed
 	// head is its baseline, then every new commit is checked.
-	Required    bool     `yaml:"required"`
+	Required bool `yaml:"required"`
+	// PGPKeyFiles are armored public keys whose commit signatures are
+	// allowed.
 	PGPKeyFiles []string `yaml:"pgpKeyFiles"`
+	// SSHKeyFiles hold SSH public keys (authorized_keys lines) whose
+	// commit signatures are allowed.
 	SSHKeyFiles []string `yaml:"sshKeyFiles"`
 	// From are full IDs of signed commits accepted as baselines.
 	From []string `yaml:"from"`
@@ -83,10 +118,18 @@ type VerifyConfig struct {
 // AuthConfig names where a repository's credentials come from; the file
 // never holds them.
 type AuthConfig struct {
-	UsernameEnv    string `yaml:"usernameEnv"`
-	PasswordEnv    string `yaml:"passwordEnv"`
-	TokenEnv       string `yaml:"tokenEnv"`
-	SSHKeyFile     string `yaml:"sshKeyFile"`
+	// UsernameEnv names the variable holding the HTTPS user name.
+	UsernameEnv string `yaml:"usernameEnv"`
+	// PasswordEnv names the variable holding the HTTPS password; its value
+	// is redacted from logs and runs.
+	PasswordEnv string `yaml:"passwordEnv"`
+	// TokenEnv names the variable holding an HTTPS bearer token; its value
+	// is redacted from logs and runs.
+	TokenEnv string `yaml:"tokenEnv"`
+	// SSHKeyFile is the SSH private key file for ssh:// URLs.
+	SSHKeyFile string `yaml:"sshKeyFile"`
+	// KnownHostsFile holds the SSH server's host keys (required with
+	// SSHKeyFile: a host key is never accepted unseen).
 	KnownHostsFile string `yaml:"knownHostsFile"`
 }
 

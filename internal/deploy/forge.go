@@ -18,11 +18,21 @@ import (
 // token is read from the environment variable tokenEnv names (default
 // EXPSYNC_FORGE_TOKEN), never from the file.
 type ForgeConfig struct {
-	Kind       string `yaml:"kind"`
-	URL        string `yaml:"url"`
-	WebURL     string `yaml:"webURL"`
+	// Kind is gitea, forgejo, github or gitlab (required).
+	Kind string `yaml:"kind"`
+	// URL is the forge's base URL: Gitea's and GitLab's root, GitHub's API
+	// (https://api.github.com/, https://HOST/api/v3/ for Enterprise)
+	// (default: the repository URL's host).
+	URL string `yaml:"url"`
+	// WebURL is where the forge's pages are, for links (default: URL;
+	// GitHub: https://github.com).
+	WebURL string `yaml:"webURL"`
+	// Repository is the repository's path on the forge, "owner/name"
+	// (default: the repository URL's path).
 	Repository string `yaml:"repository"`
-	TokenEnv   string `yaml:"tokenEnv"`
+	// TokenEnv names the variable holding the forge API token (default
+	// EXPSYNC_FORGE_TOKEN); never the token itself.
+	TokenEnv string `yaml:"tokenEnv"`
 	// Context names the commit status and the comment's marker.
 	Context string `yaml:"context"`
 }
