@@ -7,7 +7,7 @@ export GOTOOLCHAIN := local
 # proxy are cached; hack/envtest/build.sh fills it once.
 ENVTEST_DIR ?= $(HOME)/.cache/expsync/envtest
 
-.PHONY: build test test-chart bench bench-e2e bench-fleet lint fuzz envtest gitea quickstart generate verify tools cluster-up cluster-down e2e e2e-bench
+.PHONY: build test test-chart chart-push bench bench-e2e bench-fleet lint fuzz envtest gitea quickstart generate verify tools cluster-up cluster-down e2e e2e-bench
 
 # Static and cgo-free, as released: it runs from a distroless/static image
 # (controller, `expsync exec` in pods); user lookups and DNS use Go's own
@@ -70,6 +70,14 @@ test: envtest
 # every rendered object created server-side on envtest's kube-apiserver.
 test-chart: envtest
 	set -o pipefail; cd hack/tools/chart && GOWORK=off KUBEBUILDER_ASSETS="$(ENVTEST_DIR)/bin" $(GO_TEST) -count=1 -timeout 20m ./... $(GO_TEST_LOG)
+
+# Publish the chart as an OCI artifact (helm package + helm push, with Helm's
+# Go packages: no helm binary needed): REGISTRY=oci://HOST/PATH stores it as
+# PATH/expsync:<chart version> and prints the digest to pin
+# (examples/flux/source.yaml, docs/flux.md). Credentials come from
+# `helm registry login`; PLAIN_HTTP=1 for a registry on loopback.
+chart-push:
+	cd hack/tools/chart && GOWORK=off go run ./cmd/push-chart --chart ../../../charts/expsync --to "$(REGISTRY)" $(if $(PLAIN_HTTP),--plain-http)
 
 # Short fuzzing of every parser, as CI runs it; FUZZTIME=5m for a longer run.
 FUZZTIME ?= 10s

@@ -19,11 +19,15 @@
 //     only its ServiceAccount's permissions reconciles a repository to
 //     Ready (rbac_proof_test.go);
 //   - examples/flux on Flux's CRDs (flux_test.go);
-//   - the reference sections of docs/helm.md and
-//     docs/reference/experimentrepository.md, generated from values.yaml,
-//     the CRD and api/v1alpha1 (reference_test.go, -update rewrites them);
-//   - the commands of docs/helm.md, docs/flux.md and docs/kueue.md, run
-//     from the Markdown (docs_commands_test.go).
+//   - the reference sections of docs/helm.md and docs/reference/*.md,
+//     generated from values.yaml, the CRD, api/v1alpha1 and internal/deploy
+//     (reference_test.go, reference_files_test.go; -update rewrites them);
+//   - every command of the user docs (README.md, docs/, examples/), run from
+//     the Markdown in a scenario of a remote, its results and keys
+//     (docs_commands_test.go, docs_scenario_test.go);
+//   - the chart published as an OCI artifact (release, `make chart-push`)
+//     and fetched back as Flux's source-controller does with
+//     examples/flux/source.yaml (publish_test.go).
 //
 // Run with `make test-chart`, or:
 //

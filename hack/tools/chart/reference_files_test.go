@@ -74,7 +74,9 @@ func prose(c *ast.CommentGroup) string {
 	return strings.Join(strings.Fields(c.Text()), " ")
 }
 
-var defaultIn = regexp.MustCompile(`\(default:? ([^)]*)\)|[Dd]efault:? ("[^"]*"|[^;.]+)`)
+// defaultIn finds the default a doc comment states: "(default X)",
+// "default: X" or `default "X"`/"default 5".
+var defaultIn = regexp.MustCompile(`\(default:? ([^)]*)\)|[Dd]efault: ([^;.]+)|[Dd]efault ("[^"]*"|\d[^\s;,)]*)`)
 
 // fieldTable writes one row per YAML field below the struct pkg.name,
 // depth first, and returns the fields that have no description.
@@ -102,7 +104,7 @@ func (g *goTypes) fieldTable(b *strings.Builder, pkg, name, prefix string) (undo
 		}
 		def := ""
 		if m := defaultIn.FindStringSubmatch(desc); m != nil {
-			def = strings.TrimSpace(m[1] + m[2])
+			def = strings.TrimSpace(m[1] + m[2] + m[3])
 		}
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", path, typ, cell(def), cell(desc))
 		if elem != "" {
