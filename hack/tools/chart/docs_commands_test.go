@@ -61,6 +61,8 @@ type docCommand struct {
 	Line        int
 	Text        string
 	RealCluster bool
+	// CI: the block shows how CI itself is run (<!-- ci -->).
+	CI bool
 }
 
 // extractCommands reads the fenced sh/bash/shell blocks of a Markdown file,
@@ -74,7 +76,7 @@ func extractCommands(t *testing.T, file string) []docCommand {
 	defer f.Close()
 	var out []docCommand
 	sc := bufio.NewScanner(f)
-	inBlock, realCluster, prev := false, false, ""
+	inBlock, realCluster, ci, prev := false, false, false, ""
 	var cur *docCommand
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
@@ -83,7 +85,7 @@ func extractCommands(t *testing.T, file string) []docCommand {
 		case !inBlock && strings.HasPrefix(trimmed, "```"):
 			lang := strings.TrimPrefix(trimmed, "```")
 			if lang == "sh" || lang == "bash" || lang == "shell" {
-				inBlock, realCluster = true, prev == "<!-- real-cluster -->"
+				inBlock, realCluster, ci = true, prev == "<!-- real-cluster -->", prev == "<!-- ci -->"
 			} else if lang != "" {
 				// Another language's block: skip to its end.
 				for sc.Scan() {
@@ -99,7 +101,7 @@ func extractCommands(t *testing.T, file string) []docCommand {
 			if cur != nil {
 				cur.Text += " " + strings.TrimSuffix(trimmed, "\\")
 			} else if trimmed != "" && !strings.HasPrefix(trimmed, "#") {
-				cur = &docCommand{File: file, Line: n, Text: strings.TrimSuffix(trimmed, "\\"), RealCluster: realCluster}
+				cur = &docCommand{File: file, Line: n, Text: strings.TrimSuffix(trimmed, "\\"), RealCluster: realCluster, CI: ci}
 			}
 			if cur != nil && !strings.HasSuffix(trimmed, "\\") {
 				out = append(out, *cur)
@@ -189,6 +191,15 @@ func TestDocsCommands(t *testing.T) {
 				args, err := shlex.Split(c.Text)
 				if err != nil || len(args) < 2 {
 					t.Errorf("%s: cannot parse %q: %v", name, c.Text, err)
+					continue
+				}
+				if c.CI || strings.Contains(c.Text, ".ci/run") {
+					if !c.CI && !isCIItself(args) {
+						t.Errorf("%s: %q runs CI: mark its block <!-- ci --> (it is never run from a test)", name, c.Text)
+						continue
+					}
+					t.Logf("%s is how CI itself runs: %s", name, c.Text)
+					marked++
 					continue
 				}
 				ran++
@@ -308,13 +319,12 @@ func runIntoAPIServer(t *testing.T, s *scenario, a *applier, left string) {
 }
 
 // runMake accepts a make target that .ci/run runs; of the others, only
-// the quickstart runs here (the whole loop on a scratch remote, ~20 s).
+// the quickstart (the whole loop on a scratch remote, ~20 s) and
+// chart-push (against a registry on loopback) run here.
 func runMake(t *testing.T, ci string, args []string) {
-	for _, line := range strings.Split(ci, "\n") {
-		if strings.TrimSpace(line) == strings.Join(args, " ") {
-			t.Logf("%s is run by .ci/run", strings.Join(args, " "))
-			return
-		}
+	if ciRuns(ci, args) {
+		t.Logf("%s is run by .ci/run", strings.Join(args, " "))
+		return
 	}
 	if len(args) == 3 && args[1] == "chart-push" && strings.HasPrefix(args[2], "REGISTRY=oci://") {
 		runChartPush(t, args)
@@ -462,4 +472,33 @@ func mustTag(t *testing.T, ref string) name.Tag {
 		t.Fatal(err)
 	}
 	return tag
+}
+
+var quoted = regexp.MustCompile(`"[^"]*"|'[^']*'`)
+
+// ciRuns says whether a line of the script (not a comment, quoted text
+// left out) runs `make TARGET` with the command's arguments.
+func ciRuns(script string, args []string) bool {
+	want := regexp.MustCompile(`(^|[\s;|&(])` + regexp.QuoteMeta(strings.Join(args, " ")) + `([\s;|&)]|$)`)
+	for _, line := range strings.Split(script, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if want.MatchString(quoted.ReplaceAllString(line, "")) {
+			return true
+		}
+	}
+	return false
+}
+
+// isCIItself: the command is `[VAR=value ...] .ci/run`.
+func isCIItself(args []string) bool {
+	for _, a := range args {
+		if strings.Contains(a, "=") && !strings.HasPrefix(a, "-") {
+			continue
+		}
+		return a == ".ci/run"
+	}
+	return false
 }

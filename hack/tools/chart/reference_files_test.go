@@ -35,29 +35,33 @@ func loadGoTypes(t *testing.T, dirs ...string) *goTypes {
 	t.Helper()
 	g := &goTypes{structs: map[string]*ast.StructType{}, docs: map[string]string{}}
 	for _, dir := range dirs {
-		pkgs, err := parser.ParseDir(token.NewFileSet(), filepath.Join(repoRoot, dir), func(fi os.FileInfo) bool {
-			return !strings.HasSuffix(fi.Name(), "_test.go")
-		}, parser.ParseComments)
+		files, err := filepath.Glob(filepath.Join(repoRoot, dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for name, pkg := range pkgs {
-			for _, f := range pkg.Files {
-				for _, d := range f.Decls {
-					gd, ok := d.(*ast.GenDecl)
-					if !ok || gd.Tok != token.TYPE {
-						continue
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := f.Name.Name
+			for _, d := range f.Decls {
+				gd, ok := d.(*ast.GenDecl)
+				if !ok || gd.Tok != token.TYPE {
+					continue
+				}
+				for _, spec := range gd.Specs {
+					ts := spec.(*ast.TypeSpec)
+					doc := ts.Doc
+					if doc == nil {
+						doc = gd.Doc
 					}
-					for _, spec := range gd.Specs {
-						ts := spec.(*ast.TypeSpec)
-						doc := ts.Doc
-						if doc == nil {
-							doc = gd.Doc
-						}
-						g.docs[name+"."+ts.Name.Name] = prose(doc)
-						if st, ok := ts.Type.(*ast.StructType); ok {
-							g.structs[name+"."+ts.Name.Name] = st
-						}
+					g.docs[name+"."+ts.Name.Name] = prose(doc)
+					if st, ok := ts.Type.(*ast.StructType); ok {
+						g.structs[name+"."+ts.Name.Name] = st
 					}
 				}
 			}
