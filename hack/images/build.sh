@@ -65,5 +65,12 @@ done
 # without .git) are kept.
 (cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/bin/expsync" ./cmd/expsync)
 
+# Kueue's image when hack/cluster/build-kueue.sh built its controller.
+kueue=()
+kueue_dir=${EXPSYNC_CACHE:-$HOME/.cache/expsync}/kueue
+if [[ -x $kueue_dir/bin/kueue && -f $kueue_dir/version ]]; then
+	kueue=(-kueue "$kueue_dir/bin/kueue" -kueue-version "$(<"$kueue_dir/version")")
+fi
+
 "$out/bin/images" -debs "$root" -packages "$out/packages.txt" \
-	-expsync "$out/bin/expsync" -pause "$out/bin/pause" -out "$out"
+	-expsync "$out/bin/expsync" -pause "$out/bin/pause" "${kueue[@]}" -out "$out"

@@ -191,3 +191,42 @@ func TestTagSafe(t *testing.T) {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// Kueue's image holds its controller where Kueue's chart starts it
+// (/manager), runs as nonroot (the chart asks for runAsNonRoot) and is
+// tagged with the version the chart is given.
+func TestKueueImageLayout(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "kueue")
+	if err := os.WriteFile(bin, []byte("\x7fELF static kueue"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec, root, err := kueueImage(inputs{Kueue: bin, KueueVersion: "v0.17.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.User != "65532:65532" || len(spec.Entrypoint) != 1 || spec.Entrypoint[0] != "/manager" || spec.Repository != repoPrefix+"kueue" || spec.Tag != "v0.17.0" {
+		t.Errorf("spec %+v", spec)
+	}
+	data, err := root.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytesReader(data))
+	found := false
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "manager" {
+			b, _ := io.ReadAll(tr)
+			found = string(b) == "\x7fELF static kueue" && h.Mode&0o111 != 0
+		}
+	}
+	if !found {
+		t.Error("no executable /manager holding the Kueue binary")
+	}
+}

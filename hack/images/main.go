@@ -55,11 +55,17 @@ func main() {
 	flag.StringVar(&packages, "packages", "", `file of "package version" lines (what was extracted)`)
 	flag.StringVar(&in.Expsync, "expsync", "", "static expsync binary")
 	flag.StringVar(&in.Pause, "pause", "", "static pause binary")
+	flag.StringVar(&in.Kueue, "kueue", "", "static Kueue controller binary (optional: the kueue image)")
+	flag.StringVar(&in.KueueVersion, "kueue-version", "", "the Kueue binary's version (the image's tag)")
 	flag.StringVar(&out, "out", "", "output folder")
 	flag.Parse()
-	if in.Debs == "" || packages == "" || in.Expsync == "" || in.Pause == "" || out == "" {
+	if in.Debs == "" || packages == "" || in.Expsync == "" || in.Pause == "" || out == "" || (in.Kueue != "") != (in.KueueVersion != "") {
 		flag.Usage()
 		os.Exit(2)
+	}
+	todo := recipes
+	if in.Kueue != "" {
+		todo = append(todo, recipe{"kueue", kueueImage})
 	}
 	var err error
 	if in.Packages, err = readPackages(packages); err != nil {
@@ -70,7 +76,7 @@ func main() {
 	}
 	var all []built
 	var env strings.Builder
-	for _, r := range recipes {
+	for _, r := range todo {
 		b, err := makeImage(r, in, out)
 		if err != nil {
 			fail(fmt.Errorf("image %s: %w", r.name, err))

@@ -24,6 +24,9 @@ type inputs struct {
 	Packages map[string]string
 	Expsync  string // a static expsync binary (CGO_ENABLED=0)
 	Pause    string // the static pause binary
+	// Kueue is Kueue's static controller (hack/cluster/build-kueue.sh),
+	// "" for no kueue image; KueueVersion its version (the tag).
+	Kueue, KueueVersion string
 }
 
 const repoPrefix = "expsync.local/"
@@ -65,6 +68,22 @@ func pauseImage(in inputs) (imageSpec, *rootFS, error) {
 		Entrypoint: []string{"/pause"},
 		User:       "65535:65535",
 		CreatedBy:  "hack/images/pause (static Go)",
+	}, root, nil
+}
+
+// kueueImage holds Kueue's controller at /manager, where its Helm chart
+// starts it, as 65532 (the chart asks for runAsNonRoot and a read-only
+// root): what Kueue's own distroless image holds.
+func kueueImage(in inputs) (imageSpec, *rootFS, error) {
+	root := newRootFS()
+	if err := root.Copy("manager", in.Kueue); err != nil {
+		return imageSpec{}, nil, err
+	}
+	return imageSpec{
+		Repository: repoPrefix + "kueue", Tag: in.KueueVersion,
+		Entrypoint: []string{"/manager"},
+		User:       "65532:65532",
+		CreatedBy:  "sigs.k8s.io/kueue/cmd/kueue " + in.KueueVersion + " (CGO_ENABLED=0)",
 	}, root, nil
 }
 

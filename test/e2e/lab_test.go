@@ -212,6 +212,11 @@ type runRecord struct {
 	Requests   struct {
 		Memory string `json:"memory"`
 	} `json:"requests"`
+	Queue *struct {
+		Name        string    `json:"name"`
+		AdmittedAt  time.Time `json:"admittedAt"`
+		WaitSeconds float64   `json:"waitSeconds"`
+	} `json:"queue"`
 	// folder is the run's folder in the repository (results/<exp>/<id>).
 	folder string
 }
