@@ -60,7 +60,7 @@
 // Memory: a Source holds about a kilobyte; Git storage is opened per
 // operation with a 512 KiB object cache and closed afterwards, and blobs over
 // 1 MiB are streamed from the pack. Close every Snapshot. A fetched pack is
-// written to disk and indexed by gitsource itself (indexPack), as `git
+// written to disk and indexed by gitsource itself (internal/gitpack), as `git
 // index-pack` does: it holds ~60 bytes per object and the delta chain being
 // resolved, where go-git's parser kept every delta base in memory (up to
 // 96 MiB) until the pack was indexed.
@@ -176,7 +176,7 @@
 // merges the small ones into one (as `git repack --geometric=2` picks
 // them), copying their objects byte for byte and building the index from
 // theirs, so the cache keeps exactly the objects it had and the merge
-// holds ~50 bytes per object merged and one old index (packmerge.go). A
+// holds ~50 bytes per object merged and one old index (internal/gitpack). A
 // Snapshot open across a merge reads the list of packs again when it
 // meets a removed one.
 //

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/expsync/expsync/gitsource/internal/gitpack"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -25,7 +26,7 @@ var (
 	ErrTimeout            = errors.New("timed out talking to the server")
 	ErrHostKey            = errors.New("SSH host key not trusted: add the server's key to known_hosts")
 	ErrCertificate        = errors.New("server certificate not trusted: add its certificate authority to the CA bundle")
-	ErrRepoTooLarge       = errors.New("repository exceeds the size limit")
+	ErrRepoTooLarge       = gitpack.ErrTooLarge // "repository exceeds the size limit"
 	ErrUnverified         = errors.New("commit signature not verified")
 	ErrPushRejected       = errors.New("push rejected by the server")
 	ErrRetriesExhausted   = errors.New("push kept losing races with other writers; retries exhausted")

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/expsync/expsync/gitsource/internal/gitpack"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -41,14 +41,13 @@ func (s *Source) listRefs(ctx context.Context) ([]*plumbing.Reference, error) {
 }
 
 // fetchStorer is the storage a fetch writes into: the cache storage, with
-// received packs indexed by indexPack (packindex.go) rather than by
+// received packs indexed by gitpack.Index rather than by
 // go-git's parser, within the fetch's context (go-git indexes after the
 // transfer, where nothing else watches the context) and the repository's
 // size limit.
 func (s *Source) fetchStorer(ctx context.Context, st storage.Storer) storage.Storer {
 	if fs, ok := st.(*filesystem.Storage); ok {
-		return fetchStorage{Storage: fs, packDir: filepath.Join(s.gitDir(), "objects", "pack"),
-			ctx: ctx, maxInflated: s.limits.MaxRepoBytes}
+		return gitpack.FetchStorage{Storage: fs, Dir: s.packDir(), Ctx: ctx, MaxInflated: s.limits.MaxRepoBytes}
 	}
 	return st
 }
@@ -221,7 +220,7 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 	// be read whole is a corrupt cache, dropped by the next operation (not
 	// now: the caller reads st, and a dropped folder no snapshot holds yet
 	// is deleted at once) — else every later fetch would fail on it.
-	if merged, err := s.consolidatePacks(ctx); errors.Is(err, errMalformedPack) {
+	if merged, err := s.consolidatePacks(ctx); errors.Is(err, gitpack.ErrMalformed) {
 		s.dropPending.Store(true)
 	} else if merged > 0 {
 		st.Reindex() // it listed the packs now merged

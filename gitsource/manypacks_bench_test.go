@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/expsync/expsync/gitsource/internal/gitpack"
 )
 
 // BenchmarkSnapshotAfterManyFetchesVsGitFetch: `expsync serve` polls for
@@ -150,7 +152,7 @@ func (r *movingRepo) setMain(tb testing.TB) {
 	if r.at >= len(r.commits) {
 		tb.Fatalf("the generated repository has %d commits; move main fewer times (-benchtime)", len(r.commits))
 	}
-	if err := writeFileAtomic(filepath.Join(r.bare, "refs", "heads"), filepath.Join(r.bare, "refs", "heads", "main"),
+	if err := gitpack.WriteFileAtomic(filepath.Join(r.bare, "refs", "heads"), filepath.Join(r.bare, "refs", "heads", "main"),
 		[]byte(r.commits[r.at]+"\n")); err != nil {
 		tb.Fatal(err)
 	}
@@ -290,7 +292,7 @@ func BenchmarkPackMergeVsGitRepack(b *testing.B) {
 		}
 		repo.next(b)
 	}
-	packs, err := listPacks(src.packDir())
+	packs, err := gitpack.List(src.packDir())
 	if err != nil || len(packs) != maxCachePacks {
 		b.Fatalf("the cache holds %d packs, want %d: %v", len(packs), maxCachePacks, err)
 	}
@@ -311,14 +313,14 @@ func BenchmarkPackMergeVsGitRepack(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&m0)
 		t0 := time.Now()
-		merged, err := mergePacks(context.Background(), dir, packs)
+		merged, err := gitpack.Merge(context.Background(), dir, packs)
 		ours += time.Since(t0)
 		runtime.ReadMemStats(&m1)
 		alloc += m1.TotalAlloc - m0.TotalAlloc
 		if err != nil {
 			b.Fatal(err)
 		}
-		idx, err := readPackIndex(filepath.Join(dir, "objects", "pack", "pack-"+merged.String()+".idx"))
+		idx, err := gitpack.ReadIndex(filepath.Join(dir, "objects", "pack", "pack-"+merged.String()+".idx"))
 		if err != nil {
 			b.Fatal(err)
 		}

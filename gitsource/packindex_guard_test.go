@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/expsync/expsync/gitsource/internal/gitpack"
 )
 
 // maxCPUAfterEnd bounds the CPU time indexing may use once its context has
@@ -92,11 +94,11 @@ func TestIndexPackStopsWhenItsContextEnds(t *testing.T) {
 			defer cancel()
 			cpuSinceEnd := cpuAfterEnd(ctx)
 			start := time.Now()
-			_, _, err := indexPack(ctx, bytes.NewReader(pack), noInflateLimit)
+			_, _, err := gitpack.Index(ctx, bytes.NewReader(pack), noInflateLimit)
 			took, cpu := time.Since(start), cpuSinceEnd()
 			t.Logf("%d-byte pack: %v after %v (%v of CPU time after the context ended)", len(pack), err, took, cpu)
 			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("indexPack = %v, want the context's error", err)
+				t.Fatalf("gitpack.Index = %v, want the context's error", err)
 			}
 			if isCorruption(err) {
 				t.Errorf("isCorruption(%q) = true: the cache would be dropped and fetched again", err)
@@ -127,7 +129,7 @@ func TestIndexPackRefusesAPackOverTheRepositoryLimit(t *testing.T) {
 		{"deltas making more than the limit", deltaFanPack(t, 200, 16), true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, err := indexPack(context.Background(), bytes.NewReader(c.pack), limit)
+			_, _, err := gitpack.Index(context.Background(), bytes.NewReader(c.pack), limit)
 			if !c.refuse {
 				if err != nil {
 					t.Fatal(err)
@@ -135,7 +137,7 @@ func TestIndexPackRefusesAPackOverTheRepositoryLimit(t *testing.T) {
 				return
 			}
 			if !errors.Is(err, ErrRepoTooLarge) || isCorruption(err) {
-				t.Fatalf("indexPack = %v, want ErrRepoTooLarge, not corruption", err)
+				t.Fatalf("gitpack.Index = %v, want ErrRepoTooLarge, not corruption", err)
 			}
 			for _, want := range []string{strconv.Itoa(limit), "MaxRepoBytes"} {
 				if !strings.Contains(err.Error(), want) {
@@ -163,7 +165,7 @@ func TestFetchStopsIndexingAtItsDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	cpuSinceEnd := cpuAfterEnd(ctx)
-	fs, ok := src.fetchStorer(ctx, st).(fetchStorage)
+	fs, ok := src.fetchStorer(ctx, st).(gitpack.FetchStorage)
 	if !ok {
 		t.Fatalf("fetchStorer returned %T, not the indexing storage", src.fetchStorer(ctx, st))
 	}

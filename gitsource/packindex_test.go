@@ -14,8 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/expsync/expsync/gitsource/internal/gitpack"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 )
 
 // packOf builds a pack of everything reachable from main in bare with `git
@@ -59,7 +59,7 @@ func indexPackFile(t testing.TB, path string) ([]byte, error) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	_, idx, err := indexPack(context.Background(), f, noInflateLimit)
+	_, idx, err := gitpack.Index(context.Background(), f, noInflateLimit)
 	return idx, err
 }
 
@@ -148,7 +148,7 @@ func TestIndexPackRefusesDamagedPacks(t *testing.T) {
 		{"thin pack: a delta's base is not in the pack", thin, "reference delta not found"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, idx, err := indexPack(context.Background(), bytes.NewReader(c.pack), noInflateLimit)
+			_, idx, err := gitpack.Index(context.Background(), bytes.NewReader(c.pack), noInflateLimit)
 			if err == nil {
 				t.Fatalf("indexed a damaged pack (%d index bytes)", len(idx))
 			}
@@ -162,7 +162,7 @@ func TestIndexPackRefusesDamagedPacks(t *testing.T) {
 	}
 }
 
-// FuzzIndexPack: a received pack is hostile input. indexPack must not
+// FuzzIndexPack: a received pack is hostile input. gitpack.Index must not
 // panic; an index it returns must decode and list as many objects as its
 // fan-out table says.
 func FuzzIndexPack(f *testing.F) {
@@ -176,7 +176,7 @@ func FuzzIndexPack(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, pack []byte) {
-		_, data, err := indexPack(context.Background(), bytes.NewReader(pack), 64<<20) // fuzzing what a pack makes, not how long making it takes
+		_, data, err := gitpack.Index(context.Background(), bytes.NewReader(pack), 64<<20) // fuzzing what a pack makes, not how long making it takes
 		if err != nil {
 			return // refused: what matters is that it did not panic
 		}
@@ -186,35 +186,6 @@ func FuzzIndexPack(f *testing.F) {
 		}
 		if _, err := idx.Count(); err != nil {
 			t.Fatal(err)
-		}
-	})
-}
-
-// FuzzApplyDelta: applyDelta against go-git's PatchDelta. They accept the
-// same deltas and agree on the result, except that go-git refuses an empty
-// base or a delta under 4 bytes (git does not) and accepts a size whose
-// last byte is missing (git does not).
-func FuzzApplyDelta(f *testing.F) {
-	f.Add([]byte("hello, world"), []byte{12, 11, 0x91, 0, 5, 6, ' ', 't', 'h', 'e', 'r', 'e'})
-	f.Add([]byte("abc"), []byte{3, 3, 0x90, 3})
-	f.Add([]byte("abc"), []byte{3, 2, 0x80})
-	f.Fuzz(func(t *testing.T, base, delta []byte) {
-		ours, err := applyDelta(nil, base, delta)
-		theirs, theirErr := packfile.PatchDelta(base, delta)
-		if err != nil {
-			if theirErr == nil && !errors.Is(err, errDeltaHeader) {
-				t.Fatalf("applyDelta refused (%v) a delta go-git applies: %x", err, delta)
-			}
-			return
-		}
-		if theirErr != nil {
-			if len(base) == 0 || len(delta) < 4 {
-				return
-			}
-			t.Fatalf("applyDelta accepted a delta go-git refuses (%v): %x", theirErr, delta)
-		}
-		if !bytes.Equal(ours, theirs) {
-			t.Fatalf("applyDelta = %q, go-git = %q", ours, theirs)
 		}
 	})
 }
@@ -291,7 +262,7 @@ func copyDelta(baseSize, n int) []byte {
 
 // TestIndexPackBoundsWhatDeltasMake: a delta declares what it makes, and
 // a few hundred bytes of pack can declare gigabytes (each byte 0x80 copies
-// 64 KiB). indexPack refuses a delta result over its per-object bound, or
+// 64 KiB). gitpack.Index refuses a delta result over its per-object bound, or
 // a chain whose contents together pass its per-chain bound, before making
 // it, with ErrRepoTooLarge (not corruption: fetching again gets the same
 // pack); a chain within the bounds is indexed as git does.
@@ -303,7 +274,7 @@ func TestIndexPackBoundsWhatDeltasMake(t *testing.T) {
 		refuse bool
 	}{
 		{"within the bounds", []int{64, 32, 16}, false},
-		{"one object over the per-object bound", []int{(maxResolvedObjectBytes >> 16) + 1}, true},
+		{"one object over the per-object bound", []int{(gitpack.MaxResolvedObjectBytes >> 16) + 1}, true},
 		{"a chain over the per-chain bound", []int{8192, 8192}, true}, // 2 x 512 MiB
 	}
 	for _, c := range cases {
@@ -319,7 +290,7 @@ func TestIndexPackBoundsWhatDeltasMake(t *testing.T) {
 			t.Logf("%d-byte pack declaring a %d-byte object", len(pack), size)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			_, idx, err := indexPack(context.Background(), bytes.NewReader(pack), noInflateLimit)
+			_, idx, err := gitpack.Index(context.Background(), bytes.NewReader(pack), noInflateLimit)
 			runtime.ReadMemStats(&after)
 			if !c.refuse {
 				if err != nil {
@@ -335,10 +306,10 @@ func TestIndexPackBoundsWhatDeltasMake(t *testing.T) {
 				return
 			}
 			if err == nil || !errors.Is(err, ErrRepoTooLarge) || isCorruption(err) {
-				t.Fatalf("indexPack = %v (allocated %d MiB), want ErrRepoTooLarge, not corruption",
+				t.Fatalf("gitpack.Index = %v (allocated %d MiB), want ErrRepoTooLarge, not corruption",
 					err, (after.TotalAlloc-before.TotalAlloc)>>20)
 			}
-			if got := after.TotalAlloc - before.TotalAlloc; got > maxResolvedChainBytes {
+			if got := after.TotalAlloc - before.TotalAlloc; got > gitpack.MaxResolvedChainBytes {
 				t.Errorf("refusing allocated %d MiB", got>>20)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/expsync/expsync/gitsource/internal/gitpack"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -27,17 +28,17 @@ func TestSnapshotWhenAPackMergeFails(t *testing.T) {
 		snapshotAt(t, src, repo.next(t)).Close()
 	}
 	// The smallest pack is always among those merged.
-	packs, err := listPacks(src.packDir())
+	packs, err := gitpack.List(src.packDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	smallest := packs[0]
 	for _, p := range packs {
-		if p.size < smallest.size {
+		if p.Size < smallest.Size {
 			smallest = p
 		}
 	}
-	path := filepath.Join(src.packDir(), "pack-"+smallest.hash.String()+".pack")
+	path := filepath.Join(src.packDir(), "pack-"+smallest.Hash.String()+".pack")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/expsync/expsync/gitsource/internal/gitpack"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/go-cmp/cmp"
 )
@@ -37,13 +38,13 @@ func packMergeRepo(t *testing.T, commits, files int) (*movingRepo, string) {
 
 func cachePacks(t *testing.T, src *Source) []string {
 	t.Helper()
-	packs, err := listPacks(src.packDir())
+	packs, err := gitpack.List(src.packDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, p := range packs {
-		names = append(names, p.hash.String())
+		names = append(names, p.Hash.String())
 	}
 	return names
 }
@@ -352,13 +353,13 @@ func TestPacksToMerge(t *testing.T) {
 		{"equal sizes: all", sizes(17, func(int) int64 { return 7 }), 8, sizes(17, func(int) int64 { return 7 })},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var packs []packFile
+			var packs []gitpack.Pack
 			for i, s := range c.sizes {
-				packs = append(packs, packFile{hash: plumbing.Hash{byte(i)}, size: s})
+				packs = append(packs, gitpack.Pack{Hash: plumbing.Hash{byte(i)}, Size: s})
 			}
 			var got []int64
-			for _, p := range packsToMerge(packs, c.keep) {
-				got = append(got, p.size)
+			for _, p := range gitpack.ToMerge(packs, c.keep) {
+				got = append(got, p.Size)
 			}
 			if d := cmp.Diff(c.want, got); d != "" {
 				t.Errorf("merged sizes (-want +got):\n%s", d)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/expsync/expsync/gitsource/internal/gitpack"
 	"github.com/expsync/expsync/tree"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -82,7 +83,7 @@ const packRetries = 3
 // packs when it was opened (or when it met one missing); a fetch since
 // may have merged them into one and removed them (the merged pack holds
 // every object). Then the packs are listed again, under the packs lock
-// shared (packmerge.go), so that no merge is replacing packs meanwhile: a
+// shared (internal/gitpack), so that no merge is replacing packs meanwhile: a
 // listing taken while old packs were being removed failed midway, or
 // left the storage with part of the indexes ("object not found").
 func (sn *Snapshot) objectLocked(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
@@ -90,10 +91,10 @@ func (sn *Snapshot) objectLocked(t plumbing.ObjectType, h plumbing.Hash) (plumbi
 		return nil, errSnapshotClosed
 	}
 	obj, err := sn.st.EncodedObject(t, h)
-	if err == nil || !(packsReplaced(err) || errors.Is(err, plumbing.ErrObjectNotFound)) {
+	if err == nil || !(gitpack.Replaced(err) || errors.Is(err, plumbing.ErrObjectNotFound)) {
 		return obj, err
 	}
-	unlock, lerr := lockPacks(sn.st.Filesystem().Root(), syscall.LOCK_SH)
+	unlock, lerr := gitpack.Lock(sn.st.Filesystem().Root(), syscall.LOCK_SH)
 	if lerr != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func (sn *Snapshot) blobReader(h plumbing.Hash) (io.ReadCloser, error) {
 			return nil, err
 		}
 		r, err := obj.Reader()
-		if err == nil || attempt == packRetries || !packsReplaced(err) {
+		if err == nil || attempt == packRetries || !gitpack.Replaced(err) {
 			return r, err
 		}
 		sn.mu.Lock()

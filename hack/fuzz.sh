@@ -23,7 +23,7 @@ targets=(
   ./gitsource:FuzzValidateURLRefusesHelpers
   ./gitsource:FuzzVerifySSHSignature
   ./gitsource:FuzzIndexPack
-  ./gitsource:FuzzApplyDelta
+  ./gitsource/internal/gitpack:FuzzApplyDelta
   ./attest:FuzzVerifyEnvelope
   ./attest:FuzzParseEnvelope
   ./attest:FuzzParseStatement

@@ -1,4 +1,4 @@
-package gitsource
+package gitpack
 
 import (
 	"bufio"
@@ -9,128 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
-// Received packs are indexed here, not by go-git's packfile.Parser. The
-// parser keeps the content of every object that is a delta base in an LRU
-// of up to 96 MiB until the whole pack is indexed, and reads every object
-// into memory: on a repository of similar files (source code: nearly every
-// blob is a delta) a shallow fetch of 8,000 4 KiB files peaked at 56 MiB
-// against git's 6 MiB. indexPack streams what it can and holds only the
-// chain of bases it is resolving, as `git index-pack` does.
-
-// fetchStorage is the cache storage as go-git's fetch sees it: the
-// filesystem storage, except that a received pack is written and indexed
-// by packWriter, within the fetch's context and the repository's size
-// limit (maxInflated: Limits.MaxRepoBytes).
-type fetchStorage struct {
-	*filesystem.Storage
-	packDir     string
-	ctx         context.Context
-	maxInflated int64
-}
-
-// PackfileWriter implements storer.PackfileWriter.
-func (s fetchStorage) PackfileWriter() (io.WriteCloser, error) {
-	if err := os.MkdirAll(s.packDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create pack folder: %w", err)
-	}
-	f, err := os.CreateTemp(s.packDir, "tmp_pack_")
-	if err != nil {
-		return nil, fmt.Errorf("create pack file: %w", err)
-	}
-	return &packWriter{f: f, st: s.Storage, dir: s.packDir, ctx: s.ctx, maxInflated: s.maxInflated}, nil
-}
-
-// packWriter writes a received pack to a temporary file; Close indexes
-// it, and moves it into place as pack-<checksum>.pack and .idx.
-type packWriter struct {
-	f           *os.File
-	st          *filesystem.Storage
-	dir         string
-	n           int64
-	ctx         context.Context
-	maxInflated int64
-}
-
-func (w *packWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-func (w *packWriter) Close() (err error) {
-	tmp := w.f.Name()
-	defer func() {
-		if err != nil {
-			w.f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if w.n == 0 { // nothing received (go-git reports the empty pack)
-		w.f.Close()
-		return os.Remove(tmp)
-	}
-	// go-git closes the writer after a failed transfer too: a fetch whose
-	// context ended has nothing worth indexing.
-	checksum, idx, err := indexPack(w.ctx, w.f, w.maxInflated)
-	if err != nil {
-		return fmt.Errorf("index received pack: %w", err)
-	}
-	if err := w.f.Close(); err != nil {
-		return err
-	}
-	base := filepath.Join(w.dir, "pack-"+checksum.String())
-	if _, err := os.Lstat(base + ".pack"); err == nil {
-		return os.Remove(tmp) // packs are named by content: already there
-	}
-	if err := writeFileAtomic(w.dir, base+".idx", idx); err != nil {
-		return fmt.Errorf("write pack index: %w", err)
-	}
-	// The index first: a pack is listed by its .pack file, and a listed
-	// pack must have its index.
-	if err := os.Chmod(tmp, 0o444); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, base+".pack"); err != nil {
-		return fmt.Errorf("move pack into place: %w", err)
-	}
-	w.st.Reindex() // the storage lists packs again at its next read
-	return nil
-}
-
-func writeFileAtomic(dir, path string, data []byte) error {
-	f, err := os.CreateTemp(dir, "tmp_idx_")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	err = f.Close()
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o444)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
-
-// packEntry is what indexPack keeps per object: ~56 bytes, no content.
+// packEntry is what Index keeps per object: ~56 bytes, no content.
 type packEntry struct {
 	offset int64
 	base   int64 // an OFS delta's base offset; -1 otherwise
@@ -146,15 +32,13 @@ const maxDeltaDepth = 4095
 // Resolving a delta holds its base and its result in memory, and a delta
 // is tiny next to what it makes: one byte (0x80) copies 64 KiB of its
 // base, so a pack of a few hundred bytes from a hostile server can declare
-// gigabytes. These bound what indexPack holds: one object read or made
+// gigabytes. These bound what Index holds: one object read or made
 // whole (objects without deltas on them are streamed, whatever their
 // size), and all the contents along the chain being resolved.
 const (
-	maxResolvedObjectBytes = 512 << 20
-	maxResolvedChainBytes  = 1 << 30
+	MaxResolvedObjectBytes = 512 << 20
+	MaxResolvedChainBytes  = 1 << 30
 )
-
-var errMalformedPack = packfile.ErrMalformedPackFile
 
 // indexGuard bounds the work of indexing, where the bounds above bound its
 // memory: a hostile or broken server can send a pack that keeps a core
@@ -187,7 +71,7 @@ func (g *indexGuard) charge(n int64, what string, offset int64) error {
 		g.inflated = g.limit
 		return fmt.Errorf("%w: the pack inflates to more than the repository's size limit of %d bytes (reached at the %s at offset %d); "+
 			"raise the repository's limit (gitsource Limits.MaxRepoBytes) if it is really this large",
-			ErrRepoTooLarge, g.limit, what, offset)
+			ErrTooLarge, g.limit, what, offset)
 	}
 	g.inflated += n
 	return nil
@@ -223,13 +107,13 @@ func (gw guardWriter) Write(p []byte) (int, error) {
 	return gw.w.Write(p)
 }
 
-// indexPack reads a pack file and returns its checksum and its index
+// Index reads a pack file and returns its checksum and its index
 // (version 2, as `git index-pack` writes it). It checks the pack's
 // checksum, every object's inflated size and every delta. Memory: the
 // entries above, plus the contents along the delta chain being resolved.
 // It stops when ctx ends, and refuses a pack that inflates to more than
 // maxInflated bytes (see indexGuard).
-func indexPack(ctx context.Context, f io.ReadSeeker, maxInflated int64) (plumbing.Hash, []byte, error) {
+func Index(ctx context.Context, f io.ReadSeeker, maxInflated int64) (plumbing.Hash, []byte, error) {
 	g := &indexGuard{ctx: ctx, limit: maxInflated}
 	if err := ctx.Err(); err != nil {
 		return plumbing.ZeroHash, nil, fmt.Errorf("indexing not started: %w", err)
@@ -280,10 +164,10 @@ func scanPack(f io.ReadSeeker, g *indexGuard) ([]packEntry, map[plumbing.Hash][]
 			n, e.crc, err = sc.NextObject(g.writer(h))
 			e.hash, e.done = h.Sum(), true
 		default:
-			return nil, nil, plumbing.ZeroHash, fmt.Errorf("%w: object at offset %d has type %d", errMalformedPack, oh.Offset, oh.Type)
+			return nil, nil, plumbing.ZeroHash, fmt.Errorf("%w: object at offset %d has type %d", ErrMalformed, oh.Offset, oh.Type)
 		}
 		if err == nil && n != oh.Length {
-			err = fmt.Errorf("%w: object at offset %d inflates to %d bytes, its header says %d", errMalformedPack, oh.Offset, n, oh.Length)
+			err = fmt.Errorf("%w: object at offset %d inflates to %d bytes, its header says %d", ErrMalformed, oh.Offset, n, oh.Length)
 		}
 		if err == nil {
 			err = g.tick(guardObjectCost)
@@ -307,7 +191,7 @@ func scanPack(f io.ReadSeeker, g *indexGuard) ([]packEntry, map[plumbing.Hash][]
 func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.Hash][]int32, g *indexGuard) error {
 	children, first := ofsChildren(entries)
 	if first == nil {
-		return fmt.Errorf("%w: an OFS delta's base is not at an object's offset", errMalformedPack)
+		return fmt.Errorf("%w: an OFS delta's base is not at an object's offset", ErrMalformed)
 	}
 	if children == nil && len(refDeltas) == 0 {
 		return nil // no deltas
@@ -322,7 +206,7 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 		refs := refDeltas[entries[i].hash]
 		delete(refDeltas, entries[i].hash)
 		if len(kids)+len(refs) > 0 && depth >= maxDeltaDepth {
-			return fmt.Errorf("%w: delta chain deeper than %d", errMalformedPack, maxDeltaDepth)
+			return fmt.Errorf("%w: delta chain deeper than %d", ErrMalformed, maxDeltaDepth)
 		}
 		if len(levels) == depth {
 			levels = append(levels, nil)
@@ -350,7 +234,7 @@ func resolveDeltas(f io.ReadSeeker, entries []packEntry, refDeltas map[plumbing.
 				// times over (a 400 MiB one allocated 2 GiB).
 				target, err := applyDelta(slices.Grow(levels[depth][:0], size), content, delta)
 				if err != nil {
-					return fmt.Errorf("%w: delta at offset %d: %v", errMalformedPack, entries[c].offset, err)
+					return fmt.Errorf("%w: delta at offset %d: %v", ErrMalformed, entries[c].offset, err)
 				}
 				levels[depth] = target
 				entries[c].hash, entries[c].done = hashObject(typ, target), true
@@ -408,9 +292,9 @@ func checkDeltaTarget(delta []byte, held, offset int64) (int, error) {
 	if !ok {
 		return 0, nil
 	}
-	if size > maxResolvedObjectBytes || uint64(held)+size > maxResolvedChainBytes {
+	if size > MaxResolvedObjectBytes || uint64(held)+size > MaxResolvedChainBytes {
 		return 0, fmt.Errorf("%w: the delta at offset %d makes a %d-byte object on a chain of %d bytes; an index holds at most %d bytes per object and %d per chain in memory",
-			ErrRepoTooLarge, offset, size, held, maxResolvedObjectBytes, maxResolvedChainBytes)
+			ErrTooLarge, offset, size, held, MaxResolvedObjectBytes, MaxResolvedChainBytes)
 	}
 	return int(size), nil
 }
@@ -536,15 +420,15 @@ func (r *packReader) read(offset int64, buf *bytes.Buffer) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("object at offset %d: %w", offset, err)
 	}
-	if oh.Length > maxResolvedObjectBytes {
+	if oh.Length > MaxResolvedObjectBytes {
 		return nil, fmt.Errorf("%w: object at offset %d, needed whole to resolve deltas, is %d bytes; an index holds at most %d bytes per object in memory",
-			ErrRepoTooLarge, offset, oh.Length, maxResolvedObjectBytes)
+			ErrTooLarge, offset, oh.Length, MaxResolvedObjectBytes)
 	}
 	buf.Reset()
 	buf.Grow(int(min(oh.Length, 64<<20)))
 	n, _, err := r.sc.NextObject(r.g.writer(buf))
 	if err == nil && n != oh.Length {
-		err = fmt.Errorf("%w: inflates to %d bytes, its header says %d", errMalformedPack, n, oh.Length)
+		err = fmt.Errorf("%w: inflates to %d bytes, its header says %d", ErrMalformed, n, oh.Length)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("object at offset %d: %w", offset, err)
