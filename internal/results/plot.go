@@ -122,90 +122,127 @@ func PlotSVG(experiment string, runs []Run, x, y string) []byte {
 		fmt.Fprintf(&b, `<text x="%g" y="%g" fill="#57606a">no succeeded runs to plot yet</text>`+"\n</svg>\n", padLeft, plotH/2)
 		return b.Bytes()
 	}
-
 	minX, maxX, minY, maxY := bounds(pts)
-	logX := minX > 0 && maxX/minX >= 100
-	var xTicks []float64
-	var xLo, xHi float64
-	if logX {
-		xLo, xHi = math.Floor(math.Log10(minX)), math.Ceil(math.Log10(maxX))
-		for e := xLo; e <= xHi; e++ {
-			xTicks = append(xTicks, math.Pow(10, e))
-		}
-	} else {
-		xTicks, xLo, xHi = niceTicks(minX, maxX, 6)
-		if allIntegers(pts) && xHi-xLo <= 10 {
-			// Seeds and counts: one tick per integer, never 1.5.
-			xTicks, xLo, xHi = nil, math.Floor(minX), math.Ceil(maxX)
-			if xHi == xLo {
-				xLo, xHi = xLo-1, xHi+1
-			}
-			for v := xLo; v <= xHi; v++ {
-				xTicks = append(xTicks, v)
-			}
-		}
-	}
-	logY := minY > 0 && maxY/minY >= 1000
-	var yTicks []float64
-	var yLo, yHi float64
-	if logY {
-		yLo, yHi = math.Floor(math.Log10(minY)), math.Ceil(math.Log10(maxY))
-		// At most about 8 labels, every one a round integral exponent
-		// (1e-60, 1e-50, …) and the axis ending on labelled decades.
-		step := decadeStep((yHi - yLo) / 8)
-		yLo, yHi = math.Floor(yLo/step)*step, math.Ceil(yHi/step)*step
-		for e := yLo; e <= yHi; e += step {
-			yTicks = append(yTicks, math.Pow(10, e))
-		}
-	} else {
-		yTicks, yLo, yHi = niceTicks(minY, maxY, 5)
-	}
+	yAxis := yAxisOf(minY, maxY)
+	f := frame{x: xAxisOf(minX, maxX, allIntegers(pts)), y: yAxis,
+		left: yAxisLeft(yAxis.ticks), right: plotW - padRight, top: padTop, bottom: plotH - padBottom}
+	f.drawAxes(&b, x, y)
+	f.drawSeries(&b, all, x, y)
+	f.drawLegend(&b, all)
+	b.WriteString("</svg>\n")
+	return b.Bytes()
+}
 
-	left, right, top, bottom := yAxisLeft(yTicks), plotW-padRight, padTop, plotH-padBottom
-	sx := func(v float64) float64 {
-		if logX {
-			v = math.Log10(v)
-		}
-		return left + (v-xLo)/(xHi-xLo)*(right-left)
-	}
-	sy := func(v float64) float64 {
-		if logY {
-			v = math.Log10(v)
-		}
-		return bottom - (v-yLo)/(yHi-yLo)*(bottom-top)
-	}
+// axis is one axis of a plot: its ticks and the range it shows (in
+// decades when it is logarithmic).
+type axis struct {
+	ticks  []float64
+	lo, hi float64
+	log    bool
+}
 
-	// Grid and ticks.
+// xAxisOf chooses the x axis for values from min to max: logarithmic over
+// two decades or more, else round ticks, or one tick per integer when the
+// values are few integers (seeds, counts: never 1.5).
+func xAxisOf(minX, maxX float64, integers bool) axis {
+	a := axis{log: minX > 0 && maxX/minX >= 100}
+	if a.log {
+		a.lo, a.hi = math.Floor(math.Log10(minX)), math.Ceil(math.Log10(maxX))
+		for e := a.lo; e <= a.hi; e++ {
+			a.ticks = append(a.ticks, math.Pow(10, e))
+		}
+		return a
+	}
+	a.ticks, a.lo, a.hi = niceTicks(minX, maxX, 6)
+	if integers && a.hi-a.lo <= 10 {
+		a.ticks, a.lo, a.hi = nil, math.Floor(minX), math.Ceil(maxX)
+		if a.hi == a.lo {
+			a.lo, a.hi = a.lo-1, a.hi+1
+		}
+		for v := a.lo; v <= a.hi; v++ {
+			a.ticks = append(a.ticks, v)
+		}
+	}
+	return a
+}
+
+// yAxisOf chooses the y axis for values from min to max: logarithmic over
+// three decades or more, else round ticks.
+func yAxisOf(minY, maxY float64) axis {
+	a := axis{log: minY > 0 && maxY/minY >= 1000}
+	if !a.log {
+		a.ticks, a.lo, a.hi = niceTicks(minY, maxY, 5)
+		return a
+	}
+	a.lo, a.hi = math.Floor(math.Log10(minY)), math.Ceil(math.Log10(maxY))
+	// At most about 8 labels, every one a round integral exponent
+	// (1e-60, 1e-50, …) and the axis ending on labelled decades.
+	step := decadeStep((a.hi - a.lo) / 8)
+	a.lo, a.hi = math.Floor(a.lo/step)*step, math.Ceil(a.hi/step)*step
+	for e := a.lo; e <= a.hi; e += step {
+		a.ticks = append(a.ticks, math.Pow(10, e))
+	}
+	return a
+}
+
+// frame is the plotting area in pixels and the axes that map values onto
+// it.
+type frame struct {
+	x, y                     axis
+	left, right, top, bottom float64
+}
+
+// sx is the pixel column of the value v.
+func (f frame) sx(v float64) float64 {
+	if f.x.log {
+		v = math.Log10(v)
+	}
+	return f.left + (v-f.x.lo)/(f.x.hi-f.x.lo)*(f.right-f.left)
+}
+
+// sy is the pixel row of the value v.
+func (f frame) sy(v float64) float64 {
+	if f.y.log {
+		v = math.Log10(v)
+	}
+	return f.bottom - (v-f.y.lo)/(f.y.hi-f.y.lo)*(f.bottom-f.top)
+}
+
+// drawAxes writes the grid, the axes, their tick labels and their titles.
+func (f frame) drawAxes(b *bytes.Buffer, x, y string) {
 	b.WriteString(`<g stroke="#d0d7de" stroke-width="1">` + "\n")
-	for _, t := range yTicks {
-		fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s"/>`+"\n", f2(left), f2(sy(t)), f2(right), f2(sy(t)))
+	for _, t := range f.y.ticks {
+		fmt.Fprintf(b, `<line x1="%s" y1="%s" x2="%s" y2="%s"/>`+"\n", f2(f.left), f2(f.sy(t)), f2(f.right), f2(f.sy(t)))
 	}
-	for _, t := range xTicks {
-		fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s"/>`+"\n", f2(sx(t)), f2(top), f2(sx(t)), f2(bottom))
+	for _, t := range f.x.ticks {
+		fmt.Fprintf(b, `<line x1="%s" y1="%s" x2="%s" y2="%s"/>`+"\n", f2(f.sx(t)), f2(f.top), f2(f.sx(t)), f2(f.bottom))
 	}
 	b.WriteString("</g>\n")
-	fmt.Fprintf(&b, `<g stroke="#57606a" stroke-width="1.2" fill="none"><line x1="%s" y1="%s" x2="%s" y2="%s"/><line x1="%s" y1="%s" x2="%s" y2="%s"/></g>`+"\n",
-		f2(left), f2(bottom), f2(right), f2(bottom), f2(left), f2(top), f2(left), f2(bottom))
+	fmt.Fprintf(b, `<g stroke="#57606a" stroke-width="1.2" fill="none"><line x1="%s" y1="%s" x2="%s" y2="%s"/><line x1="%s" y1="%s" x2="%s" y2="%s"/></g>`+"\n",
+		f2(f.left), f2(f.bottom), f2(f.right), f2(f.bottom), f2(f.left), f2(f.top), f2(f.left), f2(f.bottom))
 	b.WriteString(`<g fill="#24292f" font-size="11">` + "\n")
-	for _, t := range yTicks {
-		fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="end">%s</text>`+"\n", f2(left-6), f2(sy(t)+4), esc(tickLabel(t)))
+	for _, t := range f.y.ticks {
+		fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="end">%s</text>`+"\n", f2(f.left-6), f2(f.sy(t)+4), esc(tickLabel(t)))
 	}
-	for _, t := range xTicks {
-		fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle">%s</text>`+"\n", f2(sx(t)), f2(bottom+16), esc(tickLabel(t)))
+	for _, t := range f.x.ticks {
+		fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="middle">%s</text>`+"\n", f2(f.sx(t)), f2(f.bottom+16), esc(tickLabel(t)))
 	}
 	b.WriteString("</g>\n")
 	xLabel := x
-	if logX {
+	if f.x.log {
 		xLabel += " (log scale)"
 	}
-	fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle" fill="#24292f">%s</text>`+"\n", f2((left+right)/2), f2(plotH-18), esc(xLabel))
+	fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="middle" fill="#24292f">%s</text>`+"\n", f2((f.left+f.right)/2), f2(plotH-18), esc(xLabel))
 	yLabel := y
-	if logY {
+	if f.y.log {
 		yLabel += " (log scale)"
 	}
-	fmt.Fprintf(&b, `<text transform="translate(18 %s) rotate(-90)" text-anchor="middle" fill="#24292f">%s</text>`+"\n", f2((top+bottom)/2), esc(yLabel))
+	fmt.Fprintf(b, `<text transform="translate(18 %s) rotate(-90)" text-anchor="middle" fill="#24292f">%s</text>`+"\n", f2((f.top+f.bottom)/2), esc(yLabel))
+}
 
-	// Series: a line through the mean at each x, every run as a dot.
+// drawSeries writes each series: a line through the mean at each x, every
+// run as a dot (its values in a tooltip).
+func (f frame) drawSeries(b *bytes.Buffer, all []series, x, y string) {
 	for i, s := range all {
 		colour := palette[i%len(palette)]
 		means := meanByX(s.points)
@@ -217,33 +254,35 @@ func PlotSVG(experiment string, runs []Run, x, y string) []byte {
 				} else {
 					path.WriteString(" L")
 				}
-				path.WriteString(f2(sx(p.x)) + " " + f2(sy(p.y)))
+				path.WriteString(f2(f.sx(p.x)) + " " + f2(f.sy(p.y)))
 			}
-			fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", path.String(), colour)
+			fmt.Fprintf(b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", path.String(), colour)
 		}
 		for _, p := range s.points {
-			fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="3.5" fill="%s"><title>%s</title></circle>`+"\n",
-				f2(sx(p.x)), f2(sy(p.y)), colour, esc(fmt.Sprintf("%s=%s, %s=%s %s", x, tickLabel(p.x), y, formatFloat(p.y), s.label)))
+			fmt.Fprintf(b, `<circle cx="%s" cy="%s" r="3.5" fill="%s"><title>%s</title></circle>`+"\n",
+				f2(f.sx(p.x)), f2(f.sy(p.y)), colour, esc(fmt.Sprintf("%s=%s, %s=%s %s", x, tickLabel(p.x), y, formatFloat(p.y), s.label)))
 		}
 	}
+}
 
-	// Legend.
-	if len(all) > 1 || all[0].label != "" {
-		lx, ly := right+20, top+4
-		for i, s := range all {
-			if i == maxSeriesInLegend {
-				fmt.Fprintf(&b, `<text x="%s" y="%s" fill="#57606a">… %d more</text>`+"\n", f2(lx), f2(ly+4), len(all)-i)
-				break
-			}
-			colour := palette[i%len(palette)]
-			fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2"/><circle cx="%s" cy="%s" r="3.5" fill="%s"/>`,
-				f2(lx), f2(ly), f2(lx+22), f2(ly), colour, f2(lx+11), f2(ly), colour)
-			fmt.Fprintf(&b, `<text x="%s" y="%s" fill="#24292f">%s</text>`+"\n", f2(lx+30), f2(ly+4), esc(truncate(s.label, 30)))
-			ly += 20
-		}
+// drawLegend writes the legend right of the plot, when the series have
+// labels: at most maxSeriesInLegend of them, then how many more.
+func (f frame) drawLegend(b *bytes.Buffer, all []series) {
+	if len(all) == 1 && all[0].label == "" {
+		return
 	}
-	b.WriteString("</svg>\n")
-	return b.Bytes()
+	lx, ly := f.right+20, f.top+4
+	for i, s := range all {
+		if i == maxSeriesInLegend {
+			fmt.Fprintf(b, `<text x="%s" y="%s" fill="#57606a">… %d more</text>`+"\n", f2(lx), f2(ly+4), len(all)-i)
+			break
+		}
+		colour := palette[i%len(palette)]
+		fmt.Fprintf(b, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2"/><circle cx="%s" cy="%s" r="3.5" fill="%s"/>`,
+			f2(lx), f2(ly), f2(lx+22), f2(ly), colour, f2(lx+11), f2(ly), colour)
+		fmt.Fprintf(b, `<text x="%s" y="%s" fill="#24292f">%s</text>`+"\n", f2(lx+30), f2(ly+4), esc(truncate(s.label, 30)))
+		ly += 20
+	}
 }
 
 // seriesOf groups succeeded runs by the values of the other parameters that
