@@ -68,44 +68,8 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 		res.startKind = outcomeInfra
 		return res, fmt.Errorf("%w: pipe: %v", errNotStarted, err)
 	}
-	// Every process of the run ends with it: in a cgroup of its own where
-	// the machine offers one (cgroup.go), else below the run's reaper
-	// (reaper.go).
-	path, args := prog, r.c.Command
-	reaped := false
-	var group *runGroup
-	if !r.opts.NoCgroup {
-		group = newRunGroup(filepath.Base(spec.dir))
-	}
-	// As PID 1 of its namespace this process is the run's reaper itself
-	// (pidinit.go): no second expsync in the run's memory.
-	asInit := group == nil && !r.opts.NoReaper && pidNamespaceInit()
-	if exe := reaperPath(); group == nil && exe != "" && !r.opts.NoReaper && !asInit {
-		path, args, reaped = exe, append([]string{"expsync-run", reaperArg, prog}, r.c.Command...), true
-	}
+	cmd, group, reaped, asInit := r.command(prog, spec, pw)
 	defer group.killAll()
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        args,
-		Dir:         spec.dir,
-		Env:         spec.env,
-		Stdin:       devNull(),
-		Stdout:      pw,
-		Stderr:      pw,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	// The direct child dies with this process (its thread, in fact: Go
-	// keeps threads alive unless LockOSThread'ed goroutines exit).
-	platform.DieWithParent(cmd.SysProcAttr, syscall.SIGKILL)
-	if group != nil {
-		platform.StartInCgroup(cmd.SysProcAttr, group.fd)
-	}
-	if reaped {
-		// The reaper catches it and kills every process of the run before
-		// it exits: SIGKILL would leave the ones that left the command's
-		// session to init when expsync dies.
-		platform.DieWithParent(cmd.SysProcAttr, syscall.SIGUSR1)
-	}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -130,51 +94,16 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	pgid := cmd.Process.Pid
 	res.startedAt = start.UTC()
 	sampler := startPeakSampler(pgid, reaped)
-	// terminate asks the run to stop; kill ends it. Through the reaper,
-	// which passes SIGTERM to the command's group and on SIGUSR1 kills
-	// every process of the run; without it, to the command's group.
-	terminate, kill := func() { _ = syscall.Kill(-pgid, syscall.SIGTERM) }, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
-	if reaped {
-		terminate = func() { _ = syscall.Kill(pgid, syscall.SIGTERM) }
-		kill = func() { _ = syscall.Kill(pgid, syscall.SIGUSR1) }
-	}
-	if group != nil {
-		kill = group.killAll
-	}
+	terminate, kill := stoppers(pgid, reaped, group)
 	if r.opts.OnStart != nil {
 		ticks, _ := ProcessStartTicks(pgid)
 		r.opts.OnStart(Started{RunID: r.c.RunID, Attempt: spec.attempt, PID: pgid, StartTicks: ticks, WorkDir: spec.dir})
 	}
 
-	waited := make(chan struct{})
-	var timedOut, cancelled, graceExpired bool
-	killerDone := make(chan struct{})
-	go func() {
-		defer close(killerDone)
-		timer := time.NewTimer(spec.timeout)
-		defer timer.Stop()
-		select {
-		case <-waited:
-			return
-		case <-timer.C:
-			timedOut = true
-		case <-ctx.Done():
-			cancelled = true
-		}
-		terminate()
-		grace := time.NewTimer(r.opts.KillGrace)
-		defer grace.Stop()
-		select {
-		case <-waited:
-		case <-grace.C:
-			graceExpired = true
-			kill()
-		}
-	}()
+	stop := watchDeadline(ctx, spec.timeout, r.opts.KillGrace, terminate, kill)
 	werr := cmd.Wait()
 	sampled := sampler.stop()
-	close(waited)
-	<-killerDone
+	stop.exited()
 	// Whatever the leader left behind in its group goes with it, and so do
 	// the descendants seen while it ran that left the group (setsid).
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -186,7 +115,7 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	}
 	killEscaped(sampler.seen, pgid, r.c.RunID)
 	res.usage.WallSeconds = time.Since(start).Seconds()
-	res.timedOut, res.cancelled, res.graceExpired = timedOut, cancelled && !timedOut, graceExpired
+	res.timedOut, res.cancelled, res.graceExpired = stop.timedOut, stop.cancelled && !stop.timedOut, stop.graceExpired
 
 	// A process that left the group (setsid) may still hold the pipe: stop
 	// reading after the grace period rather than hang.
@@ -199,10 +128,117 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	pr.Close()
 	logw.close()
 
-	state := cmd.ProcessState
-	if state == nil {
+	if cmd.ProcessState == nil {
 		return res, fmt.Errorf("wait for %s: %v", r.c.Command[0], werr)
 	}
+	res.exitedAs(cmd.ProcessState, sampled)
+	return res, nil
+}
+
+// command is the run's process: prog with the contract's arguments in
+// the run's work folder, its output into out, the leader of a new process
+// group. Every process of the run ends with it: in a cgroup of its own
+// where the machine offers one (cgroup.go), else below the run's reaper
+// (reaped; reaper.go) or, as PID 1 of a PID namespace (a pod), below this
+// process itself (asInit). The caller kills what is left of group (nil
+// without a cgroup) when it is done.
+func (r *attemptRunner) command(prog string, spec processSpec, out *os.File) (cmd *exec.Cmd, group *runGroup, reaped, asInit bool) {
+	path, args := prog, r.c.Command
+	if !r.opts.NoCgroup {
+		group = newRunGroup(filepath.Base(spec.dir))
+	}
+	// As PID 1 of its namespace this process is the run's reaper itself
+	// (pidinit.go): no second expsync in the run's memory.
+	asInit = group == nil && !r.opts.NoReaper && pidNamespaceInit()
+	if exe := reaperPath(); group == nil && exe != "" && !r.opts.NoReaper && !asInit {
+		path, args, reaped = exe, append([]string{"expsync-run", reaperArg, prog}, r.c.Command...), true
+	}
+	cmd = &exec.Cmd{
+		Path:        path,
+		Args:        args,
+		Dir:         spec.dir,
+		Env:         spec.env,
+		Stdin:       devNull(),
+		Stdout:      out,
+		Stderr:      out,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	// The direct child dies with this process (its thread, in fact: Go
+	// keeps threads alive unless LockOSThread'ed goroutines exit).
+	platform.DieWithParent(cmd.SysProcAttr, syscall.SIGKILL)
+	if group != nil {
+		platform.StartInCgroup(cmd.SysProcAttr, group.fd)
+	}
+	if reaped {
+		// The reaper catches it and kills every process of the run before
+		// it exits: SIGKILL would leave the ones that left the command's
+		// session to init when expsync dies.
+		platform.DieWithParent(cmd.SysProcAttr, syscall.SIGUSR1)
+	}
+	return cmd, group, reaped, asInit
+}
+
+// stoppers returns how to ask the run started as pgid to stop (terminate)
+// and how to end it (kill). Through the reaper, which passes SIGTERM to
+// the command's group and on SIGUSR1 kills every process of the run;
+// without it, to the command's group; with a cgroup, kill ends the group.
+func stoppers(pgid int, reaped bool, group *runGroup) (terminate, kill func()) {
+	terminate, kill = func() { _ = syscall.Kill(-pgid, syscall.SIGTERM) }, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
+	if reaped {
+		terminate = func() { _ = syscall.Kill(pgid, syscall.SIGTERM) }
+		kill = func() { _ = syscall.Kill(pgid, syscall.SIGUSR1) }
+	}
+	if group != nil {
+		kill = group.killAll
+	}
+	return terminate, kill
+}
+
+// deadline watches a started process: when its timeout passes or its
+// context ends it terminates it, and kills it if it is still running after
+// the grace period. Its fields are set once exited returns.
+type deadline struct {
+	waited, done                      chan struct{}
+	timedOut, cancelled, graceExpired bool
+}
+
+func watchDeadline(ctx context.Context, timeout, grace time.Duration, terminate, kill func()) *deadline {
+	d := &deadline{waited: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		select {
+		case <-d.waited:
+			return
+		case <-timer.C:
+			d.timedOut = true
+		case <-ctx.Done():
+			d.cancelled = true
+		}
+		terminate()
+		graceTimer := time.NewTimer(grace)
+		defer graceTimer.Stop()
+		select {
+		case <-d.waited:
+		case <-graceTimer.C:
+			d.graceExpired = true
+			kill()
+		}
+	}()
+	return d
+}
+
+// exited tells the watcher that the process was waited for, and waits for
+// the watcher to finish.
+func (d *deadline) exited() {
+	close(d.waited)
+	<-d.done
+}
+
+// exitedAs records how the process ended (its exit code or signal) and
+// what it used; sampled is the peak the memory sampler saw.
+func (res *processResult) exitedAs(state *os.ProcessState, sampled int64) {
 	if ru, ok := state.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		res.usage.CPUSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
 		// Linux reports KiB; see memory.go for why it is not taken as is.
@@ -214,7 +250,6 @@ func (r *attemptRunner) runProcess(ctx context.Context, spec processSpec) (proce
 	} else {
 		res.exitCode = state.ExitCode()
 	}
-	return res, nil
 }
 
 var (
