@@ -110,68 +110,6 @@ func (s *Source) ensureCommit(ctx context.Context, ref string, commit plumbing.H
 // closing it.
 func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbing.Hash, depth int) (_ *filesystem.Storage, unpin func(), _ error) {
 	op := "fetch " + ref
-	unpin = func() {}
-	attempt := func() (_ *filesystem.Storage, err error) {
-		st, unpinThis, err := s.openPinnedStorage()
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			if err != nil {
-				st.Close()
-				unpinThis()
-			} else {
-				unpin = unpinThis
-			}
-		}()
-		if !commit.IsZero() && hasCommit(st, commit) && depth == 1 {
-			// Cached by an earlier fetch; an incomplete tree (an
-			// interrupted fetch, a lost object) counts as corruption.
-			return st, treeComplete(st, commit, plumbing.ZeroHash)
-		}
-		incremental := hasRefs(st)
-		fetchDepth := depth
-		var previous plumbing.Hash // this ref's last fetched head, checked complete then
-		if r, err := st.Reference(cacheRef(ref)); err == nil && depth == 1 && hasCommit(st, r.Hash()) {
-			previous = peel(st, r.Hash())
-			// A depth-1 fetch re-sends the whole tree even when the cache
-			// holds the previous head. Without depth, the server sends only
-			// the commits since that head and the objects they changed.
-			fetchDepth = 0
-		}
-		head, err := s.fetchRef(ctx, st, ref, fetchDepth)
-		if err != nil {
-			return nil, err
-		}
-		head = peel(st, head) // an annotated tag names its commit
-		if !commit.IsZero() && head != commit && !hasCommit(st, commit) {
-			// The ref moved on since the poll. Servers that allow it
-			// (uploadpack.allowReachableSHA1InWant, GitHub) still give the
-			// commit by ID; others cannot.
-			if err := s.fetchCommit(ctx, st, commit); err != nil || !hasCommit(st, commit) {
-				return nil, fmt.Errorf("%w: asked for %s, the ref is now at %s", ErrCommitNotFound, commit, head)
-			}
-		}
-		// The commit's whole tree must be present: go-git's shallow fetch
-		// can leave objects out after a force-push (the server assumes we
-		// hold what our old refs reach). A fetch into an empty cache sends
-		// no "have" and is complete by construction.
-		if !incremental {
-			return st, nil
-		}
-		check := head
-		if !commit.IsZero() {
-			check = commit
-		}
-		var known plumbing.Hash
-		if c, err := getCommit(st, previous); err == nil && !previous.IsZero() {
-			known = c.TreeHash
-		}
-		if err := treeComplete(st, check, known); err != nil {
-			return nil, err
-		}
-		return st, nil
-	}
 	if s.dropPending.Swap(false) {
 		if err := s.dropCache(); err != nil {
 			return nil, nil, s.wrap(op, err)
@@ -179,7 +117,7 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 	}
 	_, statErr := os.Stat(s.gitDir())
 	fresh := statErr != nil
-	st, err := attempt()
+	st, unpin, err := s.fetchPinned(ctx, ref, commit, depth)
 	if err == nil && !fresh && s.overLimit() {
 		// The cache grew over the limit across many fetches: start afresh
 		// before deciding that the repository itself is too large.
@@ -188,7 +126,7 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		if derr := s.dropCache(); derr != nil {
 			return nil, nil, s.wrap(op, derr)
 		}
-		st, err = attempt()
+		st, unpin, err = s.fetchPinned(ctx, ref, commit, depth)
 	}
 	if isCorruption(err) {
 		// go-git cannot reconcile a shallow cache with a rewritten history
@@ -196,7 +134,7 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		if derr := s.dropCache(); derr != nil {
 			return nil, nil, s.wrap(op, derr)
 		}
-		st, err = attempt()
+		st, unpin, err = s.fetchPinned(ctx, ref, commit, depth)
 	}
 	if err != nil {
 		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
@@ -226,6 +164,72 @@ func (s *Source) ensureCommitOpen(ctx context.Context, ref string, commit plumbi
 		st.Reindex() // it listed the packs now merged
 	}
 	return st, unpin, nil
+}
+
+// fetchPinned opens the cache storage, pinned (openPinnedStorage), and
+// fetches the commit into it (fetchInto). On an error the storage is
+// closed and unpinned.
+func (s *Source) fetchPinned(ctx context.Context, ref string, commit plumbing.Hash, depth int) (*filesystem.Storage, func(), error) {
+	st, unpinStorage, err := s.openPinnedStorage()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.fetchInto(ctx, st, ref, commit, depth); err != nil {
+		st.Close()
+		unpinStorage()
+		return nil, nil, err
+	}
+	return st, unpinStorage, nil
+}
+
+// fetchInto fetches ref (and the commit, when not zero) into the open
+// cache storage st, unless st already holds it, and checks that the
+// commit's whole tree is there.
+func (s *Source) fetchInto(ctx context.Context, st *filesystem.Storage, ref string, commit plumbing.Hash, depth int) error {
+	if !commit.IsZero() && hasCommit(st, commit) && depth == 1 {
+		// Cached by an earlier fetch; an incomplete tree (an
+		// interrupted fetch, a lost object) counts as corruption.
+		return treeComplete(st, commit, plumbing.ZeroHash)
+	}
+	incremental := hasRefs(st)
+	fetchDepth := depth
+	var previous plumbing.Hash // this ref's last fetched head, checked complete then
+	if r, err := st.Reference(cacheRef(ref)); err == nil && depth == 1 && hasCommit(st, r.Hash()) {
+		previous = peel(st, r.Hash())
+		// A depth-1 fetch re-sends the whole tree even when the cache
+		// holds the previous head. Without depth, the server sends only
+		// the commits since that head and the objects they changed.
+		fetchDepth = 0
+	}
+	head, err := s.fetchRef(ctx, st, ref, fetchDepth)
+	if err != nil {
+		return err
+	}
+	head = peel(st, head) // an annotated tag names its commit
+	if !commit.IsZero() && head != commit && !hasCommit(st, commit) {
+		// The ref moved on since the poll. Servers that allow it
+		// (uploadpack.allowReachableSHA1InWant, GitHub) still give the
+		// commit by ID; others cannot.
+		if err := s.fetchCommit(ctx, st, commit); err != nil || !hasCommit(st, commit) {
+			return fmt.Errorf("%w: asked for %s, the ref is now at %s", ErrCommitNotFound, commit, head)
+		}
+	}
+	// The commit's whole tree must be present: go-git's shallow fetch
+	// can leave objects out after a force-push (the server assumes we
+	// hold what our old refs reach). A fetch into an empty cache sends
+	// no "have" and is complete by construction.
+	if !incremental {
+		return nil
+	}
+	check := head
+	if !commit.IsZero() {
+		check = commit
+	}
+	var known plumbing.Hash
+	if c, err := getCommit(st, previous); err == nil && !previous.IsZero() {
+		known = c.TreeHash
+	}
+	return treeComplete(st, check, known)
 }
 
 func (s *Source) overLimit() bool {
