@@ -585,12 +585,6 @@ func (s *Local) putGitBlobSHA256(blob, sha string, size int64) {
 	_ = s.writeAtomic(filepath.Join(s.root, "gitblobs", blob[:2], blob), []byte(sha+" "+strconv.FormatInt(size, 10)), 0o444)
 }
 
-// legacyRunFilePath is where stores written before the run journal kept
-// run files (runs/<aa>/<runID>.<name>); RunFile still reads them.
-func (s *Local) legacyRunFilePath(runID, name string) string {
-	return filepath.Join(s.root, "runs", runID[:2], runID+"."+name)
-}
-
 // PutRunFile implements Store: it appends the file to the run journal.
 func (s *Local) PutRunFile(_ context.Context, runID, name string, data []byte) error {
 	if err := checkRunID(runID); err != nil {
@@ -605,8 +599,7 @@ func (s *Local) PutRunFile(_ context.Context, runID, name string, data []byte) e
 	return nil
 }
 
-// RunFile implements Store: the newest journal record of the file, or the
-// file itself in a store written before the journal.
+// RunFile implements Store: the newest journal record of the file.
 func (s *Local) RunFile(_ context.Context, runID, name string) ([]byte, error) {
 	if err := checkRunID(runID); err != nil {
 		return nil, err
@@ -618,14 +611,10 @@ func (s *Local) RunFile(_ context.Context, runID, name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %s file %s: %w", runID, name, err)
 	}
-	if ok {
-		return data, nil
-	}
-	data, err = os.ReadFile(s.legacyRunFilePath(runID, name))
-	if errors.Is(err, fs.ErrNotExist) {
+	if !ok {
 		return nil, fmt.Errorf("run %s file %s: %w", runID, name, ErrNotFound)
 	}
-	return data, err
+	return data, nil
 }
 
 // LockRun implements Store with an open file description lock (fcntl

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"path/filepath"
 	"testing"
 )
 
@@ -35,7 +36,7 @@ func BenchmarkPutRunFileJournalVsFiles(b *testing.B) {
 					if journal {
 						err = s.PutRunFile(ctx, runID, "result.json", data)
 					} else {
-						err = s.writeAtomic(s.legacyRunFilePath(runID, "result.json"), data, 0o644)
+						err = s.writeAtomic(filepath.Join(s.root, "runs", runID[:2], runID+".result.json"), data, 0o644) // a file per run, as before the journal
 					}
 					if err != nil {
 						b.Error(err)

@@ -161,27 +161,6 @@ func TestRunJournalRecordBeingWritten(t *testing.T) {
 	}
 }
 
-func TestRunJournalReadsLegacyRunFiles(t *testing.T) {
-	s := newLocal(t)
-	id := runIDOf(1)
-	legacy := s.legacyRunFilePath(id, "result.json")
-	if err := os.MkdirAll(filepath.Dir(legacy), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(legacy, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if got := runFiles(t, s, id); got[0] != "old" {
-		t.Errorf("legacy run file read as %q", got[0])
-	}
-	if err := s.PutRunFile(context.Background(), id, "result.json", []byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	if got := runFiles(t, s, id); got[0] != "new" {
-		t.Errorf("after a put, read %q; the journal must win", got[0])
-	}
-}
-
 // TestRunJournalConcurrentProcesses: processes and goroutines append at
 // once; every record is found whole.
 func TestRunJournalConcurrentProcesses(t *testing.T) {
