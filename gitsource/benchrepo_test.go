@@ -115,7 +115,7 @@ func generateRepoWith(tb testing.TB, bare string, commits, files int, content fu
 //
 // It runs git-daemon itself, not the `git daemon` wrapper: the wrapper forks
 // git-daemon as a child, and killing the wrapper left that child serving
-// forever (QA F10). The daemon also gets its own process group — it forks a
+// forever. The daemon also gets its own process group — it forks a
 // process per connection, killed with it — and dies with the test binary
 // (Pdeathsig) when the binary is killed before its cleanups run (a -timeout
 // panic, a signal).

@@ -10,7 +10,7 @@ import (
 )
 
 // The benchmarks' git daemon must not outlive them: its cleanup used to
-// kill only the `git daemon` wrapper and leave git-daemon running (QA F10).
+// kill only the `git daemon` wrapper and leave git-daemon running.
 func TestGitDaemonLeavesNoProcessBehind(t *testing.T) {
 	root := t.TempDir()
 	runGit(t, root, "init", "-q", "--bare", "-b", "main", "r.git")

@@ -34,7 +34,7 @@ func checkBranchDeleted(t *testing.T, res CommitResult, err error, srv *server, 
 	}
 }
 
-// QA F9: a branch deleted (a merged pull request's) while expsync commits
+// A branch deleted (a merged pull request's) while expsync commits
 // its results in batches must not be resurrected by the next batch.
 func TestCommitBackNeverRecreatesADeletedBranch(t *testing.T) {
 	srv := newServer(t)

@@ -18,7 +18,7 @@ import (
 )
 
 // stallServer is a loopback TCP server that accepts connections and never
-// finishes answering (QA F19): it reads what the client sends and writes
+// finishes answering: it reads what the client sends and writes
 // only its fixed prefix (nothing, or the start of an HTTP response). It
 // counts open connections, so a test proves the client closed its side.
 type stallServer struct {

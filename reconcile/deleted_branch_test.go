@@ -13,7 +13,7 @@ import (
 	"github.com/expsync/expsync/gitsource"
 )
 
-// TestDeletedBranchIsNotRecreated (QA F9): the branch is deleted while
+// TestDeletedBranchIsNotRecreated: the branch is deleted while
 // expsync commits its results (a merged pull request's branch). The push
 // must not resurrect it; the error says so, and the results stay in the
 // run cache: when the branch comes back, they are committed without a rerun.

@@ -49,7 +49,7 @@ func TestExpandResultsBranch(t *testing.T) {
 	}
 }
 
-// TestPullRequestsGetTheirOwnResultsBranch (QA F17): two pull requests
+// TestPullRequestsGetTheirOwnResultsBranch: two pull requests
 // editing one sweep differently get one results branch each, started from
 // their own head: neither lists the other's runs or code, the first one's
 // folder does not make the second's run "done", and every run folder of

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestSecretWrittenToAnOutputIsNeverCommitted is QA's F3 end to end: a run
+// TestSecretWrittenToAnOutputIsNeverCommitted, end to end: a run
 // that writes its secret to an output is committed as failed, with the
 // output recorded by digest (committed: false) and its bytes nowhere in the
 // results commit.

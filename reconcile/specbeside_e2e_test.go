@@ -37,7 +37,7 @@ spec:
 	}
 }
 
-// TestSpecEditsBesideTheCodeRerunNothing is QA's F5 through real commits:
+// TestSpecEditsBesideTheCodeRerunNothing, through real commits:
 // a timeout change and an edit of a sibling experiment file in the same
 // folder run nothing; one more sweep value runs exactly that point; a code
 // change reruns every run of the folder. The committed results verify.

@@ -16,7 +16,7 @@ func cubeExperiment(marker, xs string) map[string]string {
 	return map[string]string{"experiments/cube.yaml": strings.Replace(square["experiments/square.yaml"], "name: square", "name: cube", 1)}
 }
 
-// TestSummariesListOnlyVerifiedFolders (QA F6): folders pushed by hand — an
+// TestSummariesListOnlyVerifiedFolders: folders pushed by hand — an
 // unsigned folder with a flattering metric, a genuine folder of experiment
 // square copied under cube — are neither rows, plot points nor counts of
 // the regenerated READMEs; they are listed apart as unverified.

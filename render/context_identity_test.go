@@ -80,7 +80,7 @@ func set(m map[string]string, path, content string) map[string]string {
 	return out
 }
 
-// TestSpecEditsBesideTheCode is QA's F5: with the spec in its own context,
+// TestSpecEditsBesideTheCode: with the spec in its own context,
 // editing it moved every ID of it and of every spec in the same folder.
 func TestSpecEditsBesideTheCode(t *testing.T) {
 	base := besideIDs(t, besideFiles())

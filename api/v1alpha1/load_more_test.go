@@ -23,7 +23,7 @@ func TestLoadValidationErrorsMore(t *testing.T) {
 			`experiments/a.yaml:1:1: kind: missing; must be one of Experiment, ExperimentTemplate`,
 		},
 	}, {
-		name:  "experiments folder named in expsync.yaml but absent (QA F13.2)",
+		name:  "experiments folder named in expsync.yaml but absent",
 		files: map[string]string{"expsync.yaml": "experiments: nothere\n", "experiments/a.yaml": "metadata: {name: a}\n"},
 		want:  []string{`expsync.yaml:1:14: experiments: folder "nothere" not found in the repository; create it or fix expsync.yaml`},
 	}, {

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// ignoredJunkRepo is QA finding F15's set-up: the examples committed with a
+// ignoredJunkRepo is a set-up a user met: the examples committed with a
 // .gitignore for Python's __pycache__ and *.tmp, then the junk a local run
 // leaves behind written into the working folder. git runs with a temporary
 // HOME that the test process shares, so both read the same (empty) global

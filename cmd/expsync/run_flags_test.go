@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestRunRefusesBadFlagValues (QA F13.6): nonsense flag values are usage
+// TestRunRefusesBadFlagValues: nonsense flag values are usage
 // errors (exit 2) naming what is allowed, before any repository is touched.
 func TestRunRefusesBadFlagValues(t *testing.T) {
 	for _, c := range []struct {

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// TestRunInterruptedExitsNonZero (QA F16): SIGTERM in the middle of a sweep
+// TestRunInterruptedExitsNonZero: SIGTERM in the middle of a sweep
 // commits the finished runs, ends the others, and exits 1 saying how many
 // did not finish — a wrapper (`expsync run && notify`) never sees success
 // for half a sweep.
@@ -74,7 +74,7 @@ spec:
 	}
 }
 
-// TestRunRejectedPushSummary (QA F13.1): when the server's pre-receive hook
+// TestRunRejectedPushSummary: when the server's pre-receive hook
 // refuses the results commit, the summary does not claim that nothing
 // changed; it says the results wait in the run cache, and exit is 1.
 func TestRunRejectedPushSummary(t *testing.T) {

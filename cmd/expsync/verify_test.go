@@ -404,7 +404,7 @@ func TestVerifyCLIStoreAndRequireAll(t *testing.T) {
 	}
 }
 
-// TestVerifyCLIParentFolderFailsUnsignedAndForeignRunFolders (QA F6): over a
+// TestVerifyCLIParentFolderFailsUnsignedAndForeignRunFolders: over a
 // parent folder, a run folder with no envelope and a genuine run folder
 // copied under another experiment both fail, each named; a PATH that does
 // not exist is a usage error.

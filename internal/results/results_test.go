@@ -450,7 +450,7 @@ func TestRenderExperimentFailureReasonAndRepeat(t *testing.T) {
 	}
 }
 
-// TestLogScaleTicksAreWholeDecades (QA F7): every y label of a log axis is
+// TestLogScaleTicksAreWholeDecades: every y label of a log axis is
 // 1e<integer>, the top decade is labelled, and labels start right of the
 // rotated axis title whatever their length.
 func TestLogScaleTicksAreWholeDecades(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/expsync/expsync/contract"
 )
 
-// TestSetsidDescendantsEndWithTheRun is QA's F18: a process that leaves the
+// TestSetsidDescendantsEndWithTheRun: a process that leaves the
 // run's process group (setsid) is ended when the attempt ends, whether the
 // run succeeded or timed out, if the runner saw it while the run lived.
 func TestSetsidDescendantsEndWithTheRun(t *testing.T) {

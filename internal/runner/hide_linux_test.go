@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestRunsCannotReadExpsyncsEnvironment is QA's F00: after a run, this
+// TestRunsCannotReadExpsyncsEnvironment: after a run, this
 // process is not dumpable, which on Linux keeps a run of the same user
 // (without CAP_SYS_PTRACE) from reading its environment, expsync's
 // credentials, through /proc/<ppid>/environ. Whether the probe is refused

@@ -10,7 +10,7 @@ import (
 	"github.com/expsync/expsync/contract"
 )
 
-// TestSecretsInOutputsOrMetricsAreWithheld is QA's F3: an output or a
+// TestSecretsInOutputsOrMetricsAreWithheld: an output or a
 // metrics file holding a secret's value fails the run with a message that
 // names the file and the variable (never the value), and the output is
 // marked not committable.
@@ -84,7 +84,7 @@ func TestSecretsInOutputsOrMetricsAreWithheld(t *testing.T) {
 	}
 }
 
-// TestOutputNamesGitCannotCommitFailTheRun is QA's F0: an output under a
+// TestOutputNamesGitCannotCommitFailTheRun: an output under a
 // .git folder (any case), or named with a backslash or bytes that are not
 // UTF-8, would fail every results commit of the branch (or the run's
 // signature): the run fails naming it, and it is left out of the manifest.
@@ -108,7 +108,7 @@ func TestOutputNamesGitCannotCommitFailTheRun(t *testing.T) {
 	}
 }
 
-// TestOperatorCredentialsAreRedactedAndWithheld is QA's F00: a run can
+// TestOperatorCredentialsAreRedactedAndWithheld: a run can
 // read expsync's environment (/proc/<ppid>/environ, same user), so every
 // operator credential is redacted from its log and withheld from its
 // outputs, whether the run declared it or not. The command gets the value

@@ -48,8 +48,8 @@ func TestPeakMemoryIsTheRunsOwn(t *testing.T) {
 	}{
 		{"true exits at once", []string{"true"}, 0, 20 * MiB, contract.MaxRSSSampled + "|" + contract.MaxRSSUnmeasured},
 		{"a shell doing nothing", []string{"sh", "-c", ":"}, 0, 20 * MiB, contract.MaxRSSSampled + "|" + contract.MaxRSSUnmeasured},
-		// A short run (~20 ms) is still seen past its first pages (QA's
-		// retest: 20 KiB for a shell, sampled right after exec).
+		// A short run (~20 ms) is still seen past its first pages (a
+		// retest once saw 20 KiB for a shell, sampled right after exec).
 		{"python exiting at once", []string{"python3", "-c", "pass"}, 2 * MiB, 20 * MiB, contract.MaxRSSSampled},
 		// Below this process's own peak: only the sampler can tell.
 		{"python allocating 64 MiB", []string{"python3", "-c", alloc(64)}, 64 * MiB, 110 * MiB, contract.MaxRSSSampled},

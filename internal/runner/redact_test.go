@@ -8,7 +8,7 @@ import (
 	"github.com/expsync/expsync/contract"
 )
 
-// TestSecretCutByTheLogLimitOrTheTailNeverLeaks is QA's F2: a secret that
+// TestSecretCutByTheLogLimitOrTheTailNeverLeaks: a secret that
 // straddles the kept log's size limit, or the tail's cut, must not leave a
 // prefix or suffix of itself in the stored log or the result's tail.
 func TestSecretCutByTheLogLimitOrTheTailNeverLeaks(t *testing.T) {
@@ -61,7 +61,7 @@ func fragmentOf(secret, text string, n int) (string, bool) {
 }
 
 // TestLargeLogIsStoredWithoutHoldingItInMemory: a log spilled to disk is
-// streamed into the store (QA F13.21: two 64 MiB copies per concurrent
+// streamed into the store (it once held two 64 MiB copies per concurrent
 // run). The runner allocates far less than the log's size.
 func TestLargeLogIsStoredWithoutHoldingItInMemory(t *testing.T) {
 	f := newFixture(t)

@@ -130,7 +130,7 @@ func TestRunMissingOutputFails(t *testing.T) {
 
 func TestRunCommandNotFound(t *testing.T) {
 	f := newFixture(t)
-	// A command that cannot start is the experiment's failure (QA F12):
+	// A command that cannot start is the experiment's failure:
 	// recorded like a shell's 127/126, cacheable, not retried, with a short
 	// error (the PATH searched is in the log).
 	res := f.run(newContract("no-such-program-expsync").retries(3, 127).build())
@@ -572,7 +572,7 @@ func TestMetrics(t *testing.T) {
 	}
 	f := newFixture(t)
 	res := f.run(shell(`true`).metrics("out/m.json").build())
-	// Named as declared, without the work folder's absolute path (QA F11).
+	// Named as declared, without the work folder's absolute path.
 	if res.MetricsError != "metrics file out/m.json: not found" {
 		t.Errorf("missing metrics file: error %q", res.MetricsError)
 	}

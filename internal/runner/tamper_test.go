@@ -13,7 +13,7 @@ import (
 	"github.com/expsync/expsync/tree"
 )
 
-// TestWriteToSharedContextFileNeverStrandsTheResult is QA's F1: a run
+// TestWriteToSharedContextFileNeverStrandsTheResult: a run
 // prints a context file (its log then has the file's digest) and appends to
 // it through the hard link. The run fails, and its result must stay
 // usable: the log blob it names is in the store with the right bytes, the
