@@ -104,7 +104,8 @@ func (o *serveOptions) Exec(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{2, fmt.Errorf("--log-format: %w", err)}
 	}
-	// review logs lines of its own (one per pull request report).
+	// review logs printf-style lines of its own (one per pull request
+	// report), as one message each.
 	logf := func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
 	reviews := newReviewers()
 	opts := cfg.Options()
@@ -169,7 +170,7 @@ func (o *serveOptions) Exec(ctx context.Context, stderr io.Writer) error {
 			return &exitError{2, fmt.Errorf("%s: repositories[%d]: %w", o.Config, i, err)}
 		}
 	}
-	auditor, err := newAuditor(cfg, opts, d, logf)
+	auditor, err := newAuditor(cfg, opts, d, logger)
 	if err != nil {
 		d.Close(context.Background())
 		return &exitError{2, fmt.Errorf("%s: %w", o.Config, err)}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"path/filepath"
 
 	"github.com/expsync/expsync/attest"
@@ -17,7 +18,7 @@ import (
 // machine with the runs), their statements are signed with its key and
 // committed with its author and commit signer. nil when the configuration
 // has no audit.
-func newAuditor(cfg *deploy.Config, opts deploy.Options, d *deploy.Deployment, logf func(string, ...any)) (*audit.Auditor, error) {
+func newAuditor(cfg *deploy.Config, opts deploy.Options, d *deploy.Deployment, logger *slog.Logger) (*audit.Auditor, error) {
 	if cfg.Audit == nil {
 		return nil, nil
 	}
@@ -27,7 +28,7 @@ func newAuditor(cfg *deploy.Config, opts deploy.Options, d *deploy.Deployment, l
 		Keys:      func() (*attest.Signer, attest.Verifiers, error) { return d.Reconciler.Keys() },
 		BuilderID: d.Reconciler.BuilderID, Store: d.Store, StateDir: filepath.Join(cfg.State, "audit"),
 		GPUs: cfg.GPUs, MemoryBytes: mem, Runner: runner.Options{SecretsFile: cfg.SecretsFile},
-		Author: opts.Author, CommitSigner: opts.CommitSigner, Log: logf,
+		Author: opts.Author, CommitSigner: opts.CommitSigner, Logger: logger,
 	}
 	if d.Local != nil {
 		a.Execute = d.Local.ExecuteFresh

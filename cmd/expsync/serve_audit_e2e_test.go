@@ -46,7 +46,7 @@ func TestServeAuditsRuns(t *testing.T) {
 	if n := len(readMarker(t, marker)); n != 2*3*2 {
 		t.Errorf("marker has %d lines, want a start and an end per run and per reproduction (12)", n)
 	}
-	if log := p.output(); !strings.Contains(log, "audit: run ") || !strings.Contains(log, "reproduced: identical") {
+	if log := p.output(); !strings.Contains(log, `msg="audit: run reproduced"`) || !strings.Contains(log, "verdict=identical") {
 		t.Errorf("serve log does not report the audit:\n%s", log)
 	}
 }

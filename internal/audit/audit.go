@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"path/filepath"
 	"sort"
@@ -26,6 +27,7 @@ import (
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/contract"
 	"github.com/expsync/expsync/gitsource"
+	"github.com/expsync/expsync/internal/logging"
 	"github.com/expsync/expsync/internal/reproduce"
 	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/internal/runner"
@@ -67,8 +69,9 @@ type Options struct {
 	// Summaries verify the run folders the READMEs count (reconcile's
 	// check, cached); nil verifies with attest against Keys.
 	Verify func(r tree.Reader, dir, experiment string) error
-	// Log receives one line per reproduction and per problem.
-	Log func(format string, args ...any)
+	// Logger receives one record per reproduction and per problem, with
+	// the keys of internal/logging (nil: none).
+	Logger *slog.Logger
 	// Retry is how long a run that could not be reproduced here waits
 	// before it is tried again (default 1h).
 	Retry time.Duration
@@ -103,8 +106,8 @@ func New(opts Options) (*Auditor, error) {
 	if opts.Retry <= 0 {
 		opts.Retry = time.Hour
 	}
-	if opts.Log == nil {
-		opts.Log = func(string, ...any) {}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Author.Name == "" {
 		opts.Author = gitsource.Signature{Name: "expsync", Email: "expsync@localhost"}
@@ -144,7 +147,7 @@ func (a *Auditor) Run(ctx context.Context) {
 				break
 			}
 			if err := a.Audit(ctx, req.src, req.branch); err != nil && ctx.Err() == nil {
-				a.opts.Log("audit %s %s: %v", req.src.URL(), req.branch, err)
+				a.opts.Logger.Warn("audit failed", logging.Repository, req.src.URL(), logging.Ref, req.branch, "error", err)
 			}
 		}
 	}
@@ -197,12 +200,13 @@ func (a *Auditor) Audit(ctx context.Context, src *gitsource.Source, branch strin
 				return ctx.Err()
 			}
 			a.hold(f.runID)
-			a.opts.Log("audit: run %s of %s not reproduced (tried again in %s): %v", shortID(f.runID), f.experiment, a.opts.Retry, err)
+			a.opts.Logger.Warn("audit: run not reproduced", logging.RunID, f.runID, logging.Experiment, f.experiment,
+				"retryIn", a.opts.Retry.String(), "error", err)
 			continue
 		}
 		statements[path.Join(f.dir, attest.ReproductionsDir, name)] = data
 		verdicts = append(verdicts, verdict)
-		a.opts.Log("audit: run %s of %s reproduced: %s", shortID(f.runID), f.experiment, verdict)
+		a.opts.Logger.Info("audit: run reproduced", logging.RunID, f.runID, logging.Experiment, f.experiment, "verdict", verdict)
 	}
 	if len(statements) == 0 {
 		return nil
@@ -401,11 +405,4 @@ func isRunID(s string) bool {
 		}
 	}
 	return true
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

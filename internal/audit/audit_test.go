@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -89,7 +90,7 @@ func (l *auditLab) auditor(t *testing.T, fraction float64, perBranch int) *audit
 		return s, attest.Verifiers{k}, err
 	}
 	a, err := audit.New(audit.Options{Fraction: fraction, PerBranch: perBranch, Keys: keys, Store: l.deploy.Store,
-		StateDir: filepath.Join(l.state, "audit"), Log: t.Logf})
+		StateDir: filepath.Join(l.state, "audit"), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
