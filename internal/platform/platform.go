@@ -1,7 +1,8 @@
 // Package platform holds what expsync does differently on Linux: unnamed
 // files (O_TMPFILE), copy-on-write clones (FICLONE), open file description
 // locks (F_OFD_SETLK), a child's death signal (Pdeathsig), child subreapers,
-// cgroup v2 and /proc. Linux has the real thing (platform_linux.go); other
+// cgroup v2 and /proc (proc_linux.go: process status, children, environment,
+// peak memory). Linux has the real thing (platform_linux.go); other
 // systems get a portable fallback or ErrUnsupported, which the callers
 // turn into a slower path or a clear message (platform_other.go).
 //

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,17 +56,7 @@ func findCgroupParent() string {
 	if mount == "" {
 		return ""
 	}
-	own := "/"
-	if f, err := os.Open("/proc/self/cgroup"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if p, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
-				own = p
-			}
-		}
-		f.Close()
-	}
-	return filepath.Join(mount, own)
+	return filepath.Join(mount, platform.OwnCgroup())
 }
 
 const cgroupPrefix = "expsync-"

@@ -1,13 +1,10 @@
 package runner
 
 import (
-	"bytes"
-	"os"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // Peak memory of a run.
@@ -44,7 +41,7 @@ type peakSampler struct {
 	stopc chan struct{}
 	done  chan struct{}
 	peak  int64 // bytes; written by the sampler goroutine only
-	buf   []byte
+	proc  platform.ProcReader
 	// seen are the descendants met while sampling (up to maxSeen): the
 	// ones that left the process group (setsid) are ended after the run.
 	seen map[int]bool
@@ -105,7 +102,7 @@ func (s *peakSampler) sample() {
 		queue = queue[1:]
 		if pid == s.pid && s.skipRoot {
 			// the reaper: not the run's memory
-		} else if hwm, ok := s.readHWM(pid); ok && hwm > s.peak {
+		} else if hwm, ok := s.proc.PeakRSS(pid); ok && hwm > s.peak {
 			s.peak = hwm
 		}
 		if pid != s.pid && len(s.seen) < maxSeen {
@@ -114,88 +111,8 @@ func (s *peakSampler) sample() {
 			}
 			s.seen[pid] = true
 		}
-		queue = s.appendChildren(queue, pid)
+		queue = s.proc.AppendChildren(queue, pid)
 	}
-}
-
-func (s *peakSampler) readHWM(pid int) (int64, bool) {
-	b, ok := s.read("/proc/" + strconv.Itoa(pid) + "/status")
-	if !ok {
-		return 0, false
-	}
-	return parseVmHWM(b)
-}
-
-func (s *peakSampler) appendChildren(queue []int, pid int) []int {
-	p := strconv.Itoa(pid)
-	b, ok := s.read("/proc/" + p + "/task/" + p + "/children")
-	if !ok {
-		return queue
-	}
-	for _, f := range bytes.Fields(b) {
-		if c, err := strconv.Atoi(string(f)); err == nil {
-			queue = append(queue, c)
-		}
-	}
-	return queue
-}
-
-// read reads a small /proc file into the sampler's buffer.
-func (s *peakSampler) read(path string) ([]byte, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	if s.buf == nil {
-		s.buf = make([]byte, 4096)
-	}
-	n, _ := f.Read(s.buf)
-	return s.buf[:n], n > 0
-}
-
-// parseVmHWM finds "VmHWM:   1234 kB" in a /proc status file (absent for
-// a zombie or a kernel thread).
-func parseVmHWM(status []byte) (int64, bool) {
-	i := bytes.Index(status, []byte("VmHWM:"))
-	if i < 0 {
-		return 0, false
-	}
-	rest := status[i+len("VmHWM:"):]
-	if j := bytes.IndexByte(rest, '\n'); j >= 0 {
-		rest = rest[:j]
-	}
-	fields := bytes.Fields(rest)
-	if len(fields) == 0 {
-		return 0, false
-	}
-	kb, err := strconv.ParseInt(string(fields[0]), 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return kb * 1024, true
-}
-
-var selfStatus struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-// selfHWM is this process's VmHWM in bytes (0 when /proc cannot tell).
-func selfHWM() int64 {
-	selfStatus.mu.Lock()
-	defer selfStatus.mu.Unlock()
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	if selfStatus.buf == nil {
-		selfStatus.buf = make([]byte, 8192)
-	}
-	n, _ := f.Read(selfStatus.buf)
-	hwm, _ := parseVmHWM(selfStatus.buf[:n])
-	return hwm
 }
 
 // peakRSS combines wait4's figure with the sampled one (see above).

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // ballast raises this test process's peak RSS above what the commands
@@ -25,7 +26,7 @@ func raiseOwnPeakRSS(t *testing.T, bytes int) {
 		}
 	}
 	runtime.KeepAlive(ballast)
-	if own := selfHWM(); own < int64(bytes) {
+	if own := platform.SelfPeakRSS(); own < int64(bytes) {
 		t.Fatalf("own VmHWM %d after touching %d bytes", own, bytes)
 	}
 }
@@ -59,7 +60,7 @@ func TestPeakMemoryIsTheRunsOwn(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := tc.method
-			if want == contract.MaxRSSByRusage && selfHWM() >= tc.least {
+			if want == contract.MaxRSSByRusage && platform.SelfPeakRSS() >= tc.least {
 				// This process already peaked higher (the race detector's
 				// shadow memory): only the sampler can tell.
 				want = contract.MaxRSSSampled
@@ -72,29 +73,12 @@ func TestPeakMemoryIsTheRunsOwn(t *testing.T) {
 			got := res.Usage.MaxRSSBytes
 			if got < tc.least || got > tc.most {
 				t.Errorf("peak RSS %.1f MiB, want %.0f to %.0f MiB (this process's own peak: %.0f MiB)",
-					float64(got)/MiB, float64(tc.least)/MiB, float64(tc.most)/MiB, float64(selfHWM())/MiB)
+					float64(got)/MiB, float64(tc.least)/MiB, float64(tc.most)/MiB, float64(platform.SelfPeakRSS())/MiB)
 			}
 			if !slices.Contains(strings.Split(want, "|"), res.Usage.MaxRSSMethod) {
 				t.Errorf("method %q, want %q", res.Usage.MaxRSSMethod, want)
 			}
 		})
-	}
-}
-
-func TestParseVmHWM(t *testing.T) {
-	for in, want := range map[string]int64{
-		"Name:\tx\nVmPeak:\t  100 kB\nVmHWM:\t    1724 kB\nVmRSS:\t 1 kB\n": 1724 * 1024,
-		"Name:\tx\nState:\tZ (zombie)\n":                                    -1,
-		"VmHWM:\n":                                                          -1,
-		"VmHWM:\tlots kB\n":                                                 -1,
-	} {
-		got, ok := parseVmHWM([]byte(in))
-		if !ok {
-			got = -1
-		}
-		if got != want {
-			t.Errorf("parseVmHWM(%q) = %d, want %d", in, got, want)
-		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -242,7 +241,7 @@ func (res *processResult) exitedAs(state *os.ProcessState, sampled int64) {
 	if ru, ok := state.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		res.usage.CPUSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
 		// Linux reports KiB; see memory.go for why it is not taken as is.
-		res.usage.MaxRSSBytes, res.usage.MaxRSSMethod = peakRSS(ru.Maxrss*1024, sampled, selfHWM())
+		res.usage.MaxRSSBytes, res.usage.MaxRSSMethod = peakRSS(ru.Maxrss*1024, sampled, platform.SelfPeakRSS())
 	}
 	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		res.signal, res.signalNumber = ws.Signal().String(), int(ws.Signal())
@@ -322,30 +321,12 @@ func executable(p string) error {
 	return nil
 }
 
-// ProcessStartTicks returns a process's start time in clock ticks since boot
-// (field 22 of /proc/<pid>/stat): with the PID it identifies a process, since
-// a reused PID has a later start time.
+// ProcessStartTicks returns a process's start time in clock ticks since
+// boot: with the PID it identifies a process, since a reused PID has a
+// later start time.
 func ProcessStartTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may contain spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state); starttime is field 22.
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	var ticks uint64
-	if _, err := fmt.Sscanf(fields[19], "%d", &ticks); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return ticks, nil
+	st, err := platform.ReadStat(pid)
+	return st.StartTicks, err
 }
 
 // killEscaped ends the processes among pids that still carry this run's
@@ -358,7 +339,7 @@ func killEscaped(pids map[int]bool, pgid int, runID string) {
 		if g, err := syscall.Getpgid(pid); err != nil || g == pgid {
 			continue // gone, or killed with the group
 		}
-		env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		env, err := platform.Environ(pid)
 		if err != nil || !bytes.Contains(append(env, 0), mark) {
 			continue
 		}

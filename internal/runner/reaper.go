@@ -5,8 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -126,59 +124,18 @@ func killDescendants() {
 	}
 }
 
-// childrenOf lists the children of pid (from /proc/<pid>/task/*/children,
-// or else every process's parent in /proc/<n>/stat).
+// childrenOf lists the children of pid (as the kernel lists them, or
+// else every process whose parent is pid).
 func childrenOf(pid int) []int {
-	var out []int
-	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-	if err == nil {
-		seen := map[int]bool{}
-		ok := false
-		for _, t := range tasks {
-			data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/children")
-			if err != nil {
-				continue
-			}
-			ok = true
-			for _, f := range strings.Fields(string(data)) {
-				if n, err := strconv.Atoi(f); err == nil && !seen[n] {
-					seen[n] = true
-					out = append(out, n)
-				}
-			}
-		}
-		if ok {
-			return out
-		}
+	if out, ok := platform.Children(pid); ok {
+		return out
 	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, ok := parentPID(n); ok && ppid == pid {
+	var out []int
+	pids, _ := platform.PIDs()
+	for _, n := range pids {
+		if st, err := platform.ReadStat(n); err == nil && st.PPID == pid {
 			out = append(out, n)
 		}
 	}
 	return out
-}
-
-// parentPID reads a process's parent from /proc/<pid>/stat.
-func parentPID(pid int) (int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(f[1])
-	return ppid, err == nil
 }

@@ -7,13 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/expsync/expsync/contract"
+	"github.com/expsync/expsync/internal/platform"
 	"github.com/expsync/expsync/internal/runner"
 )
 
@@ -298,18 +297,17 @@ func (e *Executor) endMarked(runID string, pids []int) (bool, error) {
 // EXPSYNC_RUN_ID set to one of ids (only processes of this user are
 // readable, which are the only ones a run can have started).
 func markedProcesses(ids map[string]bool) map[string][]int {
-	entries, err := os.ReadDir("/proc")
+	pids, err := platform.PIDs()
 	if err != nil {
 		return nil
 	}
 	out := map[string][]int{}
 	self := os.Getpid()
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+	for _, pid := range pids {
+		if pid == self {
 			continue
 		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		env, err := platform.Environ(pid)
 		if err != nil {
 			continue
 		}
@@ -325,28 +323,13 @@ func markedProcesses(ids map[string]bool) map[string][]int {
 
 // groupMembers lists the live (not zombie) processes of group pgid.
 func groupMembers(pgid int) []int {
-	entries, err := os.ReadDir("/proc")
+	all, err := platform.PIDs()
 	if err != nil {
 		return nil
 	}
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		// f[0] state, f[1] ppid, f[2] pgrp
-		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+	for _, pid := range all {
+		if st, err := platform.ReadStat(pid); err == nil && st.PGRP == pgid && st.State != 'Z' {
 			pids = append(pids, pid)
 		}
 	}
