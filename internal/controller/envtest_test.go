@@ -20,59 +20,28 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
 	"github.com/expsync/expsync/internal/executor/local"
+	"github.com/expsync/expsync/internal/kubetest"
 	"github.com/expsync/expsync/store"
 )
 
-// One API server per package run (envtest, from the binaries
-// hack/envtest/build.sh builds), started by the first test needing it.
-var apiServerOnce struct {
-	sync.Once
-	env *envtest.Environment
-	cfg *rest.Config
-	err error
-}
+// The package's control plane (envtest), with the ExperimentRepository
+// CRD, started by the first test needing it.
+var cluster = kubetest.New(filepath.Join("..", "..", "config", "crd", "bases"))
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
 	if interval := os.Getenv(fleetFloorEnv); interval != "" {
 		os.Exit(runFleetFloor(interval)) // BenchmarkControllerFleet's floor
 	}
-	code := m.Run()
-	if env := apiServerOnce.env; env != nil && apiServerOnce.err == nil {
-		_ = env.Stop()
-	}
-	os.Exit(code)
+	os.Exit(cluster.Run(m))
 }
 
-func apiServer(t testing.TB) *rest.Config {
-	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		const msg = "KUBEBUILDER_ASSETS is not set: `make envtest`, then KUBEBUILDER_ASSETS=$HOME/.cache/expsync/envtest/bin (`make test` does both)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	apiServerOnce.Do(func() {
-		// Bounds well above what start and CRD install take on a loaded
-		// 2-core CI machine (58 s against a 1-minute bound there; the CRD
-		// wait defaults to 10 s), as in test/envtest; each wait ends once ready.
-		apiServerOnce.env = &envtest.Environment{ControlPlaneStartTimeout: 3 * time.Minute,
-			CRDInstallOptions: envtest.CRDInstallOptions{MaxTime: 2 * time.Minute},
-			CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-		apiServerOnce.cfg, apiServerOnce.err = apiServerOnce.env.Start()
-	})
-	if apiServerOnce.err != nil {
-		t.Fatal(apiServerOnce.err)
-	}
-	return rest.CopyConfig(apiServerOnce.cfg)
-}
+func apiServer(t testing.TB) *rest.Config { return cluster.Config(t) }
 
 // hostExecutors run each repository's runs as host processes through
 // executor/local, on one store per repository: the controller's logic

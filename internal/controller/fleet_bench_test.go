@@ -23,7 +23,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/internal/fleetbench"
@@ -490,21 +489,7 @@ func buildExpsync(b *testing.B) string {
 
 // fleetKubeconfig writes a kubeconfig of an administrator of the test's
 // API server, for the processes the benchmark starts.
-func fleetKubeconfig(b *testing.B) string {
-	user, err := apiServerOnce.env.AddUser(envtest.User{Name: "fleet-bench", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		b.Fatal(err)
-	}
-	file := filepath.Join(b.TempDir(), "kubeconfig")
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	return file
-}
+func fleetKubeconfig(b *testing.B) string { return cluster.AdminKubeconfig(b, "fleet-bench") }
 
 type fleetTemplateRepo struct {
 	dir string

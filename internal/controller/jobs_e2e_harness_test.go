@@ -67,7 +67,7 @@ func useControllerManager(t testing.TB) {
 	controllerManager.Lock()
 	defer controllerManager.Unlock()
 	if controllerManager.kcm == nil {
-		kcm, err := standin.StartControllerManager(apiServerOnce.env)
+		kcm, err := standin.StartControllerManager(cluster.Env())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/attest"
@@ -181,18 +180,7 @@ func TestControllerBinaryMakesARepositoryReady(t *testing.T) {
 	if err := os.Symlink(h.storeDir, filepath.Join(storeRoot, h.ns, "store")); err != nil {
 		t.Fatal(err)
 	}
-	user, err := apiServerOnce.env.AddUser(envtest.User{Name: "expsync-controller", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := cluster.AdminKubeconfig(t, "expsync-controller")
 	stateDir := t.TempDir()
 	args := []string{"--state-dir", stateDir, "--store-root", storeRoot, "--runner-image", runnerImage,
 		"--watch-namespace", h.ns, "--batch-interval", "200ms", "--progress-interval", "300ms",

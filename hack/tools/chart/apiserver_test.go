@@ -2,7 +2,6 @@ package chart
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,19 +22,23 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/expsync/expsync/internal/kubetest"
 	"github.com/expsync/expsync/internal/standin"
 )
 
-// One API server for the package, started by the first test that needs it.
-var apiServerOnce struct {
-	sync.Once
-	env *envtest.Environment
-	cfg *rest.Config
-	err error
-}
+// The package's control plane (kubetest) with Flux's, the Prometheus
+// Operator's and Kueue's CRDs, and an audit log of every request (metadata
+// only): the RBAC proof reads what the controller's ServiceAccount asked
+// for.
+var cluster = func() *kubetest.APIServer {
+	s := kubetest.New(thirdPartyCRDs("flux"), thirdPartyCRDs("monitoring"),
+		filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "..", "kueue-crds"))
+	s.Prepare = configureAudit
+	s.StartHint = " (and " + thirdPartyCRDs("") + ": hack/envtest/thirdparty-crds.sh)"
+	return s
+}()
 
 func TestMain(m *testing.M) {
 	// The stand-in kubelet of the RBAC proof runs containers by starting
@@ -44,19 +47,7 @@ func TestMain(m *testing.M) {
 	// envtest and the clients log through controller-runtime's logger;
 	// the tests read objects and the audit log, not logs.
 	ctrllog.SetLogger(logr.Discard())
-	code := m.Run()
-	if kcm := controllerManagerOnce.kcm; kcm != nil {
-		_ = kcm.Stop()
-	}
-	if env := apiServerOnce.env; env != nil && apiServerOnce.err == nil {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
-			if code == 0 {
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
+	os.Exit(cluster.Run(m))
 }
 
 // thirdPartyCRDs is where hack/envtest/thirdparty-crds.sh put Flux's and the
@@ -66,46 +57,9 @@ func thirdPartyCRDs(name string) string {
 }
 
 // apiServer starts kube-apiserver and etcd (envtest) with the third-party
-// CRDs installed, on first use. Without KUBEBUILDER_ASSETS the test is
-// skipped saying how to get them, except under CI=true.
-func apiServer(t *testing.T) *rest.Config {
-	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		const msg = "KUBEBUILDER_ASSETS is not set: `make envtest` builds kube-apiserver and etcd; run with " +
-			"KUBEBUILDER_ASSETS=$HOME/.cache/expsync/envtest/bin (`make test-chart` does both)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	apiServerOnce.Do(func() {
-		started := time.Now()
-		env := &envtest.Environment{
-			ControlPlaneStartTimeout: 2 * time.Minute,
-			CRDDirectoryPaths: []string{thirdPartyCRDs("flux"), thirdPartyCRDs("monitoring"),
-				filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "..", "kueue-crds")},
-			ErrorIfCRDPathMissing: true,
-			// envtest waits 10 s by default for the 20 CRDs to be served:
-			// too short on a loaded CI machine.
-			CRDInstallOptions: envtest.CRDInstallOptions{MaxTime: 2 * time.Minute},
-		}
-		// An audit log of every request (metadata only): the RBAC proof
-		// reads what the controller's ServiceAccount asked for.
-		if apiServerOnce.err = configureAudit(env); apiServerOnce.err != nil {
-			return
-		}
-		apiServerOnce.env = env
-		apiServerOnce.cfg, apiServerOnce.err = env.Start()
-		if apiServerOnce.err == nil {
-			fmt.Fprintf(os.Stderr, "envtest: kube-apiserver and etcd started in %s\n", time.Since(started).Round(time.Millisecond))
-		}
-	})
-	if apiServerOnce.err != nil {
-		t.Fatalf("start envtest from KUBEBUILDER_ASSETS=%s (and %s: hack/envtest/thirdparty-crds.sh): %v",
-			os.Getenv("KUBEBUILDER_ASSETS"), thirdPartyCRDs(""), apiServerOnce.err)
-	}
-	return rest.CopyConfig(apiServerOnce.cfg)
-}
+// CRDs installed, on first use (kubetest: skipped without
+// KUBEBUILDER_ASSETS, except under CI=true).
+func apiServer(t *testing.T) *rest.Config { return cluster.Config(t) }
 
 // warnings collects the API server's warnings (deprecated APIs, Pod
 // Security violations, unknown fields).

@@ -181,23 +181,9 @@ var expsyncBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// One kube-controller-manager (Job and garbage collector controllers)
-// for the package, started by the RBAC proof.
-var controllerManagerOnce struct {
-	sync.Once
-	kcm *standin.ControllerManager
-	err error
-}
-
-func controllerManager(t *testing.T) {
-	t.Helper()
-	controllerManagerOnce.Do(func() {
-		controllerManagerOnce.kcm, controllerManagerOnce.err = standin.StartControllerManager(apiServerOnce.env)
-	})
-	if controllerManagerOnce.err != nil {
-		t.Fatal(controllerManagerOnce.err)
-	}
-}
+// controllerManager starts the package's kube-controller-manager (Job and
+// garbage collector controllers) once, for the RBAC proof.
+func controllerManager(t *testing.T) { cluster.ControllerManager(t) }
 
 // The proof's experiment: three runs of a shell script.
 const (
