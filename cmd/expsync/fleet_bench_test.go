@@ -6,8 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,23 +37,8 @@ import (
 // make bench-fleet runs it (after BenchmarkControllerFleet); about 10 minutes per
 // binary and count.
 func BenchmarkServeFleet(b *testing.B) {
-	spec := os.Getenv("EXPSYNC_BENCH_FLEET")
-	if spec == "" {
-		b.Skip("set EXPSYNC_BENCH_FLEET=100,1000,10000 (make bench-fleet): minutes per count")
-	}
-	var counts []int
-	for _, f := range strings.Split(spec, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 {
-			b.Fatalf("EXPSYNC_BENCH_FLEET=%q: want counts such as 100,1000,10000", spec)
-		}
-		counts = append(counts, n)
-	}
-	sort.Ints(counts)
-	cycles := 2
-	if v, err := strconv.Atoi(os.Getenv("EXPSYNC_BENCH_FLEET_CYCLES")); err == nil && v > 0 {
-		cycles = v
-	}
+	counts := fleetbench.Counts(b)
+	cycles := fleetbench.Cycles()
 	binaries := []fleetBinary{{"this", expsyncBinary(b)}}
 	if base := os.Getenv("EXPSYNC_BENCH_FLEET_BASELINE"); base != "" {
 		binaries = append([]fleetBinary{{"baseline", base}}, binaries...)

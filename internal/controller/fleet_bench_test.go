@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,27 +58,12 @@ import (
 // at the end of each count (it serves Go's profiles when built with -tags
 // pprof, as this benchmark builds it).
 func BenchmarkControllerFleet(b *testing.B) {
-	spec := os.Getenv("EXPSYNC_BENCH_FLEET")
-	if spec == "" {
-		b.Skip("set EXPSYNC_BENCH_FLEET=100,1000,10000 (make bench-fleet): minutes per count")
-	}
-	var counts []int
-	for _, f := range strings.Split(spec, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 {
-			b.Fatalf("EXPSYNC_BENCH_FLEET=%q: want counts such as 100,1000,10000", spec)
-		}
-		counts = append(counts, n)
-	}
-	sort.Ints(counts)
+	counts := fleetbench.Counts(b)
 	interval := time.Minute
 	if v, err := time.ParseDuration(os.Getenv("EXPSYNC_BENCH_FLEET_INTERVAL")); err == nil && v >= 10*time.Second {
 		interval = v
 	}
-	cycles := 2
-	if v, err := strconv.Atoi(os.Getenv("EXPSYNC_BENCH_FLEET_CYCLES")); err == nil && v > 0 {
-		cycles = v
-	}
+	cycles := fleetbench.Cycles()
 	profiles := os.Getenv("EXPSYNC_BENCH_FLEET_PROFILE")
 
 	cfg := apiServer(b)
