@@ -3,12 +3,10 @@ package controller
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,94 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/expsync/expsync/api/v1alpha1"
+	"github.com/expsync/expsync/internal/kubetest"
 	"github.com/expsync/expsync/internal/standin"
 )
-
-// apiCounter counts the requests made through one rest.Config by verb and
-// resource ("POST jobs", "LIST pods", "WATCH events", "GET secrets").
-type apiCounter struct {
-	mu     sync.Mutex
-	counts map[string]int
-	rt     http.RoundTripper
-}
-
-func (c *apiCounter) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.mu.Lock()
-	c.counts[apiRequestKind(req)]++
-	c.mu.Unlock()
-	return c.rt.RoundTrip(req)
-}
-
-func (c *apiCounter) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.counts))
-	for k, v := range c.counts {
-		out[k] = v
-	}
-	return out
-}
-
-// apiRequestKind names a request by verb (LIST and WATCH told from GET)
-// and resource.
-func apiRequestKind(req *http.Request) string {
-	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-	rest := parts
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		rest = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		rest = parts[3:]
-	}
-	if len(rest) >= 3 && rest[0] == "namespaces" {
-		rest = rest[2:]
-	}
-	resource, named := "", false
-	if len(rest) > 0 {
-		resource, named = rest[0], len(rest) > 1
-	}
-	if len(rest) > 2 {
-		resource += "/" + rest[2] // a subresource: status
-	}
-	verb := req.Method
-	switch {
-	case req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true":
-		verb = "WATCH"
-	case req.Method == http.MethodGet && !named:
-		verb = "LIST"
-	}
-	return verb + " " + resource
-}
-
-// diffCounts is after minus before, without zeros.
-func diffCounts(before, after map[string]int) map[string]int {
-	out := map[string]int{}
-	for k, v := range after {
-		if d := v - before[k]; d != 0 {
-			out[k] = d
-		}
-	}
-	return out
-}
-
-func writesOf(m map[string]int) int {
-	n := 0
-	for k, v := range m {
-		switch strings.SplitN(k, " ", 2)[0] {
-		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-			n += v
-		}
-	}
-	return n
-}
-
-func sumOf(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
 
 func formatCounts(m map[string]int, runs int) string {
 	keys := make([]string, 0, len(m))
@@ -123,10 +36,10 @@ func formatCounts(m map[string]int, runs int) string {
 
 // countedController starts `expsync controller` (executor/kube, qps 50,
 // burst 300) with its requests counted.
-func countedController(t testing.TB, f *fixture, storeRoot string) (*controllerProcess, *apiCounter) {
+func countedController(t testing.TB, f *fixture, storeRoot string) (*controllerProcess, *kubetest.RequestCounter) {
 	cfg := apiServer(t)
-	counter := &apiCounter{counts: map[string]int{}}
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter })
+	counter := &kubetest.RequestCounter{}
+	cfg.Wrap(counter.Wrap)
 	return startKubeController(t, cfg, f.state, storeRoot), counter
 }
 
@@ -195,7 +108,7 @@ func BenchmarkJobsOnANode(b *testing.B) {
 			time.Sleep(time.Second)
 		}
 		time.Sleep(6 * time.Second) // past executor/kube's 5 s look at Jobs without pods
-		creation := counter.snapshot()
+		creation := counter.Snapshot()
 		p.stop()
 
 		peerTook := clientGoLoop(b, f.key.Namespace+"-peer", runs)
@@ -217,7 +130,7 @@ func BenchmarkJobsOnANode(b *testing.B) {
 		}
 		lifeTook := time.Since(lifeStart)
 		time.Sleep(3 * time.Second) // the last deletions' and status writes' echoes
-		life := lcounter.snapshot()
+		life := lcounter.Snapshot()
 
 		// Unchanged: 3 intervals.
 		lp.reconciler.mu.Lock()
@@ -226,23 +139,23 @@ func BenchmarkJobsOnANode(b *testing.B) {
 		lists := st.src.Stats().Lists
 		const periods = 3
 		time.Sleep(periods*10*time.Second + 5*time.Second)
-		idle := diffCounts(life, lcounter.snapshot())
+		idle := kubetest.Diff(life, lcounter.Snapshot())
 		idleLists := st.src.Stats().Lists - lists
 		lp.stop()
 
 		b.ReportMetric(took.Seconds(), "s-to-all-Jobs")
 		b.ReportMetric(peerTook.Seconds(), "s-client-go-loop")
-		b.ReportMetric(float64(writesOf(life))/float64(lifeRuns), "writes/run")
-		b.ReportMetric(float64(sumOf(life))/float64(lifeRuns), "requests/run")
+		b.ReportMetric(float64(kubetest.Writes(life))/float64(lifeRuns), "writes/run")
+		b.ReportMetric(float64(kubetest.Sum(life))/float64(lifeRuns), "requests/run")
 		fmt.Printf("\n| qps 50 burst 300, real Job controller | expsync controller | client-go loop, same limits | ratio |\n|---|---:|---:|---:|\n")
 		fmt.Printf("| %d runs: time until every Job exists | %.1f s | %.1f s | %.2f |\n", runs, took.Seconds(), peerTook.Seconds(), took.Seconds()/peerTook.Seconds())
 		fmt.Printf("| %d runs: API requests until every Job exists and its pod is Pending | %d (%.2f/run) | %d POST jobs (1/run) | %.2f |\n",
-			runs, sumOf(creation), float64(sumOf(creation))/float64(runs), runs, float64(sumOf(creation))/float64(runs))
+			runs, kubetest.Sum(creation), float64(kubetest.Sum(creation))/float64(runs), runs, float64(kubetest.Sum(creation))/float64(runs))
 		fmt.Printf("| %d runs: API writes per run over the whole life (%s) | %.2f | 2 (create + delete) | %.2f |\n",
-			lifeRuns, lifeTook.Round(time.Second), float64(writesOf(life))/float64(lifeRuns), float64(writesOf(life))/float64(lifeRuns)/2)
-		fmt.Printf("| %d runs: API requests per run over the whole life | %.2f | | |\n", lifeRuns, float64(sumOf(life))/float64(lifeRuns))
+			lifeRuns, lifeTook.Round(time.Second), float64(kubetest.Writes(life))/float64(lifeRuns), float64(kubetest.Writes(life))/float64(lifeRuns)/2)
+		fmt.Printf("| %d runs: API requests per run over the whole life | %.2f | | |\n", lifeRuns, float64(kubetest.Sum(life))/float64(lifeRuns))
 		fmt.Printf("| unchanged repository, %d intervals | %d ref listings, %d API writes, %d API requests | %d listings, 0 writes | |\n",
-			periods, idleLists, writesOf(idle), sumOf(idle), periods)
+			periods, idleLists, kubetest.Writes(idle), kubetest.Sum(idle), periods)
 		fmt.Printf("\ncreation requests by kind: %s\n", formatCounts(creation, runs))
 		fmt.Printf("whole-life requests by kind: %s\n", formatCounts(life, lifeRuns))
 		fmt.Printf("unchanged-repository requests by kind: %s\n", formatCounts(idle, 1))

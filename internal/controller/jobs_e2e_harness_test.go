@@ -5,13 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	toolscache "k8s.io/client-go/tools/cache"
 
+	"github.com/expsync/expsync/internal/kubetest"
 	"github.com/expsync/expsync/internal/results"
 	"github.com/expsync/expsync/internal/standin"
 	"github.com/expsync/expsync/render"
@@ -38,19 +37,7 @@ func init() { standin.RunSandbox() }
 
 // runnerBinary builds the static expsync the runner image holds, once per
 // test binary.
-var runnerBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "expsync-controller-runner-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "expsync")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/expsync/expsync/cmd/expsync")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build expsync: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+var runnerBinary = kubetest.StaticExpsync
 
 // controllerManager is the kube-controller-manager (Job controller,
 // garbage collector, ...) of the tests that run Jobs: started by the first

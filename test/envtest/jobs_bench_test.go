@@ -162,7 +162,7 @@ func benchCreation(b *testing.B, ns string, n int, qps float32, burst int, confi
 	})
 	var before syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	writesBefore := p.requests.writes()
+	writesBefore := p.requests.Writes()
 	ctx, stop := context.WithCancelCause(h.ctx)
 	defer stop(errors.New("benchmark over"))
 	b.ResetTimer()
@@ -186,7 +186,7 @@ func benchCreation(b *testing.B, ns string, n int, qps float32, burst int, confi
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	writes := p.requests.writes() - writesBefore
+	writes := p.requests.Writes() - writesBefore
 	// Shutting down leaves the Jobs; the namespace's deletion removes them.
 	stop(errors.New("benchmark over"))
 	wg.Wait()
@@ -256,7 +256,7 @@ func BenchmarkRequestsPerRun(b *testing.B) {
 		if failed.Load() > 0 {
 			b.Fatalf("%d runs failed", failed.Load())
 		}
-		after := p.requests.snapshot()
+		after := p.requests.Snapshot()
 		fmt.Printf("\nAPI requests of the executor's process, from its start, for %d runs over their whole life (create, play, collect, delete):\n", n)
 		fmt.Printf("%-28s %8s %10s\n", "request", "count", "per run")
 		writes := 0

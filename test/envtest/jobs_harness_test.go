@@ -3,14 +3,8 @@ package envtest_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +21,7 @@ import (
 
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/internal/executor/kube"
+	"github.com/expsync/expsync/internal/kubetest"
 	"github.com/expsync/expsync/internal/standin"
 	"github.com/expsync/expsync/render"
 	"github.com/expsync/expsync/store"
@@ -38,108 +33,7 @@ import (
 const busybox = "docker.io/library/busybox@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662"
 
 // expsyncBinary builds the static expsync the runner image holds, once.
-var expsyncBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "expsync-envtest-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "expsync")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/expsync/expsync/cmd/expsync")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build expsync: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-// requestCounter counts the API requests made through one rest.Config, by
-// verb and resource ("POST jobs", "WATCH pods"): what a run costs the API
-// server, counted rather than estimated.
-type requestCounter struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		c.mu.Lock()
-		if c.counts == nil {
-			c.counts = map[string]int{}
-		}
-		c.counts[requestKind(req)]++
-		c.mu.Unlock()
-		return rt.RoundTrip(req)
-	})
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// requestKind names a request by verb and resource.
-func requestKind(req *http.Request) string {
-	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-	rest := parts
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		rest = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		rest = parts[3:]
-	}
-	if len(rest) >= 3 && rest[0] == "namespaces" {
-		rest = rest[2:]
-	}
-	resource, named := "", false
-	if len(rest) > 0 {
-		resource, named = rest[0], len(rest) > 1
-	}
-	verb := req.Method
-	switch {
-	case req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true":
-		verb = "WATCH"
-	case req.Method == http.MethodGet && !named:
-		verb = "LIST"
-	}
-	return verb + " " + resource
-}
-
-// snapshot returns the counts so far.
-func (c *requestCounter) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.counts))
-	for k, v := range c.counts {
-		out[k] = v
-	}
-	return out
-}
-
-// writes counts the requests that change something (not Kueue's or the
-// test's: only this client's).
-func (c *requestCounter) writes() int {
-	n := 0
-	for k, v := range c.snapshot() {
-		switch strings.SplitN(k, " ", 2)[0] {
-		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-			n += v
-		}
-	}
-	return n
-}
-
-func (c *requestCounter) String() string {
-	m := c.snapshot()
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%d ", k, m[k])
-	}
-	return strings.TrimSpace(b.String())
-}
+var expsyncBinary = kubetest.StaticExpsync
 
 // jobsHarness is one namespace with a store claim, a stand-in kubelet and
 // what a test needs to start "controller processes" (an informer cache, a
@@ -218,7 +112,7 @@ func newJobsHarness(t testing.TB, name string, hooks standin.Hooks) *jobsHarness
 // one counted rest.Config.
 type controllerProcess struct {
 	cancel   context.CancelFunc
-	requests *requestCounter
+	requests *kubetest.RequestCounter
 	cluster  *kube.Cluster
 	executor *kube.Executor
 	client   client.Client
@@ -228,13 +122,13 @@ type controllerProcess struct {
 // repository's settings.
 func (h *jobsHarness) startController(change func(*kube.Repository), opts ...func(*kube.Options)) *controllerProcess {
 	h.t.Helper()
-	p := &controllerProcess{requests: &requestCounter{}}
+	p := &controllerProcess{requests: &kubetest.RequestCounter{}}
 	cfg := rest.CopyConfig(h.cfg)
 	cfg.QPS, cfg.Burst = 50, 300
 	if h.qps > 0 {
 		cfg.QPS, cfg.Burst = h.qps, h.burst
 	}
-	cfg.Wrap(p.requests.wrap)
+	cfg.Wrap(p.requests.Wrap)
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	byObject := kube.CacheOptions()

@@ -53,10 +53,10 @@ func TestControllerRestartAdoptsTheJob(t *testing.T) {
 	if got := readOutput(t, h, res, "out/x"); got != "once\n" {
 		t.Errorf("output %q: the command ran more than once", got)
 	}
-	if n := first.requests.snapshot()["POST jobs"] + second.requests.snapshot()["POST jobs"]; n != 1 {
+	if n := first.requests.Snapshot()["POST jobs"] + second.requests.Snapshot()["POST jobs"]; n != 1 {
 		t.Errorf("%d Jobs created across the restart, want 1 (first: %s; second: %s)", n, first.requests, second.requests)
 	}
-	if n := second.requests.snapshot()["POST jobs"]; n != 0 {
+	if n := second.requests.Snapshot()["POST jobs"]; n != 0 {
 		t.Errorf("the restarted process created %d Jobs", n)
 	}
 }

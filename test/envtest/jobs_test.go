@@ -38,7 +38,7 @@ func TestJobRunsAndIsCollected(t *testing.T) {
 	runs := h.plan(experiment("copy", `mkdir -p out && cat data/in.txt > out/copy.txt && echo "{\"lines\": 1}" > out/metrics.json`,
 		"  outputs: [out/copy.txt]\n  metrics: out/metrics.json\n"))
 	p := h.startController(nil)
-	before := p.requests.writes()
+	before := p.requests.Writes()
 	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Minute)
 	defer cancel()
 	res, err := p.executor.Execute(ctx, runs[0])
@@ -69,7 +69,7 @@ func TestJobRunsAndIsCollected(t *testing.T) {
 	if h.prefixExists(runs[0].ID) {
 		t.Errorf("the run's prefix is still there")
 	}
-	if got := p.requests.writes() - before; got != 2 {
+	if got := p.requests.Writes() - before; got != 2 {
 		t.Errorf("%d API writes for one run, want 2 (create and delete its Job): %s", got, p.requests)
 	}
 	h.eventually("the Job and its pod to be gone", time.Minute, func() bool { return len(h.jobs()) == 0 && len(h.pods()) == 0 })
@@ -378,7 +378,7 @@ func TestEvictedPodRetriesToOneResult(t *testing.T) {
 	if err != nil || res.Status != contract.Succeeded {
 		t.Fatalf("after an eviction: %+v, %v", res, err)
 	}
-	if n := p.requests.snapshot()["POST jobs"]; n != 1 {
+	if n := p.requests.Snapshot()["POST jobs"]; n != 1 {
 		t.Errorf("%d Jobs created, want 1", n)
 	}
 	if cached, err := runner.LoadResult(h.ctx, h.storage.Store(), runs[0].ID); err != nil || cached.Status != contract.Succeeded {
@@ -426,7 +426,7 @@ func TestLostNodeRetriesToOneResult(t *testing.T) {
 	if err != nil || res.Status != contract.Succeeded {
 		t.Fatalf("after the node was lost: %+v, %v", res, err)
 	}
-	if n := p.requests.snapshot()["POST jobs"]; n != 1 {
+	if n := p.requests.Snapshot()["POST jobs"]; n != 1 {
 		t.Errorf("%d Jobs created, want 1", n)
 	}
 }
