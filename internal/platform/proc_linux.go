@@ -146,3 +146,13 @@ func (r *ProcReader) read(path string, size int) ([]byte, bool) {
 	n, _ := f.Read(r.buf[:size])
 	return r.buf[:n], n > 0
 }
+
+// ProcSelf is this process's ID as the mounted /proc sees it: in a PID
+// namespace whose /proc is the host's, not os.Getpid().
+func ProcSelf() (int, error) {
+	self, err := os.Readlink("/proc/self")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(self)
+}

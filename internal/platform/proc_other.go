@@ -30,3 +30,6 @@ func (r *ProcReader) PeakRSS(pid int) (int64, bool) { return 0, false }
 
 // AppendChildren finds none.
 func (r *ProcReader) AppendChildren(dst []int, pid int) []int { return dst }
+
+// ProcSelf is unsupported.
+func ProcSelf() (int, error) { return 0, ErrUnsupported }

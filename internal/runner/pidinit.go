@@ -2,7 +2,8 @@ package runner
 
 import (
 	"os"
-	"strconv"
+
+	"github.com/expsync/expsync/internal/platform"
 )
 
 // A run's reaper (reaper.go) exists so that no process of the run outlives
@@ -25,6 +26,6 @@ var pidNamespaceInit = func() bool {
 	if os.Getpid() != 1 {
 		return false
 	}
-	self, err := os.Readlink("/proc/self")
-	return err == nil && self == strconv.Itoa(1)
+	self, err := platform.ProcSelf()
+	return err == nil && self == 1
 }
