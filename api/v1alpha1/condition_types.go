@@ -19,6 +19,10 @@ const (
 	// SigningFailedCondition: the attestation or commit signing key cannot
 	// be used (missing Secret, wrong passphrase, KMS refusal).
 	SigningFailedCondition = "SigningFailed"
+	// JobsNotDeletedCondition: the API server refuses to delete the
+	// repository's Jobs (the controller's RBAC lacks delete on jobs.batch);
+	// finished Jobs stay and superseded runs' Jobs keep running.
+	JobsNotDeletedCondition = "JobsNotDeleted"
 )
 
 // Reasons of the conditions above and of Ready.
@@ -35,7 +39,13 @@ const (
 	StoreNotMountedReason = "StoreNotMounted"
 	// NoRunnerImageReason (Stalled): neither spec.execution.runnerImage nor
 	// the controller's --runner-image names the runner image.
-	NoRunnerImageReason      = "NoRunnerImage"
+	NoRunnerImageReason = "NoRunnerImage"
+	// DeleteForbiddenReason (JobsNotDeleted): a Job deletion was answered
+	// 403 Forbidden; the message names the permission to grant.
+	DeleteForbiddenReason = "DeleteForbidden"
+	// EmptyRepositoryReason (Ready=True): the repository has no commits
+	// yet; nothing to run until its first push.
+	EmptyRepositoryReason    = "EmptyRepository"
 	RunsInProgressReason     = "RunsInProgress"
 	RunsHeldReason           = "RunsHeld"
 	ReconciliationDoneReason = "Succeeded"

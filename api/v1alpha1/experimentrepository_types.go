@@ -356,7 +356,9 @@ type RefStatus struct {
 	// +optional
 	LastResultsCommit string `json:"lastResultsCommit,omitempty"`
 
-	// Runs counts the observed commit's runs by phase.
+	// Runs counts by phase the runs of the commit being reconciled: the
+	// observed commit, or an earlier one whose runs are still in flight
+	// while the observed commit waits (Message names it).
 	// +optional
 	Runs RunCounts `json:"runs,omitempty"`
 

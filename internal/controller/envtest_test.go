@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -70,6 +71,7 @@ func (h *hostExecutor) StoreURL() string   { return "file://" + h.st.Root() }
 func (h *hostExecutor) QuotaRefusal() string {
 	return ""
 }
+func (h *hostExecutor) DeleteRefusal() string { return "" }
 func (h *hostExecutor) Prune(_ context.Context, keep map[string]bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -115,10 +117,30 @@ type controllerProcess struct {
 
 func startController(t testing.TB, cfg *rest.Config, stateDir string, execs *hostExecutors) *controllerProcess {
 	t.Helper()
+	return startControllerWith(t, cfg, stateDir, execs, controllerConfig{})
+}
+
+// controllerConfig narrows a test's controller: only the objects of
+// namespace (other tests' objects stay in the shared API server), its log
+// to logger.
+type controllerConfig struct {
+	namespace string
+	logger    *logr.Logger
+}
+
+func startControllerWith(t testing.TB, cfg *rest.Config, stateDir string, execs *hostExecutors, cc controllerConfig) *controllerProcess {
+	t.Helper()
 	o := &Options{Concurrent: 2, restartable: true, Settings: Settings{StateDir: stateDir, BuilderID: "https://expsync.dev/builder/test",
 		BatchInterval: 200 * time.Millisecond, ProgressInterval: 300 * time.Millisecond}}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"},
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}})
+	mo := ctrl.Options{Scheme: NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}}
+	if cc.namespace != "" {
+		mo.Cache.DefaultNamespaces = map[string]ctrlcache.Config{cc.namespace: {}}
+	}
+	if cc.logger != nil {
+		mo.Logger = *cc.logger
+	}
+	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
 		t.Fatal(err)
 	}

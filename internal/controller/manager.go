@@ -15,6 +15,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/logger"
 	"github.com/fluxcd/pkg/runtime/metrics"
 	"github.com/fluxcd/pkg/runtime/probes"
+	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -64,6 +65,15 @@ type Options struct {
 	// restartable lets a test start the controller again in one process
 	// (controller-runtime refuses a second controller of the same name).
 	restartable bool
+	// logger replaces ctrl.Log as the manager's logger (tests).
+	logger *logr.Logger
+}
+
+func (o *Options) managerLogger() logr.Logger {
+	if o.logger != nil {
+		return *o.logger
+	}
+	return ctrl.Log
 }
 
 // BindFlags adds the flags to fs with Flux's defaults (--kube-api-qps 50,
@@ -86,7 +96,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxInFlight, "max-in-flight", 100, "Jobs a repository may have at once, when its spec names no execution.maxInFlight")
 	fs.StringVar(&o.Settings.BuilderID, "builder-id", "https://expsync.dev/builder/kubernetes", "builder ID of the statements, for repositories that name none (verification binds builder IDs to keys)")
 	fs.DurationVar(&o.Settings.BatchInterval, "batch-interval", 10*time.Second, "how often finished runs are committed")
-	fs.DurationVar(&o.Settings.SecretsTTL, "secrets-ttl", 5*time.Minute, "how long a read of the Secrets an ExperimentRepository names (Git credentials, commit signing, verification, attestation and trusted keys) is used before they are read again (a failed poll, a spec change or reconcile.fluxcd.io/requestedAt reads them at once); one GET per object per interval would exceed --kube-api-qps for large fleets")
+	fs.DurationVar(&o.Settings.SecretsTTL, "secrets-ttl", 5*time.Minute, "how long a read of the Secrets an ExperimentRepository names (Git credentials, commit signing, verification, attestation and trusted keys) is used before they are read again (a spec change or reconcile.fluxcd.io/requestedAt reads them at once; a failing poll does not); one GET per object per interval would exceed --kube-api-qps for large fleets")
 	fs.DurationVar(&o.Settings.ProgressInterval, "progress-interval", 10*time.Second, "least time between two status updates caused by runs finishing")
 }
 
@@ -119,6 +129,7 @@ func NewScheme() *runtime.Scheme {
 // copy of the cluster's Secrets; the executor's informers are restricted
 // by label.
 func NewManager(restConfig *rest.Config, o *Options, exec ExecutorSetup) (ctrl.Manager, error) {
+	quiet := &shutdownLog{}
 	byObject := map[client.Object]ctrlcache.ByObject{}
 	if exec.Cache != nil {
 		for k, v := range exec.Cache() {
@@ -135,7 +146,7 @@ func NewManager(restConfig *rest.Config, o *Options, exec ExecutorSetup) (ctrl.M
 		RetryPeriod:                   &o.LeaderElection.RetryPeriod,
 		LeaderElectionID:              ControllerName + "-leader-election",
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
-		Logger:                        ctrl.Log,
+		Logger:                        quiet.logger(o.managerLogger()),
 		Client: client.Options{Cache: &client.CacheOptions{
 			DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
 		}},
@@ -149,7 +160,11 @@ func NewManager(restConfig *rest.Config, o *Options, exec ExecutorSetup) (ctrl.M
 	if o.Namespace != "" {
 		mgrOpts.Cache.DefaultNamespaces = map[string]ctrlcache.Config{o.Namespace: {}}
 	}
-	return ctrl.NewManager(restConfig, mgrOpts)
+	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
+	if err != nil {
+		return nil, err
+	}
+	return mgr, mgr.Add(quiet)
 }
 
 // Run starts `expsync controller` and returns when ctx ends.
@@ -198,7 +213,21 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o *Options, exec ExecutorSetup
 		Metrics: helper.NewMetrics(mgr, fluxRecorder()), Own: NewMetrics(),
 		ControllerName: ControllerName, Executors: factory, Settings: o.Settings,
 	}
-	copts := controller.Options{RateLimiter: helper.GetRateLimiter(o.RateLimiter)}
+	// Errors (a Secret missing) are retried with Flux's exponential
+	// backoff; its defaults when the flags were not bound (an embedding
+	// program, a test): a zero delay would retry as fast as the API
+	// server answers.
+	rl := o.RateLimiter
+	if rl.MinRetryDelay <= 0 {
+		rl.MinRetryDelay = 750 * time.Millisecond
+	}
+	if rl.MaxRetryDelay <= 0 {
+		rl.MaxRetryDelay = 15 * time.Minute
+	}
+	if r.Settings.RetryDelay <= 0 {
+		r.Settings.RetryDelay = rl.MinRetryDelay
+	}
+	copts := controller.Options{RateLimiter: helper.GetRateLimiter(rl)}
 	if o.restartable {
 		copts.SkipNameValidation = ptr.To(true)
 	}

@@ -54,7 +54,7 @@ import (
 var ownedConditions = []string{
 	meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition,
 	v1alpha1.FetchFailedCondition, v1alpha1.NotVerifiedCondition, v1alpha1.InvalidExperimentsCondition,
-	v1alpha1.PushFailedCondition, v1alpha1.SigningFailedCondition,
+	v1alpha1.PushFailedCondition, v1alpha1.SigningFailedCondition, v1alpha1.JobsNotDeletedCondition,
 }
 
 // ExecutorName names the Job executor in run.json.
@@ -74,12 +74,17 @@ type Settings struct {
 	ProgressInterval time.Duration
 	// SecretsTTL is how long a read of the Secrets an object names (Git
 	// credentials, commit signing, verification, attestation and trusted
-	// keys) is used before a reconcile reads them again (0: 5 minutes). A failed
-	// poll, a spec change or reconcile.fluxcd.io/requestedAt reads them at
-	// once. Reading them at every reconcile cost one GET per object per
+	// keys) is used before a reconcile reads them again (0: 5 minutes). A spec
+	// change or reconcile.fluxcd.io/requestedAt reads them at once; a
+	// failing poll does not (a repository whose server is gone read them
+	// at every retry). Reading them at every reconcile cost one GET per object per
 	// interval: 10,000 objects polled every minute need 167 requests/s,
 	// over --kube-api-qps 50, and the polls fell behind the interval.
 	SecretsTTL time.Duration
+	// RetryDelay is the first wait after a failed listing of a
+	// repository's refs (0: 750ms, Flux's --min-retry-delay); each further
+	// failure doubles it, up to the object's interval.
+	RetryDelay time.Duration
 }
 
 // Reconciler reconciles ExperimentRepository objects.
@@ -116,6 +121,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	}
 	if r.Settings.SecretsTTL <= 0 {
 		r.Settings.SecretsTTL = 5 * time.Minute
+	}
+	if r.Settings.RetryDelay <= 0 {
+		r.Settings.RetryDelay = 750 * time.Millisecond // Flux's --min-retry-delay
 	}
 	if err := mgr.Add(stopper{r}); err != nil {
 		return err
@@ -181,6 +189,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		st := r.repos[req.NamespacedName]
 		r.mu.Unlock()
 		r.notify(oldObj, obj, st)
+		r.notifyJobsNotDeleted(ctx, oldObj, obj)
 		r.Metrics.RecordDuration(ctx, obj, start)
 		r.Metrics.RecordSuspend(ctx, obj, obj.Spec.Suspend)
 		r.Metrics.RecordReadiness(ctx, obj)
@@ -201,10 +210,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if st == nil { // stalled: only a spec change helps
 		return ctrl.Result{RequeueAfter: obj.GetRequeueAfter()}, nil
 	}
-	next, err := r.reconcileSource(ctx, obj, st)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
+	next := r.reconcileSource(ctx, obj, st)
 	r.reconcileStatus(obj, st)
 	r.prune(ctx, st)
 	r.recordMetrics(obj, st)
@@ -331,35 +337,59 @@ func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credent
 }
 
 // reconcileSource lists the repository's refs when a poll is due (the
-// interval passed, a spec change, or reconcile.fluxcd.io/requestedAt) and
-// hands new commits to the workers. It returns when to come back.
-func (r *Reconciler) reconcileSource(ctx context.Context, obj *v1alpha1.ExperimentRepository, st *repoState) (time.Duration, error) {
+// interval passed, a spec change, reconcile.fluxcd.io/requestedAt, or after
+// a failed listing its backoff) and hands new commits to the workers. It
+// returns when to come back.
+//
+// A failed listing (server down, credentials refused) is not returned as
+// an error: controller-runtime would log it with a stack trace at every
+// retry, and every wake-up of the object (its runs progressing) would run
+// the failing path again. It is retried after 1, 2, 4... times
+// Settings.RetryDelay, never later than the interval (Flux's exponential
+// retry, bounded by the poll it stands for); the status and a log line say
+// what failed, on change only.
+func (r *Reconciler) reconcileSource(ctx context.Context, obj *v1alpha1.ExperimentRepository, st *repoState) time.Duration {
 	requested, _ := meta.ReconcileAnnotationValue(obj.GetAnnotations())
 	st.mu.Lock()
-	due := st.lastPoll.IsZero() || time.Since(st.lastPoll) >= st.interval-st.interval/20 || requested != st.handledRequest
+	due := st.pollDue(requested, time.Now())
 	st.mu.Unlock()
 	if due {
 		_, err := st.workers.Poll(ctx)
+		// A repository without commits is a new one, not a failure: its
+		// first push is the news.
+		empty := errors.Is(err, gitsource.ErrEmptyRepository)
+		if empty {
+			err = nil
+		}
 		st.mu.Lock()
-		st.lastPoll, st.pollErr, st.handledRequest = time.Now(), err, requested
+		was, wasEmpty := st.pollErr, st.empty
+		st.polled(err, empty, requested, r.Settings.RetryDelay, time.Now())
+		retryAt := st.retryAt
 		st.mu.Unlock()
+		log := ctrl.LoggerFrom(ctx)
+		switch {
+		case err != nil && was == nil:
+			log.Error(err, "cannot list the repository's refs; retrying with backoff", "url", gitsource.RedactURL(obj.Spec.URL), "retryAt", retryAt)
+		case err != nil:
+			// The same outage: logged when it began (and the status says
+			// the latest error).
+			log.V(1).Info("listing the repository's refs failed again", "error", err.Error(), "retryAt", retryAt)
+		case err == nil && was != nil:
+			log.Info("the repository's refs are listed again", "url", gitsource.RedactURL(obj.Spec.URL))
+		case empty && !wasEmpty:
+			log.Info("the repository has no commits yet; polling for the first one", "url", gitsource.RedactURL(obj.Spec.URL))
+		}
 	}
 	st.mu.Lock()
-	pollErr, last := st.pollErr, st.lastPoll
-	st.mu.Unlock()
-	if pollErr != nil {
-		msg := bounded(pollErr.Error())
-		conditions.MarkTrue(obj, v1alpha1.FetchFailedCondition, v1alpha1.FetchFailedReason, "%s", msg)
-		conditions.MarkFalse(obj, meta.ReadyCondition, v1alpha1.FetchFailedReason, "%s", msg)
-		conditions.MarkTrue(obj, meta.ReconcilingCondition, meta.ProgressingWithRetryReason, "%s", msg)
-		// Try again on the workqueue's backoff, sooner than the interval.
-		return 0, fmt.Errorf("list refs of %s: %w", gitsource.RedactURL(obj.Spec.URL), pollErr)
+	defer st.mu.Unlock()
+	if st.pollErr != nil {
+		return max(time.Until(st.retryAt), time.Second)
 	}
-	wait := time.Until(last.Add(st.interval))
+	wait := time.Until(st.lastPoll.Add(st.interval))
 	if wait <= 0 {
 		wait = st.interval
 	}
-	return jitter.JitteredIntervalDuration(wait), nil
+	return jitter.JitteredIntervalDuration(wait)
 }
 
 // reconcileStatus writes the refs and conditions from the engine's state.
@@ -367,6 +397,30 @@ func (r *Reconciler) reconcileStatus(obj *v1alpha1.ExperimentRepository, st *rep
 	views := st.views()
 	setRefs(obj, views)
 	summarize(obj, views)
+	st.mu.Lock()
+	pollErr, empty, interval := st.pollErr, st.empty, st.interval
+	st.mu.Unlock()
+	switch {
+	case pollErr != nil:
+		// The refs above are the last listed; a retry will do.
+		msg := bounded(fmt.Sprintf("list refs of %s: %s", gitsource.RedactURL(obj.Spec.URL), pollErr))
+		conditions.Delete(obj, meta.StalledCondition)
+		conditions.MarkTrue(obj, v1alpha1.FetchFailedCondition, v1alpha1.FetchFailedReason, "%s", msg)
+		conditions.MarkFalse(obj, meta.ReadyCondition, v1alpha1.FetchFailedReason, "%s", msg)
+		conditions.MarkTrue(obj, meta.ReconcilingCondition, meta.ProgressingWithRetryReason, "%s", msg)
+	}
+	if msg := st.exec.DeleteRefusal(); msg != "" {
+		conditions.MarkTrue(obj, v1alpha1.JobsNotDeletedCondition, v1alpha1.DeleteForbiddenReason, "%s", bounded(msg))
+	} else {
+		conditions.Delete(obj, v1alpha1.JobsNotDeletedCondition)
+	}
+	switch {
+	case empty && len(views) == 0:
+		// Nothing to run, nothing failed: Ready, so a health check of a
+		// new repository's object does not wait for its first push.
+		conditions.MarkTrue(obj, meta.ReadyCondition, v1alpha1.EmptyRepositoryReason,
+			"the repository has no commits yet: its first push is reconciled within %s", interval)
+	}
 }
 
 // prune deletes the Jobs of runs no ref plans any more, once every ref
@@ -395,6 +449,12 @@ func (r *Reconciler) prune(ctx context.Context, st *repoState) {
 		return
 	}
 	if err := st.exec.Prune(ctx, keep); err != nil {
+		if st.exec.DeleteRefusal() != "" {
+			// Said once by JobsNotDeleted (notifyJobsNotDeleted), not at
+			// every reconcile.
+			ctrl.LoggerFrom(ctx).V(1).Info("prune Jobs no ref plans", "error", err.Error())
+			return
+		}
 		ctrl.LoggerFrom(ctx).Error(err, "prune Jobs no ref plans")
 		return
 	}
@@ -538,6 +598,11 @@ func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repo
 	if ready == nil || (oldReady != nil && oldReady.Status == ready.Status && oldReady.Reason == ready.Reason && oldReady.Message == ready.Message) {
 		return
 	}
+	if oldReady != nil && oldReady.Status == ready.Status && oldReady.Reason == ready.Reason && ready.Reason == v1alpha1.FetchFailedReason {
+		// A server that stays away answers each retry a little
+		// differently (EOF, connection reset): one event per outage.
+		return
+	}
 	if (ready.Reason == v1alpha1.CommitNotVerifiedReason || ready.Reason == v1alpha1.InvalidExperimentsReason) && st != nil && st.announcedRefused(ready.Message) {
 		return // the refused commit's own event said it
 	}
@@ -550,6 +615,23 @@ func (r *Reconciler) notify(oldObj, obj *v1alpha1.ExperimentRepository, st *repo
 		r.EventRecorder.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeWarning, ready.Reason, "reconcile", "%s", ready.Message)
 	case ready.Status == metav1.ConditionTrue && oldReady != nil && oldReady.Status == metav1.ConditionFalse:
 		r.EventRecorder.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeNormal, ready.Reason, "reconcile", "%s", ready.Message)
+	}
+}
+
+// notifyJobsNotDeleted says once — a Warning event and an error line —
+// that the API server refuses to delete the repository's Jobs, naming the
+// permission to grant, and once that deletions work again.
+func (r *Reconciler) notifyJobsNotDeleted(ctx context.Context, oldObj, obj *v1alpha1.ExperimentRepository) {
+	was, now := conditions.Get(oldObj, v1alpha1.JobsNotDeletedCondition), conditions.Get(obj, v1alpha1.JobsNotDeletedCondition)
+	log := ctrl.LoggerFrom(ctx)
+	switch {
+	case now != nil && (was == nil || was.Reason != now.Reason):
+		log.Error(errors.New(now.Message), "cannot delete the repository's Jobs")
+		if r.EventRecorder != nil {
+			r.EventRecorder.AnnotatedEventf(obj, nil, nil, corev1.EventTypeWarning, now.Reason, "reconcile", "%s", now.Message)
+		}
+	case now == nil && was != nil:
+		log.Info("the repository's Jobs are deleted again")
 	}
 }
 

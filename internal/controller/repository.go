@@ -34,8 +34,8 @@ type credentials struct {
 // readCredentials reads the Secrets a repository needs: Git credentials,
 // verification keys, the commit signing key, the attestation key and the
 // trusted keys. They are read when the engine is built and again once
-// --secrets-ttl passed (a few GETs, never a watch), at once after a failed
-// poll or on reconcile.fluxcd.io/requestedAt: a rotated or revoked key
+// --secrets-ttl passed (a few GETs, never a watch), at once on a spec
+// change or reconcile.fluxcd.io/requestedAt: a rotated or revoked key
 // rebuilds the engine within the TTL, or at once when the operator asks.
 func readCredentials(ctx context.Context, r client.Reader, obj *v1alpha1.ExperimentRepository) (*credentials, error) {
 	c := &credentials{}

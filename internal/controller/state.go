@@ -35,6 +35,9 @@ type RepositoryExecutor interface {
 	// QuotaRefusal says which quota refuses the repository's Jobs now
 	// ("" when none does).
 	QuotaRefusal() string
+	// DeleteRefusal says why the repository's Jobs cannot be deleted (a
+	// 403: the controller's RBAC), "" when they can.
+	DeleteRefusal() string
 }
 
 // ExecutorFactory builds the executor of one ExperimentRepository from its
@@ -85,9 +88,15 @@ type repoState struct {
 
 	mu       sync.Mutex
 	progress map[string]*refProgress
-	// lastPoll is when the refs were last listed; pollErr its error.
+	// lastPoll is when the refs were last listed; pollErr its error,
+	// failures how many listings failed in a row and retryAt when the
+	// next one is due after a failure (see reconcileSource).
 	lastPoll time.Time
 	pollErr  error
+	failures int
+	retryAt  time.Time
+	// empty: the last listing found a repository without commits.
+	empty bool
 	// handledRequest is the reconcile.fluxcd.io/requestedAt value polled for.
 	handledRequest string
 	// pruned: every ref was planned once and Prune ran since.
@@ -106,16 +115,53 @@ type repoState struct {
 }
 
 // credentialsFresh: the engine may be used without reading its Secrets
-// again — same object and generation, Secrets read less than ttl ago, no
-// new reconcile.fluxcd.io/requestedAt (an operator who rotated a Secret
-// asks for it to be read now) and the last poll worked (a rotated Git
-// credential shows as a failed poll).
+// again — same object and generation, Secrets read less than ttl ago and
+// no new reconcile.fluxcd.io/requestedAt (an operator who rotated a Secret
+// asks for it to be read now). A failing poll does not read them sooner:
+// a repository whose server is gone would read its Secrets at every retry.
 func (st *repoState) credentialsFresh(obj *v1alpha1.ExperimentRepository, ttl time.Duration) bool {
 	requested, _ := meta.ReconcileAnnotationValue(obj.GetAnnotations())
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.uid == obj.UID && st.generation == obj.Generation && time.Since(st.secretsRead) < ttl &&
-		requested == st.handledRequest && st.pollErr == nil
+		requested == st.handledRequest
+}
+
+// pollDue tells whether the refs are to be listed now: never listed yet, a
+// new reconcile.fluxcd.io/requestedAt, the interval passed since a listing
+// that worked, or the backoff after one that failed (st.mu held).
+func (st *repoState) pollDue(requested string, now time.Time) bool {
+	switch {
+	case st.lastPoll.IsZero() || requested != st.handledRequest:
+		return true
+	case st.pollErr != nil:
+		return !now.Before(st.retryAt)
+	default:
+		return now.Sub(st.lastPoll) >= st.interval-st.interval/20
+	}
+}
+
+// polled records a listing's outcome; after a failure the next listing
+// waits base, then 2, 4, 8... times base, never more than the interval
+// (st.mu held).
+func (st *repoState) polled(err error, empty bool, requested string, base time.Duration, now time.Time) {
+	st.lastPoll, st.pollErr, st.handledRequest, st.empty = now, err, requested, empty
+	if err == nil {
+		st.failures = 0
+		return
+	}
+	st.failures++
+	st.retryAt = now.Add(retryBackoff(st.failures, base, st.interval))
+}
+
+// retryBackoff is the wait after the n-th failure in a row: base·2^(n-1),
+// at most limit.
+func retryBackoff(n int, base, limit time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 // refProgress counts one ref's runs from the engine's events.
@@ -257,10 +303,19 @@ func (st *repoState) views() []refView {
 		}
 		p := st.ref(rs.Ref)
 		v := refView{Ref: rs.Ref, Order: st.order(rs.Ref), Commit: rs.Seen.New, Busy: rs.Busy}
-		if !rs.Seen.Runnable {
+		// The commit whose runs are in flight: the newest one once its
+		// reconcile started; until then an earlier commit's (the ref's
+		// worker goes on with it: expsync's own results commit, or a push
+		// that kept its experiments), whose runs the status must show.
+		inFlight := p.commit == rs.Seen.New || (rs.Busy && p.commit != "" && !p.finished)
+		switch {
+		case !rs.Seen.Runnable:
 			v.NotVerified = fmt.Sprintf("commit %s may not run: %s", short(rs.Seen.New), rs.Seen.Reason)
 			v.Busy = false
-		} else if p.commit == rs.Seen.New {
+		case inFlight:
+			if p.commit != rs.Seen.New {
+				v.InFlight = p.commit
+			}
 			v.Planned, v.Succeeded, v.Failed, v.Running, v.Held = p.planned, p.succeeded, p.failed, p.running, p.held
 			v.HeldReason = p.heldReason
 			v.Invalid, v.InvalidCount = p.invalid, p.invalidCount
@@ -269,7 +324,13 @@ func (st *repoState) views() []refView {
 		if q := st.exec.QuotaRefusal(); q != "" && v.Held > 0 {
 			v.HeldReason = q
 		}
-		v.ResultsBranch, v.ResultsCommit = p.resultsBranch, p.resultsCommit
+		// The results branch follows from the ref and spec.refs, known
+		// from the first listing: a results commit pushed while the
+		// commit's runs go on shows at once, always as <branch>@sha1:<hex>.
+		v.ResultsBranch, v.ResultsCommit = rs.Seen.ResultsBranch, p.resultsCommit
+		if v.ResultsBranch == "" {
+			v.ResultsBranch = p.resultsBranch
+		}
 		out = append(out, v)
 	}
 	return out

@@ -19,6 +19,9 @@ type refView struct {
 	Order int
 	// Commit is the newest commit seen on the ref.
 	Commit string
+	// InFlight is an earlier commit whose runs are still in flight while
+	// Commit waits for the ref's worker ("" when the counts are Commit's).
+	InFlight string
 	// Busy: a reconcile of Commit is running or waiting to run.
 	Busy bool
 	// Planned, ... count the runs of Commit (see v1alpha1.RunCounts).
@@ -91,9 +94,8 @@ func setRefs(obj *v1alpha1.ExperimentRepository, views []refView) {
 				Running: int32(v.Running), Held: int32(v.Held), InvalidExperiments: int32(v.InvalidCount)},
 			Message: bounded(v.message()),
 		}
-		// The branch is known once the ref's reconcile ended (a pull
-		// request's is a template's expansion); until then the commit
-		// waits, so the field never changes form.
+		// Never without its branch (the form must not change: events
+		// are sent once per results commit).
 		if v.ResultsCommit != "" && v.ResultsBranch != "" {
 			rs.LastResultsCommit = v.ResultsBranch + "@sha1:" + v.ResultsCommit
 		}
@@ -108,6 +110,10 @@ func setRefs(obj *v1alpha1.ExperimentRepository, views []refView) {
 // message says in one line why the ref is not done, "" when it is.
 func (v refView) message() string {
 	var parts []string
+	if v.InFlight != "" {
+		parts = append(parts, fmt.Sprintf("runs of %s in flight (counted here); %s is reconciled next",
+			revision(v.Ref, v.InFlight), revision(v.Ref, v.Commit)))
+	}
 	for _, p := range []string{v.NotVerified, v.SignErr, v.PushErr, v.Invalid, v.Err} {
 		if p != "" {
 			parts = append(parts, p)
@@ -227,7 +233,17 @@ func summarize(obj *v1alpha1.ExperimentRepository, views []refView) {
 
 func progressMessage(busy []refView) string {
 	v := busy[0]
-	msg := fmt.Sprintf("reconciling %s: %d of %d runs done, %d running", revision(v.Ref, v.Commit), v.Succeeded+v.Failed, v.Planned, v.Running)
+	var msg string
+	switch {
+	case v.InFlight != "":
+		// The newest commit waits for the runs of an earlier one.
+		msg = fmt.Sprintf("reconciling %s: %d of %d runs done, %d running; %s next",
+			revision(v.Ref, v.InFlight), v.Succeeded+v.Failed, v.Planned, v.Running, revision(v.Ref, v.Commit))
+	case v.Planned == 0 && v.Running == 0:
+		msg = fmt.Sprintf("reconciling %s: planning its runs", revision(v.Ref, v.Commit))
+	default:
+		msg = fmt.Sprintf("reconciling %s: %d of %d runs done, %d running", revision(v.Ref, v.Commit), v.Succeeded+v.Failed, v.Planned, v.Running)
+	}
 	if len(busy) > 1 {
 		msg += fmt.Sprintf(" (and %d more refs)", len(busy)-1)
 	}

@@ -122,6 +122,7 @@ func (e *Executor) finish(ctx context.Context, run render.Run, objs render.JobOb
 	if err := e.deleteJob(bg, job.Name, job.UID, metav1.DeletePropagationBackground); err == nil {
 		_ = e.repo.Storage.RemovePrefix(bg, run.ID)
 	}
+	// A refused deletion is reported through DeleteRefusal.
 	return res, nil
 }
 
@@ -135,10 +136,22 @@ func (e *Executor) deleteJob(ctx context.Context, name string, uid types.UID, po
 		opts.Preconditions = &metav1.Preconditions{UID: &uid}
 	}
 	err := e.cl.opts.Client.Delete(ctx, job, opts)
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+	switch {
+	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		e.setDeleteRefusal("")
 		return nil
+	case apierrors.IsForbidden(err):
+		e.setDeleteRefusal(fmt.Sprintf("the controller may not delete Jobs in namespace %s: grant its service account the "+
+			"delete verb on jobs (group batch) there, as config/rbac/role.yaml and the chart's RBAC do; until then finished Jobs "+
+			"stay and the Jobs of superseded runs keep running (%s)", e.repo.Namespace, shorten(err.Error(), 512)))
 	}
 	return err
+}
+
+func (e *Executor) setDeleteRefusal(msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.deleteRefusal = msg
 }
 
 // stuckReasons are the reasons a container waits that only a person can

@@ -54,6 +54,9 @@ type Executor struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 	refusal *QuotaError
+	// deleteRefusal says why the API server refuses to delete this
+	// repository's Jobs ("" once a deletion works again).
+	deleteRefusal string
 }
 
 // ErrSuperseded is the cause with which the engine cancels a run whose
@@ -209,6 +212,17 @@ func (e *Executor) QuotaRefusal() *QuotaError {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.refusal
+}
+
+// DeleteRefusal says why this repository's Jobs cannot be deleted (the
+// API server answered 403 Forbidden: the controller's RBAC lacks delete on
+// jobs.batch in the namespace), "" when the last deletion worked. Finished
+// Jobs then stay, and so do the Jobs of runs a newer commit superseded,
+// running on: a condition must say so.
+func (e *Executor) DeleteRefusal() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.deleteRefusal
 }
 
 func (e *Executor) setRefusal(q *QuotaError) {
