@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -57,6 +58,15 @@ import (
 // EXPSYNC_BENCH_FLEET_PROFILE=DIR also saves the controller's heap profile
 // at the end of each count (it serves Go's profiles when built with -tags
 // pprof, as this benchmark builds it).
+//
+// EXPSYNC_BENCH_FLEET_BASELINE=<git revision> also builds the controller
+// of that revision and measures it on the same fleet, right before this
+// tree's, for each count: before/after side by side in one run (the
+// machine's load varies; compare the two rows of a count, not runs).
+//
+// Each controller's whole stderr (its JSON log) is kept in
+// EXPSYNC_BENCH_FLEET_LOGS (default $TMPDIR/expsync-fleet-bench), so an
+// exit or an error line can be explained afterwards.
 func BenchmarkControllerFleet(b *testing.B) {
 	counts := fleetbench.Counts(b)
 	interval := time.Minute
@@ -73,6 +83,17 @@ func BenchmarkControllerFleet(b *testing.B) {
 		b.Fatal(err)
 	}
 	bin := buildExpsync(b)
+	binaries := []fleetBinary{{label: "this tree", path: bin}}
+	if rev := os.Getenv("EXPSYNC_BENCH_FLEET_BASELINE"); rev != "" {
+		binaries = append([]fleetBinary{{label: "baseline " + rev, path: buildExpsyncAt(b, rev)}}, binaries...)
+	}
+	logs := os.Getenv("EXPSYNC_BENCH_FLEET_LOGS")
+	if logs == "" {
+		logs = filepath.Join(os.TempDir(), "expsync-fleet-bench")
+	}
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		b.Fatal(err)
+	}
 	template := fleetTemplate(b, c)
 	root := b.TempDir()
 	start := time.Now()
@@ -87,14 +108,23 @@ func BenchmarkControllerFleet(b *testing.B) {
 	b.ResetTimer()
 	for _, n := range counts {
 		peer := srv.LsRemoteCPU(b, min(n, 100))
-		fl.create(n, interval)
-		row := fl.measureController(bin, kubeconfig, n, interval, cycles, profiles)
-		row.peerPerList = peer
-		floor := fl.measureFloor(kubeconfig, n, interval)
-		row.floorRSS, row.floorCPU = floor.steadyRSS, floor.cpuPerCycle
-		rows = append(rows, row)
-		printFleetRow(row)
-		fl.deleteAll()
+		floor := fleetRow{}
+		for i, bin := range binaries {
+			// Every controller meets the fleet as new: objects created
+			// afresh (new UIDs, empty statuses).
+			fl.create(n, interval)
+			stderrFile := filepath.Join(logs, fmt.Sprintf("controller-%d-%s.log", n, strings.ReplaceAll(bin.label, " ", "-")))
+			row := fl.measureController(bin.path, kubeconfig, n, interval, cycles, profiles, stderrFile)
+			row.label, row.peerPerList = bin.label, peer
+			if i == 0 {
+				floor = fl.measureFloor(kubeconfig, n, interval)
+			}
+			row.floorRSS, row.floorCPU = floor.steadyRSS, floor.cpuPerCycle
+			rows = append(rows, row)
+			printFleetRow(row)
+			fmt.Printf("fleet %d (%s): stderr in %s\n", n, bin.label, stderrFile)
+			fl.deleteAll()
+		}
 	}
 	b.StopTimer()
 	printFleetTable(rows)
@@ -114,8 +144,12 @@ func BenchmarkControllerFleet(b *testing.B) {
 	}
 }
 
+// fleetBinary is an expsync binary the benchmark measures.
+type fleetBinary struct{ label, path string }
+
 // fleetRow is the controller reconciling n unchanged repositories.
 type fleetRow struct {
+	label             string // which binary
 	n                 int
 	interval          time.Duration
 	firstPass         time.Duration
@@ -275,7 +309,7 @@ func (f *fleet) jobs() int {
 
 // measureController runs `expsync controller` on the fleet's first n
 // objects until its first pass is done, then measures cycles intervals.
-func (f *fleet) measureController(bin, kubeconfig string, n int, interval time.Duration, cycles int, profiles string) fleetRow {
+func (f *fleet) measureController(bin, kubeconfig string, n int, interval time.Duration, cycles int, profiles, stderrFile string) fleetRow {
 	b := f.b
 	work := b.TempDir()
 	storeRoot := filepath.Join(work, "stores")
@@ -301,9 +335,14 @@ func (f *fleet) measureController(bin, kubeconfig string, n int, interval time.D
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	keep, err := os.Create(stderrFile)
+	if err != nil {
+		b.Fatal(err)
+	}
 	go func() {
 		defer close(exited)
-		sc := bufio.NewScanner(stderr)
+		defer keep.Close()
+		sc := bufio.NewScanner(io.TeeReader(stderr, keep))
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			if line := sc.Text(); strings.Contains(line, `"level":"error"`) {
@@ -459,6 +498,24 @@ func freeAddr(b *testing.B) string {
 	return l.Addr().String()
 }
 
+// buildExpsyncAt builds the expsync binary of a git revision of this
+// repository (git archive into a temporary folder), as buildExpsync does.
+func buildExpsyncAt(b *testing.B, rev string) string {
+	src := b.TempDir()
+	archive := exec.Command("sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", filepath.Join("..", ".."), rev, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		b.Fatalf("git archive %s: %v\n%s", rev, err, out)
+	}
+	bin := filepath.Join(b.TempDir(), "expsync-"+rev)
+	cmd := exec.Command("go", "build", "-tags", "pprof", "-o", bin, "./cmd/expsync")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build expsync at %s: %v\n%s", rev, err, out)
+	}
+	return bin
+}
+
 // buildExpsync builds the expsync binary as `make build` does (static,
 // cgo-free), with -tags pprof (profiles on EXPSYNC_PPROF_ADDR).
 func buildExpsync(b *testing.B) string {
@@ -509,8 +566,8 @@ func fleetTemplate(b *testing.B, c client.Client) fleetTemplateRepo {
 }
 
 func printFleetRow(r fleetRow) {
-	fmt.Printf("fleet %6d: first pass %6.1fs (peak %6.1f MiB, %d fetches), steady %6.1f MiB (floor %6.1f), heap %6.1f MiB, %d goroutines, %7.1f ms CPU per interval (floor %.1f), %.2f lists/repo/interval, %d fetches, API %v, %d Jobs, %d error lines\n",
-		r.n, r.firstPass.Seconds(), fleetbench.MiB(r.firstPassPeak), r.firstFetches, fleetbench.MiB(r.steadyRSS), fleetbench.MiB(r.floorRSS),
+	fmt.Printf("fleet %6d %s: first pass %6.1fs (peak %6.1f MiB, %d fetches), steady %6.1f MiB (floor %6.1f), heap %6.1f MiB, %d goroutines, %7.1f ms CPU per interval (floor %.1f), %.2f lists/repo/interval, %d fetches, API %v, %d Jobs, %d error lines\n",
+		r.n, r.label, r.firstPass.Seconds(), fleetbench.MiB(r.firstPassPeak), r.firstFetches, fleetbench.MiB(r.steadyRSS), fleetbench.MiB(r.floorRSS),
 		fleetbench.MiB(r.heapInuse), r.goroutines, float64(r.cpuPerCycle.Microseconds())/1000, float64(r.floorCPU.Microseconds())/1000,
 		r.listsPerRepoCycle, r.steadyFetches, r.apiPerCycle, r.jobs, r.errorLines)
 }
@@ -522,20 +579,38 @@ func printFleetTable(rows []fleetRow) {
 		return
 	}
 	fmt.Printf("\nexpsync controller --concurrent %d, unchanged ExperimentRepositories (envtest kube-apiserver, git http-backend on loopback), interval %s\n", fleetConcurrent, rows[0].interval)
-	fmt.Printf("| repos | first pass | peak MiB | steady MiB | KiB/repo | floor MiB (bare manager) | ratio to floor | goroutines | core (CPU/interval) | µs CPU/repo-poll | git ls-remote µs | ratio | API req/interval |\n")
-	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Printf("| controller | repos | first pass | peak MiB | steady MiB | KiB/repo | floor MiB (bare manager) | ratio to floor | goroutines | core (CPU/interval) | µs CPU/repo-poll | git ls-remote µs | ratio | API req/interval |\n")
+	fmt.Printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		perPoll := r.cpuPerCycle / time.Duration(r.n)
-		fmt.Printf("| %d | %.0f s | %.1f | %.1f | %.1f | %.1f | %.2f | %d | %.4f | %.0f | %.0f | %.2f | %v |\n", r.n, r.firstPass.Seconds(),
+		fmt.Printf("| %s | %d | %.0f s | %.1f | %.1f | %.1f | %.1f | %.2f | %d | %.4f | %.0f | %.0f | %.2f | %v |\n", r.label, r.n, r.firstPass.Seconds(),
 			fleetbench.MiB(r.peak), fleetbench.MiB(r.steadyRSS), float64(r.steadyRSS)/1024/float64(r.n), fleetbench.MiB(r.floorRSS),
 			float64(r.steadyRSS)/float64(max(r.floorRSS, 1)), r.goroutines, r.cpuPerCycle.Seconds()/r.interval.Seconds(),
 			float64(perPoll.Nanoseconds())/1000, float64(r.peerPerList.Nanoseconds())/1000, float64(perPoll)/float64(max(r.peerPerList, 1)), r.apiPerCycle)
 	}
-	fmt.Printf("\ngrowth per added repository (slope between counts)\n")
 	for i := 1; i < len(rows); i++ {
 		a, c := rows[i-1], rows[i]
+		if a.n != c.n || a.label == c.label {
+			continue
+		}
+		fmt.Printf("\n%d repos, %s / %s (same fleet, one run): steady RSS %.2f, peak %.2f, heap %.2f, CPU per interval %.2f, steady KiB/repo %.1f vs %.1f\n",
+			c.n, c.label, a.label, float64(c.steadyRSS)/float64(max(a.steadyRSS, 1)), float64(c.peak)/float64(max(a.peak, 1)),
+			float64(c.heapInuse)/float64(max(a.heapInuse, 1)), float64(c.cpuPerCycle)/float64(max(a.cpuPerCycle, 1)),
+			float64(c.steadyRSS)/1024/float64(c.n), float64(a.steadyRSS)/1024/float64(a.n))
+	}
+	fmt.Printf("\ngrowth per added repository (slope between counts, same controller)\n")
+	for i := 1; i < len(rows); i++ {
+		c := rows[i]
+		j := i - 1
+		for j >= 0 && (rows[j].label != c.label || rows[j].n == c.n) {
+			j--
+		}
+		if j < 0 {
+			continue
+		}
+		a := rows[j]
 		dn := float64(c.n - a.n)
-		fmt.Printf("%6d→%-6d steady %+7.1f KiB/repo (floor %+7.1f), peak %+7.1f KiB/repo, goroutines %+.2f/repo, CPU %+7.1f µs/repo per interval\n", a.n, c.n,
+		fmt.Printf("%s %6d→%-6d steady %+7.1f KiB/repo (floor %+7.1f), peak %+7.1f KiB/repo, goroutines %+.2f/repo, CPU %+7.1f µs/repo per interval\n", c.label, a.n, c.n,
 			float64(c.steadyRSS-a.steadyRSS)/1024/dn, float64(c.floorRSS-a.floorRSS)/1024/dn, float64(c.peak-a.peak)/1024/dn,
 			float64(c.goroutines-a.goroutines)/dn, float64((c.cpuPerCycle-a.cpuPerCycle).Nanoseconds())/1000/dn)
 	}

@@ -150,7 +150,10 @@ func NewManager(restConfig *rest.Config, o *Options, exec ExecutorSetup) (ctrl.M
 		Client: client.Options{Cache: &client.CacheOptions{
 			DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
 		}},
-		Cache:   ctrlcache.Options{ByObject: byObject},
+		// managedFields are never read here and were a tenth of each
+		// cached object (the executor's informers set their own
+		// transforms).
+		Cache:   ctrlcache.Options{ByObject: byObject, DefaultTransform: ctrlcache.TransformStripManagedFields()},
 		Metrics: metricsserver.Options{BindAddress: o.MetricsAddr},
 		Controller: ctrlcfg.Controller{
 			RecoverPanic:            ptr.To(true),
