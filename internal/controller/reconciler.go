@@ -334,6 +334,10 @@ func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credent
 		Finished: func(ref string, ch gitsource.RefChange, rep *reconcile.Report, err error) {
 			st.finished(ref, ch, rep, err)
 			r.wakeNow(key)
+			// The worker still counts as busy while Finished runs: the
+			// Reconcile woken above may see it so and say Reconciling
+			// until the next interval (an hour, for some objects).
+			go r.wakeWhenIdle(key, st, ref)
 		},
 	})
 	return st, nil
@@ -511,6 +515,25 @@ func (r *Reconciler) progressed(key types.NamespacedName, e reconcile.Event) {
 		r.mu.Unlock()
 		r.wakeNow(key)
 	})
+}
+
+// wakeWhenIdle wakes the object's Reconcile once the ref's worker is no
+// longer busy (it gives up after a minute: a newer commit keeps it busy,
+// and that reconcile's end wakes the object again).
+func (r *Reconciler) wakeWhenIdle(key types.NamespacedName, st *repoState, ref string) {
+	for range 600 {
+		time.Sleep(100 * time.Millisecond)
+		idle := true
+		for _, rs := range st.workers.Refs() {
+			if rs.Ref == ref && rs.Busy {
+				idle = false
+			}
+		}
+		if idle {
+			r.wakeNow(key)
+			return
+		}
+	}
 }
 
 // wakeNow queues a Reconcile of the object (a ref's reconcile ended).
