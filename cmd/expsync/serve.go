@@ -162,13 +162,11 @@ func (o *serveOptions) Exec(ctx context.Context, stderr io.Writer) error {
 			continue
 		}
 		client, err := rc.Forge.Client(rc.URL)
-		if err == nil {
-			err = reviews.add(d.Reconciler, sources[i], client, rc.Forge.Context, logf)
-		}
 		if err != nil {
 			d.Close(context.Background())
 			return &exitError{2, fmt.Errorf("%s: repositories[%d]: %w", o.Config, i, err)}
 		}
+		reviews.add(d.Reconciler, sources[i], client, rc.Forge.Context, logf)
 	}
 	auditor, err := newAuditor(cfg, opts, d, logger)
 	if err != nil {

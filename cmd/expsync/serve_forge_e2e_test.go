@@ -141,7 +141,7 @@ func TestServePullRequestStatusesAndCommentOnGitea(t *testing.T) {
 	// more than one commit), so the report compares with them.
 	waitFor(t, "main's results of both runs", 3*time.Minute, func() bool {
 		head := g.BranchHead(t, owner, "exps", "main")
-		return head != "" && head != experiments && runFolders(ctx, admin, owner, head, "results/sweep") == 2
+		return head != "" && head != experiments && g.Folders(t, owner, "exps", head, "results/sweep") == 2
 	}, serve.output)
 	g.OpenPullRequest(t, owner, "exps", "feature", "main", "double the loss")
 	final := waitForFinalStatus(t, admin, owner, head1, serve)
@@ -214,21 +214,6 @@ func TestServePullRequestStatusesAndCommentOnGitea(t *testing.T) {
 	if strings.Contains(serve.output(), g.Token) {
 		t.Errorf("the forge token is in serve's log")
 	}
-}
-
-// runFolders counts the folders below dir at commit.
-func runFolders(ctx context.Context, admin *gitea.Client, owner, commit, dir string) int {
-	entries, _, err := admin.Repositories.ListContents(ctx, owner, "exps", commit, dir)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, e := range entries {
-		if e.Type == "dir" {
-			n++
-		}
-	}
-	return n
 }
 
 // waitForFinalStatus waits until commit's expsync status is success or

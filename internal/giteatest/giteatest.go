@@ -215,3 +215,20 @@ func (f *Forge) OpenPullRequest(t testing.TB, owner, name, head, base, title str
 	}
 	return pr
 }
+
+// Folders counts the folders below dir of owner/name at ref (a branch or
+// a commit) through Gitea's API; 0 when dir does not exist there.
+func (f *Forge) Folders(t testing.TB, owner, name, ref, dir string) int {
+	t.Helper()
+	entries, _, err := f.API(t).Repositories.ListContents(context.Background(), owner, name, ref, dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Type == "dir" {
+			n++
+		}
+	}
+	return n
+}

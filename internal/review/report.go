@@ -103,10 +103,16 @@ func (r *Reviewer) compare(ctx context.Context, pr PullRequest, fpr forge.PullRe
 	if fpr.MergeBase != "" {
 		baseLabel += " (merge base)"
 	}
+	keys := r.o.Keys
+	if r.o.TrustedKeys != nil {
+		if keys, err = r.o.TrustedKeys(); err != nil {
+			return nil, fmt.Errorf("pull request %d: the trusted keys: %w", pr.Number, err)
+		}
+	}
 	return diff.Compute(
 		diff.Side{Label: baseLabel, Commit: fpr.MergeBase, Code: base, Results: baseResults, ResultsLater: baseResults != nil},
 		diff.Side{Label: fmt.Sprintf("pull request %d", pr.Number), Commit: pr.Commit, Code: head, Results: headResults},
-		diff.Options{Keys: r.o.Keys, Plan: r.o.Plan})
+		diff.Options{Keys: keys, Plan: r.o.Plan})
 }
 
 // decide gives the final state and its one-line description.

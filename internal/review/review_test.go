@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,40 +16,6 @@ import (
 	"github.com/expsync/expsync/internal/review"
 	"github.com/expsync/expsync/tree"
 )
-
-// flakyForge stands in front of a real Gitea: while down, it answers 500
-// or 429 (with Retry-After) and echoes the request's Authorization header
-// in its error page, as a misconfigured proxy might.
-type flakyForge struct {
-	down     atomic.Bool
-	failures atomic.Int64
-	srv      *httptest.Server
-}
-
-func newFlakyForge(t *testing.T, target string) *flakyForge {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &flakyForge{}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.down.Load() {
-			n := f.failures.Add(1)
-			if n%2 == 0 {
-				w.Header().Set("Retry-After", "1")
-				w.WriteHeader(http.StatusTooManyRequests)
-			} else {
-				w.WriteHeader(http.StatusInternalServerError)
-			}
-			fmt.Fprintf(w, "<html>upstream down; you sent %s</html>", r.Header.Get("Authorization"))
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
 
 type logLines struct {
 	mu    sync.Mutex
@@ -89,9 +50,9 @@ func TestForgeDownDelaysTheReportOnly(t *testing.T) {
 	}
 	_, _, head := g.PushBranches(t, g.User, "exps")
 	g.OpenPullRequest(t, g.User, "exps", "feature", "main", "f")
-	flaky := newFlakyForge(t, g.URL)
-	flaky.down.Store(true)
-	client, err := forge.New(forge.Config{Kind: forge.Gitea, URL: flaky.srv.URL, WebURL: g.URL, Repository: g.User + "/exps", Token: g.Token,
+	flaky := giteatest.NewFlakyProxy(t, g.URL)
+	flaky.Down.Store(true)
+	client, err := forge.New(forge.Config{Kind: forge.Gitea, URL: flaky.URL, WebURL: g.URL, Repository: g.User + "/exps", Token: g.Token,
 		Retry: forge.RetryPolicy{Attempts: 2, Base: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +73,7 @@ func TestForgeDownDelaysTheReportOnly(t *testing.T) {
 		t.Errorf("Progress and Finished took %s with the forge down: they must not wait for it", d)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for flaky.failures.Load() < 10 && time.Now().Before(deadline) {
+	for flaky.Failures.Load() < 10 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if strings.Contains(log.String(), g.Token) {
@@ -122,7 +83,7 @@ func TestForgeDownDelaysTheReportOnly(t *testing.T) {
 		t.Errorf("the failing forge was not logged:\n%s", log.String())
 	}
 	logged := strings.Count(log.String(), "report not posted")
-	flaky.down.Store(false)
+	flaky.Down.Store(false)
 
 	var final *gitea.Status
 	for time.Now().Before(deadline) && final == nil {

@@ -25,6 +25,12 @@ type Options struct {
 	Context string
 	// Keys are the trusted public keys: only results they signed count.
 	Keys attest.Verifiers
+	// TrustedKeys, when set, gives the trusted keys at each report
+	// instead of Keys: the engine's (reconcile.Reconciler.TrustedKeys)
+	// wait for its signing key to be decrypted, which a report may wait
+	// for but building the hook must not (a controller builds one per
+	// object inside Reconcile).
+	TrustedKeys func() (attest.Verifiers, error)
 	// Plan plans each side's experiment files (local or kubernetes mode).
 	Plan render.PlanOptions
 	// Log receives one line per change of a report's fate (posted, failing,
