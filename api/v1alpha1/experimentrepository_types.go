@@ -108,6 +108,53 @@ type ExperimentRepositorySpec struct {
 	// Suspend stops new runs and new results commits; runs executing go on.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// Forge posts a commit status on each pull request's head commit
+	// (pending with counts, then success or failure linking to its
+	// results) and one comment per pull request, edited in place, with the
+	// diff against the merge base: what serve's forge: does. A forge that
+	// is down delays the status, never a results commit.
+	// +optional
+	Forge *Forge `json:"forge,omitempty"`
+}
+
+// Forge names the forge hosting the repository's pull requests.
+//
+// +kubebuilder:object:generate=true
+type Forge struct {
+	// Kind of forge: gitea, forgejo, github or gitlab.
+	// +kubebuilder:validation:Enum=gitea;forgejo;github;gitlab
+	// +required
+	Kind string `json:"kind"`
+
+	// BaseURL of the forge's API (default: the repository URL's scheme
+	// and host; GitHub: https://api.github.com).
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern="^https?://[^\\s@]+$"
+	// +optional
+	BaseURL string `json:"baseURL,omitempty"`
+
+	// Repository on the forge, owner/name (default: the repository URL's
+	// path without .git).
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern="^[^\\s]+/[^\\s]+$"
+	// +optional
+	Repository string `json:"repository,omitempty"`
+
+	// SecretRef names a Secret of this namespace whose key token holds
+	// the forge's API token (statuses and comments: Gitea write:repository
+	// and write:issue, GitHub statuses and pull-requests write, GitLab
+	// api). It is sent only in the Authorization header, never written to
+	// a log, an event or the status.
+	// +required
+	SecretRef meta.LocalObjectReference `json:"secretRef"`
+
+	// Context names the commit status and the comment's marker (default
+	// expsync); two deployments reporting on one repository need two.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern="^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+	// +optional
+	Context string `json:"context,omitempty"`
 }
 
 // WatchedRef is one watched ref pattern, as in serve's refs.

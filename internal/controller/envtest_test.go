@@ -137,14 +137,18 @@ func startControllerWith(t testing.TB, cfg *rest.Config, stateDir string, execs 
 	if cc.namespace != "" {
 		mo.Cache.DefaultNamespaces = map[string]ctrlcache.Config{cc.namespace: {}}
 	}
+	base := context.Background()
 	if cc.logger != nil {
 		mo.Logger = *cc.logger
+		// The repositories' workers and review hooks log through the
+		// setup context's logger.
+		base = ctrl.LoggerInto(base, *cc.logger)
 	}
 	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(base)
 	r, err := Setup(ctx, mgr, o, ExecutorSetup{New: func(context.Context, ctrl.Manager, *Options) (ExecutorFactory, error) {
 		return execs.factory, nil
 	}})

@@ -149,7 +149,7 @@ func (s stopper) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, st := range repos {
 		wg.Add(1)
-		go func() { defer wg.Done(); st.workers.Stop(errShutdown) }()
+		go func() { defer wg.Done(); st.stop(errShutdown) }()
 	}
 	wg.Wait()
 	return nil
@@ -290,6 +290,10 @@ func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credent
 	if err != nil {
 		return nil, err
 	}
+	forgeClient, err := newForgeClient(obj, creds)
+	if err != nil {
+		return nil, err
+	}
 	builder := obj.Spec.Attestation.BuilderID
 	if builder == "" {
 		builder = r.Settings.BuilderID
@@ -310,6 +314,9 @@ func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credent
 		Executor: ex, ExecutorName: ExecutorName,
 		Events: func(e reconcile.Event) {
 			st.onEvent(e)
+			if st.review != nil {
+				st.review.Event(e)
+			}
 			r.progressed(key, e)
 		},
 	})
@@ -328,11 +335,17 @@ func (r *Reconciler) newState(obj *v1alpha1.ExperimentRepository, creds *credent
 		st.engine.CommitMessage, _ = messageTemplate(c.MessageTemplate) // checked by checkSpec
 	}
 	log := ctrl.LoggerFrom(r.ctx).WithValues("experimentrepository", key.String())
+	if forgeClient != nil {
+		st.review = newReviewHook(st, forgeClient, obj.Spec.Forge.Context, logging.Redacting(logging.FromLogr(log), creds.Secrets()))
+	}
 	st.workers = reconcile.NewWorkers(r.ctx, st.engine, st.src, d.Refs.ReconcileRef, reconcile.WorkersOptions{
 		// Errors from go-git or the server may quote a credential.
 		Logger: logging.Redacting(logging.FromLogr(log.V(1)), creds.Secrets()),
 		Finished: func(ref string, ch gitsource.RefChange, rep *reconcile.Report, err error) {
 			st.finished(ref, ch, rep, err)
+			if st.review != nil {
+				st.review.Finished(ch, rep, err)
+			}
 			r.wakeNow(key)
 			// The worker still counts as busy while Finished runs: the
 			// Reconcile woken above may see it so and say Reconciling
@@ -484,7 +497,7 @@ func (r *Reconciler) forget(key types.NamespacedName, cause error, gone bool) {
 	if st == nil {
 		return
 	}
-	st.workers.Stop(cause)
+	st.stop(cause)
 	if gone {
 		_ = os.RemoveAll(filepath.Join(r.Settings.StateDir, string(st.uid)))
 		if r.Own != nil {

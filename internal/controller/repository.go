@@ -28,7 +28,15 @@ type credentials struct {
 	// keys in the background). trusted are spec.trustedKeys' keys.
 	attestation *corev1.Secret
 	trusted     attest.Verifiers
-	versions    string
+	// forgeToken is spec.forge's API token ("" without spec.forge).
+	forgeToken string
+	versions   string
+}
+
+// Secrets are the secret values to keep out of logs: the Git credentials'
+// and the forge token.
+func (c *credentials) Secrets() []string {
+	return append(c.Credentials.Secrets(), c.forgeToken)
 }
 
 // readCredentials reads the Secrets a repository needs: Git credentials,
@@ -91,6 +99,16 @@ func readCredentials(ctx context.Context, r client.Reader, obj *v1alpha1.Experim
 			return nil, err
 		}
 		versions = append(versions, "trusted="+s.ResourceVersion)
+	}
+	if f := obj.Spec.Forge; f != nil {
+		s, err := getSecret(ctx, r, ns, f.SecretRef.Name, "forge token (spec.forge.secretRef)")
+		if err != nil {
+			return nil, err
+		}
+		if c.forgeToken, err = forgeToken(s); err != nil {
+			return nil, err
+		}
+		versions = append(versions, "forge="+s.ResourceVersion)
 	}
 	c.versions = strings.Join(versions, ",")
 	return c, nil

@@ -36,6 +36,7 @@ const (
 	keyCosignPass  = "cosign.password"
 	keyGitASC      = "git.asc"
 	keyPassphrase  = "passphrase"
+	keyForgeToken  = "token"
 	// Suffixes of verification and trusted keys, as Flux names them.
 	suffixPGP    = ".asc"
 	suffixSSH    = ".sshpub"
@@ -250,4 +251,16 @@ func keyNames(s *corev1.Secret) string {
 		keys = append(keys[:10], "...")
 	}
 	return "keys " + strings.Join(keys, ", ")
+}
+
+// forgeToken reads the forge's API token (spec.forge.secretRef, key
+// token); surrounding white space (a trailing newline of a file the
+// Secret was made from) is not part of it.
+func forgeToken(s *corev1.Secret) (string, error) {
+	token := strings.TrimSpace(string(s.Data[keyForgeToken]))
+	if token == "" {
+		return "", secretErrorf("forge token (spec.forge.secretRef): Secret %s/%s has no key %s (the forge's API token), or it is blank; it has %s",
+			s.Namespace, s.Name, keyForgeToken, keyNames(s))
+	}
+	return token, nil
 }

@@ -55,6 +55,10 @@ func TestSecretErrorsNameKeysNeverValues(t *testing.T) {
 			_, err := attestationSigner(secret(map[string]string{"cosign.key": string(pair.Private), "cosign.password": "wrong-" + value}))
 			return err
 		}, []string{"cosign.password does not open cosign.key"}},
+		{"forge: no token", func() error { _, err := forgeToken(secret(map[string]string{"password": value})); return err },
+			[]string{"spec.forge.secretRef", "lab/s", "no key token", "keys password"}},
+		{"forge: blank token", func() error { _, err := forgeToken(secret(map[string]string{"token": " \n"})); return err },
+			[]string{"no key token"}},
 		{"commit key: missing", func() error { _, err := commitSigner(secret(map[string]string{"k": value})); return err },
 			[]string{"git.asc", "identity"}},
 		{"commit key: bad SSH", func() error {

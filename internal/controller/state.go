@@ -14,6 +14,7 @@ import (
 	"github.com/expsync/expsync/api/v1alpha1"
 	"github.com/expsync/expsync/gitsource"
 	"github.com/expsync/expsync/internal/deploy"
+	"github.com/expsync/expsync/internal/review"
 	"github.com/expsync/expsync/reconcile"
 	"github.com/expsync/expsync/store"
 )
@@ -85,6 +86,9 @@ type repoState struct {
 	exec    RepositoryExecutor
 	workers *reconcile.Workers
 	order   func(ref string) int
+	// review posts pull requests' statuses and comment (spec.forge; nil
+	// without): internal/review's hook, the one serve uses.
+	review *review.Hook
 
 	mu       sync.Mutex
 	progress map[string]*refProgress

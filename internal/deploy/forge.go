@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -59,17 +60,31 @@ func (f *ForgeConfig) Check() error {
 	return fmt.Errorf("forge.kind %q: use one of %v", f.Kind, forge.Kinds)
 }
 
-// Client builds the forge client of the repository at gitURL.
+// Client builds the forge client of the repository at gitURL, with the
+// token of the environment variable TokenEnvName names (serve).
 func (f *ForgeConfig) Client(gitURL string) (forge.Client, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
-	cfg := forge.Config{Kind: forge.Kind(f.Kind), URL: f.URL, WebURL: f.WebURL, Repository: f.Repository}
 	env := f.TokenEnvName()
-	cfg.Token = os.Getenv(env)
-	if cfg.Token == "" {
+	token := os.Getenv(env)
+	if token == "" {
 		return nil, fmt.Errorf("forge: %s is empty: set the forge's API token in that variable (tokenEnv names another)", env)
 	}
+	return f.ClientWithToken(gitURL, token)
+}
+
+// ClientWithToken builds the forge client of the repository at gitURL with
+// token (the controller reads it from a Secret): url and repository
+// default to the Git URL's host and path.
+func (f *ForgeConfig) ClientWithToken(gitURL, token string) (forge.Client, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	if token == "" {
+		return nil, errors.New("forge: the API token is empty")
+	}
+	cfg := forge.Config{Kind: forge.Kind(f.Kind), URL: f.URL, WebURL: f.WebURL, Repository: f.Repository, Token: token}
 	if u, err := url.Parse(gitURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		if cfg.URL == "" && cfg.Kind != forge.GitHub {
 			cfg.URL = u.Scheme + "://" + u.Host

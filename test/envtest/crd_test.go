@@ -135,6 +135,17 @@ func TestExperimentRepositoryValidation(t *testing.T) {
 		{"author email", func(s map[string]any) {
 			s["commit"] = map[string]any{"author": map[string]any{"name": "x", "email": "x <y@z>"}}
 		}, []string{"spec.commit.author.email", "should match"}},
+		{"unknown forge", func(s map[string]any) {
+			s["forge"] = map[string]any{"kind": "bitbucket", "secretRef": map[string]any{"name": "forge-token"}}
+		}, []string{"spec.forge.kind", "supported values", "gitea"}},
+		{"forge without a token", func(s map[string]any) { s["forge"] = map[string]any{"kind": "gitea"} },
+			[]string{"spec.forge.secretRef", "Required value"}},
+		{"forge token in the URL", func(s map[string]any) {
+			s["forge"] = map[string]any{"kind": "gitea", "baseURL": "https://tok3n@git.example", "secretRef": map[string]any{"name": "forge-token"}}
+		}, []string{"spec.forge.baseURL", "should match"}},
+		{"forge token of another namespace", func(s map[string]any) {
+			s["forge"] = map[string]any{"kind": "gitea", "secretRef": map[string]any{"name": "forge-token", "namespace": "kube-system"}}
+		}, []string{`unknown field "spec.forge.secretRef.namespace"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
