@@ -97,7 +97,9 @@ start() {
 		return 0
 	fi
 	log "starting $name"
-	setsid "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null &
+	# Not the lock descriptors (9: lock_node's, 8: e2e.sh's): a daemon that
+	# inherited one would hold the machine's lock for as long as it runs.
+	setsid "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null 8>&- 9>&- &
 	echo $! >"$(pidfile "$name")"
 }
 
