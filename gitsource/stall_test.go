@@ -287,7 +287,9 @@ func TestSlowButProgressingFetchIsNotCut(t *testing.T) {
 	srv.newRepo("slow")
 	p := newPeer(t, srv.peerURL("slow"))
 	// Incompressible content, so the pack is large enough to need many pieces.
-	big := make([]byte, 48<<10)
+	// ~128 chunks of 1 KiB, 40 ms apart: about 5 s, more than twice the
+	// idle timeout, though no pause is near it.
+	big := make([]byte, 128<<10)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for i := range big {
 		big[i] = byte(rnd.Uint32())
@@ -297,7 +299,10 @@ func TestSlowButProgressingFetchIsNotCut(t *testing.T) {
 
 	addr := strings.TrimPrefix(srv.srv.HTTPAddress(), "http://")
 	proxied := "http://" + slowProxy(t, addr, 1024, 40*time.Millisecond) + "/slow.git"
-	const idle = 400 * time.Millisecond
+	// 2 s: under load the server may take hundreds of milliseconds to
+	// start answering (it spawns git upload-pack); the proxy's 40 ms pauses
+	// are far below it either way.
+	const idle = 2 * time.Second
 	src, err := New(Repository{URL: proxied, Auth: basicAuth(), Refs: []RefPolicy{{Pattern: "main", Trusted: true}},
 		URLPolicy: URLPolicy{AllowHTTP: true}, Limits: Limits{IdleTimeout: idle}}, t.TempDir())
 	if err != nil {
