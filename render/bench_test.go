@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,8 +90,11 @@ func BenchmarkPlan10kSweep(b *testing.B) {
 	runtime.KeepAlive(res)
 }
 
-// TestPlan10kSweepBudget holds the bound (< 1 s, < 100 MiB) with
-// room for a loaded CI machine: 3 s and 100 MiB allocated in total.
+// TestPlan10kSweepBudget holds the bound (< 1 s, < 100 MiB) in a form
+// that a loaded CI machine cannot break: the allocation is exact, and time is
+// the CPU the process spent planning (~0.16 s on an idle machine; wall time
+// there measures the neighbours: 3.98 s at load ~190). Planning that takes a
+// second of CPU is a real regression; BenchmarkPlan10kSweep gives the figure.
 func TestPlan10kSweepBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the 10,000-run plan is a budget check, not a unit test")
@@ -99,9 +103,11 @@ func TestPlan10kSweepBudget(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	cpuBefore := processCPU(t)
 	start := time.Now()
 	res, err := render.Plan(repo, render.PlanOptions{Mode: v1alpha1.ModeKubernetes})
 	elapsed := time.Since(start)
+	cpu := processCPU(t) - cpuBefore
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
@@ -110,8 +116,18 @@ func TestPlan10kSweepBudget(t *testing.T) {
 		t.Fatalf("%d runs", len(res.Runs))
 	}
 	alloc := float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20)
-	t.Logf("planned 10,000 runs in %s, %.1f MiB allocated", elapsed, alloc)
-	if elapsed > 3*time.Second || alloc > 100 {
-		t.Errorf("planning 10,000 runs took %s and %.1f MiB; budget 1 s (3 s on CI) and 100 MiB", elapsed, alloc)
+	t.Logf("planned 10,000 runs in %s wall, %s CPU, %.1f MiB allocated", elapsed, cpu, alloc)
+	if cpu > time.Second || alloc > 100 {
+		t.Errorf("planning 10,000 runs took %s of CPU and %.1f MiB; budget 1 s and 100 MiB", cpu, alloc)
 	}
+}
+
+// processCPU is the user and system CPU this test process has used so far.
+func processCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		t.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
