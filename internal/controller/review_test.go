@@ -23,9 +23,9 @@ import (
 	"github.com/expsync/expsync/internal/giteatest"
 )
 
-// lossSweep is an experiment whose loss is factor*x; each run sleeps a
-// second so a pull request's runs are in flight long enough to be seen
-// pending.
+// lossSweep is an experiment whose loss is factor*x; each run sleeps 6 s
+// so a pull request's 3 runs (2 at a time) outlast the reviewer's spacing
+// of pending statuses (10 s) and one is seen pending.
 func lossSweep(xs, factor string) map[string]string {
 	return map[string]string{
 		"experiments/loss.yaml": `apiVersion: expsync.dev/v1alpha1
@@ -43,7 +43,7 @@ spec:
   resources: {cpu: 100m, memory: 16Mi}
   timeout: 1m
 `,
-		"code/loss/loss.sh": "set -e\nsleep 1\nmkdir -p out\nprintf '{\"loss\": %d}\\n' $((" + factor + " * $1)) > out/metrics.json\n",
+		"code/loss/loss.sh": "set -e\nsleep 6\nmkdir -p out\nprintf '{\"loss\": %d}\\n' $((" + factor + " * $1)) > out/metrics.json\n",
 	}
 }
 
@@ -193,7 +193,11 @@ func TestForgeStatusesAndCommentOnGitea(t *testing.T) {
 	eventually(t, "the pull request's results while the forge is down", 4*time.Minute, func() bool {
 		return g.Folders(t, owner, "exps", "expsync/results/pr-1", "results/loss") == 3
 	}, logs.String)
-	eventually(t, "the controller to try the forge", time.Minute, func() bool { return flaky.Failures.Load() > 0 }, logs.String)
+	// Until the report's bounded retries give up and say so: a retry in
+	// flight when the forge comes back would succeed unseen.
+	eventually(t, "the controller to log that the forge failed", 4*time.Minute, func() bool {
+		return flaky.Failures.Load() > 0 && strings.Contains(logs.String(), "report not posted")
+	}, logs.String)
 	if s := statuses(head1); len(s) != 0 {
 		t.Errorf("statuses reached the forge while it was down: %+v", s[0])
 	}
@@ -264,7 +268,7 @@ func TestForgeStatusesAndCommentOnGitea(t *testing.T) {
 	}
 	for _, want := range []string{"report not posted", "the forge answers again", "pull request 1: 3 runs succeeded"} {
 		if !strings.Contains(log, want) {
-			t.Errorf("the controller's log lacks %q", want)
+			t.Errorf("the controller's log lacks %q:\n%s", want, log)
 		}
 	}
 }
