@@ -73,7 +73,7 @@ func TestBoundedConnStopsWithItsContext(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("read after cancel: err = %v, want a deadline error", err)
 	}
-	if took := time.Since(t0); took > 2*time.Second {
+	if took := time.Since(t0); took > 10*time.Second { // the idle limit is an hour; 10 s leaves room for a loaded machine
 		t.Errorf("blocked read returned after %v, want soon after the cancel", took)
 	}
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {

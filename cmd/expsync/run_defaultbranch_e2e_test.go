@@ -385,7 +385,8 @@ func TestRunGitTimeoutFlags(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "timed out") || !strings.Contains(stderr, "300ms") {
 		t.Fatalf("exit %d after %v: %s; want exit 1 naming the 300ms idle limit", code, took, stderr)
 	}
-	if took > 5*time.Second {
+	// 20 s: far below the 60 s default, with room for a process start on a loaded CI machine.
+	if took > 20*time.Second {
 		t.Errorf("returned after %v, want soon after 300ms (the default idle limit is 60s)", took)
 	}
 	srv.waitClosed(t)
