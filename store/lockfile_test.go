@@ -17,6 +17,28 @@ func TestLockRunFileExcludesAndGivesUp(t *testing.T) {
 	ctx := context.Background()
 	s := newLocal(t)
 	id := "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+	assertExclusive(t, s, id, (*Local).lockRunFile)
+	unlock, err := s.lockRunFile(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.lockRunFile(cctx, id); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("lockRunFile of a held lock = %v, want deadline exceeded", err)
+	}
+	unlock()
+	if again, err := s.lockRunFile(ctx, id); err != nil {
+		t.Errorf("lock after unlock: %v", err)
+	} else {
+		again()
+	}
+}
+
+// assertExclusive: goroutines with their own Local (own descriptors, as
+// separate processes would have) never overlap inside the lock.
+func assertExclusive(t *testing.T, s *Local, id string, lock func(*Local, context.Context, string) (func() error, error)) {
+	t.Helper()
 	var inside, maxInside atomic.Int32
 	var wg sync.WaitGroup
 	for range 8 {
@@ -24,7 +46,7 @@ func TestLockRunFileExcludesAndGivesUp(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			other, _ := OpenLocal(s.Root())
-			unlock, err := other.lockRunFile(ctx, id)
+			unlock, err := lock(other, context.Background(), id)
 			if err != nil {
 				t.Error(err)
 				return
@@ -40,21 +62,6 @@ func TestLockRunFileExcludesAndGivesUp(t *testing.T) {
 	}
 	wg.Wait()
 	if maxInside.Load() != 1 {
-		t.Errorf("%d holders inside the run lock file at once, want 1", maxInside.Load())
-	}
-	unlock, err := s.lockRunFile(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if _, err := s.lockRunFile(cctx, id); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("lockRunFile of a held lock = %v, want deadline exceeded", err)
-	}
-	unlock()
-	if again, err := s.lockRunFile(ctx, id); err != nil {
-		t.Errorf("lock after unlock: %v", err)
-	} else {
-		again()
+		t.Errorf("%d holders inside the lock at once, want 1", maxInside.Load())
 	}
 }

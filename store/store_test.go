@@ -158,31 +158,7 @@ func TestRunFilesAndLock(t *testing.T) {
 
 	// Mutual exclusion: goroutines with their own Local (own descriptors,
 	// as separate processes would have) never overlap inside the lock.
-	var inside, maxInside atomic.Int32
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			other, _ := OpenLocal(s.Root())
-			unlock, err := other.LockRun(ctx, id)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			n := inside.Add(1)
-			if n > maxInside.Load() {
-				maxInside.Store(n)
-			}
-			time.Sleep(5 * time.Millisecond)
-			inside.Add(-1)
-			unlock()
-		}()
-	}
-	wg.Wait()
-	if maxInside.Load() != 1 {
-		t.Errorf("%d holders inside the run lock at once, want 1", maxInside.Load())
-	}
+	assertExclusive(t, s, id, (*Local).LockRun)
 
 	// A waiting LockRun gives up when its context ends.
 	unlock, err := s.LockRun(ctx, id)
